@@ -1,0 +1,445 @@
+#!/usr/bin/env bash
+# Local stack without Docker: a private PostgreSQL cluster, an Apache Kafka broker (KRaft,
+# combined broker and controller) and Mailpit, run as plain processes on loopback.
+#
+#   scripts/stack.sh install   install or download what is missing (cached), start nothing
+#   scripts/stack.sh up        install, start what is not running, wait for health
+#   scripts/stack.sh down      stop what this stack started (pid files), nothing else
+#   scripts/stack.sh status    what runs where
+#   scripts/stack.sh env       shell exports for clients (DATABASE_URL, KAFKA_BROKERS, ...)
+#
+# Everything is configurable through the environment; see the defaults below.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+STATE_DIR=${ANNALS_STACK_DIR:-$ROOT/.stack}
+CACHE_DIR=${ANNALS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/annals}
+PG_PORT=${ANNALS_PG_PORT:-55432}
+PG_USER=annals
+PG_PASSWORD=annals
+PG_DB=annals
+KAFKA_PORT=${ANNALS_KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${ANNALS_KAFKA_CONTROLLER_PORT:-9093}
+KAFKA_VERSION=${ANNALS_KAFKA_VERSION:-4.1.1}
+KAFKA_HEAP=${ANNALS_KAFKA_HEAP:--Xms256m -Xmx1g}
+SMTP_PORT=${ANNALS_SMTP_PORT:-1025}
+MAILPIT_PORT=${ANNALS_MAILPIT_PORT:-8025}
+MAILPIT_VERSION=${ANNALS_MAILPIT_VERSION:-v1.33.1}
+TIMEOUT=${ANNALS_STACK_TIMEOUT:-120}
+
+KAFKA_LIBS=$CACHE_DIR/kafka-$KAFKA_VERSION/libs
+MAILPIT_BIN=$CACHE_DIR/bin/mailpit-$MAILPIT_VERSION
+
+PG_DIR=$STATE_DIR/postgres
+KAFKA_DIR=$STATE_DIR/kafka
+MAILPIT_DIR=$STATE_DIR/mailpit
+
+say() { printf 'stack: %s\n' "$*"; }
+fail() {
+	printf 'stack: error: %s\n' "$*" >&2
+	exit 1
+}
+
+# port_open PORT: something accepts connections on 127.0.0.1:PORT.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_for DESCRIPTION LOG COMMAND...: run COMMAND until it succeeds or the deadline passes.
+wait_for() {
+	local what=$1 log=$2
+	shift 2
+	local deadline=$((SECONDS + TIMEOUT))
+	until "$@"; do
+		if ((SECONDS >= deadline)); then
+			fail "$what did not become healthy within ${TIMEOUT}s (ANNALS_STACK_TIMEOUT); see $log"
+		fi
+		sleep 0.2
+	done
+}
+
+# require_free_port PORT VARIABLE COMPONENT: fail clearly when another process holds the port.
+require_free_port() {
+	if port_open "$1"; then
+		fail "port $1 for $3 is already in use by another process; stop it or set $2 to a free port"
+	fi
+}
+
+# pid_alive PIDFILE MARKER: the pid file names a live process whose command line contains
+# MARKER. A pid file that fails this test is stale: it is removed and not trusted.
+pid_alive() {
+	local file=$1 marker=$2 pid
+	[[ -f $file ]] || return 1
+	pid=$(<"$file")
+	if [[ $pid =~ ^[0-9]+$ ]] && [[ -r /proc/$pid/cmdline ]] &&
+		tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$marker"; then
+		return 0
+	fi
+	say "removing stale pid file $file (pid ${pid:-?} is not $marker)"
+	rm -f "$file"
+	return 1
+}
+
+# stop_pid PIDFILE MARKER NAME: SIGTERM, wait, then SIGKILL the process of a valid pid file.
+stop_pid() {
+	local file=$1 marker=$2 name=$3 pid
+	pid_alive "$file" "$marker" || return 0
+	pid=$(<"$file")
+	say "stopping $name (pid $pid)"
+	kill -TERM "$pid" 2>/dev/null || true
+	local deadline=$((SECONDS + 30))
+	while kill -0 "$pid" 2>/dev/null; do
+		if ((SECONDS >= deadline)); then
+			say "$name did not stop within 30s; sending SIGKILL"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+		sleep 0.1
+	done
+	rm -f "$file"
+}
+
+# start_daemon PIDFILE LOG COMMAND...: start COMMAND in its own session, detached from the
+# terminal (Ctrl-C in the caller's shell does not reach it), recording its pid.
+start_daemon() {
+	local pidfile=$1 log=$2
+	shift 2
+	setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" >>"$log" 2>&1 </dev/null &
+	local deadline=$((SECONDS + 10))
+	until [[ -s $pidfile ]]; do
+		((SECONDS < deadline)) || fail "could not start $1; see $log"
+		sleep 0.05
+	done
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+
+pg_bindir() {
+	local d
+	for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -n -r); do
+		[[ -x $d/initdb && -x $d/pg_ctl ]] && {
+			echo "$d"
+			return 0
+		}
+	done
+	command -v initdb >/dev/null 2>&1 && dirname "$(command -v initdb)" && return 0
+	return 1
+}
+
+install_postgres() {
+	pg_bindir >/dev/null && return 0
+	if [[ $(id -u) -ne 0 ]]; then
+		fail "PostgreSQL server binaries (initdb, pg_ctl) not found; install them (Debian: apt-get install postgresql) and run again"
+	fi
+	say "installing PostgreSQL server binaries (apt-get install postgresql)"
+	# Install the binaries only: no cluster of the distribution's own on port 5432.
+	mkdir -p /etc/postgresql-common
+	[[ -f /etc/postgresql-common/createcluster.conf ]] ||
+		echo 'create_main_cluster = false' >/etc/postgresql-common/createcluster.conf
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null
+	apt-get install -y -qq postgresql >/dev/null
+	pg_bindir >/dev/null || fail "apt-get install postgresql did not provide initdb"
+}
+
+# PostgreSQL refuses to run as root; as root, the cluster belongs to the postgres user.
+pg_owner() {
+	if [[ $(id -u) -ne 0 ]]; then
+		id -un
+	elif id postgres >/dev/null 2>&1; then
+		echo postgres
+	else
+		useradd --system --no-create-home --shell /usr/sbin/nologin annals-pg >/dev/null 2>&1 || true
+		echo annals-pg
+	fi
+}
+
+as_pg() {
+	if [[ $(id -u) -eq 0 ]]; then
+		runuser -u "$(pg_owner)" -- "$@"
+	else
+		"$@"
+	fi
+}
+
+pg_running() {
+	[[ -f $PG_DIR/data/postmaster.pid ]] || return 1
+	as_pg "$(pg_bindir)/pg_ctl" -D "$PG_DIR/data" status >/dev/null 2>&1
+}
+
+pg_ready() {
+	PGPASSWORD=$PG_PASSWORD "$(pg_bindir)/psql" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d "$PG_DB" \
+		-XAtqc 'select 1' >/dev/null 2>&1
+}
+
+up_postgres() {
+	install_postgres
+	local bin owner
+	bin=$(pg_bindir)
+	owner=$(pg_owner)
+	if pg_running; then
+		wait_for "PostgreSQL" "$PG_DIR/postgres.log" pg_ready
+		say "postgres already running on 127.0.0.1:$PG_PORT"
+		return 0
+	fi
+	require_free_port "$PG_PORT" ANNALS_PG_PORT PostgreSQL
+	mkdir -p "$PG_DIR"
+	if [[ ! -f $PG_DIR/data/PG_VERSION ]]; then
+		say "initialising a PostgreSQL cluster in $PG_DIR/data"
+		rm -rf "$PG_DIR/data"
+		local pwfile=$PG_DIR/pwfile
+		printf '%s\n' "$PG_PASSWORD" >"$pwfile"
+		[[ $(id -u) -eq 0 ]] && chown -R "$owner" "$PG_DIR"
+		as_pg test -w "$PG_DIR" ||
+			fail "user $owner cannot write $PG_DIR (every parent folder must be searchable by it); set ANNALS_STACK_DIR to another folder"
+		as_pg "$bin/initdb" -D "$PG_DIR/data" -U "$PG_USER" --pwfile="$pwfile" -E UTF8 --locale=C.UTF-8 \
+			--auth-local=trust --auth-host=scram-sha-256 --no-sync >"$PG_DIR/initdb.log" 2>&1 ||
+			fail "initdb failed; see $PG_DIR/initdb.log"
+		rm -f "$pwfile"
+	fi
+	# Settings that follow the environment are rewritten on every start.
+	cat >"$PG_DIR/annals.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = ''
+max_connections = 200
+shared_buffers = 256MB
+log_min_messages = warning
+EOF
+	grep -q "include_if_exists = '$PG_DIR/annals.conf'" "$PG_DIR/data/postgresql.conf" ||
+		echo "include_if_exists = '$PG_DIR/annals.conf'" >>"$PG_DIR/data/postgresql.conf"
+	[[ $(id -u) -eq 0 ]] && chown "$owner" "$PG_DIR" "$PG_DIR/annals.conf"
+	touch "$PG_DIR/postgres.log" && [[ $(id -u) -eq 0 ]] && chown "$owner" "$PG_DIR/postgres.log"
+	say "starting postgres on 127.0.0.1:$PG_PORT"
+	as_pg "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -s -w -t "$TIMEOUT" start ||
+		fail "PostgreSQL did not start; see $PG_DIR/postgres.log"
+	wait_for "PostgreSQL" "$PG_DIR/postgres.log" port_open "$PG_PORT"
+	if ! PGPASSWORD=$PG_PASSWORD "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -XAtqc \
+		"select 1 from pg_database where datname = '$PG_DB'" | grep -q 1; then
+		PGPASSWORD=$PG_PASSWORD "$bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" "$PG_DB" ||
+			fail "could not create database $PG_DB; see $PG_DIR/postgres.log"
+	fi
+	wait_for "PostgreSQL" "$PG_DIR/postgres.log" pg_ready
+}
+
+down_postgres() {
+	local bin
+	bin=$(pg_bindir 2>/dev/null) || return 0
+	pg_running || return 0
+	say "stopping postgres"
+	as_pg "$bin/pg_ctl" -D "$PG_DIR/data" -s -m fast -w -t 60 stop ||
+		fail "PostgreSQL did not stop; see $PG_DIR/postgres.log"
+}
+
+# ---------------------------------------------------------------- Kafka
+
+java_ok() {
+	command -v java >/dev/null 2>&1 || return 1
+	local v
+	v=$(java -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}')
+	[[ ${v%%.*} -ge 17 ]]
+}
+
+install_kafka() {
+	java_ok || fail "Kafka $KAFKA_VERSION needs Java 17 or newer on PATH (Debian: apt-get install openjdk-17-jre-headless)"
+	[[ -f $KAFKA_LIBS/.complete ]] && return 0
+	command -v mvn >/dev/null 2>&1 || fail "Maven (mvn) is needed once to fetch Kafka $KAFKA_VERSION (Debian: apt-get install maven)"
+	say "fetching Apache Kafka $KAFKA_VERSION and its runtime dependencies into $KAFKA_LIBS (once)"
+	local tmp=$KAFKA_LIBS.tmp.$$
+	rm -rf "$tmp"
+	mkdir -p "$tmp"
+	if ! mvn -B -q -f "$ROOT/scripts/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+		dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" >"$tmp.log" 2>&1; then
+		rm -rf "$tmp"
+		fail "Maven could not fetch Kafka $KAFKA_VERSION; see $tmp.log"
+	fi
+	ls "$tmp"/kafka_2.13-"$KAFKA_VERSION".jar "$tmp"/kafka-tools-"$KAFKA_VERSION".jar >/dev/null ||
+		fail "Kafka jars missing after Maven ran; see $tmp.log"
+	touch "$tmp/.complete"
+	rm -rf "$KAFKA_LIBS" "$tmp.log"
+	mkdir -p "$(dirname "$KAFKA_LIBS")"
+	mv "$tmp" "$KAFKA_LIBS"
+}
+
+# kafka_java MAINCLASS ARGS...: the JVM command line for one of Kafka's main classes.
+# A heap that suits a small machine: the broker needs little, the page cache does the rest.
+kafka_java() {
+	local heap
+	read -r -a heap <<<"$KAFKA_HEAP"
+	KAFKA_CMD=(java "${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
+		-Djava.awt.headless=true -Dkafka.logs.dir="$KAFKA_DIR"
+		-Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.properties"
+		-cp "$KAFKA_LIBS/*" "$@")
+}
+
+kafka_ready() {
+	port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$KAFKA_DIR/server.log" 2>/dev/null
+}
+
+up_kafka() {
+	install_kafka
+	local pidfile=$STATE_DIR/kafka.pid
+	if pid_alive "$pidfile" "$KAFKA_DIR/server.properties"; then
+		wait_for "Kafka" "$KAFKA_DIR/server.log" kafka_ready
+		say "kafka already running on 127.0.0.1:$KAFKA_PORT"
+		return 0
+	fi
+	require_free_port "$KAFKA_PORT" ANNALS_KAFKA_PORT Kafka
+	require_free_port "$KAFKA_CONTROLLER_PORT" ANNALS_KAFKA_CONTROLLER_PORT "the Kafka controller"
+	mkdir -p "$KAFKA_DIR/data"
+	cat >"$KAFKA_DIR/server.properties" <<EOF
+# Written by scripts/stack.sh on every start.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$KAFKA_DIR/data
+num.partitions=6
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=12
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+num.network.threads=2
+num.io.threads=4
+log.retention.hours=168
+EOF
+	if [[ ! -f $KAFKA_DIR/data/meta.properties ]]; then
+		local id
+		id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+		say "formatting Kafka storage in $KAFKA_DIR/data (cluster $id)"
+		kafka_java kafka.tools.StorageTool format --ignore-formatted -t "$id" -c "$KAFKA_DIR/server.properties"
+		"${KAFKA_CMD[@]}" >"$KAFKA_DIR/format.log" 2>&1 ||
+			fail "formatting Kafka storage failed; see $KAFKA_DIR/format.log"
+	fi
+	# A fresh log per start, so readiness is read from this run only.
+	[[ -f $KAFKA_DIR/server.log ]] && mv -f "$KAFKA_DIR/server.log" "$KAFKA_DIR/server.log.prev"
+	say "starting kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT)"
+	kafka_java kafka.Kafka "$KAFKA_DIR/server.properties"
+	start_daemon "$pidfile" "$KAFKA_DIR/stdout.log" "${KAFKA_CMD[@]}"
+	wait_for "Kafka" "$KAFKA_DIR/server.log (and stdout.log)" kafka_ready_or_dead
+}
+
+kafka_ready_or_dead() {
+	if ! pid_alive "$STATE_DIR/kafka.pid" "$KAFKA_DIR/server.properties" 2>/dev/null; then
+		fail "Kafka exited during start-up; see $KAFKA_DIR/server.log and $KAFKA_DIR/stdout.log"
+	fi
+	kafka_ready
+}
+
+down_kafka() {
+	stop_pid "$STATE_DIR/kafka.pid" "$KAFKA_DIR/server.properties" kafka
+}
+
+# ---------------------------------------------------------------- Mailpit
+
+install_mailpit() {
+	[[ -x $MAILPIT_BIN ]] && return 0
+	command -v go >/dev/null 2>&1 || fail "Go is needed to build Mailpit $MAILPIT_VERSION"
+	say "building Mailpit $MAILPIT_VERSION into $MAILPIT_BIN (once)"
+	local tmp=$CACHE_DIR/bin/.tmp.$$
+	mkdir -p "$tmp"
+	GOBIN=$tmp GOFLAGS=-buildvcs=false go install "github.com/axllent/mailpit@$MAILPIT_VERSION" >"$tmp.log" 2>&1 ||
+		fail "go install github.com/axllent/mailpit@$MAILPIT_VERSION failed; see $tmp.log"
+	mv "$tmp/mailpit" "$MAILPIT_BIN"
+	rm -rf "$tmp" "$tmp.log"
+}
+
+mailpit_ready() { curl -fsS -o /dev/null "http://127.0.0.1:$MAILPIT_PORT/readyz" 2>/dev/null; }
+
+up_mailpit() {
+	install_mailpit
+	local pidfile=$STATE_DIR/mailpit.pid
+	if pid_alive "$pidfile" "$MAILPIT_DIR/mailpit.db"; then
+		wait_for "Mailpit" "$MAILPIT_DIR/mailpit.log" mailpit_ready
+		say "mailpit already running: SMTP 127.0.0.1:$SMTP_PORT, UI http://127.0.0.1:$MAILPIT_PORT"
+		return 0
+	fi
+	require_free_port "$SMTP_PORT" ANNALS_SMTP_PORT "Mailpit SMTP"
+	require_free_port "$MAILPIT_PORT" ANNALS_MAILPIT_PORT "the Mailpit UI"
+	mkdir -p "$MAILPIT_DIR"
+	say "starting mailpit: SMTP 127.0.0.1:$SMTP_PORT, UI http://127.0.0.1:$MAILPIT_PORT"
+	start_daemon "$pidfile" "$MAILPIT_DIR/mailpit.log" "$MAILPIT_BIN" \
+		--smtp "127.0.0.1:$SMTP_PORT" --listen "127.0.0.1:$MAILPIT_PORT" \
+		--database "$MAILPIT_DIR/mailpit.db" --max 5000
+	wait_for "Mailpit" "$MAILPIT_DIR/mailpit.log" mailpit_ready
+}
+
+down_mailpit() {
+	stop_pid "$STATE_DIR/mailpit.pid" "$MAILPIT_DIR/mailpit.db" mailpit
+}
+
+# ---------------------------------------------------------------- commands
+
+print_env() {
+	cat <<EOF
+export DATABASE_URL='postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB?sslmode=disable'
+export KAFKA_BROKERS='127.0.0.1:$KAFKA_PORT'
+export SMTP_ADDR='127.0.0.1:$SMTP_PORT'
+export MAILPIT_URL='http://127.0.0.1:$MAILPIT_PORT'
+export KAFKA_LIBS='$KAFKA_LIBS'
+EOF
+}
+
+status() {
+	local rc=0
+	if pg_running && pg_ready; then
+		say "postgres  running  127.0.0.1:$PG_PORT  db=$PG_DB  log=$PG_DIR/postgres.log"
+	else
+		say "postgres  stopped"
+		rc=1
+	fi
+	if pid_alive "$STATE_DIR/kafka.pid" "$KAFKA_DIR/server.properties" && kafka_ready; then
+		say "kafka     running  127.0.0.1:$KAFKA_PORT  pid=$(<"$STATE_DIR/kafka.pid")  log=$KAFKA_DIR/server.log"
+	else
+		say "kafka     stopped"
+		rc=1
+	fi
+	if pid_alive "$STATE_DIR/mailpit.pid" "$MAILPIT_DIR/mailpit.db" && mailpit_ready; then
+		say "mailpit   running  smtp 127.0.0.1:$SMTP_PORT  ui http://127.0.0.1:$MAILPIT_PORT  pid=$(<"$STATE_DIR/mailpit.pid")"
+	else
+		say "mailpit   stopped"
+		rc=1
+	fi
+	return $rc
+}
+
+main() {
+	local cmd=${1:-}
+	case $cmd in
+	install)
+		install_postgres
+		install_kafka
+		install_mailpit
+		;;
+	up)
+		mkdir -p "$STATE_DIR"
+		up_postgres
+		up_kafka
+		up_mailpit
+		status
+		say "clients: eval \"\$(scripts/stack.sh env)\""
+		;;
+	down)
+		down_mailpit
+		down_kafka
+		down_postgres
+		say "stopped"
+		;;
+	status) status ;;
+	env) print_env ;;
+	*)
+		echo "usage: $0 install|up|down|status|env" >&2
+		exit 2
+		;;
+	esac
+}
+
+main "$@"
