@@ -411,6 +411,22 @@ status() {
 	return $rc
 }
 
+# preflight: before starting anything, every port of a component that is not running yet must
+# be free, so that a taken port fails the whole start-up and leaves nothing half started.
+preflight() {
+	if ! pg_running 2>/dev/null; then
+		require_free_port "$PG_PORT" ANNALS_PG_PORT PostgreSQL
+	fi
+	if ! pid_alive "$STATE_DIR/kafka.pid" "$KAFKA_DIR/server.properties"; then
+		require_free_port "$KAFKA_PORT" ANNALS_KAFKA_PORT Kafka
+		require_free_port "$KAFKA_CONTROLLER_PORT" ANNALS_KAFKA_CONTROLLER_PORT "the Kafka controller"
+	fi
+	if ! pid_alive "$STATE_DIR/mailpit.pid" "$MAILPIT_DIR/mailpit.db"; then
+		require_free_port "$SMTP_PORT" ANNALS_SMTP_PORT "Mailpit SMTP"
+		require_free_port "$MAILPIT_PORT" ANNALS_MAILPIT_PORT "the Mailpit UI"
+	fi
+}
+
 main() {
 	local cmd=${1:-}
 	case $cmd in
@@ -421,6 +437,7 @@ main() {
 		;;
 	up)
 		mkdir -p "$STATE_DIR"
+		preflight
 		up_postgres
 		up_kafka
 		up_mailpit

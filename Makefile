@@ -1,0 +1,46 @@
+# Annals: `make run` runs the whole pipeline on a local stack, `make test` tests it against the
+# real servers. Both install and start what they need (scripts/stack.sh).
+SHELL := /bin/bash
+GO ?= go
+SERVICES := writer projector notifier auditor
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
+
+.PHONY: run up down stack-status build test test-short test-faults lint fmt
+
+## run: the whole pipeline on the local stack; Ctrl-C stops the services
+run:
+	@scripts/run.sh
+
+## up / down / stack-status: the local stack (PostgreSQL, Kafka, Mailpit) without Docker
+up:
+	@scripts/stack.sh up
+down:
+	@scripts/stack.sh down
+stack-status:
+	@scripts/stack.sh status
+
+## build: the four services and the admin CLI into bin/
+build:
+	@mkdir -p bin
+	@for s in $(SERVICES); do $(GO) build -o bin/annals-$$s ./services/$$s || exit 1; done
+	@$(GO) build -o bin/annals ./cmd/annals
+
+## test: everything, against real PostgreSQL, Kafka and Mailpit (started when needed)
+test:
+	@scripts/test.sh
+
+## test-short: the tests that need no server
+test-short:
+	$(GO) test -short -count=1 ./...
+
+## lint: gofmt, go vet and staticcheck on both modules
+lint:
+	@out=$$(gofmt -l . | grep -v '^\.stack/'); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	cd deploy && $(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	cd deploy && $(GO) run $(STATICCHECK) ./...
+
+## fmt: format the Go code
+fmt:
+	gofmt -w $$(git ls-files '*.go')

@@ -1,0 +1,94 @@
+// Command annals is the administration tool of an Annals deployment.
+//
+// Usage:
+//
+//	annals [-config file] <command> [arguments]
+//
+// Commands:
+//
+//	migrate        apply the event store's database migrations (safe to run concurrently)
+//	topics         create the event topics and dead-letter topics (idempotent)
+//	probe URL      GET URL and exit 0 on a 2xx answer (container health checks)
+//	version        print the version
+//
+// Configuration comes from config/event_sourcing.tsk and the environment, as for the services.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/annals-dev/annals/internal/app"
+	"github.com/annals-dev/annals/internal/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+}
+
+const usage = `usage: annals [-config file] <command> [arguments]
+
+commands:
+  migrate        apply the event store's database migrations (safe to run concurrently)
+  topics         create the event topics and dead-letter topics (idempotent)
+  probe URL      GET URL and exit 0 on a 2xx answer (container health checks)
+  version        print the version
+`
+
+// errUsage marks a command line that does not parse; run prints the usage for it.
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("annals", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	configFlag := fs.String("config", "", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	loadConfig := func() (*config.Config, error) {
+		cfg, err := config.Load(config.ResolvePath(*configFlag, lookupEnv), lookupEnv)
+		if err != nil {
+			return nil, fmt.Errorf("configuration: %w", err)
+		}
+		return cfg, nil
+	}
+	var err error
+	switch cmd {
+	case "migrate":
+		err = migrateCmd(ctx, rest, loadConfig, stdout)
+	case "topics":
+		err = topicsCmd(ctx, rest, loadConfig, stdout)
+	case "probe":
+		err = probeCmd(ctx, rest, stdout)
+	case "version":
+		fmt.Fprintln(stdout, app.Version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "annals: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if errors.Is(err, errUsage) {
+		fmt.Fprintf(stderr, "annals %s: %v\n\n%s", cmd, err, usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "annals %s: %v\n", cmd, err)
+		return 1
+	}
+	return 0
+}

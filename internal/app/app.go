@@ -1,0 +1,311 @@
+// Package app is the process frame every Annals service runs in: it loads the configuration,
+// builds the JSON logger, the Prometheus registry, the PostgreSQL pool and the Kafka readiness
+// check, serves /livez, /readyz, /metrics and /openapi.json next to the service's own routes,
+// and shuts everything down in order when its context ends (SIGINT or SIGTERM in main).
+//
+// A service's main only names the service and wires its parts onto a Main. Main never logs a
+// secret: configuration secrets are redacted types, and connection strings are never printed.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/annals-dev/annals/internal/config"
+	"github.com/annals-dev/annals/internal/httpx"
+)
+
+// Service names one of the four services and its default HTTP port.
+type Service struct {
+	Name        string // writer, projector, notifier, auditor
+	DefaultPort int
+}
+
+// The four services and the ports they listen on unless HTTP_ADDR says otherwise.
+var (
+	Writer    = Service{Name: "writer", DefaultPort: 8080}
+	Projector = Service{Name: "projector", DefaultPort: 8081}
+	Notifier  = Service{Name: "notifier", DefaultPort: 8082}
+	Auditor   = Service{Name: "auditor", DefaultPort: 8083}
+)
+
+// Services lists every service, in the order the pipeline runs them.
+func Services() []Service { return []Service{Writer, Projector, Notifier, Auditor} }
+
+// Version is the build's version, set with -ldflags "-X .../internal/app.Version=...".
+var Version = "dev"
+
+// Main is one running service process. Fields are ready after Open.
+type Main struct {
+	Service Service
+	Config  *config.Config
+	Logger  *slog.Logger
+	// Registry holds the service's metrics; /metrics serves it.
+	Registry *prometheus.Registry
+	// DB is the PostgreSQL pool; it connects lazily, so a service starts while the database is
+	// still coming up and /readyz reports it.
+	DB *pgxpool.Pool
+	// Router serves the service's routes next to the standard ones.
+	Router *httpx.Router
+
+	configPath string
+	server     *http.Server
+	listener   net.Listener
+	checks     []Check
+	closeOnce  sync.Once
+}
+
+// Check is one dependency that /readyz probes.
+type Check struct {
+	Name string
+	Func func(ctx context.Context) error
+}
+
+// New parses the command line (-config, -addr), loads the configuration from the file and the
+// environment, and builds the logger. Nothing is opened yet.
+func New(svc Service, args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (*Main, error) {
+	fs := flag.NewFlagSet("annals-"+svc.Name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFlag := fs.String("config", "", "configuration file (default $ANNALS_CONFIG, else "+config.DefaultPath+" when present)")
+	addrFlag := fs.String("addr", "", "HTTP listen address (overrides HTTP_ADDR)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	path := config.ResolvePath(*configFlag, lookupEnv)
+	cfg, err := config.Load(path, lookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	if *addrFlag != "" {
+		cfg.HTTP.Addr = *addrFlag
+	}
+	if cfg.HTTP.Addr == "" {
+		cfg.HTTP.Addr = ":" + strconv.Itoa(svc.DefaultPort)
+	}
+	return &Main{
+		Service:    svc,
+		Config:     cfg,
+		Logger:     NewLogger(cfg.Log, stderr).With("service", svc.Name),
+		configPath: path,
+	}, nil
+}
+
+// NewLogger builds the slog logger that the configuration asks for.
+func NewLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated by config.Load
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// Open creates the registry, the pool, the readiness checks and the router with the standard
+// routes, and binds the listener (so that a port in use fails here, with its address).
+func (m *Main) Open(ctx context.Context) error {
+	m.Registry = prometheus.NewRegistry()
+	m.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(),
+	)
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "annals_service_info",
+		Help:        "Constant 1, labelled with the service name and version.",
+		ConstLabels: prometheus.Labels{"service": m.Service.Name, "version": Version},
+	})
+	info.Set(1)
+	m.Registry.MustRegister(info)
+
+	poolCfg, err := pgxpool.ParseConfig(m.Config.EventStore.ConnString())
+	if err != nil {
+		// The pgx error can quote the connection string; say which key is wrong instead.
+		return errors.New("configuration: DATABASE_URL / EVENT_STORE_* do not form a valid PostgreSQL connection string")
+	}
+	poolCfg.MaxConns = int32(m.Config.EventStore.ConnectionPool)
+	poolCfg.ConnConfig.RuntimeParams["application_name"] = "annals-" + m.Service.Name
+	m.DB, err = pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return fmt.Errorf("postgres pool: %w", err)
+	}
+
+	m.AddCheck("postgres", func(ctx context.Context) error { return m.DB.Ping(ctx) })
+	m.AddCheck("kafka", func(ctx context.Context) error { return KafkaReachable(ctx, m.Config.Kafka.Brokers) })
+
+	m.Router = httpx.NewRouter()
+	m.Router.HandleFunc("GET", "/livez", httpx.Operation{Summary: "Liveness: the process serves HTTP. Checks no dependency.", Tags: []string{"health"}}, m.livez)
+	m.Router.HandleFunc("GET", "/readyz", httpx.Operation{Summary: "Readiness: PostgreSQL and Kafka are reachable.", Tags: []string{"health"},
+		Responses: map[int]string{200: "ready", 503: "a dependency is unreachable"}}, m.readyz)
+	m.Router.Handle("GET", "/metrics", httpx.Operation{Summary: "Prometheus metrics.", Tags: []string{"metrics"}},
+		promhttp.InstrumentMetricHandler(m.Registry, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})))
+	m.Router.HandleFunc("GET", "/openapi.json", httpx.Operation{Summary: "This document.", Tags: []string{"meta"}}, m.openapi)
+
+	ln, err := net.Listen("tcp", m.Config.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (set HTTP_ADDR or -addr to change it): %w", m.Config.HTTP.Addr, err)
+	}
+	m.listener = ln
+	return nil
+}
+
+// AddCheck adds a dependency to /readyz.
+func (m *Main) AddCheck(name string, fn func(ctx context.Context) error) {
+	m.checks = append(m.checks, Check{Name: name, Func: fn})
+}
+
+// Addr is the address the HTTP server listens on (useful with port 0).
+func (m *Main) Addr() string { return m.listener.Addr().String() }
+
+// Run serves HTTP until ctx ends, then shuts down gracefully within SHUTDOWN_TIMEOUT.
+func (m *Main) Run(ctx context.Context) error {
+	metrics := httpx.NewMetrics(m.Registry)
+	m.server = &http.Server{
+		Handler:           httpx.Middleware(m.Router, metrics, m.Logger),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	m.Logger.Info("started", "addr", m.Addr(), "config", m.configPath, "version", Version,
+		"kafka_brokers", strings.Join(m.Config.Kafka.Brokers, ","))
+	errc := make(chan error, 1)
+	go func() { errc <- m.server.Serve(m.listener) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	m.Logger.Info("shutting down", "timeout", m.Config.HTTP.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), m.Config.HTTP.ShutdownTimeout)
+	defer cancel()
+	if err := m.server.Shutdown(sctx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	return nil
+}
+
+// Close releases what Open acquired. It is safe to call more than once.
+func (m *Main) Close() {
+	m.closeOnce.Do(func() {
+		if m.listener != nil && m.server == nil {
+			_ = m.listener.Close()
+		}
+		if m.DB != nil {
+			m.DB.Close()
+		}
+		if m.Logger != nil {
+			m.Logger.Info("stopped")
+		}
+	})
+}
+
+func (m *Main) livez(w http.ResponseWriter, _ *http.Request) {
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz runs every check concurrently, each with a short deadline.
+func (m *Main) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	results := make(map[string]string, len(m.checks))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	failed := false
+	for _, c := range m.checks {
+		wg.Go(func() {
+			status := "ok"
+			if err := c.Func(ctx); err != nil {
+				status = err.Error()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			results[c.Name] = status
+			if status != "ok" {
+				failed = true
+			}
+		})
+	}
+	wg.Wait()
+	if failed {
+		httpx.WriteErrorFields(w, http.StatusServiceUnavailable, "unavailable", "a dependency is unreachable",
+			map[string]any{"checks": results})
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok", "checks": results})
+}
+
+func (m *Main) openapi(w http.ResponseWriter, _ *http.Request) {
+	doc := m.Router.OpenAPI("annals-"+m.Service.Name, Version)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(doc)
+}
+
+// KafkaReachable asks the first broker that answers for the cluster's metadata.
+func KafkaReachable(ctx context.Context, brokers []string) error {
+	var errs []error
+	for _, addr := range brokers {
+		conn, err := (&kafka.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if deadline, ok := ctx.Deadline(); ok {
+			_ = conn.SetDeadline(deadline)
+		}
+		_, err = conn.Brokers()
+		_ = conn.Close()
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("metadata from %s: %w", addr, err))
+	}
+	if len(errs) == 0 {
+		return errors.New("no Kafka brokers configured (KAFKA_BROKERS)")
+	}
+	return errors.Join(errs...)
+}
+
+// Start is the whole life of a service process for main: New, Open, each setup step (the
+// service's own wiring), Run until ctx ends, Close.
+func Start(ctx context.Context, svc Service, args []string, setup ...func(context.Context, *Main) error) error {
+	m, err := New(svc, args, os.LookupEnv, os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if err := m.Open(ctx); err != nil {
+		return err
+	}
+	for _, s := range setup {
+		if err := s(ctx, m); err != nil {
+			return err
+		}
+	}
+	return m.Run(ctx)
+}

@@ -1,0 +1,269 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/annals-dev/annals/internal/app"
+	"github.com/annals-dev/annals/internal/testenv"
+)
+
+func envFunc(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// start opens a service in-process on a free port and runs it until the test ends.
+func start(t *testing.T, env map[string]string) *app.Main {
+	t.Helper()
+	m, err := app.New(app.Writer, []string{"-addr", "127.0.0.1:0"}, envFunc(env), io.Discard)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := m.Open(ctx); err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		m.Close()
+	})
+	return m
+}
+
+func get(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
+}
+
+// closedPort returns a loopback address where nothing listens.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func TestMain_Ready(t *testing.T) {
+	m := start(t, map[string]string{
+		"DATABASE_URL":  testenv.PostgresURL(t),
+		"KAFKA_BROKERS": strings.Join(testenv.KafkaBrokers(t), ","),
+	})
+	base := "http://" + m.Addr()
+
+	t.Run("Livez", func(t *testing.T) {
+		if code, body := get(t, base+"/livez"); code != 200 {
+			t.Errorf("/livez = %d %s", code, body)
+		}
+	})
+	t.Run("Readyz", func(t *testing.T) {
+		code, body := get(t, base+"/readyz")
+		if code != 200 {
+			t.Fatalf("/readyz = %d %s, want 200", code, body)
+		}
+		var got struct{ Checks map[string]string }
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Checks["postgres"] != "ok" || got.Checks["kafka"] != "ok" {
+			t.Errorf("checks = %v, want postgres and kafka ok", got.Checks)
+		}
+	})
+	t.Run("Metrics", func(t *testing.T) {
+		code, body := get(t, base+"/metrics")
+		if code != 200 {
+			t.Fatalf("/metrics = %d", code)
+		}
+		for _, want := range []string{`annals_service_info{service="writer"`, "go_goroutines", "process_cpu_seconds_total", `annals_http_requests_total{code="200",method="GET",route="/livez"} 1`} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	})
+	t.Run("OpenAPIMatchesRoutes", func(t *testing.T) {
+		code, body := get(t, base+"/openapi.json")
+		if code != 200 {
+			t.Fatalf("/openapi.json = %d", code)
+		}
+		var doc struct {
+			OpenAPI string                                `json:"openapi"`
+			Paths   map[string]map[string]json.RawMessage `json:"paths"`
+		}
+		if err := json.Unmarshal(body, &doc); err != nil {
+			t.Fatal(err)
+		}
+		var documented []string
+		for path, ops := range doc.Paths {
+			for method := range ops {
+				documented = append(documented, strings.ToUpper(method)+" "+path)
+			}
+		}
+		slices.Sort(documented)
+		if got, want := documented, m.Router.Routes(); !slices.Equal(got, want) {
+			t.Errorf("documented %v, served %v", got, want)
+		}
+		if !strings.HasPrefix(doc.OpenAPI, "3.") {
+			t.Errorf("openapi = %q, want 3.x", doc.OpenAPI)
+		}
+	})
+}
+
+func TestMain_Unavailable(t *testing.T) {
+	secret := "s3cret-pw-" + fmt.Sprint(time.Now().UnixNano())
+	m := start(t, map[string]string{
+		"DATABASE_URL":  "postgres://annals:" + secret + "@" + closedPort(t) + "/annals?sslmode=disable&connect_timeout=1",
+		"KAFKA_BROKERS": closedPort(t),
+	})
+	base := "http://" + m.Addr()
+	if code, _ := get(t, base+"/livez"); code != 200 {
+		t.Errorf("/livez = %d, want 200 without any dependency", code)
+	}
+	code, body := get(t, base+"/readyz")
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz = %d %s, want 503", code, body)
+	}
+	var got struct {
+		Error struct {
+			Code   string
+			Checks map[string]string
+		}
+	}
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Error.Code != "unavailable" {
+		t.Errorf("code = %q, want unavailable", got.Error.Code)
+	}
+	for _, dep := range []string{"postgres", "kafka"} {
+		if got.Error.Checks[dep] == "ok" || got.Error.Checks[dep] == "" {
+			t.Errorf("check %s = %q, want an error", dep, got.Error.Checks[dep])
+		}
+	}
+	if strings.Contains(string(body), secret) {
+		t.Errorf("/readyz leaks the database password: %s", body)
+	}
+}
+
+func TestNew_BadConfiguration(t *testing.T) {
+	for _, tc := range []struct{ name, key, value string }{
+		{"UnsupportedStore", "EVENT_STORE_TYPE", "redis"},
+		{"BadInt", "SNAPSHOT_FREQUENCY", "often"},
+		{"BadDuration", "SHUTDOWN_TIMEOUT", "soon"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := app.New(app.Writer, nil, envFunc(map[string]string{tc.key: tc.value}), io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.key) {
+				t.Errorf("New with %s=%s: %v, want an error naming %s", tc.key, tc.value, err, tc.key)
+			}
+		})
+	}
+}
+
+func TestOpen_PortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	m, err := app.New(app.Projector, nil, envFunc(map[string]string{"HTTP_ADDR": l.Addr().String()}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	err = m.Open(context.Background())
+	if err == nil || !strings.Contains(err.Error(), l.Addr().String()) || !strings.Contains(err.Error(), "HTTP_ADDR") {
+		t.Errorf("Open on a taken port: %v, want an error naming the address and HTTP_ADDR", err)
+	}
+}
+
+// TestServices_SIGTERM builds each service binary, runs it against the real stack until
+// /readyz answers 200, sends SIGTERM and expects a clean exit.
+func TestServices_SIGTERM(t *testing.T) {
+	dbURL, brokers := testenv.PostgresURL(t), strings.Join(testenv.KafkaBrokers(t), ",")
+	dir := t.TempDir()
+	for _, svc := range app.Services() {
+		t.Run(svc.Name, func(t *testing.T) {
+			bin := filepath.Join(dir, "annals-"+svc.Name)
+			build := exec.Command("go", "build", "-o", bin, "github.com/annals-dev/annals/services/"+svc.Name)
+			if out, err := build.CombinedOutput(); err != nil {
+				t.Fatalf("go build: %v\n%s", err, out)
+			}
+			addr := closedPort(t)
+			cmd := exec.Command(bin)
+			cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "KAFKA_BROKERS="+brokers, "HTTP_ADDR="+addr, "LOG_FORMAT=json")
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			defer cmd.Process.Kill()
+
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				resp, err := http.Get("http://" + addr + "/readyz")
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == 200 {
+						break
+					}
+				}
+				select {
+				case err := <-exited:
+					t.Fatalf("exited before ready: %v\n%s", err, stderr.String())
+				default:
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("not ready within 30s\n%s", stderr.String())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-exited:
+				if err != nil {
+					t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("still running 20s after SIGTERM\n%s", stderr.String())
+			}
+			for _, want := range []string{`"msg":"started"`, `"msg":"shutting down"`, `"msg":"stopped"`} {
+				if !strings.Contains(stderr.String(), want) {
+					t.Errorf("log lacks %s:\n%s", want, stderr.String())
+				}
+			}
+		})
+	}
+}

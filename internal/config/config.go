@@ -1,0 +1,310 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultPath is the configuration file used when none is named.
+const DefaultPath = "config/event_sourcing.tsk"
+
+// PathEnv is the environment variable naming the configuration file.
+const PathEnv = "ANNALS_CONFIG"
+
+// Config is the typed configuration, one field per section.
+type Config struct {
+	EventSourcing EventSourcing `json:"event_sourcing"`
+	EventStore    EventStore    `json:"event_store"`
+	Projections   Projections   `json:"projections"`
+	Aggregates    Aggregates    `json:"aggregates"`
+	Handlers      Handlers      `json:"handlers"`
+	Monitoring    Monitoring    `json:"monitoring"`
+	Kafka         Kafka         `json:"kafka"`
+	SMTP          SMTP          `json:"smtp"`
+	HTTP          HTTP          `json:"http"`
+	Log           Log           `json:"log"`
+	Writer        Writer        `json:"writer"`
+}
+
+// EventSourcing is the [event_sourcing] section.
+type EventSourcing struct {
+	Enabled           bool   `json:"enabled"`
+	StoreType         string `json:"event_store_type"`
+	SnapshotFrequency int    `json:"snapshot_frequency"`
+	Serialization     string `json:"event_serialization"`
+}
+
+// EventStore is the [event_store] section.
+type EventStore struct {
+	URL            Secret `json:"url"`
+	Host           string `json:"host"`
+	Port           int    `json:"port"`
+	Database       string `json:"database"`
+	Username       string `json:"username"`
+	Password       Secret `json:"password"`
+	ConnectionPool int    `json:"connection_pool"`
+}
+
+// Projections is the [projections] section.
+type Projections struct {
+	Enabled       bool `json:"enabled"`
+	RealTime      bool `json:"real_time"`
+	BatchSize     int  `json:"batch_size"`
+	Parallel      bool `json:"parallel_processing"`
+	RetryAttempts int  `json:"retry_attempts"`
+}
+
+// Aggregates is the [aggregates] section.
+type Aggregates struct {
+	SnapshotEnabled       bool          `json:"snapshot_enabled"`
+	SnapshotRetention     time.Duration `json:"snapshot_retention"`
+	OptimisticConcurrency bool          `json:"optimistic_concurrency"`
+	MaxEventsPerAggregate int           `json:"max_events_per_aggregate"`
+}
+
+// Handlers is the [handlers] section.
+type Handlers struct {
+	Enabled           bool `json:"enabled"`
+	AsyncProcessing   bool `json:"async_processing"`
+	ErrorHandling     bool `json:"error_handling"`
+	RetryFailedEvents bool `json:"retry_failed_events"`
+}
+
+// Monitoring is the [monitoring] section.
+type Monitoring struct {
+	MetricsEnabled        bool `json:"metrics_enabled"`
+	EventTracking         bool `json:"event_tracking"`
+	PerformanceMonitoring bool `json:"performance_monitoring"`
+}
+
+// Kafka is the [kafka] section.
+type Kafka struct {
+	Brokers           []string `json:"brokers"`
+	TopicPrefix       string   `json:"topic_prefix"`
+	TopicPartitions   int      `json:"topic_partitions"`
+	ReplicationFactor int      `json:"replication_factor"`
+}
+
+// SMTP is the [smtp] section.
+type SMTP struct {
+	Addr string `json:"addr"`
+	From string `json:"from"`
+}
+
+// HTTP is the [http] section. An empty Addr means the service's own
+// default port.
+type HTTP struct {
+	Addr            string        `json:"addr"`
+	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
+}
+
+// Log is the [log] section.
+type Log struct {
+	Level  string `json:"level"`
+	Format string `json:"format"`
+}
+
+// Writer is the [writer] section.
+type Writer struct {
+	MigrateOnStart bool `json:"migrate_on_start"`
+}
+
+// Default returns the configuration made of the schema defaults.
+func Default() *Config {
+	c := &Config{}
+	for i := range specs {
+		s := &specs[i]
+		v, msg := parseRaw(s, s.Default, false)
+		if msg != "" {
+			panic("config: bad default for " + s.Path() + ": " + msg)
+		}
+		store(s, c, v)
+	}
+	return c
+}
+
+// Load reads the configuration file at path (none when path is "") and
+// the environment through lookupEnv (nil means an empty environment).
+//
+// For each key the environment variable wins (for a key written as
+// @env("X", ...) in the file the variable is X, otherwise the schema's),
+// then the file's literal or @env default, then the schema default. A
+// missing file, a syntax error, an unknown section or key and every value
+// that does not parse or fit are errors; all of them are returned at once,
+// joined. Load then runs Validate.
+func Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
+	if lookupEnv == nil {
+		lookupEnv = func(string) (string, bool) { return "", false }
+	}
+	var errs []error
+	inFile := map[*spec]Entry{}
+	if path != "" {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config file: %w", err)
+		}
+		f, err := Parse(path, src)
+		if err != nil {
+			return nil, err
+		}
+		known := sectionNames()
+		for _, sec := range f.Sections {
+			if !contains(known, sec.Name) {
+				errs = append(errs, fmt.Errorf("%s:%d: unknown section [%s]; known sections: %s",
+					path, sec.Line, sec.Name, strings.Join(known, ", ")))
+				continue
+			}
+			for _, e := range sec.Entries {
+				s, ok := lookupSpec(sec.Name, e.Key)
+				if !ok {
+					errs = append(errs, fmt.Errorf("%s:%d: unknown key %q in [%s]; known keys: %s",
+						path, e.Line, e.Key, sec.Name, strings.Join(keyNames(sec.Name), ", ")))
+					continue
+				}
+				inFile[s] = e
+			}
+		}
+	}
+
+	c := &Config{}
+	for i := range specs {
+		s := &specs[i]
+		env, raw, where, hide := s.Env, s.Default, "", s.Secure
+		if e, ok := inFile[s]; ok {
+			fromFile := true
+			switch {
+			case e.Env == nil:
+				raw = e.Literal
+			case e.Env.HasDefault:
+				env, raw = e.Env.Name, e.Env.Default
+			default:
+				env, fromFile = e.Env.Name, false
+			}
+			if e.Env != nil && e.Env.Secure {
+				hide = true
+			}
+			if fromFile {
+				where = fmt.Sprintf("%s:%d: ", path, e.Line)
+			}
+		}
+		if v, ok := lookupEnv(env); ok {
+			raw, where = v, ""
+		}
+		v, msg := parseRaw(s, raw, hide)
+		if msg == "" {
+			msg = checkValue(s, v, hide)
+		}
+		if msg != "" {
+			errs = append(errs, fmt.Errorf("%s%s (%s): %s", where, env, s.Path(), msg))
+			continue
+		}
+		store(s, c, v)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Validate checks every value of c (ranges, allowed values, formats) and
+// the rules that span keys. It returns all problems, joined.
+func (c *Config) Validate() error {
+	var errs []error
+	for i := range specs {
+		s := &specs[i]
+		if msg := checkValue(s, load(s, c), s.Secure); msg != "" {
+			errs = append(errs, fmt.Errorf("%s (%s): %s", s.Env, s.Path(), msg))
+		}
+	}
+	if c.EventStore.URL == "" {
+		for _, name := range []string{"host", "database", "username"} {
+			s, _ := lookupSpec("event_store", name)
+			if load(s, c).(string) == "" {
+				errs = append(errs, fmt.Errorf("%s (%s): must not be empty when DATABASE_URL (event_store.url) is not set", s.Env, s.Path()))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// LogValue logs c as one group per section, secrets redacted.
+func (c Config) LogValue() slog.Value {
+	var groups, attrs []slog.Attr
+	for i := range specs {
+		s := &specs[i]
+		v := load(s, &c)
+		if sec, ok := v.(Secret); ok {
+			attrs = append(attrs, slog.String(s.Name, sec.String()))
+		} else {
+			attrs = append(attrs, slog.Any(s.Name, v))
+		}
+		if i == len(specs)-1 || specs[i+1].Section != s.Section {
+			groups = append(groups, slog.Attr{Key: s.Section, Value: slog.GroupValue(attrs...)})
+			attrs = nil
+		}
+	}
+	return slog.GroupValue(groups...)
+}
+
+// ConnString returns the URL if set, otherwise a postgres:// URL built
+// from the parts:
+// postgres://user:password@host:port/database?sslmode=disable&pool_max_conns=N.
+// The result holds the password: never log it.
+func (s EventStore) ConnString() string {
+	if s.URL != "" {
+		return s.URL.Reveal()
+	}
+	u := url.URL{
+		Scheme:  "postgres",
+		Host:    net.JoinHostPort(s.Host, strconv.Itoa(s.Port)),
+		Path:    "/" + s.Database,
+		RawPath: "/" + url.PathEscape(s.Database),
+	}
+	switch {
+	case s.Password != "":
+		u.User = url.UserPassword(s.Username, s.Password.Reveal())
+	case s.Username != "":
+		u.User = url.User(s.Username)
+	}
+	u.RawQuery = "sslmode=disable&pool_max_conns=" + strconv.Itoa(s.ConnectionPool)
+	return u.String()
+}
+
+// TopicName returns the topic of an event category: <prefix>.<category>.
+func (c Config) TopicName(category string) string {
+	return c.Kafka.TopicPrefix + "." + category
+}
+
+// DLQTopic returns the dead-letter topic of a consumer group:
+// <prefix>.dlq.<group>.
+func (c Config) DLQTopic(group string) string {
+	return c.Kafka.TopicPrefix + ".dlq." + group
+}
+
+// ResolvePath returns the configuration file to load: flagValue if set,
+// else $ANNALS_CONFIG, else DefaultPath if that file exists, else "" (no
+// file: defaults and environment only).
+func ResolvePath(flagValue string, lookupEnv func(string) (string, bool)) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if lookupEnv != nil {
+		if v, ok := lookupEnv(PathEnv); ok && v != "" {
+			return v
+		}
+	}
+	if fi, err := os.Stat(DefaultPath); err == nil && !fi.IsDir() {
+		return DefaultPath
+	}
+	return ""
+}

@@ -1,0 +1,289 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Kind is the type of a configuration value.
+type Kind string
+
+// The kinds of configuration values.
+const (
+	KindBool     Kind = "bool"     // true/false, 1/0, yes/no, on/off
+	KindInt      Kind = "int"      // decimal integer
+	KindString   Kind = "string"   // any text, possibly limited to Allowed
+	KindDuration Kind = "duration" // Go duration plus whole days and weeks: 15s, 1h30m, 30d, 2w
+	KindList     Kind = "list"     // comma-separated strings
+	KindSecret   Kind = "secret"   // text that is never printed
+)
+
+// Key describes one configuration key.
+type Key struct {
+	Section string
+	Name    string
+	Env     string // environment variable that overrides it
+	Kind    Kind
+	Default string   // default value, in the same text form as the file
+	Allowed []string // for strings: the accepted values; nil means any
+	Secure  bool     // the value is a secret
+	Doc     string
+}
+
+// Path returns "section.name".
+func (k Key) Path() string { return k.Section + "." + k.Name }
+
+// spec is a Key plus what the package needs to parse, check and store it.
+type spec struct {
+	Key
+	bounds bounds
+	check  func(v any, hide bool) string // extra check; "" when fine
+	field  func(c *Config) any           // pointer to the Config field
+}
+
+// bounds is an inclusive range for ints and durations.
+type bounds struct {
+	min, max       int64
+	hasMin, hasMax bool
+	desc           string
+}
+
+func atLeast(n int64) bounds {
+	return bounds{min: n, hasMin: true, desc: fmt.Sprintf("must be at least %d", n)}
+}
+
+func between(lo, hi int64) bounds {
+	return bounds{min: lo, max: hi, hasMin: true, hasMax: true, desc: fmt.Sprintf("must be between %d and %d", lo, hi)}
+}
+
+var (
+	positiveDuration    = bounds{min: 1, hasMin: true, desc: "must be greater than 0"}
+	nonNegativeDuration = bounds{min: 0, hasMin: true, desc: "must not be negative"}
+)
+
+func (b bounds) contains(n int64) bool {
+	return (!b.hasMin || n >= b.min) && (!b.hasMax || n <= b.max)
+}
+
+// specs is the schema, in file order.
+var specs = []spec{
+	// [event_sourcing]
+	{Key: Key{Section: "event_sourcing", Name: "enabled", Env: "EVENT_SOURCING_ENABLED", Kind: KindBool, Default: "true",
+		Doc: "Turns event sourcing on."},
+		field: func(c *Config) any { return &c.EventSourcing.Enabled }},
+	{Key: Key{Section: "event_sourcing", Name: "event_store_type", Env: "EVENT_STORE_TYPE", Kind: KindString, Default: "postgresql",
+		Allowed: []string{"postgresql"},
+		Doc:     "Event store backend. Only PostgreSQL exists."},
+		field: func(c *Config) any { return &c.EventSourcing.StoreType }},
+	{Key: Key{Section: "event_sourcing", Name: "snapshot_frequency", Env: "SNAPSHOT_FREQUENCY", Kind: KindInt, Default: "100",
+		Doc: "Take an aggregate snapshot every N events of a stream."},
+		bounds: atLeast(1),
+		field:  func(c *Config) any { return &c.EventSourcing.SnapshotFrequency }},
+	{Key: Key{Section: "event_sourcing", Name: "event_serialization", Env: "EVENT_SERIALIZATION", Kind: KindString, Default: "avro",
+		Allowed: []string{"avro", "json"},
+		Doc:     "Encoding of event values on Kafka: Avro single-object encoding or JSON."},
+		field: func(c *Config) any { return &c.EventSourcing.Serialization }},
+
+	// [event_store]
+	{Key: Key{Section: "event_store", Name: "url", Env: "DATABASE_URL", Kind: KindSecret, Default: "", Secure: true,
+		Doc: "Full postgres:// URL of the event store; when set it wins over host, port, database, username, password and connection_pool."},
+		check: checkPostgresURL,
+		field: func(c *Config) any { return &c.EventStore.URL }},
+	{Key: Key{Section: "event_store", Name: "host", Env: "EVENT_STORE_HOST", Kind: KindString, Default: "127.0.0.1",
+		Doc: "PostgreSQL host."},
+		field: func(c *Config) any { return &c.EventStore.Host }},
+	{Key: Key{Section: "event_store", Name: "port", Env: "EVENT_STORE_PORT", Kind: KindInt, Default: "55432",
+		Doc: "PostgreSQL port."},
+		bounds: between(1, 65535),
+		field:  func(c *Config) any { return &c.EventStore.Port }},
+	{Key: Key{Section: "event_store", Name: "database", Env: "EVENT_STORE_DATABASE", Kind: KindString, Default: "annals",
+		Doc: "PostgreSQL database name."},
+		field: func(c *Config) any { return &c.EventStore.Database }},
+	{Key: Key{Section: "event_store", Name: "username", Env: "EVENT_STORE_USERNAME", Kind: KindString, Default: "annals",
+		Doc: "PostgreSQL user."},
+		field: func(c *Config) any { return &c.EventStore.Username }},
+	{Key: Key{Section: "event_store", Name: "password", Env: "EVENT_STORE_PASSWORD", Kind: KindSecret, Default: "", Secure: true,
+		Doc: "PostgreSQL password."},
+		field: func(c *Config) any { return &c.EventStore.Password }},
+	{Key: Key{Section: "event_store", Name: "connection_pool", Env: "EVENT_STORE_CONNECTION_POOL", Kind: KindInt, Default: "10",
+		Doc: "Maximum number of pooled connections."},
+		bounds: atLeast(1),
+		field:  func(c *Config) any { return &c.EventStore.ConnectionPool }},
+
+	// [projections]
+	{Key: Key{Section: "projections", Name: "enabled", Env: "PROJECTIONS_ENABLED", Kind: KindBool, Default: "true",
+		Doc: "Turns projections (read models) on."},
+		field: func(c *Config) any { return &c.Projections.Enabled }},
+	{Key: Key{Section: "projections", Name: "real_time", Env: "REAL_TIME_PROJECTIONS", Kind: KindBool, Default: "true",
+		Doc: "Apply events to read models as they arrive."},
+		field: func(c *Config) any { return &c.Projections.RealTime }},
+	{Key: Key{Section: "projections", Name: "batch_size", Env: "PROJECTION_BATCH_SIZE", Kind: KindInt, Default: "1000",
+		Doc: "Maximum number of events applied per batch."},
+		bounds: atLeast(1),
+		field:  func(c *Config) any { return &c.Projections.BatchSize }},
+	{Key: Key{Section: "projections", Name: "parallel_processing", Env: "PARALLEL_PROJECTIONS", Kind: KindBool, Default: "true",
+		Doc: "Process independent streams in parallel lanes."},
+		field: func(c *Config) any { return &c.Projections.Parallel }},
+	{Key: Key{Section: "projections", Name: "retry_attempts", Env: "PROJECTION_RETRY_ATTEMPTS", Kind: KindInt, Default: "3",
+		Doc: "Retries of a failing event before it goes to the dead-letter topic."},
+		bounds: atLeast(0),
+		field:  func(c *Config) any { return &c.Projections.RetryAttempts }},
+
+	// [aggregates]
+	{Key: Key{Section: "aggregates", Name: "snapshot_enabled", Env: "AGGREGATE_SNAPSHOTS_ENABLED", Kind: KindBool, Default: "true",
+		Doc: "Store aggregate snapshots."},
+		field: func(c *Config) any { return &c.Aggregates.SnapshotEnabled }},
+	{Key: Key{Section: "aggregates", Name: "snapshot_retention", Env: "SNAPSHOT_RETENTION_PERIOD", Kind: KindDuration, Default: "30d",
+		Doc: "How long superseded snapshots are kept."},
+		bounds: positiveDuration,
+		field:  func(c *Config) any { return &c.Aggregates.SnapshotRetention }},
+	{Key: Key{Section: "aggregates", Name: "optimistic_concurrency", Env: "OPTIMISTIC_CONCURRENCY", Kind: KindBool, Default: "true",
+		Doc: "Reject appends whose expected version is stale."},
+		field: func(c *Config) any { return &c.Aggregates.OptimisticConcurrency }},
+	{Key: Key{Section: "aggregates", Name: "max_events_per_aggregate", Env: "MAX_EVENTS_PER_AGGREGATE", Kind: KindInt, Default: "10000",
+		Doc: "Maximum number of events in one stream."},
+		bounds: atLeast(1),
+		field:  func(c *Config) any { return &c.Aggregates.MaxEventsPerAggregate }},
+
+	// [handlers]
+	{Key: Key{Section: "handlers", Name: "enabled", Env: "EVENT_HANDLERS_ENABLED", Kind: KindBool, Default: "true",
+		Doc: "Turns event handlers on."},
+		field: func(c *Config) any { return &c.Handlers.Enabled }},
+	{Key: Key{Section: "handlers", Name: "async_processing", Env: "ASYNC_EVENT_PROCESSING", Kind: KindBool, Default: "true",
+		Doc: "Run handlers asynchronously from the write path."},
+		field: func(c *Config) any { return &c.Handlers.AsyncProcessing }},
+	{Key: Key{Section: "handlers", Name: "error_handling", Env: "EVENT_HANDLER_ERROR_HANDLING", Kind: KindBool, Default: "true",
+		Doc: "Catch handler errors instead of stopping the consumer."},
+		field: func(c *Config) any { return &c.Handlers.ErrorHandling }},
+	{Key: Key{Section: "handlers", Name: "retry_failed_events", Env: "RETRY_FAILED_EVENTS", Kind: KindBool, Default: "true",
+		Doc: "Retry events whose handler failed."},
+		field: func(c *Config) any { return &c.Handlers.RetryFailedEvents }},
+
+	// [monitoring]
+	{Key: Key{Section: "monitoring", Name: "metrics_enabled", Env: "EVENT_SOURCING_METRICS_ENABLED", Kind: KindBool, Default: "true",
+		Doc: "Expose Prometheus metrics."},
+		field: func(c *Config) any { return &c.Monitoring.MetricsEnabled }},
+	{Key: Key{Section: "monitoring", Name: "event_tracking", Env: "EVENT_TRACKING_ENABLED", Kind: KindBool, Default: "true",
+		Doc: "Count events by type and stream category."},
+		field: func(c *Config) any { return &c.Monitoring.EventTracking }},
+	{Key: Key{Section: "monitoring", Name: "performance_monitoring", Env: "EVENT_PERFORMANCE_MONITORING", Kind: KindBool, Default: "true",
+		Doc: "Record latency histograms."},
+		field: func(c *Config) any { return &c.Monitoring.PerformanceMonitoring }},
+
+	// [kafka]
+	{Key: Key{Section: "kafka", Name: "brokers", Env: "KAFKA_BROKERS", Kind: KindList, Default: "127.0.0.1:9092",
+		Doc: "Comma-separated host:port bootstrap brokers."},
+		check: checkBrokers,
+		field: func(c *Config) any { return &c.Kafka.Brokers }},
+	{Key: Key{Section: "kafka", Name: "topic_prefix", Env: "KAFKA_TOPIC_PREFIX", Kind: KindString, Default: "annals",
+		Doc: "Topic prefix: events go to <prefix>.<category>, dead letters to <prefix>.dlq.<group>."},
+		check: checkTopicPrefix,
+		field: func(c *Config) any { return &c.Kafka.TopicPrefix }},
+	{Key: Key{Section: "kafka", Name: "topic_partitions", Env: "KAFKA_TOPIC_PARTITIONS", Kind: KindInt, Default: "6",
+		Doc: "Partitions of topics the services create."},
+		bounds: atLeast(1),
+		field:  func(c *Config) any { return &c.Kafka.TopicPartitions }},
+	{Key: Key{Section: "kafka", Name: "replication_factor", Env: "KAFKA_REPLICATION_FACTOR", Kind: KindInt, Default: "1",
+		Doc: "Replication factor of topics the services create."},
+		bounds: atLeast(1),
+		field:  func(c *Config) any { return &c.Kafka.ReplicationFactor }},
+
+	// [smtp]
+	{Key: Key{Section: "smtp", Name: "addr", Env: "SMTP_ADDR", Kind: KindString, Default: "127.0.0.1:1025",
+		Doc: "host:port of the SMTP server."},
+		check: checkDialAddr,
+		field: func(c *Config) any { return &c.SMTP.Addr }},
+	{Key: Key{Section: "smtp", Name: "from", Env: "SMTP_FROM", Kind: KindString, Default: "Annals <noreply@annals.local>",
+		Doc: "Sender address of notifications."},
+		check: checkMailAddress,
+		field: func(c *Config) any { return &c.SMTP.From }},
+
+	// [http]
+	{Key: Key{Section: "http", Name: "addr", Env: "HTTP_ADDR", Kind: KindString, Default: "",
+		Doc: "Listen address, host:port or :port; empty means the service's own default port."},
+		check: checkListenAddr,
+		field: func(c *Config) any { return &c.HTTP.Addr }},
+	{Key: Key{Section: "http", Name: "shutdown_timeout", Env: "SHUTDOWN_TIMEOUT", Kind: KindDuration, Default: "15s",
+		Doc: "How long a graceful shutdown may take."},
+		bounds: nonNegativeDuration,
+		field:  func(c *Config) any { return &c.HTTP.ShutdownTimeout }},
+
+	// [log]
+	{Key: Key{Section: "log", Name: "level", Env: "LOG_LEVEL", Kind: KindString, Default: "info",
+		Allowed: []string{"debug", "info", "warn", "error"},
+		Doc:     "Minimum log level."},
+		field: func(c *Config) any { return &c.Log.Level }},
+	{Key: Key{Section: "log", Name: "format", Env: "LOG_FORMAT", Kind: KindString, Default: "json",
+		Allowed: []string{"json", "text"},
+		Doc:     "Log output format."},
+		field: func(c *Config) any { return &c.Log.Format }},
+
+	// [writer]
+	{Key: Key{Section: "writer", Name: "migrate_on_start", Env: "MIGRATE_ON_START", Kind: KindBool, Default: "false",
+		Doc: "Apply event store migrations when the writer starts."},
+		field: func(c *Config) any { return &c.Writer.MigrateOnStart }},
+}
+
+// Keys returns every known key, in file order.
+func Keys() []Key {
+	keys := make([]Key, len(specs))
+	for i, s := range specs {
+		keys[i] = s.Key
+		keys[i].Allowed = slices.Clone(s.Allowed)
+	}
+	return keys
+}
+
+// EnvNames returns the environment variable of every known key, in file
+// order.
+func EnvNames() []string {
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Env
+	}
+	return names
+}
+
+// LookupEnv returns the key overridden by the environment variable name.
+func LookupEnv(name string) (Key, bool) {
+	for _, s := range specs {
+		if s.Env == name {
+			k := s.Key
+			k.Allowed = slices.Clone(s.Allowed)
+			return k, true
+		}
+	}
+	return Key{}, false
+}
+
+// lookupSpec returns the spec of section.name.
+func lookupSpec(section, name string) (*spec, bool) {
+	for i := range specs {
+		if specs[i].Section == section && specs[i].Name == name {
+			return &specs[i], true
+		}
+	}
+	return nil, false
+}
+
+// sectionNames returns the known sections, in file order.
+func sectionNames() []string {
+	var names []string
+	for _, s := range specs {
+		if !slices.Contains(names, s.Section) {
+			names = append(names, s.Section)
+		}
+	}
+	return names
+}
+
+// keyNames returns the known keys of a section, in file order.
+func keyNames(section string) []string {
+	var names []string
+	for _, s := range specs {
+		if s.Section == section {
+			names = append(names, s.Name)
+		}
+	}
+	return names
+}

@@ -1,0 +1,314 @@
+// Package httpx is the HTTP plumbing shared by the services: a router that records its routes
+// so that /openapi.json is derived from what is actually served, the JSON error envelope, the
+// correlation-id middleware and request metrics.
+//
+// It maps errors to HTTP responses in one place (WriteError) and must never write a secret,
+// a request body or a stack trace into a response or a log line.
+package httpx
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// CorrelationHeader carries the correlation id of a request and of the events it causes.
+const CorrelationHeader = "X-Correlation-ID"
+
+// Operation documents one route for the OpenAPI document.
+type Operation struct {
+	Summary string
+	// Responses maps a status code to its description. A route without any gets "200: OK".
+	Responses map[int]string
+	// Tags group operations in the document.
+	Tags []string
+}
+
+type route struct {
+	method, path string
+	op           Operation
+}
+
+// Router is an http.ServeMux that remembers the routes registered on it.
+type Router struct {
+	mux    *http.ServeMux
+	routes []route
+}
+
+// NewRouter returns an empty Router.
+func NewRouter() *Router { return &Router{mux: http.NewServeMux()} }
+
+// Handle registers h for method and path (a net/http pattern path such as /v1/users/{id}).
+func (r *Router) Handle(method, path string, op Operation, h http.Handler) {
+	r.mux.Handle(method+" "+path, h)
+	r.routes = append(r.routes, route{method: method, path: path, op: op})
+}
+
+// HandleFunc is Handle for a function.
+func (r *Router) HandleFunc(method, path string, op Operation, h http.HandlerFunc) {
+	r.Handle(method, path, op, h)
+}
+
+// ServeHTTP dispatches to the registered routes. Unknown paths get a JSON 404 and a known path
+// with another method a JSON 405, in the same envelope as every other error.
+func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	h, pattern := r.mux.Handler(req)
+	if pattern != "" {
+		r.mux.ServeHTTP(w, req) // sets req.Pattern and the path values
+		return
+	}
+	probe := &probeWriter{header: http.Header{}}
+	h.ServeHTTP(probe, req) // the mux's own 404 or 405 handler
+	if probe.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", probe.header.Get("Allow"))
+		WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", req.Method+" is not allowed on "+req.URL.Path)
+		return
+	}
+	WriteError(w, http.StatusNotFound, "not_found", "no route for "+req.Method+" "+req.URL.Path)
+}
+
+// probeWriter records what the mux's fallback handler would answer, and discards the body.
+type probeWriter struct {
+	header http.Header
+	status int
+}
+
+func (p *probeWriter) Header() http.Header { return p.header }
+func (p *probeWriter) WriteHeader(code int) {
+	if p.status == 0 {
+		p.status = code
+	}
+}
+func (p *probeWriter) Write(b []byte) (int, error) { p.WriteHeader(http.StatusOK); return len(b), nil }
+
+// Routes lists the registered routes as "METHOD /path", sorted.
+func (r *Router) Routes() []string {
+	out := make([]string, 0, len(r.routes))
+	for _, rt := range r.routes {
+		out = append(out, rt.method+" "+rt.path)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// OpenAPI returns an OpenAPI 3.0 document describing the registered routes.
+func (r *Router) OpenAPI(title, version string) map[string]any {
+	paths := map[string]any{}
+	for _, rt := range r.routes {
+		item, _ := paths[rt.path].(map[string]any)
+		if item == nil {
+			item = map[string]any{}
+			paths[rt.path] = item
+		}
+		responses := map[string]any{}
+		for code, desc := range rt.op.Responses {
+			responses[strconv.Itoa(code)] = map[string]any{"description": desc}
+		}
+		if len(responses) == 0 {
+			responses["200"] = map[string]any{"description": "OK"}
+		}
+		op := map[string]any{
+			"summary":     rt.op.Summary,
+			"operationId": operationID(rt.method, rt.path),
+			"responses":   responses,
+		}
+		if len(rt.op.Tags) > 0 {
+			op["tags"] = rt.op.Tags
+		}
+		if params := pathParams(rt.path); len(params) > 0 {
+			op["parameters"] = params
+		}
+		item[strings.ToLower(rt.method)] = op
+	}
+	return map[string]any{
+		"openapi": "3.0.3",
+		"info":    map[string]any{"title": title, "version": version},
+		"paths":   paths,
+	}
+}
+
+func operationID(method, path string) string {
+	var b strings.Builder
+	b.WriteString(strings.ToLower(method))
+	for _, part := range strings.Split(path, "/") {
+		part = strings.Trim(part, "{}.")
+		if part == "" {
+			continue
+		}
+		b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+	}
+	return b.String()
+}
+
+func pathParams(path string) []any {
+	var out []any
+	for _, part := range strings.Split(path, "/") {
+		if strings.HasPrefix(part, "{") && strings.HasSuffix(part, "}") {
+			name := strings.TrimSuffix(strings.Trim(part, "{}"), "...")
+			out = append(out, map[string]any{
+				"name": name, "in": "path", "required": true,
+				"schema": map[string]any{"type": "string"},
+			})
+		}
+	}
+	return out
+}
+
+// ErrorBody is the JSON error envelope of every service: {"error":{"code":..,"message":..}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the inside of ErrorBody. Fields carries extra members such as expected and
+// actual versions of a conflict.
+type ErrorDetail struct {
+	Code    string         `json:"code"`
+	Message string         `json:"message"`
+	Fields  map[string]any `json:"-"`
+}
+
+// MarshalJSON flattens Fields next to code and message.
+func (d ErrorDetail) MarshalJSON() ([]byte, error) {
+	m := make(map[string]any, len(d.Fields)+2)
+	for k, v := range d.Fields {
+		m[k] = v
+	}
+	m["code"] = d.Code
+	m["message"] = d.Message
+	return json.Marshal(m)
+}
+
+// WriteJSON writes v as JSON with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// WriteError writes the error envelope with the given status and code.
+func WriteError(w http.ResponseWriter, status int, code, message string) {
+	WriteErrorFields(w, status, code, message, nil)
+}
+
+// WriteErrorFields writes the error envelope with extra members.
+func WriteErrorFields(w http.ResponseWriter, status int, code, message string, fields map[string]any) {
+	WriteJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: message, Fields: fields}})
+}
+
+type ctxKey struct{}
+
+// CorrelationID returns the correlation id that Middleware stored for the request.
+func CorrelationID(r *http.Request) string {
+	id, _ := r.Context().Value(ctxKey{}).(string)
+	return id
+}
+
+// NewID returns a random 128-bit id in hex, used for generated correlation ids.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Metrics are the request metrics of one service.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewMetrics registers the HTTP metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "annals_http_requests_total",
+			Help: "HTTP requests served, by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "annals_http_request_duration_seconds",
+			Help:    "HTTP request latency by route pattern and method.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"route", "method"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Middleware wraps next with the correlation id (read from X-Correlation-ID, generated when
+// absent or unusable, echoed in the response), request metrics and a debug log line.
+func Middleware(next http.Handler, m *Metrics, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get(CorrelationHeader)
+		if !validCorrelationID(id) {
+			id = NewID()
+		}
+		w.Header().Set(CorrelationHeader, id)
+		r = r.WithContext(contextWith(r, id))
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		pattern := r.Pattern
+		if pattern == "" {
+			pattern = "unmatched"
+		} else if i := strings.IndexByte(pattern, ' '); i >= 0 {
+			pattern = pattern[i+1:]
+		}
+		if m != nil {
+			m.requests.WithLabelValues(pattern, r.Method, strconv.Itoa(sw.status)).Inc()
+			m.duration.WithLabelValues(pattern, r.Method).Observe(time.Since(start).Seconds())
+		}
+		if log != nil {
+			log.LogAttrs(r.Context(), slog.LevelDebug, "http request",
+				slog.String("method", r.Method), slog.String("route", pattern),
+				slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)),
+				slog.String("correlation_id", id))
+		}
+	})
+}
+
+// validCorrelationID accepts 1 to 128 printable ASCII characters without spaces, so that a
+// client's id is kept but nothing odd reaches logs or stored events.
+func validCorrelationID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}

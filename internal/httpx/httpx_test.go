@@ -1,0 +1,158 @@
+package httpx_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/annals-dev/annals/internal/httpx"
+)
+
+func newHandler(t *testing.T) (http.Handler, *prometheus.Registry) {
+	t.Helper()
+	r := httpx.NewRouter()
+	r.HandleFunc("GET", "/v1/things/{id}", httpx.Operation{Summary: "one thing"}, func(w http.ResponseWriter, req *http.Request) {
+		httpx.WriteJSON(w, 200, map[string]string{"id": req.PathValue("id"), "correlation_id": httpx.CorrelationID(req)})
+	})
+	r.HandleFunc("POST", "/v1/things", httpx.Operation{Summary: "make a thing", Responses: map[int]string{201: "created", 409: "conflict"}},
+		func(w http.ResponseWriter, req *http.Request) {
+			httpx.WriteErrorFields(w, 409, "version_conflict", "stale", map[string]any{"expected": 1, "actual": 2})
+		})
+	reg := prometheus.NewRegistry()
+	return httpx.Middleware(r, httpx.NewMetrics(reg), nil), reg
+}
+
+func do(h http.Handler, method, path string, header map[string]string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, nil)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func errorCode(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
+	t.Helper()
+	var body struct{ Error map[string]any }
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatalf("not the JSON error envelope: %q", rec.Body.String())
+	}
+	return body.Error
+}
+
+func TestRouter(t *testing.T) {
+	h, reg := newHandler(t)
+
+	t.Run("PathValue", func(t *testing.T) {
+		rec := do(h, "GET", "/v1/things/42", nil)
+		if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"id":"42"`) {
+			t.Errorf("got %d %s", rec.Code, rec.Body)
+		}
+	})
+	t.Run("NotFound", func(t *testing.T) {
+		rec := do(h, "GET", "/nowhere", nil)
+		if got := errorCode(t, rec); rec.Code != 404 || got["code"] != "not_found" {
+			t.Errorf("got %d %v", rec.Code, got)
+		}
+	})
+	t.Run("MethodNotAllowed", func(t *testing.T) {
+		rec := do(h, "DELETE", "/v1/things/42", nil)
+		if got := errorCode(t, rec); rec.Code != 405 || got["code"] != "method_not_allowed" {
+			t.Errorf("got %d %v", rec.Code, got)
+		}
+		if allow := rec.Header().Get("Allow"); !strings.Contains(allow, "GET") {
+			t.Errorf("Allow = %q, want GET listed", allow)
+		}
+	})
+	t.Run("ErrorFields", func(t *testing.T) {
+		got := errorCode(t, do(h, "POST", "/v1/things", nil))
+		if got["code"] != "version_conflict" || got["expected"] != 1.0 || got["actual"] != 2.0 || got["message"] != "stale" {
+			t.Errorf("error = %v", got)
+		}
+	})
+	t.Run("Metrics", func(t *testing.T) {
+		want := `
+# HELP annals_http_requests_total HTTP requests served, by route pattern, method and status code.
+# TYPE annals_http_requests_total counter
+annals_http_requests_total{code="200",method="GET",route="/v1/things/{id}"} 1
+annals_http_requests_total{code="404",method="GET",route="unmatched"} 1
+annals_http_requests_total{code="405",method="DELETE",route="unmatched"} 1
+annals_http_requests_total{code="409",method="POST",route="/v1/things"} 1
+`
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "annals_http_requests_total"); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+func TestMiddleware_CorrelationID(t *testing.T) {
+	h, _ := newHandler(t)
+	for _, tc := range []struct {
+		name, in string
+		kept     bool
+	}{
+		{"Kept", "req-123_abc", true},
+		{"Generated", "", false},
+		{"ControlCharactersReplaced", "bad\x01id", false},
+		{"TooLongReplaced", strings.Repeat("x", 129), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hdr := map[string]string{}
+			if tc.in != "" {
+				hdr[httpx.CorrelationHeader] = tc.in
+			}
+			rec := do(h, "GET", "/v1/things/1", hdr)
+			got := rec.Header().Get(httpx.CorrelationHeader)
+			if tc.kept && got != tc.in {
+				t.Errorf("correlation id = %q, want %q", got, tc.in)
+			}
+			if !tc.kept && (got == "" || got == tc.in) {
+				t.Errorf("correlation id = %q, want a generated one", got)
+			}
+			if !strings.Contains(rec.Body.String(), `"correlation_id":"`+got+`"`) {
+				t.Errorf("handler saw another id than the response header: %s", rec.Body)
+			}
+		})
+	}
+}
+
+func TestRouter_OpenAPI(t *testing.T) {
+	r := httpx.NewRouter()
+	noop := func(http.ResponseWriter, *http.Request) {}
+	r.HandleFunc("GET", "/v1/users/{id}", httpx.Operation{Summary: "a user"}, noop)
+	r.HandleFunc("PATCH", "/v1/users/{id}", httpx.Operation{Summary: "change a user", Responses: map[int]string{200: "changed", 409: "stale"}}, noop)
+	doc := r.OpenAPI("test", "1")
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parsed struct {
+		Paths map[string]map[string]struct {
+			OperationID string                    `json:"operationId"`
+			Responses   map[string]map[string]any `json:"responses"`
+			Parameters  []map[string]any          `json:"parameters"`
+		}
+	}
+	if err := json.Unmarshal(b, &parsed); err != nil {
+		t.Fatal(err)
+	}
+	ops := parsed.Paths["/v1/users/{id}"]
+	if len(ops) != 2 {
+		t.Fatalf("operations on /v1/users/{id}: %v", ops)
+	}
+	if got := ops["patch"].OperationID; got != "patchV1UsersId" {
+		t.Errorf("operationId = %q", got)
+	}
+	if _, ok := ops["patch"].Responses["409"]; !ok {
+		t.Errorf("PATCH responses lack 409: %v", ops["patch"].Responses)
+	}
+	if p := ops["get"].Parameters; len(p) != 1 || p[0]["name"] != "id" || p[0]["in"] != "path" {
+		t.Errorf("GET parameters = %v", p)
+	}
+}

@@ -1,0 +1,7 @@
+// Package events holds the core types of the event store: the event envelope, expected-version
+// modes, the aggregate and repository contracts, the store and reader interfaces, and their
+// typed errors.
+//
+// It depends on the standard library only (and a UUID package): never on pgx, kafka-go or any
+// service, so that every implementation and every consumer can share it.
+package events

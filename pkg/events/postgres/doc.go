@@ -1,0 +1,6 @@
+// Package postgres is the PostgreSQL implementation of the event store: appends under
+// optimistic concurrency, paged reads, snapshots and the transactional outbox rows, with its
+// schema as embedded migrations.
+//
+// It must never commit events without their outbox rows, nor outbox rows without their events.
+package postgres

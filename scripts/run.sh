@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# make run: the whole pipeline on the local stack. Brings the stack up, builds the binaries,
+# applies migrations, creates the topics, starts the four services, waits until each answers
+# /readyz, prints where they are, and stops them on Ctrl-C (the stack keeps running; `make down`
+# stops it).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+LOG_DIR=${ANNALS_STACK_DIR:-$ROOT/.stack}/logs
+TIMEOUT=${ANNALS_RUN_TIMEOUT:-60}
+
+say() { printf 'run: %s\n' "$*"; }
+fail() {
+	printf 'run: error: %s\n' "$*" >&2
+	exit 1
+}
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+scripts/stack.sh up
+eval "$(scripts/stack.sh env)"
+
+say "building"
+make --no-print-directory build >/dev/null
+
+bin/annals migrate
+bin/annals topics
+
+services=(writer projector notifier auditor)
+declare -A ports=(
+	[writer]=${ANNALS_WRITER_PORT:-8080}
+	[projector]=${ANNALS_PROJECTOR_PORT:-8081}
+	[notifier]=${ANNALS_NOTIFIER_PORT:-8082}
+	[auditor]=${ANNALS_AUDITOR_PORT:-8083}
+)
+for s in "${services[@]}"; do
+	if port_open "${ports[$s]}"; then
+		var=ANNALS_${s^^}_PORT
+		fail "port ${ports[$s]} for the $s is already in use by another process; stop it or set $var to a free port"
+	fi
+done
+
+mkdir -p "$LOG_DIR"
+declare -A pids=()
+stop_services() {
+	trap - INT TERM EXIT
+	local s
+	for s in "${!pids[@]}"; do kill -TERM "${pids[$s]}" 2>/dev/null || true; done
+	for s in "${!pids[@]}"; do wait "${pids[$s]}" 2>/dev/null || true; done
+	say "services stopped (the stack keeps running: make down stops it)"
+}
+trap stop_services EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+for s in "${services[@]}"; do
+	HTTP_ADDR=127.0.0.1:${ports[$s]} bin/annals-"$s" >"$LOG_DIR/$s.log" 2>&1 &
+	pids[$s]=$!
+done
+
+deadline=$((SECONDS + TIMEOUT))
+for s in "${services[@]}"; do
+	url=http://127.0.0.1:${ports[$s]}/readyz
+	until curl -fsS -o /dev/null "$url" 2>/dev/null; do
+		kill -0 "${pids[$s]}" 2>/dev/null || fail "the $s exited during start-up; see $LOG_DIR/$s.log"
+		((SECONDS < deadline)) || fail "the $s is not ready after ${TIMEOUT}s; see $LOG_DIR/$s.log"
+		sleep 0.2
+	done
+	say "$(printf '%-9s ready  http://127.0.0.1:%s  (log %s)' "$s" "${ports[$s]}" "$LOG_DIR/$s.log")"
+done
+
+cat <<EOF
+run: Mailpit UI      $MAILPIT_URL
+run: try it:
+  curl -s http://127.0.0.1:${ports[writer]}/readyz
+  curl -s http://127.0.0.1:${ports[writer]}/openapi.json
+run: all four services are ready; Ctrl-C stops them.
+EOF
+
+# Wait until Ctrl-C, or until a service exits by itself (which is an error).
+set +e
+wait -n "${pids[@]}"
+rc=$?
+set -e
+for s in "${services[@]}"; do
+	if ! kill -0 "${pids[$s]}" 2>/dev/null; then
+		unset "pids[$s]"
+		fail "the $s exited (status $rc); see $LOG_DIR/$s.log"
+	fi
+done

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# make test: brings up the local stack (installing what is missing), then runs every test
+# against the real PostgreSQL, Kafka and Mailpit: the library and services with the race
+# detector, the configuration fuzzer for a few seconds, the deployment checks (compose file,
+# Dockerfile build) and the stack's own lifecycle tests (which start and stop a second stack on
+# other ports, and `make run`).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+GO=${GO:-go}
+FUZZTIME=${ANNALS_FUZZTIME:-5s}
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "stack"
+scripts/stack.sh up
+eval "$(scripts/stack.sh env)"
+
+step "vet"
+$GO vet ./...
+
+step "unit and integration tests (race detector)"
+$GO test -race -count=1 -timeout 10m ./...
+
+step "fuzz: configuration parser ($FUZZTIME)"
+$GO test -run '^$' -fuzz '^FuzzParse$' -fuzztime "$FUZZTIME" ./internal/config
+
+step "deployment: docker-compose.yml and Dockerfile"
+(cd deploy && $GO test -count=1 -timeout 10m ./...)
+
+step "local stack lifecycle and make run"
+$GO test -tags stack -count=1 -timeout 10m ./test/stack

@@ -1,0 +1,39 @@
+// Command annals-writer turns HTTP commands about users and orders into events, appends them to the PostgreSQL event store under optimistic concurrency together with their outbox rows, and runs the relay that publishes the outbox to Kafka.
+//
+// Usage:
+//
+//	annals-writer [-config file] [-addr host:port]
+//
+// Configuration comes from config/event_sourcing.tsk and the environment (see the README).
+// It serves /livez, /readyz, /metrics and /openapi.json, and stops cleanly on SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/annals-dev/annals/internal/app"
+	"github.com/annals-dev/annals/pkg/events/postgres"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app.Start(ctx, app.Writer, os.Args[1:], migrateOnStart); err != nil {
+		fmt.Fprintf(os.Stderr, "annals-writer: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// migrateOnStart applies the event store's migrations when MIGRATE_ON_START is set; several
+// writers starting at once are safe (postgres.Migrate serialises them).
+func migrateOnStart(ctx context.Context, m *app.Main) error {
+	if !m.Config.Writer.MigrateOnStart {
+		return nil
+	}
+	_, err := postgres.Migrate(ctx, m.DB, m.Logger)
+	return err
+}
