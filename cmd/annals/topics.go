@@ -67,4 +67,3 @@ func CreateTopics(ctx context.Context, cfg *config.Config, out io.Writer) error 
 	}
 	return errors.Join(errs...)
 }
-

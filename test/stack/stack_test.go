@@ -54,8 +54,8 @@ func freePorts(tb testing.TB, n int) []int {
 
 // stackEnv describes a private stack: its folder and ports.
 type stackEnv struct {
-	root, dir                                   string
-	pg, kafka, controller, smtp, mailpitUI      int
+	root, dir                              string
+	pg, kafka, controller, smtp, mailpitUI int
 }
 
 func newStackEnv(t *testing.T) *stackEnv {
