@@ -17,7 +17,9 @@ step "stack"
 scripts/stack.sh up
 eval "$(scripts/stack.sh env)"
 
-step "vet"
+step "modules tidy, vet"
+$GO mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy" >&2; exit 1; }
+(cd deploy && $GO mod tidy -diff) || { echo "deploy/go.mod/go.sum are not tidy: run (cd deploy && go mod tidy)" >&2; exit 1; }
 $GO vet ./...
 
 step "unit and integration tests (race detector)"
@@ -27,7 +29,7 @@ step "fuzz: configuration parser ($FUZZTIME)"
 $GO test -run '^$' -fuzz '^FuzzParse$' -fuzztime "$FUZZTIME" ./internal/config
 
 step "deployment: docker-compose.yml and Dockerfile"
-(cd deploy && $GO test -count=1 -timeout 10m ./...)
+(cd deploy && $GO test -count=1 -timeout 30m ./...)
 
 step "local stack lifecycle and make run"
 $GO test -tags stack -count=1 -timeout 10m ./test/stack
