@@ -186,6 +186,13 @@ func TestStackLifecycle(t *testing.T) {
 		if got := s.pids(t); fmt.Sprint(got) != fmt.Sprint(first) {
 			t.Errorf("pids changed: before %v, after %v", first, got)
 		}
+		// Kafka's jars and Mailpit are cached: installing again downloads and builds nothing.
+		cmd := exec.Command("scripts/stack.sh", "install")
+		cmd.Dir, cmd.Env = s.root, s.environ()
+		out2, err := cmd.CombinedOutput()
+		if err != nil || len(out2) != 0 {
+			t.Errorf("stack.sh install with a warm cache: %v, output %q; want silence", err, out2)
+		}
 	})
 
 	t.Run("Status", func(t *testing.T) {
