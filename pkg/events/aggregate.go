@@ -1,0 +1,207 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Definition says how one kind of aggregate is rebuilt from its events.
+type Definition[S any] struct {
+	// Category is the aggregate type; its streams are "<category>-<id>".
+	Category string
+	// StateSchemaVersion is the layout version of S in snapshots. Change it whenever S or Apply
+	// changes meaning: snapshots of another version are then ignored (full replay), never
+	// misapplied.
+	StateSchemaVersion int
+	// Apply evolves the state by one recorded event. It must be deterministic.
+	Apply func(state *S, e Envelope) error
+}
+
+// Aggregate is one aggregate's state with the events recorded on it since it was loaded.
+type Aggregate[S any] struct {
+	def      *Definition[S]
+	id       string
+	streamID string
+	loaded   int64 // the stream version it was loaded at; -1 for a new aggregate
+	version  int64 // loaded plus the pending events
+	state    S
+	pending  []Event
+}
+
+// ID is the aggregate's id (the stream id without its category).
+func (a *Aggregate[S]) ID() string { return a.id }
+
+// StreamID is "<category>-<id>".
+func (a *Aggregate[S]) StreamID() string { return a.streamID }
+
+// State is the current state, pending events included.
+func (a *Aggregate[S]) State() S { return a.state }
+
+// Version is the version of the last event applied, pending events included; -1 for none.
+func (a *Aggregate[S]) Version() int64 { return a.version }
+
+// LoadedVersion is the stream version the aggregate was loaded at (-1: new).
+func (a *Aggregate[S]) LoadedVersion() int64 { return a.loaded }
+
+// Exists reports whether the aggregate has any event, stored or pending.
+func (a *Aggregate[S]) Exists() bool { return a.version >= 0 }
+
+// Pending returns the events recorded since loading.
+func (a *Aggregate[S]) Pending() []Event { return a.pending }
+
+// Record applies a new event to the state and keeps it for Save. An event that Apply
+// rejects is not kept.
+func (a *Aggregate[S]) Record(eventType string, data any) error {
+	ev, err := NewEvent(eventType, data)
+	if err != nil {
+		return err
+	}
+	env := Envelope{
+		StreamID: a.streamID, Category: a.def.Category, Version: a.version + 1,
+		Type: ev.Type, SchemaVersion: 1, Data: ev.Data, RecordedAt: time.Now().UTC(),
+	}
+	next := a.state
+	if err := a.def.Apply(&next, env); err != nil {
+		return fmt.Errorf("apply %s to %s: %w", eventType, a.streamID, err)
+	}
+	a.state = next
+	a.pending = append(a.pending, ev)
+	a.version++
+	return nil
+}
+
+// LoadInfo tells how a Load was served.
+type LoadInfo struct {
+	// SnapshotVersion is the version of the snapshot used; -1 when none was.
+	SnapshotVersion int64
+	// EventsRead counts the events read and applied after the snapshot.
+	EventsRead int
+}
+
+// Repository loads and saves aggregates of one Definition.
+type Repository[S any] struct {
+	Store Store
+	Def   Definition[S]
+	// SnapshotEvery takes a snapshot whenever a save crosses a multiple of this many events;
+	// 0 disables snapshots (loads then never use them either).
+	SnapshotEvery int
+	// PageSize is the number of events read per query (500 when zero).
+	PageSize int
+}
+
+// New returns an aggregate that does not exist yet.
+func (r *Repository[S]) New(id string) *Aggregate[S] {
+	return &Aggregate[S]{def: &r.Def, id: id, streamID: StreamID(r.Def.Category, id), loaded: -1, version: -1}
+}
+
+// Load rebuilds the aggregate from its latest usable snapshot and the events after it.
+// It returns ErrNotFound when the stream has no events.
+func (r *Repository[S]) Load(ctx context.Context, id string) (*Aggregate[S], LoadInfo, error) {
+	return r.LoadVersion(ctx, id, math.MaxInt64)
+}
+
+// LoadVersion rebuilds the aggregate as it was at version v.
+func (r *Repository[S]) LoadVersion(ctx context.Context, id string, v int64) (*Aggregate[S], LoadInfo, error) {
+	a := r.New(id)
+	info := LoadInfo{SnapshotVersion: -1}
+	if v < 0 {
+		return nil, info, fmt.Errorf("%s: %w", a.streamID, ErrNotFound)
+	}
+	if r.SnapshotEvery > 0 {
+		snap, ok, err := r.Store.LatestSnapshot(ctx, a.streamID, r.Def.StateSchemaVersion, v)
+		if err != nil {
+			return nil, info, err
+		}
+		var state S
+		if ok && json.Unmarshal(snap.State, &state) == nil {
+			a.state, a.loaded, a.version = state, snap.Version, snap.Version
+			info.SnapshotVersion = snap.Version
+		}
+	}
+	page := r.PageSize
+	if page <= 0 {
+		page = 500
+	}
+	for a.version < v {
+		evs, err := r.Store.ReadStream(ctx, a.streamID, a.version+1, v, page)
+		if err != nil {
+			return nil, info, err
+		}
+		for _, e := range evs {
+			if e.Version != a.version+1 {
+				return nil, info, fmt.Errorf("%s: read version %d after %d: the stream has a gap", a.streamID, e.Version, a.version)
+			}
+			if err := r.Def.Apply(&a.state, e); err != nil {
+				return nil, info, fmt.Errorf("replay %s version %d (%s): %w", a.streamID, e.Version, e.Type, err)
+			}
+			a.version = e.Version
+		}
+		info.EventsRead += len(evs)
+		if len(evs) < page {
+			break
+		}
+	}
+	if a.version < 0 {
+		return nil, info, fmt.Errorf("%s: %w", a.streamID, ErrNotFound)
+	}
+	if v != math.MaxInt64 && a.version != v {
+		return nil, info, fmt.Errorf("%s has no version %d (it is at %d): %w", a.streamID, v, a.version, ErrNotFound)
+	}
+	a.loaded = a.version
+	return a, info, nil
+}
+
+// LoadAt rebuilds the aggregate as it was at time t.
+func (r *Repository[S]) LoadAt(ctx context.Context, id string, t time.Time) (*Aggregate[S], LoadInfo, error) {
+	v, err := r.Store.VersionAt(ctx, StreamID(r.Def.Category, id), t)
+	if err != nil {
+		return nil, LoadInfo{SnapshotVersion: -1}, err
+	}
+	if v < 0 {
+		return nil, LoadInfo{SnapshotVersion: -1}, fmt.Errorf("%s did not exist at %s: %w",
+			StreamID(r.Def.Category, id), t.UTC().Format(time.RFC3339Nano), ErrNotFound)
+	}
+	return r.LoadVersion(ctx, id, v)
+}
+
+// ErrNothingToSave: Save was called on an aggregate without pending events.
+var ErrNothingToSave = errors.New("no pending events")
+
+// Save appends the pending events, expecting the stream to be where the aggregate was
+// loaded, and takes a snapshot when the append crosses a multiple of SnapshotEvery. A failed
+// snapshot does not fail the save: snapshots only speed loads up.
+func (r *Repository[S]) Save(ctx context.Context, a *Aggregate[S], opts AppendOptions) (AppendResult, error) {
+	return r.SaveWith(ctx, r.Store, a, opts)
+}
+
+// SaveWith is Save through another Appender, for example one that writes more rows in the
+// same transaction.
+func (r *Repository[S]) SaveWith(ctx context.Context, app Appender, a *Aggregate[S], opts AppendOptions) (AppendResult, error) {
+	if len(a.pending) == 0 {
+		return AppendResult{}, ErrNothingToSave
+	}
+	res, err := app.Append(ctx, a.streamID, Exact(a.loaded), a.pending, opts)
+	if err != nil {
+		return res, err
+	}
+	// The in-memory state is the stream's state only if exactly our events were appended
+	// right after the loaded version (always, unless optimistic concurrency is off).
+	exact := res.FirstVersion == a.loaded+1 && res.LastVersion == a.version
+	crossed := r.SnapshotEvery > 0 && (a.loaded+1)/int64(r.SnapshotEvery) != (res.LastVersion+1)/int64(r.SnapshotEvery)
+	a.pending = nil
+	a.loaded = res.LastVersion
+	a.version = res.LastVersion
+	if exact && crossed {
+		if state, err := json.Marshal(a.state); err == nil {
+			_ = r.Store.SaveSnapshot(ctx, Snapshot{
+				StreamID: a.streamID, Version: res.LastVersion,
+				StateSchemaVersion: r.Def.StateSchemaVersion, State: state,
+			})
+		}
+	}
+	return res, nil
+}

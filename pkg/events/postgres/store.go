@@ -1,0 +1,434 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/annals-dev/annals/pkg/events"
+)
+
+// Options tune a Store.
+type Options struct {
+	// DisableOptimisticConcurrency ignores expected versions: every append goes to the end of
+	// its stream (still without gaps or duplicate versions). OPTIMISTIC_CONCURRENCY=false.
+	DisableOptimisticConcurrency bool
+	// MaxEventsPerStream refuses appends that would take a stream past this many events
+	// (MAX_EVENTS_PER_AGGREGATE); 0 means no limit.
+	MaxEventsPerStream int
+}
+
+// Store is the PostgreSQL event store.
+type Store struct {
+	pool *pgxpool.Pool
+	opts Options
+}
+
+var _ events.Store = (*Store)(nil)
+
+// New returns a Store on pool. The schema must be migrated (Migrate).
+func New(pool *pgxpool.Pool, opts Options) *Store { return &Store{pool: pool, opts: opts} }
+
+// Pool is the store's connection pool.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// querier is what both a pool and a transaction offer.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// Append appends events to the stream in one statement, which is one transaction: all of
+// them with their outbox rows, or nothing.
+func (s *Store) Append(ctx context.Context, streamID string, expected events.ExpectedVersion, evs []events.Event, opts events.AppendOptions) (events.AppendResult, error) {
+	return s.appendOn(ctx, s.pool, streamID, expected, evs, opts)
+}
+
+// AppendTx appends inside the caller's transaction, so that other rows (an idempotency
+// record, a read model) commit or roll back with the events. After an error the transaction
+// is aborted and must be rolled back.
+func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, streamID string, expected events.ExpectedVersion, evs []events.Event, opts events.AppendOptions) (events.AppendResult, error) {
+	return s.appendOn(ctx, tx, streamID, expected, evs, opts)
+}
+
+// TxAppender is an events.Appender bound to a transaction.
+type TxAppender struct {
+	Store *Store
+	Tx    pgx.Tx
+}
+
+// Append appends inside the transaction.
+func (a TxAppender) Append(ctx context.Context, streamID string, expected events.ExpectedVersion, evs []events.Event, opts events.AppendOptions) (events.AppendResult, error) {
+	return a.Store.AppendTx(ctx, a.Tx, streamID, expected, evs, opts)
+}
+
+// The stream row is claimed by one statement per expected-version mode; each returns the
+// stream's new version and whether it was created, or no row when the expectation (or the
+// maximum length) does not hold. Row locks make this exact under concurrency: a second
+// appender waits for the first to commit, then re-checks against the committed version.
+const (
+	claimAny = `insert into annals_streams as s (stream_id, category, version) values ($1, $2, $3::bigint - 1)
+	on conflict (stream_id) do update set version = s.version + $3, updated_at = clock_timestamp()
+	where s.version + $3 < $5
+	returning s.version, (s.xmax = 0) as created`
+	claimNoStream = `insert into annals_streams (stream_id, category, version) values ($1, $2, $3::bigint - 1)
+	on conflict (stream_id) do nothing
+	returning version, true as created`
+	claimExists = `update annals_streams set version = version + $3, updated_at = clock_timestamp()
+	where stream_id = $1 and version + $3 < $5
+	returning version, false as created`
+	claimExact = `update annals_streams set version = version + $3, updated_at = clock_timestamp()
+	where stream_id = $1 and version = $4 and version + $3 < $5
+	returning version, false as created`
+)
+
+// appendTail inserts the events after the claimed stream row, their outbox rows and the
+// counters, all in the same statement.
+const appendTail = `,
+ev as (
+	insert into annals_events (event_id, stream_id, category, version, type, schema_version, data, metadata,
+		correlation_id, causation_id, recorded_at)
+	select u.id, $1, $2, s.version - $3 + u.ord, u.type, u.sv, u.data::jsonb, u.meta::jsonb,
+		nullif($10, ''), nullif($11, ''), clock_timestamp()
+	from s, unnest($6::uuid[], $7::text[], $8::int[], $9::text[], $12::text[]) with ordinality as u(id, type, sv, data, meta, ord)
+	returning global_position, version, recorded_at, type
+),
+ob as (
+	insert into annals_outbox (global_position, stream_id, category)
+	select global_position, $1, $2 from ev
+),
+ct as (
+	insert into annals_counters (name, shard, value)
+	select name, (pg_backend_pid() % 64)::smallint, count(*) from (
+		select 'type:' || type as name from ev
+		union all
+		select 'streams' from s where s.created
+	) c group by name
+	on conflict (name, shard) do update set value = annals_counters.value + excluded.value
+)
+select global_position, version, recorded_at from ev
+-- Not every claim statement uses $4 and $5; naming their types here keeps one parameter list.
+cross join (select $4::bigint, $5::bigint) as params
+order by version`
+
+func (s *Store) appendOn(ctx context.Context, q querier, streamID string, expected events.ExpectedVersion, evs []events.Event, opts events.AppendOptions) (events.AppendResult, error) {
+	res := events.AppendResult{StreamID: streamID}
+	if err := events.ValidateStreamID(streamID); err != nil {
+		return res, err
+	}
+	if len(evs) == 0 {
+		return res, fmt.Errorf("%w: append to %s: no events", events.ErrInvalid, streamID)
+	}
+	if s.opts.DisableOptimisticConcurrency {
+		expected = events.Any()
+	}
+	limit := int64(1) << 62
+	if s.opts.MaxEventsPerStream > 0 {
+		limit = int64(s.opts.MaxEventsPerStream)
+		if int64(len(evs)) > limit {
+			return res, &events.StreamFullError{StreamID: streamID, Version: -1, Appending: len(evs), Max: s.opts.MaxEventsPerStream}
+		}
+	}
+	n := len(evs)
+	ids := make([]uuid.UUID, n)
+	types := make([]string, n)
+	svs := make([]int32, n)
+	data := make([]string, n)
+	metas := make([]string, n)
+	for i, e := range evs {
+		if e.Type == "" || len(e.Type) > 200 {
+			return res, fmt.Errorf("%w: event %d of %s: type must be 1 to 200 characters", events.ErrInvalid, i, streamID)
+		}
+		if !json.Valid(e.Data) {
+			return res, fmt.Errorf("%w: event %d (%s) of %s: data is not valid JSON", events.ErrInvalid, i, e.Type, streamID)
+		}
+		ids[i] = e.ID
+		if ids[i] == uuid.Nil {
+			id, err := uuid.NewV7()
+			if err != nil {
+				return res, err
+			}
+			ids[i] = id
+		}
+		types[i] = e.Type
+		svs[i] = int32(max(e.SchemaVersion, 1))
+		data[i] = string(e.Data)
+		meta := e.Metadata
+		if meta == nil {
+			meta = map[string]string{}
+		}
+		b, err := json.Marshal(meta)
+		if err != nil {
+			return res, err
+		}
+		metas[i] = string(b)
+	}
+
+	var claim string
+	switch {
+	case expected.IsAny():
+		claim = claimAny
+	case expected.IsNoStream():
+		claim = claimNoStream
+	case expected.IsStreamExists():
+		claim = claimExists
+	default:
+		claim = claimExact
+	}
+	exp, _ := expected.Version()
+	rows, err := q.Query(ctx, "with s as ("+claim+")"+appendTail,
+		streamID, events.Category(streamID), n, exp, limit,
+		ids, types, svs, data, opts.CorrelationID, opts.CausationID, metas)
+	if err != nil {
+		return res, mapError(streamID, err)
+	}
+	var got int
+	for rows.Next() {
+		var pos, version int64
+		var at time.Time
+		if err := rows.Scan(&pos, &version, &at); err != nil {
+			rows.Close()
+			return res, err
+		}
+		if got == 0 {
+			res.FirstPosition, res.FirstVersion = pos, version
+		}
+		res.LastPosition, res.LastVersion, res.RecordedAt = pos, version, at.UTC()
+		got++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return res, mapError(streamID, err)
+	}
+	if got == n {
+		res.EventIDs = ids
+		return res, nil
+	}
+	if got != 0 {
+		return res, fmt.Errorf("append %s: %d of %d events inserted", streamID, got, n) // cannot happen: one statement
+	}
+	// Refused: say why, from the stream's committed version.
+	actual := int64(-1)
+	if err := q.QueryRow(ctx, `select version from annals_streams where stream_id = $1`, streamID).Scan(&actual); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return res, fmt.Errorf("append %s: read version after conflict: %w", streamID, err)
+	}
+	if expected.Allows(actual) && actual+int64(n) >= limit {
+		return res, &events.StreamFullError{StreamID: streamID, Version: actual, Appending: n, Max: s.opts.MaxEventsPerStream}
+	}
+	return res, &events.VersionConflictError{StreamID: streamID, Expected: expected, Actual: actual}
+}
+
+// mapError turns PostgreSQL errors into the store's typed errors.
+func mapError(streamID string, err error) error {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		switch {
+		case pg.Code == "23505" && pg.ConstraintName == "annals_events_event_id_key":
+			return fmt.Errorf("%w: append %s: an event with this id is already recorded", events.ErrInvalid, streamID)
+		case pg.Code == "23505":
+			// A concurrent appender got there first despite the row lock (cannot happen with
+			// the claim statements; kept as a safety net).
+			return &events.VersionConflictError{StreamID: streamID, Expected: events.Any(), Actual: -1}
+		case pg.Code[:2] == "22": // data exceptions: bad JSON, out-of-range values
+			return fmt.Errorf("%w: append %s: %s", events.ErrInvalid, streamID, pg.Message)
+		}
+	}
+	return fmt.Errorf("append %s: %w", streamID, err)
+}
+
+const envelopeColumns = `event_id, stream_id, category, version, global_position, type, schema_version,
+	data, metadata, coalesce(correlation_id, ''), coalesce(causation_id, ''), recorded_at`
+
+func scanEnvelopes(rows pgx.Rows) ([]events.Envelope, error) {
+	defer rows.Close()
+	var out []events.Envelope
+	for rows.Next() {
+		var e events.Envelope
+		var data, meta []byte
+		if err := rows.Scan(&e.EventID, &e.StreamID, &e.Category, &e.Version, &e.GlobalPosition, &e.Type,
+			&e.SchemaVersion, &data, &meta, &e.CorrelationID, &e.CausationID, &e.RecordedAt); err != nil {
+			return nil, err
+		}
+		e.Data = data
+		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+			return nil, fmt.Errorf("event %s metadata: %w", e.EventID, err)
+		}
+		e.RecordedAt = e.RecordedAt.UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// ReadStream reads one page of a stream in version order, with one query.
+func (s *Store) ReadStream(ctx context.Context, streamID string, from, to int64, limit int) ([]events.Envelope, error) {
+	if to < 0 {
+		to = 1<<63 - 1
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("%w: read %s: limit must be positive", events.ErrInvalid, streamID)
+	}
+	rows, err := s.pool.Query(ctx, `select `+envelopeColumns+` from annals_events
+		where stream_id = $1 and version >= $2 and version <= $3 order by version limit $4`,
+		streamID, max(from, 0), to, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", streamID, err)
+	}
+	return scanEnvelopes(rows)
+}
+
+// ReadAll reads one page of every stream in global-position order.
+//
+// Positions are handed out before commit, so a page can miss an event whose transaction
+// commits after the page was read with a lower position than the page's last. That is fine
+// for browsing; delivery uses the outbox, which is read in commit-safe order.
+func (s *Store) ReadAll(ctx context.Context, q events.AllQuery) ([]events.Envelope, error) {
+	if q.Limit <= 0 {
+		return nil, fmt.Errorf("%w: read all: limit must be positive", events.ErrInvalid)
+	}
+	var since, until *time.Time
+	if !q.Since.IsZero() {
+		since = &q.Since
+	}
+	if !q.Until.IsZero() {
+		until = &q.Until
+	}
+	types := q.Types
+	if types == nil {
+		types = []string{}
+	}
+	rows, err := s.pool.Query(ctx, `select `+envelopeColumns+` from annals_events
+		where global_position > $1
+		  and ($2::timestamptz is null or recorded_at >= $2)
+		  and ($3::timestamptz is null or recorded_at < $3)
+		  and (cardinality($4::text[]) = 0 or type = any($4))
+		order by global_position limit $5`, q.After, since, until, types, q.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("read all: %w", err)
+	}
+	return scanEnvelopes(rows)
+}
+
+// StreamInfo reads a stream's metadata.
+func (s *Store) StreamInfo(ctx context.Context, streamID string) (events.StreamInfo, error) {
+	info := events.StreamInfo{StreamID: streamID}
+	err := s.pool.QueryRow(ctx, `select category, version, created_at, updated_at from annals_streams where stream_id = $1`,
+		streamID).Scan(&info.Category, &info.Version, &info.CreatedAt, &info.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return info, fmt.Errorf("stream %s: %w", streamID, events.ErrNotFound)
+	}
+	if err != nil {
+		return info, fmt.Errorf("stream %s: %w", streamID, err)
+	}
+	info.EventCount = info.Version + 1
+	info.CreatedAt, info.UpdatedAt = info.CreatedAt.UTC(), info.UpdatedAt.UTC()
+	return info, nil
+}
+
+// Stats sums the counters and reads the most recent events by position.
+func (s *Store) Stats(ctx context.Context, recent int) (events.Stats, error) {
+	st := events.Stats{EventsByType: map[string]int64{}}
+	rows, err := s.pool.Query(ctx, `select name, sum(value)::bigint from annals_counters group by name`)
+	if err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	for rows.Next() {
+		var name string
+		var v int64
+		if err := rows.Scan(&name, &v); err != nil {
+			rows.Close()
+			return st, err
+		}
+		if name == "streams" {
+			st.TotalStreams = v
+		} else if t, ok := cutPrefix(name, "type:"); ok {
+			st.EventsByType[t] = v
+			st.TotalEvents += v
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return st, err
+	}
+	if recent > 0 {
+		rows, err := s.pool.Query(ctx, `select `+envelopeColumns+` from annals_events order by global_position desc limit $1`, recent)
+		if err != nil {
+			return st, fmt.Errorf("stats: %w", err)
+		}
+		if st.RecentEvents, err = scanEnvelopes(rows); err != nil {
+			return st, err
+		}
+	}
+	if st.RecentEvents == nil {
+		st.RecentEvents = []events.Envelope{}
+	}
+	return st, nil
+}
+
+func cutPrefix(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
+		return s[len(prefix):], true
+	}
+	return "", false
+}
+
+// VersionAt is the version of the stream's last event recorded at or before t.
+func (s *Store) VersionAt(ctx context.Context, streamID string, t time.Time) (int64, error) {
+	var v *int64
+	if err := s.pool.QueryRow(ctx, `select max(version) from annals_events where stream_id = $1 and recorded_at <= $2`,
+		streamID, t).Scan(&v); err != nil {
+		return -1, fmt.Errorf("version of %s at %s: %w", streamID, t.Format(time.RFC3339Nano), err)
+	}
+	if v == nil {
+		return -1, nil
+	}
+	return *v, nil
+}
+
+// SaveSnapshot stores a snapshot; one that exists already is kept as it is.
+func (s *Store) SaveSnapshot(ctx context.Context, snap events.Snapshot) error {
+	_, err := s.pool.Exec(ctx, `insert into annals_snapshots (stream_id, state_schema_version, version, state)
+		values ($1, $2, $3, $4) on conflict do nothing`, snap.StreamID, snap.StateSchemaVersion, snap.Version, string(snap.State))
+	if err != nil {
+		return fmt.Errorf("snapshot %s@%d: %w", snap.StreamID, snap.Version, err)
+	}
+	return nil
+}
+
+// LatestSnapshot returns the newest snapshot of the state-schema version at or below
+// maxVersion.
+func (s *Store) LatestSnapshot(ctx context.Context, streamID string, stateSchemaVersion int, maxVersion int64) (events.Snapshot, bool, error) {
+	snap := events.Snapshot{StreamID: streamID, StateSchemaVersion: stateSchemaVersion}
+	var state []byte
+	err := s.pool.QueryRow(ctx, `select version, state, created_at from annals_snapshots
+		where stream_id = $1 and state_schema_version = $2 and version <= $3
+		order by version desc limit 1`, streamID, stateSchemaVersion, maxVersion).Scan(&snap.Version, &state, &snap.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return snap, false, nil
+	}
+	if err != nil {
+		return snap, false, fmt.Errorf("snapshot of %s: %w", streamID, err)
+	}
+	snap.State = state
+	return snap, true, nil
+}
+
+// PruneSnapshots deletes snapshots created more than retention ago, except the newest of each
+// stream (SNAPSHOT_RETENTION_PERIOD). It returns how many it deleted.
+func (s *Store) PruneSnapshots(ctx context.Context, retention time.Duration) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `delete from annals_snapshots o
+		where o.created_at < clock_timestamp() - $1::interval
+		  and exists (select 1 from annals_snapshots n where n.stream_id = o.stream_id
+		      and (n.version, n.state_schema_version) > (o.version, o.state_schema_version))`, retention)
+	if err != nil {
+		return 0, fmt.Errorf("prune snapshots: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}

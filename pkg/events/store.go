@@ -1,0 +1,82 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Appender appends events to a stream under an expected version, atomically: all of them or
+// none.
+type Appender interface {
+	Append(ctx context.Context, streamID string, expected ExpectedVersion, events []Event, opts AppendOptions) (AppendResult, error)
+}
+
+// StreamReader reads one stream forward.
+type StreamReader interface {
+	// ReadStream returns up to limit events of the stream with from <= version <= to (to < 0:
+	// to the end), in version order. A stream that does not exist reads as empty.
+	ReadStream(ctx context.Context, streamID string, from, to int64, limit int) ([]Envelope, error)
+}
+
+// AllQuery pages through every stream by global position.
+type AllQuery struct {
+	After int64 // return events with a global position above this
+	Limit int
+	Since time.Time // zero: no lower bound on recorded_at
+	Until time.Time // zero: no upper bound (exclusive)
+	Types []string  // empty: every type
+}
+
+// StreamInfo is a stream's metadata.
+type StreamInfo struct {
+	StreamID   string    `json:"stream_id"`
+	Category   string    `json:"category"`
+	Version    int64     `json:"version"`
+	EventCount int64     `json:"event_count"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// Stats summarise the store.
+type Stats struct {
+	TotalEvents  int64            `json:"total_events"`
+	TotalStreams int64            `json:"total_streams"`
+	EventsByType map[string]int64 `json:"events_by_type"`
+	RecentEvents []Envelope       `json:"recent_events"`
+}
+
+// Reader answers the store's queries.
+type Reader interface {
+	StreamReader
+	ReadAll(ctx context.Context, q AllQuery) ([]Envelope, error)
+	// StreamInfo returns ErrNotFound for a stream without events.
+	StreamInfo(ctx context.Context, streamID string) (StreamInfo, error)
+	Stats(ctx context.Context, recent int) (Stats, error)
+	// VersionAt is the version of the stream's last event recorded at or before t; -1 if none.
+	VersionAt(ctx context.Context, streamID string, t time.Time) (int64, error)
+}
+
+// Snapshot is an aggregate's state at a version, in the layout of its state-schema version.
+type Snapshot struct {
+	StreamID           string
+	Version            int64
+	StateSchemaVersion int
+	State              json.RawMessage
+	CreatedAt          time.Time
+}
+
+// SnapshotStore keeps snapshots.
+type SnapshotStore interface {
+	SaveSnapshot(ctx context.Context, s Snapshot) error
+	// LatestSnapshot returns the newest snapshot of the stream with the given state-schema
+	// version and a version <= maxVersion; false when there is none.
+	LatestSnapshot(ctx context.Context, streamID string, stateSchemaVersion int, maxVersion int64) (Snapshot, bool, error)
+}
+
+// Store is a whole event store.
+type Store interface {
+	Appender
+	Reader
+	SnapshotStore
+}
