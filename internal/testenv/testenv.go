@@ -76,6 +76,7 @@ func SchemaPool(tb testing.TB) (*pgxpool.Pool, string) {
 		tb.Fatal(err)
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.MaxConns = 24 // room for concurrency tests and benchmarks
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		tb.Fatal(err)

@@ -2,5 +2,5 @@
 // optimistic concurrency, paged reads, snapshots and the transactional outbox rows, with its
 // schema as embedded migrations.
 //
-// It must never commit events without their outbox rows, nor outbox rows without their events.
+// It must never commit events without their outbox row, nor an outbox row without its events.
 package postgres

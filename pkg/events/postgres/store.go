@@ -47,7 +47,7 @@ type querier interface {
 }
 
 // Append appends events to the stream in one statement, which is one transaction: all of
-// them with their outbox rows, or nothing.
+// them with their outbox row, or nothing.
 func (s *Store) Append(ctx context.Context, streamID string, expected events.ExpectedVersion, evs []events.Event, opts events.AppendOptions) (events.AppendResult, error) {
 	return s.appendOn(ctx, s.pool, streamID, expected, evs, opts)
 }
@@ -90,7 +90,7 @@ const (
 	returning version, false as created`
 )
 
-// appendTail inserts the events after the claimed stream row, their outbox rows and the
+// appendTail inserts the events after the claimed stream row, the append's outbox row and the
 // counters, all in the same statement.
 const appendTail = `,
 ev as (
@@ -102,8 +102,8 @@ ev as (
 	returning global_position, version, recorded_at, type
 ),
 ob as (
-	insert into annals_outbox (global_position, stream_id, category)
-	select global_position, $1, $2 from ev
+	insert into annals_outbox (stream_id, category, first_version, last_version)
+	select $1, $2, s.version - $3 + 1, s.version from s
 ),
 ct as (
 	insert into annals_counters (name, shard, value)
@@ -114,10 +114,11 @@ ct as (
 	) c group by name
 	on conflict (name, shard) do update set value = annals_counters.value + excluded.value
 )
-select global_position, version, recorded_at from ev
+select min(global_position), max(global_position), min(version), max(version), max(recorded_at), count(*)
+from ev
 -- Not every claim statement uses $4 and $5; naming their types here keeps one parameter list.
-cross join (select $4::bigint, $5::bigint) as params
-order by version`
+where $4::bigint is not null and $5::bigint is not null
+having count(*) > 0`
 
 func (s *Store) appendOn(ctx context.Context, q querier, streamID string, expected events.ExpectedVersion, evs []events.Event, opts events.AppendOptions) (events.AppendResult, error) {
 	res := events.AppendResult{StreamID: streamID}
@@ -161,15 +162,14 @@ func (s *Store) appendOn(ctx context.Context, q querier, streamID string, expect
 		types[i] = e.Type
 		svs[i] = int32(max(e.SchemaVersion, 1))
 		data[i] = string(e.Data)
-		meta := e.Metadata
-		if meta == nil {
-			meta = map[string]string{}
+		metas[i] = "{}"
+		if len(e.Metadata) > 0 {
+			b, err := json.Marshal(e.Metadata)
+			if err != nil {
+				return res, err
+			}
+			metas[i] = string(b)
 		}
-		b, err := json.Marshal(meta)
-		if err != nil {
-			return res, err
-		}
-		metas[i] = string(b)
 	}
 
 	var claim string
@@ -184,36 +184,20 @@ func (s *Store) appendOn(ctx context.Context, q querier, streamID string, expect
 		claim = claimExact
 	}
 	exp, _ := expected.Version()
-	rows, err := q.Query(ctx, "with s as ("+claim+")"+appendTail,
+	var got int64
+	var at time.Time
+	err := q.QueryRow(ctx, "with s as ("+claim+")"+appendTail,
 		streamID, events.Category(streamID), n, exp, limit,
-		ids, types, svs, data, opts.CorrelationID, opts.CausationID, metas)
-	if err != nil {
-		return res, mapError(streamID, err)
-	}
-	var got int
-	for rows.Next() {
-		var pos, version int64
-		var at time.Time
-		if err := rows.Scan(&pos, &version, &at); err != nil {
-			rows.Close()
-			return res, err
-		}
-		if got == 0 {
-			res.FirstPosition, res.FirstVersion = pos, version
-		}
-		res.LastPosition, res.LastVersion, res.RecordedAt = pos, version, at.UTC()
-		got++
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return res, mapError(streamID, err)
-	}
-	if got == n {
-		res.EventIDs = ids
+		ids, types, svs, data, opts.CorrelationID, opts.CausationID, metas).
+		Scan(&res.FirstPosition, &res.LastPosition, &res.FirstVersion, &res.LastVersion, &at, &got)
+	switch {
+	case err == nil && got == int64(n):
+		res.EventIDs, res.RecordedAt = ids, at.UTC()
 		return res, nil
-	}
-	if got != 0 {
-		return res, fmt.Errorf("append %s: %d of %d events inserted", streamID, got, n) // cannot happen: one statement
+	case err == nil: // cannot happen: one statement inserts all or nothing
+		return res, fmt.Errorf("append %s: %d of %d events inserted", streamID, got, n)
+	case !errors.Is(err, pgx.ErrNoRows):
+		return res, mapError(streamID, err)
 	}
 	// Refused: say why, from the stream's committed version.
 	actual := int64(-1)

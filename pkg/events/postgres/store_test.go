@@ -93,12 +93,13 @@ func TestAppend(t *testing.T) {
 				t.Errorf("event id %s is not a UUIDv7", e.EventID)
 			}
 		}
-		var outbox int
-		if err := pool.QueryRow(ctx, "select count(*) from annals_outbox where stream_id = 'user-1'").Scan(&outbox); err != nil {
+		var outbox, first, last int64
+		if err := pool.QueryRow(ctx, "select count(*), min(first_version), max(last_version) from annals_outbox where stream_id = 'user-1'").
+			Scan(&outbox, &first, &last); err != nil {
 			t.Fatal(err)
 		}
-		if outbox != 3 {
-			t.Errorf("outbox rows = %d, want 3 (one per event, same transaction)", outbox)
+		if outbox != 1 || first != 0 || last != 2 {
+			t.Errorf("outbox: %d rows for versions %d..%d, want 1 row for 0..2 (one per append, same transaction)", outbox, first, last)
 		}
 	})
 

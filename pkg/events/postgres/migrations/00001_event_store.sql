@@ -14,7 +14,7 @@ create table annals_streams (
 create table annals_events (
     global_position bigint generated always as identity primary key,
     event_id        uuid not null unique,
-    stream_id       text not null references annals_streams (stream_id),
+    stream_id       text not null,
     category        text not null,
     version         bigint not null check (version >= 0),
     type            text not null,
@@ -26,7 +26,9 @@ create table annals_events (
     recorded_at     timestamptz not null default clock_timestamp(),
     unique (stream_id, version)
 );
-create index annals_events_recorded_at on annals_events (recorded_at, global_position);
+-- Events are appended in time order, so a block-range index serves time ranges at almost no
+-- cost per insert.
+create index annals_events_recorded_at on annals_events using brin (recorded_at);
 create index annals_events_type on annals_events (type, global_position);
 
 -- Counters that appends maintain, so that statistics never count the events table. Each
@@ -40,7 +42,7 @@ create table annals_counters (
 );
 
 create table annals_snapshots (
-    stream_id            text not null references annals_streams (stream_id),
+    stream_id            text not null,
     state_schema_version integer not null,
     version              bigint not null,
     state                jsonb not null,
@@ -48,17 +50,20 @@ create table annals_snapshots (
     primary key (stream_id, state_schema_version, version)
 );
 
--- One row per event to publish, written in the transaction of the event itself. tx_id orders
--- rows by commit safety: a reader takes only rows whose transaction is older than every
--- transaction still running, so a row that commits late is never skipped.
+-- One row per append to publish: the stream and the version range it added, written in the
+-- transaction of the events themselves. tx_id orders rows by commit safety: a reader takes
+-- only rows whose transaction is older than every transaction still running, so a row that
+-- commits late is never skipped.
 create table annals_outbox (
-    global_position bigint primary key,
-    tx_id           xid8 not null default pg_current_xact_id(),
-    stream_id       text not null,
-    category        text not null,
-    created_at      timestamptz not null default clock_timestamp()
+    id            bigint generated always as identity primary key,
+    tx_id         xid8 not null default pg_current_xact_id(),
+    stream_id     text not null,
+    category      text not null,
+    first_version bigint not null,
+    last_version  bigint not null,
+    created_at    timestamptz not null default clock_timestamp()
 );
-create index annals_outbox_tx on annals_outbox (tx_id, global_position);
+create index annals_outbox_tx on annals_outbox (tx_id, id);
 
 -- Responses of commands sent with an Idempotency-Key, stored in the transaction that
 -- appended their events.

@@ -1,0 +1,82 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/events/postgres"
+)
+
+// BenchmarkAppend measures appends against the real PostgreSQL: one event per append and
+// 100-event batches, by 1 and 8 concurrent appenders, each on its own stream with an exact
+// expected version (the writer's path). It reports events/s and the p50/p99 latency of one
+// append; scripts/bench.sh sets them beside pgbench's one-INSERT transactions.
+func BenchmarkAppend(b *testing.B) {
+	for _, batch := range []int{1, 100} {
+		for _, conc := range []int{1, 8} {
+			b.Run(fmt.Sprintf("events=%d/conc=%d", batch, conc), func(b *testing.B) {
+				benchAppend(b, batch, conc)
+			})
+		}
+	}
+}
+
+func benchAppend(b *testing.B, batch, conc int) {
+	s, _ := newStore(b, postgres.Options{})
+	ctx := context.Background()
+	payload := events.Event{Type: "ItemAdded", Data: []byte(`{"item":{"id":"sku-1","name":"A thing","price_cents":1999,"quantity":2}}`)}
+	batchEvents := slices.Repeat([]events.Event{payload}, batch)
+
+	var mu sync.Mutex
+	var latencies []time.Duration
+	next := make(chan struct{}, 1024)
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			stream := "order-" + uuid.NewString()
+			expected := events.NoStream()
+			local := make([]time.Duration, 0, b.N/conc+1)
+			for range next {
+				t0 := time.Now()
+				res, err := s.Append(ctx, stream, expected, batchEvents, events.AppendOptions{CorrelationID: "bench", CausationID: "bench"})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				local = append(local, time.Since(t0))
+				expected = events.Exact(res.LastVersion)
+			}
+			mu.Lock()
+			latencies = append(latencies, local...)
+			mu.Unlock()
+		})
+	}
+	for i := 0; i < b.N; i++ {
+		next <- struct{}{}
+	}
+	close(next)
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+
+	slices.Sort(latencies)
+	pct := func(p float64) float64 {
+		if len(latencies) == 0 {
+			return 0
+		}
+		return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "appends/s")
+	b.ReportMetric(float64(b.N*batch)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
