@@ -5,7 +5,7 @@ GO ?= go
 SERVICES := writer projector notifier auditor
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
-.PHONY: run up down stack-status build test test-short test-faults lint fmt
+.PHONY: run up down stack-status build test test-short bench lint fmt
 
 ## run: the whole pipeline on the local stack; Ctrl-C stops the services
 run:
@@ -32,6 +32,10 @@ test:
 ## test-short: the tests that need no server
 test-short:
 	$(GO) test -short -count=1 ./...
+
+## bench: appends against pgbench's one-INSERT transactions on the same server, with ratios
+bench:
+	@scripts/bench.sh
 
 ## lint: gofmt, go vet and staticcheck on both modules
 lint:
