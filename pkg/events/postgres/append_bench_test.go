@@ -80,3 +80,29 @@ func benchAppend(b *testing.B, batch, conc int) {
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 }
+
+// BenchmarkPlainInsert is pgbench's one-INSERT transaction sent through pgx from Go, so that
+// the client's own share of an append's cost can be told apart from the store's.
+func BenchmarkPlainInsert(b *testing.B) {
+	_, pool := newStore(b, postgres.Options{})
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `create table plain_insert (id bigint generated always as identity primary key,
+		stream_id text not null, data jsonb not null, recorded_at timestamptz not null default clock_timestamp())`); err != nil {
+		b.Fatal(err)
+	}
+	var lat []time.Duration
+	b.ResetTimer()
+	start := time.Now()
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := pool.Exec(ctx, `insert into plain_insert (stream_id, data) values ($1, $2)`,
+			"order-1", `{"item":{"id":"sku-1","name":"A thing","price_cents":1999,"quantity":2}}`); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "tx/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+}

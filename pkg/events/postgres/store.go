@@ -70,55 +70,49 @@ func (a TxAppender) Append(ctx context.Context, streamID string, expected events
 	return a.Store.AppendTx(ctx, a.Tx, streamID, expected, evs, opts)
 }
 
-// The stream row is claimed by one statement per expected-version mode; each returns the
-// stream's new version and whether it was created, or no row when the expectation (or the
-// maximum length) does not hold. Row locks make this exact under concurrency: a second
-// appender waits for the first to commit, then re-checks against the committed version.
+// Each expected-version mode has its own base: the stream's version before the append, as one
+// row, or no row when the expectation (or the maximum length) does not hold. The unique index
+// on (stream_id, version) makes this exact under concurrency: of two appenders that read the
+// same base, the second waits for the first to commit and then fails on the duplicate
+// version, without writing anything.
 const (
-	claimAny = `insert into annals_streams as s (stream_id, category, version) values ($1, $2, $3::bigint - 1)
-	on conflict (stream_id) do update set version = s.version + $3, updated_at = clock_timestamp()
-	where s.version + $3 < $5
-	returning s.version, (s.xmax = 0) as created`
-	claimNoStream = `insert into annals_streams (stream_id, category, version) values ($1, $2, $3::bigint - 1)
-	on conflict (stream_id) do nothing
-	returning version, true as created`
-	claimExists = `update annals_streams set version = version + $3, updated_at = clock_timestamp()
-	where stream_id = $1 and version + $3 < $5
-	returning version, false as created`
-	claimExact = `update annals_streams set version = version + $3, updated_at = clock_timestamp()
-	where stream_id = $1 and version = $4 and version + $3 < $5
-	returning version, false as created`
+	baseAny = `select coalesce(max(version), -1) as v from annals_events where stream_id = $1
+	having coalesce(max(version), -1) + $3::int < $5::bigint`
+	baseNoStream     = `select -1::bigint as v where $3::int < $5::bigint`
+	baseStreamExists = `select max(version) as v from annals_events where stream_id = $1
+	having max(version) is not null and max(version) + $3::int < $5::bigint`
+	baseExact = `select $4::bigint as v
+	where exists (select 1 from annals_events where stream_id = $1 and version = $4::bigint) and $4::bigint + $3::int < $5::bigint`
 )
 
-// appendTail inserts the events after the claimed stream row, the append's outbox row and the
-// counters, all in the same statement.
+// appendTail inserts the events after the base version, the stream's row when the append
+// creates it and the append's outbox row, all in the same statement.
 const appendTail = `,
 ev as (
 	insert into annals_events (event_id, stream_id, category, version, type, schema_version, data, metadata,
 		correlation_id, causation_id, recorded_at)
-	select u.id, $1, $2, s.version - $3 + u.ord, u.type, u.sv, u.data::jsonb, u.meta::jsonb,
+	select u.id, $1, $2, b.v + u.ord, u.type, u.sv, u.data::jsonb, u.meta::jsonb,
 		nullif($10, ''), nullif($11, ''), clock_timestamp()
-	from s, unnest($6::uuid[], $7::text[], $8::int[], $9::text[], $12::text[]) with ordinality as u(id, type, sv, data, meta, ord)
-	returning global_position, version, recorded_at, type
+	from b, unnest($6::uuid[], $7::text[], $8::int[], $9::text[], $12::text[]) with ordinality as u(id, type, sv, data, meta, ord)
+	returning global_position, version, recorded_at
+),
+st as (
+	insert into annals_streams (stream_id, category) select $1, $2 from b where b.v = -1
+	on conflict do nothing
 ),
 ob as (
-	insert into annals_outbox (stream_id, category, first_version, last_version)
-	select $1, $2, s.version - $3 + 1, s.version from s
-),
-ct as (
-	insert into annals_counters (name, shard, value)
-	select name, (pg_backend_pid() % 64)::smallint, count(*) from (
-		select 'type:' || type as name from ev
-		union all
-		select 'streams' from s where s.created
-	) c group by name
-	on conflict (name, shard) do update set value = annals_counters.value + excluded.value
+	insert into annals_outbox (stream_id, first_version, last_version, category, types)
+	select $1, b.v + 1, b.v + $3, $2, $7::text[] from b
 )
 select min(global_position), max(global_position), min(version), max(version), max(recorded_at), count(*)
 from ev
--- Not every claim statement uses $4 and $5; naming their types here keeps one parameter list.
+-- Not every base uses $4 and $5; naming their types here keeps one parameter list.
 where $4::bigint is not null and $5::bigint is not null
 having count(*) > 0`
+
+// maxRetries bounds how often an append with expected version any (or stream_exists) retries
+// after losing a race for the next version of its stream.
+const maxRetries = 20
 
 func (s *Store) appendOn(ctx context.Context, q querier, streamID string, expected events.ExpectedVersion, evs []events.Event, opts events.AppendOptions) (events.AppendResult, error) {
 	res := events.AppendResult{StreamID: streamID}
@@ -172,42 +166,82 @@ func (s *Store) appendOn(ctx context.Context, q querier, streamID string, expect
 		}
 	}
 
-	var claim string
+	var base string
 	switch {
 	case expected.IsAny():
-		claim = claimAny
+		base = baseAny
 	case expected.IsNoStream():
-		claim = claimNoStream
+		base = baseNoStream
 	case expected.IsStreamExists():
-		claim = claimExists
+		base = baseStreamExists
 	default:
-		claim = claimExact
+		base = baseExact
 	}
 	exp, _ := expected.Version()
-	var got int64
-	var at time.Time
-	err := q.QueryRow(ctx, "with s as ("+claim+")"+appendTail,
-		streamID, events.Category(streamID), n, exp, limit,
-		ids, types, svs, data, opts.CorrelationID, opts.CausationID, metas).
-		Scan(&res.FirstPosition, &res.LastPosition, &res.FirstVersion, &res.LastVersion, &at, &got)
-	switch {
-	case err == nil && got == int64(n):
-		res.EventIDs, res.RecordedAt = ids, at.UTC()
-		return res, nil
-	case err == nil: // cannot happen: one statement inserts all or nothing
-		return res, fmt.Errorf("append %s: %d of %d events inserted", streamID, got, n)
-	case !errors.Is(err, pgx.ErrNoRows):
-		return res, mapError(streamID, err)
+	args := []any{streamID, events.Category(streamID), n, exp, limit, ids, types, svs, data, opts.CorrelationID, opts.CausationID, metas}
+	// Only an append that read the stream's version itself may try again after losing a race.
+	retry := expected.IsAny() || expected.IsStreamExists()
+	for attempt := 0; ; attempt++ {
+		res, err := s.tryAppend(ctx, q, base, args, retry)
+		if err == nil {
+			res.StreamID, res.EventIDs = streamID, ids
+			return res, nil
+		}
+		var pg *pgconn.PgError
+		lostRace := errors.As(err, &pg) && pg.Code == "23505" && pg.ConstraintName == "annals_events_stream_id_version_key"
+		switch {
+		case lostRace && retry && attempt < maxRetries:
+			continue
+		case lostRace, errors.Is(err, pgx.ErrNoRows):
+			// Refused: say why, from the stream's committed version.
+			return res, s.refusal(ctx, q, streamID, expected, n, limit)
+		default:
+			return res, mapError(streamID, err)
+		}
 	}
-	// Refused: say why, from the stream's committed version.
+}
+
+// tryAppend runs the append statement once. In a transaction, an append that may retry runs
+// inside a savepoint, so that losing a race leaves the transaction usable for the retry.
+func (s *Store) tryAppend(ctx context.Context, q querier, base string, args []any, retry bool) (events.AppendResult, error) {
+	var res events.AppendResult
+	run := func(q querier) error {
+		var got int64
+		var at time.Time
+		err := q.QueryRow(ctx, "with b as ("+base+")"+appendTail, args...).
+			Scan(&res.FirstPosition, &res.LastPosition, &res.FirstVersion, &res.LastVersion, &at, &got)
+		res.RecordedAt = at.UTC()
+		return err
+	}
+	tx, ok := q.(pgx.Tx)
+	if !ok || !retry {
+		return res, run(q)
+	}
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return res, err
+	}
+	if err := run(sp); err != nil {
+		_ = sp.Rollback(ctx)
+		return res, err
+	}
+	return res, sp.Commit(ctx)
+}
+
+// refusal explains a refused append: the stream is not where it was expected, or it is full.
+func (s *Store) refusal(ctx context.Context, q querier, streamID string, expected events.ExpectedVersion, n int, limit int64) error {
 	actual := int64(-1)
-	if err := q.QueryRow(ctx, `select version from annals_streams where stream_id = $1`, streamID).Scan(&actual); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return res, fmt.Errorf("append %s: read version after conflict: %w", streamID, err)
+	var v *int64
+	if err := q.QueryRow(ctx, `select max(version) from annals_events where stream_id = $1`, streamID).Scan(&v); err != nil {
+		return fmt.Errorf("append %s: read version after conflict: %w", streamID, err)
+	}
+	if v != nil {
+		actual = *v
 	}
 	if expected.Allows(actual) && actual+int64(n) >= limit {
-		return res, &events.StreamFullError{StreamID: streamID, Version: actual, Appending: n, Max: s.opts.MaxEventsPerStream}
+		return &events.StreamFullError{StreamID: streamID, Version: actual, Appending: n, Max: s.opts.MaxEventsPerStream}
 	}
-	return res, &events.VersionConflictError{StreamID: streamID, Expected: expected, Actual: actual}
+	return &events.VersionConflictError{StreamID: streamID, Expected: expected, Actual: actual}
 }
 
 // mapError turns PostgreSQL errors into the store's typed errors.
@@ -217,10 +251,6 @@ func mapError(streamID string, err error) error {
 		switch {
 		case pg.Code == "23505" && pg.ConstraintName == "annals_events_event_id_key":
 			return fmt.Errorf("%w: append %s: an event with this id is already recorded", events.ErrInvalid, streamID)
-		case pg.Code == "23505":
-			// A concurrent appender got there first despite the row lock (cannot happen with
-			// the claim statements; kept as a safety net).
-			return &events.VersionConflictError{StreamID: streamID, Expected: events.Any(), Actual: -1}
 		case pg.Code[:2] == "22": // data exceptions: bad JSON, out-of-range values
 			return fmt.Errorf("%w: append %s: %s", events.ErrInvalid, streamID, pg.Message)
 		}
@@ -300,11 +330,14 @@ func (s *Store) ReadAll(ctx context.Context, q events.AllQuery) ([]events.Envelo
 	return scanEnvelopes(rows)
 }
 
-// StreamInfo reads a stream's metadata.
+// StreamInfo reads a stream's metadata: its row, and its last event through the index.
 func (s *Store) StreamInfo(ctx context.Context, streamID string) (events.StreamInfo, error) {
 	info := events.StreamInfo{StreamID: streamID}
-	err := s.pool.QueryRow(ctx, `select category, version, created_at, updated_at from annals_streams where stream_id = $1`,
-		streamID).Scan(&info.Category, &info.Version, &info.CreatedAt, &info.UpdatedAt)
+	err := s.pool.QueryRow(ctx, `select s.category, s.created_at, e.version, e.recorded_at
+		from annals_streams s
+		cross join lateral (select version, recorded_at from annals_events
+			where stream_id = s.stream_id order by version desc limit 1) e
+		where s.stream_id = $1`, streamID).Scan(&info.Category, &info.CreatedAt, &info.Version, &info.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return info, fmt.Errorf("stream %s: %w", streamID, events.ErrNotFound)
 	}
@@ -316,10 +349,17 @@ func (s *Store) StreamInfo(ctx context.Context, streamID string) (events.StreamI
 	return info, nil
 }
 
-// Stats sums the counters and reads the most recent events by position.
+// Stats adds the counters to what the outbox still holds, and reads the most recent events
+// by position. Neither counts the events table.
 func (s *Store) Stats(ctx context.Context, recent int) (events.Stats, error) {
 	st := events.Stats{EventsByType: map[string]int64{}}
-	rows, err := s.pool.Query(ctx, `select name, sum(value)::bigint from annals_counters group by name`)
+	rows, err := s.pool.Query(ctx, `select name, sum(n)::bigint from (
+			select name, value as n from annals_counters
+			union all
+			select 'type:' || t, count(*) from annals_outbox, unnest(types) as t group by t
+			union all
+			select 'streams', count(*) from annals_outbox where first_version = 0
+		) c group by name`)
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}

@@ -2,13 +2,12 @@
 -- transactional outbox that the relay drains.
 
 -- +goose Up
+-- One row per stream, written by the append that creates it. A stream's version and its last
+-- change are read from its events through the (stream_id, version) index.
 create table annals_streams (
     stream_id  text primary key,
     category   text not null,
-    -- the version of the stream's last event (0-based, contiguous)
-    version    bigint not null check (version >= 0),
-    created_at timestamptz not null default clock_timestamp(),
-    updated_at timestamptz not null default clock_timestamp()
+    created_at timestamptz not null default clock_timestamp()
 );
 
 create table annals_events (
@@ -31,14 +30,12 @@ create table annals_events (
 create index annals_events_recorded_at on annals_events using brin (recorded_at);
 create index annals_events_type on annals_events (type, global_position);
 
--- Counters that appends maintain, so that statistics never count the events table. Each
--- counter is spread over shards (by server process) so that concurrent appends do not queue
--- on one row; a counter's value is the sum of its shards. Names: 'streams', 'type:<type>'.
+-- Counters for statistics, so that they never count the events table: the relay adds an
+-- outbox row's events here in the transaction that deletes the row, so every committed event
+-- is counted exactly once, either here or in the outbox. Names: 'streams', 'type:<type>'.
 create table annals_counters (
-    name  text not null,
-    shard smallint not null,
-    value bigint not null,
-    primary key (name, shard)
+    name  text primary key,
+    value bigint not null
 );
 
 create table annals_snapshots (
@@ -50,20 +47,20 @@ create table annals_snapshots (
     primary key (stream_id, state_schema_version, version)
 );
 
--- One row per append to publish: the stream and the version range it added, written in the
--- transaction of the events themselves. tx_id orders rows by commit safety: a reader takes
--- only rows whose transaction is older than every transaction still running, so a row that
--- commits late is never skipped.
+-- One row per append to publish: the stream, the version range it added and the events'
+-- types, written in the transaction of the events themselves. tx_id orders rows by commit
+-- safety: a reader takes only rows whose transaction is older than every transaction still
+-- running, so a row that commits late is never skipped.
 create table annals_outbox (
-    id            bigint generated always as identity primary key,
     tx_id         xid8 not null default pg_current_xact_id(),
     stream_id     text not null,
-    category      text not null,
     first_version bigint not null,
     last_version  bigint not null,
-    created_at    timestamptz not null default clock_timestamp()
+    category      text not null,
+    types         text[] not null,
+    created_at    timestamptz not null default clock_timestamp(),
+    primary key (tx_id, stream_id, first_version)
 );
-create index annals_outbox_tx on annals_outbox (tx_id, id);
 
 -- Responses of commands sent with an Idempotency-Key, stored in the transaction that
 -- appended their events.
