@@ -30,6 +30,25 @@ type Operation struct {
 	Responses map[int]string
 	// Tags group operations in the document.
 	Tags []string
+	// Query and Headers document the query and header parameters besides the path's.
+	Query   []Param
+	Headers []Param
+	// RequestBody is the JSON schema of the application/json request body; nil means none.
+	RequestBody map[string]any
+	// RequestBodyOptional marks a request body that may be left out.
+	RequestBodyOptional bool
+	// Schemas maps a status code to the JSON schema of its application/json response body.
+	Schemas map[int]map[string]any
+}
+
+// Param documents one query or header parameter.
+type Param struct {
+	Name        string
+	Description string
+	Required    bool
+	// Schema is the parameter's JSON schema; {"type": "string"} when nil. A query parameter
+	// that may repeat has an array schema.
+	Schema map[string]any
 }
 
 type route struct {
@@ -112,6 +131,14 @@ func (r *Router) OpenAPI(title, version string) map[string]any {
 		for code, desc := range rt.op.Responses {
 			responses[strconv.Itoa(code)] = map[string]any{"description": desc}
 		}
+		for code, schema := range rt.op.Schemas {
+			resp, _ := responses[strconv.Itoa(code)].(map[string]any)
+			if resp == nil {
+				resp = map[string]any{"description": http.StatusText(code)}
+				responses[strconv.Itoa(code)] = resp
+			}
+			resp["content"] = jsonContent(schema)
+		}
 		if len(responses) == 0 {
 			responses["200"] = map[string]any{"description": "OK"}
 		}
@@ -123,8 +150,17 @@ func (r *Router) OpenAPI(title, version string) map[string]any {
 		if len(rt.op.Tags) > 0 {
 			op["tags"] = rt.op.Tags
 		}
-		if params := pathParams(rt.path); len(params) > 0 {
+		params := pathParams(rt.path)
+		params = append(params, otherParams("query", rt.op.Query)...)
+		params = append(params, otherParams("header", rt.op.Headers)...)
+		if len(params) > 0 {
 			op["parameters"] = params
+		}
+		if rt.op.RequestBody != nil {
+			op["requestBody"] = map[string]any{
+				"required": !rt.op.RequestBodyOptional,
+				"content":  jsonContent(rt.op.RequestBody),
+			}
 		}
 		item[strings.ToLower(rt.method)] = op
 	}
@@ -160,6 +196,26 @@ func pathParams(path string) []any {
 		}
 	}
 	return out
+}
+
+func otherParams(in string, ps []Param) []any {
+	out := make([]any, 0, len(ps))
+	for _, p := range ps {
+		schema := p.Schema
+		if schema == nil {
+			schema = map[string]any{"type": "string"}
+		}
+		m := map[string]any{"name": p.Name, "in": in, "required": p.Required, "schema": schema}
+		if p.Description != "" {
+			m["description"] = p.Description
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func jsonContent(schema map[string]any) map[string]any {
+	return map[string]any{"application/json": map[string]any{"schema": schema}}
 }
 
 // ErrorBody is the JSON error envelope of every service: {"error":{"code":..,"message":..}}.

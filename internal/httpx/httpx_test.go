@@ -156,3 +156,67 @@ func TestRouter_OpenAPI(t *testing.T) {
 		t.Errorf("GET parameters = %v", p)
 	}
 }
+
+func TestRouter_OpenAPIParamsAndSchemas(t *testing.T) {
+	r := httpx.NewRouter()
+	noop := func(http.ResponseWriter, *http.Request) {}
+	userSchema := map[string]any{"type": "object", "properties": map[string]any{"name": map[string]any{"type": "string"}}}
+	r.HandleFunc("POST", "/v1/users/{id}", httpx.Operation{
+		Summary:     "change a user",
+		Responses:   map[int]string{200: "changed"},
+		Query:       []httpx.Param{{Name: "type", Description: "repeatable", Schema: map[string]any{"type": "array", "items": map[string]any{"type": "string"}}}},
+		Headers:     []httpx.Param{{Name: "If-Match", Required: true}},
+		RequestBody: userSchema,
+		Schemas:     map[int]map[string]any{200: userSchema, 422: {"type": "object"}},
+	}, noop)
+	r.HandleFunc("POST", "/v1/ping", httpx.Operation{Summary: "ping", RequestBody: map[string]any{"type": "object"}, RequestBodyOptional: true}, noop)
+	b, err := json.Marshal(r.OpenAPI("test", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type media map[string]struct {
+		Schema map[string]any `json:"schema"`
+	}
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Parameters  []map[string]any `json:"parameters"`
+			RequestBody *struct {
+				Required bool  `json:"required"`
+				Content  media `json:"content"`
+			} `json:"requestBody"`
+			Responses map[string]struct {
+				Description string `json:"description"`
+				Content     media  `json:"content"`
+			} `json:"responses"`
+		}
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	op := doc.Paths["/v1/users/{id}"]["post"]
+	var in []string
+	for _, p := range op.Parameters {
+		in = append(in, p["in"].(string)+":"+p["name"].(string))
+	}
+	if got, want := strings.Join(in, ","), "path:id,query:type,header:If-Match"; got != want {
+		t.Errorf("parameters = %s, want %s", got, want)
+	}
+	if got := op.Parameters[1]["schema"].(map[string]any)["type"]; got != "array" {
+		t.Errorf("query schema type = %v", got)
+	}
+	if got := op.Parameters[2]["required"]; got != true {
+		t.Errorf("header required = %v", got)
+	}
+	if op.RequestBody == nil || !op.RequestBody.Required || op.RequestBody.Content["application/json"].Schema["type"] != "object" {
+		t.Errorf("requestBody = %+v", op.RequestBody)
+	}
+	if got := op.Responses["200"]; got.Description != "changed" || got.Content["application/json"].Schema["type"] != "object" {
+		t.Errorf("200 = %+v", got)
+	}
+	if got := op.Responses["422"]; got.Description != "Unprocessable Entity" || got.Content == nil {
+		t.Errorf("422 = %+v", got)
+	}
+	if rb := doc.Paths["/v1/ping"]["post"].RequestBody; rb == nil || rb.Required {
+		t.Errorf("optional requestBody = %+v", rb)
+	}
+}

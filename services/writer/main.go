@@ -14,15 +14,17 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/services/writer/api"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := app.Start(ctx, app.Writer, os.Args[1:], migrateOnStart); err != nil {
+	if err := app.Start(ctx, app.Writer, os.Args[1:], migrateOnStart, wire); err != nil {
 		fmt.Fprintf(os.Stderr, "annals-writer: %v\n", err)
 		os.Exit(1)
 	}
@@ -36,4 +38,14 @@ func migrateOnStart(ctx context.Context, m *app.Main) error {
 	}
 	_, err := postgres.Migrate(ctx, m.DB, m.Logger)
 	return err
+}
+
+// wire builds the event store and the command API on the process's pool, registers the API's
+// routes, and prunes superseded snapshots every hour until ctx ends.
+func wire(ctx context.Context, m *app.Main) error {
+	store := postgres.New(m.DB, api.StoreOptions(m.Config.Aggregates))
+	a := api.New(store, api.OptionsFrom(m.Config, m.Logger))
+	a.Register(m.Router)
+	go a.PruneSnapshots(ctx, time.Hour, m.Config.Aggregates.SnapshotRetention)
+	return nil
 }

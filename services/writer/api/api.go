@@ -1,0 +1,97 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/annals-dev/annals/internal/config"
+	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/services/writer/domain"
+)
+
+// DefaultRetries is how often a command without If-Match is re-run after a version conflict.
+const DefaultRetries = 3
+
+// Options tune an API.
+type Options struct {
+	// SnapshotEvery snapshots an aggregate whenever a save crosses a multiple of this many
+	// events; 0 disables snapshots.
+	SnapshotEvery int
+	// Retries is how often a command sent without If-Match is reloaded and re-run after a
+	// version conflict at save time (DefaultRetries when 0; negative: never).
+	Retries int
+	// Logger receives server-side failures (slog.Default when nil).
+	Logger *slog.Logger
+}
+
+// API serves the writer's routes on an event store.
+type API struct {
+	store   *postgres.Store
+	users   *events.Repository[domain.UserState]
+	orders  *events.Repository[domain.OrderState]
+	retries int
+	log     *slog.Logger
+}
+
+// New returns the API on store.
+func New(store *postgres.Store, opts Options) *API {
+	a := &API{
+		store:   store,
+		users:   &events.Repository[domain.UserState]{Store: store, Def: domain.User, SnapshotEvery: max(opts.SnapshotEvery, 0)},
+		orders:  &events.Repository[domain.OrderState]{Store: store, Def: domain.Order, SnapshotEvery: max(opts.SnapshotEvery, 0)},
+		retries: opts.Retries,
+		log:     opts.Logger,
+	}
+	if a.retries == 0 {
+		a.retries = DefaultRetries
+	}
+	a.retries = max(a.retries, 0)
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	return a
+}
+
+// StoreOptions are the event store options of the [aggregates] section:
+// OPTIMISTIC_CONCURRENCY and MAX_EVENTS_PER_AGGREGATE.
+func StoreOptions(c config.Aggregates) postgres.Options {
+	return postgres.Options{
+		DisableOptimisticConcurrency: !c.OptimisticConcurrency,
+		MaxEventsPerStream:           c.MaxEventsPerAggregate,
+	}
+}
+
+// OptionsFrom reads the API's options from the configuration: a snapshot every
+// SNAPSHOT_FREQUENCY events when AGGREGATE_SNAPSHOTS_ENABLED.
+func OptionsFrom(c *config.Config, log *slog.Logger) Options {
+	o := Options{Logger: log}
+	if c.Aggregates.SnapshotEnabled {
+		o.SnapshotEvery = c.EventSourcing.SnapshotFrequency
+	}
+	return o
+}
+
+// PruneSnapshots deletes superseded snapshots older than retention now and then every
+// interval, until ctx ends (SNAPSHOT_RETENTION_PERIOD). Run it in its own goroutine.
+func (a *API) PruneSnapshots(ctx context.Context, interval, retention time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := a.store.PruneSnapshots(ctx, retention)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			a.log.Warn("prune snapshots", "error", err)
+		case n > 0:
+			a.log.Info("pruned snapshots", "deleted", n, "retention", retention.String())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,315 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/annals-dev/annals/internal/httpx"
+	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/events/postgres"
+)
+
+// Headers of commands.
+const (
+	IfMatchHeader        = "If-Match"
+	IdempotencyKeyHeader = "Idempotency-Key"
+	// CommandIDHeader returns the id of the command a request ran, which is the causation id
+	// of the events it recorded.
+	CommandIDHeader = "X-Command-ID"
+	// ReplayedHeader marks a response replayed from an earlier request with the same
+	// Idempotency-Key.
+	ReplayedHeader = "Idempotent-Replayed"
+)
+
+// MaxIdempotencyKeyLength bounds Idempotency-Key values.
+const MaxIdempotencyKeyLength = 200
+
+// commandResponse is the body of every successful command.
+type commandResponse struct {
+	ID       string `json:"id"`
+	StreamID string `json:"stream_id"`
+	Version  int64  `json:"version"`
+	Position int64  `json:"position"`
+}
+
+func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+
+func writeCommand(w http.ResponseWriter, status int, resp commandResponse) {
+	w.Header().Set("ETag", etag(resp.Version))
+	httpx.WriteJSON(w, status, resp)
+}
+
+// request is what a command reads before it runs.
+type request struct {
+	body       []byte
+	ifMatch    int64
+	hasIfMatch bool
+	key        string // Idempotency-Key; empty when absent
+	hash       []byte // of method, path and body, when key is set
+}
+
+// parseIfMatch reads If-Match: "<version>" (quotes optional, one value).
+func parseIfMatch(values []string) (int64, bool, error) {
+	if len(values) == 0 {
+		return 0, false, nil
+	}
+	bad := invalidf(IfMatchHeader, `must be one stream version in quotes, such as "3"`)
+	if len(values) > 1 {
+		return 0, false, bad
+	}
+	s := strings.TrimSpace(values[0])
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 || s[0] == '+' {
+		return 0, false, bad
+	}
+	return v, true, nil
+}
+
+// parseIdempotencyKey reads Idempotency-Key: 1 to MaxIdempotencyKeyLength printable ASCII
+// characters.
+func parseIdempotencyKey(values []string) (string, error) {
+	if len(values) == 0 {
+		return "", nil
+	}
+	bad := invalidf(IdempotencyKeyHeader, "must be one value of 1 to %d printable ASCII characters", MaxIdempotencyKeyLength)
+	if len(values) > 1 {
+		return "", bad
+	}
+	k := values[0]
+	if k == "" || len(k) > MaxIdempotencyKeyLength {
+		return "", bad
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < ' ' || k[i] > '~' {
+			return "", bad
+		}
+	}
+	return k, nil
+}
+
+// requestHash identifies a request for its idempotency key: SHA-256 over the method, the
+// path and the exact body.
+func requestHash(r *http.Request, body []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(r.Method))
+	h.Write([]byte{0})
+	h.Write([]byte(r.URL.EscapedPath()))
+	h.Write([]byte{0})
+	h.Write(body)
+	return h.Sum(nil)
+}
+
+// begin reads the body and the command headers, and answers a request whose idempotency key
+// has a stored response. It returns nil when it has answered.
+func (a *API) begin(w http.ResponseWriter, r *http.Request) *request {
+	body, err := readBody(w, r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return nil
+	}
+	req := &request{body: body}
+	if req.ifMatch, req.hasIfMatch, err = parseIfMatch(r.Header.Values(IfMatchHeader)); err != nil {
+		a.writeError(w, r, err)
+		return nil
+	}
+	if req.key, err = parseIdempotencyKey(r.Header.Values(IdempotencyKeyHeader)); err != nil {
+		a.writeError(w, r, err)
+		return nil
+	}
+	if req.key != "" {
+		req.hash = requestHash(r, body)
+		done, err := a.answerStored(w, r, req)
+		if err != nil {
+			a.writeError(w, r, err)
+			return nil
+		}
+		if done {
+			return nil
+		}
+	}
+	return req
+}
+
+// answerStored answers from the response stored under the request's idempotency key: the same
+// response for the same request, 422 for another. It reports whether there was one.
+func (a *API) answerStored(w http.ResponseWriter, r *http.Request, req *request) (bool, error) {
+	stored, ok, err := a.store.LookupIdempotency(r.Context(), req.key)
+	if err != nil || !ok {
+		return false, err
+	}
+	w.Header().Del(CommandIDHeader) // this request runs no command
+	if !bytes.Equal(stored.RequestHash, req.hash) {
+		a.writeError(w, r, errKeyReused)
+		return true, nil
+	}
+	var resp commandResponse
+	if err := json.Unmarshal(stored.Body, &resp); err != nil {
+		return false, fmt.Errorf("stored response of an idempotency key: %w", err)
+	}
+	w.Header().Set(ReplayedHeader, "true")
+	writeCommand(w, stored.Status, resp) // re-encoded: the same bytes as the first response
+	return true, nil
+}
+
+// command is one command on one aggregate.
+type command[S any] struct {
+	repo *events.Repository[S]
+	id   string
+	// create: a missing aggregate is created (201) rather than not found (404).
+	create bool
+	// run checks the rules and records events on the aggregate.
+	run func(ctx context.Context, agg *events.Aggregate[S]) error
+}
+
+func (c command[S]) load(ctx context.Context) (*events.Aggregate[S], error) {
+	agg, _, err := c.repo.Load(ctx, c.id)
+	if c.create && errors.Is(err, events.ErrNotFound) {
+		return c.repo.New(c.id), nil
+	}
+	return agg, err
+}
+
+// execute runs c: load, If-Match, the command, save; a version conflict without If-Match is
+// retried with a fresh load. With an idempotency key, a failure first checks whether a
+// concurrent request with the same key has committed meanwhile, and answers as it did.
+func execute[S any](a *API, w http.ResponseWriter, r *http.Request, req *request, c command[S]) {
+	ctx := r.Context()
+	commandID := uuid.Must(uuid.NewV7())
+	w.Header().Set(CommandIDHeader, commandID.String())
+	opts := events.AppendOptions{CorrelationID: httpx.CorrelationID(r), CausationID: commandID.String()}
+	status := http.StatusOK
+	if c.create {
+		status = http.StatusCreated
+	}
+	for attempt := 0; ; attempt++ {
+		resp, err := attemptCommand(ctx, a, req, c, status, opts)
+		if err == nil {
+			writeCommand(w, status, resp)
+			return
+		}
+		if req.key != "" {
+			if done, lerr := a.answerStored(w, r, req); done || lerr != nil {
+				if lerr != nil {
+					a.writeError(w, r, err)
+				}
+				return
+			}
+		}
+		// After a conflict, a fresh load re-runs the command or, with If-Match, tells the
+		// client the version it now has.
+		var vc *events.VersionConflictError
+		if conflicted(err) && attempt < a.retries && !(req.hasIfMatch && errors.As(err, &vc)) {
+			continue
+		}
+		a.writeError(w, r, err)
+		return
+	}
+}
+
+func attemptCommand[S any](ctx context.Context, a *API, req *request, c command[S], status int, opts events.AppendOptions) (commandResponse, error) {
+	agg, err := c.load(ctx)
+	if err != nil {
+		return commandResponse{}, err
+	}
+	if req.hasIfMatch && agg.Version() != req.ifMatch {
+		return commandResponse{}, &events.VersionConflictError{StreamID: agg.StreamID(), Expected: events.Exact(req.ifMatch), Actual: agg.Version()}
+	}
+	if err := c.run(ctx, agg); err != nil {
+		return commandResponse{}, err
+	}
+	if req.key == "" {
+		res, err := c.repo.Save(ctx, agg, opts)
+		if err != nil {
+			return commandResponse{}, err
+		}
+		return responseFor(agg, res), nil
+	}
+	return saveIdempotent(ctx, a, req, c.repo, agg, status, opts)
+}
+
+// saveIdempotent appends the events and stores the response under the idempotency key in one
+// transaction.
+//
+// The save inside the transaction goes through a copy of the repository without snapshots:
+// Repository.SaveWith writes its snapshot through the repository's Store, outside the
+// transaction, before the transaction commits; a rollback (the key taken by a concurrent
+// request, a lost connection) would leave a snapshot of a version that was never committed.
+// The snapshot is taken here once the transaction has committed instead.
+func saveIdempotent[S any](ctx context.Context, a *API, req *request, repo *events.Repository[S], agg *events.Aggregate[S], status int, opts events.AppendOptions) (commandResponse, error) {
+	loaded, version := agg.LoadedVersion(), agg.Version()
+	inTx := *repo
+	inTx.SnapshotEvery = 0
+	var resp commandResponse
+	var res events.AppendResult
+	err := a.store.InTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if res, err = inTx.SaveWith(ctx, postgres.TxAppender{Store: a.store, Tx: tx}, agg, opts); err != nil {
+			return err
+		}
+		resp = responseFor(agg, res)
+		body, err := json.Marshal(resp)
+		if err != nil {
+			return err
+		}
+		return a.store.SaveIdempotencyTx(ctx, tx, postgres.IdempotentResponse{
+			Key: req.key, RequestHash: req.hash, Status: status, Body: body,
+		})
+	})
+	if err != nil {
+		return commandResponse{}, err
+	}
+	every := int64(repo.SnapshotEvery)
+	if every > 0 && res.FirstVersion == loaded+1 && res.LastVersion == version &&
+		(loaded+1)/every != (res.LastVersion+1)/every {
+		if state, err := json.Marshal(agg.State()); err == nil {
+			// Like Repository.Save, a failed snapshot does not fail the command.
+			_ = a.store.SaveSnapshot(ctx, events.Snapshot{
+				StreamID: agg.StreamID(), Version: res.LastVersion,
+				StateSchemaVersion: repo.Def.StateSchemaVersion, State: state,
+			})
+		}
+	}
+	return resp, nil
+}
+
+func responseFor[S any](agg *events.Aggregate[S], res events.AppendResult) commandResponse {
+	return commandResponse{ID: agg.ID(), StreamID: agg.StreamID(), Version: res.LastVersion, Position: res.LastPosition}
+}
+
+// conflicted reports whether the save lost a race: the stream changed since the load, or a
+// concurrent request took the idempotency key.
+func conflicted(err error) bool {
+	var vc *events.VersionConflictError
+	if errors.As(err, &vc) || errors.Is(err, postgres.ErrIdempotencyKeyTaken) {
+		return true
+	}
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) {
+		return false
+	}
+	switch pg.Code {
+	case "40001", "40P01": // serialization failure, deadlock
+		return true
+	case "25P02":
+		// In a transaction, an exact-version append that loses the race on the
+		// (stream_id, version) index aborts the transaction, and the store's follow-up read
+		// of the stream's version fails with in_failed_sql_transaction instead of giving a
+		// VersionConflictError. Nothing was written; a reload tells what happened.
+		return true
+	}
+	return false
+}

@@ -1,0 +1,457 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/annals-dev/annals/services/writer/domain"
+)
+
+// MaxBodyBytes is the largest request body accepted.
+const MaxBodyBytes = 1 << 20
+
+var (
+	errTooLarge  = errors.New("the request body exceeds 1 MiB")
+	errMediaType = errors.New("unsupported media type")
+)
+
+// inputError is a malformed request: body, path, query or header. Field names what is wrong
+// ("items[2].price_cents", "If-Match", "limit"); empty for the body as a whole.
+type inputError struct {
+	Field   string
+	Message string
+}
+
+func (e *inputError) Error() string {
+	if e.Field == "" {
+		return e.Message
+	}
+	return e.Field + ": " + e.Message
+}
+
+func invalidf(field, format string, args ...any) error {
+	return &inputError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// readBody checks the media type and reads at most MaxBodyBytes. A body that is present must
+// be application/json (a charset parameter, if any, must be utf-8).
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	ct := r.Header.Get("Content-Type")
+	if len(r.Header.Values("Content-Type")) > 1 {
+		return nil, fmt.Errorf("%w: give one Content-Type", errMediaType)
+	}
+	if ct != "" {
+		mt, params, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return nil, fmt.Errorf("%w: Content-Type must be application/json", errMediaType)
+		}
+		for k, v := range params {
+			if k != "charset" || !strings.EqualFold(v, "utf-8") {
+				return nil, fmt.Errorf("%w: Content-Type application/json takes only charset=utf-8", errMediaType)
+			}
+		}
+	}
+	if r.ContentLength > MaxBodyBytes {
+		return nil, errTooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, errTooLarge
+		}
+		return nil, invalidf("", "cannot read the request body")
+	}
+	if len(body) > 0 && ct == "" {
+		return nil, fmt.Errorf("%w: a request body needs Content-Type: application/json", errMediaType)
+	}
+	return body, nil
+}
+
+// decodeStrict decodes exactly one JSON object into v (a pointer to a struct). Keys must match
+// the json names of v's fields exactly (no unknown, case-folded or repeated keys), values must
+// have the field's JSON type and integers must fit. Errors name the field.
+func decodeStrict(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return invalidf("", "a JSON request body is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := walk(dec, reflect.TypeOf(v).Elem(), ""); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return invalidf("", "the body must hold exactly one JSON value")
+	}
+	if err := json.Unmarshal(body, v); err != nil { // cannot fail after walk; kept as a guard
+		return invalidf("", "malformed JSON: %v", err)
+	}
+	return nil
+}
+
+func syntaxError(err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return invalidf("", "malformed JSON at byte %d: %v", se.Offset, se)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return invalidf("", "malformed JSON: unexpected end of the body")
+	}
+	return invalidf("", "malformed JSON: %v", err)
+}
+
+func kindName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Struct:
+		return "an object"
+	case reflect.Slice:
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Int64:
+		return "an integer"
+	}
+	return t.Kind().String()
+}
+
+func tokenName(tok json.Token) string {
+	switch tok := tok.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case json.Delim:
+		if tok == '{' {
+			return "an object"
+		}
+		return "an array"
+	}
+	return "something else"
+}
+
+// maxArrayLength bounds every array of a body (the items of an order), so that a body of many
+// tiny elements is refused before it is decoded.
+const maxArrayLength = domain.MaxItems
+
+// walk reads one JSON value from dec and checks it against t.
+func walk(dec *json.Decoder, t reflect.Type, path string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return syntaxError(err)
+	}
+	typeErr := func() error {
+		if path == "" {
+			return invalidf("", "the body must be %s, got %s", kindName(t), tokenName(tok))
+		}
+		return invalidf(path, "must be %s, got %s", kindName(t), tokenName(tok))
+	}
+	if t.Kind() == reflect.Pointer {
+		if tok == nil {
+			return nil // null: absent
+		}
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if tok != json.Delim('{') {
+			return typeErr()
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return syntaxError(err)
+			}
+			key, _ := kt.(string)
+			f, ok := fieldByJSONName(t, key)
+			at := joinPath(path, key)
+			if !ok {
+				return invalidf(at, "unknown field")
+			}
+			if seen[key] {
+				return invalidf(at, "repeated field")
+			}
+			seen[key] = true
+			if err := walk(dec, f.Type, at); err != nil {
+				return err
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return syntaxError(err)
+		}
+	case reflect.Slice:
+		if tok != json.Delim('[') {
+			return typeErr()
+		}
+		for i := 0; dec.More(); i++ {
+			if i == maxArrayLength {
+				return invalidf(path, "at most %d elements", maxArrayLength)
+			}
+			if err := walk(dec, t.Elem(), path+"["+strconv.Itoa(i)+"]"); err != nil {
+				return err
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return syntaxError(err)
+		}
+	case reflect.String:
+		if _, ok := tok.(string); !ok {
+			return typeErr()
+		}
+	case reflect.Int64:
+		n, ok := tok.(json.Number)
+		if !ok {
+			return typeErr()
+		}
+		if _, err := strconv.ParseInt(string(n), 10, 64); err != nil {
+			if _, ferr := strconv.ParseFloat(string(n), 64); ferr == nil && !strings.ContainsAny(string(n), ".eE") {
+				return invalidf(path, "is out of range")
+			}
+			return invalidf(path, "must be an integer, got %s", n)
+		}
+	default:
+		return fmt.Errorf("decode: unsupported field type %s", t) // a programming error
+	}
+	return nil
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func fieldByJSONName(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == name && tag != "" && tag != "-" {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// Request bodies as sent; pointers tell absent (or null) from empty.
+type (
+	createUserBody struct {
+		ID    *string `json:"id"`
+		Email *string `json:"email"`
+		Name  *string `json:"name"`
+	}
+	updateUserBody struct {
+		Name  *string `json:"name"`
+		Email *string `json:"email"`
+	}
+	reasonBody struct {
+		Reason *string `json:"reason"`
+	}
+	itemBody struct {
+		ID         *string `json:"id"`
+		Name       *string `json:"name"`
+		PriceCents *int64  `json:"price_cents"`
+		Quantity   *int64  `json:"quantity"`
+	}
+	createOrderBody struct {
+		ID     *string    `json:"id"`
+		UserID *string    `json:"user_id"`
+		Items  []itemBody `json:"items"`
+	}
+	emptyBody struct{}
+)
+
+// Validated commands.
+type (
+	createUserCmd struct {
+		ID    string // empty: the server picks one
+		Email string
+		Name  string
+	}
+	createOrderCmd struct {
+		ID         string // empty: the server picks one
+		UserID     string
+		Items      []domain.Item
+		TotalCents int64
+	}
+)
+
+func required[T any](field string, p *T) (T, error) {
+	if p == nil {
+		var zero T
+		return zero, invalidf(field, "is required")
+	}
+	return *p, nil
+}
+
+// parseID checks that s is a UUID in its canonical 36-character form (any case) and returns
+// it in lower case, so that one aggregate never gets two streams.
+func parseID(field, s string) (string, error) {
+	u, err := uuid.Parse(s)
+	if err != nil || len(s) != 36 || u == uuid.Nil {
+		return "", invalidf(field, "must be a UUID such as 0190a4b2-7f3c-7a00-8000-000000000001")
+	}
+	return u.String(), nil
+}
+
+// validation wraps a domain validation error as an input error.
+func validation(err error) error {
+	var ve *domain.ValidationError
+	if errors.As(err, &ve) {
+		return &inputError{Field: ve.Field, Message: ve.Message}
+	}
+	return err
+}
+
+func decodeCreateUser(body []byte) (createUserCmd, error) {
+	var b createUserBody
+	var c createUserCmd
+	if err := decodeStrict(body, &b); err != nil {
+		return c, err
+	}
+	var err error
+	if b.ID != nil {
+		if c.ID, err = parseID("id", *b.ID); err != nil {
+			return c, err
+		}
+	}
+	if c.Email, err = required("email", b.Email); err != nil {
+		return c, err
+	}
+	if err := domain.ValidateEmail("email", c.Email); err != nil {
+		return c, validation(err)
+	}
+	if c.Name, err = required("name", b.Name); err != nil {
+		return c, err
+	}
+	if c.Name, err = domain.NormalizeName("name", c.Name); err != nil {
+		return c, validation(err)
+	}
+	return c, nil
+}
+
+func decodeUpdateUser(body []byte) (domain.ProfileUpdate, error) {
+	var b updateUserBody
+	var u domain.ProfileUpdate
+	if err := decodeStrict(body, &b); err != nil {
+		return u, err
+	}
+	if b.Name == nil && b.Email == nil {
+		return u, invalidf("", "give at least one of name and email")
+	}
+	if b.Name != nil {
+		name, err := domain.NormalizeName("name", *b.Name)
+		if err != nil {
+			return u, validation(err)
+		}
+		u.Name = &name
+	}
+	if b.Email != nil {
+		if err := domain.ValidateEmail("email", *b.Email); err != nil {
+			return u, validation(err)
+		}
+		u.Email = b.Email
+	}
+	return u, nil
+}
+
+func decodeReason(body []byte) (string, error) {
+	var b reasonBody
+	if err := decodeStrict(body, &b); err != nil {
+		return "", err
+	}
+	reason, err := required("reason", b.Reason)
+	if err != nil {
+		return "", err
+	}
+	reason, err = domain.NormalizeReason("reason", reason)
+	return reason, validation(err)
+}
+
+func (b itemBody) item(field string) (domain.Item, error) {
+	var it domain.Item
+	var err error
+	if it.ID, err = required(joinPath(field, "id"), b.ID); err != nil {
+		return it, err
+	}
+	if it.Name, err = required(joinPath(field, "name"), b.Name); err != nil {
+		return it, err
+	}
+	if it.PriceCents, err = required(joinPath(field, "price_cents"), b.PriceCents); err != nil {
+		return it, err
+	}
+	if it.Quantity, err = required(joinPath(field, "quantity"), b.Quantity); err != nil {
+		return it, err
+	}
+	return it, nil
+}
+
+func decodeItem(body []byte) (domain.Item, error) {
+	var b itemBody
+	if err := decodeStrict(body, &b); err != nil {
+		return domain.Item{}, err
+	}
+	it, err := b.item("")
+	if err != nil {
+		return it, err
+	}
+	it, err = domain.NormalizeItem(it)
+	return it, validation(err)
+}
+
+func decodeCreateOrder(body []byte) (createOrderCmd, error) {
+	var b createOrderBody
+	var c createOrderCmd
+	if err := decodeStrict(body, &b); err != nil {
+		return c, err
+	}
+	var err error
+	if b.ID != nil {
+		if c.ID, err = parseID("id", *b.ID); err != nil {
+			return c, err
+		}
+	}
+	userID, err := required("user_id", b.UserID)
+	if err != nil {
+		return c, err
+	}
+	if c.UserID, err = parseID("user_id", userID); err != nil {
+		return c, err
+	}
+	if len(b.Items) > domain.MaxItems {
+		return c, invalidf("items", "at most %d items, got %d", domain.MaxItems, len(b.Items))
+	}
+	items := make([]domain.Item, len(b.Items))
+	for i, ib := range b.Items {
+		if items[i], err = ib.item("items[" + strconv.Itoa(i) + "]"); err != nil {
+			return c, err
+		}
+	}
+	if c.Items, c.TotalCents, err = domain.NormalizeItems("items", items); err != nil {
+		return c, validation(err)
+	}
+	return c, nil
+}
+
+// decodeEmpty accepts no body or an empty JSON object, for commands without arguments.
+func decodeEmpty(body []byte) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	var b emptyBody
+	return decodeStrict(body, &b)
+}

@@ -1,0 +1,14 @@
+// Package api is the writer's HTTP command API: it turns requests about users and orders into
+// domain commands, appends the events they record to the PostgreSQL event store under
+// optimistic concurrency, and serves the store's history (aggregate state at a version or a
+// time, streams, the all-stream, statistics).
+//
+// Every command follows the same path (execute): strict decoding and validation, an
+// Idempotency-Key look-up, load, an If-Match check, the domain command, and a save that either
+// appends alone or, with an idempotency key, appends and stores the response in one
+// transaction. Conflicts without If-Match are retried a few times with a fresh load.
+//
+// Errors are mapped to HTTP statuses and codes in one function (classify). The package never
+// writes a request body, an idempotency key's response or a secret into a log line, and never
+// appends anything for a request it refuses.
+package api

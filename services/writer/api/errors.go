@@ -1,0 +1,144 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/annals-dev/annals/internal/httpx"
+	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/services/writer/domain"
+)
+
+// Error codes of the API, next to the HTTP statuses they go with.
+const (
+	CodeInvalidRequest       = "invalid_request"        // 400
+	CodeNotFound             = "not_found"              // 404
+	CodeVersionConflict      = "version_conflict"       // 409, with expected and actual
+	CodeTooLarge             = "too_large"              // 413
+	CodeUnsupportedMediaType = "unsupported_media_type" // 415
+	CodeRuleViolation        = "rule_violation"         // 422, with rule
+	CodeIdempotencyKeyReused = "idempotency_key_reused" // 422
+	CodeUnavailable          = "unavailable"            // 503
+	CodeInternal             = "internal"               // 500
+)
+
+// RuleStreamFull is the rule of a 422 for a stream at MAX_EVENTS_PER_AGGREGATE.
+const RuleStreamFull = "stream_full"
+
+// errKeyReused: an Idempotency-Key came back with another request.
+var errKeyReused = errors.New("this Idempotency-Key was already used with a different request (method, path or body)")
+
+// problem is an error as the client sees it.
+type problem struct {
+	status  int
+	code    string
+	message string
+	fields  map[string]any
+}
+
+// classify maps an error to its HTTP status, code, message and extra fields. It is the only
+// place that does.
+func classify(err error) problem {
+	var (
+		in   *inputError
+		ve   *domain.ValidationError
+		rule *domain.RuleError
+		vc   *events.VersionConflictError
+		full *events.StreamFullError
+	)
+	switch {
+	case errors.As(err, &in):
+		return problem{http.StatusBadRequest, CodeInvalidRequest, in.Error(), fieldOf(in.Field)}
+	case errors.As(err, &ve):
+		return problem{http.StatusBadRequest, CodeInvalidRequest, ve.Error(), fieldOf(ve.Field)}
+	case errors.Is(err, errTooLarge):
+		return problem{http.StatusRequestEntityTooLarge, CodeTooLarge, err.Error(), nil}
+	case errors.Is(err, errMediaType):
+		return problem{http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, err.Error(), nil}
+	case errors.As(err, &rule):
+		return problem{http.StatusUnprocessableEntity, CodeRuleViolation, rule.Message, map[string]any{"rule": rule.Rule}}
+	case errors.Is(err, errKeyReused):
+		return problem{http.StatusUnprocessableEntity, CodeIdempotencyKeyReused, err.Error(), nil}
+	case errors.As(err, &vc):
+		return problem{http.StatusConflict, CodeVersionConflict, vc.Error(),
+			map[string]any{"stream_id": vc.StreamID, "expected": expectedJSON(vc.Expected), "actual": vc.Actual}}
+	case errors.As(err, &full):
+		return problem{http.StatusUnprocessableEntity, CodeRuleViolation, full.Error(),
+			map[string]any{"rule": RuleStreamFull, "max_events": full.Max}}
+	case errors.Is(err, events.ErrStreamFull):
+		return problem{http.StatusUnprocessableEntity, CodeRuleViolation, err.Error(), map[string]any{"rule": RuleStreamFull}}
+	case errors.Is(err, events.ErrNotFound):
+		return problem{http.StatusNotFound, CodeNotFound, err.Error(), nil}
+	case errors.Is(err, events.ErrInvalid):
+		return problem{http.StatusBadRequest, CodeInvalidRequest, err.Error(), nil}
+	case unavailable(err):
+		return problem{http.StatusServiceUnavailable, CodeUnavailable, "the event store is unavailable; retry later", nil}
+	}
+	return problem{http.StatusInternalServerError, CodeInternal, "internal error", nil}
+}
+
+func fieldOf(field string) map[string]any {
+	if field == "" {
+		return nil
+	}
+	return map[string]any{"field": field}
+}
+
+// expectedJSON writes an expected version as the number the client sent or saw; -1 for a
+// stream that should not exist yet.
+func expectedJSON(e events.ExpectedVersion) any {
+	if v, ok := e.Version(); ok {
+		return v
+	}
+	if e.IsNoStream() {
+		return int64(-1)
+	}
+	return e.String()
+}
+
+// unavailable reports whether err says the database cannot be reached or the request ran out
+// of time, rather than that the request is wrong.
+func unavailable(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.Timeout(err) {
+		return true
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	if errors.As(err, &ce) || errors.As(err, &ne) {
+		return true
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && len(pg.Code) == 5 {
+		switch pg.Code[:2] {
+		case "08", // connection exception
+			"53", // insufficient resources
+			"57": // operator intervention: shutdown, cancelled statement
+			return true
+		}
+	}
+	return false
+}
+
+// writeError answers with the error envelope. Server-side failures are logged with the
+// request's route and correlation id, never with its body.
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	p := classify(err)
+	if p.status >= 500 {
+		level := slog.LevelError
+		if errors.Is(err, context.Canceled) {
+			level = slog.LevelDebug // the client went away
+		}
+		a.log.LogAttrs(r.Context(), level, "request failed",
+			slog.String("method", r.Method), slog.String("route", r.Pattern),
+			slog.Int("status", p.status), slog.String("correlation_id", httpx.CorrelationID(r)),
+			slog.String("error", err.Error()))
+	}
+	httpx.WriteErrorFields(w, p.status, p.code, p.message, p.fields)
+}

@@ -1,0 +1,316 @@
+package api
+
+import (
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/annals-dev/annals/internal/httpx"
+	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/services/writer/domain"
+)
+
+// Paging limits.
+const (
+	DefaultLimit       = 100
+	MaxLimit           = 1000
+	MaxTypes           = 20 // type parameters of GET /v1/events
+	DefaultRecent      = 10 // recent events in GET /v1/stats
+	MaxRecent          = 100
+	maxEventTypeLength = 200
+)
+
+// query is a parsed query string that knows which parameters its route takes.
+type query struct{ v url.Values }
+
+func parseQuery(r *http.Request, known ...string) (query, error) {
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return query{}, invalidf("", "malformed query string")
+	}
+	for k := range v {
+		if !slices.Contains(known, k) {
+			if len(known) == 0 {
+				return query{}, invalidf(k, "unknown query parameter: this route takes none")
+			}
+			return query{}, invalidf(k, "unknown query parameter; this route takes %s", strings.Join(known, ", "))
+		}
+	}
+	return query{v}, nil
+}
+
+func (q query) one(name string) (string, bool, error) {
+	switch vs := q.v[name]; len(vs) {
+	case 0:
+		return "", false, nil
+	case 1:
+		return vs[0], true, nil
+	}
+	return "", false, invalidf(name, "give it at most once")
+}
+
+// int reads an integer in [lo, hi]; def when absent.
+func (q query) int(name string, lo, hi, def int64) (int64, bool, error) {
+	s, ok, err := q.one(name)
+	if err != nil || !ok {
+		return def, false, err
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < lo || v > hi {
+		if hi == math.MaxInt64 {
+			return 0, false, invalidf(name, "must be an integer >= %d", lo)
+		}
+		return 0, false, invalidf(name, "must be an integer from %d to %d", lo, hi)
+	}
+	return v, true, nil
+}
+
+// time reads an RFC 3339 time. A '+' of the offset that arrived unescaped (as a space) is
+// read as '+'.
+func (q query) time(name string) (time.Time, bool, error) {
+	s, ok, err := q.one(name)
+	if err != nil || !ok {
+		return time.Time{}, false, err
+	}
+	t, err := time.Parse(time.RFC3339, strings.Replace(s, " ", "+", 1))
+	if err != nil {
+		return time.Time{}, false, invalidf(name, "must be an RFC 3339 time such as 2026-01-02T15:04:05Z")
+	}
+	return t, true, nil
+}
+
+type userView struct {
+	domain.UserState
+	StreamID string `json:"stream_id"`
+	Version  int64  `json:"version"`
+}
+
+type orderView struct {
+	domain.OrderState
+	StreamID string `json:"stream_id"`
+	Version  int64  `json:"version"`
+}
+
+// loadAt loads the aggregate named by the path as it is, or as it was at ?version=N or
+// ?at=<RFC 3339>.
+func loadAt[S any](r *http.Request, repo *events.Repository[S]) (*events.Aggregate[S], error) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return nil, err
+	}
+	q, err := parseQuery(r, "version", "at")
+	if err != nil {
+		return nil, err
+	}
+	version, hasVersion, err := q.int("version", 0, math.MaxInt64, 0)
+	if err != nil {
+		return nil, err
+	}
+	at, hasAt, err := q.time("at")
+	if err != nil {
+		return nil, err
+	}
+	var agg *events.Aggregate[S]
+	switch {
+	case hasVersion && hasAt:
+		return nil, invalidf("", "give version or at, not both")
+	case hasVersion:
+		agg, _, err = repo.LoadVersion(r.Context(), id, version)
+	case hasAt:
+		agg, _, err = repo.LoadAt(r.Context(), id, at)
+	default:
+		agg, _, err = repo.Load(r.Context(), id)
+	}
+	return agg, err
+}
+
+func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
+	u, err := loadAt(r, a.users)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(u.Version()))
+	httpx.WriteJSON(w, http.StatusOK, userView{UserState: u.State(), StreamID: u.StreamID(), Version: u.Version()})
+}
+
+func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
+	o, err := loadAt(r, a.orders)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(o.Version()))
+	httpx.WriteJSON(w, http.StatusOK, orderView{OrderState: o.State(), StreamID: o.StreamID(), Version: o.Version()})
+}
+
+func pathStreamID(r *http.Request) (string, error) {
+	id := r.PathValue("stream_id")
+	if err := events.ValidateStreamID(id); err != nil {
+		return "", invalidf("stream_id", "must be <category>-<id>, such as user-0190a4b2-7f3c-7a00-8000-000000000001")
+	}
+	return id, nil
+}
+
+func (a *API) getStream(w http.ResponseWriter, r *http.Request) {
+	id, err := pathStreamID(r)
+	if err == nil {
+		_, err = parseQuery(r)
+	}
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	info, err := a.store.StreamInfo(r.Context(), id)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(info.Version))
+	httpx.WriteJSON(w, http.StatusOK, info)
+}
+
+// streamPage is a page of one stream's events.
+type streamPage struct {
+	StreamID string            `json:"stream_id"`
+	Events   []events.Envelope `json:"events"`
+	// NextFrom is the from of the next page; absent on the last page.
+	NextFrom *int64 `json:"next_from,omitempty"`
+}
+
+func (a *API) getStreamEvents(w http.ResponseWriter, r *http.Request) {
+	page, err := a.streamEvents(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, page)
+}
+
+func (a *API) streamEvents(r *http.Request) (streamPage, error) {
+	id, err := pathStreamID(r)
+	if err != nil {
+		return streamPage{}, err
+	}
+	q, err := parseQuery(r, "from", "to", "limit")
+	if err != nil {
+		return streamPage{}, err
+	}
+	from, _, err := q.int("from", 0, math.MaxInt64, 0)
+	if err != nil {
+		return streamPage{}, err
+	}
+	to, hasTo, err := q.int("to", 0, math.MaxInt64, -1)
+	if err != nil {
+		return streamPage{}, err
+	}
+	if hasTo && to < from {
+		return streamPage{}, invalidf("to", "must not be below from")
+	}
+	limit, _, err := q.int("limit", 1, MaxLimit, DefaultLimit)
+	if err != nil {
+		return streamPage{}, err
+	}
+	evs, err := a.store.ReadStream(r.Context(), id, from, to, int(limit))
+	if err != nil {
+		return streamPage{}, err
+	}
+	if len(evs) == 0 {
+		if _, err := a.store.StreamInfo(r.Context(), id); err != nil {
+			return streamPage{}, err // not found: 404 rather than an empty page
+		}
+		evs = []events.Envelope{}
+	}
+	page := streamPage{StreamID: id, Events: evs}
+	if len(evs) == int(limit) {
+		if next := evs[len(evs)-1].Version + 1; !hasTo || next <= to {
+			page.NextFrom = &next
+		}
+	}
+	return page, nil
+}
+
+// allPage is a page of the all-stream.
+type allPage struct {
+	Events []events.Envelope `json:"events"`
+	// NextAfter is the after of the next page: the last position of this one (or the
+	// request's after when the page is empty).
+	NextAfter int64 `json:"next_after"`
+}
+
+func (a *API) listEvents(w http.ResponseWriter, r *http.Request) {
+	page, err := a.allEvents(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, page)
+}
+
+func (a *API) allEvents(r *http.Request) (allPage, error) {
+	q, err := parseQuery(r, "after", "limit", "since", "until", "type")
+	if err != nil {
+		return allPage{}, err
+	}
+	var aq events.AllQuery
+	if aq.After, _, err = q.int("after", 0, math.MaxInt64, 0); err != nil {
+		return allPage{}, err
+	}
+	limit, _, err := q.int("limit", 1, MaxLimit, DefaultLimit)
+	if err != nil {
+		return allPage{}, err
+	}
+	aq.Limit = int(limit)
+	if aq.Since, _, err = q.time("since"); err != nil {
+		return allPage{}, err
+	}
+	if aq.Until, _, err = q.time("until"); err != nil {
+		return allPage{}, err
+	}
+	if !aq.Since.IsZero() && !aq.Until.IsZero() && !aq.Until.After(aq.Since) {
+		return allPage{}, invalidf("until", "must be after since")
+	}
+	aq.Types = q.v["type"]
+	if len(aq.Types) > MaxTypes {
+		return allPage{}, invalidf("type", "at most %d types", MaxTypes)
+	}
+	for _, t := range aq.Types {
+		if t == "" || len(t) > maxEventTypeLength {
+			return allPage{}, invalidf("type", "must be 1 to %d characters", maxEventTypeLength)
+		}
+	}
+	evs, err := a.store.ReadAll(r.Context(), aq)
+	if err != nil {
+		return allPage{}, err
+	}
+	page := allPage{Events: evs, NextAfter: aq.After}
+	if len(evs) == 0 {
+		page.Events = []events.Envelope{}
+	} else {
+		page.NextAfter = evs[len(evs)-1].GlobalPosition
+	}
+	return page, nil
+}
+
+func (a *API) stats(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r, "recent")
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	recent, _, err := q.int("recent", 0, MaxRecent, DefaultRecent)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	st, err := a.store.Stats(r.Context(), int(recent))
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, st)
+}
