@@ -17,7 +17,11 @@ type Definition[S any] struct {
 	// changes meaning: snapshots of another version are then ignored (full replay), never
 	// misapplied.
 	StateSchemaVersion int
-	// Apply evolves the state by one recorded event. It must be deterministic.
+	// Apply evolves the state by one recorded event. It must be deterministic and depend on
+	// the event's type and data only: when Record applies a new event, its id, global
+	// position and recording time are not known yet. Record applies to a shallow copy of the
+	// state and keeps it only on success, so Apply must not change a slice or map of the
+	// state in place before it can fail.
 	Apply func(state *S, e Envelope) error
 }
 
@@ -30,6 +34,9 @@ type Aggregate[S any] struct {
 	version  int64 // loaded plus the pending events
 	state    S
 	pending  []Event
+	// exact: the last save appended exactly the pending events right after the loaded
+	// version, so the state is the stream's state at its new version.
+	exact bool
 }
 
 // ID is the aggregate's id (the stream id without its category).
@@ -91,6 +98,8 @@ type Repository[S any] struct {
 	SnapshotEvery int
 	// PageSize is the number of events read per query (500 when zero).
 	PageSize int
+	// SnapshotErrors, when set, receives the errors of snapshots that Save could not take.
+	SnapshotErrors func(error)
 }
 
 // New returns an aggregate that does not exist yet.
@@ -172,14 +181,23 @@ func (r *Repository[S]) LoadAt(ctx context.Context, id string, t time.Time) (*Ag
 var ErrNothingToSave = errors.New("no pending events")
 
 // Save appends the pending events, expecting the stream to be where the aggregate was
-// loaded, and takes a snapshot when the append crosses a multiple of SnapshotEvery. A failed
-// snapshot does not fail the save: snapshots only speed loads up.
+// loaded, then takes a snapshot when the append crossed a multiple of SnapshotEvery. A failed
+// snapshot does not fail the save (snapshots only speed loads up); it is passed to
+// SnapshotErrors when set.
 func (r *Repository[S]) Save(ctx context.Context, a *Aggregate[S], opts AppendOptions) (AppendResult, error) {
-	return r.SaveWith(ctx, r.Store, a, opts)
+	res, err := r.SaveWith(ctx, r.Store, a, opts)
+	if err != nil {
+		return res, err
+	}
+	if err := r.Snapshot(ctx, a, res); err != nil && r.SnapshotErrors != nil {
+		r.SnapshotErrors(err)
+	}
+	return res, nil
 }
 
-// SaveWith is Save through another Appender, for example one that writes more rows in the
-// same transaction.
+// SaveWith is Save through another Appender, for example one bound to a transaction that
+// writes more rows, and without the snapshot: the transaction has not committed yet, and a
+// snapshot must never describe a version that may roll back. Call Snapshot after the commit.
 func (r *Repository[S]) SaveWith(ctx context.Context, app Appender, a *Aggregate[S], opts AppendOptions) (AppendResult, error) {
 	if len(a.pending) == 0 {
 		return AppendResult{}, ErrNothingToSave
@@ -190,18 +208,27 @@ func (r *Repository[S]) SaveWith(ctx context.Context, app Appender, a *Aggregate
 	}
 	// The in-memory state is the stream's state only if exactly our events were appended
 	// right after the loaded version (always, unless optimistic concurrency is off).
-	exact := res.FirstVersion == a.loaded+1 && res.LastVersion == a.version
-	crossed := r.SnapshotEvery > 0 && (a.loaded+1)/int64(r.SnapshotEvery) != (res.LastVersion+1)/int64(r.SnapshotEvery)
+	a.exact = res.FirstVersion == a.loaded+1 && res.LastVersion == a.version
 	a.pending = nil
 	a.loaded = res.LastVersion
 	a.version = res.LastVersion
-	if exact && crossed {
-		if state, err := json.Marshal(a.state); err == nil {
-			_ = r.Store.SaveSnapshot(ctx, Snapshot{
-				StreamID: a.streamID, Version: res.LastVersion,
-				StateSchemaVersion: r.Def.StateSchemaVersion, State: state,
-			})
-		}
-	}
 	return res, nil
+}
+
+// Snapshot stores the aggregate's state after a committed save res, when that save crossed a
+// multiple of SnapshotEvery and the state is exactly the stream's at res.LastVersion.
+func (r *Repository[S]) Snapshot(ctx context.Context, a *Aggregate[S], res AppendResult) error {
+	every := int64(r.SnapshotEvery)
+	if every <= 0 || !a.exact || a.version != res.LastVersion || len(a.pending) > 0 ||
+		res.FirstVersion/every == (res.LastVersion+1)/every {
+		return nil
+	}
+	state, err := json.Marshal(a.state)
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", a.streamID, err)
+	}
+	return r.Store.SaveSnapshot(ctx, Snapshot{
+		StreamID: a.streamID, Version: res.LastVersion,
+		StateSchemaVersion: r.Def.StateSchemaVersion, State: state,
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -42,7 +43,7 @@ func (s *Store) LookupIdempotency(ctx context.Context, key string) (IdempotentRe
 // recorded first gives ErrIdempotencyKeyTaken (and aborts the transaction).
 func (s *Store) SaveIdempotencyTx(ctx context.Context, tx pgx.Tx, r IdempotentResponse) error {
 	_, err := tx.Exec(ctx, `insert into annals_idempotency (key, request_hash, status, response) values ($1, $2, $3, $4)`,
-		r.Key, r.RequestHash, r.Status, string(r.Body))
+		r.Key, r.RequestHash, r.Status, []byte(r.Body))
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) && pg.Code == "23505" {
 		return ErrIdempotencyKeyTaken
@@ -51,6 +52,16 @@ func (s *Store) SaveIdempotencyTx(ctx context.Context, tx pgx.Tx, r IdempotentRe
 		return fmt.Errorf("idempotency key: %w", err)
 	}
 	return nil
+}
+
+// PruneIdempotency deletes idempotency keys stored more than ttl ago, and returns how many.
+// A request retried after that is treated as new.
+func (s *Store) PruneIdempotency(ctx context.Context, ttl time.Duration) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `delete from annals_idempotency where created_at < clock_timestamp() - $1::interval`, ttl)
+	if err != nil {
+		return 0, fmt.Errorf("prune idempotency keys: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // InTx runs fn in a transaction, committing when it returns nil and rolling back otherwise.

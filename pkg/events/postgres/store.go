@@ -53,8 +53,9 @@ func (s *Store) Append(ctx context.Context, streamID string, expected events.Exp
 }
 
 // AppendTx appends inside the caller's transaction, so that other rows (an idempotency
-// record, a read model) commit or roll back with the events. After an error the transaction
-// is aborted and must be rolled back.
+// record, a read model) commit or roll back with the events. The append runs in a savepoint:
+// after a refusal (a version conflict, a full stream, bad input) the transaction is still
+// usable, and nothing of the append remains in it.
 func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, streamID string, expected events.ExpectedVersion, evs []events.Event, opts events.AppendOptions) (events.AppendResult, error) {
 	return s.appendOn(ctx, tx, streamID, expected, evs, opts)
 }
@@ -182,7 +183,7 @@ func (s *Store) appendOn(ctx context.Context, q querier, streamID string, expect
 	// Only an append that read the stream's version itself may try again after losing a race.
 	retry := expected.IsAny() || expected.IsStreamExists()
 	for attempt := 0; ; attempt++ {
-		res, err := s.tryAppend(ctx, q, base, args, retry)
+		res, err := s.tryAppend(ctx, q, base, args)
 		if err == nil {
 			res.StreamID, res.EventIDs = streamID, ids
 			return res, nil
@@ -201,9 +202,10 @@ func (s *Store) appendOn(ctx context.Context, q querier, streamID string, expect
 	}
 }
 
-// tryAppend runs the append statement once. In a transaction, an append that may retry runs
-// inside a savepoint, so that losing a race leaves the transaction usable for the retry.
-func (s *Store) tryAppend(ctx context.Context, q querier, base string, args []any, retry bool) (events.AppendResult, error) {
+// tryAppend runs the append statement once. In a transaction it runs inside a savepoint, so
+// that a refused append leaves the caller's transaction usable: for a retry, for reading why
+// it was refused, and for the caller.
+func (s *Store) tryAppend(ctx context.Context, q querier, base string, args []any) (events.AppendResult, error) {
 	var res events.AppendResult
 	run := func(q querier) error {
 		var got int64
@@ -214,7 +216,7 @@ func (s *Store) tryAppend(ctx context.Context, q querier, base string, args []an
 		return err
 	}
 	tx, ok := q.(pgx.Tx)
-	if !ok || !retry {
+	if !ok {
 		return res, run(q)
 	}
 	sp, err := tx.Begin(ctx)

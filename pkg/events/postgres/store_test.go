@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/annals-dev/annals/internal/testenv"
@@ -619,5 +620,70 @@ func TestMigrate_Concurrent(t *testing.T) {
 	}
 	if applied2 != latest || int64(total) != latest {
 		t.Errorf("applied %d migrations in all, schema at %d of %d; want each applied once", total, applied2, latest)
+	}
+}
+
+// TestAppendTx: inside a caller's transaction, a refused append is reported as what it is and
+// leaves the transaction usable, with nothing of the append in it.
+func TestAppendTx(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t, postgres.Options{})
+	if _, err := s.Append(ctx, "order-tx", events.NoStream(), evs(t, 2, "OrderCreated"), events.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before := counts(t, pool)
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		_, err := s.AppendTx(ctx, tx, "order-tx", events.Exact(0), evs(t, 1, "ItemAdded"), events.AppendOptions{})
+		var conflict *events.VersionConflictError
+		if !errors.As(err, &conflict) || conflict.Actual != 1 {
+			t.Errorf("stale append in a transaction: %v, want a conflict at actual 1", err)
+		}
+		if _, err := s.AppendTx(ctx, tx, "order-tx", events.NoStream(), evs(t, 1, "ItemAdded"), events.AppendOptions{}); !errors.As(err, &conflict) {
+			t.Errorf("no_stream on an existing stream in a transaction: %v, want a conflict", err)
+		}
+		// The transaction goes on: an append at the right version commits with it.
+		_, err = postgres.TxAppender{Store: s, Tx: tx}.Append(ctx, "order-tx", events.Exact(1), evs(t, 1, "ItemAdded"), events.AppendOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("transaction: %v", err)
+	}
+	after := counts(t, pool)
+	if after["annals_events"] != before["annals_events"]+1 || after["annals_outbox"] != before["annals_outbox"]+1 {
+		t.Errorf("rows before %v, after %v; want exactly the one good append", before, after)
+	}
+}
+
+func TestRepository_SnapshotAfterCommit(t *testing.T) {
+	ctx := context.Background()
+	s, pool := newStore(t, postgres.Options{})
+	repo := &events.Repository[counter]{Store: s, Def: counterDef(1), SnapshotEvery: 2}
+	agg := repo.New(uuid.NewString())
+	for range 3 {
+		if err := agg.Record("Added", map[string]int{"n": 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var res events.AppendResult
+	rollback := errors.New("roll back")
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if res, err = repo.SaveWith(ctx, postgres.TxAppender{Store: s, Tx: tx}, agg, events.AppendOptions{}); err != nil {
+			return err
+		}
+		return rollback
+	})
+	if !errors.Is(err, rollback) {
+		t.Fatal(err)
+	}
+	var snaps int
+	if err := pool.QueryRow(ctx, `select count(*) from annals_snapshots`).Scan(&snaps); err != nil {
+		t.Fatal(err)
+	}
+	if snaps != 0 {
+		t.Errorf("SaveWith took %d snapshots of a transaction that rolled back", snaps)
+	}
+	if res.LastVersion != 2 {
+		t.Fatalf("result %+v", res)
 	}
 }

@@ -73,8 +73,13 @@ func OptionsFrom(c *config.Config, log *slog.Logger) Options {
 	return o
 }
 
-// PruneSnapshots deletes superseded snapshots older than retention now and then every
-// interval, until ctx ends (SNAPSHOT_RETENTION_PERIOD). Run it in its own goroutine.
+// IdempotencyKeyTTL is how long a command's Idempotency-Key is remembered; a retry after that
+// runs as a new command.
+const IdempotencyKeyTTL = 24 * time.Hour
+
+// PruneSnapshots deletes superseded snapshots older than retention (SNAPSHOT_RETENTION_PERIOD)
+// and idempotency keys older than IdempotencyKeyTTL, now and then every interval, until ctx
+// ends. Run it in its own goroutine.
 func (a *API) PruneSnapshots(ctx context.Context, interval, retention time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -87,6 +92,15 @@ func (a *API) PruneSnapshots(ctx context.Context, interval, retention time.Durat
 			a.log.Warn("prune snapshots", "error", err)
 		case n > 0:
 			a.log.Info("pruned snapshots", "deleted", n, "retention", retention.String())
+		}
+		n, err = a.store.PruneIdempotency(ctx, IdempotencyKeyTTL)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			a.log.Warn("prune idempotency keys", "error", err)
+		case n > 0:
+			a.log.Info("pruned idempotency keys", "deleted", n, "ttl", IdempotencyKeyTTL.String())
 		}
 		select {
 		case <-ctx.Done():

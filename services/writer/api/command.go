@@ -242,22 +242,13 @@ func attemptCommand[S any](ctx context.Context, a *API, req *request, c command[
 }
 
 // saveIdempotent appends the events and stores the response under the idempotency key in one
-// transaction.
-//
-// The save inside the transaction goes through a copy of the repository without snapshots:
-// Repository.SaveWith writes its snapshot through the repository's Store, outside the
-// transaction, before the transaction commits; a rollback (the key taken by a concurrent
-// request, a lost connection) would leave a snapshot of a version that was never committed.
-// The snapshot is taken here once the transaction has committed instead.
+// transaction, and snapshots once that transaction has committed.
 func saveIdempotent[S any](ctx context.Context, a *API, req *request, repo *events.Repository[S], agg *events.Aggregate[S], status int, opts events.AppendOptions) (commandResponse, error) {
-	loaded, version := agg.LoadedVersion(), agg.Version()
-	inTx := *repo
-	inTx.SnapshotEvery = 0
 	var resp commandResponse
 	var res events.AppendResult
 	err := a.store.InTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		if res, err = inTx.SaveWith(ctx, postgres.TxAppender{Store: a.store, Tx: tx}, agg, opts); err != nil {
+		if res, err = repo.SaveWith(ctx, postgres.TxAppender{Store: a.store, Tx: tx}, agg, opts); err != nil {
 			return err
 		}
 		resp = responseFor(agg, res)
@@ -272,16 +263,8 @@ func saveIdempotent[S any](ctx context.Context, a *API, req *request, repo *even
 	if err != nil {
 		return commandResponse{}, err
 	}
-	every := int64(repo.SnapshotEvery)
-	if every > 0 && res.FirstVersion == loaded+1 && res.LastVersion == version &&
-		(loaded+1)/every != (res.LastVersion+1)/every {
-		if state, err := json.Marshal(agg.State()); err == nil {
-			// Like Repository.Save, a failed snapshot does not fail the command.
-			_ = a.store.SaveSnapshot(ctx, events.Snapshot{
-				StreamID: agg.StreamID(), Version: res.LastVersion,
-				StateSchemaVersion: repo.Def.StateSchemaVersion, State: state,
-			})
-		}
+	if err := repo.Snapshot(ctx, agg, res); err != nil {
+		a.log.Warn("snapshot", "stream_id", agg.StreamID(), "error", err)
 	}
 	return resp, nil
 }
@@ -303,12 +286,6 @@ func conflicted(err error) bool {
 	}
 	switch pg.Code {
 	case "40001", "40P01": // serialization failure, deadlock
-		return true
-	case "25P02":
-		// In a transaction, an exact-version append that loses the race on the
-		// (stream_id, version) index aborts the transaction, and the store's follow-up read
-		// of the stream's version fails with in_failed_sql_transaction instead of giving a
-		// VersionConflictError. Nothing was written; a reload tells what happened.
 		return true
 	}
 	return false

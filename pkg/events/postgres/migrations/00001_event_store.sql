@@ -63,12 +63,12 @@ create table annals_outbox (
 );
 
 -- Responses of commands sent with an Idempotency-Key, stored in the transaction that
--- appended their events.
+-- appended their events; pruned after a while (PruneIdempotency).
 create table annals_idempotency (
     key          text primary key,
     request_hash bytea not null,
     status       integer not null,
-    response     jsonb not null,
+    response     bytea not null, -- the response body, byte for byte
     created_at   timestamptz not null default clock_timestamp()
 );
 
