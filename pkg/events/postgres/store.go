@@ -23,18 +23,46 @@ type Options struct {
 	// MaxEventsPerStream refuses appends that would take a stream past this many events
 	// (MAX_EVENTS_PER_AGGREGATE); 0 means no limit.
 	MaxEventsPerStream int
+	// Notify makes every append send NOTIFY on OutboxChannel, to wake relays running in other
+	// processes at once rather than at their next poll. It is off by default: a transaction
+	// with a pending notification takes a global lock at commit, which serialises concurrent
+	// appends (measured here: 8 concurrent single-event appenders lose more than half their
+	// throughput). A relay in the same process is woken through OnAppend instead.
+	Notify bool
+	// OnAppend, when set, is called after each successful append, for example to wake the
+	// relay of the same process. It must not block. After AppendTx the caller's transaction
+	// may not have committed yet: treat the call as a hint.
+	OnAppend func()
 }
+
+// OutboxChannel is the LISTEN/NOTIFY channel on which appends wake the relay.
+const OutboxChannel = "annals_outbox"
 
 // Store is the PostgreSQL event store.
 type Store struct {
 	pool *pgxpool.Pool
 	opts Options
+	// appendSQL[one][exact] is the statement's tail for an append of one or more events,
+	// expecting an exact version or not.
+	appendSQL [2][2]string
 }
 
 var _ events.Store = (*Store)(nil)
 
 // New returns a Store on pool. The schema must be migrated (Migrate).
-func New(pool *pgxpool.Pool, opts Options) *Store { return &Store{pool: pool, opts: opts} }
+func New(pool *pgxpool.Pool, opts Options) *Store {
+	s := &Store{pool: pool, opts: opts}
+	notify := ""
+	if opts.Notify {
+		notify = "\ncross join (select pg_notify('" + OutboxChannel + "', '')) as wake"
+	}
+	for one, rows := range []string{eventsMany, eventsOne} {
+		types := []string{`$7::text[]`, `array[$7::text]`}[one]
+		s.appendSQL[one][0] = fmt.Sprintf(appendTail, rows, createStream, types, notify)
+		s.appendSQL[one][1] = fmt.Sprintf(appendTail, rows, "", types, notify)
+	}
+	return s
+}
 
 // Pool is the store's connection pool.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
@@ -102,7 +130,7 @@ ev as (
 	select $1, b.v + 1, b.v + $3, $2, %s from b
 )
 select min(global_position), max(global_position), min(version), max(version), max(recorded_at), count(*)
-from ev
+from ev%s
 -- Not every base uses $4 and $5; naming their types here keeps one parameter list.
 where $4::bigint is not null and $5::bigint is not null
 having count(*) > 0`
@@ -123,12 +151,6 @@ const (
 `
 )
 
-// appendSQL[one][exact] is the statement for an append of one or more events, expecting an
-// exact version or not.
-var appendSQL = [2][2]string{
-	{fmt.Sprintf(appendTail, eventsMany, createStream, `$7::text[]`), fmt.Sprintf(appendTail, eventsMany, "", `$7::text[]`)},
-	{fmt.Sprintf(appendTail, eventsOne, createStream, `array[$7::text]`), fmt.Sprintf(appendTail, eventsOne, "", `array[$7::text]`)},
-}
 
 // maxRetries bounds how often an append with expected version any (or stream_exists) retries
 // after losing a race for the next version of its stream.
@@ -203,10 +225,10 @@ func (s *Store) appendOn(ctx context.Context, q querier, streamID string, expect
 	}
 	exp, _ := expected.Version()
 	_, exact := expected.Version()
-	sql := "with b as (" + base + ")" + appendSQL[0][b2i(exact)]
+	sql := "with b as (" + base + ")" + s.appendSQL[0][b2i(exact)]
 	args := []any{streamID, events.Category(streamID), n, exp, limit, rawIDs, types, svs, data, opts.CorrelationID, opts.CausationID, metas}
 	if n == 1 {
-		sql = "with b as (" + base + ")" + appendSQL[1][b2i(exact)]
+		sql = "with b as (" + base + ")" + s.appendSQL[1][b2i(exact)]
 		args = []any{streamID, events.Category(streamID), n, exp, limit, rawIDs[0], types[0], svs[0], data[0], opts.CorrelationID, opts.CausationID, metas[0]}
 	}
 	// Only an append that read the stream's version itself may try again after losing a race.
@@ -215,6 +237,9 @@ func (s *Store) appendOn(ctx context.Context, q querier, streamID string, expect
 		res, err := s.tryAppend(ctx, q, sql, args)
 		if err == nil {
 			res.StreamID, res.EventIDs = streamID, ids
+			if s.opts.OnAppend != nil {
+				s.opts.OnAppend()
+			}
 			return res, nil
 		}
 		var pg *pgconn.PgError

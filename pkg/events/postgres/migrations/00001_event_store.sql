@@ -51,16 +51,33 @@ create table annals_snapshots (
 -- One row per append to publish: the stream, the version range it added and the events'
 -- types, written in the transaction of the events themselves. tx_id orders rows by commit
 -- safety: a reader takes only rows whose transaction is older than every transaction still
--- running, so a row that commits late is never skipped.
+-- running, so a row that commits late is never skipped. The key gives each stream's pending
+-- appends in version order.
 create table annals_outbox (
+    stream_id     text not null,
+    first_version bigint not null,
+    last_version  bigint not null,
     tx_id         xid8 not null default pg_current_xact_id(),
+    category      text not null,
+    types         text[] not null,
+    created_at    timestamptz not null default clock_timestamp(),
+    primary key (stream_id, first_version)
+);
+create index annals_outbox_tx on annals_outbox (tx_id);
+
+-- Appends the relay could not publish (an event type without a schema, a record over the
+-- broker's size limit), moved aside with the reason so that they block nothing and are never
+-- dropped silently.
+create table annals_outbox_dead (
     stream_id     text not null,
     first_version bigint not null,
     last_version  bigint not null,
     category      text not null,
     types         text[] not null,
-    created_at    timestamptz not null default clock_timestamp(),
-    primary key (tx_id, stream_id, first_version)
+    error         text not null,
+    created_at    timestamptz not null,
+    moved_at      timestamptz not null default clock_timestamp(),
+    primary key (stream_id, first_version)
 );
 
 -- Responses of commands sent with an Idempotency-Key, stored in the transaction that
@@ -75,6 +92,7 @@ create table annals_idempotency (
 
 -- +goose Down
 drop table annals_idempotency;
+drop table annals_outbox_dead;
 drop table annals_outbox;
 drop table annals_snapshots;
 drop table annals_counters;
