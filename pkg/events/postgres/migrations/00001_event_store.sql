@@ -49,10 +49,10 @@ create table annals_snapshots (
 );
 
 -- One row per append to publish: the stream, the version range it added and the events'
--- types, written in the transaction of the events themselves. tx_id orders rows by commit
--- safety: a reader takes only rows whose transaction is older than every transaction still
--- running, so a row that commits late is never skipped. The key gives each stream's pending
--- appends in version order.
+-- types, written in the transaction of the events themselves. The relay reads the committed
+-- rows, oldest transaction (tx_id) first, and deletes each once published: a row that commits
+-- late is read later, never skipped, because no high-water mark is kept. The key gives each
+-- stream's pending appends in version order.
 create table annals_outbox (
     stream_id     text not null,
     first_version bigint not null,

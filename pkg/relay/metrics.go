@@ -1,0 +1,64 @@
+package relay
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the relay's Prometheus metrics.
+type Metrics struct {
+	published prometheus.Counter
+	errors    prometheus.Counter
+	dead      prometheus.Counter
+	batch     prometheus.Histogram
+	latency   prometheus.Histogram
+	backlog   prometheus.Gauge
+	oldest    prometheus.Gauge
+	oldestTx  prometheus.Gauge
+	leader    prometheus.Gauge
+}
+
+// NewMetrics creates the relay's metrics and registers them on reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "annals_relay_published_events_total",
+			Help: "Events published to Kafka and acknowledged by all in-sync replicas.",
+		}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "annals_relay_publish_errors_total",
+			Help: "Publishes that failed in whole or in part (they are retried).",
+		}),
+		dead: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "annals_relay_dead_lettered_appends_total",
+			Help: "Appends moved aside to annals_outbox_dead because they cannot be published.",
+		}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "annals_relay_batch_events",
+			Help:    "Events per publish.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
+		}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "annals_relay_commit_to_ack_seconds",
+			Help:    "From an event's recording to the broker's acknowledgement of its record.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "annals_relay_outbox_backlog_rows",
+			Help: "Appends in the outbox not yet published.",
+		}),
+		oldest: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "annals_relay_oldest_unpublished_seconds",
+			Help: "Age of the oldest append not yet published.",
+		}),
+		oldestTx: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "annals_relay_oldest_transaction_seconds",
+			Help: "How long the database's oldest open transaction has been running. The relay publishes past it, but it keeps vacuum from reclaiming published outbox rows.",
+		}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "annals_relay_leader",
+			Help: "1 while this relay holds the relay lock and publishes, else 0.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.published, m.errors, m.dead, m.batch, m.latency, m.backlog, m.oldest, m.oldestTx, m.leader)
+	}
+	return m
+}

@@ -1,0 +1,343 @@
+package relay_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/annals-dev/annals/internal/testenv"
+	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/pkg/relay"
+)
+
+// jsonEncoder is a stand-in for the Avro encoder: the envelope as JSON. Events of type
+// "Poison" cannot be encoded.
+type jsonEncoder struct{}
+
+func (jsonEncoder) Encode(e events.Envelope) ([]byte, string, uint64, error) {
+	if e.Type == "Poison" {
+		return nil, "", 0, errors.New("no schema for event type Poison")
+	}
+	b, err := json.Marshal(e)
+	return b, "application/json", 42, err
+}
+
+type env struct {
+	store   *postgres.Store
+	pool    *pgxpool.Pool
+	brokers []string
+	prefix  string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	pool, _ := testenv.SchemaPool(t)
+	if _, err := postgres.Migrate(context.Background(), pool, nil); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{store: postgres.New(pool, postgres.Options{}), pool: pool, brokers: testenv.KafkaBrokers(t), prefix: "test-" + testenv.UniqueName(t)}
+	topics := []relay.Topic{{Name: e.prefix + ".user", Partitions: 3, ReplicationFactor: 1}, {Name: e.prefix + ".order", Partitions: 3, ReplicationFactor: 1}}
+	if err := relay.EnsureTopics(context.Background(), e.brokers, topics, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		client := &kafka.Client{Addr: kafka.TCP(e.brokers...)}
+		client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{e.prefix + ".user", e.prefix + ".order"}})
+	})
+	return e
+}
+
+// start runs a relay until the test ends.
+func (e *env) start(t *testing.T, cfg relay.Config) *relay.Relay {
+	t.Helper()
+	cfg.Brokers, cfg.TopicPrefix = e.brokers, e.prefix
+	r, err := relay.New(e.pool, jsonEncoder{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("relay: %v", err)
+		}
+		r.Close()
+	})
+	return r
+}
+
+func (e *env) append(t *testing.T, stream string, n int, typ string) {
+	t.Helper()
+	evs := make([]events.Event, n)
+	for i := range evs {
+		evs[i] = events.Event{Type: typ, Data: fmt.Appendf(nil, `{"i":%d}`, i)}
+	}
+	if _, err := e.store.Append(context.Background(), stream, events.Any(), evs, events.AppendOptions{CorrelationID: "corr", CausationID: "cause"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type record struct {
+	stream  string
+	version int64
+	headers map[string]string
+	value   []byte
+}
+
+// consume reads every record of the env's topics until want records arrived or the deadline.
+func (e *env) consume(t *testing.T, want int, within time.Duration) []record {
+	t.Helper()
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers: e.brokers, GroupID: "test-" + testenv.UniqueName(t),
+		GroupTopics: []string{e.prefix + ".user", e.prefix + ".order"},
+		StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond,
+	})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	var out []record
+	for len(out) < want {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			t.Fatalf("after %d of %d records: %v", len(out), want, err)
+		}
+		rec := record{stream: string(m.Key), headers: map[string]string{}, value: m.Value}
+		for _, h := range m.Headers {
+			rec.headers[h.Key] = string(h.Value)
+		}
+		rec.version, _ = strconv.ParseInt(rec.headers[relay.HeaderStreamVersion], 10, 64)
+		out = append(out, rec)
+	}
+	return out
+}
+
+// checkOrder: per stream, the first time each version is seen, versions go 0, 1, 2, ... with
+// nothing missing. It returns the number of duplicates.
+func checkOrder(t *testing.T, recs []record, want map[string]int64) int {
+	t.Helper()
+	next := map[string]int64{}
+	dups := 0
+	for _, r := range recs {
+		switch {
+		case r.version == next[r.stream]:
+			next[r.stream]++
+		case r.version < next[r.stream]:
+			dups++
+		default:
+			t.Errorf("%s: version %d arrived before %d", r.stream, r.version, next[r.stream])
+			next[r.stream] = r.version + 1
+		}
+	}
+	for s, n := range want {
+		if next[s] != n {
+			t.Errorf("%s: %d events arrived, want %d", s, next[s], n)
+		}
+	}
+	return dups
+}
+
+func TestRelay_PublishesEveryEventInOrder(t *testing.T) {
+	e := newEnv(t)
+	want := map[string]int64{}
+	for i := range 20 {
+		stream := fmt.Sprintf("order-%d", i)
+		if i%2 == 0 {
+			stream = fmt.Sprintf("user-%d", i)
+		}
+		for j := range 3 {
+			e.append(t, stream, 1+(i+j)%5, "Something")
+			want[stream] += int64(1 + (i+j)%5)
+		}
+	}
+	total := 0
+	for _, n := range want {
+		total += int(n)
+	}
+	e.start(t, relay.Config{})
+	recs := e.consume(t, total, time.Minute)
+	if dups := checkOrder(t, recs, want); dups != 0 {
+		t.Errorf("%d duplicates with one relay in steady state", dups)
+	}
+
+	stored, err := e.store.ReadStream(context.Background(), "user-0", 0, -1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.stream != "user-0" || r.version != 1 {
+			continue
+		}
+		ev := stored[1]
+		wantHeaders := map[string]string{
+			relay.HeaderEventID: ev.EventID.String(), relay.HeaderEventType: "Something",
+			relay.HeaderStreamVersion: "1", relay.HeaderGlobalPosition: strconv.FormatInt(ev.GlobalPosition, 10),
+			relay.HeaderCorrelationID: "corr", relay.HeaderCausationID: "cause",
+			relay.HeaderRecordedAt: ev.RecordedAt.Format(time.RFC3339Nano), relay.HeaderContentType: "application/json",
+			relay.HeaderFingerprint: "000000000000002a",
+		}
+		for k, v := range wantHeaders {
+			if r.headers[k] != v {
+				t.Errorf("header %s = %q, want %q", k, r.headers[k], v)
+			}
+		}
+	}
+	waitOutboxEmpty(t, e.pool)
+	st, err := e.store.Stats(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TotalEvents != int64(total) || st.TotalStreams != 20 {
+		t.Errorf("stats after publishing = %d events, %d streams; want %d, 20 (counted once, from counters)", st.TotalEvents, st.TotalStreams, total)
+	}
+}
+
+func waitOutboxEmpty(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		if err := pool.QueryRow(context.Background(), `select count(*) from annals_outbox`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d outbox rows left after 30s", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRelay_LateCommit: a transaction takes a lower position and stays open while later
+// appends commit and are published; once it commits, its event is published too.
+func TestRelay_LateCommit(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	early, err := e.store.AppendTx(ctx, tx, "order-late", events.NoStream(), []events.Event{{Type: "Something", Data: []byte(`{}`)}}, events.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.append(t, "order-a", 3, "Something")
+	e.append(t, "order-b", 2, "Something")
+	var later int64
+	if err := e.pool.QueryRow(ctx, `select min(global_position) from annals_events where stream_id = 'order-a'`).Scan(&later); err != nil {
+		t.Fatal(err)
+	}
+	if early.FirstPosition >= later {
+		t.Fatalf("the open transaction's position %d is not below the committed ones (%d)", early.FirstPosition, later)
+	}
+	e.start(t, relay.Config{})
+	recs := e.consume(t, 5, time.Minute)
+	checkOrder(t, recs, map[string]int64{"order-a": 3, "order-b": 2})
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	all := e.consume(t, 6, time.Minute)
+	found := false
+	for _, r := range all {
+		found = found || r.stream == "order-late"
+	}
+	if !found {
+		t.Errorf("the late-committed event never arrived")
+	}
+}
+
+// TestRelay_TwoRelays: two relays over 10,000 events in 500 streams: none lost, order kept,
+// and, with one relay publishing at a time, no duplicates.
+func TestRelay_TwoRelays(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 events")
+	}
+	e := newEnv(t)
+	const streams, perStream = 500, 20
+	want := map[string]int64{}
+	// Append while both relays run, from several writers at once.
+	e.start(t, relay.Config{})
+	e.start(t, relay.Config{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < streams; i += 4 {
+				stream := fmt.Sprintf("order-%d", i)
+				for j := 0; j < perStream; j += 5 {
+					evs := slices.Repeat([]events.Event{{Type: "Something", Data: []byte(`{}`)}}, 5)
+					if _, err := e.store.Append(context.Background(), stream, events.Any(), evs, events.AppendOptions{}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	for i := range streams {
+		want[fmt.Sprintf("order-%d", i)] = perStream
+	}
+	wg.Wait()
+	recs := e.consume(t, streams*perStream, 2*time.Minute)
+	if dups := checkOrder(t, recs, want); dups != 0 {
+		t.Errorf("%d duplicates", dups)
+	}
+	waitOutboxEmpty(t, e.pool)
+}
+
+// TestRelay_DeadLetters: an append that cannot be encoded, or whose record is over the
+// broker's limit, is moved aside with the reason; it blocks nothing.
+func TestRelay_DeadLetters(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.append(t, "order-p", 1, "Something")
+	e.append(t, "order-p", 1, "Poison")
+	e.append(t, "order-p", 1, "Something")
+	big := events.Event{Type: "Something", Data: []byte(`{"blob":"` + strings.Repeat("x", 5000) + `"}`)}
+	if _, err := e.store.Append(ctx, "order-big", events.NoStream(), []events.Event{big}, events.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.append(t, "order-ok", 2, "Something")
+	e.start(t, relay.Config{MaxRecordBytes: 4096})
+	recs := e.consume(t, 4, time.Minute)
+	got := map[string][]int64{}
+	for _, r := range recs {
+		got[r.stream] = append(got[r.stream], r.version)
+	}
+	if fmt.Sprint(got["order-p"]) != "[0 2]" || fmt.Sprint(got["order-ok"]) != "[0 1]" || len(got["order-big"]) != 0 {
+		t.Errorf("published %v; want order-p 0 and 2, order-ok 0 and 1, nothing of order-big", got)
+	}
+	waitOutboxEmpty(t, e.pool)
+	rows, err := e.pool.Query(ctx, `select stream_id, first_version, error from annals_outbox_dead order by stream_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var s, msg string
+		var v int64
+		err := r.Scan(&s, &v, &msg)
+		return fmt.Sprintf("%s@%d: %s", s, v, msg), err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 2 || !strings.Contains(dead[0], "order-big@0: record of") || !strings.Contains(dead[1], "order-p@1: no schema for event type Poison") {
+		t.Errorf("dead letters = %q", dead)
+	}
+}
