@@ -418,7 +418,9 @@ func countFailed(msgRow []int, failed map[int]bool) int {
 	return n
 }
 
-func key(stream string, version int64) string { return stream + "\x00" + strconv.FormatInt(version, 10) }
+func key(stream string, version int64) string {
+	return stream + "\x00" + strconv.FormatInt(version, 10)
+}
 
 // rowIndex maps every (stream, version) of the batch to its row.
 func rowIndex(batch []pending) map[string]int {

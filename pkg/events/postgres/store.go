@@ -151,7 +151,6 @@ const (
 `
 )
 
-
 // maxRetries bounds how often an append with expected version any (or stream_exists) retries
 // after losing a race for the next version of its stream.
 const maxRetries = 20
