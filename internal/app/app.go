@@ -70,7 +70,20 @@ type Main struct {
 	server     *http.Server
 	listener   net.Listener
 	checks     []Check
+	workers    []worker
 	closeOnce  sync.Once
+}
+
+type worker struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// Go adds a background component (the relay, a consumer group, a pruner) that Run starts
+// next to the HTTP server. It must return when its context ends; an error ends the service,
+// like a failing component of a run group.
+func (m *Main) Go(name string, run func(ctx context.Context) error) {
+	m.workers = append(m.workers, worker{name: name, run: run})
 }
 
 // Check is one dependency that /readyz probes.
@@ -191,21 +204,34 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Logger.Info("started", "addr", m.Addr(), "config", m.configPath, "version", Version,
 		"kafka_brokers", strings.Join(m.Config.Kafka.Brokers, ","))
-	errc := make(chan error, 1)
+	errc := make(chan error, 1+len(m.workers))
 	go func() { errc <- m.server.Serve(m.listener) }()
+	wctx, stopWorkers := context.WithCancel(ctx)
+	defer stopWorkers()
+	var wg sync.WaitGroup
+	for _, w := range m.workers {
+		wg.Go(func() {
+			if err := w.run(wctx); err != nil && wctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", w.name, err)
+			}
+		})
+	}
+	var failed error
 	select {
-	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
+	case failed = <-errc:
+		m.Logger.Error("stopping", "error", failed)
 	case <-ctx.Done():
 	}
 	m.Logger.Info("shutting down", "timeout", m.Config.HTTP.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), m.Config.HTTP.ShutdownTimeout)
 	defer cancel()
-	if err := m.server.Shutdown(sctx); err != nil {
-		return fmt.Errorf("http shutdown: %w", err)
+	if err := m.server.Shutdown(sctx); err != nil && failed == nil {
+		failed = fmt.Errorf("http shutdown: %w", err)
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("http server: %w", err)
+	stopWorkers()
+	wg.Wait()
+	if failed != nil && !errors.Is(failed, http.ErrServerClosed) {
+		return failed
 	}
 	return nil
 }

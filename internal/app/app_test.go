@@ -267,3 +267,46 @@ func TestServices_SIGTERM(t *testing.T) {
 		})
 	}
 }
+
+func TestMain_Workers(t *testing.T) {
+	open := func(t *testing.T) *app.Main {
+		m, err := app.New(app.Auditor, []string{"-addr", "127.0.0.1:0"}, envFunc(nil), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Open(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		return m
+	}
+	t.Run("ErrorStopsTheService", func(t *testing.T) {
+		m := open(t)
+		m.Go("boom", func(context.Context) error { return fmt.Errorf("exploded") })
+		err := m.Run(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "boom: exploded") {
+			t.Errorf("Run = %v, want the worker's error", err)
+		}
+	})
+	t.Run("StopsWithTheService", func(t *testing.T) {
+		m := open(t)
+		stopped := make(chan struct{})
+		m.Go("waiter", func(ctx context.Context) error {
+			<-ctx.Done()
+			close(stopped)
+			return nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- m.Run(ctx) }()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+		select {
+		case <-stopped:
+		default:
+			t.Errorf("Run returned before its worker stopped")
+		}
+	})
+}

@@ -47,7 +47,7 @@ func TestDefault(t *testing.T) {
 			OptimisticConcurrency: true, MaxEventsPerAggregate: 10000},
 		Handlers:   config.Handlers{Enabled: true, AsyncProcessing: true, ErrorHandling: true, RetryFailedEvents: true},
 		Monitoring: config.Monitoring{MetricsEnabled: true, EventTracking: true, PerformanceMonitoring: true},
-		Kafka: config.Kafka{Brokers: []string{"127.0.0.1:9092"}, TopicPrefix: "annals", TopicPartitions: 6,
+		Kafka: config.Kafka{Brokers: []string{"127.0.0.1:9092"}, TopicPrefix: "annals", TopicPartitions: 12,
 			ReplicationFactor: 1},
 		SMTP:   config.SMTP{Addr: "127.0.0.1:1025", From: "Annals <noreply@annals.local>"},
 		HTTP:   config.HTTP{Addr: "", ShutdownTimeout: 15 * time.Second},

@@ -179,7 +179,7 @@ var specs = []spec{
 		Doc: "Topic prefix: events go to <prefix>.<category>, dead letters to <prefix>.dlq.<group>."},
 		check: checkTopicPrefix,
 		field: func(c *Config) any { return &c.Kafka.TopicPrefix }},
-	{Key: Key{Section: "kafka", Name: "topic_partitions", Env: "KAFKA_TOPIC_PARTITIONS", Kind: KindInt, Default: "6",
+	{Key: Key{Section: "kafka", Name: "topic_partitions", Env: "KAFKA_TOPIC_PARTITIONS", Kind: KindInt, Default: "12",
 		Doc: "Partitions of topics the services create."},
 		bounds: atLeast(1),
 		field:  func(c *Config) any { return &c.Kafka.TopicPartitions }},
