@@ -5,6 +5,7 @@
 #   scripts/stack.sh install   install or download what is missing (cached), start nothing
 #   scripts/stack.sh up        install, start what is not running, wait for health
 #   scripts/stack.sh down      stop what this stack started (pid files), nothing else
+#   scripts/stack.sh up|down postgres|kafka|mailpit ...   the same for some components
 #   scripts/stack.sh status    what runs where
 #   scripts/stack.sh env       shell exports for clients (DATABASE_URL, KAFKA_BROKERS, ...)
 #
@@ -427,6 +428,13 @@ preflight() {
 	fi
 }
 
+component() {
+	case $1 in
+	postgres | kafka | mailpit) return 0 ;;
+	esac
+	fail "unknown component $1 (postgres, kafka, mailpit)"
+}
+
 main() {
 	local cmd=${1:-}
 	case $cmd in
@@ -436,6 +444,12 @@ main() {
 		install_mailpit
 		;;
 	up)
+		shift
+		if (($# > 0)); then
+			mkdir -p "$STATE_DIR"
+			for c in "$@"; do component "$c" && "up_$c"; done
+			return
+		fi
 		mkdir -p "$STATE_DIR"
 		preflight
 		up_postgres
@@ -445,6 +459,11 @@ main() {
 		say "clients: eval \"\$(scripts/stack.sh env)\""
 		;;
 	down)
+		shift
+		if (($# > 0)); then
+			for c in "$@"; do component "$c" && "down_$c"; done
+			return
+		fi
 		down_mailpit
 		down_kafka
 		down_postgres
