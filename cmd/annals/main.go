@@ -7,6 +7,7 @@
 // Commands:
 //
 //	migrate        apply the event store's database migrations (safe to run concurrently)
+//	relay          publish the outbox to Kafka until stopped (the writer also runs one)
 //	topics         create the event topics and dead-letter topics (idempotent)
 //	probe URL      GET URL and exit 0 on a 2xx answer (container health checks)
 //	version        print the version
@@ -38,6 +39,7 @@ const usage = `usage: annals [-config file] <command> [arguments]
 
 commands:
   migrate        apply the event store's database migrations (safe to run concurrently)
+  relay          publish the outbox to Kafka until stopped (the writer also runs one)
   topics         create the event topics and dead-letter topics (idempotent)
   probe URL      GET URL and exit 0 on a 2xx answer (container health checks)
   version        print the version
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	switch cmd {
 	case "migrate":
 		err = migrateCmd(ctx, rest, loadConfig, stdout)
+	case "relay":
+		err = relayCmd(ctx, rest, loadConfig, stderr)
 	case "topics":
 		err = topicsCmd(ctx, rest, loadConfig, stdout)
 	case "probe":

@@ -2,5 +2,41 @@
 // codecs, the single-object encoding (C3 01, CRC-64-AVRO fingerprint, binary body) and the
 // schema catalog.
 //
-// It must never decode a payload with a schema other than the one its fingerprint names.
+// # Contracts
+//
+// avro/<Type>.v<N>.avsc holds version N of the schema of event type Type: a record named Type
+// in namespace dev.annals.events that starts with the envelope fields (event_id, stream_id,
+// version, global_position, recorded_at, correlation_id, causation_id) and goes on with the
+// event's data fields under their JSON names. A type's newest version is its current one,
+// the one Encode writes. A new version may add fields with a default and drop fields; it never
+// changes a field's type, and a published file never changes. Load checks all of that, and
+// refuses schema constructs the converters do not implement: only null, boolean, int, long,
+// string, records, arrays, unions of null with one other type, and the logical types uuid
+// (string) and timestamp-micros (long).
+//
+// # Encodings
+//
+// Catalog.Encode writes the Avro single-object encoding (ContentTypeAvro): C3 01, the 8-byte
+// little-endian CRC-64-AVRO fingerprint of the schema's Parsing Canonical Form, the Avro
+// binary body. The canonical form is written by this package, not taken from goavro, whose
+// canonical form keeps a primitive type with a logical type as {"type":"long"} where the
+// specification and Apache Avro's Java implementation write "long"; the fingerprints are
+// therefore the ones Java's SchemaNormalization.parsingFingerprint64 computes, and a Java
+// BinaryMessageDecoder reads the values. goavro encodes and decodes the bodies.
+// Catalog.EncodeJSON writes the same record as plain JSON (ContentTypeJSON), with the same
+// fingerprint for the headers.
+//
+// Catalog.Decode finds the writer's schema by the fingerprint in the header and reads the body
+// with it, then presents the record as the type's current version: fields added since take
+// their defaults. The body is checked against the schema before goavro decodes it, so that
+// a length or count in a hostile value cannot make goavro allocate more than the value's size.
+//
+// # Catalog table
+//
+// Catalog.Register records the schemas in annals_schemas (created by the event store's
+// migrations in pkg/events/postgres) so that consumers can fetch a writer's schema by
+// fingerprint (List, Lookup; the writer serves them at /v1/schemas).
+//
+// It must never decode a payload with a schema other than the one its fingerprint names, never
+// guess a schema for an unknown fingerprint, and never import services or internal packages.
 package schema

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/annals-dev/annals/internal/app"
+	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/services/writer/api"
 )
@@ -40,10 +41,21 @@ func migrateOnStart(ctx context.Context, m *app.Main) error {
 	return err
 }
 
-// wire builds the event store and the command API on the process's pool, registers the API's
-// routes, and prunes superseded snapshots every hour until ctx ends.
+// wire builds the event store, the relay that publishes its outbox, and the command API on
+// the process's pool, registers the API's routes, and prunes superseded snapshots every hour
+// until ctx ends.
 func wire(ctx context.Context, m *app.Main) error {
-	store := postgres.New(m.DB, api.StoreOptions(m.Config.Aggregates))
+	r, err := wiring.NewRelay(m.DB, m.Config, m.Logger, m.Registry)
+	if err != nil {
+		return err
+	}
+	m.Go("relay", func(ctx context.Context) error {
+		defer r.Close()
+		return wiring.RunRelay(ctx, r, m.DB, m.Config, m.Logger)
+	})
+	opts := api.StoreOptions(m.Config.Aggregates)
+	opts.OnAppend = r.Wake
+	store := postgres.New(m.DB, opts)
 	a := api.New(store, api.OptionsFrom(m.Config, m.Logger))
 	a.Register(m.Router)
 	go a.PruneSnapshots(ctx, time.Hour, m.Config.Aggregates.SnapshotRetention)

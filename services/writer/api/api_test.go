@@ -82,7 +82,7 @@ func TestAPI_OpenAPI(t *testing.T) {
 	}
 	want := []string{
 		"DELETE /v1/orders/{id}/items/{item_id}",
-		"GET /v1/events", "GET /v1/orders/{id}", "GET /v1/stats",
+		"GET /v1/events", "GET /v1/orders/{id}", "GET /v1/schemas", "GET /v1/schemas/{fingerprint}", "GET /v1/stats",
 		"GET /v1/streams/{stream_id}", "GET /v1/streams/{stream_id}/events", "GET /v1/users/{id}",
 		"PATCH /v1/users/{id}",
 		"POST /v1/orders", "POST /v1/orders/{id}/cancel", "POST /v1/orders/{id}/confirm",
@@ -163,8 +163,8 @@ func TestStoreOptions(t *testing.T) {
 	}
 	c.Aggregates.OptimisticConcurrency = false
 	c.Aggregates.MaxEventsPerAggregate = 7
-	if got, want := api.StoreOptions(c.Aggregates), (postgres.Options{DisableOptimisticConcurrency: true, MaxEventsPerStream: 7}); got != want {
-		t.Errorf("StoreOptions = %+v, want %+v", got, want)
+	if got := api.StoreOptions(c.Aggregates); !got.DisableOptimisticConcurrency || got.MaxEventsPerStream != 7 || got.Notify || got.OnAppend != nil {
+		t.Errorf("StoreOptions = %+v, want optimistic concurrency off and 7 events at most", got)
 	}
 }
 

@@ -64,6 +64,7 @@ func (a *API) Register(r *httpx.Router) {
 		Responses: map[int]string{200: "the statistics", 400: "malformed query", 503: "the event store is unavailable"},
 		Schemas:   map[int]map[string]any{200: statsSchema, 400: errorSchema, 503: errorSchema},
 	}, a.stats)
+	a.registerSchemas(r)
 }
 
 var commandHeaders = []httpx.Param{

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/annals-dev/annals/internal/app"
+	"github.com/annals-dev/annals/internal/config"
+	"github.com/annals-dev/annals/internal/wiring"
+)
+
+// relayCmd runs the outbox relay on its own, for deployments that keep it apart from the
+// writers. With HTTP_ADDR set it serves /metrics there.
+func relayCmd(ctx context.Context, args []string, loadConfig func() (*config.Config, error), stderr io.Writer) error {
+	if len(args) > 0 {
+		return fmt.Errorf("%w: relay takes no arguments", errUsage)
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	log := app.NewLogger(cfg.Log, stderr).With("service", "relay")
+	pool, err := pgxpool.New(ctx, cfg.EventStore.ConnString())
+	if err != nil {
+		return errors.New("DATABASE_URL / EVENT_STORE_* do not form a valid PostgreSQL connection string")
+	}
+	defer pool.Close()
+	reg := prometheus.NewRegistry()
+	r, err := wiring.NewRelay(pool, cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if cfg.HTTP.Addr != "" {
+		ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s (HTTP_ADDR): %w", cfg.HTTP.Addr, err)
+		}
+		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+	}
+	log.Info("relay started", "kafka_brokers", cfg.Kafka.Brokers, "topic_prefix", cfg.Kafka.TopicPrefix)
+	err = wiring.RunRelay(ctx, r, pool, cfg, log)
+	log.Info("relay stopped")
+	return err
+}

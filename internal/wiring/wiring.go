@@ -1,0 +1,97 @@
+// Package wiring builds, from the configuration, the parts that more than one program runs:
+// the relay with its encoder (in the writer, and alone as `annals relay`) and the list of
+// topics. It holds no logic of its own beyond choosing and connecting parts.
+package wiring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/annals-dev/annals/internal/config"
+	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/relay"
+	"github.com/annals-dev/annals/pkg/schema"
+)
+
+// Categories are the aggregate types whose events get a topic each.
+var Categories = []string{"user", "order"}
+
+// ConsumerGroups are the groups whose dead letters get a topic each.
+var ConsumerGroups = []string{"annals-projector", "annals-notifier", "annals-auditor"}
+
+// Topics are the event topics and dead-letter topics of a deployment.
+func Topics(cfg *config.Config) []relay.Topic {
+	var topics []relay.Topic
+	for _, c := range Categories {
+		topics = append(topics, relay.Topic{Name: cfg.TopicName(c), Partitions: cfg.Kafka.TopicPartitions, ReplicationFactor: cfg.Kafka.ReplicationFactor})
+	}
+	for _, g := range ConsumerGroups {
+		topics = append(topics, relay.Topic{Name: cfg.DLQTopic(g), Partitions: cfg.Kafka.TopicPartitions, ReplicationFactor: cfg.Kafka.ReplicationFactor})
+	}
+	return topics
+}
+
+// Encoder encodes events for Kafka with the schema catalog: Avro single-object encoding, or
+// JSON when EVENT_SERIALIZATION=json. Both carry the schema's fingerprint.
+type Encoder struct {
+	Catalog *schema.Catalog
+	JSON    bool
+}
+
+// Encode implements relay.Encoder.
+func (e Encoder) Encode(ev events.Envelope) ([]byte, string, uint64, error) {
+	if e.JSON {
+		v, fp, err := e.Catalog.EncodeJSON(ev)
+		return v, schema.ContentTypeJSON, fp, err
+	}
+	v, fp, err := e.Catalog.Encode(ev)
+	return v, schema.ContentTypeAvro, fp, err
+}
+
+// NewRelay builds the relay of a deployment; its metrics go to reg.
+func NewRelay(pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*relay.Relay, error) {
+	enc := Encoder{Catalog: schema.Default(), JSON: cfg.EventSourcing.Serialization == "json"}
+	return relay.New(pool, enc, relay.Config{
+		Brokers:     cfg.Kafka.Brokers,
+		TopicPrefix: cfg.Kafka.TopicPrefix,
+		Logger:      log,
+		Metrics:     relay.NewMetrics(reg),
+	})
+}
+
+// RunRelay registers the event schemas in the database's catalog and ensures the topics
+// (retrying while PostgreSQL or Kafka is unreachable, so that a service starts before its
+// dependencies), then runs the relay until ctx ends.
+func RunRelay(ctx context.Context, r *relay.Relay, pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger) error {
+	for _, step := range []struct {
+		what string
+		do   func() error
+	}{
+		{"register the event schemas", func() error { return schema.Default().Register(ctx, pool) }},
+		{"ensure the topics", func() error { return relay.EnsureTopics(ctx, cfg.Kafka.Brokers, Topics(cfg), io.Discard) }},
+	} {
+		for {
+			err := step.do()
+			if err == nil {
+				break
+			}
+			if errors.Is(err, schema.ErrConflict) {
+				return fmt.Errorf("%s: %w", step.what, err) // a conflict does not clear by waiting
+			}
+			log.Warn("relay: cannot "+step.what+" yet; retrying", "error", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(2 * time.Second):
+			}
+		}
+	}
+	return r.Run(ctx)
+}
