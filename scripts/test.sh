@@ -25,8 +25,10 @@ $GO vet ./...
 step "unit and integration tests (race detector)"
 $GO test -race -count=1 -timeout 10m ./...
 
-step "fuzz: configuration parser ($FUZZTIME)"
+step "fuzz: configuration parser, command decoders, Avro decoder ($FUZZTIME each)"
 $GO test -run '^$' -fuzz '^FuzzParse$' -fuzztime "$FUZZTIME" ./internal/config
+$GO test -run '^$' -fuzz '^FuzzDecodeCommands$' -fuzztime "$FUZZTIME" ./services/writer/api
+$GO test -run '^$' -fuzz '^FuzzDecode$' -fuzztime "$FUZZTIME" ./pkg/schema
 
 step "deployment: docker-compose.yml and Dockerfile"
 (cd deploy && $GO test -count=1 -timeout 30m ./...)
