@@ -5,7 +5,7 @@ GO ?= go
 SERVICES := writer projector notifier auditor
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
-.PHONY: run up down stack-status build test test-short bench lint fmt
+.PHONY: run up down stack-status build test test-short test-faults bench lint fmt
 
 ## run: the whole pipeline on the local stack; Ctrl-C stops the services
 run:
@@ -33,7 +33,12 @@ test:
 test-short:
 	$(GO) test -short -count=1 ./...
 
-## bench: appends against pgbench's one-INSERT transactions on the same server, with ratios
+## test-faults: the relay under SIGKILL and a broker restart, ANNALS_FAULT_ROUNDS rounds each (default 5)
+test-faults:
+	@scripts/test-faults.sh
+
+## bench: appends against pgbench's one-INSERT transactions on the same server, and the relay
+## against Kafka's ProducerPerformance on the same broker, with ratios
 bench:
 	@scripts/bench.sh
 

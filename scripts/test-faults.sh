@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# make test-faults: the relay's fault tests, several rounds each, against the local stack
+# (started when needed): `annals relay` killed with SIGKILL while events are appended, and the
+# broker stopped for 10 seconds and started again under a running relay. Every event must
+# reach Kafka, in order per stream; duplicates are counted. ANNALS_FAULT_ROUNDS sets the
+# rounds per test (default here 5).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+GO=${GO:-go}
+export ANNALS_FAULT_ROUNDS=${ANNALS_FAULT_ROUNDS:-5}
+
+scripts/stack.sh up
+eval "$(scripts/stack.sh env)"
+# The broker test starts the broker again itself; this covers a run that was interrupted.
+trap 'scripts/stack.sh up kafka >/dev/null' EXIT
+
+echo "== relay fault tests, $ANNALS_FAULT_ROUNDS rounds each"
+$GO test -tags stack -count=1 -run 'TestRelay_' -timeout 60m -v ./test/stack
