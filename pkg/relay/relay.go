@@ -43,10 +43,10 @@ const (
 type Config struct {
 	Brokers     []string
 	TopicPrefix string // "annals"
-	// MaxBatchEvents and MaxBatchBytes bound one publish. They are kept under the broker's
-	// batch limit so that each partition's share of a publish is a single produce batch,
-	// which the broker appends whole or not at all: a failed publish is retried as a whole
-	// and per-stream order holds. Defaults 1000 events and 900 KiB.
+	// MaxBatchEvents bounds one publish (5000 events). MaxBatchBytes bounds each partition's
+	// share of it (900 KiB), under the broker's batch limit, so that the share is a single
+	// produce batch, which the broker appends whole or not at all: a failed publish is
+	// retried as a whole and per-stream order holds.
 	MaxBatchEvents int
 	MaxBatchBytes  int
 	// MaxRecordBytes is the largest record the broker takes (message.max.bytes, default
@@ -69,7 +69,7 @@ func (c *Config) setDefaults() {
 		c.TopicPrefix = "annals"
 	}
 	if c.MaxBatchEvents <= 0 {
-		c.MaxBatchEvents = 1000
+		c.MaxBatchEvents = 5000
 	}
 	if c.MaxBatchBytes <= 0 {
 		c.MaxBatchBytes = 900 << 10
@@ -105,6 +105,9 @@ type Relay struct {
 	wake   chan struct{}
 	log    *slog.Logger
 	m      *Metrics
+
+	client     *kafka.Client
+	partitions map[string][]int // topic -> partition ids, refreshed every publish round that fails
 }
 
 // New returns a Relay; Run starts it.
@@ -134,9 +137,11 @@ func New(pool *pgxpool.Pool, enc Encoder, cfg Config) (*Relay, error) {
 			WriteTimeout: cfg.WriteTimeout,
 			Compression:  0,
 		},
-		wake: make(chan struct{}, 1),
-		log:  cfg.Logger,
-		m:    m,
+		wake:       make(chan struct{}, 1),
+		log:        cfg.Logger,
+		m:          m,
+		client:     &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.WriteTimeout},
+		partitions: map[string][]int{},
 	}, nil
 }
 
@@ -212,7 +217,7 @@ func (r *Relay) lead(ctx context.Context) error {
 			return err
 		case err != nil:
 			r.m.errors.Inc()
-			r.log.Warn("relay: publish failed; retrying", "error", err)
+			r.log.Warn("relay: publish failed; retrying after a pause", "error", err, "settled", n)
 			if !r.sleep(ctx, r.cfg.RetryBackoff) {
 				return nil
 			}
@@ -266,101 +271,80 @@ func (r *Relay) listen(ctx context.Context) {
 	}
 }
 
-// pending is one outbox row: one append's version range of one stream.
+// pending is one outbox row, one append's version range of one stream, with its events.
 type pending struct {
 	stream      string
 	first, last int64
 	category    string
-	types       []string
 	createdAt   time.Time
+	head        int64 // the stream's oldest pending first_version
+	events      []events.Envelope
 }
+
+// errPartial: some records of a publish were not acknowledged; they are published again after
+// the retry pause.
+var errPartial = errors.New("some records were not acknowledged")
 
 // drain publishes one batch and reports how many outbox rows it settled.
 func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) (int, error) {
-	// Every committed row this query can see, oldest transaction first. Rows are deleted one
-	// by one once published, and no high-water mark is kept: a row whose transaction commits
-	// late, with a lower position than rows already published, is simply read by a later
-	// round. Nothing is skipped, and an open transaction holds nothing back.
-	rows, err := conn.Query(ctx, `select stream_id, first_version, last_version, category, types, created_at
-		from annals_outbox order by tx_id limit $1`, r.cfg.MaxBatchEvents)
-	if err != nil {
-		return 0, fmt.Errorf("read outbox: %w", err)
-	}
-	var batch []pending
-	for rows.Next() {
-		var p pending
-		if err := rows.Scan(&p.stream, &p.first, &p.last, &p.category, &p.types, &p.createdAt); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		batch = append(batch, p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("read outbox: %w", err)
-	}
-	if len(batch) == 0 {
-		return 0, nil
-	}
-	batch, err = r.inOrder(ctx, conn, batch)
+	batch, err := r.read(ctx, conn)
 	if err != nil || len(batch) == 0 {
 		return 0, err
 	}
-	evs, err := r.readEvents(ctx, conn, batch)
-	if err != nil {
-		return 0, err
-	}
+	batch = r.inOrder(batch)
 
-	// Encode; an append with an event that cannot be encoded is moved aside whole.
-	msgs := make([]kafka.Message, 0, len(evs))
-	dead := map[[2]any]string{}
-	msgRow := make([]int, 0, len(evs)) // message index -> batch row
-	bytes := 0
-	rowOf := rowIndex(batch)
-	var settled []int // batch rows to settle
+	// Encode whole appends: an append with an event that cannot be published is moved aside
+	// whole and none of its events is sent. A publish holds whole appends only, and stays
+	// within the byte budget that keeps each partition's share one produce batch.
+	var msgs []kafka.Message
+	var msgRow []int // message -> batch row
+	dead := make([]string, len(batch))
 	cut := len(batch)
-	for _, e := range evs {
-		i := rowOf[key(e.StreamID, e.Version)]
-		if i >= cut {
-			continue
-		}
-		k := [2]any{batch[i].stream, batch[i].first}
-		if _, isDead := dead[k]; isDead {
-			continue
-		}
-		value, contentType, fp, err := r.enc.Encode(e)
-		if err == nil && len(value)+len(e.StreamID)+512 > r.cfg.MaxRecordBytes {
-			err = fmt.Errorf("record of %d bytes is over the broker's limit of %d (event %s, %s@%d)",
-				len(value), r.cfg.MaxRecordBytes, e.EventID, e.StreamID, e.Version)
-		}
+	perPartition := map[partitionKey]int{} // bytes per partition
+	for i := range batch {
+		p := &batch[i]
+		var rowMsgs []kafka.Message
+		rowBytes := 0
+		part, err := r.partitionOf(ctx, r.cfg.TopicPrefix+"."+p.category, p.stream)
 		if err != nil {
-			dead[k] = err.Error()
+			return 0, err
+		}
+		for _, e := range p.events {
+			value, contentType, fp, err := r.enc.Encode(e)
+			if err != nil {
+				dead[i] = err.Error()
+				break
+			}
+			m := r.message(e, value, contentType, fp)
+			size := recordSize(m)
+			if size > r.cfg.MaxRecordBytes {
+				dead[i] = fmt.Sprintf("record of %d bytes (value %d) is over the broker's limit of %d (event %s, %s@%d)",
+					size, len(value), r.cfg.MaxRecordBytes, e.EventID, e.StreamID, e.Version)
+				break
+			}
+			rowMsgs = append(rowMsgs, m)
+			rowBytes += size
+		}
+		if dead[i] != "" {
 			continue
 		}
-		if bytes+len(value) > r.cfg.MaxBatchBytes && len(msgs) > 0 {
-			// Publish what fits; the rest of the batch waits for the next round, whole
-			// appends only.
-			cut = i
-			continue
+		if perPartition[part]+rowBytes > r.cfg.MaxBatchBytes && len(msgs) > 0 {
+			cut = i // this append and the rest wait for the next round
+			break
 		}
-		bytes += len(value)
-		msgs = append(msgs, r.message(e, value, contentType, fp))
-		msgRow = append(msgRow, i)
-	}
-	// Messages of rows beyond the cut (a row cut part-way) are not sent.
-	n := 0
-	for j, i := range msgRow {
-		if i < cut {
-			msgs[n], msgRow[n] = msgs[j], i
-			n++
+		perPartition[part] += rowBytes
+		for _, m := range rowMsgs {
+			msgs = append(msgs, m)
+			msgRow = append(msgRow, i)
 		}
 	}
-	msgs, msgRow = msgs[:n], msgRow[:n]
 
-	failed := map[int]bool{} // batch rows with a message that did not make it
+	failed := map[int]bool{} // batch rows with a record that was not acknowledged
+	var writeErr error
 	if len(msgs) > 0 {
 		wctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
 		err := r.writer.WriteMessages(wctx, msgs...)
+		writeErr = err
 		cancel()
 		ackedAt := time.Now()
 		var werrs kafka.WriteErrors
@@ -372,168 +356,168 @@ func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) (int, error) {
 				}
 			}
 		case err != nil:
+			clear(r.partitions) // the topics may have changed
 			return 0, fmt.Errorf("publish %d records: %w", len(msgs), err)
 		}
+		published := 0
 		for j := range msgs {
 			if !failed[msgRow[j]] {
+				published++
 				r.m.latency.Observe(ackedAt.Sub(msgs[j].Time).Seconds())
 			}
 		}
-		if len(failed) > 0 {
-			r.m.errors.Inc()
-			r.log.Warn("relay: some records were not acknowledged; they will be published again",
-				"failed_appends", len(failed), "error", err)
-		}
+		r.m.published.Add(float64(published))
+		r.m.batch.Observe(float64(len(msgs)))
 	}
-	errs := make([]string, 0, cut)
+	var settled []int
+	var reasons []string
 	for i := range batch[:cut] {
 		if failed[i] {
 			continue
 		}
-		k := [2]any{batch[i].stream, batch[i].first}
-		reason := dead[k]
-		if reason != "" {
+		if dead[i] != "" {
 			r.m.dead.Inc()
 			r.log.Error("relay: moved an append aside to annals_outbox_dead", "stream_id", batch[i].stream,
-				"first_version", batch[i].first, "last_version", batch[i].last, "error", reason)
+				"first_version", batch[i].first, "last_version", batch[i].last, "error", dead[i])
 		}
 		settled = append(settled, i)
-		errs = append(errs, reason)
+		reasons = append(reasons, dead[i])
 	}
-	if err := r.settle(ctx, conn, batch, settled, errs); err != nil {
+	if err := r.settle(ctx, conn, batch, settled, reasons); err != nil {
 		return 0, err
 	}
-	r.m.published.Add(float64(len(msgs) - countFailed(msgRow, failed)))
-	r.m.batch.Observe(float64(len(msgs)))
+	if len(failed) > 0 {
+		return len(settled), fmt.Errorf("%w (%d appends): %v", errPartial, len(failed), writeErr)
+	}
 	return len(settled), nil
 }
 
-func countFailed(msgRow []int, failed map[int]bool) int {
-	n := 0
-	for _, i := range msgRow {
-		if failed[i] {
-			n++
+type partitionKey struct {
+	topic     string
+	partition int
+}
+
+// partitionOf is the partition the writer's murmur2 balancer puts a key in.
+func (r *Relay) partitionOf(ctx context.Context, topic, key string) (partitionKey, error) {
+	parts, ok := r.partitions[topic]
+	if !ok {
+		meta, err := r.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+		if err != nil {
+			return partitionKey{}, fmt.Errorf("metadata of %s: %w", topic, err)
 		}
+		for _, t := range meta.Topics {
+			if t.Error != nil {
+				return partitionKey{}, fmt.Errorf("metadata of %s: %w", topic, t.Error)
+			}
+			for _, p := range t.Partitions {
+				parts = append(parts, p.ID)
+			}
+		}
+		if len(parts) == 0 {
+			return partitionKey{}, fmt.Errorf("topic %s has no partitions", topic)
+		}
+		slices.Sort(parts)
+		r.partitions[topic] = parts
+	}
+	return partitionKey{topic, r.writer.Balancer.Balance(kafka.Message{Key: []byte(key)}, parts...)}, nil
+}
+
+// recordSize is what a record counts against the broker's limits: value, key, headers and
+// the record's own overhead (at most about 30 bytes of varints and attributes).
+func recordSize(m kafka.Message) int {
+	n := len(m.Value) + len(m.Key) + 32
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value) + 10
 	}
 	return n
 }
 
-func key(stream string, version int64) string {
-	return stream + "\x00" + strconv.FormatInt(version, 10)
-}
-
-// rowIndex maps every (stream, version) of the batch to its row.
-func rowIndex(batch []pending) map[string]int {
-	m := map[string]int{}
-	for i, p := range batch {
-		for v := p.first; v <= p.last; v++ {
-			m[key(p.stream, v)] = i
-		}
-	}
-	return m
-}
-
-// inOrder keeps, for each stream, the rows that continue it without a gap from its oldest
-// pending append, in version order; the batch comes back sorted by stream and version.
+// read takes, in one query, the oldest committed outbox rows (by transaction) up to the
+// batch's event budget, each stream's oldest pending append, and the rows' events.
 //
-// A committed append's earlier versions are always committed too (an append of version v+1
-// needs version v to exist, and the unique (stream_id, version) index makes a racing append
-// wait for the other's commit), so the oldest pending row this relay can see is the stream's
-// next one. A stream's later append can still be older by transaction id than an earlier one
-// (a transaction that wrote elsewhere first, then waited for the earlier version); it waits
-// here until the earlier one is published.
-func (r *Relay) inOrder(ctx context.Context, conn *pgx.Conn, batch []pending) ([]pending, error) {
-	streams := make([]string, 0, len(batch))
-	for _, p := range batch {
-		streams = append(streams, p.stream)
-	}
-	slices.Sort(streams)
-	streams = slices.Compact(streams)
-	rows, err := conn.Query(ctx, `select stream_id, min(first_version) from annals_outbox
-		where stream_id = any($1) group by stream_id`, streams)
+// Every committed row this query can see is a candidate; rows are deleted one by one once
+// published, and no high-water mark is kept: a row whose transaction commits late, with a
+// lower position than rows already published, is simply read by a later round. Nothing is
+// skipped, and an open transaction holds nothing back.
+func (r *Relay) read(ctx context.Context, conn *pgx.Conn) ([]pending, error) {
+	// LATERAL keeps both lookups on the indexes whatever the backlog: each row's head is the
+	// first entry of its stream in the outbox's key, and its events a range of the
+	// (stream_id, version) index.
+	rows, err := conn.Query(ctx, `select o.stream_id, o.first_version, o.last_version, o.category, o.created_at, h.head,
+			`+envelopeColumns+`
+		from (select * from (
+				select stream_id, first_version, last_version, category, created_at,
+					sum(last_version - first_version + 1) over (order by tx_id rows unbounded preceding) as upto
+				from annals_outbox order by tx_id limit $1
+			) c where upto - (last_version - first_version + 1) < $1) o
+		cross join lateral (select min(first_version) as head from annals_outbox where stream_id = o.stream_id) h
+		cross join lateral (select * from annals_events
+			where stream_id = o.stream_id and version between o.first_version and o.last_version) e
+		order by o.stream_id, e.version`, r.cfg.MaxBatchEvents)
 	if err != nil {
-		return nil, fmt.Errorf("read outbox heads: %w", err)
-	}
-	next := map[string]int64{}
-	for rows.Next() {
-		var s string
-		var v int64
-		if err := rows.Scan(&s, &v); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		next[s] = v
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	slices.SortFunc(batch, func(a, b pending) int {
-		if c := cmpString(a.stream, b.stream); c != 0 {
-			return c
-		}
-		return int(a.first - b.first)
-	})
-	out := batch[:0]
-	events := 0
-	for _, p := range batch {
-		if want, ok := next[p.stream]; !ok || p.first != want {
-			continue
-		}
-		count := int(p.last - p.first + 1)
-		if events+count > r.cfg.MaxBatchEvents && events > 0 {
-			continue
-		}
-		events += count
-		next[p.stream] = p.last + 1
-		out = append(out, p)
-	}
-	return out, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-const envelopeColumns = `e.event_id, e.stream_id, e.category, e.version, e.global_position, e.type, e.schema_version,
-	e.data, e.metadata, coalesce(e.correlation_id, ''), coalesce(e.causation_id, ''), e.recorded_at`
-
-// readEvents reads the events of the batch's rows with one query, in stream and version
-// order.
-func (r *Relay) readEvents(ctx context.Context, conn *pgx.Conn, batch []pending) ([]events.Envelope, error) {
-	streams := make([]string, len(batch))
-	firsts := make([]int64, len(batch))
-	lasts := make([]int64, len(batch))
-	for i, p := range batch {
-		streams[i], firsts[i], lasts[i] = p.stream, p.first, p.last
-	}
-	rows, err := conn.Query(ctx, `select `+envelopeColumns+`
-		from unnest($1::text[], $2::bigint[], $3::bigint[]) as r(s, f, l)
-		join annals_events e on e.stream_id = r.s and e.version between r.f and r.l
-		order by e.stream_id, e.version`, streams, firsts, lasts)
-	if err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
+		return nil, fmt.Errorf("read outbox: %w", err)
 	}
 	defer rows.Close()
-	var out []events.Envelope
+	var batch []pending
 	for rows.Next() {
+		var p pending
 		var e events.Envelope
 		var data, meta []byte
-		if err := rows.Scan(&e.EventID, &e.StreamID, &e.Category, &e.Version, &e.GlobalPosition, &e.Type,
+		if err := rows.Scan(&p.stream, &p.first, &p.last, &p.category, &p.createdAt, &p.head,
+			&e.EventID, &e.StreamID, &e.Category, &e.Version, &e.GlobalPosition, &e.Type,
 			&e.SchemaVersion, &data, &meta, &e.CorrelationID, &e.CausationID, &e.RecordedAt); err != nil {
 			return nil, err
 		}
 		e.Data, e.RecordedAt = data, e.RecordedAt.UTC()
-		out = append(out, e)
+		if n := len(batch); n > 0 && batch[n-1].stream == p.stream && batch[n-1].first == p.first {
+			batch[n-1].events = append(batch[n-1].events, e)
+			continue
+		}
+		p.events = []events.Envelope{e}
+		batch = append(batch, p)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	return batch, nil
 }
+
+// inOrder keeps, for each stream, the appends that continue it without a gap from its oldest
+// pending append, in version order (the batch comes sorted by stream and version), within the
+// batch's event budget.
+//
+// A committed append's earlier versions are always committed too (an append of version v+1
+// needs version v to exist, and the unique (stream_id, version) index makes a racing append
+// wait for the other's commit), so the oldest pending append this relay can see is the
+// stream's next one. A stream's later append can still be older by transaction id than an
+// earlier one (a transaction that wrote elsewhere first, then waited for the earlier
+// version); it waits here until the earlier one is published.
+func (r *Relay) inOrder(batch []pending) []pending {
+	out := batch[:0]
+	next := map[string]int64{}
+	n := 0
+	for _, p := range batch {
+		want, seen := next[p.stream]
+		if !seen {
+			want = p.head
+		}
+		if p.first != want || int64(len(p.events)) != p.last-p.first+1 {
+			next[p.stream] = -1 // a gap: the rest of this stream waits
+			continue
+		}
+		if n+len(p.events) > r.cfg.MaxBatchEvents && n > 0 {
+			next[p.stream] = -1
+			continue
+		}
+		n += len(p.events)
+		next[p.stream] = p.last + 1
+		out = append(out, p)
+	}
+	return out
+}
+
+const envelopeColumns = `e.event_id, e.stream_id, e.category, e.version, e.global_position, e.type, e.schema_version,
+	e.data, e.metadata, coalesce(e.correlation_id, ''), coalesce(e.causation_id, ''), e.recorded_at`
 
 func (r *Relay) message(e events.Envelope, value []byte, contentType string, fp uint64) kafka.Message {
 	return kafka.Message{

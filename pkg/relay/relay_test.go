@@ -341,3 +341,28 @@ func TestRelay_DeadLetters(t *testing.T) {
 		t.Errorf("dead letters = %q", dead)
 	}
 }
+
+// TestRelay_DeadLetterWholeAppend: an append with one event that cannot be published is
+// moved aside whole; none of its events is sent, and the stream goes on after it.
+func TestRelay_DeadLetterWholeAppend(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	mixed := []events.Event{{Type: "Something", Data: []byte(`{}`)}, {Type: "Poison", Data: []byte(`{}`)}}
+	if _, err := e.store.Append(ctx, "order-x", events.NoStream(), mixed, events.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.append(t, "order-x", 1, "Something")
+	e.start(t, relay.Config{})
+	recs := e.consume(t, 1, time.Minute)
+	if recs[0].stream != "order-x" || recs[0].version != 2 {
+		t.Errorf("first record = %s@%d, want order-x@2 (versions 0 and 1 moved aside together)", recs[0].stream, recs[0].version)
+	}
+	waitOutboxEmpty(t, e.pool)
+	var first, last int64
+	if err := e.pool.QueryRow(ctx, `select first_version, last_version from annals_outbox_dead where stream_id = 'order-x'`).Scan(&first, &last); err != nil {
+		t.Fatal(err)
+	}
+	if first != 0 || last != 1 {
+		t.Errorf("dead append covers %d..%d, want 0..1", first, last)
+	}
+}

@@ -76,7 +76,7 @@ func (c *Catalog) EncodeJSON(e events.Envelope) (value []byte, fingerprint uint6
 func (v *version) native(e events.Envelope) (map[string]any, error) {
 	data := map[string]any{}
 	if len(e.Data) > 0 {
-		d, err := parseJSON(e.Data)
+		d, err := parseData(e.Data)
 		if err != nil {
 			return nil, fieldError(v, err)
 		}
