@@ -17,6 +17,9 @@ type Definition[S any] struct {
 	// changes meaning: snapshots of another version are then ignored (full replay), never
 	// misapplied.
 	StateSchemaVersion int
+	// SchemaVersions gives the data-shape version of the event types recorded at a version
+	// other than 1 (stored as the event's schema_version).
+	SchemaVersions map[string]int
 	// Apply evolves the state by one recorded event. It must be deterministic and depend on
 	// the event's type and data only: when Record applies a new event, its id, global
 	// position and recording time are not known yet. Record applies to a shallow copy of the
@@ -67,9 +70,10 @@ func (a *Aggregate[S]) Record(eventType string, data any) error {
 	if err != nil {
 		return err
 	}
+	ev.SchemaVersion = max(a.def.SchemaVersions[eventType], 1)
 	env := Envelope{
 		StreamID: a.streamID, Category: a.def.Category, Version: a.version + 1,
-		Type: ev.Type, SchemaVersion: 1, Data: ev.Data, RecordedAt: time.Now().UTC(),
+		Type: ev.Type, SchemaVersion: ev.SchemaVersion, Data: ev.Data, RecordedAt: time.Now().UTC(),
 	}
 	next := a.state
 	if err := a.def.Apply(&next, env); err != nil {

@@ -88,3 +88,20 @@ func TestAggregate_Record(t *testing.T) {
 		t.Errorf("state %d version %d pending %d loaded %d; want 1, 0, 1, -1", a.State(), a.Version(), len(a.Pending()), a.LoadedVersion())
 	}
 }
+
+func TestAggregate_RecordSchemaVersion(t *testing.T) {
+	def := events.Definition[int]{Category: "n", SchemaVersions: map[string]int{"Changed": 3},
+		Apply: func(s *int, e events.Envelope) error { *s = e.SchemaVersion; return nil }}
+	a := (&events.Repository[int]{Def: def}).New("1")
+	for _, tc := range []struct {
+		typ  string
+		want int
+	}{{"Created", 1}, {"Changed", 3}} {
+		if err := a.Record(tc.typ, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := a.Pending()[len(a.Pending())-1].SchemaVersion; got != tc.want || a.State() != tc.want {
+			t.Errorf("%s recorded with schema version %d (applied %d), want %d", tc.typ, got, a.State(), tc.want)
+		}
+	}
+}

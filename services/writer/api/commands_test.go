@@ -69,6 +69,11 @@ func TestAPI_Users(t *testing.T) {
 		if m["name"] != "Ada King" || m["email"] != "ada@king.example" || m["version"] != 2.0 {
 			t.Errorf("user = %v", m)
 		}
+		// The profile update is recorded in the data shape of its current schema.
+		evs := e.streamEvents(t, "user-"+id, "").Events
+		if len(evs) != 3 || evs[0].SchemaVersion != 1 || evs[1].SchemaVersion != 2 || evs[2].SchemaVersion != 2 {
+			t.Errorf("schema versions = %+v", evs)
+		}
 	})
 	t.Run("Deactivate", func(t *testing.T) {
 		e.do(t, "POST", "/v1/users/"+id+"/deactivate", map[string]any{"reason": "asked to leave"}).ok(t, http.StatusOK)

@@ -60,7 +60,9 @@ func (s UserState) Active() bool { return s.Status == UserStatusActive }
 var User = events.Definition[UserState]{
 	Category:           UserCategory,
 	StateSchemaVersion: 1,
-	Apply:              applyUser,
+	// UserProfileUpdated gained email in its second version (pkg/schema/avro).
+	SchemaVersions: map[string]int{EventUserProfileUpdated: 2},
+	Apply:          applyUser,
 }
 
 func applyUser(s *UserState, e events.Envelope) error {
