@@ -72,8 +72,7 @@ done
 cat <<EOF
 run: Mailpit UI      $MAILPIT_URL
 run: try it:
-  curl -s -X POST http://127.0.0.1:${ports[writer]}/v1/users -H 'Content-Type: application/json' \
-       -d '{"email":"ada@example.com","name":"Ada Lovelace"}'
+  curl -s -X POST http://127.0.0.1:${ports[writer]}/v1/users -H 'Content-Type: application/json' -d '{"email":"ada@example.com","name":"Ada Lovelace"}'
   curl -s http://127.0.0.1:${ports[writer]}/v1/stats
   curl -s http://127.0.0.1:${ports[writer]}/openapi.json
 run: all four services are ready; Ctrl-C stops them.
