@@ -101,7 +101,7 @@ type Relay struct {
 	pool   *pgxpool.Pool
 	enc    Encoder
 	cfg    Config
-	writer *kafka.Writer
+	balancer kafka.Murmur2Balancer // where the Java clients put a key
 	wake   chan struct{}
 	log    *slog.Logger
 	m      *Metrics
@@ -124,23 +124,10 @@ func New(pool *pgxpool.Pool, enc Encoder, cfg Config) (*Relay, error) {
 		pool: pool,
 		enc:  enc,
 		cfg:  cfg,
-		// kafka-go's zero Writer sends without acks, round-robin, and waits a second per
-		// batch: each of those is set here on purpose.
-		writer: &kafka.Writer{
-			Addr:         kafka.TCP(cfg.Brokers...),
-			Balancer:     &kafka.Murmur2Balancer{}, // where the Java clients put a key
-			RequiredAcks: kafka.RequireAll,
-			BatchTimeout: 2 * time.Millisecond,
-			BatchSize:    cfg.MaxBatchEvents,
-			BatchBytes:   int64(cfg.MaxRecordBytes),
-			MaxAttempts:  3,
-			WriteTimeout: cfg.WriteTimeout,
-			Compression:  0,
-		},
 		wake:       make(chan struct{}, 1),
 		log:        cfg.Logger,
 		m:          m,
-		client:     &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.WriteTimeout},
+		client:     &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.WriteTimeout, Transport: &kafka.Transport{}},
 		partitions: map[string][]int{},
 	}, nil
 }
@@ -153,8 +140,13 @@ func (r *Relay) Wake() {
 	}
 }
 
-// Close releases the Kafka writer.
-func (r *Relay) Close() error { return r.writer.Close() }
+// Close releases the relay's idle Kafka connections.
+func (r *Relay) Close() error {
+	if t, ok := r.client.Transport.(*kafka.Transport); ok {
+		t.CloseIdleConnections()
+	}
+	return nil
+}
 
 // Run publishes until ctx ends. Among relays sharing a database, one at a time holds the
 // advisory lock and publishes; the others wait to take over. It returns nil when ctx ends.
@@ -297,7 +289,8 @@ func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) (int, error) {
 	// whole and none of its events is sent. A publish holds whole appends only, and stays
 	// within the byte budget that keeps each partition's share one produce batch.
 	var msgs []kafka.Message
-	var msgRow []int // message -> batch row
+	var msgRow []int            // message -> batch row
+	var msgPart []partitionKey // message -> partition
 	dead := make([]string, len(batch))
 	cut := len(batch)
 	perPartition := map[partitionKey]int{} // bytes per partition
@@ -336,6 +329,7 @@ func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) (int, error) {
 		for _, m := range rowMsgs {
 			msgs = append(msgs, m)
 			msgRow = append(msgRow, i)
+			msgPart = append(msgPart, part)
 		}
 	}
 
@@ -343,21 +337,18 @@ func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) (int, error) {
 	var writeErr error
 	if len(msgs) > 0 {
 		wctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
-		err := r.writer.WriteMessages(wctx, msgs...)
+		failedParts, err := r.produce(wctx, msgs, msgPart)
 		writeErr = err
 		cancel()
 		ackedAt := time.Now()
-		var werrs kafka.WriteErrors
-		switch {
-		case errors.As(err, &werrs):
-			for j, e := range werrs {
-				if e != nil {
-					failed[msgRow[j]] = true
-				}
-			}
-		case err != nil:
+		if len(failedParts) == len(perPartition) && err != nil {
 			clear(r.partitions) // the topics may have changed
 			return 0, fmt.Errorf("publish %d records: %w", len(msgs), err)
+		}
+		for j := range msgs {
+			if failedParts[msgPart[j]] {
+				failed[msgRow[j]] = true
+			}
 		}
 		published := 0
 		for j := range msgs {
@@ -419,7 +410,50 @@ func (r *Relay) partitionOf(ctx context.Context, topic, key string) (partitionKe
 		slices.Sort(parts)
 		r.partitions[topic] = parts
 	}
-	return partitionKey{topic, r.writer.Balancer.Balance(kafka.Message{Key: []byte(key)}, parts...)}, nil
+	return partitionKey{topic, r.balancer.Balance(kafka.Message{Key: []byte(key)}, parts...)}, nil
+}
+
+// produce sends each partition's records as one produce request, all partitions at once, and
+// reports the partitions whose request failed (their records may or may not have landed: the
+// rows stay in the outbox and are published again).
+func (r *Relay) produce(ctx context.Context, msgs []kafka.Message, parts []partitionKey) (map[partitionKey]bool, error) {
+	byPart := map[partitionKey][]kafka.Record{}
+	var order []partitionKey
+	for j, m := range msgs {
+		p := parts[j]
+		if _, ok := byPart[p]; !ok {
+			order = append(order, p)
+		}
+		byPart[p] = append(byPart[p], kafka.Record{
+			Time: m.Time, Key: kafka.NewBytes(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers,
+		})
+	}
+	var mu sync.Mutex
+	failed := map[partitionKey]bool{}
+	var errs []error
+	var wg sync.WaitGroup
+	for _, p := range order {
+		wg.Go(func() {
+			res, err := r.client.Produce(ctx, &kafka.ProduceRequest{
+				Topic: p.topic, Partition: p.partition, RequiredAcks: kafka.RequireAll,
+				Records: kafka.NewRecordReader(byPart[p]...),
+			})
+			if err == nil && res.Error != nil {
+				err = res.Error
+			}
+			if err == nil && len(res.RecordErrors) > 0 {
+				err = fmt.Errorf("%d records refused", len(res.RecordErrors))
+			}
+			if err != nil {
+				mu.Lock()
+				failed[p] = true
+				errs = append(errs, fmt.Errorf("%s[%d]: %w", p.topic, p.partition, err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return failed, errors.Join(errs...)
 }
 
 // recordSize is what a record counts against the broker's limits: value, key, headers and
