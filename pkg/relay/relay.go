@@ -98,13 +98,13 @@ func (c *Config) setDefaults() {
 
 // Relay publishes the outbox to Kafka.
 type Relay struct {
-	pool   *pgxpool.Pool
-	enc    Encoder
-	cfg    Config
+	pool     *pgxpool.Pool
+	enc      Encoder
+	cfg      Config
 	balancer kafka.Murmur2Balancer // where the Java clients put a key
-	wake   chan struct{}
-	log    *slog.Logger
-	m      *Metrics
+	wake     chan struct{}
+	log      *slog.Logger
+	m        *Metrics
 
 	client     *kafka.Client
 	partitions map[string][]int // topic -> partition ids, refreshed every publish round that fails
@@ -121,9 +121,9 @@ func New(pool *pgxpool.Pool, enc Encoder, cfg Config) (*Relay, error) {
 		m = NewMetrics(nil)
 	}
 	return &Relay{
-		pool: pool,
-		enc:  enc,
-		cfg:  cfg,
+		pool:       pool,
+		enc:        enc,
+		cfg:        cfg,
 		wake:       make(chan struct{}, 1),
 		log:        cfg.Logger,
 		m:          m,
@@ -289,7 +289,7 @@ func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) (int, error) {
 	// whole and none of its events is sent. A publish holds whole appends only, and stays
 	// within the byte budget that keeps each partition's share one produce batch.
 	var msgs []kafka.Message
-	var msgRow []int            // message -> batch row
+	var msgRow []int           // message -> batch row
 	var msgPart []partitionKey // message -> partition
 	dead := make([]string, len(batch))
 	cut := len(batch)
