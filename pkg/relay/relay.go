@@ -416,6 +416,11 @@ func (r *Relay) partitionOf(ctx context.Context, topic, key string) (partitionKe
 // produce sends each partition's records as one produce request, all partitions at once, and
 // reports the partitions whose request failed (their records may or may not have landed: the
 // rows stay in the outbox and are published again).
+//
+// kafka-go's Writer is not used: it waits out its BatchTimeout on every partition of every
+// call, and may split one partition's share over several batches, the later of which can land
+// after the earlier one failed. Here acks (all in-sync replicas) and the partitioner (murmur2,
+// as the Java clients) are set explicitly, and there is no batch timer.
 func (r *Relay) produce(ctx context.Context, msgs []kafka.Message, parts []partitionKey) (map[partitionKey]bool, error) {
 	byPart := map[partitionKey][]kafka.Record{}
 	var order []partitionKey
