@@ -17,10 +17,10 @@ step "stack"
 scripts/stack.sh up
 eval "$(scripts/stack.sh env)"
 
-step "modules tidy, vet"
+step "modules tidy; lint (gofmt, go vet, staticcheck)"
 $GO mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy" >&2; exit 1; }
 (cd deploy && $GO mod tidy -diff) || { echo "deploy/go.mod/go.sum are not tidy: run (cd deploy && go mod tidy)" >&2; exit 1; }
-$GO vet ./...
+make --no-print-directory lint
 
 step "unit and integration tests (race detector)"
 $GO test -race -count=1 -timeout 10m ./...

@@ -48,7 +48,8 @@ func TestLoad(t *testing.T) {
 	if _, ok := c.Current("Nope"); ok {
 		t.Error("Current(Nope) found a schema")
 	}
-	if schema.Default() != schema.Default() || len(schema.Default().Schemas()) != len(want) {
+	first, second := schema.Default(), schema.Default()
+	if first != second || len(first.Schemas()) != len(want) {
 		t.Error("Default is not one loaded catalog")
 	}
 }

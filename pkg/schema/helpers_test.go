@@ -1,7 +1,6 @@
 package schema_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"testing"
 	"time"
@@ -88,21 +87,6 @@ func checkDecoded(tb testing.TB, got schema.Decoded, sent events.Envelope, wantD
 	if string(e.Data) != wantData {
 		tb.Errorf("data = %s,\n want %s", e.Data, wantData)
 	}
-}
-
-// jsonEqual reports whether a and b hold the same JSON value.
-func jsonEqual(tb testing.TB, a, b []byte) bool {
-	tb.Helper()
-	var x, y any
-	if err := json.Unmarshal(a, &x); err != nil {
-		tb.Fatalf("not JSON: %s: %v", a, err)
-	}
-	if err := json.Unmarshal(b, &y); err != nil {
-		tb.Fatalf("not JSON: %s: %v", b, err)
-	}
-	xb, _ := json.Marshal(x)
-	yb, _ := json.Marshal(y)
-	return bytes.Equal(xb, yb)
 }
 
 func catalog(tb testing.TB) *schema.Catalog {
