@@ -483,7 +483,7 @@ func (r *Relay) read(ctx context.Context, conn *pgx.Conn) ([]pending, error) {
 	// first entry of its stream in the outbox's key, and its events a range of the
 	// (stream_id, version) index.
 	rows, err := conn.Query(ctx, `select o.stream_id, o.first_version, o.last_version, o.category, o.created_at, h.head,
-			`+envelopeColumns+`
+			`+postgres.EnvelopeColumns("e")+`
 		from (select * from (
 				select stream_id, first_version, last_version, category, created_at,
 					sum(last_version - first_version + 1) over (order by tx_id rows unbounded preceding) as upto
@@ -500,14 +500,10 @@ func (r *Relay) read(ctx context.Context, conn *pgx.Conn) ([]pending, error) {
 	var batch []pending
 	for rows.Next() {
 		var p pending
-		var e events.Envelope
-		var data, meta []byte
-		if err := rows.Scan(&p.stream, &p.first, &p.last, &p.category, &p.createdAt, &p.head,
-			&e.EventID, &e.StreamID, &e.Category, &e.Version, &e.GlobalPosition, &e.Type,
-			&e.SchemaVersion, &data, &meta, &e.CorrelationID, &e.CausationID, &e.RecordedAt); err != nil {
+		e, err := postgres.ScanEnvelope(rows, &p.stream, &p.first, &p.last, &p.category, &p.createdAt, &p.head)
+		if err != nil {
 			return nil, err
 		}
-		e.Data, e.RecordedAt = data, e.RecordedAt.UTC()
 		if n := len(batch); n > 0 && batch[n-1].stream == p.stream && batch[n-1].first == p.first {
 			batch[n-1].events = append(batch[n-1].events, e)
 			continue
@@ -554,9 +550,6 @@ func (r *Relay) inOrder(batch []pending) []pending {
 	}
 	return out
 }
-
-const envelopeColumns = `e.event_id, e.stream_id, e.category, e.version, e.global_position, e.type, e.schema_version,
-	e.data, e.metadata, coalesce(e.correlation_id, ''), coalesce(e.causation_id, ''), e.recorded_at`
 
 func (r *Relay) message(e events.Envelope, value []byte, contentType string, fp uint64) kafka.Message {
 	return kafka.Message{

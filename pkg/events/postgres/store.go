@@ -320,24 +320,47 @@ func mapError(streamID string, err error) error {
 	return fmt.Errorf("append %s: %w", streamID, err)
 }
 
-const envelopeColumns = `event_id, stream_id, category, version, global_position, type, schema_version,
-	data, metadata, coalesce(correlation_id, ''), coalesce(causation_id, ''), recorded_at`
+// EnvelopeColumns are the columns of annals_events that ScanEnvelope reads, in its order,
+// each prefixed with alias and a dot when alias is not empty. Queries of other packages that
+// read events with more columns (the relay's) put them after their own.
+func EnvelopeColumns(alias string) string {
+	p := ""
+	if alias != "" {
+		p = alias + "."
+	}
+	return p + "event_id, " + p + "stream_id, " + p + "category, " + p + "version, " + p + "global_position, " +
+		p + "type, " + p + "schema_version, " + p + "data, " + p + "metadata, coalesce(" + p + "correlation_id, ''), " +
+		"coalesce(" + p + "causation_id, ''), " + p + "recorded_at"
+}
+
+var envelopeColumns = EnvelopeColumns("")
+
+// ScanEnvelope scans a row whose last columns are EnvelopeColumns, after the columns that
+// before receives.
+func ScanEnvelope(row pgx.Row, before ...any) (events.Envelope, error) {
+	var e events.Envelope
+	var data, meta []byte
+	dest := append(before, &e.EventID, &e.StreamID, &e.Category, &e.Version, &e.GlobalPosition, &e.Type,
+		&e.SchemaVersion, &data, &meta, &e.CorrelationID, &e.CausationID, &e.RecordedAt)
+	if err := row.Scan(dest...); err != nil {
+		return e, err
+	}
+	e.Data = data
+	if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+		return e, fmt.Errorf("event %s metadata: %w", e.EventID, err)
+	}
+	e.RecordedAt = e.RecordedAt.UTC()
+	return e, nil
+}
 
 func scanEnvelopes(rows pgx.Rows) ([]events.Envelope, error) {
 	defer rows.Close()
 	var out []events.Envelope
 	for rows.Next() {
-		var e events.Envelope
-		var data, meta []byte
-		if err := rows.Scan(&e.EventID, &e.StreamID, &e.Category, &e.Version, &e.GlobalPosition, &e.Type,
-			&e.SchemaVersion, &data, &meta, &e.CorrelationID, &e.CausationID, &e.RecordedAt); err != nil {
+		e, err := ScanEnvelope(rows)
+		if err != nil {
 			return nil, err
 		}
-		e.Data = data
-		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
-			return nil, fmt.Errorf("event %s metadata: %w", e.EventID, err)
-		}
-		e.RecordedAt = e.RecordedAt.UTC()
 		out = append(out, e)
 	}
 	return out, rows.Err()
