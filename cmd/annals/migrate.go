@@ -6,8 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
+	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 )
@@ -20,9 +19,9 @@ func migrateCmd(ctx context.Context, args []string, loadConfig func() (*config.C
 	if err != nil {
 		return err
 	}
-	pool, err := pgxpool.New(ctx, cfg.EventStore.ConnString())
+	pool, err := app.NewPool(ctx, cfg.EventStore, "annals-migrate")
 	if err != nil {
-		return fmt.Errorf("DATABASE_URL / EVENT_STORE_* do not form a valid PostgreSQL connection string")
+		return err
 	}
 	defer pool.Close()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -29,9 +27,9 @@ func relayCmd(ctx context.Context, args []string, loadConfig func() (*config.Con
 		return err
 	}
 	log := app.NewLogger(cfg.Log, stderr).With("service", "relay")
-	pool, err := pgxpool.New(ctx, cfg.EventStore.ConnString())
+	pool, err := app.NewPool(ctx, cfg.EventStore, "annals-relay")
 	if err != nil {
-		return errors.New("DATABASE_URL / EVENT_STORE_* do not form a valid PostgreSQL connection string")
+		return err
 	}
 	defer pool.Close()
 	reg := prometheus.NewRegistry()

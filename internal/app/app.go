@@ -18,9 +18,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -152,16 +154,9 @@ func (m *Main) Open(ctx context.Context) error {
 	info.Set(1)
 	m.Registry.MustRegister(info)
 
-	poolCfg, err := pgxpool.ParseConfig(m.Config.EventStore.ConnString())
-	if err != nil {
-		// The pgx error can quote the connection string; say which key is wrong instead.
-		return errors.New("configuration: DATABASE_URL / EVENT_STORE_* do not form a valid PostgreSQL connection string")
-	}
-	poolCfg.MaxConns = int32(m.Config.EventStore.ConnectionPool)
-	poolCfg.ConnConfig.RuntimeParams["application_name"] = "annals-" + m.Service.Name
-	m.DB, err = pgxpool.NewWithConfig(ctx, poolCfg)
-	if err != nil {
-		return fmt.Errorf("postgres pool: %w", err)
+	var err error
+	if m.DB, err = NewPool(ctx, m.Config.EventStore, "annals-"+m.Service.Name); err != nil {
+		return err
 	}
 
 	m.AddCheck("postgres", func(ctx context.Context) error { return m.DB.Ping(ctx) })
@@ -315,6 +310,35 @@ func KafkaReachable(ctx context.Context, brokers []string) error {
 		return errors.New("no Kafka brokers configured (KAFKA_BROKERS)")
 	}
 	return errors.Join(errs...)
+}
+
+// NewPool builds the PostgreSQL pool that the configuration describes (EVENT_STORE_CONNECTION_POOL
+// connections, named application in pg_stat_activity). It connects lazily.
+func NewPool(ctx context.Context, c config.EventStore, application string) (*pgxpool.Pool, error) {
+	poolCfg, err := pgxpool.ParseConfig(c.ConnString())
+	if err != nil {
+		// The pgx error can quote the connection string; say which key is wrong instead.
+		return nil, errors.New("configuration: DATABASE_URL / EVENT_STORE_* do not form a valid PostgreSQL connection string")
+	}
+	poolCfg.MaxConns = int32(c.ConnectionPool)
+	poolCfg.ConnConfig.RuntimeParams["application_name"] = application
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres pool: %w", err)
+	}
+	return pool, nil
+}
+
+// RunProgram runs a service as a program: until SIGINT or SIGTERM, then exits, with status 1 and
+// the error on stderr if it failed. It is all a service's main function calls.
+func RunProgram(svc Service, setup ...func(context.Context, *Main) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := Start(ctx, svc, os.Args[1:], setup...)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "annals-%s: %v\n", svc.Name, err)
+		os.Exit(1)
+	}
 }
 
 // Start is the whole life of a service process for main: New, Open, each setup step (the

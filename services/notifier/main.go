@@ -8,21 +8,6 @@
 // It serves /livez, /readyz, /metrics and /openapi.json, and stops cleanly on SIGINT or SIGTERM.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+import "github.com/annals-dev/annals/internal/app"
 
-	"github.com/annals-dev/annals/internal/app"
-)
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := app.Start(ctx, app.Notifier, os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "annals-notifier: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { app.RunProgram(app.Notifier) }

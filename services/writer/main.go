@@ -10,10 +10,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/annals-dev/annals/internal/app"
@@ -22,14 +18,7 @@ import (
 	"github.com/annals-dev/annals/services/writer/api"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := app.Start(ctx, app.Writer, os.Args[1:], migrateOnStart, wire); err != nil {
-		fmt.Fprintf(os.Stderr, "annals-writer: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { app.RunProgram(app.Writer, migrateOnStart, wire) }
 
 // migrateOnStart applies the event store's migrations when MIGRATE_ON_START is set; several
 // writers starting at once are safe (postgres.Migrate serialises them).
