@@ -313,7 +313,8 @@ func KafkaReachable(ctx context.Context, brokers []string) error {
 }
 
 // NewPool builds the PostgreSQL pool that the configuration describes (EVENT_STORE_CONNECTION_POOL
-// connections, named application in pg_stat_activity). It connects lazily.
+// connections, named application in pg_stat_activity unless the connection string names
+// one). It connects lazily.
 func NewPool(ctx context.Context, c config.EventStore, application string) (*pgxpool.Pool, error) {
 	poolCfg, err := pgxpool.ParseConfig(c.ConnString())
 	if err != nil {
@@ -321,7 +322,9 @@ func NewPool(ctx context.Context, c config.EventStore, application string) (*pgx
 		return nil, errors.New("configuration: DATABASE_URL / EVENT_STORE_* do not form a valid PostgreSQL connection string")
 	}
 	poolCfg.MaxConns = int32(c.ConnectionPool)
-	poolCfg.ConnConfig.RuntimeParams["application_name"] = application
+	if poolCfg.ConnConfig.RuntimeParams["application_name"] == "" { // one in DATABASE_URL wins
+		poolCfg.ConnConfig.RuntimeParams["application_name"] = application
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres pool: %w", err)
