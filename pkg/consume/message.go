@@ -95,3 +95,26 @@ func IsPermanent(err error) bool {
 	var p permanent
 	return errors.As(err, &p)
 }
+
+// unavailable marks an error of the infrastructure a handler depends on, not of the message.
+type unavailable struct{ err error }
+
+func (u unavailable) Error() string { return u.err.Error() }
+func (u unavailable) Unwrap() error { return u.err }
+
+// Unavailable marks err as a failure of a dependency (the database is down, the mail server
+// refuses connections) rather than of the message: the runtime does not count it against the
+// message's retries, stops the batch there without committing past it, and starts again from
+// the committed offsets after a pause. Unavailable(nil) is nil.
+func Unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return unavailable{err}
+}
+
+// IsUnavailable reports whether err, or an error it wraps, was marked with Unavailable.
+func IsUnavailable(err error) bool {
+	var u unavailable
+	return errors.As(err, &u)
+}

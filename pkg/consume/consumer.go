@@ -1,0 +1,639 @@
+package consume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/sourcegraph/conc"
+
+	"github.com/annals-dev/annals/pkg/events"
+)
+
+// Dead-letter header names, beside the original record's own headers.
+const (
+	HeaderError             = "error"
+	HeaderOriginalTopic     = "original-topic"
+	HeaderOriginalPartition = "original-partition"
+	HeaderOriginalOffset    = "original-offset"
+	HeaderAttempts          = "attempts"
+)
+
+// Decoder turns a record into the event it carries. An error sends the record to the
+// dead-letter topic and blocks its stream (by key).
+type Decoder func(m kafka.Message) (events.Envelope, error)
+
+// Config configures a Consumer. Zero values take the defaults noted.
+type Config struct {
+	Brokers  []string
+	Group    string
+	Topics   []string
+	DLQTopic string  // where failed and parked messages go; required
+	Decode   Decoder // required
+
+	// BatchSize is the most messages processed and committed together (500). Linger is how
+	// long a batch waits to fill once it has a message (5 ms).
+	BatchSize int
+	Linger    time.Duration
+	// Lanes is how many streams are handled at once (8). Messages are put in lanes by key, so
+	// one stream's messages are handled one after the other, in order; 1 handles everything
+	// in order.
+	Lanes int
+	// Attempts is how many times a failing message is tried before it goes to the dead-letter
+	// topic (3); 1 means no retries. Backoff is the pause before the second attempt (100 ms),
+	// doubled for each further one up to MaxBackoff (5 s), which also bounds the pause before
+	// processing starts again after a dependency was unavailable.
+	Attempts   int
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+	// Unit, when set, wraps the handling of each lane's share of a batch in one unit of work
+	// (PostgresUnit: one transaction), and each message in one of its own after a failure.
+	Unit Unit
+	// Blocks keeps the streams that are blocked behind a dead letter (MemoryBlocks()).
+	Blocks BlockStore
+	// Middleware wraps the handler, inside the runtime's own panic recovery.
+	Middleware []Middleware
+	// DrainTimeout bounds how long a batch in flight may take to finish once the consumer is
+	// stopping or its partitions are being reassigned (10 s). What has not finished by then is
+	// not committed and is delivered again.
+	DrainTimeout time.Duration
+	// Group membership timings: SessionTimeout (10 s), HeartbeatInterval (1 s),
+	// RebalanceTimeout (15 s, which must exceed DrainTimeout).
+	SessionTimeout    time.Duration
+	HeartbeatInterval time.Duration
+	RebalanceTimeout  time.Duration
+
+	Logger  *slog.Logger
+	Metrics *Metrics // NewMetrics(nil) when nil
+}
+
+func (c *Config) defaults() error {
+	switch {
+	case len(c.Brokers) == 0:
+		return errors.New("consume: no brokers")
+	case c.Group == "":
+		return errors.New("consume: no group")
+	case len(c.Topics) == 0:
+		return errors.New("consume: no topics")
+	case c.DLQTopic == "":
+		return errors.New("consume: no dead-letter topic")
+	case c.Decode == nil:
+		return errors.New("consume: no decoder")
+	}
+	set := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	seti := func(n *int, v int) {
+		if *n <= 0 {
+			*n = v
+		}
+	}
+	seti(&c.BatchSize, 500)
+	seti(&c.Lanes, 8)
+	seti(&c.Attempts, 3)
+	set(&c.Linger, 5*time.Millisecond)
+	set(&c.Backoff, 100*time.Millisecond)
+	set(&c.MaxBackoff, 5*time.Second)
+	set(&c.DrainTimeout, 10*time.Second)
+	set(&c.SessionTimeout, 10*time.Second)
+	set(&c.HeartbeatInterval, time.Second)
+	set(&c.RebalanceTimeout, 15*time.Second)
+	if c.RebalanceTimeout <= c.DrainTimeout {
+		return fmt.Errorf("consume: the rebalance timeout (%s) must exceed the drain timeout (%s)", c.RebalanceTimeout, c.DrainTimeout)
+	}
+	if c.Blocks == nil {
+		c.Blocks = MemoryBlocks()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+	return nil
+}
+
+// Consumer runs a handler over the topics of one consumer group. See the package comment
+// for what it promises.
+type Consumer struct {
+	cfg      Config
+	h        Handler
+	log      *slog.Logger
+	dlq      *kafka.Writer
+	assigned atomic.Pointer[map[string][]int]
+}
+
+// New checks cfg and builds a Consumer of h.
+func New(cfg Config, h Handler) (*Consumer, error) {
+	if h == nil {
+		return nil, errors.New("consume: no handler")
+	}
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("group", cfg.Group)
+	c := &Consumer{
+		cfg: cfg,
+		h:   Chain(h, append([]Middleware{Recover(log)}, cfg.Middleware...)...),
+		log: log,
+		dlq: &kafka.Writer{
+			Addr:         kafka.TCP(cfg.Brokers...),
+			Topic:        cfg.DLQTopic,
+			Balancer:     &kafka.Murmur2Balancer{},
+			RequiredAcks: kafka.RequireAll,
+			BatchTimeout: time.Millisecond,
+			WriteTimeout: 10 * time.Second,
+		},
+	}
+	empty := map[string][]int{}
+	c.assigned.Store(&empty)
+	return c, nil
+}
+
+// Assigned returns the partitions this member owns now, by topic.
+func (c *Consumer) Assigned() map[string][]int { return maps.Clone(*c.assigned.Load()) }
+
+// Run consumes until ctx ends, then finishes the batch in flight (within DrainTimeout),
+// commits it, leaves the group and returns nil. It returns an error only when the group
+// cannot be set up at all.
+func (c *Consumer) Run(ctx context.Context) error {
+	defer c.dlq.Close()
+	kerr := kafka.LoggerFunc(func(msg string, args ...any) {
+		c.log.Warn("consume: kafka: " + fmt.Sprintf(msg, args...))
+	})
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                    c.cfg.Group,
+		Brokers:               c.cfg.Brokers,
+		Topics:                c.cfg.Topics,
+		StartOffset:           kafka.FirstOffset,
+		SessionTimeout:        c.cfg.SessionTimeout,
+		HeartbeatInterval:     c.cfg.HeartbeatInterval,
+		RebalanceTimeout:      c.cfg.RebalanceTimeout,
+		JoinGroupBackoff:      time.Second,
+		WatchPartitionChanges: true,
+		ErrorLogger:           kerr,
+	})
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	left := make(chan struct{})
+	context.AfterFunc(ctx, func() {
+		_ = cg.Close() // the generation's work drains and commits, then the member leaves
+		close(left)
+	})
+	for {
+		gen, err := cg.Next(context.Background())
+		if errors.Is(err, kafka.ErrGroupClosed) {
+			<-left
+			c.log.Info("consume: left the group")
+			return nil
+		}
+		if err != nil {
+			c.log.Warn("consume: joining the group failed; retrying", "error", err)
+			continue
+		}
+		finished := make(chan struct{})
+		gen.Start(func(gctx context.Context) {
+			defer close(finished)
+			c.generation(ctx, gctx, gen)
+		})
+		<-finished
+	}
+}
+
+type topicPartition struct {
+	topic     string
+	partition int
+}
+
+// generation consumes the partitions of one generation until it ends, starting again from
+// the committed offsets whenever a dependency was unavailable.
+func (c *Consumer) generation(ctx, gctx context.Context, gen *kafka.Generation) {
+	offsets := map[topicPartition]int64{}
+	assigned := map[string][]int{}
+	for topic, parts := range gen.Assignments {
+		for _, p := range parts {
+			offsets[topicPartition{topic, p.ID}] = p.Offset
+			assigned[topic] = append(assigned[topic], p.ID)
+		}
+		slices.Sort(assigned[topic])
+	}
+	c.assigned.Store(&assigned)
+	defer func() {
+		empty := map[string][]int{}
+		c.assigned.Store(&empty)
+	}()
+	c.log.Info("consume: generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", assigned)
+	backoff := c.cfg.Backoff
+	for {
+		progressed, stalled := c.session(ctx, gctx, gen, offsets)
+		if !stalled || gctx.Err() != nil {
+			return
+		}
+		if progressed {
+			backoff = c.cfg.Backoff
+		}
+		c.cfg.Metrics.stalls.WithLabelValues(c.cfg.Group).Inc()
+		c.log.Warn("consume: a dependency is unavailable; starting again from the committed offsets", "pause", backoff)
+		select {
+		case <-gctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, c.cfg.MaxBackoff)
+	}
+}
+
+// session reads the assigned partitions from offsets and processes batch after batch until
+// the generation ends (stalled false) or a batch could not finish (stalled true). It moves
+// offsets on past what it committed.
+func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, offsets map[topicPartition]int64) (progressed, stalled bool) {
+	blocked, err := c.cfg.Blocks.Load(gctx, c.cfg.Group)
+	if err != nil {
+		c.log.Warn("consume: cannot load the blocked streams", "error", err)
+		return false, true
+	}
+	bs := &blockSet{m: blocked}
+	fctx, stopFetching := context.WithCancel(context.Background())
+	msgs := make(chan kafka.Message, c.cfg.BatchSize)
+	var fetchers sync.WaitGroup
+	pms := map[topicPartition]*partitionMetrics{}
+	readers := make([]*kafka.Reader, 0, len(offsets))
+	for tp, off := range offsets {
+		pms[tp] = c.cfg.Metrics.partition(c.cfg.Group, tp.topic, tp.partition)
+		r := kafka.NewReader(kafka.ReaderConfig{
+			Brokers:   c.cfg.Brokers,
+			Topic:     tp.topic,
+			Partition: tp.partition,
+			MinBytes:  1,
+			MaxBytes:  8 << 20,
+			MaxWait:   250 * time.Millisecond,
+			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+				c.log.Warn("consume: kafka reader: "+fmt.Sprintf(msg, args...), "topic", tp.topic, "partition", tp.partition)
+			}),
+		})
+		readers = append(readers, r)
+		if err := r.SetOffset(off); err != nil {
+			c.log.Error("consume: cannot set the reader's offset", "topic", tp.topic, "partition", tp.partition, "offset", off, "error", err)
+			continue
+		}
+		fetchers.Go(func() { c.fetch(fctx, r, msgs) })
+	}
+	defer func() {
+		stopFetching()
+		for _, r := range readers {
+			_ = r.Close()
+		}
+		fetchers.Wait()
+	}()
+	for {
+		batch := c.collect(gctx, msgs)
+		if len(batch) == 0 {
+			return progressed, false
+		}
+		start := time.Now()
+		items, ok := c.process(ctx, gctx, batch, bs, pms)
+		if c.commit(gen, items, offsets, pms) {
+			progressed = true
+		}
+		c.cfg.Metrics.batch.WithLabelValues(c.cfg.Group).Observe(time.Since(start).Seconds())
+		c.cfg.Metrics.batchSize.WithLabelValues(c.cfg.Group).Observe(float64(len(batch)))
+		if !ok {
+			return progressed, true
+		}
+	}
+}
+
+// fetch feeds one partition's records to msgs until ctx ends.
+func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, msgs chan<- kafka.Message) {
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			c.log.Warn("consume: fetch failed; retrying", "topic", r.Config().Topic, "partition", r.Config().Partition, "error", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(c.cfg.Backoff):
+			}
+			continue
+		}
+		select {
+		case msgs <- m:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// collect waits for a first message, then takes what arrives within Linger, up to BatchSize.
+// It returns nil once the generation has ended: messages not yet started are dropped, and
+// the partitions' next owner reads them from the committed offsets.
+func (c *Consumer) collect(gctx context.Context, msgs <-chan kafka.Message) []kafka.Message {
+	var batch []kafka.Message
+	select {
+	case m := <-msgs:
+		batch = append(batch, m)
+	case <-gctx.Done():
+		return nil
+	}
+	linger := time.NewTimer(c.cfg.Linger)
+	defer linger.Stop()
+	for len(batch) < c.cfg.BatchSize {
+		select {
+		case m := <-msgs:
+			batch = append(batch, m)
+		case <-linger.C:
+			return batch
+		case <-gctx.Done():
+			return nil
+		}
+	}
+	return batch
+}
+
+// item is one message of a batch and how far it got.
+type item struct {
+	raw       kafka.Message
+	m         Message
+	decodeErr error
+	done      bool
+}
+
+// process handles a batch in lanes and reports whether every message finished. Once the
+// generation ends, handlers get DrainTimeout more before their context is cancelled.
+func (c *Consumer) process(ctx, gctx context.Context, batch []kafka.Message, bs *blockSet, pms map[topicPartition]*partitionMetrics) ([]item, bool) {
+	items := make([]item, len(batch))
+	lanes := make([][]*item, c.cfg.Lanes)
+	for i, m := range batch {
+		items[i].raw = m
+		l := laneOf(m.Key, c.cfg.Lanes)
+		lanes[l] = append(lanes[l], &items[i])
+	}
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	finished := make(chan struct{})
+	go func() {
+		select {
+		case <-finished:
+		case <-gctx.Done():
+			select {
+			case <-finished:
+			case <-time.After(c.cfg.DrainTimeout):
+				c.log.Warn("consume: the batch did not finish within the drain timeout; what is left is delivered again", "timeout", c.cfg.DrainTimeout)
+				cancel()
+			}
+		}
+	}()
+	var failed atomic.Bool
+	var wg conc.WaitGroup
+	for _, lane := range lanes {
+		if len(lane) == 0 {
+			continue
+		}
+		wg.Go(func() {
+			if !c.lane(hctx, gctx, lane, bs, pms) {
+				failed.Store(true)
+			}
+		})
+	}
+	wg.Wait()
+	close(finished)
+	return items, !failed.Load()
+}
+
+func laneOf(key []byte, lanes int) int {
+	if lanes == 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	_, _ = h.Write(key)
+	return int(h.Sum32() % uint32(lanes))
+}
+
+// lane handles a lane's messages in order. It reports false when it stopped before the end
+// (a dependency unavailable, the drain timeout, the generation ended during a retry pause);
+// the messages it did not finish stay undone.
+func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, pms map[topicPartition]*partitionMetrics) bool {
+	fast := c.cfg.Unit != nil && len(lane) > 1
+	for _, it := range lane {
+		it.m = Message{
+			Topic: it.raw.Topic, Partition: it.raw.Partition, Offset: it.raw.Offset,
+			Key: it.raw.Key, Value: it.raw.Value, Headers: it.raw.Headers, Time: it.raw.Time,
+		}
+		it.m.Event, it.decodeErr = c.cfg.Decode(it.raw)
+		if it.decodeErr != nil || bs.has(string(it.raw.Key)) {
+			fast = false
+		}
+	}
+	if fast {
+		// The whole lane in one unit of work; on any failure each message again on its own.
+		err := c.cfg.Unit(hctx, func(uctx context.Context) error {
+			for _, it := range lane {
+				it.m.Attempt = 1
+				if err := c.h.Handle(uctx, &it.m); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			for _, it := range lane {
+				c.finished(it, pms)
+			}
+			return true
+		}
+		if IsUnavailable(err) || hctx.Err() != nil {
+			c.log.Warn("consume: batch stopped", "error", err)
+			return false
+		}
+	}
+	for _, it := range lane {
+		if !c.one(hctx, gctx, it, bs, pms[topicPartition{it.m.Topic, it.m.Partition}]) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Consumer) finished(it *item, pms map[topicPartition]*partitionMetrics) {
+	it.done = true
+	pm := pms[topicPartition{it.m.Topic, it.m.Partition}]
+	pm.processed.Inc()
+	if !it.m.Event.RecordedAt.IsZero() {
+		pm.age.Observe(time.Since(it.m.Event.RecordedAt).Seconds())
+	}
+}
+
+// one handles a single message: parks it behind its blocked stream, or tries it up to
+// Attempts times and dead-letters it when that fails.
+func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *partitionMetrics) bool {
+	key := string(it.m.Key)
+	if b, blocked := bs.get(key); blocked {
+		if b.Topic == it.m.Topic && b.Partition == it.m.Partition && b.Offset == it.m.Offset {
+			// The dead letter itself, delivered again: its block was saved but its commit was not.
+			return c.deadLetter(hctx, it, b.Reason, 0, pm.dead)
+		}
+		reason := fmt.Sprintf("parked: stream %s is blocked since %s/%d@%d (event %s): %s",
+			key, b.Topic, b.Partition, b.Offset, b.EventID, b.Reason)
+		return c.deadLetter(hctx, it, reason, 0, pm.parked)
+	}
+	if it.decodeErr != nil {
+		return c.poison(hctx, it, bs, fmt.Sprintf("decode: %v", it.decodeErr), 0, pm)
+	}
+	for attempt := 1; ; attempt++ {
+		it.m.Attempt = attempt
+		if attempt > 1 {
+			pm.retried.Inc()
+		}
+		var err error
+		if c.cfg.Unit != nil {
+			err = c.cfg.Unit(hctx, func(uctx context.Context) error { return c.h.Handle(uctx, &it.m) })
+		} else {
+			err = c.h.Handle(hctx, &it.m)
+		}
+		if err == nil {
+			pm.processed.Inc()
+			if !it.m.Event.RecordedAt.IsZero() {
+				pm.age.Observe(time.Since(it.m.Event.RecordedAt).Seconds())
+			}
+			it.done = true
+			return true
+		}
+		if IsUnavailable(err) || hctx.Err() != nil {
+			c.log.Warn("consume: handler stopped", "message", it.m.String(), "error", err)
+			return false
+		}
+		pm.failed.Inc()
+		if IsPermanent(err) || attempt >= c.cfg.Attempts {
+			return c.poison(hctx, it, bs, err.Error(), attempt, pm)
+		}
+		pause := min(c.cfg.Backoff<<(attempt-1), c.cfg.MaxBackoff)
+		select {
+		case <-time.After(pause):
+		case <-gctx.Done():
+			return false // the partition may go to another member; it retries from the commit
+		case <-hctx.Done():
+			return false
+		}
+	}
+}
+
+// poison blocks the message's stream and dead-letters the message.
+func (c *Consumer) poison(ctx context.Context, it *item, bs *blockSet, reason string, attempts int, pm *partitionMetrics) bool {
+	if key := string(it.m.Key); key != "" {
+		b := Block{StreamID: key, EventID: it.m.Event.EventID, Topic: it.m.Topic,
+			Partition: it.m.Partition, Offset: it.m.Offset, Reason: reason}
+		if err := c.cfg.Blocks.Add(ctx, c.cfg.Group, b); err != nil {
+			c.log.Warn("consume: cannot block the stream", "stream_id", key, "error", err)
+			return false
+		}
+		bs.add(b)
+	}
+	c.log.Error("consume: dead-lettered", "message", it.m.String(), "event_id", it.m.Event.EventID,
+		"type", it.m.Event.Type, "stream_id", string(it.m.Key), "attempts", attempts, "reason", reason)
+	return c.deadLetter(ctx, it, reason, attempts, pm.dead)
+}
+
+const maxReasonBytes = 2000
+
+// deadLetter writes the message to the dead-letter topic, with the reason, and marks it done.
+func (c *Consumer) deadLetter(ctx context.Context, it *item, reason string, attempts int, counter interface{ Inc() }) bool {
+	if len(reason) > maxReasonBytes {
+		reason = reason[:maxReasonBytes]
+	}
+	headers := append(slices.Clip(it.m.Headers),
+		kafka.Header{Key: HeaderError, Value: []byte(reason)},
+		kafka.Header{Key: HeaderOriginalTopic, Value: []byte(it.m.Topic)},
+		kafka.Header{Key: HeaderOriginalPartition, Value: strconv.AppendInt(nil, int64(it.m.Partition), 10)},
+		kafka.Header{Key: HeaderOriginalOffset, Value: strconv.AppendInt(nil, it.m.Offset, 10)},
+		kafka.Header{Key: HeaderAttempts, Value: strconv.AppendInt(nil, int64(attempts), 10)},
+	)
+	err := c.dlq.WriteMessages(ctx, kafka.Message{Key: it.m.Key, Value: it.m.Value, Headers: headers, Time: it.m.Time})
+	if err != nil {
+		c.log.Warn("consume: cannot write to the dead-letter topic", "topic", c.cfg.DLQTopic, "error", err)
+		return false
+	}
+	counter.Inc()
+	it.done = true
+	return true
+}
+
+// commit commits, for each partition of the batch, the offset after the last message below
+// which every message finished, and reports whether it moved any partition on.
+func (c *Consumer) commit(gen *kafka.Generation, items []item, offsets map[topicPartition]int64, pms map[topicPartition]*partitionMetrics) bool {
+	next := map[topicPartition]int64{}
+	stopped := map[topicPartition]bool{}
+	for i := range items {
+		tp := topicPartition{items[i].raw.Topic, items[i].raw.Partition}
+		if stopped[tp] {
+			continue
+		}
+		if !items[i].done {
+			stopped[tp] = true
+			continue
+		}
+		next[tp] = items[i].raw.Offset + 1
+	}
+	if len(next) == 0 {
+		return false
+	}
+	req := map[string]map[int]int64{}
+	for tp, off := range next {
+		if req[tp.topic] == nil {
+			req[tp.topic] = map[int]int64{}
+		}
+		req[tp.topic][tp.partition] = off
+		offsets[tp] = off
+	}
+	if err := gen.CommitOffsets(req); err != nil {
+		c.log.Warn("consume: commit failed; the messages will be delivered again", "error", err)
+		return true
+	}
+	for tp, off := range next {
+		pms[tp].committed.Set(float64(off))
+	}
+	return true
+}
+
+// blockSet is the group's blocked streams, shared by the lanes.
+type blockSet struct {
+	mu sync.Mutex
+	m  map[string]Block
+}
+
+func (s *blockSet) has(key string) bool {
+	_, ok := s.get(key)
+	return ok
+}
+
+func (s *blockSet) get(key string) (Block, bool) {
+	if key == "" {
+		return Block{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.m[key]
+	return b, ok
+}
+
+func (s *blockSet) add(b Block) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[b.StreamID]; !ok {
+		s.m[b.StreamID] = b
+	}
+}

@@ -1,0 +1,51 @@
+package consume
+
+import (
+	"fmt"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/schema"
+)
+
+// SchemaDecoder decodes the records the relay publishes: Avro single-object encoding, or JSON
+// when the content-type header says so (the schema then comes from the schema-fingerprint
+// header). The record's stream-version and global-position headers are not needed: the value
+// carries the whole envelope except its metadata.
+func SchemaDecoder(cat *schema.Catalog) Decoder {
+	return func(m kafka.Message) (events.Envelope, error) {
+		var (
+			d   schema.Decoded
+			err error
+		)
+		ct, fp := "", ""
+		for _, h := range m.Headers {
+			switch h.Key {
+			case "content-type":
+				ct = string(h.Value)
+			case "schema-fingerprint":
+				fp = string(h.Value)
+			}
+		}
+		switch ct {
+		case schema.ContentTypeJSON:
+			f, perr := schema.ParseFingerprint(fp)
+			if perr != nil {
+				return events.Envelope{}, fmt.Errorf("schema-fingerprint header: %w", perr)
+			}
+			d, err = cat.DecodeJSON(m.Value, f)
+		case schema.ContentTypeAvro, "":
+			d, err = cat.Decode(m.Value)
+		default:
+			return events.Envelope{}, fmt.Errorf("content-type %q is neither Avro nor JSON", ct)
+		}
+		if err != nil {
+			return events.Envelope{}, err
+		}
+		if d.Envelope.StreamID != string(m.Key) {
+			return events.Envelope{}, fmt.Errorf("the record's key %q is not its event's stream %q", m.Key, d.Envelope.StreamID)
+		}
+		return d.Envelope, nil
+	}
+}

@@ -1,0 +1,103 @@
+package consume
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the runtime's Prometheus metrics, labelled by group, topic and partition.
+type Metrics struct {
+	processed *prometheus.CounterVec
+	failed    *prometheus.CounterVec
+	retried   *prometheus.CounterVec
+	dead      *prometheus.CounterVec
+	parked    *prometheus.CounterVec
+	age       *prometheus.HistogramVec
+	batch     *prometheus.HistogramVec
+	batchSize *prometheus.HistogramVec
+	handler   *prometheus.HistogramVec
+	stalls    *prometheus.CounterVec
+	committed *prometheus.GaugeVec
+}
+
+// NewMetrics creates the runtime's metrics and registers them on reg (nil: not registered).
+// One Metrics serves any number of consumers; register it once per registry.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	tp := []string{"group", "topic", "partition"}
+	m := &Metrics{
+		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "annals_consumer_processed_total",
+			Help: "Messages the handler finished with (applied, or skipped as seen before or filtered).",
+		}, tp),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "annals_consumer_failed_total",
+			Help: "Handler attempts that returned an error.",
+		}, tp),
+		retried: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "annals_consumer_retried_total",
+			Help: "Handler attempts after the first for a message.",
+		}, tp),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "annals_consumer_dead_lettered_total",
+			Help: "Messages sent to the dead-letter topic because they failed or could not be decoded.",
+		}, tp),
+		parked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "annals_consumer_parked_total",
+			Help: "Messages sent to the dead-letter topic because an earlier event of their stream was.",
+		}, tp),
+		age: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "annals_consumer_event_age_seconds",
+			Help:    "From an event's recording to the end of its processing.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
+		}, tp),
+		batch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "annals_consumer_batch_duration_seconds",
+			Help:    "Time to process one batch, commit included.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14),
+		}, []string{"group"}),
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "annals_consumer_batch_messages",
+			Help:    "Messages per batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
+		}, []string{"group"}),
+		handler: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "annals_consumer_handler_seconds",
+			Help:    "Handler time per message by event type (the Timing middleware).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14),
+		}, []string{"group", "type"}),
+		stalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "annals_consumer_stalls_total",
+			Help: "Times processing stopped because a dependency was unavailable and started again from the committed offsets.",
+		}, []string{"group"}),
+		committed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "annals_consumer_committed_offset",
+			Help: "The last offset this member committed (the next to consume).",
+		}, tp),
+	}
+	if reg != nil {
+		reg.MustRegister(m.processed, m.failed, m.retried, m.dead, m.parked, m.age, m.batch,
+			m.batchSize, m.handler, m.stalls, m.committed)
+	}
+	return m
+}
+
+// partitionMetrics are the series of one partition, looked up once per session.
+type partitionMetrics struct {
+	processed, failed, retried, dead, parked prometheus.Counter
+	age                                      prometheus.Observer
+	committed                                prometheus.Gauge
+}
+
+func (m *Metrics) partition(group, topic string, partition int) *partitionMetrics {
+	l := []string{group, topic, strconv.Itoa(partition)}
+	return &partitionMetrics{
+		processed: m.processed.WithLabelValues(l...),
+		failed:    m.failed.WithLabelValues(l...),
+		retried:   m.retried.WithLabelValues(l...),
+		dead:      m.dead.WithLabelValues(l...),
+		parked:    m.parked.WithLabelValues(l...),
+		age:       m.age.WithLabelValues(l...),
+		committed: m.committed.WithLabelValues(l...),
+	}
+}
