@@ -1,0 +1,131 @@
+package consume_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/annals-dev/annals/internal/testenv"
+	"github.com/annals-dev/annals/pkg/consume"
+)
+
+func TestConsumer_UndecodableRecordIsDeadLettered(t *testing.T) {
+	topic, dlq := testenv.Topic(t, 2), testenv.Topic(t, 1)
+	publish(t, topic, []rec{{"user-d-1", 0}, {"user-d-2", 0}})
+	w := &kafka.Writer{Addr: kafka.TCP(testenv.KafkaBrokers(t)...), Topic: topic, Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll}
+	if err := w.WriteMessages(context.Background(), kafka.Message{Key: []byte("user-d-1"), Value: []byte("not avro")}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	publish(t, topic, []rec{{"user-d-1", 1}, {"user-d-2", 1}})
+	h := newRecorder()
+	group := testenv.UniqueName(t)
+	r := start(t, config(t, []string{topic}, dlq, group), h)
+	waitFor(t, 30*time.Second, "the commit to reach the end", func() bool {
+		return caughtUp(t, group, topic, 2)
+	})
+	r.halt(t)
+	if h.count() != 3 || h.seen[rec{"user-d-1", 1}] != 0 {
+		t.Errorf("handled %v; want user-d-1 v0 and user-d-2 v0, v1", h.seen)
+	}
+	letters := dead(t, dlq, 1)
+	if len(letters) != 2 {
+		t.Fatalf("%d dead letters, want the undecodable record and the event parked behind it", len(letters))
+	}
+	if e := header(letters[0], consume.HeaderError); len(e) < 7 || e[:7] != "decode:" {
+		t.Errorf("error header %q, want a decode error", e)
+	}
+	if string(letters[0].Value) != "not avro" {
+		t.Errorf("the dead letter does not carry the original value")
+	}
+}
+
+// A dependency that is down is not the message's fault: nothing is dead-lettered, nothing
+// is committed past it, and processing resumes once it is back.
+func TestConsumer_UnavailableDependencyPausesWithoutDeadLetters(t *testing.T) {
+	topic, dlq := testenv.Topic(t, 3), testenv.Topic(t, 1)
+	recs := streams("e", 30, 10)
+	publish(t, topic, recs)
+	var down atomic.Bool
+	down.Store(true)
+	var refusals atomic.Int64
+	h := newRecorder()
+	h.fail = func(m *consume.Message) error {
+		if down.Load() {
+			refusals.Add(1)
+			return consume.Unavailable(errors.New("database is down"))
+		}
+		return nil
+	}
+	group := testenv.UniqueName(t)
+	cfg := config(t, []string{topic}, dlq, group)
+	cfg.Attempts = 1
+	r := start(t, cfg, h)
+	waitFor(t, 30*time.Second, "several refusals", func() bool { return refusals.Load() >= 10 })
+	if caughtUp(t, group, topic, 3) {
+		t.Fatalf("committed everything while the dependency was down")
+	}
+	down.Store(false)
+	waitFor(t, 60*time.Second, "every event", func() bool { return h.count() == len(recs) })
+	r.halt(t)
+	if len(h.violations) > 0 {
+		t.Fatalf("order violation: %s", h.violations[0])
+	}
+	if n := len(dead(t, dlq, 1)); n != 0 {
+		t.Errorf("%d dead letters while a dependency was down, want none", n)
+	}
+}
+
+// Stopping mid-run finishes the batch in flight, commits exactly what finished, and leaves
+// within the drain bound; a new member carries on from there without loss.
+func TestConsumer_StopCommitsWhatFinished(t *testing.T) {
+	topic, dlq := testenv.Topic(t, 4), testenv.Topic(t, 1)
+	recs := streams("f", 40, 25)
+	publish(t, topic, recs)
+	group := testenv.UniqueName(t)
+	cfg := config(t, []string{topic}, dlq, group)
+	cfg.BatchSize = 50
+	h := newRecorder()
+	var gate sync.Mutex // held to freeze the handler mid-batch
+	h.fail = func(*consume.Message) error { gate.Lock(); gate.Unlock(); return nil }
+	r := start(t, cfg, h)
+	waitFor(t, 30*time.Second, "some events", func() bool { return h.count() >= 300 })
+	gate.Lock()
+	stopped := make(chan struct{})
+	go func() { r.halt(t); close(stopped) }()
+	// Let the frozen batch go only after the stop was requested.
+	time.AfterFunc(200*time.Millisecond, gate.Unlock)
+	select {
+	case <-stopped:
+	case <-time.After(cfg.DrainTimeout + 10*time.Second):
+		t.Fatal("the consumer did not stop within its drain bound")
+	}
+	handled := h.count()
+	offs := committed(t, group, topic, 4)
+	var sum int64
+	for _, o := range offs {
+		sum += max(o, 0)
+	}
+	if sum > int64(handled) {
+		t.Fatalf("committed %d messages but only %d were handled", sum, handled)
+	}
+	if handled == len(recs) {
+		t.Log("everything was handled before the stop; the restart has nothing left")
+	}
+	r2 := start(t, cfg, h)
+	waitFor(t, 60*time.Second, "every event", func() bool { return h.count() == len(recs) })
+	r2.halt(t)
+	if len(h.violations) > 0 {
+		t.Fatalf("order violation: %s", h.violations[0])
+	}
+	dups := h.total - len(recs)
+	t.Logf("%d handled before the stop, %d committed, %d delivered twice", handled, sum, dups)
+	if dups > cfg.BatchSize {
+		t.Errorf("%d duplicates after a clean stop; at most a batch in flight may come again", dups)
+	}
+}

@@ -1,0 +1,130 @@
+package consume_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+
+	"github.com/annals-dev/annals/internal/testenv"
+	"github.com/annals-dev/annals/pkg/consume"
+)
+
+// Two members share the group and a rebalance happens mid-run: every event is handled,
+// none before its predecessor, every partition is owned by one member at a time, and the
+// commits reach the end.
+func TestConsumer_RebalanceMidRun(t *testing.T) {
+	const partitions = 6
+	topic, dlq := testenv.Topic(t, partitions), testenv.Topic(t, 1)
+	first, second := streams("g1", 200, 40), streams("g2", 200, 10)
+	publish(t, topic, first)
+	group := testenv.UniqueName(t)
+	cfg := config(t, []string{topic}, dlq, group)
+	cfg.BatchSize = 100
+	h := newRecorder()
+	// active counts, per partition and member, the handlers running: a partition changes
+	// hands only between generations, when no handler of its old owner runs any more.
+	var mu sync.Mutex
+	var active [partitions][3]int
+	var overlaps atomic.Int32
+	member := func(id int) consume.Handler {
+		return consume.HandlerFunc(func(ctx context.Context, m *consume.Message) error {
+			mu.Lock()
+			active[m.Partition][id]++
+			if active[m.Partition][3-id] > 0 {
+				overlaps.Add(1)
+			}
+			mu.Unlock()
+			defer func() { mu.Lock(); active[m.Partition][id]--; mu.Unlock() }()
+			time.Sleep(time.Millisecond) // some work, so that the rebalance finds member A busy
+			return h.Handle(ctx, m)
+		})
+	}
+	a := start(t, cfg, member(1))
+	waitFor(t, 30*time.Second, "member A to start", func() bool { return h.count() > 500 })
+	b := start(t, cfg, member(2))
+	waitFor(t, 60*time.Second, "both members to own partitions", func() bool {
+		return len(a.c.Assigned()[topic]) > 0 && len(b.c.Assigned()[topic]) > 0
+	})
+	pa, pb := a.c.Assigned()[topic], b.c.Assigned()[topic]
+	if len(pa)+len(pb) != partitions {
+		t.Errorf("A owns %v and B owns %v; want the %d partitions split between them", pa, pb, partitions)
+	}
+	for _, p := range pa {
+		for _, q := range pb {
+			if p == q {
+				t.Errorf("partition %d owned by both members", p)
+			}
+		}
+	}
+	publish(t, topic, second)
+	all := len(first) + len(second)
+	waitFor(t, 90*time.Second, "every event", func() bool { return h.count() == all })
+	waitFor(t, 30*time.Second, "the commits to reach the end", func() bool { return caughtUp(t, group, topic, partitions) })
+	a.halt(t)
+	b.halt(t)
+	if len(h.violations) > 0 {
+		t.Fatalf("%d order violations, first: %s", len(h.violations), h.violations[0])
+	}
+	if n := overlaps.Load(); n > 0 {
+		t.Errorf("%d times a partition was handled by both members at once", n)
+	}
+	t.Logf("%d events, %d deliveries (%d again after the rebalance)", all, h.total, h.total-all)
+}
+
+// With PostgresUnit and the inbox, effects happen once however often an event is delivered:
+// the group is run twice over the same records, and a handler failure in the middle of a lane
+// rolls back the lane's unit, which is then done message by message.
+func TestConsumer_InboxAppliesEachEventOnce(t *testing.T) {
+	pool := migrated(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `create table effects (stream_id text, version bigint, primary key (stream_id, version))`); err != nil {
+		t.Fatal(err)
+	}
+	topic, dlq := testenv.Topic(t, 3), testenv.Topic(t, 1)
+	recs := streams("h", 60, 10)
+	publish(t, topic, recs)
+	var flaky atomic.Int32
+	effect := consume.HandlerFunc(func(ctx context.Context, m *consume.Message) error {
+		if m.Event.StreamID == "user-h-5" && m.Event.Version == 4 && flaky.Add(1) <= 2 {
+			return errors.New("transient failure")
+		}
+		_, err := consume.Tx(ctx).Exec(ctx, `insert into effects values ($1, $2)`, m.Event.StreamID, m.Event.Version)
+		return err // a second insert would fail on the primary key
+	})
+	run := func(group string) {
+		cfg := config(t, []string{topic}, dlq, group)
+		cfg.Unit = consume.PostgresUnit(pool)
+		cfg.Middleware = []consume.Middleware{consume.Inbox{Group: "effects"}.Middleware()}
+		r := start(t, cfg, effect)
+		waitFor(t, 60*time.Second, "the commits to reach the end", func() bool { return caughtUp(t, group, topic, 3) })
+		r.halt(t)
+	}
+	run(testenv.UniqueName(t))
+	// A second group with the same inbox name sees every event again, as after a replay or a
+	// lost commit: the inbox skips them all.
+	run(testenv.UniqueName(t) + "-again")
+	var n int
+	if err := pool.QueryRow(ctx, `select count(*) from effects`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(recs) {
+		t.Errorf("%d effects, want %d (one per event)", n, len(recs))
+	}
+	if got := flaky.Load(); got < 3 {
+		t.Errorf("the flaky handler ran %d times for its event; want the failures and a success", got)
+	}
+	if letters := dead(t, dlq, 1); len(letters) != 0 {
+		t.Errorf("%d dead letters, want none", len(letters))
+	}
+	var claimed int
+	if err := pool.QueryRow(ctx, `select count(*) from annals_inbox where group_name = 'effects'`).Scan(&claimed); err != nil {
+		t.Fatal(err)
+	}
+	if claimed != len(recs) {
+		t.Errorf("%d inbox rows, want %d", claimed, len(recs))
+	}
+}
