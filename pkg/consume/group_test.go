@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
 )
