@@ -1,0 +1,51 @@
+package wiring
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/annals-dev/annals/internal/config"
+	"github.com/annals-dev/annals/pkg/consume"
+	"github.com/annals-dev/annals/pkg/schema"
+)
+
+// EventTopics are the topics the consumer groups read: one per category.
+func EventTopics(cfg *config.Config) []string {
+	topics := make([]string, 0, len(Categories))
+	for _, c := range Categories {
+		topics = append(topics, cfg.TopicName(c))
+	}
+	return topics
+}
+
+// ConsumerConfig is the consume.Config of a group from the configuration:
+// PROJECTION_BATCH_SIZE events per batch, parallel lanes unless PARALLEL_PROJECTIONS=false,
+// PROJECTION_RETRY_ATTEMPTS retries unless RETRY_FAILED_EVENTS=false, dead letters to the
+// group's DLQ topic, and a batch in flight drained within SHUTDOWN_TIMEOUT minus a margin for
+// the commit. Unit, Blocks and Middleware are the caller's.
+func ConsumerConfig(cfg *config.Config, group string, log *slog.Logger, metrics *consume.Metrics) consume.Config {
+	c := consume.Config{
+		Brokers:  cfg.Kafka.Brokers,
+		Group:    group,
+		Topics:   EventTopics(cfg),
+		DLQTopic: cfg.DLQTopic(group),
+		Decode:   consume.SchemaDecoder(schema.Default()),
+
+		BatchSize: cfg.Projections.BatchSize,
+		Lanes:     8,
+		Attempts:  1 + cfg.Projections.RetryAttempts,
+		Logger:    log,
+		Metrics:   metrics,
+	}
+	if !cfg.Projections.Parallel {
+		c.Lanes = 1
+	}
+	if !cfg.Handlers.RetryFailedEvents {
+		c.Attempts = 1
+	}
+	if d := cfg.HTTP.ShutdownTimeout * 3 / 4; d > 0 {
+		c.DrainTimeout = d
+		c.RebalanceTimeout = max(c.DrainTimeout+5*time.Second, 15*time.Second)
+	}
+	return c
+}
