@@ -292,9 +292,11 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 	}
 	defer func() {
 		stopFetching()
+		var closing sync.WaitGroup // each Close waits out its reader's fetch in flight
 		for _, r := range readers {
-			_ = r.Close()
+			closing.Go(func() { _ = r.Close() })
 		}
+		closing.Wait()
 		fetchers.Wait()
 	}()
 	for {

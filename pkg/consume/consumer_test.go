@@ -28,7 +28,7 @@ type rec struct {
 
 // publish writes the events as the relay does (Avro, key = stream id, murmur2) and returns
 // their event ids by stream and version.
-func publish(t *testing.T, topic string, recs []rec) map[rec]uuid.UUID {
+func publish(t testing.TB, topic string, recs []rec) map[rec]uuid.UUID {
 	t.Helper()
 	w := &kafka.Writer{
 		Addr: kafka.TCP(testenv.KafkaBrokers(t)...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
