@@ -9,6 +9,8 @@
 //	migrate        apply the event store's database migrations (safe to run concurrently)
 //	relay          publish the outbox to Kafka until stopped (the writer also runs one)
 //	topics         create the event topics and dead-letter topics (idempotent)
+//	replay         move a stopped consumer group's offsets back to a time (--group G --since T
+//	               [--until T] [--topics a,b] [--dry-run]; T is RFC 3339 or a duration back from now: 2h, 7d)
 //	probe URL      GET URL and exit 0 on a 2xx answer (container health checks)
 //	version        print the version
 //
@@ -41,6 +43,10 @@ commands:
   migrate        apply the event store's database migrations (safe to run concurrently)
   relay          publish the outbox to Kafka until stopped (the writer also runs one)
   topics         create the event topics and dead-letter topics (idempotent)
+  replay         move a stopped consumer group's committed offsets back to a time, so that it
+                 receives the events from then on again: replay --group G --since T
+                 [--until T] [--topics a,b] [--dry-run]; T is RFC 3339 or a duration back
+                 from now (2h, 7d)
   probe URL      GET URL and exit 0 on a 2xx answer (container health checks)
   version        print the version
 `
@@ -76,6 +82,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = relayCmd(ctx, rest, loadConfig, stderr)
 	case "topics":
 		err = topicsCmd(ctx, rest, loadConfig, stdout)
+	case "replay":
+		err = replayCmd(ctx, rest, loadConfig, stdout)
 	case "probe":
 		err = probeCmd(ctx, rest, stdout)
 	case "version":

@@ -3,7 +3,6 @@ package consume_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,19 +90,35 @@ func TestConsumer_StopCommitsWhatFinished(t *testing.T) {
 	cfg := config(t, []string{topic}, dlq, group)
 	cfg.BatchSize = 50
 	h := newRecorder()
-	var gate sync.Mutex // held to freeze the handler mid-batch
-	h.fail = func(*consume.Message) error { gate.Lock(); gate.Unlock(); return nil }
+	frozen := rec{"user-f-3", 12}
+	reached, release := make(chan *consume.Message, 1), make(chan struct{})
+	h.fail = func(m *consume.Message) error {
+		if (rec{m.Event.StreamID, m.Event.Version}) == frozen && m.Attempt == 1 {
+			reached <- m
+			<-release // the batch is in flight until the stop was requested
+		}
+		return nil
+	}
 	r := start(t, cfg, h)
-	waitFor(t, 30*time.Second, "some events", func() bool { return h.count() >= 300 })
-	gate.Lock()
-	stopped := make(chan struct{})
-	go func() { r.halt(t); close(stopped) }()
-	// Let the frozen batch go only after the stop was requested.
-	time.AfterFunc(200*time.Millisecond, gate.Unlock)
+	var at *consume.Message
 	select {
-	case <-stopped:
+	case at = <-reached:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the handler never reached the event it freezes on")
+	}
+	r.stop()
+	close(release)
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
 	case <-time.After(cfg.DrainTimeout + 10*time.Second):
 		t.Fatal("the consumer did not stop within its drain bound")
+	}
+	r.stop = nil
+	if got := committed(t, group, topic, 4)[at.Partition]; got <= at.Offset {
+		t.Errorf("partition %d committed up to %d; the batch in flight at the stop (with offset %d) was not finished and committed", at.Partition, got, at.Offset)
 	}
 	handled := h.count()
 	offs := committed(t, group, topic, 4)
