@@ -10,31 +10,116 @@
 # latency at a steady 1,000 events/s (BenchmarkRelayLatency) beside ProducerPerformance's
 # send-to-ack latency at 1,000 records/s. Both use acks=all and topics with
 # KAFKA_TOPIC_PARTITIONS partitions (default 12, as the services create them).
+#
+# `scripts/bench.sh consumer-baseline` runs only the consumers' physical baseline: Kafka's own
+# ConsumerPerformance reading 100,000 records of 300 bytes (written by ProducerPerformance,
+# acks=all) from a fresh topic with KAFKA_TOPIC_PARTITIONS partitions, with a fresh group.
+# ANNALS_BENCH_CONSUMER=1 appends it to the full run. consumer_perf_baseline leaves its
+# figures in variables for a consumer benchmark to compare with.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 GO=${GO:-go}
+MODE=${1:-all}
+case $MODE in
+all | consumer-baseline) ;;
+*)
+	echo "usage: $0 [consumer-baseline]" >&2
+	exit 2
+	;;
+esac
 DURATION=${ANNALS_BENCH_TIME:-10s}
 SECS=${DURATION%s}
 
 scripts/stack.sh up >/dev/null
 eval "$(scripts/stack.sh env)"
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -n -r | head -1)
-PGBENCH=${PGBENCH:-$PGBIN/pgbench}
-[[ -x $PGBENCH ]] || { echo "bench: pgbench not found (PostgreSQL's server package ships it)" >&2; exit 1; }
 
 work=$(mktemp -d)
 pp_topic=
+cp_topic=
+cp_group=
 cleanup() {
 	rm -rf "$work"
-	psql "$DATABASE_URL" -qXc "drop schema if exists annals_pgbench cascade" >/dev/null 2>&1 || true
-	if [[ -n $pp_topic ]]; then
-		java -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BROKERS" \
-			--delete --topic "$pp_topic" >/dev/null 2>&1 || echo "bench: could not delete topic $pp_topic" >&2
+	if [[ $MODE == all ]]; then
+		psql "$DATABASE_URL" -qXc "drop schema if exists annals_pgbench cascade" >/dev/null 2>&1 || true
 	fi
+	if [[ -n $cp_group ]]; then
+		java -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$KAFKA_BROKERS" \
+			--delete --group "$cp_group" >/dev/null 2>&1 || echo "bench: could not delete group $cp_group" >&2
+	fi
+	local topic
+	for topic in $pp_topic $cp_topic; do
+		java -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BROKERS" \
+			--delete --topic "$topic" >/dev/null 2>&1 || echo "bench: could not delete topic $topic" >&2
+	done
 }
 trap cleanup EXIT
+
+kafka_tool() { # kafka_tool CLASS ARGS...: one of Kafka's tools (org.apache.kafka.tools.CLASS)
+	local class=$1
+	shift
+	java -Xms128m -Xmx512m -cp "$KAFKA_LIBS/*" "org.apache.kafka.tools.$class" "$@"
+}
+
+# consumer_perf_baseline TOPIC MESSAGES: Kafka's ConsumerPerformance reads MESSAGES records of
+# TOPIC from the start with a fresh group and prints its report. It sets cp_msgs_per_sec and
+# cp_mb_per_sec (nMsg.sec and MB.sec: the whole run, joining the group included) and
+# cp_fetch_msgs_per_sec and cp_fetch_mb_per_sec (fetch.nMsg.sec and fetch.MB.sec: the
+# fetching alone, after the group's rebalance).
+consumer_perf_baseline() {
+	local topic=$1 messages=$2 out=$work/cp-$1.out
+	cp_group=annals-bench-cp-$$-$(date +%s)
+	echo "bench: ConsumerPerformance, $messages records of $topic, group $cp_group" >&2
+	kafka_tool ConsumerPerformance --bootstrap-server "$KAFKA_BROKERS" --topic "$topic" --messages "$messages" \
+		--group "$cp_group" --timeout 60000 >"$out" 2>&1 || { cat "$out" >&2; exit 1; }
+	cat "$out" >&2
+	if kafka_tool consumer.group.ConsumerGroupCommand --bootstrap-server "$KAFKA_BROKERS" --delete --group "$cp_group" >/dev/null 2>&1; then
+		cp_group=
+	fi # else the exit trap tries again
+	cp_msgs_per_sec=$(cp_field "$out" nMsg.sec)
+	cp_mb_per_sec=$(cp_field "$out" MB.sec)
+	cp_fetch_msgs_per_sec=$(cp_field "$out" fetch.nMsg.sec)
+	cp_fetch_mb_per_sec=$(cp_field "$out" fetch.MB.sec)
+	local consumed
+	consumed=$(cp_field "$out" data.consumed.in.nMsg)
+	[[ -n $cp_msgs_per_sec && -n $cp_mb_per_sec && -n $consumed ]] ||
+		{ echo "bench: ConsumerPerformance reported no figures" >&2; exit 1; }
+	((consumed >= messages)) ||
+		{ echo "bench: ConsumerPerformance read $consumed of $messages records before its timeout" >&2; exit 1; }
+}
+cp_field() { # cp_field FILE COLUMN: a column of ConsumerPerformance's report (a header line, then values)
+	awk -F ', *' -v col="$2" '
+		idx { print $idx; exit }
+		$1 == "start.time" { for (i = 1; i <= NF; i++) if ($i == col) idx = i }' "$1"
+}
+
+# consumer_baseline: a fresh topic filled with 100,000 records of 300 bytes by
+# ProducerPerformance (acks=all), then read by consumer_perf_baseline.
+consumer_baseline() {
+	[[ -f $KAFKA_LIBS/.complete ]] || { echo "bench: Kafka's jars not found in $KAFKA_LIBS (scripts/stack.sh install)" >&2; exit 1; }
+	local partitions=${KAFKA_TOPIC_PARTITIONS:-12} records=100000 size=300
+	cp_topic=annals-bench-cp-$$-$(date +%s)
+	kafka_tool TopicCommand --bootstrap-server "$KAFKA_BROKERS" --create --topic "$cp_topic" \
+		--partitions "$partitions" --replication-factor 1 >/dev/null
+	echo "bench: ProducerPerformance fills $cp_topic ($partitions partitions): $records records of $size bytes, acks=all" >&2
+	kafka_tool ProducerPerformance --topic "$cp_topic" --num-records "$records" --record-size "$size" --throughput -1 \
+		--producer-props bootstrap.servers="$KAFKA_BROKERS" acks=all >"$work/cp-fill.out" 2>&1 ||
+		{ cat "$work/cp-fill.out" >&2; exit 1; }
+	tail -1 "$work/cp-fill.out" >&2
+	consumer_perf_baseline "$cp_topic" "$records"
+	printf 'ConsumerPerformance: %.0f msg/s (%s MB/s; fetching alone, after the group join: %.0f msg/s, %s MB/s), %s records of %s bytes, %s partitions\n' \
+		"$cp_msgs_per_sec" "$cp_mb_per_sec" "$cp_fetch_msgs_per_sec" "$cp_fetch_mb_per_sec" "$records" "$size" "$partitions"
+}
+
+if [[ $MODE == consumer-baseline ]]; then
+	consumer_baseline
+	exit 0
+fi
+
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -n -r | head -1)
+PGBENCH=${PGBENCH:-$PGBIN/pgbench}
+[[ -x $PGBENCH ]] || { echo "bench: pgbench not found (PostgreSQL's server package ships it)" >&2; exit 1; }
 
 # The baseline: one INSERT of an event-sized row per transaction, into a table with a primary
 # key, as durable as the store's own commits (same server, same settings).
@@ -90,11 +175,6 @@ done
 PARTITIONS=${KAFKA_TOPIC_PARTITIONS:-12}
 export KAFKA_TOPIC_PARTITIONS=$PARTITIONS
 [[ -f $KAFKA_LIBS/.complete ]] || { echo "bench: Kafka's jars not found in $KAFKA_LIBS (scripts/stack.sh install)" >&2; exit 1; }
-kafka_tool() { # kafka_tool CLASS ARGS...: one of Kafka's tools (org.apache.kafka.tools.CLASS)
-	local class=$1
-	shift
-	java -Xms128m -Xmx512m -cp "$KAFKA_LIBS/*" "org.apache.kafka.tools.$class" "$@"
-}
 
 relay_metric() { # relay_metric BENCHMARK UNIT
 	awk -v name="$1" -v unit="$2" '
@@ -144,3 +224,8 @@ printf '%-22s  %-30s  %-36s  %s\n' "latency at 1,000/s" \
 	"p50 $(relay_metric BenchmarkRelayLatency p50-ms) p99 $(relay_metric BenchmarkRelayLatency p99-ms) ms" \
 	"p50 $(pp_field steady 50th) p99 $(pp_field steady 99th) ms ($(printf '%.0f' "$(pp_field steady records/sec)")/s)" \
 	"(relay: append return -> ack, $(printf '%.0f' "$(relay_metric BenchmarkRelayLatency events/s)")/s)"
+
+if [[ ${ANNALS_BENCH_CONSUMER:-} == 1 ]]; then
+	echo >&2
+	consumer_baseline
+fi
