@@ -127,3 +127,42 @@ func TestConsumer_InboxAppliesEachEventOnce(t *testing.T) {
 		t.Errorf("%d inbox rows, want %d", claimed, len(recs))
 	}
 }
+
+// A replay moves a stopped group back to a time: the runtime then delivers again every event
+// recorded from then on, and none from before.
+func TestConsumer_ReplayRedeliversFromTime(t *testing.T) {
+	topic, dlq := testenv.Topic(t, 3), testenv.Topic(t, 1)
+	before := streams("r1", 20, 5)
+	publish(t, topic, before)
+	since := time.Now()
+	after := streams("r2", 20, 5)
+	publish(t, topic, after)
+	group := testenv.UniqueName(t)
+	cfg := config(t, []string{topic}, dlq, group)
+	h := newRecorder()
+	r := start(t, cfg, h)
+	waitFor(t, 60*time.Second, "every event", func() bool { return h.count() == len(before)+len(after) })
+	waitFor(t, 30*time.Second, "the commits to reach the end", func() bool { return caughtUp(t, group, topic, 3) })
+	r.halt(t)
+
+	plan, err := consume.Replay(context.Background(), testenv.KafkaBrokers(t), group, []string{topic}, since, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("replay plan: %+v", plan.Partitions)
+	again := newRecorder()
+	r2 := start(t, cfg, again)
+	waitFor(t, 60*time.Second, "the replayed events", func() bool { return again.count() == len(after) })
+	waitFor(t, 30*time.Second, "the commits to reach the end", func() bool { return caughtUp(t, group, topic, 3) })
+	r2.halt(t)
+	for _, e := range before {
+		if again.seen[e] != 0 {
+			t.Fatalf("%v, recorded before the replay's time, was delivered again", e)
+		}
+	}
+	for _, e := range after {
+		if again.seen[e] != 1 {
+			t.Fatalf("%v delivered %d times after the replay, want once", e, again.seen[e])
+		}
+	}
+}
