@@ -9,6 +9,8 @@
 //	migrate        apply the event store's database migrations (safe to run concurrently)
 //	relay          publish the outbox to Kafka until stopped (the writer also runs one)
 //	topics         create the event topics and dead-letter topics (idempotent)
+//	projector      the projector's read models: migrate (apply their migrations) or rebuild
+//	               (build them anew from the event store and switch to them atomically)
 //	replay         move a stopped consumer group's offsets back to a time (--group G --since T
 //	               [--until T] [--topics a,b] [--dry-run]; T is RFC 3339 or a duration back from now: 2h, 7d)
 //	probe URL      GET URL and exit 0 on a 2xx answer (container health checks)
@@ -43,6 +45,9 @@ commands:
   migrate        apply the event store's database migrations (safe to run concurrently)
   relay          publish the outbox to Kafka until stopped (the writer also runs one)
   topics         create the event topics and dead-letter topics (idempotent)
+  projector      the projector's read models: projector migrate (apply their migrations),
+                 projector rebuild [-batch-size N] (build them anew from the event store while
+                 the projector keeps serving, then switch to them atomically)
   replay         move a stopped consumer group's committed offsets back to a time, so that it
                  receives the events from then on again: replay --group G --since T
                  [--until T] [--topics a,b] [--dry-run]; T is RFC 3339 or a duration back
@@ -82,6 +87,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = relayCmd(ctx, rest, loadConfig, stderr)
 	case "topics":
 		err = topicsCmd(ctx, rest, loadConfig, stdout)
+	case "projector":
+		err = projectorCmd(ctx, rest, loadConfig, stdout)
 	case "replay":
 		err = replayCmd(ctx, rest, loadConfig, stdout)
 	case "probe":

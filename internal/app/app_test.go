@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/internal/testenv"
@@ -207,8 +210,30 @@ func TestOpen_PortInUse(t *testing.T) {
 
 // TestServices_SIGTERM builds each service binary, runs it against the real stack until
 // /readyz answers 200, sends SIGTERM and expects a clean exit.
+//
+// The services run in a fresh schema (migrated at start-up) with topics of their own, so that
+// they neither touch nor consume the stack's default deployment.
 func TestServices_SIGTERM(t *testing.T) {
-	dbURL, brokers := testenv.PostgresURL(t), strings.Join(testenv.KafkaBrokers(t), ",")
+	_, schemaName := testenv.SchemaPool(t)
+	u, err := url.Parse(testenv.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schemaName) // pgx sends it to the server as a run-time parameter
+	u.RawQuery = q.Encode()
+	dbURL, brokers := u.String(), strings.Join(testenv.KafkaBrokers(t), ",")
+	prefix := "sigterm-" + testenv.UniqueName(t)
+	t.Cleanup(func() {
+		var topics []string
+		for _, name := range []string{"user", "order", "dlq.annals-projector", "dlq.annals-notifier", "dlq.annals-auditor"} {
+			topics = append(topics, prefix+"."+name)
+		}
+		client := &kafka.Client{Addr: kafka.TCP(testenv.KafkaBrokers(t)...), Timeout: 30 * time.Second}
+		if _, err := client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: topics}); err != nil {
+			t.Logf("delete topics: %v", err)
+		}
+	})
 	dir := t.TempDir()
 	for _, svc := range app.Services() {
 		t.Run(svc.Name, func(t *testing.T) {
@@ -219,7 +244,8 @@ func TestServices_SIGTERM(t *testing.T) {
 			}
 			addr := closedPort(t)
 			cmd := exec.Command(bin)
-			cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "KAFKA_BROKERS="+brokers, "HTTP_ADDR="+addr, "LOG_FORMAT=json")
+			cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "KAFKA_BROKERS="+brokers, "HTTP_ADDR="+addr, "LOG_FORMAT=json",
+				"MIGRATE_ON_START=true", "KAFKA_TOPIC_PREFIX="+prefix)
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {

@@ -220,7 +220,7 @@ var specs = []spec{
 
 	// [writer]
 	{Key: Key{Section: "writer", Name: "migrate_on_start", Env: "MIGRATE_ON_START", Kind: KindBool, Default: "false",
-		Doc: "Apply event store migrations when the writer starts."},
+		Doc: "Apply the event store's migrations when a service starts (otherwise `annals migrate` does)."},
 		field: func(c *Config) any { return &c.Writer.MigrateOnStart }},
 }
 

@@ -1,11 +1,16 @@
 package wiring
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/pkg/consume"
+	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/schema"
 )
 
@@ -48,4 +53,23 @@ func ConsumerConfig(cfg *config.Config, group string, log *slog.Logger, metrics 
 		c.RebalanceTimeout = max(c.DrainTimeout+5*time.Second, 15*time.Second)
 	}
 	return c
+}
+
+// EnsureEventStoreSchema makes sure the event store's tables are current before a consuming
+// service starts (its inbox and stream-block tables live there): it applies the migrations
+// when migrate is set (MIGRATE_ON_START; safe when several processes start at once), and
+// otherwise fails with an error that says how, rather than dead-lettering events later.
+func EnsureEventStoreSchema(ctx context.Context, pool *pgxpool.Pool, migrate bool, log *slog.Logger) error {
+	if migrate {
+		_, err := postgres.Migrate(ctx, pool, log)
+		return err
+	}
+	applied, latest, err := postgres.SchemaVersion(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if applied < latest {
+		return fmt.Errorf("the event store's schema is at migration %d of %d: run `annals migrate` or set MIGRATE_ON_START=true", applied, latest)
+	}
+	return nil
 }

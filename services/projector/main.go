@@ -8,6 +8,47 @@
 // It serves /livez, /readyz, /metrics and /openapi.json, and stops cleanly on SIGINT or SIGTERM.
 package main
 
-import "github.com/annals-dev/annals/internal/app"
+import (
+	"context"
 
-func main() { app.RunProgram(app.Projector) }
+	"github.com/annals-dev/annals/internal/app"
+	"github.com/annals-dev/annals/internal/wiring"
+	"github.com/annals-dev/annals/pkg/consume"
+	"github.com/annals-dev/annals/services/projector/api"
+	"github.com/annals-dev/annals/services/projector/readmodel"
+)
+
+func main() { app.RunProgram(app.Projector, migrate, wire) }
+
+// migrate checks the event store's schema (or applies it, with MIGRATE_ON_START) and applies
+// the read models' own migrations, which the projector owns.
+func migrate(ctx context.Context, m *app.Main) error {
+	if err := wiring.EnsureEventStoreSchema(ctx, m.DB, m.Config.Writer.MigrateOnStart, m.Logger); err != nil {
+		return err
+	}
+	_, err := readmodel.Migrate(ctx, m.DB, m.Logger)
+	return err
+}
+
+func wire(_ context.Context, m *app.Main) error {
+	p := readmodel.New(m.DB, readmodel.Options{BatchSize: m.Config.Projections.BatchSize})
+	api.Register(m.Router, p)
+	if !m.Config.Projections.Enabled {
+		m.Logger.Info("projections are disabled (PROJECTIONS_ENABLED=false): serving the read models without updating them")
+		return nil
+	}
+	metrics := consume.NewMetrics(m.Registry)
+	cfg := wiring.ConsumerConfig(m.Config, readmodel.Group, m.Logger, metrics)
+	cfg.Unit = consume.PostgresUnit(m.DB)
+	cfg.Blocks = consume.PostgresBlocks(m.DB)
+	cfg.Middleware = []consume.Middleware{
+		consume.Timing(metrics, readmodel.Group),
+		consume.Inbox{Group: readmodel.Group}.Middleware(),
+	}
+	c, err := consume.New(cfg, p)
+	if err != nil {
+		return err
+	}
+	m.Go("consumer", c.Run)
+	return nil
+}

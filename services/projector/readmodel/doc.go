@@ -1,0 +1,24 @@
+// Package readmodel is the projector's read models of users and orders in PostgreSQL: the
+// tables, the statement each event applies to them, the queries of the query API, and the
+// rebuild from the event store.
+//
+// The read models follow the writer's events exactly: their types and data shapes are the
+// writer's (services/writer/domain), and each event changes its stream's row as the writer's
+// aggregate changes its state, so a row is the aggregate's state at the row's version plus
+// what the events tell about time (created, confirmed, cancelled and shipped at the events'
+// recording times). Money is integer cents.
+//
+// Apply applies one event inside the caller's transaction (the consumer runtime's unit, with
+// the inbox claim), in one statement guarded by the stream's version: a duplicate changes
+// nothing, a gap is refused with ErrGap and retried, and an event that is malformed or that
+// its stream's state refuses is a consume.Permanent error for the dead-letter topic. Nothing is
+// ever half-applied.
+//
+// The tables come in generations; a one-row pointer names the live one. Rebuild fills the next
+// generation from the event store while the live one is served, then switches the pointer in a
+// transaction that applies waits for (they hold the pointer FOR SHARE). Queries read the
+// pointer and then the live tables, without locks.
+//
+// The package never writes to the event store, and never applies an event out of its stream's
+// order.
+package readmodel
