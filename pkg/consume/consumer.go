@@ -129,6 +129,7 @@ func (c *Config) defaults() error {
 type Consumer struct {
 	cfg      Config
 	h        Handler
+	batch    BatchHandler // h's, when it has one and there is a Unit
 	log      *slog.Logger
 	dlq      *kafka.Writer
 	assigned atomic.Pointer[map[string][]int]
@@ -155,6 +156,9 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 			BatchTimeout: time.Millisecond,
 			WriteTimeout: 10 * time.Second,
 		},
+	}
+	if bh, ok := h.(BatchHandler); ok && cfg.Unit != nil {
+		c.batch = bh
 	}
 	empty := map[string][]int{}
 	c.assigned.Store(&empty)
@@ -446,6 +450,11 @@ func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, 
 		err := c.cfg.Unit(hctx, func(uctx context.Context) error {
 			for _, it := range lane {
 				it.m.Attempt = 1
+			}
+			if c.batch != nil {
+				return c.handleBatch(uctx, lane)
+			}
+			for _, it := range lane {
 				if err := c.h.Handle(uctx, &it.m); err != nil {
 					return err
 				}
@@ -469,6 +478,21 @@ func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, 
 		}
 	}
 	return true
+}
+
+// handleBatch calls the BatchHandler, turning a panic into an error: the messages are then
+// handled one by one, where the panicking one is dead-lettered.
+func (c *Consumer) handleBatch(ctx context.Context, lane []*item) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("batch handler panicked: %v", r)
+		}
+	}()
+	ms := make([]*Message, len(lane))
+	for i, it := range lane {
+		ms[i] = &it.m
+	}
+	return c.batch.HandleBatch(ctx, ms)
 }
 
 func (c *Consumer) finished(it *item, pms map[topicPartition]*partitionMetrics) {

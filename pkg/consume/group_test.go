@@ -166,3 +166,61 @@ func TestConsumer_ReplayRedeliversFromTime(t *testing.T) {
 		}
 	}
 }
+
+// batchEffects applies a lane's share of a batch with one statement, and refuses any batch
+// holding the event it was told to refuse, which the runtime then handles one by one.
+type batchEffects struct {
+	refuse  rec
+	batches atomic.Int64
+	singles atomic.Int64
+}
+
+func (b *batchEffects) HandleBatch(ctx context.Context, ms []*consume.Message) error {
+	streams, versions := make([]string, len(ms)), make([]int64, len(ms))
+	for i, m := range ms {
+		if (rec{m.Event.StreamID, m.Event.Version}) == b.refuse {
+			return errors.New("not in a batch")
+		}
+		streams[i], versions[i] = m.Event.StreamID, m.Event.Version
+	}
+	b.batches.Add(1)
+	_, err := consume.Tx(ctx).Exec(ctx, `insert into effects select * from unnest($1::text[], $2::int8[])`, streams, versions)
+	return err
+}
+
+func (b *batchEffects) Handle(ctx context.Context, m *consume.Message) error {
+	b.singles.Add(1)
+	_, err := consume.Tx(ctx).Exec(ctx, `insert into effects values ($1, $2)`, m.Event.StreamID, m.Event.Version)
+	return err
+}
+
+func TestConsumer_BatchHandlerFallsBackOneByOne(t *testing.T) {
+	pool := migrated(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `create table effects (stream_id text, version bigint, primary key (stream_id, version))`); err != nil {
+		t.Fatal(err)
+	}
+	topic, dlq := testenv.Topic(t, 3), testenv.Topic(t, 1)
+	recs := streams("k", 60, 10)
+	publish(t, topic, recs)
+	h := &batchEffects{refuse: rec{"user-k-9", 5}}
+	group := testenv.UniqueName(t)
+	cfg := config(t, []string{topic}, dlq, group)
+	cfg.Unit = consume.PostgresUnit(pool)
+	r := start(t, cfg, h)
+	waitFor(t, 60*time.Second, "the commits to reach the end", func() bool { return caughtUp(t, group, topic, 3) })
+	r.halt(t)
+	var n int
+	if err := pool.QueryRow(ctx, `select count(*) from effects`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(recs) {
+		t.Errorf("%d effects, want %d (one per event)", n, len(recs))
+	}
+	if h.batches.Load() == 0 || h.singles.Load() == 0 {
+		t.Errorf("%d batches and %d single messages; want both paths taken", h.batches.Load(), h.singles.Load())
+	}
+	if h.singles.Load() >= int64(len(recs)) {
+		t.Errorf("%d messages handled one by one: the batch path was not used", h.singles.Load())
+	}
+}

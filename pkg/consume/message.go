@@ -51,6 +51,17 @@ type Handler interface {
 	Handle(ctx context.Context, m *Message) error
 }
 
+// BatchHandler is implemented by a Handler that can take a lane's share of a batch at once,
+// for example in a single round trip to its database. When the consumer has a Unit, the runtime
+// calls HandleBatch inside one unit with the lane's messages, in order; if it fails, the unit
+// rolls back and each message goes through Handle (and the middleware) on its own, with
+// retries and dead letters as usual. HandleBatch bypasses the middleware, so it must do
+// itself what the handler's middleware would (the inbox, for one), and should fail rather
+// than decide anything unusual (a duplicate, a gap, a refused event): Handle will.
+type BatchHandler interface {
+	HandleBatch(ctx context.Context, ms []*Message) error
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, m *Message) error
 

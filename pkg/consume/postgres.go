@@ -86,6 +86,18 @@ func (in Inbox) Claim(ctx context.Context, tx pgx.Tx, eventID uuid.UUID) (bool, 
 	return tag.RowsAffected() == 1, nil
 }
 
+// ClaimAll records the events as applied by the group within tx, in one statement, and
+// returns how many of them were not recorded before.
+func (in Inbox) ClaimAll(ctx context.Context, tx pgx.Tx, eventIDs []uuid.UUID) (int, error) {
+	tag, err := tx.Exec(ctx,
+		`insert into annals_inbox (group_name, event_id) select $1, unnest($2::uuid[]) on conflict do nothing`,
+		in.Group, eventIDs)
+	if err != nil {
+		return 0, fmt.Errorf("inbox: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // Middleware skips messages whose event the group has applied before; it claims the others
 // in the transaction of the PostgresUnit the handler runs in (an error outside one).
 func (in Inbox) Middleware() Middleware {

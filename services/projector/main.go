@@ -37,15 +37,7 @@ func wire(_ context.Context, m *app.Main) error {
 		m.Logger.Info("projections are disabled (PROJECTIONS_ENABLED=false): serving the read models without updating them")
 		return nil
 	}
-	metrics := consume.NewMetrics(m.Registry)
-	cfg := wiring.ConsumerConfig(m.Config, readmodel.Group, m.Logger, metrics)
-	cfg.Unit = consume.PostgresUnit(m.DB)
-	cfg.Blocks = consume.PostgresBlocks(m.DB)
-	cfg.Middleware = []consume.Middleware{
-		consume.Timing(metrics, readmodel.Group),
-		consume.Inbox{Group: readmodel.Group}.Middleware(),
-	}
-	c, err := consume.New(cfg, p)
+	c, err := p.Consumer(wiring.ConsumerConfig(m.Config, readmodel.Group, m.Logger, consume.NewMetrics(m.Registry)))
 	if err != nil {
 		return err
 	}

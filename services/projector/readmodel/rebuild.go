@@ -328,45 +328,13 @@ func (p *Projection) dropOld(ctx context.Context) (int, error) {
 // streams), the savepoint is rolled back and the events are applied one by one instead, each
 // in a savepoint of its own, which tells the refused one apart.
 func applyBatch(ctx context.Context, tx pgx.Tx, g *generation, evs []events.Envelope, stopped map[string]string) (int64, error) {
-	steps := make([]step, 0, len(evs))
-	var rounds [][numKinds][]step
-	nth := map[string]int{}
-	for _, e := range evs {
-		if _, ok := stopped[e.StreamID]; ok {
-			continue
-		}
-		s, ok, err := plan(e)
-		switch {
-		case err != nil:
-			stopped[e.StreamID] = err.Error()
-			continue
-		case !ok:
-			continue
-		}
-		steps = append(steps, s)
-		k := nth[e.StreamID]
-		nth[e.StreamID] = k + 1
-		if k == len(rounds) {
-			rounds = append(rounds, [numKinds][]step{})
-		}
-		rounds[k][s.kind] = append(rounds[k][s.kind], s)
-	}
+	steps, b, rows := queueRounds(g, evs, stopped)
 	if len(steps) == 0 {
 		return 0, nil
 	}
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return 0, err
-	}
-	b := &pgx.Batch{}
-	var rows []int64
-	for _, r := range rounds {
-		for k, ss := range r {
-			if len(ss) > 0 {
-				b.Queue(g.apply[k], columns(ss)...)
-				rows = append(rows, int64(len(ss)))
-			}
-		}
 	}
 	br := sp.SendBatch(ctx, b)
 	whole := true
@@ -390,6 +358,45 @@ func applyBatch(ctx context.Context, tx pgx.Tx, g *generation, evs []events.Enve
 		return 0, err
 	}
 	return int64(len(steps)), nil
+}
+
+// queueRounds plans the events (see applyBatch) and queues their statements in rounds: the
+// k-th event of every stream in round k, one multi-row statement per kind of event in a round.
+// rows is the number of rows each queued statement must change.
+func queueRounds(g *generation, evs []events.Envelope, stopped map[string]string) (steps []step, b *pgx.Batch, rows []int64) {
+	steps = make([]step, 0, len(evs))
+	var rounds [][numKinds][]step
+	nth := map[string]int{}
+	for _, e := range evs {
+		if _, ok := stopped[e.StreamID]; ok {
+			continue
+		}
+		s, ok, err := plan(e)
+		switch {
+		case err != nil:
+			stopped[e.StreamID] = err.Error()
+			continue
+		case !ok:
+			continue
+		}
+		steps = append(steps, s)
+		k := nth[e.StreamID]
+		nth[e.StreamID] = k + 1
+		if k == len(rounds) {
+			rounds = append(rounds, [numKinds][]step{})
+		}
+		rounds[k][s.kind] = append(rounds[k][s.kind], s)
+	}
+	b = &pgx.Batch{}
+	for _, r := range rounds {
+		for k, ss := range r {
+			if len(ss) > 0 {
+				b.Queue(g.apply[k], columns(ss)...)
+				rows = append(rows, int64(len(ss)))
+			}
+		}
+	}
+	return steps, b, rows
 }
 
 func applyOneByOne(ctx context.Context, tx pgx.Tx, g *generation, steps []step, stopped map[string]string) (int64, error) {
