@@ -11,11 +11,15 @@
 # send-to-ack latency at 1,000 records/s. Both use acks=all and topics with
 # KAFKA_TOPIC_PARTITIONS partitions (default 12, as the services create them).
 #
-# `scripts/bench.sh consumer-baseline` runs only the consumers' physical baseline: Kafka's own
-# ConsumerPerformance reading 100,000 records of 300 bytes (written by ProducerPerformance,
-# acks=all) from a fresh topic with KAFKA_TOPIC_PARTITIONS partitions, with a fresh group.
-# ANNALS_BENCH_CONSUMER=1 appends it to the full run. consumer_perf_baseline leaves its
-# figures in variables for a consumer benchmark to compare with.
+# Then the consumers against the physical baseline of the same broker: the consumer runtime
+# with a no-op handler (BenchmarkConsumerNoOp: fetch, decode, lanes, commits) and the projector
+# (BenchmarkProjector: the same runtime applying to PostgreSQL read models, inbox included),
+# each over 100,000 events in topics of 12 partitions, beside Kafka's own ConsumerPerformance
+# reading 100,000 records of the same size (written by ProducerPerformance, acks=all) from a
+# fresh topic with a fresh group. The group join is included in every figure.
+#
+# `scripts/bench.sh consumers` runs only that part; `scripts/bench.sh consumer-baseline` only
+# ConsumerPerformance (records of ANNALS_BENCH_RECORD_SIZE bytes, default 300).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,9 +27,9 @@ cd "$ROOT"
 GO=${GO:-go}
 MODE=${1:-all}
 case $MODE in
-all | consumer-baseline) ;;
+all | consumers | consumer-baseline) ;;
 *)
-	echo "usage: $0 [consumer-baseline]" >&2
+	echo "usage: $0 [consumers | consumer-baseline]" >&2
 	exit 2
 	;;
 esac
@@ -94,11 +98,11 @@ cp_field() { # cp_field FILE COLUMN: a column of ConsumerPerformance's report (a
 		$1 == "start.time" { for (i = 1; i <= NF; i++) if ($i == col) idx = i }' "$1"
 }
 
-# consumer_baseline: a fresh topic filled with 100,000 records of 300 bytes by
+# consumer_baseline SIZE: a fresh topic filled with 100,000 records of SIZE bytes by
 # ProducerPerformance (acks=all), then read by consumer_perf_baseline.
 consumer_baseline() {
 	[[ -f $KAFKA_LIBS/.complete ]] || { echo "bench: Kafka's jars not found in $KAFKA_LIBS (scripts/stack.sh install)" >&2; exit 1; }
-	local partitions=${KAFKA_TOPIC_PARTITIONS:-12} records=100000 size=300
+	local partitions=${KAFKA_TOPIC_PARTITIONS:-12} records=100000 size=$1
 	cp_topic=annals-bench-cp-$$-$(date +%s)
 	kafka_tool TopicCommand --bootstrap-server "$KAFKA_BROKERS" --create --topic "$cp_topic" \
 		--partitions "$partitions" --replication-factor 1 >/dev/null
@@ -113,7 +117,43 @@ consumer_baseline() {
 }
 
 if [[ $MODE == consumer-baseline ]]; then
-	consumer_baseline
+	consumer_baseline "${ANNALS_BENCH_RECORD_SIZE:-300}"
+	exit 0
+fi
+
+go_metric() { # go_metric FILE BENCHMARK UNIT: a figure of a go test -bench line
+	awk -v name="$2" -v unit="$3" '
+		index($1, name "-") == 1 || $1 == name { for (i = 2; i < NF; i++) if ($(i + 1) == unit) { print $i; exit } }' "$1"
+}
+
+# consumers: the runtime and the projector beside ConsumerPerformance, as described above.
+consumers() {
+	echo >&2
+	echo "bench: consumer runtime, no-op handler, 100,000 events, 3 fresh groups (go test -bench BenchmarkConsumerNoOp -benchtime 3x)" >&2
+	$GO test -run '^$' -bench '^BenchmarkConsumerNoOp$' -benchtime 3x -count 1 -timeout 30m ./pkg/consume/ | tee "$work/consume.out" >&2
+	local noop_eps rec_bytes proj_eps
+	noop_eps=$(go_metric "$work/consume.out" BenchmarkConsumerNoOp events/s)
+	rec_bytes=$(go_metric "$work/consume.out" BenchmarkConsumerNoOp record-bytes/event)
+	[[ -n $noop_eps && -n $rec_bytes ]] || { echo "bench: BenchmarkConsumerNoOp reported no figures" >&2; exit 1; }
+	consumer_baseline "$(printf '%.0f' "$rec_bytes")" >"$work/cp.line"
+	cat "$work/cp.line" >&2
+	echo "bench: projector, 100,000 events into fresh read models (go test -bench BenchmarkProjector -benchtime 1x)" >&2
+	$GO test -run '^$' -bench '^BenchmarkProjector$' -benchtime 1x -count 1 -timeout 30m ./services/projector/readmodel/ | tee "$work/projector.out" >&2
+	proj_eps=$(go_metric "$work/projector.out" BenchmarkProjector events/s)
+	[[ -n $proj_eps ]] || { echo "bench: BenchmarkProjector reported no figures" >&2; exit 1; }
+	printf '
+consumers: Kafka -> handler, records of %.0f bytes (value, key, headers), 12 partitions, group join included
+' "$rec_bytes"
+	printf '%-34s  %-22s  %s
+' "" "events/s" "vs ConsumerPerformance ($(printf '%.0f' "$cp_msgs_per_sec") msg/s)"
+	printf '%-34s  %-22s  %s
+' "runtime, no-op handler" "$(printf '%.0f' "$noop_eps")" 		"$(awk -v a="$noop_eps" -v b="$cp_msgs_per_sec" 'BEGIN {printf "%.0f%%", 100 * a / b}')"
+	printf '%-34s  %-22s  %s
+' "projector (read models + inbox)" "$(printf '%.0f' "$proj_eps")" 		"$(awk -v a="$proj_eps" -v b="$cp_msgs_per_sec" 'BEGIN {printf "%.0f%%", 100 * a / b}')"
+}
+
+if [[ $MODE == consumers ]]; then
+	consumers
 	exit 0
 fi
 
@@ -176,10 +216,7 @@ PARTITIONS=${KAFKA_TOPIC_PARTITIONS:-12}
 export KAFKA_TOPIC_PARTITIONS=$PARTITIONS
 [[ -f $KAFKA_LIBS/.complete ]] || { echo "bench: Kafka's jars not found in $KAFKA_LIBS (scripts/stack.sh install)" >&2; exit 1; }
 
-relay_metric() { # relay_metric BENCHMARK UNIT
-	awk -v name="$1" -v unit="$2" '
-		index($1, name "-") == 1 || $1 == name { for (i = 2; i < NF; i++) if ($(i + 1) == unit) { print $i; exit } }' "$work/relay.out"
-}
+relay_metric() { go_metric "$work/relay.out" "$@"; } # relay_metric BENCHMARK UNIT
 
 echo >&2
 echo "bench: relay drain, 100,000 events (go test -bench BenchmarkRelayDrain -benchtime 1x)" >&2
@@ -225,7 +262,4 @@ printf '%-22s  %-30s  %-36s  %s\n' "latency at 1,000/s" \
 	"p50 $(pp_field steady 50th) p99 $(pp_field steady 99th) ms ($(printf '%.0f' "$(pp_field steady records/sec)")/s)" \
 	"(relay: append return -> ack, $(printf '%.0f' "$(relay_metric BenchmarkRelayLatency events/s)")/s)"
 
-if [[ ${ANNALS_BENCH_CONSUMER:-} == 1 ]]; then
-	echo >&2
-	consumer_baseline
-fi
+consumers
