@@ -1,6 +1,44 @@
-// Package consume is the consumer-group runtime on kafka-go: batches processed in parallel
-// lanes, commits up to the highest offset below which everything has finished, bounded
-// retries, dead letters, middleware and an inbox helper for exactly-once effects.
+// Package consume is the consumer-group runtime of Annals on kafka-go: batches processed in
+// parallel lanes, commits up to the offset below which everything has finished, bounded
+// retries, dead letters with parked streams, middleware, and PostgreSQL helpers (a unit of work
+// per transaction, an inbox) for exactly-once effects.
 //
-// It must never commit an offset whose message, or any message below it, has not finished.
+// # What it promises
+//
+//   - A stream's events (one key) are handled one at a time and in partition order: a batch
+//     is split into lanes by key, and a lane runs its messages in order. Different streams run
+//     in parallel (Config.Lanes).
+//   - Nothing is committed past a message that has not finished: after each batch, each
+//     partition's offset moves to just after the last message below which every message
+//     finished (handled, or written to the dead-letter topic). Delivery is at least once.
+//   - A message that keeps failing is retried Config.Attempts times with exponential backoff,
+//     then written to the dead-letter topic with its reason; its stream is blocked (BlockStore),
+//     so the stream's later messages go to the dead-letter topic too ("parked") instead of
+//     being applied out of order. Other streams keep flowing. A record that cannot be decoded
+//     is dead-lettered at once.
+//   - A dependency that is unavailable (errors marked with Unavailable, which PostgresUnit does
+//     for a database that is down) never sends a message to the dead-letter topic: processing
+//     stops, what finished is committed, and it starts again from the committed offsets.
+//   - On a rebalance or when Run's context ends, the batch in flight finishes (within
+//     Config.DrainTimeout) and is committed while the member still owns its partitions;
+//     messages fetched but not started are dropped. The member then rejoins, or leaves the
+//     group.
+//
+// # Why generations and not the Reader
+//
+// kafka-go's group Reader hides rebalances: after one it may still hand out messages of
+// partitions the member lost, and commit them under the new generation. The runtime uses
+// kafka-go's ConsumerGroup instead. Each generation says which partitions the member owns; the
+// runtime reads them with one partition reader each, commits through the generation (the
+// broker refuses commits of a generation that has ended), and throws away everything it
+// fetched when the generation ends. Nothing read under one generation is processed or
+// committed under the next.
+//
+// # Exactly-once effects
+//
+// With Config.Unit = PostgresUnit(pool), each lane's share of a batch runs in one transaction
+// (a Handler reaches it with Tx). Inbox.Middleware records each event id in that transaction
+// and skips events recorded before, so an effect in the same database happens once however
+// often its event is delivered. A Handler that also implements BatchHandler takes a lane's
+// messages at once; when that fails, each message runs again on its own.
 package consume
