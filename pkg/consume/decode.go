@@ -1,6 +1,7 @@
 package consume
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/segmentio/kafka-go"
@@ -11,8 +12,8 @@ import (
 
 // SchemaDecoder decodes the records the relay publishes: Avro single-object encoding, or JSON
 // when the content-type header says so (the schema then comes from the schema-fingerprint
-// header). The record's stream-version and global-position headers are not needed: the value
-// carries the whole envelope except its metadata.
+// header). The value carries the envelope; the event's metadata comes from the metadata
+// header, as a JSON object of strings.
 func SchemaDecoder(cat *schema.Catalog) Decoder {
 	return func(m kafka.Message) (events.Envelope, error) {
 		var (
@@ -20,12 +21,15 @@ func SchemaDecoder(cat *schema.Catalog) Decoder {
 			err error
 		)
 		ct, fp := "", ""
+		var md []byte
 		for _, h := range m.Headers {
 			switch h.Key {
 			case "content-type":
 				ct = string(h.Value)
 			case "schema-fingerprint":
 				fp = string(h.Value)
+			case "metadata":
+				md = h.Value
 			}
 		}
 		switch ct {
@@ -45,6 +49,11 @@ func SchemaDecoder(cat *schema.Catalog) Decoder {
 		}
 		if d.Envelope.StreamID != string(m.Key) {
 			return events.Envelope{}, fmt.Errorf("the record's key %q is not its event's stream %q", m.Key, d.Envelope.StreamID)
+		}
+		if len(md) > 0 {
+			if err := json.Unmarshal(md, &d.Envelope.Metadata); err != nil {
+				return events.Envelope{}, fmt.Errorf("metadata header: %w", err)
+			}
 		}
 		return d.Envelope, nil
 	}

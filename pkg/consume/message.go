@@ -20,7 +20,8 @@ type Message struct {
 	Value     []byte
 	Headers   []kafka.Header
 	Time      time.Time // the record's timestamp, set by the relay
-	// Event is the decoded event. Its Metadata is nil: the record value does not carry it.
+	// Event is the decoded event (with SchemaDecoder, its metadata comes from the record's
+	// metadata header).
 	Event events.Envelope
 	// Attempt counts the deliveries of this message to the handler in this process, from 1.
 	Attempt int

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -37,6 +38,9 @@ const (
 	HeaderRecordedAt     = "recorded-at"
 	HeaderContentType    = "content-type"
 	HeaderFingerprint    = "schema-fingerprint"
+	// HeaderMetadata carries the event's metadata as a JSON object of strings, when it has
+	// any (the Avro record does not hold it).
+	HeaderMetadata = "metadata"
 )
 
 // Config tunes a Relay. Zero values take the defaults noted.
@@ -552,7 +556,7 @@ func (r *Relay) inOrder(batch []pending) []pending {
 }
 
 func (r *Relay) message(e events.Envelope, value []byte, contentType string, fp uint64) kafka.Message {
-	return kafka.Message{
+	m := kafka.Message{
 		Topic: r.cfg.TopicPrefix + "." + e.Category,
 		Key:   []byte(e.StreamID),
 		Value: value,
@@ -569,6 +573,11 @@ func (r *Relay) message(e events.Envelope, value []byte, contentType string, fp 
 			{Key: HeaderFingerprint, Value: fmt.Appendf(nil, "%016x", fp)},
 		},
 	}
+	if len(e.Metadata) > 0 {
+		md, _ := json.Marshal(e.Metadata) // a map of strings always marshals
+		m.Headers = append(m.Headers, kafka.Header{Key: HeaderMetadata, Value: md})
+	}
+	return m
 }
 
 // settle removes the published rows and moves the dead ones aside, counting their events for

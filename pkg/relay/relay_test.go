@@ -85,7 +85,7 @@ func (e *env) append(t *testing.T, stream string, n int, typ string) {
 	t.Helper()
 	evs := make([]events.Event, n)
 	for i := range evs {
-		evs[i] = events.Event{Type: typ, Data: fmt.Appendf(nil, `{"i":%d}`, i)}
+		evs[i] = events.Event{Type: typ, Data: fmt.Appendf(nil, `{"i":%d}`, i), Metadata: map[string]string{"user_agent": "test"}}
 	}
 	if _, err := e.store.Append(context.Background(), stream, events.Any(), evs, events.AppendOptions{CorrelationID: "corr", CausationID: "cause"}); err != nil {
 		t.Fatal(err)
@@ -188,7 +188,7 @@ func TestRelay_PublishesEveryEventInOrder(t *testing.T) {
 			relay.HeaderStreamVersion: "1", relay.HeaderGlobalPosition: strconv.FormatInt(ev.GlobalPosition, 10),
 			relay.HeaderCorrelationID: "corr", relay.HeaderCausationID: "cause",
 			relay.HeaderRecordedAt: ev.RecordedAt.Format(time.RFC3339Nano), relay.HeaderContentType: "application/json",
-			relay.HeaderFingerprint: "000000000000002a",
+			relay.HeaderFingerprint: "000000000000002a", relay.HeaderMetadata: `{"user_agent":"test"}`,
 		}
 		for k, v := range wantHeaders {
 			if r.headers[k] != v {
