@@ -483,3 +483,18 @@ func stripLogicalTypes(v any) any {
 	}
 	return v
 }
+
+func TestAppendStringMatchesEncodingJSON(t *testing.T) {
+	for _, s := range []string{"", "plain text 123", `quote " and \ backslash`, "tab\there", "<b>&amp;</b>",
+		"ünïcödé", "\u2028\u2029", "\x00\x1f\x7f", string([]byte{0xff, 'a'}), "emoji 🎉"} {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(s); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := string(schema.AppendString(nil, s)), strings.TrimSuffix(b.String(), "\n"); got != want {
+			t.Errorf("appendString(%q) = %s, want %s", s, got, want)
+		}
+	}
+}

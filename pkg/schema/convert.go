@@ -404,6 +404,18 @@ func appendFields(buf []byte, fields []*field, m map[string]any, path string) ([
 
 // appendString appends s as a JSON string, without escaping <, > and &.
 func appendString(buf []byte, s string) []byte {
+	plain := true // printable ASCII without a quote or a backslash: written as it is
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		buf = append(buf, '"')
+		buf = append(buf, s...)
+		return append(buf, '"')
+	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)

@@ -22,3 +22,6 @@ func (c *Catalog) EncodeVersion(e events.Envelope, n int) ([]byte, uint64, error
 	}
 	return c.encode(e, t.versions[n-1])
 }
+
+// AppendString is appendString.
+var AppendString = appendString
