@@ -11,6 +11,11 @@
 //	topics         create the event topics and dead-letter topics (idempotent)
 //	projector      the projector's read models: migrate (apply their migrations) or rebuild
 //	               (build them anew from the event store and switch to them atomically)
+//	lag            print each consumer group's lag on the event topics per partition, with its
+//	               lag in seconds, state, members and status (ok, warn, stall, stop):
+//	               lag [--group G] [--watch] [--interval 2s] [--window 10]
+//	lag-exporter   serve the consumer lag as Prometheus metrics on /metrics, with /livez and
+//	               /readyz: lag-exporter [--addr :9308] [--interval 10s] [--window 10]
 //	replay         move a stopped consumer group's offsets back to a time (--group G --since T
 //	               [--until T] [--topics a,b] [--dry-run]; T is RFC 3339 or a duration back from now: 2h, 7d)
 //	probe URL      GET URL and exit 0 on a 2xx answer (container health checks)
@@ -48,6 +53,12 @@ commands:
   projector      the projector's read models: projector migrate (apply their migrations),
                  projector rebuild [-batch-size N] (build them anew from the event store while
                  the projector keeps serving, then switch to them atomically)
+  lag            print each consumer group's lag on the event topics per partition, with its
+                 lag in seconds, state, members and status (ok, warn, stall, stop):
+                 lag [--group G] [--watch] [--interval 2s] [--window 10]; without --watch a
+                 lagging group's status is n/a (the status compares a window of polls)
+  lag-exporter   serve the consumer lag as Prometheus metrics on /metrics, with /livez and
+                 /readyz: lag-exporter [--addr :9308] [--interval 10s] [--window 10]
   replay         move a stopped consumer group's committed offsets back to a time, so that it
                  receives the events from then on again: replay --group G --since T
                  [--until T] [--topics a,b] [--dry-run]; T is RFC 3339 or a duration back
@@ -89,6 +100,10 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = topicsCmd(ctx, rest, loadConfig, stdout)
 	case "projector":
 		err = projectorCmd(ctx, rest, loadConfig, stdout)
+	case "lag":
+		err = lagCmd(ctx, rest, loadConfig, stdout)
+	case "lag-exporter":
+		err = lagExporterCmd(ctx, rest, loadConfig, stderr)
 	case "replay":
 		err = replayCmd(ctx, rest, loadConfig, stdout)
 	case "probe":

@@ -15,6 +15,7 @@ import (
 	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/pkg/lag"
 	"github.com/annals-dev/annals/services/writer/api"
 )
 
@@ -38,6 +39,14 @@ func wire(ctx context.Context, m *app.Main) error {
 	if err != nil {
 		return err
 	}
+	// The consumer groups' lag, read from the broker, so that it shows even when every
+	// consumer is down.
+	mon, err := lag.New(lag.Config{Brokers: m.Config.Kafka.Brokers, Topics: wiring.EventTopics(m.Config), Logger: m.Logger})
+	if err != nil {
+		return err
+	}
+	m.Registry.MustRegister(mon)
+	m.Go("lag monitor", mon.Run)
 	m.Go("relay", func(ctx context.Context) error {
 		defer r.Close()
 		return wiring.RunRelay(ctx, r, m.DB, m.Config, m.Logger)
