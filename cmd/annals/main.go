@@ -11,6 +11,8 @@
 //	topics         create the event topics and dead-letter topics (idempotent)
 //	projector      the projector's read models: migrate (apply their migrations) or rebuild
 //	               (build them anew from the event store and switch to them atomically)
+//	load           drive the writer with a realistic mix of commands and report throughput and
+//	               latency: load [--url U] [--rate R | --concurrency C] [--duration D] [--json]
 //	lag            print each consumer group's lag on the event topics per partition, with its
 //	               lag in seconds, state, members and status (ok, warn, stall, stop):
 //	               lag [--group G] [--watch] [--interval 2s] [--window 10]
@@ -53,6 +55,9 @@ commands:
   projector      the projector's read models: projector migrate (apply their migrations),
                  projector rebuild [-batch-size N] (build them anew from the event store while
                  the projector keeps serving, then switch to them atomically)
+  load           drive the writer with a realistic mix of commands and report throughput,
+                 latency percentiles and errors by code: load [--url http://127.0.0.1:8080]
+                 [--rate R (open loop) | --concurrency C (closed loop)] [--duration 10s] [--json]
   lag            print each consumer group's lag on the event topics per partition, with its
                  lag in seconds, state, members and status (ok, warn, stall, stop):
                  lag [--group G] [--watch] [--interval 2s] [--window 10]; without --watch a
@@ -100,6 +105,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = topicsCmd(ctx, rest, loadConfig, stdout)
 	case "projector":
 		err = projectorCmd(ctx, rest, loadConfig, stdout)
+	case "load":
+		err = loadCmd(ctx, rest, stdout, stderr)
 	case "lag":
 		err = lagCmd(ctx, rest, loadConfig, stdout)
 	case "lag-exporter":
