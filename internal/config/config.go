@@ -28,6 +28,7 @@ type Config struct {
 	Monitoring    Monitoring    `json:"monitoring"`
 	Kafka         Kafka         `json:"kafka"`
 	SMTP          SMTP          `json:"smtp"`
+	Notifier      Notifier      `json:"notifier"`
 	HTTP          HTTP          `json:"http"`
 	Log           Log           `json:"log"`
 	Writer        Writer        `json:"writer"`
@@ -92,10 +93,24 @@ type Kafka struct {
 	ReplicationFactor int      `json:"replication_factor"`
 }
 
-// SMTP is the [smtp] section.
+// SMTP is the [smtp] section. Username and Password, when set, authenticate the notifier
+// to the server; StartTLS is "none", "opportunistic" (when the server offers it) or
+// "required".
 type SMTP struct {
-	Addr string `json:"addr"`
-	From string `json:"from"`
+	Addr     string        `json:"addr"`
+	From     string        `json:"from"`
+	Username string        `json:"username"`
+	Password Secret        `json:"password"`
+	StartTLS string        `json:"starttls"`
+	Timeout  time.Duration `json:"timeout"`
+}
+
+// Notifier is the [notifier] section. An empty TemplatesDir means the built-in templates
+// only; RateLimit is in emails per second, 0 for no limit.
+type Notifier struct {
+	TemplatesDir string        `json:"templates_dir"`
+	RateLimit    int           `json:"rate_limit"`
+	UserWait     time.Duration `json:"user_wait"`
 }
 
 // HTTP is the [http] section. An empty Addr means the service's own
@@ -225,6 +240,9 @@ func (c *Config) Validate() error {
 		if msg := checkValue(s, load(s, c), s.Secure); msg != "" {
 			errs = append(errs, fmt.Errorf("%s (%s): %s", s.Env, s.Path(), msg))
 		}
+	}
+	if c.SMTP.Password != "" && c.SMTP.Username == "" {
+		errs = append(errs, errors.New("SMTP_PASSWORD (smtp.password): set, but SMTP_USERNAME (smtp.username) is empty"))
 	}
 	if c.EventStore.URL == "" {
 		for _, name := range []string{"host", "database", "username"} {

@@ -49,10 +49,12 @@ func TestDefault(t *testing.T) {
 		Monitoring: config.Monitoring{MetricsEnabled: true, EventTracking: true, PerformanceMonitoring: true},
 		Kafka: config.Kafka{Brokers: []string{"127.0.0.1:9092"}, TopicPrefix: "annals", TopicPartitions: 12,
 			ReplicationFactor: 1},
-		SMTP:   config.SMTP{Addr: "127.0.0.1:1025", From: "Annals <noreply@annals.local>"},
-		HTTP:   config.HTTP{Addr: "", ShutdownTimeout: 15 * time.Second},
-		Log:    config.Log{Level: "info", Format: "json"},
-		Writer: config.Writer{MigrateOnStart: false},
+		SMTP: config.SMTP{Addr: "127.0.0.1:1025", From: "Annals <noreply@annals.local>", StartTLS: "opportunistic",
+			Timeout: 10 * time.Second},
+		Notifier: config.Notifier{RateLimit: 100, UserWait: 30 * time.Second},
+		HTTP:     config.HTTP{Addr: "", ShutdownTimeout: 15 * time.Second},
+		Log:      config.Log{Level: "info", Format: "json"},
+		Writer:   config.Writer{MigrateOnStart: false},
 	}
 	if got := config.Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Default():\ngot  %+v\nwant %+v", got, want)
@@ -83,7 +85,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 38; got != want {
+	if got, want := len(keys), 45; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}
@@ -265,7 +267,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "unknown section",
 			file: "[event_sourcing]\nenabled: true\n\n[eventstore]\nhost: x\n",
-			want: []string{":4: unknown section [eventstore]; known sections: event_sourcing, event_store, projections, aggregates, handlers, monitoring, kafka, smtp, http, log, writer"},
+			want: []string{":4: unknown section [eventstore]; known sections: event_sourcing, event_store, projections, aggregates, handlers, monitoring, kafka, smtp, notifier, http, log, writer"},
 		},
 		{
 			name: "unknown key",
@@ -386,6 +388,26 @@ func TestLoadErrors(t *testing.T) {
 			name: "bad smtp from",
 			env:  env("SMTP_FROM", "nobody"),
 			want: []string{`SMTP_FROM (smtp.from): "nobody" is not an email address`},
+		},
+		{
+			name: "bad smtp starttls",
+			env:  env("SMTP_STARTTLS", "always"),
+			want: []string{`SMTP_STARTTLS (smtp.starttls): "always" is not supported; allowed: none, opportunistic, required`},
+		},
+		{
+			name: "smtp password without user",
+			env:  env("SMTP_PASSWORD", "hunter2"),
+			want: []string{`SMTP_PASSWORD (smtp.password): set, but SMTP_USERNAME (smtp.username) is empty`},
+		},
+		{
+			name: "negative notifier rate limit",
+			env:  env("NOTIFIER_RATE_LIMIT", "-1"),
+			want: []string{`NOTIFIER_RATE_LIMIT (notifier.rate_limit): "-1" is out of range; must be at least 0`},
+		},
+		{
+			name: "zero notifier user wait",
+			env:  env("NOTIFIER_USER_WAIT", "0s"),
+			want: []string{`NOTIFIER_USER_WAIT (notifier.user_wait): "0s" is out of range; must be greater than 0`},
 		},
 		{
 			name: "bad http addr",

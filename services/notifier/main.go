@@ -4,10 +4,87 @@
 //
 //	annals-notifier [-config file] [-addr host:port]
 //
-// Configuration comes from config/event_sourcing.tsk and the environment (see the README).
-// It serves /livez, /readyz, /metrics and /openapi.json, and stops cleanly on SIGINT or SIGTERM.
+// Besides the group, every notifier process reads the user topic for its own directory of
+// addresses (see package notify). Configuration comes from config/event_sourcing.tsk and the
+// environment (see the README).
+// It serves /livez, /readyz, /metrics, /openapi.json and GET /v1/notifications (the sent log),
+// and stops cleanly on SIGINT or SIGTERM.
 package main
 
-import "github.com/annals-dev/annals/internal/app"
+import (
+	"context"
+	"fmt"
 
-func main() { app.RunProgram(app.Notifier) }
+	"github.com/annals-dev/annals/internal/app"
+	"github.com/annals-dev/annals/internal/wiring"
+	"github.com/annals-dev/annals/pkg/consume"
+	"github.com/annals-dev/annals/services/notifier/api"
+	"github.com/annals-dev/annals/services/notifier/notify"
+	"github.com/annals-dev/annals/services/notifier/sender"
+	"github.com/annals-dev/annals/services/notifier/templates"
+	"github.com/annals-dev/annals/services/writer/domain"
+)
+
+func main() { app.RunProgram(app.Notifier, migrate, wire) }
+
+// migrate checks the event store's schema (or applies it, with MIGRATE_ON_START: the consumer
+// runtime's tables live there) and applies the notifier's own migrations.
+func migrate(ctx context.Context, m *app.Main) error {
+	if err := wiring.EnsureEventStoreSchema(ctx, m.DB, m.Config.Writer.MigrateOnStart, m.Logger); err != nil {
+		return err
+	}
+	_, err := notify.Migrate(ctx, m.DB, m.Logger)
+	return err
+}
+
+func wire(_ context.Context, m *app.Main) error {
+	cfg := m.Config
+	tpl, err := templates.Load(cfg.Notifier.TemplatesDir)
+	if err != nil {
+		return fmt.Errorf("NOTIFIER_TEMPLATES_DIR (notifier.templates_dir): %w", err)
+	}
+	snd, err := sender.New(sender.Config{
+		Addr:      cfg.SMTP.Addr,
+		From:      cfg.SMTP.From,
+		Username:  cfg.SMTP.Username,
+		Password:  cfg.SMTP.Password.Reveal(),
+		TLS:       sender.TLSMode(cfg.SMTP.StartTLS),
+		Timeout:   cfg.SMTP.Timeout,
+		Rate:      float64(cfg.Notifier.RateLimit),
+		UserAgent: "annals-notifier",
+	})
+	if err != nil {
+		return err
+	}
+	n := notify.New(m.DB, snd, tpl, notify.Options{
+		MessageIDDomain: snd.Domain(),
+		UserWait:        cfg.Notifier.UserWait,
+		Logger:          m.Logger,
+		Registerer:      m.Registry,
+	})
+	api.New(n.SentLog(), m.Logger).Register(m.Router)
+	if !cfg.Handlers.Enabled {
+		m.Logger.Info("event handlers are disabled (EVENT_HANDLERS_ENABLED=false): serving the sent log without sending email")
+		return nil
+	}
+	base := wiring.ConsumerConfig(cfg, notify.Group, m.Logger, consume.NewMetrics(m.Registry))
+	c, err := n.Consumer(base)
+	if err != nil {
+		return err
+	}
+	dir, err := n.Directory(notify.DirectoryConfig{
+		Brokers: cfg.Kafka.Brokers,
+		Topic:   cfg.TopicName(domain.UserCategory),
+		Decode:  base.Decode,
+		Logger:  m.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	m.Go("directory", dir.Run)
+	m.Go("consumer", func(ctx context.Context) error {
+		defer snd.Close()
+		return c.Run(ctx)
+	})
+	return nil
+}

@@ -1,0 +1,194 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/annals-dev/annals/internal/httpx"
+	"github.com/annals-dev/annals/services/notifier/notify"
+)
+
+// Error codes of the API.
+const (
+	CodeInvalidRequest = "invalid_request" // 400, with field
+	CodeUnavailable    = "unavailable"     // 503
+	CodeInternal       = "internal"        // 500
+)
+
+// API serves the sent log.
+type API struct {
+	sent *notify.SentLog
+	log  *slog.Logger
+}
+
+// New returns the API on the sent log l; logger receives server-side failures
+// (slog.Default when nil).
+func New(l *notify.SentLog, logger *slog.Logger) *API {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &API{sent: l, log: logger}
+}
+
+// Register adds the routes to r, documented for /openapi.json.
+func (a *API) Register(r *httpx.Router) {
+	r.HandleFunc("GET", "/v1/notifications", listOp, a.list)
+}
+
+// page is the answer of GET /v1/notifications.
+type page struct {
+	Notifications []notify.Notification `json:"notifications"`
+	NextCursor    string                `json:"next_cursor,omitempty"`
+}
+
+func (a *API) list(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	rows, more, err := a.sent.List(r.Context(), q)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	p := page{Notifications: rows}
+	if more {
+		p.NextCursor = encodeCursor(rows[len(rows)-1].EventID)
+	}
+	httpx.WriteJSON(w, http.StatusOK, p)
+}
+
+var known = []string{"to", "event_id", "limit", "cursor"}
+
+func parseQuery(r *http.Request) (notify.SentQuery, error) {
+	var q notify.SentQuery
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return q, invalidf("query", "malformed query string")
+	}
+	for k, vs := range v {
+		if !slices.Contains(known, k) {
+			return q, invalidf(k, "unknown query parameter; this route takes %s", strings.Join(known, ", "))
+		}
+		if len(vs) > 1 {
+			return q, invalidf(k, "give it at most once")
+		}
+	}
+	if s := v.Get("to"); s != "" {
+		if len(s) > 254 {
+			return q, invalidf("to", "must be an email address of at most 254 bytes")
+		}
+		q.To = s
+	}
+	if s := v.Get("event_id"); s != "" {
+		id, err := uuid.Parse(s)
+		if err != nil || len(s) != 36 {
+			return q, invalidf("event_id", "must be a UUID such as 0190a4b2-7f3c-7a00-8000-000000000001")
+		}
+		q.EventID = id
+	}
+	q.Limit = notify.DefaultLimit
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > notify.MaxLimit {
+			return q, invalidf("limit", "must be an integer from 1 to %d", notify.MaxLimit)
+		}
+		q.Limit = n
+	}
+	if s := v.Get("cursor"); s != "" {
+		after, err := decodeCursor(s)
+		if err != nil {
+			return q, err
+		}
+		q.After = after
+	}
+	return q, nil
+}
+
+// A cursor is the event id of the last row of the page before, base64url-encoded: opaque to
+// clients, and valid for any filter.
+func encodeCursor(id uuid.UUID) string { return base64.RawURLEncoding.EncodeToString(id[:]) }
+
+func decodeCursor(s string) (uuid.UUID, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != 16 {
+		return uuid.Nil, invalidf("cursor", "is not a cursor of this API (pass next_cursor of the previous page)")
+	}
+	return uuid.UUID(b), nil
+}
+
+// inputError is a malformed request. Field names the parameter.
+type inputError struct {
+	Field   string
+	Message string
+}
+
+func (e *inputError) Error() string { return e.Field + ": " + e.Message }
+
+func invalidf(field, format string, args ...any) error {
+	return &inputError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// classify maps an error to its HTTP status, code, message and extra fields. It is the only
+// place that does.
+func classify(err error) (int, string, string, map[string]any) {
+	var in *inputError
+	switch {
+	case errors.As(err, &in):
+		return http.StatusBadRequest, CodeInvalidRequest, in.Error(), map[string]any{"field": in.Field}
+	case unavailable(err):
+		return http.StatusServiceUnavailable, CodeUnavailable, "the sent log is unavailable; retry later", nil
+	}
+	return http.StatusInternalServerError, CodeInternal, "internal error", nil
+}
+
+// unavailable reports whether err says the database cannot be reached or the request ran out
+// of time, rather than that the request is wrong.
+func unavailable(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.Timeout(err) {
+		return true
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	if errors.As(err, &ce) || errors.As(err, &ne) {
+		return true
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && len(pg.Code) == 5 {
+		switch pg.Code[:2] {
+		case "08", "53", "57":
+			return true
+		}
+	}
+	return false
+}
+
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, code, message, fields := classify(err)
+	if status >= 500 {
+		level := slog.LevelError
+		if errors.Is(err, context.Canceled) {
+			level = slog.LevelDebug // the client went away
+		}
+		a.log.LogAttrs(r.Context(), level, "request failed",
+			slog.String("method", r.Method), slog.String("route", r.Pattern),
+			slog.Int("status", status), slog.String("correlation_id", httpx.CorrelationID(r)),
+			slog.String("error", err.Error()))
+	}
+	httpx.WriteErrorFields(w, status, code, message, fields)
+}

@@ -1,0 +1,401 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/annals-dev/annals/pkg/consume"
+	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/services/writer/domain"
+)
+
+// DirectoryConfig configures a Directory. Zero values take the defaults noted.
+type DirectoryConfig struct {
+	Brokers []string
+	// Topic is the user topic (<prefix>.user).
+	Topic string
+	// Decode decodes its records (consume.SchemaDecoder).
+	Decode consume.Decoder
+	// BatchSize is the most records applied in one transaction (500).
+	BatchSize int
+	// Refresh is how often the topic's partitions are listed again, to pick up new ones (30 s).
+	Refresh time.Duration
+	// Backoff is the first pause after a failure, doubled up to MaxBackoff (100 ms, 5 s).
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+	Logger     *slog.Logger
+}
+
+// Directory keeps the notifier's user directory: it reads every partition of the user topic
+// and applies each user event to annals_notifier_users in PostgreSQL, recording how far it
+// read in the same transaction, so that it resumes where it stopped and applies each event
+// exactly once. See the package comment for why it is not part of the consumer group.
+type Directory struct {
+	pool    *pgxpool.Pool
+	cfg     DirectoryConfig
+	log     *slog.Logger
+	metrics *metrics
+}
+
+// Directory returns the directory that feeds n's order emails.
+func (n *Notifier) Directory(cfg DirectoryConfig) (*Directory, error) {
+	switch {
+	case len(cfg.Brokers) == 0:
+		return nil, errors.New("notify: directory: no brokers")
+	case cfg.Topic == "":
+		return nil, errors.New("notify: directory: no user topic")
+	case cfg.Decode == nil:
+		return nil, errors.New("notify: directory: no decoder")
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = 30 * time.Second
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 5 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = n.log
+	}
+	return &Directory{pool: n.pool, cfg: cfg, log: log.With("component", "directory", "topic", cfg.Topic), metrics: n.metrics}, nil
+}
+
+// Run reads the user topic until ctx ends, then returns nil. Kafka or PostgreSQL being
+// unreachable only delays it.
+func (d *Directory) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	running := map[int]bool{}
+	backoff := d.cfg.Backoff
+	for {
+		parts, err := d.partitions(ctx)
+		pause := d.cfg.Refresh
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			d.log.Warn("notify: directory: cannot list the user topic's partitions; retrying", "error", err, "pause", backoff)
+			pause, backoff = backoff, min(2*backoff, d.cfg.MaxBackoff)
+		} else {
+			backoff = d.cfg.Backoff
+			for _, p := range parts {
+				if !running[p] {
+					running[p] = true
+					wg.Go(func() { d.tail(ctx, p) })
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(pause):
+		}
+	}
+}
+
+func (d *Directory) partitions(ctx context.Context) ([]int, error) {
+	client := &kafka.Client{Addr: kafka.TCP(d.cfg.Brokers...), Timeout: 10 * time.Second}
+	resp, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{d.cfg.Topic}})
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range resp.Topics {
+		if t.Name != d.cfg.Topic {
+			continue
+		}
+		if t.Error != nil {
+			return nil, fmt.Errorf("topic %s: %w", t.Name, t.Error)
+		}
+		out := make([]int, 0, len(t.Partitions))
+		for _, p := range t.Partitions {
+			out = append(out, p.ID)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("topic %s: not in the metadata", d.cfg.Topic)
+}
+
+// tail applies one partition from where the directory stopped, until ctx ends.
+func (d *Directory) tail(ctx context.Context, partition int) {
+	log := d.log.With("partition", partition)
+	backoff := d.cfg.Backoff
+	pause := func() bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, d.cfg.MaxBackoff)
+		return true
+	}
+	var offset int64
+	for {
+		var err error
+		if offset, err = d.position(ctx, partition); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("notify: directory: cannot read its position; retrying", "error", err)
+		if !pause() {
+			return
+		}
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:   d.cfg.Brokers,
+		Topic:     d.cfg.Topic,
+		Partition: partition,
+		MinBytes:  1,
+		MaxBytes:  8 << 20,
+		MaxWait:   250 * time.Millisecond,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			log.Warn("notify: directory: kafka reader: " + fmt.Sprintf(msg, args...))
+		}),
+	})
+	defer r.Close()
+	if err := r.SetOffset(offset); err != nil { // only an invalid offset fails: a bug, not a condition
+		log.Error("notify: directory: cannot set the reader's offset; the partition is not read", "offset", offset, "error", err)
+		return
+	}
+	lag := d.metrics.directoryLag.WithLabelValues(strconv.Itoa(partition))
+	for {
+		batch, err := d.fetch(ctx, r)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			log.Warn("notify: directory: fetch failed; retrying", "error", err, "pause", backoff)
+			if !pause() {
+				return
+			}
+			continue
+		}
+		backoff = d.cfg.Backoff
+		for {
+			err := d.apply(ctx, partition, batch)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("notify: directory: cannot apply user events; retrying", "error", err, "pause", backoff)
+			if !pause() {
+				return
+			}
+		}
+		backoff = d.cfg.Backoff
+		last := batch[len(batch)-1]
+		lag.Set(float64(max(last.HighWaterMark-last.Offset-1, 0)))
+	}
+}
+
+// fetch waits for a record, then takes what follows within a few milliseconds, up to
+// BatchSize.
+func (d *Directory) fetch(ctx context.Context, r *kafka.Reader) ([]kafka.Message, error) {
+	m, err := r.FetchMessage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	batch := []kafka.Message{m}
+	for len(batch) < d.cfg.BatchSize {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
+		m, err := r.FetchMessage(lctx)
+		cancel()
+		if err != nil {
+			break
+		}
+		batch = append(batch, m)
+	}
+	return batch, nil
+}
+
+// position returns the next offset to read on a partition: the stored one, or the first.
+func (d *Directory) position(ctx context.Context, partition int) (int64, error) {
+	var next int64
+	err := d.pool.QueryRow(ctx, `select next_offset from annals_notifier_directory_offsets
+		where topic = $1 and partition = $2`, d.cfg.Topic, partition).Scan(&next)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return kafka.FirstOffset, nil
+	}
+	return next, err
+}
+
+// apply applies a partition's records and moves its position past them, in one transaction.
+// When that fails for another reason than the database, it applies them one by one, skipping
+// (and logging) each record that cannot be applied, so that one bad record never stops the
+// directory.
+func (d *Directory) apply(ctx context.Context, partition int, batch []kafka.Message) error {
+	err := d.applyTx(ctx, partition, batch, false)
+	if err == nil || databaseDown(err) || ctx.Err() != nil {
+		return err
+	}
+	for i := range batch {
+		one := batch[i : i+1]
+		err := d.applyTx(ctx, partition, one, false)
+		if err == nil {
+			continue
+		}
+		if databaseDown(err) || ctx.Err() != nil {
+			return err
+		}
+		d.log.Error("notify: directory: skipping a user event that cannot be applied", "partition", partition,
+			"offset", batch[i].Offset, "error", err)
+		d.metrics.directory.WithLabelValues("skipped").Inc()
+		if err := d.applyTx(ctx, partition, one, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyTx applies records and moves the partition's position past them in one transaction;
+// with skip, it only moves the position.
+func (d *Directory) applyTx(ctx context.Context, partition int, batch []kafka.Message, skip bool) error {
+	// The position first: a second notifier process applying the same records waits here for
+	// this transaction instead of taking row locks in another order.
+	var b pgx.Batch
+	b.Queue(`insert into annals_notifier_directory_offsets (topic, partition, next_offset) values ($1, $2, $3)
+		on conflict (topic, partition) do update
+		set next_offset = greatest(annals_notifier_directory_offsets.next_offset, excluded.next_offset)`,
+		d.cfg.Topic, partition, batch[len(batch)-1].Offset+1)
+	applied := 0
+	for _, m := range batch {
+		if skip {
+			break
+		}
+		e, err := d.cfg.Decode(m)
+		if err == nil {
+			err = queueUserEvent(&b, e)
+		}
+		if errors.Is(err, errNotUserEvent) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("offset %d: %w", m.Offset, err)
+		}
+		applied++
+	}
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	d.metrics.directory.WithLabelValues("applied").Add(float64(applied))
+	return nil
+}
+
+var errNotUserEvent = errors.New("not a user event the directory keeps")
+
+// queueUserEvent queues the statement that applies a user event to the directory: one
+// statement, guarded by the stream's version, so a redelivered event changes nothing.
+func queueUserEvent(b *pgx.Batch, e events.Envelope) error {
+	id, err := streamUUID(e.StreamID, domain.UserCategory)
+	if err != nil {
+		return err
+	}
+	switch e.Type {
+	case domain.EventUserCreated:
+		var d domain.UserCreated
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return fmt.Errorf("%s data: %w", e.Type, err)
+		}
+		b.Queue(`insert into annals_notifier_users as u (user_id, email, name, status, deactivated_at, version)
+			values ($1, $2, $3, 'active', null, $4)
+			on conflict (user_id) do update set email = excluded.email, name = excluded.name, status = 'active',
+				deactivated_at = null, version = excluded.version, updated_at = clock_timestamp()
+			where u.version < excluded.version`,
+			id, clean(d.Email), clean(d.Name), e.Version)
+	case domain.EventUserProfileUpdated:
+		var d domain.UserProfileUpdated
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return fmt.Errorf("%s data: %w", e.Type, err)
+		}
+		b.Queue(`insert into annals_notifier_users as u (user_id, email, name, status, version)
+			values ($1, coalesce($2::text, ''), coalesce($3::text, ''), 'active', $4)
+			on conflict (user_id) do update set email = coalesce($2::text, u.email), name = coalesce($3::text, u.name),
+				version = excluded.version, updated_at = clock_timestamp()
+			where u.version < excluded.version`,
+			id, cleanPtr(d.Email), cleanPtr(d.Name), e.Version)
+	case domain.EventUserDeactivated:
+		b.Queue(`insert into annals_notifier_users as u (user_id, email, name, status, deactivated_at, version)
+			values ($1, '', '', 'deactivated', $2, $3)
+			on conflict (user_id) do update set status = 'deactivated', deactivated_at = excluded.deactivated_at,
+				version = excluded.version, updated_at = clock_timestamp()
+			where u.version < excluded.version`,
+			id, e.RecordedAt, e.Version)
+	default:
+		return errNotUserEvent
+	}
+	return nil
+}
+
+// user is a user as the directory knows it.
+type user struct {
+	Email         string
+	Name          string
+	Status        string
+	DeactivatedAt *time.Time
+}
+
+// lookupUser returns the directory's row of a user; ok is false when there is none.
+func lookupUser(ctx context.Context, db *pgxpool.Pool, id uuid.UUID) (u user, ok bool, err error) {
+	err = db.QueryRow(ctx, `select email, name, status, deactivated_at from annals_notifier_users where user_id = $1`, id).
+		Scan(&u.Email, &u.Name, &u.Status, &u.DeactivatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return user{}, false, nil
+	}
+	return u, err == nil, err
+}
+
+// streamUUID returns the id part of a stream id of the category: user-<uuid> -> <uuid>.
+func streamUUID(streamID, category string) (uuid.UUID, error) {
+	rest, ok := strings.CutPrefix(streamID, category+"-")
+	id, err := uuid.Parse(rest)
+	if !ok || err != nil {
+		return uuid.Nil, fmt.Errorf("stream %q is not a %s stream with a UUID", streamID, category)
+	}
+	return id, nil
+}
+
+// clean makes s storable as PostgreSQL text: valid UTF-8, without NUL bytes.
+func clean(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return strings.ReplaceAll(s, "\x00", "")
+}
+
+func cleanPtr(s *string) *string {
+	if s == nil {
+		return nil
+	}
+	c := clean(*s)
+	return &c
+}

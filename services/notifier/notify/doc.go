@@ -1,0 +1,65 @@
+// Package notify is the notifier's logic: the guide's EmailNotificationHandler (a welcome
+// email on UserCreated, an order confirmation on OrderConfirmed, a cancellation with its
+// reason on OrderCancelled) as a handler of the annals-notifier consumer group, the sent log
+// that makes it send each email once, and the user directory that tells it where order
+// emails go.
+//
+// # One email per event
+//
+// The handler looks the event up in the sent log (annals_notifier_sent, keyed by event id)
+// before it sends, and writes the row once the SMTP server has accepted the email. A
+// redelivered event (after a restart, a rebalance, a stall) therefore sends nothing. Every
+// email's Message-ID is derived from its event, <event-id@domain of SMTP_FROM>, so that every
+// attempt at one email carries the same Message-ID.
+//
+// Sending is no transaction, so one window remains: a crash (or a lost connection) after the
+// server received the final "." of the message and before the sent log's row commits. The
+// event is then delivered again and the email sent again: at most one duplicate per crash,
+// with the same Message-ID, by which mail systems and clients can recognise it. The package
+// narrows the window: the row is written right after the server's reply, retried for
+// Options.RecordTimeout while the database is unreachable.
+//
+// # Failures
+//
+//   - The mail server unreachable, refusing connections, timing out, answering 4xx, or
+//     refusing our sender or credentials: the handler returns consume.Unavailable, so the group
+//     pauses and starts again from its committed offsets. Nothing goes to the dead-letter topic
+//     and nothing is lost; emails sent in the meantime are in the sent log and not sent again.
+//     The database being unreachable is handled the same way.
+//   - The server refusing the email for good (a 5xx reply to RCPT TO or to the message), an
+//     invalid recipient address, malformed event data, an order never created, or a user
+//     whose address the directory still lacks after Options.UserWait: consume.Permanent, with
+//     the reason, which sends the event to the dead-letter topic and parks its stream.
+//   - Header injection cannot happen: the recipient's address must be a bare address without
+//     control characters; the display name is encoded by the mail library (RFC 2047) whatever
+//     it holds; the subject is one line (package templates).
+//
+// # The user directory
+//
+// Order events do not carry the user's address, and they are on another topic than the user
+// events, so an order's email may be due before its user's events have been read. The
+// directory (annals_notifier_users) is the notifier's own copy of what it needs of each user
+// (address, name, deactivation), built from UserCreated, UserProfileUpdated and
+// UserDeactivated: state carried by events, no call to another service. Each row is guarded
+// by its stream's version, so an event applied twice changes nothing.
+//
+// The Directory reads the user topic on its own, outside the consumer group, like a global
+// table: every notifier process reads every partition of the user topic, from the positions
+// stored in annals_notifier_directory_offsets, which commit in the same transaction as the
+// rows they cover. It cannot live inside the group: an order email that waits for its user
+// holds its whole batch (the runtime commits a batch when all of its lanes are done), and the
+// user event it waits for may be in the next batch; nor may the directory ever wait for the
+// mail server. So an order email polls the directory, with backoff, for up to
+// Options.UserWait (NOTIFIER_USER_WAIT) and then gives up with a Permanent error. Such a wait
+// holds the group's batch in flight, which is the price of never mailing the wrong address;
+// when the user topic is read normally it lasts milliseconds.
+//
+// What the notifier knows of orders (owner, lines, total: annals_notifier_orders) comes from
+// the order events in the group itself, which sees an order's events in order.
+//
+// An order email whose event was recorded after its user's deactivation is not sent; the sent
+// log records it as skipped, with the reason.
+//
+// The package never writes to the event store or to Kafka (the consumer runtime writes the
+// dead letters).
+package notify
