@@ -283,6 +283,9 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 			MinBytes:  1,
 			MaxBytes:  8 << 20,
 			MaxWait:   250 * time.Millisecond,
+			// The reader waits for the runtime to take each message of a fetched batch; slow
+			// handlers must not make that look like a broken connection.
+			ReadBatchTimeout: time.Minute,
 			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
 				c.log.Warn("consume: kafka reader: "+fmt.Sprintf(msg, args...), "topic", tp.topic, "partition", tp.partition)
 			}),

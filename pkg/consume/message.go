@@ -47,7 +47,9 @@ func (m *Message) String() string {
 // send it to the dead-letter topic and park the later messages of its stream.
 //
 // A Handler is called concurrently for messages of different streams, and never concurrently
-// for two messages of the same stream (same key).
+// for two messages of the same stream (same key). It must not wait for another message of its
+// own group: the next batch starts only when every lane of the current one has finished, so
+// that message may never come while it waits.
 type Handler interface {
 	Handle(ctx context.Context, m *Message) error
 }
