@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
 )
 
 //go:embed migrations/*.sql
@@ -71,10 +70,7 @@ func newProvider(db *sql.DB, log *slog.Logger) (*goose.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	locker, err := lock.NewPostgresSessionLocker()
-	if err != nil {
-		return nil, err
-	}
+	locker := MigrationLocker(EventStoreLockID)
 	opts := []goose.ProviderOption{
 		goose.WithSessionLocker(locker),
 		goose.WithTableName(MigrationsTable),

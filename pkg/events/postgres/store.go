@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
@@ -152,8 +153,10 @@ const (
 )
 
 // maxRetries bounds how often an append with expected version any (or stream_exists) retries
-// after losing a race for the next version of its stream.
-const maxRetries = 20
+// after losing a race for the next version of its stream. Retries after the first wait a
+// random pause that doubles up to 20 ms, so that writers hammering one stream spread out
+// instead of colliding again.
+const maxRetries = 50
 
 func (s *Store) appendOn(ctx context.Context, q querier, streamID string, expected events.ExpectedVersion, evs []events.Event, opts events.AppendOptions) (events.AppendResult, error) {
 	res := events.AppendResult{StreamID: streamID}
@@ -245,6 +248,14 @@ func (s *Store) appendOn(ctx context.Context, q querier, streamID string, expect
 		lostRace := errors.As(err, &pg) && pg.Code == "23505" && pg.ConstraintName == "annals_events_stream_id_version_key"
 		switch {
 		case lostRace && retry && attempt < maxRetries:
+			if attempt > 0 {
+				pause := time.Duration(rand.Int64N(int64(min(time.Millisecond<<min(attempt, 5), 20*time.Millisecond)))) + 1
+				select {
+				case <-ctx.Done():
+					return res, ctx.Err()
+				case <-time.After(pause):
+				}
+			}
 			continue
 		case lostRace, errors.Is(err, pgx.ErrNoRows):
 			// Refused: say why, from the stream's committed version.

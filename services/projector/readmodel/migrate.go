@@ -11,7 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
+
+	"github.com/annals-dev/annals/pkg/events/postgres"
 )
 
 //go:embed migrations/*.sql
@@ -76,11 +77,7 @@ func newProvider(db *sql.DB, log *slog.Logger) (*goose.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Probe every second for up to five minutes: the lock is held for milliseconds.
-	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(migrationLockID), lock.WithLockTimeout(1, 300))
-	if err != nil {
-		return nil, err
-	}
+	locker := postgres.MigrationLocker(migrationLockID)
 	opts := []goose.ProviderOption{
 		goose.WithSessionLocker(locker),
 		goose.WithTableName(MigrationsTable),
