@@ -20,6 +20,8 @@
 //	               /readyz: lag-exporter [--addr :9308] [--interval 10s] [--window 10]
 //	replay         move a stopped consumer group's offsets back to a time (--group G --since T
 //	               [--until T] [--topics a,b] [--dry-run]; T is RFC 3339 or a duration back from now: 2h, 7d)
+//	audit          the auditor's log: verify [-page-size N] [-json] (walk the hash chain and report the
+//	               first broken entry; exit 1 when broken) or migrate (apply its migrations and grants)
 //	probe URL      GET URL and exit 0 on a 2xx answer (container health checks)
 //	version        print the version
 //
@@ -68,6 +70,9 @@ commands:
                  receives the events from then on again: replay --group G --since T
                  [--until T] [--topics a,b] [--dry-run]; T is RFC 3339 or a duration back
                  from now (2h, 7d)
+  audit          the auditor's log: audit verify [-page-size N] [-json] (walk the hash
+                 chain and report the first broken entry; exits 1 when it is broken),
+                 audit migrate (apply its migrations and grants)
   probe URL      GET URL and exit 0 on a 2xx answer (container health checks)
   version        print the version
 `
@@ -113,6 +118,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = lagExporterCmd(ctx, rest, loadConfig, stderr)
 	case "replay":
 		err = replayCmd(ctx, rest, loadConfig, stdout)
+	case "audit":
+		err = auditCmd(ctx, rest, loadConfig, stdout)
 	case "probe":
 		err = probeCmd(ctx, rest, stdout)
 	case "version":

@@ -6,8 +6,68 @@
 //
 // Configuration comes from config/event_sourcing.tsk and the environment (see the README).
 // It serves /livez, /readyz, /metrics and /openapi.json, and stops cleanly on SIGINT or SIGTERM.
+//
+// After its migrations (run as the configured database user) it works as the role
+// annals_auditor, which may only insert into and select from the audit log.
 package main
 
-import "github.com/annals-dev/annals/internal/app"
+import (
+	"context"
 
-func main() { app.RunProgram(app.Auditor) }
+	"github.com/annals-dev/annals/internal/app"
+	"github.com/annals-dev/annals/internal/wiring"
+	"github.com/annals-dev/annals/pkg/consume"
+	"github.com/annals-dev/annals/services/auditor/api"
+	"github.com/annals-dev/annals/services/auditor/auditlog"
+)
+
+func main() { app.RunProgram(app.Auditor, migrate, wire) }
+
+// role is the database role the auditor switches to after its migrations.
+const role = auditlog.DefaultRole
+
+// migrate checks the event store's schema (or applies it, with MIGRATE_ON_START: the
+// auditor's blocked streams live there) and applies the audit log's own migrations and
+// grants.
+func migrate(ctx context.Context, m *app.Main) error {
+	if err := wiring.EnsureEventStoreSchema(ctx, m.DB, m.Config.Writer.MigrateOnStart, m.Logger); err != nil {
+		return err
+	}
+	_, err := auditlog.Migrate(ctx, m.DB, m.Logger, role)
+	return err
+}
+
+// wire runs the API and the consumer on a pool of their own that works as the auditor's role.
+func wire(ctx context.Context, m *app.Main) error {
+	pool, err := auditlog.RolePool(ctx, m.DB, role)
+	if err != nil {
+		return err
+	}
+	// The migrations needed the database, so it is up: a role that cannot be taken fails here.
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return err
+	}
+	m.AddCheck("postgres_as_"+role, func(ctx context.Context) error { return pool.Ping(ctx) })
+	l := auditlog.New(pool, auditlog.Options{Metrics: auditlog.NewMetrics(m.Registry)})
+	api.New(l, api.Options{Logger: m.Logger}).Register(m.Router)
+	var c *consume.Consumer
+	if m.Config.Handlers.Enabled {
+		c, err = l.Consumer(wiring.ConsumerConfig(m.Config, auditlog.Group, m.Logger, consume.NewMetrics(m.Registry)))
+		if err != nil {
+			pool.Close()
+			return err
+		}
+	} else {
+		m.Logger.Info("event handlers are disabled (EVENT_HANDLERS_ENABLED=false): serving the audit log without appending to it")
+	}
+	m.Go("auditor", func(ctx context.Context) error {
+		defer pool.Close()
+		if c == nil {
+			<-ctx.Done()
+			return nil
+		}
+		return c.Run(ctx)
+	})
+	return nil
+}

@@ -1,0 +1,205 @@
+package api
+
+import (
+	"log/slog"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/annals-dev/annals/internal/httpx"
+	"github.com/annals-dev/annals/services/auditor/auditlog"
+)
+
+// Limits of the query parameters.
+const (
+	MaxTypes        = 20  // type parameters of GET /v1/audit
+	maxStreamIDLen  = 200 // as the event store allows
+	maxEventTypeLen = 200
+)
+
+// Options tune the API.
+type Options struct {
+	// Logger receives server-side failures (slog.Default when nil).
+	Logger *slog.Logger
+	// PageSize is how many entries a verification reads per query (auditlog.DefaultPageSize
+	// when 0).
+	PageSize int
+}
+
+// API serves the auditor's routes on a Log.
+type API struct {
+	log  *auditlog.Log
+	opts Options
+	lg   *slog.Logger
+}
+
+// New returns the API on l.
+func New(l *auditlog.Log, opts Options) *API {
+	a := &API{log: l, opts: opts, lg: opts.Logger}
+	if a.lg == nil {
+		a.lg = slog.Default()
+	}
+	return a
+}
+
+// Register adds the auditor's routes on l to r, documented for /openapi.json, with the
+// default options. New(l, opts).Register(r) takes options.
+func Register(r *httpx.Router, l *auditlog.Log) { New(l, Options{}).Register(r) }
+
+// page is the answer of GET /v1/audit.
+type page struct {
+	Entries []auditlog.Entry `json:"entries"`
+	// NextAfter is the after of the next page: the last sequence number of this one (or the
+	// request's after when the page is empty).
+	NextAfter int64 `json:"next_after"`
+	// More is true when entries that match follow this page.
+	More bool `json:"more"`
+}
+
+func (a *API) list(w http.ResponseWriter, r *http.Request) {
+	aq, err := parseAuditQuery(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	entries, more, err := a.log.Query(r.Context(), aq)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	p := page{Entries: entries, NextAfter: aq.After, More: more}
+	if len(entries) > 0 {
+		p.NextAfter = entries[len(entries)-1].Seq
+	}
+	httpx.WriteJSON(w, http.StatusOK, p)
+}
+
+func parseAuditQuery(r *http.Request) (auditlog.Query, error) {
+	q, err := parseQuery(r, "stream_id", "type", "since", "until", "after", "limit")
+	if err != nil {
+		return auditlog.Query{}, err
+	}
+	var aq auditlog.Query
+	if aq.After, err = q.int("after", 0, math.MaxInt64, 0); err != nil {
+		return aq, err
+	}
+	limit, err := q.int("limit", 1, auditlog.MaxLimit, auditlog.DefaultLimit)
+	if err != nil {
+		return aq, err
+	}
+	aq.Limit = int(limit)
+	if s, ok, err := q.one("stream_id"); err != nil {
+		return aq, err
+	} else if ok {
+		if s == "" || len(s) > maxStreamIDLen {
+			return aq, invalidf("stream_id", "must be 1 to %d characters", maxStreamIDLen)
+		}
+		aq.StreamID = s
+	}
+	aq.Types = q.v["type"]
+	if len(aq.Types) > MaxTypes {
+		return aq, invalidf("type", "at most %d types", MaxTypes)
+	}
+	for _, t := range aq.Types {
+		if t == "" || len(t) > maxEventTypeLen {
+			return aq, invalidf("type", "must be 1 to %d characters", maxEventTypeLen)
+		}
+	}
+	if aq.Since, err = q.time("since"); err != nil {
+		return aq, err
+	}
+	if aq.Until, err = q.time("until"); err != nil {
+		return aq, err
+	}
+	if !aq.Since.IsZero() && !aq.Until.IsZero() && !aq.Until.After(aq.Since) {
+		return aq, invalidf("until", "must be after since")
+	}
+	return aq, nil
+}
+
+func (a *API) verify(w http.ResponseWriter, r *http.Request) {
+	if _, err := parseQuery(r); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	rep, err := a.log.Verify(r.Context(), auditlog.VerifyOptions{PageSize: a.opts.PageSize})
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if !rep.OK {
+		a.lg.LogAttrs(r.Context(), slog.LevelError, "audit log: the chain is broken",
+			slog.Int64("seq", rep.Break.Seq), slog.String("problem", string(rep.Break.Problem)),
+			slog.String("correlation_id", httpx.CorrelationID(r)))
+	}
+	httpx.WriteJSON(w, http.StatusOK, verifyAnswer{Report: rep, TookMS: float64(rep.Took.Microseconds()) / 1000})
+}
+
+// verifyAnswer is the answer of GET /v1/audit/verify.
+type verifyAnswer struct {
+	auditlog.Report
+	TookMS float64 `json:"took_ms"`
+}
+
+// query is a parsed query string that knows which parameters its route takes.
+type query struct{ v url.Values }
+
+func parseQuery(r *http.Request, known ...string) (query, error) {
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return query{}, invalidf("query", "malformed query string")
+	}
+	for k := range v {
+		if !slices.Contains(known, k) {
+			if len(known) == 0 {
+				return query{}, invalidf(k, "unknown query parameter: this route takes none")
+			}
+			return query{}, invalidf(k, "unknown query parameter; this route takes %s", strings.Join(known, ", "))
+		}
+	}
+	return query{v}, nil
+}
+
+func (q query) one(name string) (string, bool, error) {
+	switch vs := q.v[name]; len(vs) {
+	case 0:
+		return "", false, nil
+	case 1:
+		return vs[0], true, nil
+	}
+	return "", false, invalidf(name, "give it at most once")
+}
+
+// int reads an integer in [lo, hi]; def when absent.
+func (q query) int(name string, lo, hi, def int64) (int64, error) {
+	s, ok, err := q.one(name)
+	if err != nil || !ok {
+		return def, err
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < lo || v > hi {
+		if hi == math.MaxInt64 {
+			return 0, invalidf(name, "must be an integer >= %d", lo)
+		}
+		return 0, invalidf(name, "must be an integer from %d to %d", lo, hi)
+	}
+	return v, nil
+}
+
+// time reads an RFC 3339 time; zero when absent. A '+' of the offset that arrived unescaped
+// (as a space) is read as '+'.
+func (q query) time(name string) (time.Time, error) {
+	s, ok, err := q.one(name)
+	if err != nil || !ok {
+		return time.Time{}, err
+	}
+	t, err := time.Parse(time.RFC3339, strings.Replace(s, " ", "+", 1))
+	if err != nil {
+		return time.Time{}, invalidf(name, "must be an RFC 3339 time such as 2026-01-02T15:04:05Z")
+	}
+	return t, nil
+}

@@ -1,0 +1,88 @@
+package auditlog_test
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/annals-dev/annals/internal/testenv"
+	"github.com/annals-dev/annals/pkg/consume"
+	"github.com/annals-dev/annals/pkg/schema"
+)
+
+// BenchmarkAuditor is the auditor's throughput on pre-filled topics: ANNALS_BENCH_EVENTS
+// events (100,000 by default; users of 10 events and orders of 20) in topics of 12 partitions,
+// consumed by the auditor's own consumer as in production (the group's default batch size
+// and lanes, a transaction per lane's share of a batch, the chain's lock, blocked streams in
+// PostgreSQL) as the auditor's role, into a fresh log. Each iteration is a fresh schema and
+// group; the time runs from the consumer's start to the last entry's commit. ANNALS_BENCH_LANES
+// and ANNALS_BENCH_BATCH change the lanes (8) and the batch size (1000).
+func BenchmarkAuditor(b *testing.B) {
+	n := envInt(b, "ANNALS_BENCH_EVENTS", 100_000)
+	lanes := envInt(b, "ANNALS_BENCH_LANES", 8)
+	batch := envInt(b, "ANNALS_BENCH_BATCH", 1000)
+	users, orders := testenv.Topic(b, 12), testenv.Topic(b, 12)
+	dlq := testenv.Topic(b, 1)
+	streams := max(1, n/30)
+	ues, oes := userEvents(streams, 10), orderEvents(streams, 20)
+	publish(b, users, ues, false)
+	publish(b, orders, oes, false)
+	total := int64(len(ues) + len(oes))
+
+	var elapsed time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		e := newEnv(b)
+		c, err := e.log.Consumer(consume.Config{
+			Brokers: testenv.KafkaBrokers(b), Group: testenv.UniqueName(b), Topics: []string{users, orders}, DLQTopic: dlq,
+			Decode: consume.SchemaDecoder(schema.Default()), BatchSize: batch, Lanes: lanes,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		ctx, stop := context.WithCancel(context.Background())
+		start := time.Now()
+		ran := make(chan error, 1)
+		go func() { ran <- c.Run(ctx) }()
+		deadline := time.Now().Add(5 * time.Minute)
+		for {
+			var head int64
+			if err := e.owner.QueryRow(ctx, `select coalesce(max(seq), 0) from annals_audit_log`).Scan(&head); err != nil {
+				b.Fatal(err)
+			}
+			if head == total {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%d of %d events recorded within 5 minutes", head, total)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		elapsed += time.Since(start)
+		b.StopTimer()
+		stop()
+		if err := <-ran; err != nil {
+			b.Fatal(err)
+		}
+		e.mustVerify(b, total)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(total)*float64(b.N)/elapsed.Seconds(), "events/s")
+}
+
+func envInt(tb testing.TB, name string, def int) int {
+	tb.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 1 {
+		tb.Fatalf("%s=%q: want a whole number of at least 1", name, s)
+	}
+	return v
+}
