@@ -27,7 +27,7 @@ func lagDeployment(t *testing.T) (string, []string, *kafka.Client, func() (*conf
 	t.Helper()
 	brokers := testenv.KafkaBrokers(t)
 	prefix := "test-" + testenv.UniqueName(t)
-	topics := []string{prefix + ".user", prefix + ".order", prefix + ".dlq.annals-projector"}
+	topics := []string{prefix + ".user", prefix + ".order", prefix + ".dlq." + prefix + "-projector"}
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 20 * time.Second}
 	var create []kafka.TopicConfig
 	for _, topic := range topics {

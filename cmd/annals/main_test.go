@@ -25,7 +25,7 @@ func TestTopics(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	prefix := "test-" + testenv.UniqueName(t)
 	env := map[string]string{"KAFKA_BROKERS": strings.Join(brokers, ","), "KAFKA_TOPIC_PREFIX": prefix, "KAFKA_TOPIC_PARTITIONS": "3"}
-	want := []string{prefix + ".user", prefix + ".order", prefix + ".dlq.annals-projector", prefix + ".dlq.annals-notifier", prefix + ".dlq.annals-auditor"}
+	want := []string{prefix + ".user", prefix + ".order", prefix + ".dlq." + prefix + "-projector", prefix + ".dlq." + prefix + "-notifier", prefix + ".dlq." + prefix + "-auditor"}
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 20 * time.Second}
 	t.Cleanup(func() {
 		client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: want})

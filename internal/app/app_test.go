@@ -226,7 +226,7 @@ func TestServices_SIGTERM(t *testing.T) {
 	prefix := "sigterm-" + testenv.UniqueName(t)
 	t.Cleanup(func() {
 		var topics []string
-		for _, name := range []string{"user", "order", "dlq.annals-projector", "dlq.annals-notifier", "dlq.annals-auditor"} {
+		for _, name := range []string{"user", "order", "dlq." + prefix + "-projector", "dlq." + prefix + "-notifier", "dlq." + prefix + "-auditor"} {
 			topics = append(topics, prefix+"."+name)
 		}
 		client := &kafka.Client{Addr: kafka.TCP(testenv.KafkaBrokers(t)...), Timeout: 30 * time.Second}

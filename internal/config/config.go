@@ -303,6 +303,13 @@ func (c Config) TopicName(category string) string {
 	return c.Kafka.TopicPrefix + "." + category
 }
 
+// ConsumerGroup returns the consumer group of a consuming service (projector, notifier,
+// auditor): <prefix>-<service>, so annals-projector by default, and deployments that share a
+// broker with prefixes of their own never share a group.
+func (c Config) ConsumerGroup(service string) string {
+	return c.Kafka.TopicPrefix + "-" + service
+}
+
 // DLQTopic returns the dead-letter topic of a consumer group:
 // <prefix>.dlq.<group>.
 func (c Config) DLQTopic(group string) string {

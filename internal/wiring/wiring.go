@@ -23,8 +23,9 @@ import (
 // Categories are the aggregate types whose events get a topic each.
 var Categories = []string{"user", "order"}
 
-// ConsumerGroups are the groups whose dead letters get a topic each.
-var ConsumerGroups = []string{"annals-projector", "annals-notifier", "annals-auditor"}
+// ConsumingServices are the services that read the event topics, each in a consumer group of
+// its own (config.ConsumerGroup) whose dead letters get a topic.
+var ConsumingServices = []string{"projector", "notifier", "auditor"}
 
 // Topics are the event topics and dead-letter topics of a deployment.
 func Topics(cfg *config.Config) []relay.Topic {
@@ -32,8 +33,8 @@ func Topics(cfg *config.Config) []relay.Topic {
 	for _, c := range Categories {
 		topics = append(topics, relay.Topic{Name: cfg.TopicName(c), Partitions: cfg.Kafka.TopicPartitions, ReplicationFactor: cfg.Kafka.ReplicationFactor})
 	}
-	for _, g := range ConsumerGroups {
-		topics = append(topics, relay.Topic{Name: cfg.DLQTopic(g), Partitions: cfg.Kafka.TopicPartitions, ReplicationFactor: cfg.Kafka.ReplicationFactor})
+	for _, s := range ConsumingServices {
+		topics = append(topics, relay.Topic{Name: cfg.DLQTopic(cfg.ConsumerGroup(s)), Partitions: cfg.Kafka.TopicPartitions, ReplicationFactor: cfg.Kafka.ReplicationFactor})
 	}
 	return topics
 }

@@ -173,6 +173,9 @@ func (c *Consumer) Assigned() map[string][]int { return maps.Clone(*c.assigned.L
 // cannot be set up at all.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.dlq.Close()
+	if !c.waitForTopics(ctx) {
+		return nil
+	}
 	kerr := kafka.LoggerFunc(func(msg string, args ...any) {
 		c.log.Warn("consume: kafka: " + fmt.Sprintf(msg, args...))
 	})
@@ -213,6 +216,41 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.generation(ctx, gctx, gen)
 		})
 		<-finished
+	}
+}
+
+// waitForTopics waits until every topic exists, and reports false if ctx ended first. A member
+// that joins before its topics exist gets no partitions, and kafka-go's partition watcher
+// misses topics created between the assignment and its first look: such a member would never
+// consume.
+func (c *Consumer) waitForTopics(ctx context.Context) bool {
+	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second}
+	logged := false
+	for {
+		resp, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: c.cfg.Topics})
+		missing := slices.Clone(c.cfg.Topics)
+		if err == nil {
+			for _, t := range resp.Topics {
+				if t.Error == nil && len(t.Partitions) > 0 {
+					missing = slices.DeleteFunc(missing, func(name string) bool { return name == t.Name })
+				}
+			}
+			if len(missing) == 0 {
+				if logged {
+					c.log.Info("consume: the topics exist now; joining the group")
+				}
+				return true
+			}
+		}
+		if !logged {
+			c.log.Warn("consume: waiting for the topics to exist before joining the group", "missing", missing, "error", err)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Second):
+		}
 	}
 }
 
@@ -282,7 +320,7 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 			Partition: tp.partition,
 			MinBytes:  1,
 			MaxBytes:  8 << 20,
-			MaxWait:   250 * time.Millisecond,
+			MaxWait:   500 * time.Millisecond, // with data waiting, a fetch returns at once
 			// The reader waits for the runtime to take each message of a fetched batch; slow
 			// handlers must not make that look like a broken connection.
 			ReadBatchTimeout: time.Minute,

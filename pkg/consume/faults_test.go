@@ -144,3 +144,22 @@ func TestConsumer_StopCommitsWhatFinished(t *testing.T) {
 		t.Errorf("%d duplicates after a clean stop; at most a batch in flight may come again", dups)
 	}
 }
+
+// A member started before its topics exist waits for them, then consumes them.
+func TestConsumer_WaitsForItsTopics(t *testing.T) {
+	name := "test." + testenv.UniqueName(t)
+	dlq := testenv.Topic(t, 1)
+	h := newRecorder()
+	group := testenv.UniqueName(t)
+	r := start(t, config(t, []string{name}, dlq, group), h)
+	client := &kafka.Client{Addr: kafka.TCP(testenv.KafkaBrokers(t)...), Timeout: 20 * time.Second}
+	resp, err := client.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: name, NumPartitions: 3, ReplicationFactor: 1}}})
+	if err != nil || resp.Errors[name] != nil {
+		t.Fatalf("create topic: %v %v", err, resp.Errors[name])
+	}
+	t.Cleanup(func() { client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{name}}) })
+	recs := streams("w", 10, 3)
+	publish(t, name, recs)
+	waitFor(t, 60*time.Second, "every event", func() bool { return h.count() == len(recs) })
+	r.halt(t)
+}

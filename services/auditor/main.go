@@ -53,7 +53,7 @@ func wire(ctx context.Context, m *app.Main) error {
 	api.New(l, api.Options{Logger: m.Logger}).Register(m.Router)
 	var c *consume.Consumer
 	if m.Config.Handlers.Enabled {
-		c, err = l.Consumer(wiring.ConsumerConfig(m.Config, auditlog.Group, m.Logger, consume.NewMetrics(m.Registry)))
+		c, err = l.Consumer(wiring.ConsumerConfig(m.Config, m.Config.ConsumerGroup("auditor"), m.Logger, consume.NewMetrics(m.Registry)))
 		if err != nil {
 			pool.Close()
 			return err

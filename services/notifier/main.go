@@ -67,7 +67,7 @@ func wire(_ context.Context, m *app.Main) error {
 		m.Logger.Info("event handlers are disabled (EVENT_HANDLERS_ENABLED=false): serving the sent log without sending email")
 		return nil
 	}
-	base := wiring.ConsumerConfig(cfg, notify.Group, m.Logger, consume.NewMetrics(m.Registry))
+	base := wiring.ConsumerConfig(cfg, cfg.ConsumerGroup("notifier"), m.Logger, consume.NewMetrics(m.Registry))
 	c, err := n.Consumer(base)
 	if err != nil {
 		return err

@@ -37,7 +37,7 @@ func wire(_ context.Context, m *app.Main) error {
 		m.Logger.Info("projections are disabled (PROJECTIONS_ENABLED=false): serving the read models without updating them")
 		return nil
 	}
-	c, err := p.Consumer(wiring.ConsumerConfig(m.Config, readmodel.Group, m.Logger, consume.NewMetrics(m.Registry)))
+	c, err := p.Consumer(wiring.ConsumerConfig(m.Config, m.Config.ConsumerGroup("projector"), m.Logger, consume.NewMetrics(m.Registry)))
 	if err != nil {
 		return err
 	}

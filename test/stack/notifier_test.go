@@ -37,7 +37,6 @@ import (
 // Message-ID and recipient, and at most one per lane per kill.
 
 const (
-	notifierGroup        = "annals-notifier"
 	notifierLanes        = 8 // wiring.ConsumerConfig's lanes: emails in flight at once
 	notifierUsers        = 240
 	notifierFirstKillAt  = 80
@@ -365,7 +364,7 @@ func TestNotifier_SIGKILL(t *testing.T) {
 
 	// Nothing went to the dead-letter topic.
 	client := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 10 * time.Second}
-	dlq := e.cfg.DLQTopic(notifierGroup)
+	dlq := e.cfg.DLQTopic(e.cfg.ConsumerGroup("notifier"))
 	req := make([]kafka.OffsetRequest, e.cfg.Kafka.TopicPartitions)
 	for i := range req {
 		req[i] = kafka.LastOffsetOf(i)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -67,6 +68,17 @@ type faultEnv struct {
 
 func newFaultEnv(t *testing.T) *faultEnv {
 	t.Helper()
+	e := newFaultEnvWithoutTopics(t)
+	if err := relay.EnsureTopics(context.Background(), e.brokers, wiring.Topics(e.cfg), io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// newFaultEnvWithoutTopics is newFaultEnv without creating the topics (a writer creates them
+// when it starts); they are deleted when the test ends all the same.
+func newFaultEnvWithoutTopics(t *testing.T) *faultEnv {
+	t.Helper()
 	ctx := context.Background()
 	pool, schemaName := testenv.SchemaPool(t)
 	if _, err := postgres.Migrate(ctx, pool, nil); err != nil {
@@ -96,9 +108,6 @@ func newFaultEnv(t *testing.T) *faultEnv {
 		t.Fatal(err)
 	}
 	topics := wiring.Topics(cfg)
-	if err := relay.EnsureTopics(ctx, brokers, topics, io.Discard); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
 		names := make([]string, len(topics))
 		for i, tp := range topics {
@@ -411,63 +420,67 @@ func sessions(t *testing.T, pool *pgxpool.Pool, appName string) int {
 	return n
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor polls cond every 10 ms until it holds or the deadline passes.
 func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	waitEvery(t, within, 10*time.Millisecond, what, cond)
+}
+
+// waitEvery polls cond every interval until it holds or the deadline passes, for conditions
+// that cost more to check (an HTTP request, a count over a table).
+func waitEvery(t *testing.T, within, interval time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("waited %v for %s", within, what)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 
 // ---------------------------------------------------------------- SIGKILL
 
-// buildAnnals builds the admin CLI into a temporary folder.
+// buildAnnals builds the admin CLI (once per test binary, see buildBinaries).
 func buildAnnals(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "annals")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/annals")
-	cmd.Dir = repoRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/annals: %v\n%s", err, out)
-	}
-	return bin
+	return buildBinaries(t).annals
 }
 
-// relayProcess is `annals relay` running in a process group of its own.
-type relayProcess struct {
+// process is a program of the deployment running in a process group of its own.
+type process struct {
+	name string
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
+	err  error // how it exited; set before done is closed
 }
 
-// startRelayProcess starts `annals relay` with the deployment's environment; its database
-// sessions carry the application name appName.
-func startRelayProcess(t *testing.T, bin string, vars map[string]string, name, appName string) *relayProcess {
+// startProcess starts bin with args and the deployment's environment (vars win over the
+// test's own environment) in an empty folder, so that it reads no config/event_sourcing.tsk,
+// with its output in name.log. When the test ends it is killed, and when the test failed the
+// tail of its log is printed.
+func startProcess(t *testing.T, bin string, args []string, vars map[string]string, name string) *process {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "relay")
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = filepath.Dir(logPath) // no config/event_sourcing.tsk here: defaults and environment only
 	cmd.Env = os.Environ()
 	for k, v := range vars {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	cmd.Env = append(cmd.Env, "PGAPPNAME="+appName) // read by pgx like libpq
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		t.Fatal(err)
 	}
-	p := &relayProcess{cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() { cmd.Wait(); logFile.Close(); close(p.done) }()
+	p := &process{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); logFile.Close(); close(p.done) }()
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
@@ -479,19 +492,54 @@ func startRelayProcess(t *testing.T, bin string, vars map[string]string, name, a
 	return p
 }
 
-// kill sends SIGKILL to the relay's process group and waits for the relay to exit.
-func (p *relayProcess) kill() {
+// startRelayProcess starts `annals relay` with the deployment's environment; its database
+// sessions carry the application name appName.
+func startRelayProcess(t *testing.T, bin string, vars map[string]string, name, appName string) *process {
+	t.Helper()
+	v := maps.Clone(vars)
+	v["PGAPPNAME"] = appName // read by pgx like libpq
+	return startProcess(t, bin, []string{"relay"}, v, name)
+}
+
+// kill sends SIGKILL to the process group and waits for the process to exit.
+func (p *process) kill() {
 	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
 }
 
-func (p *relayProcess) exited() bool {
+// stop sends SIGTERM and waits for the process to exit; after the timeout it kills it.
+// It reports whether the process exited by itself.
+func (p *process) stop(timeout time.Duration) bool {
+	if p.exited() {
+		return true
+	}
+	syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(timeout):
+		p.kill()
+		return false
+	}
+}
+
+func (p *process) exited() bool {
 	select {
 	case <-p.done:
 		return true
 	default:
 		return false
 	}
+}
+
+// logText is what the process has logged so far.
+func (p *process) logText(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // TestRelay_SIGKILL: `annals relay` is killed with SIGKILL while 5,000 events are appended
