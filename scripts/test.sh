@@ -36,4 +36,4 @@ step "deployment: docker-compose.yml and Dockerfile"
 (cd deploy && $GO test -count=1 -timeout 30m ./...)
 
 step "local stack lifecycle and make run"
-$GO test -tags stack -count=1 -timeout 10m ./test/stack
+$GO test -tags stack -count=1 -timeout 40m ./test/stack
