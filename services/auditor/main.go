@@ -21,7 +21,7 @@ import (
 	"github.com/annals-dev/annals/services/auditor/auditlog"
 )
 
-func main() { app.RunProgram(app.Auditor, migrate, wire) }
+func main() { app.RunProgram(app.Auditor, wire) }
 
 // role is the database role the auditor switches to after its migrations.
 const role = auditlog.DefaultRole
@@ -39,15 +39,18 @@ func migrate(ctx context.Context, m *app.Main) error {
 
 // wire runs the API and the consumer on a pool of their own that works as the auditor's role.
 func wire(ctx context.Context, m *app.Main) error {
-	pool, err := auditlog.RolePool(ctx, m.DB, role)
+	pool, err := auditlog.RolePool(ctx, m.DB, role) // connects lazily
 	if err != nil {
 		return err
 	}
-	// The migrations needed the database, so it is up: a role that cannot be taken fails here.
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return err
-	}
+	// In the background, until the database is there: the migrations (which grant the role its
+	// privileges), then a connection as the role, which fails if the role cannot be taken.
+	prep := wiring.NewPrep(m.Logger, "prepare the database", func(ctx context.Context) error {
+		if err := migrate(ctx, m); err != nil {
+			return err
+		}
+		return pool.Ping(ctx)
+	})
 	m.AddCheck("postgres_as_"+role, func(ctx context.Context) error { return pool.Ping(ctx) })
 	l := auditlog.New(pool, auditlog.Options{Metrics: auditlog.NewMetrics(m.Registry)})
 	api.New(l, api.Options{Logger: m.Logger}).Register(m.Router)
@@ -63,6 +66,9 @@ func wire(ctx context.Context, m *app.Main) error {
 	}
 	m.Go("auditor", func(ctx context.Context) error {
 		defer pool.Close()
+		if !prep.Wait(ctx) {
+			return nil
+		}
 		if c == nil {
 			<-ctx.Done()
 			return nil

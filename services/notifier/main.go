@@ -25,7 +25,7 @@ import (
 	"github.com/annals-dev/annals/services/writer/domain"
 )
 
-func main() { app.RunProgram(app.Notifier, migrate, wire) }
+func main() { app.RunProgram(app.Notifier, wire) }
 
 // migrate checks the event store's schema (or applies it, with MIGRATE_ON_START: the consumer
 // runtime's tables live there) and applies the notifier's own migrations.
@@ -63,8 +63,10 @@ func wire(_ context.Context, m *app.Main) error {
 		Registerer:      m.Registry,
 	})
 	api.New(n.SentLog(), m.Logger).Register(m.Router)
+	prep := wiring.NewPrep(m.Logger, "prepare the database", func(ctx context.Context) error { return migrate(ctx, m) })
 	if !cfg.Handlers.Enabled {
 		m.Logger.Info("event handlers are disabled (EVENT_HANDLERS_ENABLED=false): serving the sent log without sending email")
+		m.Go("migrations", func(ctx context.Context) error { prep.Wait(ctx); <-ctx.Done(); return nil })
 		return nil
 	}
 	base := wiring.ConsumerConfig(cfg, cfg.ConsumerGroup("notifier"), m.Logger, consume.NewMetrics(m.Registry))
@@ -81,9 +83,17 @@ func wire(_ context.Context, m *app.Main) error {
 	if err != nil {
 		return err
 	}
-	m.Go("directory", dir.Run)
+	m.Go("directory", func(ctx context.Context) error {
+		if !prep.Wait(ctx) {
+			return nil
+		}
+		return dir.Run(ctx)
+	})
 	m.Go("consumer", func(ctx context.Context) error {
 		defer snd.Close()
+		if !prep.Wait(ctx) {
+			return nil
+		}
 		return c.Run(ctx)
 	})
 	return nil

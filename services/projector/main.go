@@ -18,7 +18,7 @@ import (
 	"github.com/annals-dev/annals/services/projector/readmodel"
 )
 
-func main() { app.RunProgram(app.Projector, migrate, wire) }
+func main() { app.RunProgram(app.Projector, wire) }
 
 // migrate checks the event store's schema (or applies it, with MIGRATE_ON_START) and applies
 // the read models' own migrations, which the projector owns.
@@ -33,14 +33,21 @@ func migrate(ctx context.Context, m *app.Main) error {
 func wire(_ context.Context, m *app.Main) error {
 	p := readmodel.New(m.DB, readmodel.Options{BatchSize: m.Config.Projections.BatchSize})
 	api.Register(m.Router, p)
+	prep := wiring.NewPrep(m.Logger, "prepare the database", func(ctx context.Context) error { return migrate(ctx, m) })
 	if !m.Config.Projections.Enabled {
 		m.Logger.Info("projections are disabled (PROJECTIONS_ENABLED=false): serving the read models without updating them")
+		m.Go("migrations", func(ctx context.Context) error { prep.Wait(ctx); <-ctx.Done(); return nil })
 		return nil
 	}
 	c, err := p.Consumer(wiring.ConsumerConfig(m.Config, m.Config.ConsumerGroup("projector"), m.Logger, consume.NewMetrics(m.Registry)))
 	if err != nil {
 		return err
 	}
-	m.Go("consumer", c.Run)
+	m.Go("consumer", func(ctx context.Context) error {
+		if !prep.Wait(ctx) {
+			return nil
+		}
+		return c.Run(ctx)
+	})
 	return nil
 }

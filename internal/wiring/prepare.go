@@ -1,0 +1,53 @@
+package wiring
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Prep is a start-up step that needs a dependency (applying migrations needs the database): it
+// runs in the background, retried until it succeeds, so that a service starts and serves
+// /livez before its dependencies are up, and its components wait for the step instead of
+// failing.
+type Prep struct {
+	what string
+	step func(context.Context) error
+	log  *slog.Logger
+	once sync.Once
+	done chan struct{}
+}
+
+// NewPrep returns the step; what names it in the log ("apply the migrations").
+func NewPrep(log *slog.Logger, what string, step func(context.Context) error) *Prep {
+	return &Prep{what: what, step: step, log: log, done: make(chan struct{})}
+}
+
+// Wait runs the step if no one has yet (retrying every 2 s and logging each failure), or waits
+// for the caller that does. It reports whether the step succeeded, false when ctx ended first.
+func (p *Prep) Wait(ctx context.Context) bool {
+	p.once.Do(func() {
+		go func() {
+			for {
+				err := p.step(ctx)
+				if err == nil {
+					close(p.done)
+					return
+				}
+				p.log.Warn("cannot "+p.what+" yet; retrying", "error", err)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(2 * time.Second):
+				}
+			}
+		}()
+	})
+	select {
+	case <-p.done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
