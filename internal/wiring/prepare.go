@@ -2,6 +2,7 @@ package wiring
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -22,6 +23,16 @@ type Prep struct {
 // NewPrep returns the step; what names it in the log ("apply the migrations").
 func NewPrep(log *slog.Logger, what string, step func(context.Context) error) *Prep {
 	return &Prep{what: what, step: step, log: log, done: make(chan struct{})}
+}
+
+// Check is a readiness check (app.Main.AddCheck) that fails until the step has succeeded.
+func (p *Prep) Check(context.Context) error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+		return errors.New("not done yet: " + p.what)
+	}
 }
 
 // Wait runs the step if no one has yet (retrying every 2 s and logging each failure), or waits

@@ -51,6 +51,7 @@ func wire(ctx context.Context, m *app.Main) error {
 		}
 		return pool.Ping(ctx)
 	})
+	m.AddCheck("database_prepared", prep.Check)
 	m.AddCheck("postgres_as_"+role, func(ctx context.Context) error { return pool.Ping(ctx) })
 	l := auditlog.New(pool, auditlog.Options{Metrics: auditlog.NewMetrics(m.Registry)})
 	api.New(l, api.Options{Logger: m.Logger}).Register(m.Router)

@@ -64,6 +64,7 @@ func wire(_ context.Context, m *app.Main) error {
 	})
 	api.New(n.SentLog(), m.Logger).Register(m.Router)
 	prep := wiring.NewPrep(m.Logger, "prepare the database", func(ctx context.Context) error { return migrate(ctx, m) })
+	m.AddCheck("database_prepared", prep.Check)
 	if !cfg.Handlers.Enabled {
 		m.Logger.Info("event handlers are disabled (EVENT_HANDLERS_ENABLED=false): serving the sent log without sending email")
 		m.Go("migrations", func(ctx context.Context) error { prep.Wait(ctx); <-ctx.Done(); return nil })

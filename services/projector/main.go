@@ -34,6 +34,7 @@ func wire(_ context.Context, m *app.Main) error {
 	p := readmodel.New(m.DB, readmodel.Options{BatchSize: m.Config.Projections.BatchSize})
 	api.Register(m.Router, p)
 	prep := wiring.NewPrep(m.Logger, "prepare the database", func(ctx context.Context) error { return migrate(ctx, m) })
+	m.AddCheck("database_prepared", prep.Check)
 	if !m.Config.Projections.Enabled {
 		m.Logger.Info("projections are disabled (PROJECTIONS_ENABLED=false): serving the read models without updating them")
 		m.Go("migrations", func(ctx context.Context) error { prep.Wait(ctx); <-ctx.Done(); return nil })

@@ -1165,18 +1165,29 @@ func topicEnds(t *testing.T, e *faultEnv, topic string) map[int]int64 {
 		reqs = append(reqs, kafka.LastOffsetOf(p))
 	}
 	client := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 10 * time.Second}
-	resp, err := client.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		t.Fatalf("list offsets of %s: %v", topic, err)
-	}
-	out := map[int]int64{}
-	for _, p := range resp.Topics[topic] {
-		if p.Error != nil {
-			t.Fatalf("list offsets of %s/%d: %v", topic, p.Partition, p.Error)
+	// A topic created moments ago may not have its leaders known everywhere yet: such an
+	// answer is retried for a while.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := client.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+		if err == nil {
+			out := map[int]int64{}
+			for _, p := range resp.Topics[topic] {
+				if p.Error != nil {
+					err = fmt.Errorf("partition %d: %w", p.Partition, p.Error)
+					break
+				}
+				out[p.Partition] = p.LastOffset
+			}
+			if err == nil {
+				return out
+			}
 		}
-		out[p.Partition] = p.LastOffset
+		if time.Now().After(deadline) {
+			t.Fatalf("list offsets of %s: %v", topic, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return out
 }
 
 func sumOffsets(m map[int]int64) int64 {
@@ -1604,7 +1615,7 @@ func TestProjector_PoisonParksStream(t *testing.T) {
 		}
 	}
 	var blockedBy uuid.UUID
-	if err := d.env.pool.QueryRow(ctx, `select event_id from annals_consumer_blocks where group_name = $1 and stream_id = $2`, projectorGroup, stream).Scan(&blockedBy); err != nil || blockedBy != poison.ID {
+	if err := d.env.pool.QueryRow(ctx, `select event_id from annals_consumer_blocks where group_name = $1 and stream_id = $2`, d.env.cfg.ConsumerGroup("projector"), stream).Scan(&blockedBy); err != nil || blockedBy != poison.ID {
 		t.Errorf("block of %s: event %v, %v; want %s", stream, blockedBy, err, poison.ID)
 	}
 	if n := count(t, d.env.pool, `select count(*) from annals_consumer_blocks`); n != 1 {
