@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,10 +40,47 @@ func PostgresURL(tb testing.TB) string {
 	return lookup(tb, "DATABASE_URL", "a real PostgreSQL server")
 }
 
-// KafkaBrokers are the addresses of the test broker.
+// KafkaBrokers are the addresses of the test broker. The first call in a test binary waits
+// until the broker can coordinate consumer groups: a broker that never had one creates its
+// offsets topic on the first request and answers "not coordinator" meanwhile, which tests
+// that commit offsets themselves would take for a failure.
 func KafkaBrokers(tb testing.TB) []string {
 	tb.Helper()
-	return strings.Split(lookup(tb, "KAFKA_BROKERS", "a real Kafka broker"), ",")
+	brokers := strings.Split(lookup(tb, "KAFKA_BROKERS", "a real Kafka broker"), ",")
+	coordinatorOnce.Do(func() { coordinatorErr = awaitCoordinator(brokers) })
+	if coordinatorErr != nil {
+		tb.Fatalf("Kafka at %s: %v", strings.Join(brokers, ","), coordinatorErr)
+	}
+	return brokers
+}
+
+var (
+	coordinatorOnce sync.Once
+	coordinatorErr  error
+)
+
+func awaitCoordinator(brokers []string) error {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		resp, err := client.FindCoordinator(context.Background(), &kafka.FindCoordinatorRequest{Key: "annals-test-warm-up", KeyType: kafka.CoordinatorKeyTypeConsumer})
+		if err == nil && resp.Error != nil {
+			err = resp.Error
+		}
+		if err == nil { // the coordinator is known; it answers once it has loaded the group
+			var f *kafka.OffsetFetchResponse
+			if f, err = client.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: "annals-test-warm-up"}); err == nil && f.Error != nil {
+				err = f.Error
+			}
+		}
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no group coordinator within 90s: %w", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // Pool connects to the test database; the pool is closed when the test ends.
