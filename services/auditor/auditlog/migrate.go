@@ -2,7 +2,6 @@ package auditlog
 
 import (
 	"context"
-	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
@@ -12,8 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
 
 	"github.com/annals-dev/annals/pkg/events/postgres"
 )
@@ -33,9 +30,16 @@ const DefaultRole = "annals_auditor"
 const migrationLockID int64 = 0x616e6e616c7361 // "annalsa"
 
 // MigrationResult is one migration that Migrate applied.
-type MigrationResult struct {
-	Version int64
-	Name    string
+type MigrationResult = postgres.MigrationResult
+
+var schema = postgres.MigrationSet{Name: "the audit log", FS: sub(migrations, "migrations"), Table: MigrationsTable, LockID: migrationLockID}
+
+func sub(fsys fs.FS, dir string) fs.FS {
+	s, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(err) // an embedded folder
+	}
+	return s
 }
 
 // Migrate applies the embedded migrations of the audit log that the database does not have
@@ -53,19 +57,9 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, role str
 	if role == "" {
 		role = DefaultRole
 	}
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	p, err := newProvider(db, log)
+	out, err := schema.Up(ctx, pool, log)
 	if err != nil {
 		return nil, err
-	}
-	results, err := p.Up(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("migrate the audit log: %w", err)
-	}
-	out := make([]MigrationResult, 0, len(results))
-	for _, r := range results {
-		out = append(out, MigrationResult{Version: r.Source.Version, Name: r.Source.Path})
 	}
 	if err := grant(ctx, pool, role); err != nil {
 		return out, err
@@ -124,40 +118,7 @@ func grant(ctx context.Context, pool *pgxpool.Pool, role string) error {
 // SchemaVersion reports the newest applied migration of the audit log and the newest one
 // embedded.
 func SchemaVersion(ctx context.Context, pool *pgxpool.Pool) (applied, latest int64, err error) {
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	p, err := newProvider(db, nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	if applied, err = p.GetDBVersion(ctx); err != nil {
-		return 0, 0, fmt.Errorf("audit log schema version: %w", err)
-	}
-	sources := p.ListSources()
-	if len(sources) > 0 {
-		latest = sources[len(sources)-1].Version
-	}
-	return applied, latest, nil
-}
-
-func newProvider(db *sql.DB, log *slog.Logger) (*goose.Provider, error) {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	opts := []goose.ProviderOption{
-		goose.WithSessionLocker(postgres.MigrationLocker(migrationLockID)),
-		goose.WithTableName(MigrationsTable),
-		goose.WithDisableGlobalRegistry(true),
-	}
-	if log != nil {
-		opts = append(opts, goose.WithSlog(log))
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("audit log migrations: %w", err)
-	}
-	return p, nil
+	return schema.Version(ctx, pool)
 }
 
 // RolePool opens a pool like pool (same server, user, run-time parameters and size) whose

@@ -2,15 +2,11 @@ package notify
 
 import (
 	"context"
-	"database/sql"
 	"embed"
-	"fmt"
 	"io/fs"
 	"log/slog"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
 
 	"github.com/annals-dev/annals/pkg/events/postgres"
 )
@@ -27,68 +23,26 @@ const MigrationsTable = "annals_notifier_migrations"
 const migrationLockID int64 = 0x616e6e616c736e // "annalsn"
 
 // MigrationResult is one migration that Migrate applied.
-type MigrationResult struct {
-	Version int64
-	Name    string
-}
+type MigrationResult = postgres.MigrationResult
 
-// Migrate applies the embedded migrations of the notifier's tables that the database does not have
-// yet, each in its own transaction. Several notifiers may call it at once: a session-level
-// advisory lock lets one apply the migrations while the others wait, then find nothing left.
+var schema = postgres.MigrationSet{Name: "the notifier's tables", FS: sub(migrations, "migrations"), Table: MigrationsTable, LockID: migrationLockID}
+
+// Migrate applies the embedded migrations that the database does not have yet, each in its
+// own transaction. Several processes may call it at once: a session-level advisory lock lets
+// one apply the migrations while the others wait, then find nothing left.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) ([]MigrationResult, error) {
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	p, err := newProvider(db, log)
-	if err != nil {
-		return nil, err
-	}
-	results, err := p.Up(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("migrate notifier tables: %w", err)
-	}
-	out := make([]MigrationResult, 0, len(results))
-	for _, r := range results {
-		out = append(out, MigrationResult{Version: r.Source.Version, Name: r.Source.Path})
-	}
-	return out, nil
+	return schema.Up(ctx, pool, log)
 }
 
-// SchemaVersion reports the newest applied migration of the notifier's tables and the newest one
-// embedded.
+// SchemaVersion reports the newest applied migration and the newest one embedded.
 func SchemaVersion(ctx context.Context, pool *pgxpool.Pool) (applied, latest int64, err error) {
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	p, err := newProvider(db, nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	if applied, err = p.GetDBVersion(ctx); err != nil {
-		return 0, 0, fmt.Errorf("notifier schema version: %w", err)
-	}
-	sources := p.ListSources()
-	if len(sources) > 0 {
-		latest = sources[len(sources)-1].Version
-	}
-	return applied, latest, nil
+	return schema.Version(ctx, pool)
 }
 
-func newProvider(db *sql.DB, log *slog.Logger) (*goose.Provider, error) {
-	sub, err := fs.Sub(migrations, "migrations")
+func sub(fsys fs.FS, dir string) fs.FS {
+	s, err := fs.Sub(fsys, dir)
 	if err != nil {
-		return nil, err
+		panic(err) // an embedded folder
 	}
-	locker := postgres.MigrationLocker(migrationLockID)
-	opts := []goose.ProviderOption{
-		goose.WithSessionLocker(locker),
-		goose.WithTableName(MigrationsTable),
-		goose.WithDisableGlobalRegistry(true),
-	}
-	if log != nil {
-		opts = append(opts, goose.WithSlog(log))
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("notifier migrations: %w", err)
-	}
-	return p, nil
+	return s
 }
