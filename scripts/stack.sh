@@ -226,8 +226,17 @@ down_postgres() {
 	bin=$(pg_bindir 2>/dev/null) || return 0
 	pg_running || return 0
 	say "stopping postgres"
+	local pid
+	pid=$(head -1 "$PG_DIR/data/postmaster.pid" 2>/dev/null || true)
 	as_pg "$bin/pg_ctl" -D "$PG_DIR/data" -s -m fast -w -t 60 stop ||
 		fail "PostgreSQL did not stop; see $PG_DIR/postgres.log"
+	# pg_ctl returns once the postmaster removed its pid file, a moment before it exits.
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[[ -n $pid && -d /proc/$pid ]] || return 0
+		sleep 0.1
+	done
+	fail "PostgreSQL (pid $pid) still runs 10 s after it stopped; see $PG_DIR/postgres.log"
 }
 
 # ---------------------------------------------------------------- Kafka
