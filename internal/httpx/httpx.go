@@ -7,9 +7,11 @@
 package httpx
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -367,4 +369,17 @@ func validCorrelationID(s string) bool {
 		}
 	}
 	return true
+}
+
+// LogFailure logs a request that failed on the server's side, with its method, route, status
+// and correlation id (never its body): at error level, or debug when the client went away.
+func LogFailure(log *slog.Logger, r *http.Request, status int, err error) {
+	level := slog.LevelError
+	if errors.Is(err, context.Canceled) {
+		level = slog.LevelDebug
+	}
+	log.LogAttrs(r.Context(), level, "request failed",
+		slog.String("method", r.Method), slog.String("route", r.Pattern),
+		slog.Int("status", status), slog.String("correlation_id", CorrelationID(r)),
+		slog.String("error", err.Error()))
 }

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"embed"
-	"io/fs"
 	"log/slog"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -22,7 +21,7 @@ type MigrationResult struct {
 }
 
 // EventStoreMigrations are the event store's migrations.
-var EventStoreMigrations = MigrationSet{Name: "the event store", FS: mustSub(migrations, "migrations"), Table: MigrationsTable, LockID: EventStoreLockID}
+var EventStoreMigrations = MigrationSet{Name: "the event store", FS: migrations, Dir: "migrations", Table: MigrationsTable, LockID: EventStoreLockID}
 
 // Migrate applies the event store's migrations that the database does not have yet, each in
 // its own transaction. Several processes may call it at once (writers starting together): a
@@ -35,13 +34,4 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) ([]Migra
 // SchemaVersion reports the newest applied migration and the newest one embedded.
 func SchemaVersion(ctx context.Context, pool *pgxpool.Pool) (applied, latest int64, err error) {
 	return EventStoreMigrations.Version(ctx, pool)
-}
-
-// mustSub is fs.Sub of a folder embedded in the binary, which cannot fail.
-func mustSub(fsys fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(fsys, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
 }

@@ -17,7 +17,8 @@ import (
 // an audit log), which are migrated independently of one another.
 type MigrationSet struct {
 	Name   string // what the migrations are of, for errors: "the read models"
-	FS     fs.FS  // the .sql files, at its root
+	FS     fs.FS  // the embedded .sql files
+	Dir    string // their folder in FS ("migrations")
 	Table  string // the version table
 	LockID int64  // the advisory lock (MigrationLocker) that serialises concurrent Up calls
 }
@@ -69,7 +70,11 @@ func (m MigrationSet) provider(db *sql.DB, log *slog.Logger) (*goose.Provider, e
 	if log != nil {
 		opts = append(opts, goose.WithSlog(log))
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, m.FS, opts...)
+	sub, err := fs.Sub(m.FS, m.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("migrations of %s: %w", m.Name, err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("migrations of %s: %w", m.Name, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 
 	"github.com/jackc/pgx/v5"
@@ -32,15 +31,7 @@ const migrationLockID int64 = 0x616e6e616c7361 // "annalsa"
 // MigrationResult is one migration that Migrate applied.
 type MigrationResult = postgres.MigrationResult
 
-var schema = postgres.MigrationSet{Name: "the audit log", FS: sub(migrations, "migrations"), Table: MigrationsTable, LockID: migrationLockID}
-
-func sub(fsys fs.FS, dir string) fs.FS {
-	s, err := fs.Sub(fsys, dir)
-	if err != nil {
-		panic(err) // an embedded folder
-	}
-	return s
-}
+var schema = postgres.MigrationSet{Name: "the audit log", FS: migrations, Dir: "migrations", Table: MigrationsTable, LockID: migrationLockID}
 
 // Migrate applies the embedded migrations of the audit log that the database does not have
 // yet, each in its own transaction, and then grants role (DefaultRole when "") what the

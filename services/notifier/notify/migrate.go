@@ -3,7 +3,6 @@ package notify
 import (
 	"context"
 	"embed"
-	"io/fs"
 	"log/slog"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -25,7 +24,7 @@ const migrationLockID int64 = 0x616e6e616c736e // "annalsn"
 // MigrationResult is one migration that Migrate applied.
 type MigrationResult = postgres.MigrationResult
 
-var schema = postgres.MigrationSet{Name: "the notifier's tables", FS: sub(migrations, "migrations"), Table: MigrationsTable, LockID: migrationLockID}
+var schema = postgres.MigrationSet{Name: "the notifier's tables", FS: migrations, Dir: "migrations", Table: MigrationsTable, LockID: migrationLockID}
 
 // Migrate applies the embedded migrations that the database does not have yet, each in its
 // own transaction. Several processes may call it at once: a session-level advisory lock lets
@@ -37,12 +36,4 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) ([]Migra
 // SchemaVersion reports the newest applied migration and the newest one embedded.
 func SchemaVersion(ctx context.Context, pool *pgxpool.Pool) (applied, latest int64, err error) {
 	return schema.Version(ctx, pool)
-}
-
-func sub(fsys fs.FS, dir string) fs.FS {
-	s, err := fs.Sub(fsys, dir)
-	if err != nil {
-		panic(err) // an embedded folder
-	}
-	return s
 }

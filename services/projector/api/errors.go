@@ -1,18 +1,13 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/services/projector/readmodel"
 )
 
@@ -60,34 +55,10 @@ func classify(err error) problem {
 	case errors.As(err, &nc):
 		return problem{http.StatusGatewayTimeout, CodeNotCaughtUp, nc.Error(),
 			map[string]any{"stream_id": nc.StreamID, "version": nc.Version, "min_version": nc.MinVersion}}
-	case unavailable(err):
+	case postgres.Unreachable(err):
 		return problem{http.StatusServiceUnavailable, CodeUnavailable, "the read models are unavailable; retry later", nil}
 	}
 	return problem{http.StatusInternalServerError, CodeInternal, "internal error", nil}
-}
-
-// unavailable reports whether err says the database cannot be reached or the request ran out
-// of time, rather than that the request is wrong.
-func unavailable(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.Timeout(err) {
-		return true
-	}
-	var ce *pgconn.ConnectError
-	var ne net.Error
-	if errors.As(err, &ce) || errors.As(err, &ne) {
-		return true
-	}
-	var pg *pgconn.PgError
-	if errors.As(err, &pg) && len(pg.Code) == 5 {
-		switch pg.Code[:2] {
-		case "08", // connection exception
-			"53", // insufficient resources
-			"57": // operator intervention: shutdown, cancelled statement
-			return true
-		}
-	}
-	return false
 }
 
 // writeError answers with the error envelope. Server-side failures are logged with the
@@ -95,14 +66,7 @@ func unavailable(err error) bool {
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	p := classify(err)
 	if p.status >= 500 && p.status != http.StatusGatewayTimeout {
-		level := slog.LevelError
-		if errors.Is(err, context.Canceled) {
-			level = slog.LevelDebug // the client went away
-		}
-		a.log.LogAttrs(r.Context(), level, "request failed",
-			slog.String("method", r.Method), slog.String("route", r.Pattern),
-			slog.Int("status", p.status), slog.String("correlation_id", httpx.CorrelationID(r)),
-			slog.String("error", err.Error()))
+		httpx.LogFailure(a.log, r, p.status, err)
 	}
 	httpx.WriteErrorFields(w, p.status, p.code, p.message, p.fields)
 }
