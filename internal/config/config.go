@@ -78,11 +78,16 @@ type Handlers struct {
 	RetryFailedEvents bool `json:"retry_failed_events"`
 }
 
-// Monitoring is the [monitoring] section.
+// Monitoring is the [monitoring] section. The lag keys configure the consumer lag exporter:
+// whether the writer embeds one, how often it polls the broker and over how many polls it
+// judges a group's status.
 type Monitoring struct {
-	MetricsEnabled        bool `json:"metrics_enabled"`
-	EventTracking         bool `json:"event_tracking"`
-	PerformanceMonitoring bool `json:"performance_monitoring"`
+	MetricsEnabled        bool          `json:"metrics_enabled"`
+	EventTracking         bool          `json:"event_tracking"`
+	PerformanceMonitoring bool          `json:"performance_monitoring"`
+	LagExporterEnabled    bool          `json:"lag_exporter_enabled"`
+	LagPollInterval       time.Duration `json:"lag_poll_interval"`
+	LagStatusWindow       int           `json:"lag_status_window"`
 }
 
 // Kafka is the [kafka] section.

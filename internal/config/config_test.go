@@ -46,7 +46,8 @@ func TestDefault(t *testing.T) {
 		Aggregates: config.Aggregates{SnapshotEnabled: true, SnapshotRetention: 30 * 24 * time.Hour,
 			OptimisticConcurrency: true, MaxEventsPerAggregate: 10000},
 		Handlers:   config.Handlers{Enabled: true, AsyncProcessing: true, ErrorHandling: true, RetryFailedEvents: true},
-		Monitoring: config.Monitoring{MetricsEnabled: true, EventTracking: true, PerformanceMonitoring: true},
+		Monitoring: config.Monitoring{MetricsEnabled: true, EventTracking: true, PerformanceMonitoring: true,
+			LagExporterEnabled: true, LagPollInterval: 10 * time.Second, LagStatusWindow: 10},
 		Kafka: config.Kafka{Brokers: []string{"127.0.0.1:9092"}, TopicPrefix: "annals", TopicPartitions: 12,
 			ReplicationFactor: 1},
 		SMTP: config.SMTP{Addr: "127.0.0.1:1025", From: "Annals <noreply@annals.local>", StartTLS: "opportunistic",
@@ -85,7 +86,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 45; got != want {
+	if got, want := len(keys), 48; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}
@@ -257,6 +258,27 @@ func TestDurations(t *testing.T) {
 	}
 }
 
+// TestLagKeys: the lag exporter's keys, from the environment and from the file, as the
+// writer and `annals lag-exporter` read them.
+func TestLagKeys(t *testing.T) {
+	c, err := config.Load("", env("LAG_EXPORTER_ENABLED", "off", "LAG_POLL_INTERVAL", "250ms", "LAG_STATUS_WINDOW", "2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Monitoring, (config.Monitoring{MetricsEnabled: true, EventTracking: true, PerformanceMonitoring: true,
+		LagExporterEnabled: false, LagPollInterval: 250 * time.Millisecond, LagStatusWindow: 2}); got != want {
+		t.Errorf("from the environment: got %+v, want %+v", got, want)
+	}
+	path := writeFile(t, "[monitoring]\nlag_poll_interval: 1m30s\nlag_status_window: @env(\"LAG_STATUS_WINDOW\", \"30\")\n")
+	c, err = config.Load(path, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Monitoring; !got.LagExporterEnabled || got.LagPollInterval != 90*time.Second || got.LagStatusWindow != 30 {
+		t.Errorf("from the file: got %+v, want the exporter on, 1m30s, 30 polls", got)
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -313,6 +335,31 @@ func TestLoadErrors(t *testing.T) {
 			name: "negative shutdown timeout",
 			env:  env("SHUTDOWN_TIMEOUT", "-1s"),
 			want: []string{`SHUTDOWN_TIMEOUT (http.shutdown_timeout): "-1s" is out of range; must not be negative`},
+		},
+		{
+			name: "zero lag poll interval",
+			env:  env("LAG_POLL_INTERVAL", "0s"),
+			want: []string{`LAG_POLL_INTERVAL (monitoring.lag_poll_interval): "0s" is out of range; must be greater than 0`},
+		},
+		{
+			name: "negative lag poll interval",
+			env:  env("LAG_POLL_INTERVAL", "-5s"),
+			want: []string{`LAG_POLL_INTERVAL (monitoring.lag_poll_interval): "-5s" is out of range; must be greater than 0`},
+		},
+		{
+			name: "lag poll interval without a unit",
+			file: "[monitoring]\nlag_poll_interval: 10\n",
+			want: []string{`:2: LAG_POLL_INTERVAL (monitoring.lag_poll_interval): "10" is not a duration`},
+		},
+		{
+			name: "lag status window of one poll",
+			env:  env("LAG_STATUS_WINDOW", "1"),
+			want: []string{`LAG_STATUS_WINDOW (monitoring.lag_status_window): "1" is out of range; must be at least 2`},
+		},
+		{
+			name: "bad lag exporter switch",
+			env:  env("LAG_EXPORTER_ENABLED", "sometimes"),
+			want: []string{`LAG_EXPORTER_ENABLED (monitoring.lag_exporter_enabled): "sometimes" is not a boolean`},
 		},
 		{
 			name: "port out of range",
@@ -648,6 +695,10 @@ func TestValidate(t *testing.T) {
 		}},
 		{"durations", func(c *config.Config) { c.Aggregates.SnapshotRetention = 0 }, []string{
 			`SNAPSHOT_RETENTION_PERIOD (aggregates.snapshot_retention): "0s" is out of range; must be greater than 0`,
+		}},
+		{"lag exporter", func(c *config.Config) { c.Monitoring.LagPollInterval, c.Monitoring.LagStatusWindow = -time.Second, 0 }, []string{
+			`LAG_POLL_INTERVAL (monitoring.lag_poll_interval): "-1s" is out of range; must be greater than 0`,
+			`LAG_STATUS_WINDOW (monitoring.lag_status_window): "0" is out of range; must be at least 2`,
 		}},
 		{"missing parts", func(c *config.Config) { c.EventStore.Host, c.EventStore.Database, c.EventStore.Username = "", "", "" }, []string{
 			`EVENT_STORE_HOST (event_store.host): must not be empty when DATABASE_URL (event_store.url) is not set`,

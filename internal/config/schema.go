@@ -169,6 +169,17 @@ var specs = []spec{
 	{Key: Key{Section: "monitoring", Name: "performance_monitoring", Env: "EVENT_PERFORMANCE_MONITORING", Kind: KindBool, Default: "true",
 		Doc: "Record latency histograms."},
 		field: func(c *Config) any { return &c.Monitoring.PerformanceMonitoring }},
+	{Key: Key{Section: "monitoring", Name: "lag_exporter_enabled", Env: "LAG_EXPORTER_ENABLED", Kind: KindBool, Default: "true",
+		Doc: "The writer exports the consumer groups' lag, read from the broker, on its /metrics."},
+		field: func(c *Config) any { return &c.Monitoring.LagExporterEnabled }},
+	{Key: Key{Section: "monitoring", Name: "lag_poll_interval", Env: "LAG_POLL_INTERVAL", Kind: KindDuration, Default: "10s",
+		Doc: "Time between two polls of the broker by the lag exporter (the writer's and `annals lag-exporter`'s)."},
+		bounds: positiveDuration,
+		field:  func(c *Config) any { return &c.Monitoring.LagPollInterval }},
+	{Key: Key{Section: "monitoring", Name: "lag_status_window", Env: "LAG_STATUS_WINDOW", Kind: KindInt, Default: "10",
+		Doc: "Number of polls a consumer group's lag status (ok, warn, stall, stop) is judged over."},
+		bounds: atLeast(2),
+		field:  func(c *Config) any { return &c.Monitoring.LagStatusWindow }},
 
 	// [kafka]
 	{Key: Key{Section: "kafka", Name: "brokers", Env: "KAFKA_BROKERS", Kind: KindList, Default: "127.0.0.1:9092",
