@@ -39,7 +39,7 @@ lag-exporter [--addr :9308] [--interval 10s] [--window 10]
   Serves the same figures as Prometheus metrics on /metrics (annals_consumer_group_* and
   kafka_exporter's kafka_consumergroup_* names, for Grafana dashboard 7589), with /livez and
   /readyz (ready while the last successful poll is recent), polling every --interval until
-  stopped.`
+  stopped. --interval and --window default to LAG_POLL_INTERVAL and LAG_STATUS_WINDOW.`
 
 // lagCmd prints the lag of the consumer groups reading the event topics, once or until
 // stopped (--watch).
@@ -194,8 +194,8 @@ func lagExporterCmd(ctx context.Context, args []string, loadConfig func() (*conf
 	fs := flag.NewFlagSet("lag-exporter", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	addr := fs.String("addr", ":9308", "HTTP listen address")
-	interval := fs.Duration("interval", lag.DefaultInterval, "time between polls")
-	window := fs.Int("window", lag.DefaultWindow, "polls the status compares")
+	interval := fs.Duration("interval", lag.DefaultInterval, "time between polls (default LAG_POLL_INTERVAL)")
+	window := fs.Int("window", lag.DefaultWindow, "polls the status compares (default LAG_STATUS_WINDOW)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(stderr, "usage: annals "+lagUsage)
 		return nil
@@ -214,6 +214,16 @@ func lagExporterCmd(ctx context.Context, args []string, loadConfig func() (*conf
 	if err != nil {
 		return err
 	}
+	// A flag given wins; otherwise the exporter polls as the writer's embedded one does, from
+	// the configuration (which has checked those values already).
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["interval"] {
+		*interval = cfg.Monitoring.LagPollInterval
+	}
+	if !set["window"] {
+		*window = cfg.Monitoring.LagStatusWindow
+	}
 	log := app.NewLogger(cfg.Log, stderr).With("service", "lag-exporter")
 	mon, err := lag.New(lag.Config{
 		Brokers: cfg.Kafka.Brokers, Topics: wiring.EventTopics(cfg), Interval: *interval, Window: *window, Logger: log,
@@ -230,7 +240,7 @@ func lagExporterCmd(ctx context.Context, args []string, loadConfig func() (*conf
 	srv := &http.Server{Handler: lagExporterHandler(reg, mon, 3**interval+lag.DefaultTimeout), ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("lag exporter started", "addr", ln.Addr().String(), "topics", wiring.EventTopics(cfg), "interval", interval.String())
+	log.Info("lag exporter started", "addr", ln.Addr().String(), "topics", wiring.EventTopics(cfg), "interval", interval.String(), "window", *window)
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()

@@ -31,22 +31,27 @@ func migrateOnStart(ctx context.Context, m *app.Main) error {
 	return err
 }
 
-// wire builds the event store, the relay that publishes its outbox, and the command API on
-// the process's pool, registers the API's routes, and prunes superseded snapshots every hour
-// until ctx ends.
+// wire builds the event store, the relay that publishes its outbox, the lag exporter (unless
+// LAG_EXPORTER_ENABLED=false) and the command API on the process's pool, registers the API's
+// routes, and prunes superseded snapshots every hour until ctx ends.
 func wire(ctx context.Context, m *app.Main) error {
 	r, err := wiring.NewRelay(m.DB, m.Config, m.Logger, m.Registry)
 	if err != nil {
 		return err
 	}
 	// The consumer groups' lag, read from the broker, so that it shows even when every
-	// consumer is down.
-	mon, err := lag.New(lag.Config{Brokers: m.Config.Kafka.Brokers, Topics: wiring.EventTopics(m.Config), Logger: m.Logger})
-	if err != nil {
-		return err
+	// consumer is down. A deployment that runs `annals lag-exporter` instead turns it off.
+	if mc := m.Config.Monitoring; mc.LagExporterEnabled {
+		mon, err := lag.New(lag.Config{
+			Brokers: m.Config.Kafka.Brokers, Topics: wiring.EventTopics(m.Config),
+			Interval: mc.LagPollInterval, Window: mc.LagStatusWindow, Logger: m.Logger,
+		})
+		if err != nil {
+			return err
+		}
+		m.Registry.MustRegister(mon)
+		m.Go("lag monitor", mon.Run)
 	}
-	m.Registry.MustRegister(mon)
-	m.Go("lag monitor", mon.Run)
 	m.Go("relay", func(ctx context.Context) error {
 		defer r.Close()
 		return wiring.RunRelay(ctx, r, m.DB, m.Config, m.Logger)
