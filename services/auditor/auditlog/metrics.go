@@ -2,6 +2,7 @@ package auditlog
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -9,11 +10,49 @@ import (
 
 // Metrics are the audit log's Prometheus metrics.
 type Metrics struct {
-	appended     prometheus.Counter
-	skipped      prometheus.Counter
-	verifyOK     prometheus.Gauge
-	verifyTime   prometheus.Gauge
-	verifyLength prometheus.Gauge
+	appended prometheus.Counter
+	skipped  prometheus.Counter
+	verify   *verifyCollector
+}
+
+var (
+	descVerifyOK = prometheus.NewDesc("annals_auditor_last_verify_ok",
+		"1 when the last verification of the chain found it intact, 0 when it found it broken.", nil, nil)
+	descVerifyTime = prometheus.NewDesc("annals_auditor_last_verify_timestamp_seconds",
+		"When the last verification of the chain finished, in Unix seconds.", nil, nil)
+	descVerifyEntries = prometheus.NewDesc("annals_auditor_last_verify_entries",
+		"The entries the last verification of the chain checked.", nil, nil)
+)
+
+// verifyCollector exports the outcome of the last verification, and nothing before the first
+// one: a gauge at 0 from start-up would read as "the chain is broken" to an alert rule.
+type verifyCollector struct {
+	mu   sync.Mutex
+	done bool
+	ok   bool
+	at   time.Time
+	n    int64
+}
+
+func (c *verifyCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descVerifyOK
+	ch <- descVerifyTime
+	ch <- descVerifyEntries
+}
+
+func (c *verifyCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.done {
+		return
+	}
+	ok := 0.0
+	if c.ok {
+		ok = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descVerifyOK, prometheus.GaugeValue, ok)
+	ch <- prometheus.MustNewConstMetric(descVerifyTime, prometheus.GaugeValue, float64(c.at.UnixNano())/1e9)
+	ch <- prometheus.MustNewConstMetric(descVerifyEntries, prometheus.GaugeValue, float64(c.n))
 }
 
 // NewMetrics creates the audit log's metrics and registers them on reg (nil: not registered).
@@ -27,21 +66,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "annals_auditor_duplicates_skipped_total",
 			Help: "Deliveries of events the audit log had already, skipped (transactions committed).",
 		}),
-		verifyOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "annals_auditor_last_verify_ok",
-			Help: "1 when the last verification of the chain found it intact, 0 when it found it broken.",
-		}),
-		verifyTime: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "annals_auditor_last_verify_timestamp_seconds",
-			Help: "When the last verification of the chain finished, in Unix seconds.",
-		}),
-		verifyLength: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "annals_auditor_last_verify_entries",
-			Help: "The entries the last verification of the chain checked.",
-		}),
+		verify: &verifyCollector{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.appended, m.skipped, m.verifyOK, m.verifyTime, m.verifyLength)
+		reg.MustRegister(m.appended, m.skipped, m.verify)
 	}
 	return m
 }
@@ -68,11 +96,8 @@ func (m *Metrics) add(t tally) {
 }
 
 func (m *Metrics) verified(r Report) {
-	if r.OK {
-		m.verifyOK.Set(1)
-	} else {
-		m.verifyOK.Set(0)
-	}
-	m.verifyLength.Set(float64(r.Checked))
-	m.verifyTime.Set(float64(time.Now().UnixNano()) / 1e9)
+	c := m.verify
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.done, c.ok, c.n, c.at = true, r.OK, r.Checked, time.Now()
 }
