@@ -2,7 +2,8 @@
 # make run: the whole pipeline on the local stack. Brings the stack up, builds the binaries,
 # applies migrations, creates the topics, starts the four services, waits until each answers
 # /readyz, prints where they are, and stops them on Ctrl-C (the stack keeps running; `make down`
-# stops it).
+# stops it). When Prometheus is installed (scripts/stack.sh install prometheus), it is started
+# too, scraping the four services and evaluating the alert rules of deploy/prometheus/rules.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,6 +19,13 @@ fail() {
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 scripts/stack.sh up
+prometheus=false
+if command -v "${ANNALS_PROMETHEUS_BIN:-prometheus}" >/dev/null 2>&1; then
+	scripts/stack.sh up prometheus
+	prometheus=true
+else
+	say "Prometheus is not installed: no metrics are collected (scripts/stack.sh install prometheus installs it)"
+fi
 eval "$(scripts/stack.sh env)"
 
 say "building"
@@ -41,6 +49,21 @@ for s in "${services[@]}"; do
 done
 
 mkdir -p "$LOG_DIR"
+if $prometheus; then
+	# Prometheus's file_sd targets: the services of this run, each labelled with its name.
+	targets=${ANNALS_STACK_DIR:-$ROOT/.stack}/prometheus/targets
+	mkdir -p "$targets"
+	{
+		printf '['
+		sep=
+		for s in "${services[@]}"; do
+			printf '%s{"targets":["127.0.0.1:%s"],"labels":{"service":"%s"}}' "$sep" "${ports[$s]}" "$s"
+			sep=,
+		done
+		printf ']\n'
+	} >"$targets/annals.json.tmp"
+	mv "$targets/annals.json.tmp" "$targets/annals.json"
+fi
 declare -A pids=()
 stop_services() {
 	trap - INT TERM EXIT
@@ -69,8 +92,11 @@ for s in "${services[@]}"; do
 	say "$(printf '%-9s ready  http://127.0.0.1:%s  (log %s)' "$s" "${ports[$s]}" "$LOG_DIR/$s.log")"
 done
 
+say "Mailpit UI      $MAILPIT_URL"
+if $prometheus; then
+	say "Prometheus      $PROMETHEUS_URL  (alerts: $PROMETHEUS_URL/alerts)"
+fi
 cat <<EOF
-run: Mailpit UI      $MAILPIT_URL
 run: try it:
   curl -s -X POST http://127.0.0.1:${ports[writer]}/v1/users -H 'Content-Type: application/json' -d '{"email":"ada@example.com","name":"Ada Lovelace"}'
   curl -s http://127.0.0.1:${ports[writer]}/v1/stats

@@ -6,6 +6,10 @@
 #   scripts/stack.sh up        install, start what is not running, wait for health
 #   scripts/stack.sh down      stop what this stack started (pid files), nothing else
 #   scripts/stack.sh up|down postgres|kafka|mailpit ...   the same for some components
+#   scripts/stack.sh install|up|down prometheus   Prometheus (Debian package), not part of the
+#                              default set: `make run` starts it when it is installed, with the
+#                              alert rules of deploy/prometheus/rules and the scrape targets that
+#                              run.sh writes to .stack/prometheus/targets/
 #   scripts/stack.sh status    what runs where
 #   scripts/stack.sh env       shell exports for clients (DATABASE_URL, KAFKA_BROKERS, ...)
 #
@@ -27,6 +31,7 @@ KAFKA_HEAP=${ANNALS_KAFKA_HEAP:--Xms256m -Xmx1g}
 SMTP_PORT=${ANNALS_SMTP_PORT:-1025}
 MAILPIT_PORT=${ANNALS_MAILPIT_PORT:-8025}
 MAILPIT_VERSION=${ANNALS_MAILPIT_VERSION:-v1.33.1}
+PROMETHEUS_PORT=${ANNALS_PROMETHEUS_PORT:-9090}
 TIMEOUT=${ANNALS_STACK_TIMEOUT:-120}
 
 KAFKA_LIBS=$CACHE_DIR/kafka-$KAFKA_VERSION/libs
@@ -35,6 +40,7 @@ MAILPIT_BIN=$CACHE_DIR/bin/mailpit-$MAILPIT_VERSION
 PG_DIR=$STATE_DIR/postgres
 KAFKA_DIR=$STATE_DIR/kafka
 MAILPIT_DIR=$STATE_DIR/mailpit
+PROMETHEUS_DIR=$STATE_DIR/prometheus
 
 say() { printf 'stack: %s\n' "$*"; }
 fail() {
@@ -386,6 +392,80 @@ down_mailpit() {
 	stop_pid "$STATE_DIR/mailpit.pid" "$MAILPIT_DIR/mailpit.db" mailpit
 }
 
+# ---------------------------------------------------------------- Prometheus
+
+prometheus_bin() { command -v "${ANNALS_PROMETHEUS_BIN:-prometheus}" 2>/dev/null; }
+
+install_prometheus() {
+	prometheus_bin >/dev/null && command -v promtool >/dev/null 2>&1 && return 0
+	if [[ $(id -u) -ne 0 ]]; then
+		fail "Prometheus not found; install it (Debian: apt-get install prometheus) and run again"
+	fi
+	say "installing Prometheus (apt-get install prometheus)"
+	export DEBIAN_FRONTEND=noninteractive
+	# The package's own service is not started (there is no init system to start it); the
+	# stack runs a Prometheus of its own, on its own port.
+	if ! apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1; then
+		apt-get update -qq >/dev/null
+		apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+	fi
+	prometheus_bin >/dev/null || fail "apt-get install prometheus did not provide the prometheus binary"
+}
+
+prometheus_ready() { curl -fsS -o /dev/null "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" 2>/dev/null; }
+
+# prometheus_config: the stack's configuration, rewritten on every start. The services'
+# addresses are not known here: whoever starts them (run.sh) writes them as file_sd target
+# files, which Prometheus rereads when they change.
+prometheus_config() {
+	mkdir -p "$PROMETHEUS_DIR/targets" "$PROMETHEUS_DIR/data"
+	cat >"$PROMETHEUS_DIR/prometheus.yml" <<EOF
+# Written by scripts/stack.sh on every start; edits are lost.
+global:
+  scrape_interval: 5s
+  evaluation_interval: 5s
+rule_files:
+  - $ROOT/deploy/prometheus/rules/*.yml
+scrape_configs:
+  - job_name: annals
+    file_sd_configs:
+      - files: ["$PROMETHEUS_DIR/targets/*.json"]
+        refresh_interval: 5s
+  - job_name: prometheus
+    static_configs:
+      - targets: ["127.0.0.1:$PROMETHEUS_PORT"]
+EOF
+}
+
+up_prometheus() {
+	local bin
+	bin=$(prometheus_bin) || fail "Prometheus is not installed; scripts/stack.sh install prometheus installs it"
+	local pidfile=$STATE_DIR/prometheus.pid
+	if pid_alive "$pidfile" "$PROMETHEUS_DIR/prometheus.yml"; then
+		prometheus_config
+		kill -HUP "$(<"$pidfile")" 2>/dev/null || true
+		wait_for "Prometheus" "$PROMETHEUS_DIR/prometheus.log" prometheus_ready
+		say "prometheus already running: http://127.0.0.1:$PROMETHEUS_PORT"
+		return 0
+	fi
+	require_free_port "$PROMETHEUS_PORT" ANNALS_PROMETHEUS_PORT Prometheus
+	prometheus_config
+	if command -v promtool >/dev/null 2>&1; then
+		promtool check config "$PROMETHEUS_DIR/prometheus.yml" >"$PROMETHEUS_DIR/check.log" 2>&1 ||
+			fail "promtool check config failed; see $PROMETHEUS_DIR/check.log"
+	fi
+	say "starting prometheus: http://127.0.0.1:$PROMETHEUS_PORT"
+	start_daemon "$pidfile" "$PROMETHEUS_DIR/prometheus.log" "$bin" \
+		--config.file="$PROMETHEUS_DIR/prometheus.yml" --storage.tsdb.path="$PROMETHEUS_DIR/data" \
+		--storage.tsdb.retention.time=2d --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+		--web.enable-lifecycle
+	wait_for "Prometheus" "$PROMETHEUS_DIR/prometheus.log" prometheus_ready
+}
+
+down_prometheus() {
+	stop_pid "$STATE_DIR/prometheus.pid" "$PROMETHEUS_DIR/prometheus.yml" prometheus
+}
+
 # ---------------------------------------------------------------- commands
 
 print_env() {
@@ -395,6 +475,7 @@ export KAFKA_BROKERS='127.0.0.1:$KAFKA_PORT'
 export SMTP_ADDR='127.0.0.1:$SMTP_PORT'
 export MAILPIT_URL='http://127.0.0.1:$MAILPIT_PORT'
 export KAFKA_LIBS='$KAFKA_LIBS'
+export PROMETHEUS_URL='http://127.0.0.1:$PROMETHEUS_PORT'
 EOF
 }
 
@@ -418,6 +499,10 @@ status() {
 		say "mailpit   stopped"
 		rc=1
 	fi
+	# Prometheus is optional: its state does not change the status's exit code.
+	if pid_alive "$STATE_DIR/prometheus.pid" "$PROMETHEUS_DIR/prometheus.yml" 2>/dev/null && prometheus_ready; then
+		say "prometheus running  http://127.0.0.1:$PROMETHEUS_PORT  pid=$(<"$STATE_DIR/prometheus.pid")"
+	fi
 	return $rc
 }
 
@@ -439,15 +524,20 @@ preflight() {
 
 component() {
 	case $1 in
-	postgres | kafka | mailpit) return 0 ;;
+	postgres | kafka | mailpit | prometheus) return 0 ;;
 	esac
-	fail "unknown component $1 (postgres, kafka, mailpit)"
+	fail "unknown component $1 (postgres, kafka, mailpit, prometheus)"
 }
 
 main() {
 	local cmd=${1:-}
 	case $cmd in
 	install)
+		shift
+		if (($# > 0)); then
+			for c in "$@"; do component "$c" && "install_$c"; done
+			return
+		fi
 		install_postgres
 		install_kafka
 		install_mailpit
@@ -473,6 +563,7 @@ main() {
 			for c in "$@"; do component "$c" && "down_$c"; done
 			return
 		fi
+		down_prometheus
 		down_mailpit
 		down_kafka
 		down_postgres
