@@ -58,6 +58,7 @@ func wire(ctx context.Context, m *app.Main) error {
 	})
 	opts := api.StoreOptions(m.Config.Aggregates)
 	opts.OnAppend = r.Wake
+	opts.Metrics = postgres.NewMetrics(m.Registry)
 	store := postgres.New(m.DB, opts)
 	a := api.New(store, api.OptionsFrom(m.Config, m.Logger))
 	a.Register(m.Router)

@@ -34,6 +34,8 @@ type Options struct {
 	// relay of the same process. It must not block. After AppendTx the caller's transaction
 	// may not have committed yet: treat the call as a hint.
 	OnAppend func()
+	// Metrics, when set, count appends by result and time them.
+	Metrics *Metrics
 }
 
 // OutboxChannel is the LISTEN/NOTIFY channel on which appends wake the relay.
@@ -159,6 +161,13 @@ const (
 const maxRetries = 50
 
 func (s *Store) appendOn(ctx context.Context, q querier, streamID string, expected events.ExpectedVersion, evs []events.Event, opts events.AppendOptions) (events.AppendResult, error) {
+	start := time.Now()
+	res, err := s.appendEvents(ctx, q, streamID, expected, evs, opts)
+	s.opts.Metrics.appended(len(evs), time.Since(start), err)
+	return res, err
+}
+
+func (s *Store) appendEvents(ctx context.Context, q querier, streamID string, expected events.ExpectedVersion, evs []events.Event, opts events.AppendOptions) (events.AppendResult, error) {
 	res := events.AppendResult{StreamID: streamID}
 	if err := events.ValidateStreamID(streamID); err != nil {
 		return res, err
@@ -248,6 +257,7 @@ func (s *Store) appendOn(ctx context.Context, q querier, streamID string, expect
 		lostRace := errors.As(err, &pg) && pg.Code == "23505" && pg.ConstraintName == "annals_events_stream_id_version_key"
 		switch {
 		case lostRace && retry && attempt < maxRetries:
+			s.opts.Metrics.retried()
 			if attempt > 0 {
 				pause := time.Duration(rand.Int64N(int64(min(time.Millisecond<<min(attempt, 5), 20*time.Millisecond)))) + 1
 				select {

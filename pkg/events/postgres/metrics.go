@@ -1,0 +1,88 @@
+package postgres
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/annals-dev/annals/pkg/events"
+)
+
+// Metrics are the event store's append metrics. A nil *Metrics records nothing.
+type Metrics struct {
+	appends  *prometheus.CounterVec
+	events   prometheus.Counter
+	duration *prometheus.HistogramVec
+	retries  prometheus.Counter
+}
+
+// Append outcomes, the values of the result label.
+const (
+	resultOK       = "ok"
+	resultConflict = "conflict"
+	resultFull     = "full"
+	resultInvalid  = "invalid"
+	resultError    = "error"
+)
+
+// NewMetrics creates the store's metrics and registers them on reg (nil: not registered).
+// Every outcome's series exists from the start, so that rates of refusals read 0 rather than
+// nothing.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		appends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "annals_store_appends_total",
+			Help: "Appends to the event store, by result: ok, conflict (expected version), full (MAX_EVENTS_PER_AGGREGATE), invalid (bad input), error.",
+		}, []string{"result"}),
+		events: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "annals_store_appended_events_total",
+			Help: "Events appended to the event store (each with its outbox row).",
+		}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "annals_store_append_duration_seconds",
+			Help:    "Time of one append, retries after lost races included, by result.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"result"}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "annals_store_append_retries_total",
+			Help: "Appends tried again after losing the race for a stream's next version (expected version any or stream_exists).",
+		}),
+	}
+	for _, r := range []string{resultOK, resultConflict, resultFull, resultInvalid, resultError} {
+		m.appends.WithLabelValues(r)
+	}
+	if reg != nil {
+		reg.MustRegister(m.appends, m.events, m.duration, m.retries)
+	}
+	return m
+}
+
+// appended records one append of n events that took d and ended with err.
+func (m *Metrics) appended(n int, d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	r := resultOK
+	var conflict *events.VersionConflictError
+	switch {
+	case err == nil:
+		m.events.Add(float64(n))
+	case errors.As(err, &conflict):
+		r = resultConflict
+	case errors.Is(err, events.ErrStreamFull):
+		r = resultFull
+	case errors.Is(err, events.ErrInvalid):
+		r = resultInvalid
+	default:
+		r = resultError
+	}
+	m.appends.WithLabelValues(r).Inc()
+	m.duration.WithLabelValues(r).Observe(d.Seconds())
+}
+
+func (m *Metrics) retried() {
+	if m != nil {
+		m.retries.Inc()
+	}
+}
