@@ -478,6 +478,26 @@ func TestCompose(t *testing.T) {
 				t.Errorf("prometheus.yml: target %s has service label %q, want %q (the dashboards group by it)", target, labels["service"], a.Name)
 			}
 		}
+		// Every rule file the repository ships is loaded: each rule_files pattern is matched
+		// against what the container sees through its bind mounts.
+		rules, err := filepath.Glob(filepath.Join(root, "deploy", "prometheus", "rules", "*.yml"))
+		if err != nil || len(rules) == 0 {
+			t.Fatalf("no rule files in deploy/prometheus/rules (%v)", err)
+		}
+		for _, rule := range rules {
+			loaded := false
+			for _, pattern := range cfg.RuleFiles {
+				m, ok := mountAt(prom, filepath.Dir(pattern))
+				if ok && m.Source == filepath.Dir(rule) {
+					if match, _ := filepath.Match(filepath.Base(pattern), filepath.Base(rule)); match {
+						loaded = true
+					}
+				}
+			}
+			if !loaded {
+				t.Errorf("prometheus: %s is not loaded: rule_files %q and the mounts do not reach it", rule, cfg.RuleFiles)
+			}
+		}
 	})
 
 	t.Run("bind mounts exist", func(t *testing.T) {
@@ -592,6 +612,7 @@ type promScrapeConfig struct {
 }
 
 type promConfig struct {
+	RuleFiles     []string           `yaml:"rule_files"`
 	ScrapeConfigs []promScrapeConfig `yaml:"scrape_configs"`
 }
 
