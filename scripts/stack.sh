@@ -425,7 +425,7 @@ global:
   scrape_interval: 5s
   evaluation_interval: 5s
 rule_files:
-  - $ROOT/deploy/prometheus/rules/*.yml
+  - $ROOT/deploy/prometheus/rules/*.rules.yml
 scrape_configs:
   - job_name: annals
     file_sd_configs:

@@ -480,7 +480,7 @@ func TestCompose(t *testing.T) {
 		}
 		// Every rule file the repository ships is loaded: each rule_files pattern is matched
 		// against what the container sees through its bind mounts.
-		rules, err := filepath.Glob(filepath.Join(root, "deploy", "prometheus", "rules", "*.yml"))
+		rules, err := filepath.Glob(filepath.Join(root, "deploy", "prometheus", "rules", "*.rules.yml"))
 		if err != nil || len(rules) == 0 {
 			t.Fatalf("no rule files in deploy/prometheus/rules (%v)", err)
 		}
