@@ -17,6 +17,9 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "stack"
 scripts/stack.sh up
+# Prometheus and promtool, for the alert rules' and dashboards' test (not started here: the
+# test runs its own).
+scripts/stack.sh install prometheus
 eval "$(scripts/stack.sh env)"
 
 step "modules tidy; lint (gofmt, go vet, staticcheck)"
