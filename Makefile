@@ -5,7 +5,7 @@ GO ?= go
 SERVICES := writer projector notifier auditor
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
-.PHONY: run up down stack-status build test test-short test-faults bench lint fmt
+.PHONY: run up down stack-status build test test-short test-faults bench lint fmt helm-sync
 
 ## run: the whole pipeline on the local stack; Ctrl-C stops the services
 run:
@@ -53,3 +53,11 @@ lint:
 ## fmt: format the Go code
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+## helm-sync: copy the Grafana dashboards and the alert rules into the Helm chart, which cannot
+## read files outside its folder (deploy/helmcheck fails while a copy differs from its source)
+helm-sync:
+	@rm -f deploy/helm/annals/files/dashboards/*.json
+	@mkdir -p deploy/helm/annals/files/dashboards
+	cp deploy/grafana/dashboards/*.json deploy/helm/annals/files/dashboards/
+	cp deploy/prometheus/rules/annals.rules.yml deploy/helm/annals/files/annals.rules.yml
