@@ -30,6 +30,8 @@ type Options struct {
 	// BatchSize is how many events a rebuild reads and applies per round trip
 	// (PROJECTION_BATCH_SIZE); DefaultBatchSize when 0.
 	BatchSize int
+	// Metrics, when set, receive the end-to-end latency of the events the consumer applies.
+	Metrics *Metrics
 }
 
 // DefaultBatchSize is the rebuild's page size when Options.BatchSize is 0.
@@ -38,8 +40,9 @@ const DefaultBatchSize = 2000
 // Projection keeps the user and order read models: it applies events, answers queries and
 // rebuilds the models from the event store.
 type Projection struct {
-	pool  *pgxpool.Pool
-	batch int
+	pool    *pgxpool.Pool
+	batch   int
+	metrics *Metrics
 	// pollHook, when set, runs before each pause of a read-your-writes wait; readHook between
 	// a query's read of the pointer and its query (tests).
 	pollHook, readHook func()
@@ -49,7 +52,7 @@ var _ consume.Handler = (*Projection)(nil)
 
 // New returns the Projection on pool. The read models must be migrated (Migrate).
 func New(pool *pgxpool.Pool, opts Options) *Projection {
-	p := &Projection{pool: pool, batch: opts.BatchSize}
+	p := &Projection{pool: pool, batch: opts.BatchSize, metrics: opts.Metrics}
 	if p.batch <= 0 {
 		p.batch = DefaultBatchSize
 	}
@@ -63,7 +66,11 @@ func (p *Projection) Handle(ctx context.Context, m *consume.Message) error {
 	if tx == nil {
 		return consume.Permanent(fmt.Errorf("projector: %s runs outside a PostgreSQL unit", m))
 	}
-	return p.Apply(ctx, tx, m.Event)
+	if err := p.Apply(ctx, tx, m.Event); err != nil {
+		return err
+	}
+	noteApplied(ctx, m.Event.RecordedAt)
+	return nil
 }
 
 // Apply applies one event to the live read models inside tx, with two statements: it reads

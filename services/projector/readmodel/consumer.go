@@ -20,7 +20,7 @@ func (p *Projection) Consumer(base consume.Config) (*consume.Consumer, error) {
 	if base.Group == "" {
 		base.Group = Group
 	}
-	base.Unit = consume.PostgresUnit(p.pool)
+	base.Unit = p.metrics.unit(consume.PostgresUnit(p.pool))
 	base.Blocks = consume.PostgresBlocks(p.pool)
 	if base.Metrics == nil {
 		base.Metrics = consume.NewMetrics(nil)
@@ -82,5 +82,11 @@ func (p *Projection) HandleBatch(ctx context.Context, ms []*consume.Message) err
 			return errNotClean
 		}
 	}
-	return br.Close()
+	if err := br.Close(); err != nil {
+		return err
+	}
+	for _, m := range ms {
+		noteApplied(ctx, m.Event.RecordedAt)
+	}
+	return nil
 }
