@@ -33,6 +33,7 @@ import (
 
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/httpx"
+	"github.com/annals-dev/annals/pkg/logctx"
 )
 
 // Service names one of the four services and its default HTTP port.
@@ -131,10 +132,12 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level)) // validated by config.Load
 	opts := &slog.HandlerOptions{Level: level}
+	// logctx adds what the context carries: the correlation id of a request, the event id
+	// and correlation id of a message being handled.
 	if c.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(logctx.Handler(slog.NewTextHandler(w, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(logctx.Handler(slog.NewJSONHandler(w, opts)))
 }
 
 // Open creates the registry, the pool, the readiness checks and the router with the standard

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/annals-dev/annals/pkg/logctx"
 )
 
 // CorrelationHeader carries the correlation id of a request and of the events it causes.
@@ -332,7 +334,7 @@ func Middleware(next http.Handler, m *Metrics, log *slog.Logger) http.Handler {
 			id = NewID()
 		}
 		w.Header().Set(CorrelationHeader, id)
-		r = r.WithContext(contextWith(r, id))
+		r = r.WithContext(logctx.With(contextWith(r, id), slog.String("correlation_id", id)))
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		if sw.status == 0 {

@@ -1,7 +1,9 @@
 package httpx_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/annals-dev/annals/internal/httpx"
+	"github.com/annals-dev/annals/pkg/logctx"
 )
 
 func newHandler(t *testing.T) (http.Handler, *prometheus.Registry) {
@@ -218,5 +221,25 @@ func TestRouter_OpenAPIParamsAndSchemas(t *testing.T) {
 	}
 	if rb := doc.Paths["/v1/ping"]["post"].RequestBody; rb == nil || rb.Required {
 		t.Errorf("optional requestBody = %+v", rb)
+	}
+}
+
+// TestMiddleware_LogsCarryCorrelationID: a line a handler logs with the request's context
+// carries the request's correlation id, through a logctx handler.
+func TestMiddleware_LogsCarryCorrelationID(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(logctx.Handler(slog.NewJSONHandler(&buf, nil)))
+	h := httpx.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log.InfoContext(r.Context(), "handling")
+	}), nil, nil)
+	req := httptest.NewRequest("POST", "/v1/users", nil)
+	req.Header.Set(httpx.CorrelationHeader, "corr-42")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("%v: %s", err, buf.Bytes())
+	}
+	if line["correlation_id"] != "corr-42" {
+		t.Errorf("log line %s: want correlation_id corr-42", buf.Bytes())
 	}
 }

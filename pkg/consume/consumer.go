@@ -17,6 +17,7 @@ import (
 	"github.com/sourcegraph/conc"
 
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/logctx"
 )
 
 // Dead-letter header names, beside the original record's own headers.
@@ -548,6 +549,9 @@ func (c *Consumer) finished(it *item, pms map[topicPartition]*partitionMetrics) 
 // one handles a single message: parks it behind its blocked stream, or tries it up to
 // Attempts times and dead-letters it when that fails.
 func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *partitionMetrics) bool {
+	// What the handler and the runtime log about this message carries its event's identity.
+	hctx = logctx.With(hctx, slog.String("event_id", it.m.Event.EventID.String()),
+		slog.String("correlation_id", it.m.Event.CorrelationID))
 	key := string(it.m.Key)
 	if b, blocked := bs.get(key); blocked {
 		if b.Topic == it.m.Topic && b.Partition == it.m.Partition && b.Offset == it.m.Offset {
@@ -581,7 +585,7 @@ func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *p
 			return true
 		}
 		if IsUnavailable(err) || hctx.Err() != nil {
-			c.log.Warn("consume: handler stopped", "message", it.m.String(), "error", err)
+			c.log.WarnContext(hctx, "consume: handler stopped", "message", it.m.String(), "error", err)
 			return false
 		}
 		pm.failed.Inc()
@@ -605,12 +609,12 @@ func (c *Consumer) poison(ctx context.Context, it *item, bs *blockSet, reason st
 		b := Block{StreamID: key, EventID: it.m.Event.EventID, Topic: it.m.Topic,
 			Partition: it.m.Partition, Offset: it.m.Offset, Reason: reason}
 		if err := c.cfg.Blocks.Add(ctx, c.cfg.Group, b); err != nil {
-			c.log.Warn("consume: cannot block the stream", "stream_id", key, "error", err)
+			c.log.WarnContext(ctx, "consume: cannot block the stream", "stream_id", key, "error", err)
 			return false
 		}
 		bs.add(b)
 	}
-	c.log.Error("consume: dead-lettered", "message", it.m.String(), "event_id", it.m.Event.EventID,
+	c.log.ErrorContext(ctx, "consume: dead-lettered", "message", it.m.String(), "event_id", it.m.Event.EventID,
 		"type", it.m.Event.Type, "stream_id", string(it.m.Key), "attempts", attempts, "reason", reason)
 	return c.deadLetter(ctx, it, reason, attempts, pm.dead)
 }

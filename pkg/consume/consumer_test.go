@@ -1,12 +1,15 @@
 package consume_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +20,7 @@ import (
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/logctx"
 	"github.com/annals-dev/annals/pkg/schema"
 )
 
@@ -317,6 +321,8 @@ func TestConsumer_PoisonGoesToDLQAndParksItsStream(t *testing.T) {
 	cfg := config(t, []string{topic}, dlq, group)
 	cfg.Attempts = 4
 	cfg.Blocks = consume.PostgresBlocks(migrated(t))
+	logs := &lockedBuffer{}
+	cfg.Logger = slog.New(logctx.Handler(slog.NewJSONHandler(logs, nil)))
 	r := start(t, cfg, h)
 	// Every other stream finishes; the poisoned one stops at version 2.
 	want := len(recs) - 7
@@ -378,6 +384,19 @@ func TestConsumer_PoisonGoesToDLQAndParksItsStream(t *testing.T) {
 	if parked != 6 {
 		t.Errorf("%d parked letters, want 6", parked)
 	}
+	// The dead letter's log line names its event, once, with its correlation id.
+	var line string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `"msg":"consume: dead-lettered"`) && strings.Contains(l, ids[poison].String()) {
+			line = l
+		}
+	}
+	if line == "" {
+		t.Fatalf("no dead-lettered log line for event %s:\n%s", ids[poison], logs.String())
+	}
+	if strings.Count(line, `"event_id"`) != 1 || strings.Count(line, `"correlation_id"`) != 1 {
+		t.Errorf("dead-lettered log line, want event_id and correlation_id once each: %s", line)
+	}
 	total := 0
 	attempts.Range(func(_, v any) bool { total += *v.(*int); return true })
 	if total != 4 {
@@ -413,4 +432,22 @@ func caughtUp(t *testing.T, group, topic string, partitions int) bool {
 		}
 	}
 	return true
+}
+
+// lockedBuffer is a bytes.Buffer that log lines from several goroutines can share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
