@@ -45,7 +45,7 @@ func TestDefault(t *testing.T) {
 		Projections: config.Projections{Enabled: true, RealTime: true, BatchSize: 1000, Parallel: true, RetryAttempts: 3},
 		Aggregates: config.Aggregates{SnapshotEnabled: true, SnapshotRetention: 30 * 24 * time.Hour,
 			OptimisticConcurrency: true, MaxEventsPerAggregate: 10000},
-		Handlers:   config.Handlers{Enabled: true, AsyncProcessing: true, ErrorHandling: true, RetryFailedEvents: true},
+		Handlers: config.Handlers{Enabled: true, AsyncProcessing: true, ErrorHandling: true, RetryFailedEvents: true},
 		Monitoring: config.Monitoring{MetricsEnabled: true, EventTracking: true, PerformanceMonitoring: true,
 			LagExporterEnabled: true, LagPollInterval: 10 * time.Second, LagStatusWindow: 10},
 		Kafka: config.Kafka{Brokers: []string{"127.0.0.1:9092"}, TopicPrefix: "annals", TopicPartitions: 12,
