@@ -6,13 +6,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -380,6 +383,32 @@ func TestMakeRun(t *testing.T) {
 		}
 	}
 
+	// With Prometheus installed (make test installs it), make run starts it, says where, and
+	// Prometheus scrapes the four services of this run.
+	if _, err := exec.LookPath("prometheus"); err == nil {
+		m := regexp.MustCompile(`run: Prometheus +(http://\S+)`).FindStringSubmatch(output.String())
+		if m == nil {
+			t.Fatalf("make run did not print Prometheus' URL:\n%s", output.String())
+		}
+		want := map[string]string{}
+		for i, n := range names {
+			want[n] = fmt.Sprintf("127.0.0.1:%d", ports[i])
+		}
+		var last string
+		deadline := time.Now().Add(time.Minute)
+		for {
+			up, seen := promTargetsUp(client, m[1])
+			if maps.Equal(up, want) {
+				break
+			}
+			last = seen
+			if time.Now().After(deadline) {
+				t.Fatalf("Prometheus at %s does not scrape the four services healthy within a minute; want %v, targets: %s", m[1], want, last)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+
 	// Ctrl-C.
 	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)
@@ -401,4 +430,38 @@ func TestMakeRun(t *testing.T) {
 			t.Errorf("%s still holds port %d after Ctrl-C", n, ports[i])
 		}
 	}
+}
+
+// promTargetsUp returns the healthy targets of Prometheus at base by their service label, and
+// a description of every active target for messages.
+func promTargetsUp(client *http.Client, base string) (map[string]string, string) {
+	resp, err := client.Get(base + "/api/v1/targets?state=active")
+	if err != nil {
+		return nil, err.Error()
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Data struct {
+			ActiveTargets []struct {
+				Labels    map[string]string `json:"labels"`
+				Health    string            `json:"health"`
+				LastError string            `json:"lastError"`
+			} `json:"activeTargets"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, err.Error()
+	}
+	up := map[string]string{}
+	var seen []string
+	for _, tg := range r.Data.ActiveTargets {
+		if tg.Labels["job"] != "annals" {
+			continue
+		}
+		seen = append(seen, fmt.Sprintf("%s=%s %s %s", tg.Labels["service"], tg.Labels["instance"], tg.Health, tg.LastError))
+		if tg.Health == "up" {
+			up[tg.Labels["service"]] = tg.Labels["instance"]
+		}
+	}
+	return up, strings.Join(seen, "; ")
 }
