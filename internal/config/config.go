@@ -29,6 +29,7 @@ type Config struct {
 	Kafka         Kafka         `json:"kafka"`
 	SMTP          SMTP          `json:"smtp"`
 	Notifier      Notifier      `json:"notifier"`
+	Auditor       Auditor       `json:"auditor"`
 	HTTP          HTTP          `json:"http"`
 	Log           Log           `json:"log"`
 	Writer        Writer        `json:"writer"`
@@ -116,6 +117,12 @@ type Notifier struct {
 	TemplatesDir string        `json:"templates_dir"`
 	RateLimit    int           `json:"rate_limit"`
 	UserWait     time.Duration `json:"user_wait"`
+}
+
+// Auditor is the [auditor] section. VerifyInterval is how often the auditor verifies the
+// whole hash chain on its own; 0 turns that off (GET /v1/audit/verify still does it).
+type Auditor struct {
+	VerifyInterval time.Duration `json:"verify_interval"`
 }
 
 // HTTP is the [http] section. An empty Addr means the service's own

@@ -53,6 +53,7 @@ func TestDefault(t *testing.T) {
 		SMTP: config.SMTP{Addr: "127.0.0.1:1025", From: "Annals <noreply@annals.local>", StartTLS: "opportunistic",
 			Timeout: 10 * time.Second},
 		Notifier: config.Notifier{RateLimit: 100, UserWait: 30 * time.Second},
+		Auditor:  config.Auditor{VerifyInterval: time.Hour},
 		HTTP:     config.HTTP{Addr: "", ShutdownTimeout: 15 * time.Second},
 		Log:      config.Log{Level: "info", Format: "json"},
 		Writer:   config.Writer{MigrateOnStart: false},
@@ -86,7 +87,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 48; got != want {
+	if got, want := len(keys), 49; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}
@@ -289,7 +290,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "unknown section",
 			file: "[event_sourcing]\nenabled: true\n\n[eventstore]\nhost: x\n",
-			want: []string{":4: unknown section [eventstore]; known sections: event_sourcing, event_store, projections, aggregates, handlers, monitoring, kafka, smtp, notifier, http, log, writer"},
+			want: []string{":4: unknown section [eventstore]; known sections: event_sourcing, event_store, projections, aggregates, handlers, monitoring, kafka, smtp, notifier, auditor, http, log, writer"},
 		},
 		{
 			name: "unknown key",

@@ -236,6 +236,12 @@ var specs = []spec{
 		bounds: positiveDuration,
 		field:  func(c *Config) any { return &c.Notifier.UserWait }},
 
+	// [auditor]
+	{Key: Key{Section: "auditor", Name: "verify_interval", Env: "AUDITOR_VERIFY_INTERVAL", Kind: KindDuration, Default: "1h",
+		Doc: "How often the auditor verifies the whole audit log's hash chain and exports the outcome; 0 turns it off."},
+		bounds: nonNegativeDuration,
+		field:  func(c *Config) any { return &c.Auditor.VerifyInterval }},
+
 	// [http]
 	{Key: Key{Section: "http", Name: "addr", Env: "HTTP_ADDR", Kind: KindString, Default: "",
 		Doc: "Listen address, host:port or :port; empty means the service's own default port."},

@@ -65,6 +65,16 @@ func wire(ctx context.Context, m *app.Main) error {
 	} else {
 		m.Logger.Info("event handlers are disabled (EVENT_HANDLERS_ENABLED=false): serving the audit log without appending to it")
 	}
+	if every := m.Config.Auditor.VerifyInterval; every > 0 {
+		// The whole chain, now and then every interval, so that the outcome on /metrics (and
+		// the alert on it) is never older than that.
+		m.Go("audit verification", func(ctx context.Context) error {
+			if prep.Wait(ctx) {
+				l.NewWatch(auditlog.VerifyOptions{}).Run(ctx, every, m.Logger)
+			}
+			return nil
+		})
+	}
 	m.Go("auditor", func(ctx context.Context) error {
 		defer pool.Close()
 		if !prep.Wait(ctx) {
