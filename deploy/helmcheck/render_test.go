@@ -689,8 +689,8 @@ func checkTriggers(t *testing.T, so *scaledObject, cfg *config.Config, component
 func checkMonitoring(t *testing.T, rel *release, apis []string) {
 	served := slices.Contains(apis, monitoringAPI)
 	sms := objectsOf[*monitoringv1.ServiceMonitor](rel)
-	if want := boolValue(rel.Values, "metrics.serviceMonitor.enabled") && served; (len(sms) == 1) != want || len(sms) > 1 {
-		t.Errorf("%d ServiceMonitors, want one: %v", len(sms), want)
+	if want := count(boolValue(rel.Values, "metrics.serviceMonitor.enabled") && served); len(sms) != want {
+		t.Errorf("%d ServiceMonitors, want %d (enabled, and %s served: %v)", len(sms), want, monitoringAPI, served)
 	}
 	for _, sm := range sms {
 		for _, e := range sm.Spec.Endpoints {
@@ -719,8 +719,8 @@ func checkMonitoring(t *testing.T, rel *release, apis []string) {
 		}
 	}
 	prs := objectsOf[*monitoringv1.PrometheusRule](rel)
-	if want := boolValue(rel.Values, "metrics.prometheusRule.enabled") && served; (len(prs) == 1) != want || len(prs) > 1 {
-		t.Errorf("%d PrometheusRules, want one: %v", len(prs), want)
+	if want := count(boolValue(rel.Values, "metrics.prometheusRule.enabled") && served); len(prs) != want {
+		t.Errorf("%d PrometheusRules, want %d (enabled, and %s served: %v)", len(prs), want, monitoringAPI, served)
 	}
 	for _, pr := range prs {
 		var want monitoringv1.PrometheusRuleSpec
@@ -789,6 +789,14 @@ func checkMonitoring(t *testing.T, rel *release, apis []string) {
 			t.Errorf("ConfigMap %s: %s is not valid JSON", cm.Name, name)
 		}
 	}
+}
+
+// count is 1 for true and 0 for false: how many of a resource a condition asks for.
+func count(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // mapValue reads a map of strings from the values.
