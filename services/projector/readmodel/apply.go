@@ -44,8 +44,10 @@ type Projection struct {
 	batch   int
 	metrics *Metrics
 	// pollHook, when set, runs before each pause of a read-your-writes wait; readHook between
-	// a query's read of the pointer and its query (tests).
+	// a query's read of the pointer and its query; switchHook in a switch's transaction once
+	// it holds the switch lock, with the transaction's backend pid (tests).
 	pollHook, readHook func()
+	switchHook         func(pid int)
 }
 
 var _ consume.Handler = (*Projection)(nil)
@@ -73,11 +75,11 @@ func (p *Projection) Handle(ctx context.Context, m *consume.Message) error {
 	return nil
 }
 
-// Apply applies one event to the live read models inside tx, with two statements: it reads
-// the live generation (holding the pointer FOR SHARE until tx ends, see Rebuild) and runs the
-// event's one statement, which changes the stream's row only if it is at the event's version
-// minus one. Only when that changes nothing does a third statement read the row's version, to
-// tell why.
+// Apply applies one event to the live read models inside tx, a READ COMMITTED transaction, in
+// two round trips: it reads the live generation (holding the switch lock shared until tx ends,
+// see lockedGeneration and Rebuild) and runs the event's one statement, which changes the
+// stream's row only if it is at the event's version minus one. Only when that changes nothing
+// does a third round trip read the row's version, to tell why.
 //
 // An event at or below the row's version was applied before: Apply skips it and returns nil.
 // An event further ahead returns an error wrapping ErrGap and changes nothing. Malformed data,
@@ -91,7 +93,7 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, e events.Envelope) er
 	if err != nil || !ok {
 		return err
 	}
-	g, err := liveGeneration(ctx, tx, true)
+	g, err := lockedGeneration(ctx, tx)
 	if err != nil {
 		return err
 	}

@@ -58,7 +58,7 @@ func (p *Projection) HandleBatch(ctx context.Context, ms []*consume.Message) err
 	if claimed != len(ms) {
 		return errNotClean
 	}
-	g, err := liveGeneration(ctx, tx, true)
+	g, err := lockedGeneration(ctx, tx)
 	if err != nil {
 		return err
 	}

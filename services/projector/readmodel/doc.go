@@ -16,8 +16,9 @@
 //
 // The tables come in generations; a one-row pointer names the live one. Rebuild fills the next
 // generation from the event store while the live one is served, then switches the pointer in a
-// transaction that applies waits for (they hold the pointer FOR SHARE). Queries read the
-// pointer and then the live tables, without locks.
+// transaction that applies waits for (they hold a transaction-level advisory lock shared that
+// the switch takes exclusively). Queries read the pointer and then the live tables, without
+// locks.
 //
 // The package never writes to the event store, and never applies an event out of its stream's
 // order.

@@ -5,3 +5,7 @@ func SetPollHook(p *Projection, f func()) { p.pollHook = f }
 
 // SetReadHook makes every query call f between its read of the pointer and its query.
 func SetReadHook(p *Projection, f func()) { p.readHook = f }
+
+// SetSwitchHook makes a rebuild's switch call f once it holds the switch lock, before it
+// catches up and moves the pointer, with its transaction's backend pid.
+func SetSwitchHook(p *Projection, f func(pid int)) { p.switchHook = f }

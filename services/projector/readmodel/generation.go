@@ -55,16 +55,50 @@ type querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// liveGeneration reads the pointer. With share, it holds the pointer row FOR SHARE until the
-// transaction ends, so that a switch (which takes it FOR UPDATE) waits for the transaction,
-// and the transaction waits for a switch in progress and then sees the new generation.
-func liveGeneration(ctx context.Context, q querier, share bool) (*generation, error) {
-	sql := "select generation from " + PointerTable
-	if share {
-		sql += " for share"
+// switchLockClass is the first key of the transaction-level advisory lock that keeps applies
+// and a rebuild's switch apart; the second is a hash of the schema, as for the rebuild's lock.
+const switchLockClass = 0x616e6e67 // "anng"
+
+// Statements of the switch lock. Applies take it shared, which costs no more than an entry in
+// the lock table: unlike a row lock on the pointer (FOR SHARE), it writes nothing, so
+// concurrent applies do not build multixacts on the pointer row. The switch takes it
+// exclusively.
+const (
+	lockSharedSQL    = `select pg_advisory_xact_lock_shared($1, hashtext(current_schema()))`
+	lockExclusiveSQL = `select pg_advisory_xact_lock($1, hashtext(current_schema()))`
+	readPointerSQL   = `select generation from ` + PointerTable
+)
+
+// liveGeneration reads the pointer, without locks: what queries do.
+func liveGeneration(ctx context.Context, q querier) (*generation, error) {
+	return scanGeneration(q.QueryRow(ctx, readPointerSQL))
+}
+
+// lockedGeneration takes the switch lock shared until tx ends and then reads the pointer, both
+// in one round trip, for a transaction that applies events: a switch, which takes the lock
+// exclusively, waits for the transaction to end, and the transaction waits for a switch in
+// progress. The pointer is read by a statement of its own, after the lock is granted, so that
+// in READ COMMITTED its snapshot sees the switch that the lock may have waited for; tx must
+// therefore not be REPEATABLE READ or SERIALIZABLE with a snapshot taken before this call.
+func lockedGeneration(ctx context.Context, tx pgx.Tx) (*generation, error) {
+	b := &pgx.Batch{}
+	b.Queue(lockSharedSQL, switchLockClass)
+	b.Queue(readPointerSQL)
+	br := tx.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return nil, fmt.Errorf("lock the generation pointer: %w", err)
 	}
+	g, err := scanGeneration(br.QueryRow())
+	if cerr := br.Close(); err == nil && cerr != nil {
+		return nil, fmt.Errorf("read the live generation: %w", cerr)
+	}
+	return g, err
+}
+
+func scanGeneration(row pgx.Row) (*generation, error) {
 	var n int
-	if err := q.QueryRow(ctx, sql).Scan(&n); err != nil {
+	if err := row.Scan(&n); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, errors.New("read models: the generation pointer is empty")
 		}

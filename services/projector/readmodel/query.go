@@ -138,7 +138,7 @@ func utc(t *time.Time) *time.Time {
 // the new one.
 func (p *Projection) read(ctx context.Context, fn func(g *generation) error) error {
 	for attempt := 0; ; attempt++ {
-		g, err := liveGeneration(ctx, p.pool, false)
+		g, err := liveGeneration(ctx, p.pool)
 		if err != nil {
 			return err
 		}
@@ -357,7 +357,7 @@ func (p *Projection) OrderStats(ctx context.Context) (OrderStats, error) {
 
 // Generation returns the live generation of the read models.
 func (p *Projection) Generation(ctx context.Context) (int, error) {
-	g, err := liveGeneration(ctx, p.pool, false)
+	g, err := liveGeneration(ctx, p.pool)
 	if err != nil {
 		return 0, err
 	}

@@ -55,8 +55,9 @@ const rebuildLockClass = 0x616e6e70 // "annp"
 // with the statements Apply runs, many per round trip. Then it catches up with the events
 // committed since: positions commit out of order, so it compares every stream's events with
 // the version of its new row and applies those above, once without any lock and once more in
-// the switch's transaction, which holds the pointer FOR UPDATE: in-flight applies finish
-// first, and new ones wait. Finally it points the live generation at the new tables, commits,
+// the switch's transaction, which holds the switch lock (a transaction-level advisory lock
+// that every applying transaction holds shared, see lockedGeneration) exclusively: in-flight
+// applies finish first, and new ones wait. Finally it points the live generation at the new tables, commits,
 // and drops the old ones. Events the live projector receives after the switch that the
 // rebuild applied already are skipped by Apply's version rule.
 //
@@ -93,7 +94,7 @@ func (p *Projection) Rebuild(ctx context.Context, progress io.Writer) (RebuildSt
 		}
 	}()
 
-	old, err := liveGeneration(ctx, p.pool, false)
+	old, err := liveGeneration(ctx, p.pool)
 	if err != nil {
 		return st, fmt.Errorf("rebuild: %w", err)
 	}
@@ -251,20 +252,32 @@ func (p *Projection) catchUp(ctx context.Context, q beginner, g *generation, sto
 	return n, tx.Commit(ctx)
 }
 
-// switchTo catches up once more while holding the pointer FOR UPDATE, and points it at the
-// new generation, in one transaction.
+// switchTo catches up once more while holding the switch lock exclusively, and points the
+// pointer at the new generation, in one transaction.
 func (p *Projection) switchTo(ctx context.Context, old, next *generation, st *RebuildStats) error {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback(ctx)
-	var live int
-	if err := tx.QueryRow(ctx, `select generation from `+PointerTable+` for update`).Scan(&live); err != nil {
+	// Granted once every transaction that applies events to the old generation has ended;
+	// those that start later wait for this one, and then read the new pointer.
+	if _, err := tx.Exec(ctx, lockExclusiveSQL, switchLockClass); err != nil {
 		return fmt.Errorf("lock the generation pointer: %w", err)
+	}
+	var live int
+	if err := tx.QueryRow(ctx, readPointerSQL).Scan(&live); err != nil {
+		return fmt.Errorf("read the generation pointer: %w", err)
 	}
 	if live != old.n {
 		return fmt.Errorf("the live generation changed from %d to %d during the rebuild", old.n, live)
+	}
+	if p.switchHook != nil {
+		var pid int
+		if err := tx.QueryRow(ctx, `select pg_backend_pid()`).Scan(&pid); err != nil {
+			return err
+		}
+		p.switchHook(pid)
 	}
 	n, err := p.catchUp(ctx, tx, next, st.Stopped) // a savepoint of tx
 	st.CaughtUp += n
@@ -289,7 +302,7 @@ func (p *Projection) dropOld(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer tx.Rollback(ctx)
-	g, err := liveGeneration(ctx, tx, true)
+	g, err := lockedGeneration(ctx, tx)
 	if err != nil {
 		return 0, err
 	}

@@ -379,3 +379,67 @@ func TestRebuild_SwitchWaitsForApplies(t *testing.T) {
 	fresh.mustApply(t, e.allEvents(t)...)
 	sameState(t, dump(t, e.proj), dump(t, fresh.proj))
 }
+
+// TestRebuild_AppliesWaitForTheSwitch starts applies (one event, and a batch) while a switch
+// holds its lock: they wait for it, and then apply to the new generation, not to the old one
+// the switch is leaving. The events are not in the store, so no catch-up brings them over.
+func TestRebuild_AppliesWaitForTheSwitch(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.mustApply(t, newWorkload(e, 71).run(t, 30)...)
+	one := ev(userStream(newID()), 0, domain.EventUserCreated, domain.UserCreated{Email: "w@example.com", Name: "W"})
+	batchUser := newID()
+	batch := []events.Envelope{
+		ev(userStream(batchUser), 0, domain.EventUserCreated, domain.UserCreated{Email: "b@example.com", Name: "B"}),
+		ev(userStream(batchUser), 1, domain.EventUserDeactivated, domain.UserDeactivated{Reason: "gone"}),
+	}
+	applied := make(chan error, 2)
+	hooked := false
+	readmodel.SetSwitchHook(e.proj, func(pid int) {
+		hooked = true
+		go func() { applied <- e.apply(goTB{t}, one) }()
+		go func() { applied <- e.handleBatch(goTB{t}, batch) }()
+		// Wait, with a deadline, until both wait for the switch's transaction.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var waiting int
+			if err := e.pool.QueryRow(ctx, `select count(*) from pg_stat_activity where $1 = any(pg_blocking_pids(pid))`, pid).Scan(&waiting); err != nil {
+				t.Error(err)
+				return
+			}
+			if waiting == 2 {
+				return
+			}
+			select {
+			case err := <-applied:
+				t.Errorf("an apply ended (%v) while the switch held its lock", err)
+				return
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%d of 2 applies wait for the switch", waiting)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	st, err := e.proj.Rebuild(ctx, nil)
+	readmodel.SetSwitchHook(e.proj, nil)
+	if err != nil || st.To != 2 {
+		t.Fatalf("rebuild: %+v, %v", st, err)
+	}
+	if !hooked {
+		t.Fatal("the switch hook did not run")
+	}
+	for range 2 {
+		if err := <-applied; err != nil {
+			t.Errorf("apply after the switch: %v", err)
+		}
+	}
+	if v := version(t, e.proj, one.StreamID); v != 0 {
+		t.Errorf("%s is at version %d in the new generation, want 0", one.StreamID, v)
+	}
+	if v := version(t, e.proj, batch[0].StreamID); v != 1 {
+		t.Errorf("%s is at version %d in the new generation, want 1", batch[0].StreamID, v)
+	}
+}
