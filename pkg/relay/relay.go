@@ -62,6 +62,9 @@ type Config struct {
 	RetryBackoff time.Duration
 	// WriteTimeout bounds one publish (10 s).
 	WriteTimeout time.Duration
+	// StatsInterval is how often the publishing relay measures the outbox's backlog for its
+	// metrics (5 s), whether publishing succeeds, fails or never pauses.
+	StatsInterval time.Duration
 	// LockKey is the advisory lock that elects the one publishing relay among several.
 	LockKey int64
 	Logger  *slog.Logger
@@ -89,6 +92,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
+	}
+	if c.StatsInterval <= 0 {
+		c.StatsInterval = 5 * time.Second
 	}
 	if c.LockKey == 0 {
 		h := fnv.New64a()
@@ -192,19 +198,30 @@ func (r *Relay) lead(ctx context.Context) error {
 		}
 	}
 	defer func() {
+		// Another relay measures the backlog now: figures this one can no longer update must
+		// not linger on its /metrics.
 		r.m.leader.Set(0)
+		r.m.backlog.Set(0)
+		r.m.oldest.Set(0)
+		r.m.oldestTx.Set(0)
 		// Ending the session is the surest way to drop the lock, even mid-error.
 		conn.Conn().Close(context.Background())
 	}()
 	r.m.leader.Set(1)
 	r.log.Info("relay: publishing (holds the relay lock)")
 
-	statsEvery := time.NewTicker(5 * time.Second)
+	statsEvery := time.NewTicker(r.cfg.StatsInterval)
 	defer statsEvery.Stop()
 	poll := time.NewTicker(r.cfg.PollInterval)
 	defer poll.Stop()
-	r.observe(ctx, conn.Conn())
+	var nextStats time.Time
 	for {
+		// Measured on every turn that is due, not only when idle: while publishing fails (the
+		// brokers are down) or the outbox never runs dry is when the backlog figures matter.
+		if now := time.Now(); !now.Before(nextStats) {
+			r.observe(ctx, conn.Conn())
+			nextStats = now.Add(r.cfg.StatsInterval)
+		}
 		n, err := r.drain(ctx, conn.Conn())
 		switch {
 		case ctx.Err() != nil:
@@ -227,7 +244,6 @@ func (r *Relay) lead(ctx context.Context) error {
 		case <-r.wake:
 		case <-poll.C:
 		case <-statsEvery.C:
-			r.observe(ctx, conn.Conn())
 		}
 	}
 }

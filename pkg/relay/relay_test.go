@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/annals-dev/annals/internal/testenv"
@@ -365,4 +367,77 @@ func TestRelay_DeadLetterWholeAppend(t *testing.T) {
 	if first != 0 || last != 1 {
 		t.Errorf("dead append covers %d..%d, want 0..1", first, last)
 	}
+}
+
+// TestRelay_BacklogWhilePublishingFails: with the brokers unreachable, the publishing relay
+// still measures its backlog, so that the age of the oldest unpublished event grows on
+// /metrics while the publish errors count, which is what the outbox alert watches.
+func TestRelay_BacklogWhilePublishingFails(t *testing.T) {
+	e := newEnv(t)
+	reg := prometheus.NewPedanticRegistry()
+	closed := "127.0.0.1:" + strconv.Itoa(closedPort(t))
+	r, err := relay.New(e.pool, jsonEncoder{}, relay.Config{
+		Brokers: []string{closed}, TopicPrefix: e.prefix, Metrics: relay.NewMetrics(reg),
+		RetryBackoff: 20 * time.Millisecond, StatsInterval: 50 * time.Millisecond, WriteTimeout: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("relay: %v", err)
+		}
+	}()
+	e.append(t, "user-backlog", 3, "UserCreated")
+
+	gauge := func(name string) float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				m := mf.GetMetric()[0]
+				if c := m.GetCounter(); c != nil {
+					return c.GetValue()
+				}
+				return m.GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("no %s", name)
+		return 0
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	var oldest, errs, rows float64
+	for {
+		oldest, errs, rows = gauge("annals_relay_oldest_unpublished_seconds"), gauge("annals_relay_publish_errors_total"), gauge("annals_relay_outbox_backlog_rows")
+		if oldest >= 1 && errs >= 2 && rows == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s: oldest unpublished %.2f s, publish errors %v, backlog rows %v; want the age growing past 1 s with errors and 1 row", oldest, errs, rows)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if leader := gauge("annals_relay_leader"); leader != 1 {
+		t.Errorf("leader = %v, want 1", leader)
+	}
+}
+
+// closedPort is a port on which nothing listens.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return port
 }
