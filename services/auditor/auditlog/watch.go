@@ -27,11 +27,17 @@ func (l *Log) NewWatch(opts VerifyOptions) *Watch { return &Watch{log: l, opts: 
 // Check verifies the chain (Verify) and compares its end with the previous intact
 // verification's: a chain that now ends at an earlier entry, or whose entry at the old end has
 // another hash, is reported broken with ProblemTruncated (or the hash problem) there. The
-// outcome goes to the log's metrics.
+// outcome goes to the log's metrics: only a Watch writes them, because only it can tell a
+// truncated chain from an intact one, and a plain Verify (the API's) must not clear what it
+// found.
 func (w *Watch) Check(ctx context.Context) (Report, error) {
 	r, err := w.log.Verify(ctx, w.opts)
-	if err != nil || !r.OK {
+	if err != nil {
 		return r, err
+	}
+	if !r.OK {
+		w.log.metrics.verified(r)
+		return r, nil
 	}
 	switch {
 	case r.LastSeq < w.last.LastSeq:
@@ -53,11 +59,10 @@ func (w *Watch) Check(ctx context.Context) (Report, error) {
 				Detail: "the entry an earlier verification ended at was replaced and the chain rebuilt after it"}
 		}
 	}
-	if !r.OK {
-		w.log.metrics.verified(r)
-		return r, nil
+	w.log.metrics.verified(r)
+	if r.OK {
+		w.last = r
 	}
-	w.last = r
 	return r, nil
 }
 
