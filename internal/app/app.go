@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/annals-dev/annals/internal/config"
@@ -169,8 +171,13 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Router.HandleFunc("GET", "/livez", httpx.Operation{Summary: "Liveness: the process serves HTTP. Checks no dependency.", Tags: []string{"health"}}, m.livez)
 	m.Router.HandleFunc("GET", "/readyz", httpx.Operation{Summary: "Readiness: PostgreSQL and Kafka are reachable.", Tags: []string{"health"},
 		Responses: map[int]string{200: "ready", 503: "a dependency is unreachable"}}, m.readyz)
-	m.Router.Handle("GET", "/metrics", httpx.Operation{Summary: "Prometheus metrics.", Tags: []string{"metrics"}},
-		promhttp.InstrumentMetricHandler(m.Registry, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})))
+	// EVENT_SOURCING_METRICS_ENABLED=false leaves /metrics out; the collectors still run, so
+	// that the code that records needs no switch of its own.
+	if mon := m.Config.Monitoring; mon.MetricsEnabled {
+		g := exported(m.Registry, mon.PerformanceMonitoring, mon.EventTracking)
+		m.Router.Handle("GET", "/metrics", httpx.Operation{Summary: "Prometheus metrics.", Tags: []string{"metrics"}},
+			promhttp.InstrumentMetricHandler(m.Registry, promhttp.HandlerFor(g, promhttp.HandlerOpts{Registry: m.Registry})))
+	}
 	m.Router.HandleFunc("GET", "/openapi.json", httpx.Operation{Summary: "This document.", Tags: []string{"meta"}}, m.openapi)
 
 	ln, err := net.Listen("tcp", m.Config.HTTP.Addr)
@@ -364,4 +371,27 @@ func Start(ctx context.Context, svc Service, args []string, setup ...func(contex
 		}
 	}
 	return m.Run(ctx)
+}
+
+// exported is what /metrics serves of g: without performance monitoring
+// (EVENT_PERFORMANCE_MONITORING=false) no histogram, without event tracking
+// (EVENT_TRACKING_ENABLED=false) no series by event type.
+func exported(g prometheus.Gatherer, histograms, byType bool) prometheus.Gatherer {
+	if histograms && byType {
+		return g
+	}
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		mfs, err := g.Gather()
+		out := mfs[:0]
+		for _, mf := range mfs {
+			if !histograms && mf.GetType() == dto.MetricType_HISTOGRAM {
+				continue
+			}
+			if !byType && len(mf.GetMetric()) > 0 && slices.ContainsFunc(mf.GetMetric()[0].GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == "type" }) {
+				continue
+			}
+			out = append(out, mf)
+		}
+		return out, err
+	})
 }

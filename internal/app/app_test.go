@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/annals-dev/annals/internal/app"
@@ -335,4 +336,54 @@ func TestMain_Workers(t *testing.T) {
 			t.Errorf("Run returned before its worker stopped")
 		}
 	})
+}
+
+// TestMain_MetricsDisabled: with EVENT_SOURCING_METRICS_ENABLED=false there is no /metrics.
+func TestMain_MetricsDisabled(t *testing.T) {
+	m := start(t, map[string]string{
+		"DATABASE_URL":                   testenv.PostgresURL(t),
+		"KAFKA_BROKERS":                  strings.Join(testenv.KafkaBrokers(t), ","),
+		"EVENT_SOURCING_METRICS_ENABLED": "false",
+	})
+	if code, _ := get(t, "http://"+m.Addr()+"/metrics"); code != http.StatusNotFound {
+		t.Errorf("/metrics = %d, want 404", code)
+	}
+	if slices.Contains(m.Router.Routes(), "GET /metrics") {
+		t.Errorf("routes %v include /metrics", m.Router.Routes())
+	}
+}
+
+// TestMain_MetricsFilters: EVENT_PERFORMANCE_MONITORING=false leaves the histograms out of
+// /metrics, EVENT_TRACKING_ENABLED=false the series by event type; the rest stays.
+func TestMain_MetricsFilters(t *testing.T) {
+	m := start(t, map[string]string{
+		"DATABASE_URL":                 testenv.PostgresURL(t),
+		"KAFKA_BROKERS":                strings.Join(testenv.KafkaBrokers(t), ","),
+		"EVENT_PERFORMANCE_MONITORING": "false",
+		"EVENT_TRACKING_ENABLED":       "false",
+	})
+	byType := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "test_by_type_seconds", Help: "h"}, []string{"type"})
+	byType.WithLabelValues("UserCreated").Observe(1)
+	counted := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "test_by_type_total", Help: "c"}, []string{"type"})
+	counted.WithLabelValues("UserCreated").Inc()
+	plain := prometheus.NewCounter(prometheus.CounterOpts{Name: "test_plain_total", Help: "c"})
+	plain.Inc()
+	m.Registry.MustRegister(byType, counted, plain)
+	base := "http://" + m.Addr()
+	get(t, base+"/livez") // a request, so that the HTTP histogram has a sample
+	code, body := get(t, base+"/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics = %d", code)
+	}
+	text := string(body)
+	for _, gone := range []string{"annals_http_request_duration_seconds", "test_by_type_seconds", "test_by_type_total"} {
+		if strings.Contains(text, gone) {
+			t.Errorf("/metrics has %s", gone)
+		}
+	}
+	for _, kept := range []string{"test_plain_total 1", "annals_http_requests_total", "go_goroutines"} {
+		if !strings.Contains(text, kept) {
+			t.Errorf("/metrics lacks %s", kept)
+		}
+	}
 }
