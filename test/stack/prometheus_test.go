@@ -285,7 +285,8 @@ func TestPrometheus_RulesAndDashboards(t *testing.T) {
 	})
 	t.Logf("all %d dashboard queries returned data", len(queries))
 
-	// Every rule loaded and evaluated without error; with the pipeline healthy, none fires.
+	// Every rule loaded and evaluated without error; with the pipeline healthy, none is pending
+	// or firing.
 	var rr struct {
 		Data struct {
 			Groups []struct {
@@ -314,8 +315,8 @@ func TestPrometheus_RulesAndDashboards(t *testing.T) {
 			if r.Health != "ok" {
 				t.Errorf("rule %s (group %s): health %s: %s", r.Name, g.Name, r.Health, r.LastError)
 			}
-			if r.State == "firing" {
-				t.Errorf("alert %s fires on a healthy pipeline", r.Name)
+			if r.State != "inactive" {
+				t.Errorf("alert %s is %s on a healthy pipeline", r.Name, r.State)
 			}
 		}
 	}
