@@ -21,8 +21,12 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 scripts/stack.sh up
 prometheus=false
 if command -v "${ANNALS_PROMETHEUS_BIN:-prometheus}" >/dev/null 2>&1; then
-	scripts/stack.sh up prometheus
-	prometheus=true
+	# Optional: a Prometheus that cannot start (its port taken, say) does not stop the run.
+	if scripts/stack.sh up prometheus; then
+		prometheus=true
+	else
+		say "Prometheus did not start (see above); the services run without it"
+	fi
 else
 	say "Prometheus is not installed: no metrics are collected (scripts/stack.sh install prometheus installs it)"
 fi
@@ -67,6 +71,8 @@ fi
 declare -A pids=()
 stop_services() {
 	trap - INT TERM EXIT
+	# Prometheus keeps running with the stack; it stops scraping the services that are gone.
+	rm -f "${targets:-/nonexistent}/annals.json"
 	local s
 	for s in "${!pids[@]}"; do kill -TERM "${pids[$s]}" 2>/dev/null || true; done
 	for s in "${!pids[@]}"; do wait "${pids[$s]}" 2>/dev/null || true; done

@@ -327,6 +327,18 @@ func TestMakeRun(t *testing.T) {
 	for i, n := range names {
 		env = append(env, fmt.Sprintf("ANNALS_%s_PORT=%d", strings.ToUpper(n), ports[i]))
 	}
+	if _, err := exec.LookPath("prometheus"); err == nil {
+		// make run starts the stack's Prometheus when it is not running; the test stops what it
+		// started, so that no Prometheus is left scraping the test's ports.
+		status, _ := exec.Command(filepath.Join(root, "scripts", "stack.sh"), "status").CombinedOutput()
+		if !strings.Contains(string(status), "prometheus running") {
+			t.Cleanup(func() {
+				if out, err := exec.Command(filepath.Join(root, "scripts", "stack.sh"), "down", "prometheus").CombinedOutput(); err != nil {
+					t.Errorf("stack.sh down prometheus: %v\n%s", err, out)
+				}
+			})
+		}
+	}
 	cmd := exec.Command("make", "--no-print-directory", "run")
 	cmd.Dir = root
 	cmd.Env = env
