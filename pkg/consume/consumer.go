@@ -549,9 +549,12 @@ func (c *Consumer) finished(it *item, pms map[topicPartition]*partitionMetrics) 
 // one handles a single message: parks it behind its blocked stream, or tries it up to
 // Attempts times and dead-letters it when that fails.
 func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *partitionMetrics) bool {
-	// What the handler and the runtime log about this message carries its event's identity.
-	hctx = logctx.With(hctx, slog.String("event_id", it.m.Event.EventID.String()),
-		slog.String("correlation_id", it.m.Event.CorrelationID))
+	// What the handler and the runtime log about this message carries its event's identity
+	// (none for a record that could not be decoded).
+	if it.decodeErr == nil {
+		hctx = logctx.With(hctx, slog.String("event_id", it.m.Event.EventID.String()),
+			slog.String("correlation_id", it.m.Event.CorrelationID))
+	}
 	key := string(it.m.Key)
 	if b, blocked := bs.get(key); blocked {
 		if b.Topic == it.m.Topic && b.Partition == it.m.Partition && b.Offset == it.m.Offset {

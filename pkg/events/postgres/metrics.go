@@ -33,11 +33,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		appends: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "annals_store_appends_total",
-			Help: "Appends to the event store, by result: ok, conflict (expected version), full (MAX_EVENTS_PER_AGGREGATE), invalid (bad input), error.",
+			Help: "Appends to the event store, by result: ok, conflict (expected version), full (MAX_EVENTS_PER_AGGREGATE), invalid (bad input), error. An append in the caller's transaction (AppendTx) counts when it succeeds there, even if that transaction rolls back later.",
 		}, []string{"result"}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "annals_store_appended_events_total",
-			Help: "Events appended to the event store (each with its outbox row).",
+			Help: "Events appended to the event store (each with its outbox row); in the caller's transaction (AppendTx), counted when the append succeeds there.",
 		}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "annals_store_append_duration_seconds",
