@@ -86,16 +86,26 @@ func (in Inbox) Claim(ctx context.Context, tx pgx.Tx, eventID uuid.UUID) (bool, 
 	return tag.RowsAffected() == 1, nil
 }
 
+const claimAllSQL = `insert into annals_inbox (group_name, event_id) select $1, unnest($2::uuid[]) on conflict do nothing`
+
 // ClaimAll records the events as applied by the group within tx, in one statement, and
 // returns how many of them were not recorded before.
 func (in Inbox) ClaimAll(ctx context.Context, tx pgx.Tx, eventIDs []uuid.UUID) (int, error) {
-	tag, err := tx.Exec(ctx,
-		`insert into annals_inbox (group_name, event_id) select $1, unnest($2::uuid[]) on conflict do nothing`,
-		in.Group, eventIDs)
+	tag, err := tx.Exec(ctx, claimAllSQL, in.Group, eventIDs)
 	if err != nil {
 		return 0, fmt.Errorf("inbox: %w", err)
 	}
 	return int(tag.RowsAffected()), nil
+}
+
+// QueueClaimAll queues ClaimAll's statement on b, for a handler that sends it in one round
+// trip with statements of its own; b must go to a transaction. Once b's results have been
+// read (BatchResults.Close), *claimed is how many of the events were not recorded before.
+func (in Inbox) QueueClaimAll(b *pgx.Batch, eventIDs []uuid.UUID, claimed *int) {
+	b.Queue(claimAllSQL, in.Group, eventIDs).Exec(func(tag pgconn.CommandTag) error {
+		*claimed = int(tag.RowsAffected())
+		return nil
+	})
 }
 
 // Middleware skips messages whose event the group has applied before; it claims the others

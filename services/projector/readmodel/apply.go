@@ -183,48 +183,91 @@ var applySQL = [numKinds]string{
 // columns turns the rows of steps of one kind into the statement's arguments: one array per
 // column, typed after the first step's values.
 func columns(steps []step) []any {
-	out := make([]any, len(steps[0].args))
+	rows := make([][]any, len(steps))
+	for i, s := range steps {
+		rows[i] = s.args()
+	}
+	out := make([]any, len(rows[0]))
 	for c := range out {
-		switch steps[0].args[c].(type) {
+		switch rows[0][c].(type) {
 		case uuid.UUID:
-			col := make([][16]byte, len(steps)) // pgx encodes [16]byte directly
-			for i, s := range steps {
-				col[i] = s.args[c].(uuid.UUID)
+			col := make([][16]byte, len(rows)) // pgx encodes [16]byte directly
+			for i, r := range rows {
+				col[i] = r[c].(uuid.UUID)
 			}
 			out[c] = col
 		case int64:
-			out[c] = column[int64](steps, c)
+			out[c] = column[int64](rows, c)
 		case string:
-			out[c] = column[string](steps, c)
+			out[c] = column[string](rows, c)
 		case *string:
-			out[c] = column[*string](steps, c)
+			out[c] = column[*string](rows, c)
 		case time.Time:
-			out[c] = column[time.Time](steps, c)
+			out[c] = column[time.Time](rows, c)
 		default:
-			panic(fmt.Sprintf("readmodel: argument %d of %s is a %T", c, steps[0].e.Type, steps[0].args[c]))
+			panic(fmt.Sprintf("readmodel: argument %d of %s is a %T", c, steps[0].e.Type, rows[0][c]))
 		}
 	}
 	return out
 }
 
-func column[T any](steps []step, c int) []T {
-	col := make([]T, len(steps))
-	for i, s := range steps {
-		col[i] = s.args[c].(T)
+func column[T any](rows [][]any, c int) []T {
+	col := make([]T, len(rows))
+	for i, r := range rows {
+		col[i] = r[c].(T)
 	}
 	return col
 }
 
-// step is what one event does: a row of its kind's statement.
+// step is what one event does: a row of its kind's statement (args), or a change of its
+// stream's row in the batch path (fold.go).
 type step struct {
 	e    events.Envelope
 	kind kind
-	// args are the row's values in the statement's column order: uuid.UUID, int64, string,
-	// *string (NULL when nil) or time.Time.
-	args []any
+	id   uuid.UUID // the stream's id, which is its row's
+	at   time.Time // the event's recording time, in UTC
+	c    change
 	// refusal says why the event does not fit its stream when the row is at the event's
 	// version minus one and the statement still changed nothing.
 	refusal string
+}
+
+// change is what an event's data sets; which fields count depends on the kind.
+type change struct {
+	email, name *string   // userCreated (both set), userProfileUpdated (those it changes)
+	reason      string    // userDeactivated, orderCancelled
+	user        uuid.UUID // orderCreated
+	// items is, for orderCreated, the order's lines as a JSON array and, for itemAdded, the
+	// line as a JSON object.
+	items string
+	lines int64 // orderCreated: the number of lines
+	// cents is, for orderCreated and orderConfirmed, the order's total and, for itemAdded, the
+	// line's total.
+	cents  int64
+	itemID string // itemRemoved
+}
+
+// args is the step's row of its kind's statement in applySQL, in the statement's column
+// order: uuid.UUID, int64, string, *string (NULL when nil) or time.Time.
+func (s step) args() []any {
+	switch s.kind {
+	case userCreated:
+		return []any{s.id, s.e.Version, *s.c.email, *s.c.name, s.at}
+	case userProfileUpdated:
+		return []any{s.id, s.e.Version, s.c.name, s.c.email, s.at}
+	case userDeactivated, orderCancelled:
+		return []any{s.id, s.e.Version, s.c.reason, s.at}
+	case orderCreated:
+		return []any{s.id, s.e.Version, s.c.user, s.c.items, s.c.cents, s.c.lines, s.at}
+	case itemAdded:
+		return []any{s.id, s.e.Version, s.c.items, s.c.cents, s.at}
+	case itemRemoved:
+		return []any{s.id, s.e.Version, s.c.itemID, s.at}
+	case orderConfirmed:
+		return []any{s.id, s.e.Version, s.c.cents, s.at}
+	default: // orderShipped
+		return []any{s.id, s.e.Version, s.at}
+	}
 }
 
 // plan checks the event and turns it into a step; ok is false for an event of a category the
@@ -249,8 +292,7 @@ func plan(e events.Envelope) (s step, ok bool, err error) {
 	if e.Version < 0 {
 		return s, false, fmt.Errorf("negative version")
 	}
-	s = step{e: e}
-	at := e.RecordedAt.UTC()
+	s = step{e: e, id: id, at: e.RecordedAt.UTC()}
 	switch e.Type {
 	case domain.EventUserCreated:
 		var d domain.UserCreated
@@ -263,19 +305,19 @@ func plan(e events.Envelope) (s step, ok bool, err error) {
 		if d.Email == "" || d.Name == "" {
 			return s, false, fmt.Errorf("data needs email and name")
 		}
-		s.kind, s.args = userCreated, []any{id, e.Version, d.Email, d.Name, at}
+		s.kind, s.c.email, s.c.name = userCreated, &d.Email, &d.Name
 	case domain.EventUserProfileUpdated:
 		var d domain.UserProfileUpdated
 		if err := decode(e, &d); err != nil {
 			return s, false, err
 		}
-		s.kind, s.args = userProfileUpdated, []any{id, e.Version, d.Name, d.Email, at}
+		s.kind, s.c.name, s.c.email = userProfileUpdated, d.Name, d.Email
 	case domain.EventUserDeactivated:
 		var d domain.UserDeactivated
 		if err := decode(e, &d); err != nil {
 			return s, false, err
 		}
-		s.kind, s.args = userDeactivated, []any{id, e.Version, d.Reason, at}
+		s.kind, s.c.reason = userDeactivated, d.Reason
 	case domain.EventOrderCreated:
 		var d domain.OrderCreated
 		if err := decode(e, &d); err != nil {
@@ -304,7 +346,7 @@ func plan(e events.Envelope) (s step, ok bool, err error) {
 		if err != nil {
 			return s, false, err
 		}
-		s.kind, s.args = orderCreated, []any{id, e.Version, user, string(items), total, int64(len(d.Items)), at}
+		s.kind, s.c.user, s.c.items, s.c.cents, s.c.lines = orderCreated, user, string(items), total, int64(len(d.Items))
 	case domain.EventItemAdded:
 		var d domain.ItemAdded
 		if err := decode(e, &d); err != nil {
@@ -318,7 +360,7 @@ func plan(e events.Envelope) (s step, ok bool, err error) {
 		if err != nil {
 			return s, false, err
 		}
-		s.kind, s.args = itemAdded, []any{id, e.Version, string(item), line, at}
+		s.kind, s.c.items, s.c.cents = itemAdded, string(item), line
 		s.refusal = "the order's total would overflow"
 	case domain.EventItemRemoved:
 		var d domain.ItemRemoved
@@ -328,27 +370,27 @@ func plan(e events.Envelope) (s step, ok bool, err error) {
 		if d.ItemID == "" || strings.ContainsRune(d.ItemID, 0) {
 			return s, false, fmt.Errorf("item_id is empty or has a NUL character")
 		}
-		s.kind, s.args = itemRemoved, []any{id, e.Version, d.ItemID, at}
+		s.kind, s.c.itemID = itemRemoved, d.ItemID
 		s.refusal = fmt.Sprintf("the order has no item %q", d.ItemID)
 	case domain.EventOrderConfirmed:
 		var d domain.OrderConfirmed
 		if err := decode(e, &d); err != nil {
 			return s, false, err
 		}
-		s.kind, s.args = orderConfirmed, []any{id, e.Version, d.TotalCents, at}
+		s.kind, s.c.cents = orderConfirmed, d.TotalCents
 		s.refusal = fmt.Sprintf("total_cents %d is not the order's total", d.TotalCents)
 	case domain.EventOrderCancelled:
 		var d domain.OrderCancelled
 		if err := decode(e, &d); err != nil {
 			return s, false, err
 		}
-		s.kind, s.args = orderCancelled, []any{id, e.Version, d.Reason, at}
+		s.kind, s.c.reason = orderCancelled, d.Reason
 	case domain.EventOrderShipped:
 		var d domain.OrderShipped
 		if err := decode(e, &d); err != nil {
 			return s, false, err
 		}
-		s.kind, s.args = orderShipped, []any{id, e.Version, at}
+		s.kind = orderShipped
 	default:
 		return s, false, fmt.Errorf("unknown event type of the %s category", category)
 	}
@@ -452,7 +494,7 @@ func (s step) run(ctx context.Context, q querier, g *generation) (applied bool, 
 // a duplicate (nil); below its predecessor, or no row, a gap; at its predecessor, a refusal.
 func (s step) explain(ctx context.Context, q querier, g *generation) error {
 	var v int64
-	err := q.QueryRow(ctx, g.version[s.kind.table()], s.args[0]).Scan(&v)
+	err := q.QueryRow(ctx, g.version[s.kind.table()], s.id).Scan(&v)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		v = -1

@@ -6,9 +6,9 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/annals-dev/annals/pkg/consume"
-	"github.com/annals-dev/annals/pkg/events"
 )
 
 // Consumer is the projector's consumer: base (the group's settings, see
@@ -37,53 +37,44 @@ func (p *Projection) Consumer(base consume.Config) (*consume.Consumer, error) {
 var errNotClean = errors.New("projector: the batch does not apply cleanly; applying its events one by one")
 
 // HandleBatch applies a lane's share of a batch in the transaction of the PostgresUnit it runs
-// in, in three round trips whatever its size: one statement records every event in the inbox,
-// one reads the live generation, and one pipeline applies the events in multi-row rounds (as a
-// rebuild does). When any event was recorded before or does not apply cleanly, it fails with
-// nothing applied, and the runtime applies the events one by one through Handle.
+// in, in three round trips whatever its size: one records every event in the inbox and reads
+// the live generation, one reads the rows of the events' streams, and one writes each row
+// once, as all its events in the batch change it (fold.go). When any event was recorded before
+// or does not apply cleanly, it fails with nothing applied, and the runtime applies the events
+// one by one through Handle.
 func (p *Projection) HandleBatch(ctx context.Context, ms []*consume.Message) error {
 	tx := consume.Tx(ctx)
 	if tx == nil {
 		return consume.Permanent(errors.New("projector: a batch runs outside a PostgreSQL unit"))
 	}
 	ids := make([]uuid.UUID, len(ms))
-	evs := make([]events.Envelope, len(ms))
+	var f batchFold
 	for i, m := range ms {
-		ids[i], evs[i] = m.Event.EventID, m.Event
+		ids[i] = m.Event.EventID
+		s, ok, err := plan(m.Event)
+		if err != nil {
+			return errNotClean // Handle refuses it
+		}
+		if ok && !f.add(s) {
+			return errNotClean
+		}
 	}
-	claimed, err := consume.Inbox{Group: Group}.ClaimAll(ctx, tx, ids)
-	if err != nil {
-		return err
+	var g *generation
+	claimed := 0
+	b := &pgx.Batch{}
+	queueLockedGeneration(b, &g)
+	consume.Inbox{Group: Group}.QueueClaimAll(b, ids, &claimed)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("projector: %w", err)
 	}
 	if claimed != len(ms) {
 		return errNotClean
 	}
-	g, err := lockedGeneration(ctx, tx)
-	if err != nil {
-		return err
-	}
-	stopped := map[string]string{}
-	steps, b, rows := queueRounds(g, evs, stopped)
-	if len(stopped) > 0 {
-		return errNotClean
-	}
-	if len(steps) == 0 {
-		return nil
-	}
-	br := tx.SendBatch(ctx, b)
-	for _, want := range rows {
-		tag, err := br.Exec()
-		if err != nil {
-			_ = br.Close()
-			return fmt.Errorf("projector: %w", err)
+	if err := foldBatch(ctx, tx, g, &f); err != nil {
+		if errors.Is(err, errNotClean) {
+			return err
 		}
-		if tag.RowsAffected() != want {
-			_ = br.Close()
-			return errNotClean
-		}
-	}
-	if err := br.Close(); err != nil {
-		return err
+		return fmt.Errorf("projector: %w", err)
 	}
 	for _, m := range ms {
 		noteApplied(ctx, m.Event.RecordedAt)

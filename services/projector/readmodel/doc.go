@@ -14,6 +14,12 @@
 // its stream's state refuses is a consume.Permanent error for the dead-letter topic. Nothing is
 // ever half-applied.
 //
+// The consumer applies a lane's share of a batch at once (HandleBatch): it reads the rows of
+// the events' streams, changes each in Go as the events' statements would, one event after the
+// other, and writes it once, guarded by the version it read. A batch in which any event would
+// be skipped, held back or refused does not apply at all, and its events go through Apply one
+// by one, which decides.
+//
 // The tables come in generations; a one-row pointer names the live one. Rebuild fills the next
 // generation from the event store while the live one is served, then switches the pointer in a
 // transaction that applies waits for (they hold a transaction-level advisory lock shared that

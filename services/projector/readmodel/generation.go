@@ -29,6 +29,8 @@ type generation struct {
 	orders  string
 	apply   [numKinds]string
 	version [2]string // select a row's version, by table
+	// The batch path's statements; see fold.go.
+	readUsers, readOrders, insertUsers, updateUsers, insertOrders, updateOrders string
 }
 
 var generations sync.Map // int -> *generation
@@ -42,6 +44,9 @@ func generationOf(n int) *generation {
 	for k := range numKinds {
 		g.apply[k] = r.Replace(applySQL[k])
 	}
+	g.readUsers, g.readOrders = r.Replace(readUsersSQL), r.Replace(readOrdersSQL)
+	g.insertUsers, g.updateUsers = r.Replace(insertUsersSQL), r.Replace(updateUsersSQL)
+	g.insertOrders, g.updateOrders = r.Replace(insertOrdersSQL), r.Replace(updateOrdersSQL)
 	g.version[usersTable] = "select version from " + g.users + " where id = $1"
 	g.version[ordersTable] = "select version from " + g.orders + " where id = $1"
 	actual, _ := generations.LoadOrStore(n, g)
@@ -74,26 +79,39 @@ func liveGeneration(ctx context.Context, q querier) (*generation, error) {
 	return scanGeneration(q.QueryRow(ctx, readPointerSQL))
 }
 
-// lockedGeneration takes the switch lock shared until tx ends and then reads the pointer, both
-// in one round trip, for a transaction that applies events: a switch, which takes the lock
-// exclusively, waits for the transaction to end, and the transaction waits for a switch in
-// progress. The pointer is read by a statement of its own, after the lock is granted, so that
-// in READ COMMITTED its snapshot sees the switch that the lock may have waited for; tx must
-// therefore not be REPEATABLE READ or SERIALIZABLE with a snapshot taken before this call.
+// lockedGeneration starts a transaction that applies events; see queueLockedGeneration.
 func lockedGeneration(ctx context.Context, tx pgx.Tx) (*generation, error) {
+	var g *generation
 	b := &pgx.Batch{}
+	queueLockedGeneration(b, &g)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// queueLockedGeneration queues on b the statements that start a transaction that applies
+// events, and sets *g to the live generation once b's results have been read.
+//
+// They take the switch lock shared until the transaction ends, and then read the pointer: a
+// switch, which takes the lock exclusively, waits for the transaction to end, and the
+// transaction waits for a switch in progress. The pointer is read by a statement of its own,
+// after the lock is granted, so that in READ COMMITTED its snapshot sees the switch that the
+// lock may have waited for; the transaction must therefore not be REPEATABLE READ or
+// SERIALIZABLE with a snapshot taken before.
+//
+// First, they make the server plan each statement of the transaction for its arguments.
+// Otherwise a connection keeps using the generic plan it made for a prepared statement, and
+// a plan made while the tables were small (a sequential scan and a hash join, for a table that
+// started empty and has not been analysed yet) stays in use as they grow.
+func queueLockedGeneration(b *pgx.Batch, g **generation) {
+	b.Queue(`set local plan_cache_mode = force_custom_plan`)
 	b.Queue(lockSharedSQL, switchLockClass)
-	b.Queue(readPointerSQL)
-	br := tx.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		_ = br.Close()
-		return nil, fmt.Errorf("lock the generation pointer: %w", err)
-	}
-	g, err := scanGeneration(br.QueryRow())
-	if cerr := br.Close(); err == nil && cerr != nil {
-		return nil, fmt.Errorf("read the live generation: %w", cerr)
-	}
-	return g, err
+	b.Queue(readPointerSQL).QueryRow(func(row pgx.Row) error {
+		var err error
+		*g, err = scanGeneration(row)
+		return err
+	})
 }
 
 func scanGeneration(row pgx.Row) (*generation, error) {
