@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -337,69 +336,6 @@ func (l *lagLoad) stop() error {
 
 // ---------------------------------------------------------------- Kafka's own tool
 
-// consumerGroupCommand runs Kafka's kafka-consumer-groups (its ConsumerGroupCommand class,
-// from the stack's jars, as pkg/lag's tests do) with args and returns what it printed.
-func consumerGroupCommand(t *testing.T, brokers []string, args ...string) string {
-	t.Helper()
-	libs := os.Getenv("KAFKA_LIBS")
-	java, err := exec.LookPath("java")
-	if libs == "" || err != nil {
-		t.Fatal("KAFKA_LIBS is not set or java is not on PATH: this test needs Kafka's own tools (run `make up` and `eval \"$(scripts/stack.sh env)\"`)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, java, append([]string{"-Xms64m", "-Xmx256m", "-cp", libs + "/*",
-		"org.apache.kafka.tools.consumer.group.ConsumerGroupCommand", "--bootstrap-server", strings.Join(brokers, ",")}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("kafka-consumer-groups %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
-	}
-	return stdout.String()
-}
-
-// consumerGroupRows reads the tables kafka-consumer-groups --describe prints: each header line
-// starts with GROUP, and a row's value of a column is the text from the column's start in the
-// header to the next column's start (the tool pads every column to one width).
-func consumerGroupRows(out string) []map[string]string {
-	var rows []map[string]string
-	var names []string
-	var starts []int
-	for line := range strings.SplitSeq(out, "\n") {
-		if strings.HasPrefix(line, "GROUP ") {
-			names, starts = nil, nil
-			for i := 0; i < len(line); {
-				if line[i] == ' ' {
-					i++
-					continue
-				}
-				j := i
-				for j < len(line) && line[j] != ' ' {
-					j++
-				}
-				names, starts = append(names, line[i:j]), append(starts, i)
-				i = j
-			}
-			continue
-		}
-		if names == nil || strings.TrimSpace(line) == "" || strings.HasPrefix(line, "Consumer group ") {
-			continue
-		}
-		row := map[string]string{}
-		for k, name := range names {
-			from, to := starts[k], len(line)
-			if k+1 < len(starts) {
-				to = min(starts[k+1], len(line))
-			}
-			if from < len(line) {
-				row[name] = strings.TrimSpace(line[from:to])
-			}
-		}
-		rows = append(rows, row)
-	}
-	return rows
-}
-
 // ---------------------------------------------------------------- the test
 
 // TestLag_StoppedConsumer: the notifier is stopped with SIGTERM while commands keep coming.
@@ -579,7 +515,8 @@ func TestLag_StoppedConsumer(t *testing.T) {
 		}
 		return f.group(notifierGroup).status == "stop" && maps.Equal(f.ends, ends)
 	})
-	out := consumerGroupCommand(t, e.brokers, "--describe", "--group", projectorGroup, "--group", notifierGroup, "--group", auditorGroup)
+	out := testenv.KafkaTools(t, []string{"consumer.group.ConsumerGroupCommand", "--bootstrap-server", strings.Join(e.brokers, ","),
+		"--describe", "--group", projectorGroup, "--group", notifierGroup, "--group", auditorGroup})[0]
 	after := map[lagPart]float64{}
 	for _, topic := range topics {
 		for p, end := range topicEnds(t, e, topic) {
@@ -589,7 +526,7 @@ func TestLag_StoppedConsumer(t *testing.T) {
 	if !maps.Equal(after, ends) {
 		t.Fatalf("the end offsets moved while the commands were paused: %v, then %v", ends, after)
 	}
-	rows := consumerGroupRows(out)
+	rows := testenv.ConsumerGroupTables(out)
 	var table []string
 	for _, g := range groups {
 		fg := paused.group(g)

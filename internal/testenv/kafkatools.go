@@ -1,0 +1,93 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// KafkaTools runs Kafka's own command-line tools from the stack's jars ($KAFKA_LIBS), all at
+// once: each run is a class under org.apache.kafka.tools (such as
+// "consumer.group.ConsumerGroupCommand") and its arguments. It returns their standard
+// outputs, and fails the test when one fails. Under -short without the jars, it skips.
+func KafkaTools(tb testing.TB, runs ...[]string) []string {
+	tb.Helper()
+	libs := os.Getenv("KAFKA_LIBS")
+	java, err := exec.LookPath("java")
+	if libs == "" || err != nil {
+		msg := "KAFKA_LIBS is not set or java is not on PATH: this test needs Kafka's own tools (run `make up` and `eval \"$(scripts/stack.sh env)\"`)"
+		if testing.Short() {
+			tb.Skip(msg)
+		}
+		tb.Fatal(msg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmds := make([]*exec.Cmd, len(runs))
+	stdout := make([]bytes.Buffer, len(runs))
+	stderr := make([]bytes.Buffer, len(runs))
+	for i, run := range runs {
+		cmds[i] = exec.CommandContext(ctx, java, append([]string{"-Xms64m", "-Xmx256m", "-cp", libs + "/*", "org.apache.kafka.tools." + run[0]}, run[1:]...)...)
+		cmds[i].Stdout, cmds[i].Stderr = &stdout[i], &stderr[i]
+		if err := cmds[i].Start(); err != nil {
+			tb.Fatalf("%s: %v", run[0], err)
+		}
+	}
+	out := make([]string, len(runs))
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			tb.Errorf("%s: %v\n%s%s", strings.Join(runs[i], " "), err, stdout[i].String(), stderr[i].String())
+		}
+		out[i] = stdout[i].String()
+	}
+	if tb.Failed() {
+		tb.FailNow()
+	}
+	return out
+}
+
+// ConsumerGroupTables reads the tables kafka-consumer-groups --describe prints: each header
+// line starts with GROUP, and a row's value of a column is the text from the column's start
+// in the header to the next column's start (the tool pads every column to one width).
+func ConsumerGroupTables(out string) []map[string]string {
+	var rows []map[string]string
+	var names []string
+	var starts []int
+	for line := range strings.SplitSeq(out, "\n") {
+		if strings.HasPrefix(line, "GROUP ") {
+			names, starts = nil, nil
+			for i := 0; i < len(line); {
+				if line[i] == ' ' {
+					i++
+					continue
+				}
+				j := i
+				for j < len(line) && line[j] != ' ' {
+					j++
+				}
+				names, starts = append(names, line[i:j]), append(starts, i)
+				i = j
+			}
+			continue
+		}
+		if names == nil || strings.TrimSpace(line) == "" || strings.HasPrefix(line, "Consumer group ") {
+			continue
+		}
+		row := map[string]string{}
+		for k, name := range names {
+			from, to := starts[k], len(line)
+			if k+1 < len(starts) {
+				to = min(starts[k+1], len(line))
+			}
+			if from < len(line) {
+				row[name] = strings.TrimSpace(line[from:to])
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
