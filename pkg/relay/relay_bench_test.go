@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/annals-dev/annals/internal/bench"
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/internal/wiring"
@@ -26,10 +27,10 @@ import (
 
 // The relay's benchmarks run against the real PostgreSQL and Kafka, with the Avro encoder of
 // the services, on topics with KAFKA_TOPIC_PARTITIONS partitions (the configuration's default
-// when unset). scripts/bench.sh sets them beside Kafka's own ProducerPerformance on a topic
-// with the same partition count. Run them one iteration at a time: -benchtime 1x.
+// when unset). `annals bench` runs the drain's workload beside Kafka's own ProducerPerformance
+// on a topic with the same partition count. Run them one iteration at a time: -benchtime 1x.
 
-// benchEnv is a fresh schema and an order topic of its own.
+// benchEnv is a fresh schema and user and order topics of its own.
 type benchEnv struct {
 	pool    *pgxpool.Pool
 	store   *postgres.Store
@@ -60,13 +61,15 @@ func newBenchEnv(b *testing.B, opts postgres.Options) *benchEnv {
 		}
 		partitions = n
 	}
-	topic := e.prefix + ".order"
-	if err := relay.EnsureTopics(context.Background(), e.brokers, []relay.Topic{{Name: topic, Partitions: partitions, ReplicationFactor: 1}}, io.Discard); err != nil {
-		b.Fatal(err)
+	topics := []string{e.prefix + ".user", e.prefix + ".order"}
+	for _, topic := range topics {
+		if err := relay.EnsureTopics(context.Background(), e.brokers, []relay.Topic{{Name: topic, Partitions: partitions, ReplicationFactor: 1}}, io.Discard); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.Cleanup(func() {
 		client := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 30 * time.Second}
-		client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}})
+		client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: topics})
 	})
 	return e
 }
@@ -100,111 +103,62 @@ func itemAdded(i int) events.Event {
 // waitOutboxDrained polls the outbox until it is empty.
 func waitOutboxDrained(b *testing.B, pool *pgxpool.Pool, within time.Duration, every time.Duration) {
 	b.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		var pending bool
-		if err := pool.QueryRow(context.Background(), `select exists (select 1 from annals_outbox)`).Scan(&pending); err != nil {
-			b.Fatal(err)
-		}
-		if !pending {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("the outbox is not empty after %v", within)
-		}
-		time.Sleep(every)
+	if err := bench.WaitOutboxDrained(context.Background(), pool, within, every, nil, nil); err != nil {
+		b.Fatal(err)
 	}
 }
 
-// BenchmarkRelayDrain: an outbox of 100,000 ItemAdded events (1,000 streams, one 100-event
-// append each, written before the clock starts) is published by a relay started cold; each
-// iteration times from the relay's start until the outbox is empty, that is until the broker
-// has acknowledged every record with acks=all and the relay has deleted its row. It reports
-// events/s, the average Avro value (avro-bytes/event) and the average record as the broker
-// stores it without framing (record-bytes/event: value, key and headers), from a sample of
-// the published records.
+// BenchmarkRelayDrain: an outbox of about 100,000 events of internal/bench.Mix (users and
+// their orders, each stream written in one append before the clock starts) is published by
+// a relay started cold; each iteration times from the relay's start until the outbox is
+// empty, that is until the broker has acknowledged every record with acks=all and the relay
+// has deleted its row. It reports events/s, the average Avro value (avro-bytes/event) and
+// the average record as the broker stores it without framing (record-bytes/event: value,
+// key and headers), from a sample of the published records. `annals bench` runs the same
+// drain (internal/bench.RelayDrain) beside Kafka's ProducerPerformance.
 func BenchmarkRelayDrain(b *testing.B) {
-	const streams, perAppend = 1000, 100
-	const total = streams * perAppend
 	skipShort(b)
+	ctx := context.Background()
 	var drain time.Duration
-	var valueBytes, recordBytes, sampled int
+	var valueBytes, recordBytes, sampled, total int
 	for b.Loop() {
 		b.StopTimer()
 		e := newBenchEnv(b, postgres.Options{})
-		fill(b, e.store, streams, perAppend)
+		streams, err := bench.Mix(100_000, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := bench.Fill(ctx, e.store, streams, 8); err != nil {
+			b.Fatal(err)
+		}
+		total += bench.Count(streams)
+		r, err := relay.New(e.pool, wiring.Encoder{Catalog: schema.Default()}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix})
+		if err != nil {
+			b.Fatal(err)
+		}
 		b.StartTimer()
 
-		start := time.Now()
-		_, stop := e.startRelay(b)
-		waitOutboxDrained(b, e.pool, 10*time.Minute, 2*time.Millisecond)
-		drain += time.Since(start)
+		took, err := bench.RelayDrain(ctx, e.pool, r, 10*time.Minute, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		drain += took
 
 		b.StopTimer()
-		stop()
-		v, r, n := sampleRecords(b, e.brokers, e.prefix+".order", 2000)
-		valueBytes, recordBytes, sampled = valueBytes+v, recordBytes+r, sampled+n
+		r.Close()
+		values, records, err := bench.RecordSizes(ctx, e.brokers, e.prefix+".order", 0, 2000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range records {
+			valueBytes, recordBytes = valueBytes+values[i], recordBytes+records[i]
+		}
+		sampled += len(records)
 		b.StartTimer()
 	}
-	b.ReportMetric(float64(total*b.N)/drain.Seconds(), "events/s")
+	b.ReportMetric(float64(total)/drain.Seconds(), "events/s")
 	b.ReportMetric(float64(valueBytes)/float64(sampled), "avro-bytes/event")
 	b.ReportMetric(float64(recordBytes)/float64(sampled), "record-bytes/event")
-}
-
-// fill appends perAppend events to each of n new streams, from 8 writers.
-func fill(b *testing.B, store *postgres.Store, n, perAppend int) {
-	b.Helper()
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for s := range next {
-				evs := make([]events.Event, perAppend)
-				for i := range evs {
-					evs[i] = itemAdded(s*perAppend + i)
-				}
-				if _, err := store.Append(context.Background(), "order-"+uuid.NewString(), events.NoStream(), evs,
-					events.AppendOptions{CorrelationID: uuid.NewString(), CausationID: uuid.NewString()}); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	for s := range n {
-		next <- s
-	}
-	close(next)
-	wg.Wait()
-	if b.Failed() {
-		b.FailNow()
-	}
-}
-
-// sampleRecords reads up to n records of the topic's partition 0 and sums their value sizes
-// and their whole sizes (value, key, header names and values).
-func sampleRecords(b *testing.B, brokers []string, topic string, n int) (values, records, count int) {
-	b.Helper()
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 0, MaxWait: 100 * time.Millisecond})
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for count < n {
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			if count > 0 && ctx.Err() != nil {
-				break // fewer than n records in the partition
-			}
-			b.Fatalf("sample the published records: %v", err)
-		}
-		values += len(m.Value)
-		records += len(m.Value) + len(m.Key)
-		for _, h := range m.Headers {
-			records += len(h.Key) + len(h.Value)
-		}
-		count++
-	}
-	return values, records, count
 }
 
 // BenchmarkRelayLatency: with a relay running as in the writer (appends wake it in-process),

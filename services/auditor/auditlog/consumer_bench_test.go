@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals-dev/annals/internal/bench"
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/schema"
@@ -17,8 +18,9 @@ import (
 // consumed by the auditor's own consumer as in production (the group's default batch size
 // and lanes, a transaction per lane's share of a batch, the chain's lock, blocked streams in
 // PostgreSQL) as the auditor's role, into a fresh log. Each iteration is a fresh schema and
-// group; the time runs from the consumer's start to the last entry's commit. ANNALS_BENCH_LANES
-// and ANNALS_BENCH_BATCH change the lanes (8) and the batch size (1000).
+// group; the time runs from the consumer's start to the last entry's commit, and the chain is
+// verified after it (internal/bench.DrainAuditor, which `annals bench` runs too).
+// ANNALS_BENCH_LANES and ANNALS_BENCH_BATCH change the lanes (8) and the batch size (1000).
 func BenchmarkAuditor(b *testing.B) {
 	n := envInt(b, "ANNALS_BENCH_EVENTS", 100_000)
 	lanes := envInt(b, "ANNALS_BENCH_LANES", 8)
@@ -35,41 +37,20 @@ func BenchmarkAuditor(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		b.StopTimer()
-		e := newEnv(b)
-		c, err := e.log.Consumer(consume.Config{
-			Brokers: testenv.KafkaBrokers(b), Group: testenv.UniqueName(b), Topics: []string{users, orders}, DLQTopic: dlq,
-			Decode: consume.SchemaDecoder(schema.Default()), BatchSize: batch, Lanes: lanes,
+		owner, _ := testenv.SchemaPool(b)
+		migrateEventStore(b, owner)
+		b.StartTimer()
+		d, err := bench.DrainAuditor(context.Background(), owner, bench.DrainConfig{
+			Consumer: consume.Config{
+				Brokers: testenv.KafkaBrokers(b), Group: testenv.UniqueName(b), Topics: []string{users, orders}, DLQTopic: dlq,
+				Decode: consume.SchemaDecoder(schema.Default()), BatchSize: batch, Lanes: lanes,
+			},
+			Events: int(total), Label: "auditor drain",
 		})
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.StartTimer()
-		ctx, stop := context.WithCancel(context.Background())
-		start := time.Now()
-		ran := make(chan error, 1)
-		go func() { ran <- c.Run(ctx) }()
-		deadline := time.Now().Add(5 * time.Minute)
-		for {
-			var head int64
-			if err := e.owner.QueryRow(ctx, `select coalesce(max(seq), 0) from annals_audit_log`).Scan(&head); err != nil {
-				b.Fatal(err)
-			}
-			if head == total {
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("%d of %d events recorded within 5 minutes", head, total)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		elapsed += time.Since(start)
-		b.StopTimer()
-		stop()
-		if err := <-ran; err != nil {
-			b.Fatal(err)
-		}
-		e.mustVerify(b, total)
-		b.StartTimer()
+		elapsed += d.Elapsed
 	}
 	b.ReportMetric(float64(total)*float64(b.N)/elapsed.Seconds(), "events/s")
 }

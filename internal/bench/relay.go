@@ -1,0 +1,112 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/annals-dev/annals/pkg/relay"
+)
+
+// RelayDrain runs r, a relay started cold on pool's filled outbox, until the outbox is empty,
+// that is until the broker has acknowledged every record and the relay has deleted its row,
+// then stops it. It returns the time from the relay's start to the empty outbox. The caller
+// closes r.
+func RelayDrain(ctx context.Context, pool *pgxpool.Pool, r *relay.Relay, within time.Duration, progress io.Writer) (time.Duration, error) {
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- r.Run(rctx) }()
+	err := WaitOutboxDrained(ctx, pool, within, 2*time.Millisecond, done, progress)
+	elapsed := time.Since(start)
+	stop()
+	if runErr := <-done; runErr != nil && err == nil {
+		err = fmt.Errorf("relay: %w", runErr)
+	}
+	return elapsed, err
+}
+
+// WaitOutboxDrained polls the outbox every so often until it is empty. A value on stopped
+// (a relay that returned) ends the wait with an error. Progress, when set, gets a line a
+// second with the rows left.
+func WaitOutboxDrained(ctx context.Context, pool *pgxpool.Pool, within, every time.Duration, stopped <-chan error, progress io.Writer) error {
+	start := time.Now()
+	deadline := start.Add(within)
+	lastLine := start
+	for {
+		var pending bool
+		if err := pool.QueryRow(ctx, `select exists (select 1 from annals_outbox)`).Scan(&pending); err != nil {
+			return fmt.Errorf("bench: read the outbox: %w", err)
+		}
+		if !pending {
+			return nil
+		}
+		now := time.Now()
+		if now.After(deadline) {
+			return fmt.Errorf("bench: the outbox is not empty after %v", within)
+		}
+		if progress != nil && now.Sub(lastLine) >= time.Second {
+			// A count scans the outbox: once a second it costs the relay little.
+			var left int
+			if err := pool.QueryRow(ctx, `select count(*) from annals_outbox`).Scan(&left); err == nil {
+				fmt.Fprintf(progress, "bench: relay: %d events left in the outbox, %.0fs\n", left, now.Sub(start).Seconds())
+			}
+			lastLine = now
+		}
+		select {
+		case err := <-stopped:
+			return fmt.Errorf("bench: the relay stopped before the outbox was empty: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+// RecordSizes reads up to n records of a partition of topic, from its start to its end as it
+// is now, and returns the size of each value and of each whole record as the broker stores
+// it without framing (value, key, header names and values).
+func RecordSizes(ctx context.Context, brokers []string, topic string, partition, n int) (values, records []int, err error) {
+	conn, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, partition)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: %s/%d: %w", topic, partition, err)
+	}
+	first, last, err := conn.ReadOffsets()
+	conn.Close()
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: offsets of %s/%d: %w", topic, partition, err)
+	}
+	if last <= first {
+		return nil, nil, nil
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: partition, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	if err := r.SetOffset(first); err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for len(records) < n {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && len(records) > 0 {
+				break
+			}
+			return nil, nil, fmt.Errorf("bench: read %s/%d: %w", topic, partition, err)
+		}
+		size := len(m.Value) + len(m.Key)
+		for _, h := range m.Headers {
+			size += len(h.Key) + len(h.Value)
+		}
+		values, records = append(values, len(m.Value)), append(records, size)
+		if m.Offset >= last-1 {
+			break
+		}
+	}
+	return values, records, nil
+}
