@@ -13,6 +13,10 @@
 //	               (build them anew from the event store and switch to them atomically)
 //	load           drive the writer with a realistic mix of commands and report throughput and
 //	               latency: load [--url U] [--rate R | --concurrency C] [--duration D] [--json]
+//	bench          measure the whole pipeline against the physical limits of its servers (pgbench,
+//	               Kafka's own tools, plain SMTP) in one run and write the table and results.json:
+//	               bench [--quick] [--out bench] [--bin DIR] [--pgbench P] [--kafka-libs DIR]
+//	               [--cpuprofile DIR]
 //	lag            print each consumer group's lag on the event topics per partition, with its
 //	               lag in seconds, state, members and status (ok, warn, stall, stop):
 //	               lag [--group G] [--watch] [--interval 2s] [--window 10]
@@ -60,6 +64,14 @@ commands:
   load           drive the writer with a realistic mix of commands and report throughput,
                  latency percentiles and errors by code: load [--url http://127.0.0.1:8080]
                  [--rate R (open loop) | --concurrency C (closed loop)] [--duration 10s] [--json]
+  bench          measure the whole pipeline against the physical limits of its servers:
+                 pgbench, Kafka's ProducerPerformance, ConsumerPerformance and
+                 EndToEndLatency, plain SMTP; then appends, commands over HTTP, the relay,
+                 the consumers and end-to-end latency, each with its ratio to its baseline:
+                 bench [--quick] [--out bench] [--bin DIR (the service programs)]
+                 [--pgbench P] [--kafka-libs DIR] [--java java] [--cpuprofile DIR];
+                 writes the table to stdout and OUT/results.json (see the README's
+                 Benchmarks)
   lag            print each consumer group's lag on the event topics per partition, with its
                  lag in seconds, state, members and status (ok, warn, stall, stop):
                  lag [--group G] [--watch] [--interval 2s] [--window 10]; without --watch a
@@ -112,6 +124,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = projectorCmd(ctx, rest, loadConfig, stdout)
 	case "load":
 		err = loadCmd(ctx, rest, stdout, stderr)
+	case "bench":
+		err = benchCmd(ctx, rest, loadConfig, config.ResolvePath(*configFlag, lookupEnv), lookupEnv, stdout, stderr)
 	case "lag":
 		err = lagCmd(ctx, rest, loadConfig, stdout)
 	case "lag-exporter":

@@ -1,0 +1,30 @@
+// Package bench measures the whole pipeline against the physical limits of the servers it
+// runs on, in one run (`annals bench`, `make bench`), and holds the workloads that the Go
+// benchmarks of the library and the services run too, so that both measure the same thing.
+//
+// A run measures, in this order:
+//
+//   - pgbench with one INSERT of an event-sized row per transaction, at 1, 8 and 32 clients;
+//   - the event store's appends through the library (Appends): one event and 100 events per
+//     append, by 1 and 8 appenders;
+//   - the four services started as processes in a deployment of their own (a schema and a
+//     topic prefix, and so groups): commands over HTTP with internal/load's mix in closed
+//     loops of 1, 8 and 32 clients, then the median size of the records the relay published
+//     for them, then steady command rates at 25%, 50% and 75% of the best closed-loop rate,
+//     every command read back from the projector with read-your-writes (RunEndToEnd);
+//   - Kafka's ProducerPerformance (acks=all, records of that median size),
+//     ConsumerPerformance over its records, and EndToEndLatency, from the broker's own jars;
+//   - a relay started cold on an outbox filled with a realistic mix (Mix, Fill, RelayDrain),
+//     then the runtime with a no-op handler, the projector and the auditor, each draining
+//     the topics the relay filled with a fresh group (DrainNoOp, DrainProjector,
+//     DrainAuditor);
+//   - the notifier draining a smaller mix into the mail server, beside plain SMTP sessions
+//     sending as many messages of the same size (DrainNotifier, SMTPSend).
+//
+// Each figure is set against its baseline (Figure.Ratio) and, for some, a target; Results
+// holds them all with the raw measurements and the curves of latency against throughput.
+//
+// The package measures what the services do, as they are configured: it never changes how
+// they work to make a figure better. It creates only schemas, topics and groups whose names
+// start with bench, and removes them at the end of a run.
+package bench

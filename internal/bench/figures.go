@@ -1,0 +1,177 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+)
+
+// FigureIDs are the ids of every figure a run reports, baselines first; a run that lacks one
+// is incomplete.
+func FigureIDs() []string {
+	ids := []string{"pgbench.c1.tps", "pgbench.c8.tps", "pgbench.c32.tps",
+		"kafka.producer.records_per_sec", "kafka.consumer.records_per_sec", "kafka.e2e.p50_ms", "kafka.e2e.p99_ms",
+		"smtp.emails_per_sec"}
+	for _, c := range []int{1, 8, 32} {
+		ids = append(ids, fmt.Sprintf("commands.c%d.commands_per_sec", c), fmt.Sprintf("commands.c%d.p50_ms", c), fmt.Sprintf("commands.c%d.p99_ms", c))
+	}
+	ids = append(ids, "writer.peak_events_per_sec",
+		"appends.single.c1.events_per_sec", "appends.single.c8.events_per_sec",
+		"appends.batch100.c1.events_per_sec", "appends.batch100.c8.events_per_sec",
+		"relay.events_per_sec", "relay.events_per_sec_vs_writer",
+		"consumer.noop.events_per_sec", "projector.events_per_sec", "auditor.events_per_sec", "notifier.emails_per_sec")
+	for _, p := range []int{25, 50, 75} {
+		ids = append(ids, fmt.Sprintf("e2e.%d.p50_ms", p), fmt.Sprintf("e2e.%d.p99_ms", p))
+	}
+	return ids
+}
+
+// figures turns the raw measurements into the report's figures, ratios and targets, and the
+// plot's curves.
+func (r *runner) figures() (baselines, figures []Figure, curves []Curve) {
+	raw := r.raw
+	byID := map[string]Figure{}
+	base := func(f Figure) {
+		baselines = append(baselines, f)
+		byID[f.ID] = f
+	}
+	add := func(f Figure) *Figure {
+		figures = append(figures, f)
+		byID[f.ID] = f
+		return &figures[len(figures)-1]
+	}
+	// add's pointer is only good until the next add; set works on the figure just added.
+	set := func(f Figure, against string, target func(*Figure)) {
+		g := add(f)
+		if b, ok := byID[against]; ok {
+			g.against(b)
+		}
+		if target != nil {
+			target(g)
+		}
+		byID[g.ID] = *g
+	}
+
+	pg := map[int]PGBench{}
+	pgCurve := Curve{Name: "pgbench, one INSERT per transaction", Unit: "tx/s"}
+	for _, p := range raw.PGBench {
+		pg[p.Clients] = p
+		base(Figure{ID: fmt.Sprintf("pgbench.c%d.tps", p.Clients), Name: fmt.Sprintf("pgbench 1-INSERT tx, %d client(s)", p.Clients),
+			Value: p.TPS, Unit: "tx/s", Detail: fmt.Sprintf("p50 %.2f ms, p99 %.2f ms", Ms(p.Latency.P50), Ms(p.Latency.P99))})
+		byID[fmt.Sprintf("pgbench.c%d.p50_ms", p.Clients)] = Figure{ID: fmt.Sprintf("pgbench.c%d.p50_ms", p.Clients),
+			Name: fmt.Sprintf("pgbench p50, %d client(s)", p.Clients), Value: Ms(p.Latency.P50), Unit: "ms"}
+		byID[fmt.Sprintf("pgbench.c%d.p99_ms", p.Clients)] = Figure{ID: fmt.Sprintf("pgbench.c%d.p99_ms", p.Clients),
+			Name: fmt.Sprintf("pgbench p99, %d client(s)", p.Clients), Value: Ms(p.Latency.P99), Unit: "ms"}
+		pgCurve.Points = append(pgCurve.Points, pointOf(fmt.Sprintf("%d", p.Clients), p.TPS, p.Latency))
+	}
+	pp := raw.Producer
+	base(Figure{ID: "kafka.producer.records_per_sec", Name: "ProducerPerformance", Value: pp.RecordsPerSec, Unit: "records/s",
+		Detail: fmt.Sprintf("%d records of %d bytes, acks=all, %.1f MB/s, p50 %.0f ms, p99 %.0f ms", pp.Records, pp.RecordBytes, pp.MBPerSec, pp.P50Ms, pp.P99Ms)})
+	cp := raw.Consumer
+	base(Figure{ID: "kafka.consumer.records_per_sec", Name: "ConsumerPerformance", Value: cp.FetchRecordsPerSec, Unit: "records/s",
+		Detail: fmt.Sprintf("fetching, after the group join; %.0f records/s with it", cp.RecordsPerSec)})
+	kl := raw.KafkaLatency
+	base(Figure{ID: "kafka.e2e.p50_ms", Name: "EndToEndLatency p50", Value: kl.P50Ms, Unit: "ms",
+		Detail: fmt.Sprintf("%d messages, one at a time, acks=all, whole ms; avg %.1f ms", kl.Messages, kl.AvgMs)})
+	base(Figure{ID: "kafka.e2e.p99_ms", Name: "EndToEndLatency p99", Value: kl.P99Ms, Unit: "ms"})
+	base(Figure{ID: "smtp.emails_per_sec", Name: "plain SMTP to the mail server", Value: raw.SMTP.EmailsPerSec, Unit: "emails/s",
+		Detail: fmt.Sprintf("%d messages of %d bytes, %d sessions", raw.SMTP.Emails, raw.SMTP.MessageBytes, raw.SMTP.Conns)})
+
+	closed := Curve{Name: "commands, closed loop", Unit: "commands/s"}
+	peak, peakClients := 0.0, 0
+	for _, c := range raw.Commands {
+		res := c.Result
+		errs := 0
+		for _, n := range res.Errors {
+			errs += n
+		}
+		pgID := fmt.Sprintf("pgbench.c%d", c.Clients)
+		set(Figure{ID: fmt.Sprintf("commands.c%d.commands_per_sec", c.Clients), Name: fmt.Sprintf("HTTP commands, %d client(s)", c.Clients),
+			Value: res.Throughput, Unit: "commands/s", Detail: fmt.Sprintf("%d commands, %d errors, %.0f events/s", res.Commands, errs, c.EventsPerSec)},
+			pgID+".tps", nil)
+		set(Figure{ID: fmt.Sprintf("commands.c%d.p50_ms", c.Clients), Name: fmt.Sprintf("HTTP command p50, %d client(s)", c.Clients),
+			Value: Ms(res.P50), Unit: "ms"}, pgID+".p50_ms", nil)
+		set(Figure{ID: fmt.Sprintf("commands.c%d.p99_ms", c.Clients), Name: fmt.Sprintf("HTTP command p99, %d client(s)", c.Clients),
+			Value: Ms(res.P99), Unit: "ms"}, pgID+".p99_ms", nil)
+		closed.Points = append(closed.Points, Point{Label: fmt.Sprintf("%d", c.Clients), Throughput: res.Throughput,
+			P50: Ms(res.P50), P90: Ms(res.P90), P99: Ms(res.P99)})
+		if c.EventsPerSec > peak {
+			peak, peakClients = c.EventsPerSec, c.Clients
+		}
+	}
+	set(Figure{ID: "writer.peak_events_per_sec", Name: "writer's peak, events over HTTP", Value: peak, Unit: "events/s",
+		Detail: fmt.Sprintf("at %d clients", peakClients)}, fmt.Sprintf("pgbench.c%d.tps", peakClients), nil)
+
+	single := map[int]string{}
+	for _, a := range raw.Appends {
+		t := a.Result
+		detail := fmt.Sprintf("p50 %.2f ms, p99 %.2f ms per append", Ms(t.Latency.P50), Ms(t.Latency.P99))
+		if a.Batch == 1 {
+			id := fmt.Sprintf("appends.single.c%d.events_per_sec", a.Concurrency)
+			single[a.Concurrency] = id
+			set(Figure{ID: id, Name: fmt.Sprintf("library appends of 1 event, %d appender(s)", a.Concurrency), Value: t.EventsPerSec,
+				Unit: "events/s", Detail: detail}, fmt.Sprintf("pgbench.c%d.tps", a.Concurrency), func(f *Figure) {
+				f.aim("ratio", ">=", 0.6, fmt.Sprintf("single appends ≥ 60%% of pgbench's one-INSERT tx/s, %d appender(s)", a.Concurrency))
+			})
+			continue
+		}
+		set(Figure{ID: fmt.Sprintf("appends.batch%d.c%d.events_per_sec", a.Batch, a.Concurrency),
+			Name: fmt.Sprintf("library appends of %d events, %d appender(s)", a.Batch, a.Concurrency), Value: t.EventsPerSec,
+			Unit: "events/s", Detail: detail}, single[a.Concurrency], func(f *Figure) {
+			f.aim("ratio", ">=", 20, fmt.Sprintf("%d-event batches ≥ 20× the events/s of single appends, %d appender(s)", a.Batch, a.Concurrency))
+		})
+	}
+
+	rl := raw.Relay
+	relay := Figure{ID: "relay.events_per_sec", Name: "relay drain", Value: rl.EventsPerSec, Unit: "events/s",
+		Detail: fmt.Sprintf("%d events in %.1f s, started cold, acks=all", rl.Events, rl.Elapsed.Seconds())}
+	set(relay, "kafka.producer.records_per_sec", func(f *Figure) {
+		f.aim("ratio", ">=", 0.5, "relay ≥ 50% of ProducerPerformance's records/s")
+	})
+	relay.ID, relay.Name = "relay.events_per_sec_vs_writer", "relay drain, against the writer"
+	set(relay, "writer.peak_events_per_sec", func(f *Figure) {
+		f.aim("ratio", ">=", 2, "relay ≥ 2× the writer's peak events/s")
+	})
+	drainDetail := func(d Drain) string {
+		return fmt.Sprintf("%d events, records of %.0f bytes; %.0f events/s with the group join", d.Events, d.RecordBytes, d.WithJoinPerSec)
+	}
+	set(Figure{ID: "consumer.noop.events_per_sec", Name: "consumer runtime, no-op handler", Value: raw.NoOp.EventsPerSec, Unit: "events/s",
+		Detail: drainDetail(raw.NoOp)}, "kafka.consumer.records_per_sec", func(f *Figure) {
+		f.aim("ratio", ">=", 0.5, "no-op consumer ≥ 50% of ConsumerPerformance's records/s")
+	})
+	set(Figure{ID: "projector.events_per_sec", Name: "projector drain", Value: raw.Projector.EventsPerSec, Unit: "events/s",
+		Detail: drainDetail(raw.Projector)}, "kafka.consumer.records_per_sec", nil)
+	set(Figure{ID: "auditor.events_per_sec", Name: "auditor drain", Value: raw.Auditor.EventsPerSec, Unit: "events/s",
+		Detail: drainDetail(raw.Auditor)}, "kafka.consumer.records_per_sec", nil)
+	set(Figure{ID: "notifier.emails_per_sec", Name: "notifier drain", Value: raw.Notifier.EmailsPerSec, Unit: "emails/s",
+		Detail: fmt.Sprintf("%d emails of %d events, rate limit off; %.0f events/s", raw.Notifier.Emails, raw.Notifier.Events, raw.Notifier.EventsPerSec)},
+		"smtp.emails_per_sec", nil)
+
+	open := Curve{Name: "commands, open loop (from scheduled start)", Unit: "commands/s"}
+	e2e := Curve{Name: "end to end, command to projection", Unit: "commands/s"}
+	for i, e := range raw.EndToEnd {
+		pct := int(math.Round(100 * r.set.EndToEndFractions[i]))
+		detail := fmt.Sprintf("%.0f commands/s asked, %.0f done, %d reads of every %d", e.Rate, e.Commands.Throughput, e.Latency.Count, e.ReadEvery)
+		if e.ReadErrors > 0 {
+			detail += fmt.Sprintf(", %d failed", e.ReadErrors)
+		}
+		var p50, p99 func(*Figure)
+		if pct == 50 {
+			p50 = func(f *Figure) {
+				f.aim("value", "<=", 15, "end-to-end p50 ≤ 15 ms at 50% of the maximum command rate")
+			}
+			p99 = func(f *Figure) {
+				f.aim("value", "<=", 100, "end-to-end p99 ≤ 100 ms at 50% of the maximum command rate")
+			}
+		}
+		set(Figure{ID: fmt.Sprintf("e2e.%d.p50_ms", pct), Name: fmt.Sprintf("end to end p50 at %d%% of max", pct), Value: Ms(e.Latency.P50),
+			Unit: "ms", Detail: detail}, "kafka.e2e.p50_ms", p50)
+		set(Figure{ID: fmt.Sprintf("e2e.%d.p99_ms", pct), Name: fmt.Sprintf("end to end p99 at %d%% of max", pct), Value: Ms(e.Latency.P99),
+			Unit: "ms"}, "kafka.e2e.p99_ms", p99)
+		label := fmt.Sprintf("%d%%", pct)
+		open.Points = append(open.Points, Point{Label: label, Throughput: e.Commands.Throughput,
+			P50: Ms(e.Commands.P50), P90: Ms(e.Commands.P90), P99: Ms(e.Commands.P99)})
+		e2e.Points = append(e2e.Points, pointOf(label, e.Commands.Throughput, e.Latency))
+	}
+	curves = []Curve{pgCurve, closed, open, e2e}
+	return baselines, figures, curves
+}
