@@ -25,6 +25,7 @@ eval "$(scripts/stack.sh env)"
 step "modules tidy; lint (gofmt, go vet, staticcheck)"
 $GO mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy" >&2; exit 1; }
 (cd deploy && $GO mod tidy -diff) || { echo "deploy/go.mod/go.sum are not tidy: run (cd deploy && go mod tidy)" >&2; exit 1; }
+(cd tools && $GO mod tidy -diff) || { echo "tools/go.mod/go.sum are not tidy: run (cd tools && go mod tidy)" >&2; exit 1; }
 make --no-print-directory lint
 
 step "unit and integration tests (race detector)"
