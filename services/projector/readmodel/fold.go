@@ -118,8 +118,9 @@ func (f *batchFold) add(s step) bool {
 	return true
 }
 
-func (f *batchFold) ids(t int) []uuid.UUID {
-	ids := make([]uuid.UUID, len(f.streams[t]))
+// ids are the ids of the table's streams, as [16]byte, which pgx encodes as a uuid directly.
+func (f *batchFold) ids(t int) [][16]byte {
+	ids := make([][16]byte, len(f.streams[t]))
 	for i, sf := range f.streams[t] {
 		ids[i] = sf.id
 	}
