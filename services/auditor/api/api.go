@@ -4,11 +4,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"net/url"
-	"slices"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/services/auditor/auditlog"
@@ -79,50 +74,50 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func parseAuditQuery(r *http.Request) (auditlog.Query, error) {
-	q, err := parseQuery(r, "stream_id", "type", "since", "until", "after", "limit")
+	q, err := httpx.ParseQuery(r, "stream_id", "type", "since", "until", "after", "limit")
 	if err != nil {
 		return auditlog.Query{}, err
 	}
 	var aq auditlog.Query
-	if aq.After, err = q.int("after", 0, math.MaxInt64, 0); err != nil {
+	if aq.After, _, err = q.Int("after", 0, math.MaxInt64, 0); err != nil {
 		return aq, err
 	}
-	limit, err := q.int("limit", 1, auditlog.MaxLimit, auditlog.DefaultLimit)
+	limit, _, err := q.Int("limit", 1, auditlog.MaxLimit, auditlog.DefaultLimit)
 	if err != nil {
 		return aq, err
 	}
 	aq.Limit = int(limit)
-	if s, ok, err := q.one("stream_id"); err != nil {
+	if s, ok, err := q.One("stream_id"); err != nil {
 		return aq, err
 	} else if ok {
 		if s == "" || len(s) > maxStreamIDLen {
-			return aq, invalidf("stream_id", "must be 1 to %d characters", maxStreamIDLen)
+			return aq, httpx.Invalidf("stream_id", "must be 1 to %d characters", maxStreamIDLen)
 		}
 		aq.StreamID = s
 	}
-	aq.Types = q.v["type"]
+	aq.Types = q.Values("type")
 	if len(aq.Types) > MaxTypes {
-		return aq, invalidf("type", "at most %d types", MaxTypes)
+		return aq, httpx.Invalidf("type", "at most %d types", MaxTypes)
 	}
 	for _, t := range aq.Types {
 		if t == "" || len(t) > maxEventTypeLen {
-			return aq, invalidf("type", "must be 1 to %d characters", maxEventTypeLen)
+			return aq, httpx.Invalidf("type", "must be 1 to %d characters", maxEventTypeLen)
 		}
 	}
-	if aq.Since, err = q.time("since"); err != nil {
+	if aq.Since, _, err = q.Time("since"); err != nil {
 		return aq, err
 	}
-	if aq.Until, err = q.time("until"); err != nil {
+	if aq.Until, _, err = q.Time("until"); err != nil {
 		return aq, err
 	}
 	if !aq.Since.IsZero() && !aq.Until.IsZero() && !aq.Until.After(aq.Since) {
-		return aq, invalidf("until", "must be after since")
+		return aq, httpx.Invalidf("until", "must be after since")
 	}
 	return aq, nil
 }
 
 func (a *API) verify(w http.ResponseWriter, r *http.Request) {
-	if _, err := parseQuery(r); err != nil {
+	if _, err := httpx.ParseQuery(r); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -143,63 +138,4 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 type verifyAnswer struct {
 	auditlog.Report
 	TookMS float64 `json:"took_ms"`
-}
-
-// query is a parsed query string that knows which parameters its route takes.
-type query struct{ v url.Values }
-
-func parseQuery(r *http.Request, known ...string) (query, error) {
-	v, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return query{}, invalidf("query", "malformed query string")
-	}
-	for k := range v {
-		if !slices.Contains(known, k) {
-			if len(known) == 0 {
-				return query{}, invalidf(k, "unknown query parameter: this route takes none")
-			}
-			return query{}, invalidf(k, "unknown query parameter; this route takes %s", strings.Join(known, ", "))
-		}
-	}
-	return query{v}, nil
-}
-
-func (q query) one(name string) (string, bool, error) {
-	switch vs := q.v[name]; len(vs) {
-	case 0:
-		return "", false, nil
-	case 1:
-		return vs[0], true, nil
-	}
-	return "", false, invalidf(name, "give it at most once")
-}
-
-// int reads an integer in [lo, hi]; def when absent.
-func (q query) int(name string, lo, hi, def int64) (int64, error) {
-	s, ok, err := q.one(name)
-	if err != nil || !ok {
-		return def, err
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < lo || v > hi {
-		if hi == math.MaxInt64 {
-			return 0, invalidf(name, "must be an integer >= %d", lo)
-		}
-		return 0, invalidf(name, "must be an integer from %d to %d", lo, hi)
-	}
-	return v, nil
-}
-
-// time reads an RFC 3339 time; zero when absent. A '+' of the offset that arrived unescaped
-// (as a space) is read as '+'.
-func (q query) time(name string) (time.Time, error) {
-	s, ok, err := q.one(name)
-	if err != nil || !ok {
-		return time.Time{}, err
-	}
-	t, err := time.Parse(time.RFC3339, strings.Replace(s, " ", "+", 1))
-	if err != nil {
-		return time.Time{}, invalidf(name, "must be an RFC 3339 time such as 2026-01-02T15:04:05Z")
-	}
-	return t, nil
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/annals-dev/annals/internal/httpx"
@@ -16,18 +15,6 @@ const (
 	CodeInternal       = "internal"        // 500
 )
 
-// inputError is a malformed request. Field names the parameter.
-type inputError struct {
-	Field   string
-	Message string
-}
-
-func (e *inputError) Error() string { return e.Field + ": " + e.Message }
-
-func invalidf(field, format string, args ...any) error {
-	return &inputError{Field: field, Message: fmt.Sprintf(format, args...)}
-}
-
 // problem is an error as the client sees it.
 type problem struct {
 	status  int
@@ -39,7 +26,7 @@ type problem struct {
 // classify maps an error to its HTTP status, code, message and extra fields. It is the only
 // place that does.
 func classify(err error) problem {
-	var in *inputError
+	var in *httpx.InputError
 	switch {
 	case errors.As(err, &in):
 		return problem{http.StatusBadRequest, CodeInvalidRequest, in.Error(), map[string]any{"field": in.Field}}

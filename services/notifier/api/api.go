@@ -2,17 +2,11 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -67,50 +61,53 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	}
 	p := page{Notifications: rows}
 	if more {
-		p.NextCursor = encodeCursor(rows[len(rows)-1].EventID)
+		p.NextCursor = httpx.EncodeCursor(rows[len(rows)-1].EventID)
 	}
 	httpx.WriteJSON(w, http.StatusOK, p)
 }
 
 var known = []string{"to", "event_id", "limit", "cursor"}
 
+// parseQuery reads the filter and page of GET /v1/notifications. An empty value is as good as
+// an absent one. A cursor is the event id of the last row of the page before, and so valid for
+// any filter.
 func parseQuery(r *http.Request) (notify.SentQuery, error) {
 	var q notify.SentQuery
-	v, err := url.ParseQuery(r.URL.RawQuery)
+	hq, err := httpx.ParseQuery(r, known...)
 	if err != nil {
-		return q, invalidf("query", "malformed query string")
+		return q, err
 	}
-	for k, vs := range v {
-		if !slices.Contains(known, k) {
-			return q, invalidf(k, "unknown query parameter; this route takes %s", strings.Join(known, ", "))
-		}
-		if len(vs) > 1 {
-			return q, invalidf(k, "give it at most once")
+	// Every parameter is checked for repeats before any value is checked, so that a repeated
+	// parameter is refused as such even when another one is also wrong.
+	vals := make(map[string]string, len(known))
+	for _, k := range known {
+		if vals[k], _, err = hq.One(k); err != nil {
+			return q, err
 		}
 	}
-	if s := v.Get("to"); s != "" {
+	if s := vals["to"]; s != "" {
 		if len(s) > 254 {
-			return q, invalidf("to", "must be an email address of at most 254 bytes")
+			return q, httpx.Invalidf("to", "must be an email address of at most 254 bytes")
 		}
 		q.To = s
 	}
-	if s := v.Get("event_id"); s != "" {
+	if s := vals["event_id"]; s != "" {
 		id, err := uuid.Parse(s)
 		if err != nil || len(s) != 36 {
-			return q, invalidf("event_id", "must be a UUID such as 0190a4b2-7f3c-7a00-8000-000000000001")
+			return q, httpx.Invalidf("event_id", "must be a UUID such as 0190a4b2-7f3c-7a00-8000-000000000001")
 		}
 		q.EventID = id
 	}
 	q.Limit = notify.DefaultLimit
-	if s := v.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > notify.MaxLimit {
-			return q, invalidf("limit", "must be an integer from 1 to %d", notify.MaxLimit)
+	if vals["limit"] != "" {
+		n, _, err := hq.Int("limit", 1, notify.MaxLimit, notify.DefaultLimit)
+		if err != nil {
+			return q, err
 		}
-		q.Limit = n
+		q.Limit = int(n)
 	}
-	if s := v.Get("cursor"); s != "" {
-		after, err := decodeCursor(s)
+	if s := vals["cursor"]; s != "" {
+		after, err := httpx.DecodeCursor(s)
 		if err != nil {
 			return q, err
 		}
@@ -119,34 +116,10 @@ func parseQuery(r *http.Request) (notify.SentQuery, error) {
 	return q, nil
 }
 
-// A cursor is the event id of the last row of the page before, base64url-encoded: opaque to
-// clients, and valid for any filter.
-func encodeCursor(id uuid.UUID) string { return base64.RawURLEncoding.EncodeToString(id[:]) }
-
-func decodeCursor(s string) (uuid.UUID, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) != 16 {
-		return uuid.Nil, invalidf("cursor", "is not a cursor of this API (pass next_cursor of the previous page)")
-	}
-	return uuid.UUID(b), nil
-}
-
-// inputError is a malformed request. Field names the parameter.
-type inputError struct {
-	Field   string
-	Message string
-}
-
-func (e *inputError) Error() string { return e.Field + ": " + e.Message }
-
-func invalidf(field, format string, args ...any) error {
-	return &inputError{Field: field, Message: fmt.Sprintf(format, args...)}
-}
-
 // classify maps an error to its HTTP status, code, message and extra fields. It is the only
 // place that does.
 func classify(err error) (int, string, string, map[string]any) {
-	var in *inputError
+	var in *httpx.InputError
 	switch {
 	case errors.As(err, &in):
 		return http.StatusBadRequest, CodeInvalidRequest, in.Error(), map[string]any{"field": in.Field}

@@ -1,14 +1,10 @@
 package api
 
 import (
-	"encoding/base64"
 	"log/slog"
 	"math"
 	"net/http"
-	"net/url"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -46,96 +42,40 @@ func New(p *readmodel.Projection, opts Options) *API {
 // the default options. New(p, opts).Register(r) takes options.
 func Register(r *httpx.Router, p *readmodel.Projection) { New(p, Options{}).Register(r) }
 
-// query is a parsed query string that knows which parameters its route takes.
-type query struct{ v url.Values }
-
-func parseQuery(r *http.Request, known ...string) (query, error) {
-	v, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return query{}, invalidf("query", "malformed query string")
-	}
-	for k := range v {
-		if !slices.Contains(known, k) {
-			if len(known) == 0 {
-				return query{}, invalidf(k, "unknown query parameter: this route takes none")
-			}
-			return query{}, invalidf(k, "unknown query parameter; this route takes %s", strings.Join(known, ", "))
-		}
-	}
-	return query{v}, nil
-}
-
-func (q query) one(name string) (string, bool, error) {
-	switch vs := q.v[name]; len(vs) {
-	case 0:
-		return "", false, nil
-	case 1:
-		return vs[0], true, nil
-	}
-	return "", false, invalidf(name, "give it at most once")
-}
-
-// int reads an integer in [lo, hi]; def when absent.
-func (q query) int(name string, lo, hi, def int64) (int64, bool, error) {
-	s, ok, err := q.one(name)
-	if err != nil || !ok {
-		return def, ok, err
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < lo || v > hi {
-		if hi == math.MaxInt64 {
-			return 0, false, invalidf(name, "must be an integer >= %d", lo)
-		}
-		return 0, false, invalidf(name, "must be an integer from %d to %d", lo, hi)
-	}
-	return v, true, nil
-}
-
-// enum reads one of the allowed values; "" when absent.
-func (q query) enum(name string, allowed ...string) (string, error) {
-	s, ok, err := q.one(name)
-	if err != nil || !ok {
-		return "", err
-	}
-	if !slices.Contains(allowed, s) {
-		return "", invalidf(name, "must be one of %s", strings.Join(allowed, ", "))
-	}
-	return s, nil
-}
-
-// page reads limit and cursor.
-func (q query) page() (limit int, after uuid.UUID, err error) {
-	n, _, err := q.int("limit", 1, readmodel.MaxLimit, readmodel.DefaultLimit)
+// readPage reads limit and cursor. A cursor is the id of the last row of the page before, and
+// so valid for any filter of the same list.
+func readPage(q httpx.Query) (limit int, after uuid.UUID, err error) {
+	n, _, err := q.Int("limit", 1, readmodel.MaxLimit, readmodel.DefaultLimit)
 	if err != nil {
 		return 0, uuid.Nil, err
 	}
-	s, ok, err := q.one("cursor")
+	s, ok, err := q.One("cursor")
 	if err != nil || !ok {
 		return int(n), uuid.Nil, err
 	}
-	after, err = decodeCursor(s)
+	after, err = httpx.DecodeCursor(s)
 	if err != nil {
 		return 0, uuid.Nil, err
 	}
 	return int(n), after, nil
 }
 
-// wait reads min_version and wait. min_version alone answers at once; wait alone waits for
-// the row to exist.
-func (q query) wait() (readmodel.Wait, error) {
+// readWait reads min_version and wait. min_version alone answers at once; wait alone waits
+// for the row to exist.
+func readWait(q httpx.Query) (readmodel.Wait, error) {
 	w := readmodel.Wait{MinVersion: -1}
-	v, hasVersion, err := q.int("min_version", 0, math.MaxInt64, -1)
+	v, hasVersion, err := q.Int("min_version", 0, math.MaxInt64, -1)
 	if err != nil {
 		return w, err
 	}
-	s, hasWait, err := q.one("wait")
+	s, hasWait, err := q.One("wait")
 	if err != nil {
 		return w, err
 	}
 	if hasWait {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 || d > MaxWait {
-			return w, invalidf("wait", "must be a duration from 0s to %s, such as 2s or 500ms", MaxWait)
+			return w, httpx.Invalidf("wait", "must be a duration from 0s to %s, such as 2s or 500ms", MaxWait)
 		}
 		w.For, w.MinVersion = d, 0
 	}
@@ -145,24 +85,12 @@ func (q query) wait() (readmodel.Wait, error) {
 	return w, nil
 }
 
-// A cursor is the id of the last row of the page before, base64url-encoded: opaque to
-// clients, and valid for any filter of the same list.
-func encodeCursor(id uuid.UUID) string { return base64.RawURLEncoding.EncodeToString(id[:]) }
-
-func decodeCursor(s string) (uuid.UUID, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) != 16 {
-		return uuid.Nil, invalidf("cursor", "is not a cursor of this API (pass next_cursor of the previous page)")
-	}
-	return uuid.UUID(b), nil
-}
-
 // pathID reads a UUID from the path.
 func pathID(r *http.Request) (uuid.UUID, error) {
 	s := r.PathValue("id")
 	id, err := uuid.Parse(s)
 	if err != nil || len(s) != 36 || id == uuid.Nil {
-		return uuid.Nil, invalidf("id", "must be a UUID such as 0190a4b2-7f3c-7a00-8000-000000000001")
+		return uuid.Nil, httpx.Invalidf("id", "must be a UUID such as 0190a4b2-7f3c-7a00-8000-000000000001")
 	}
 	return id, nil
 }
@@ -191,12 +119,12 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	q, err := parseQuery(r, "min_version", "wait")
+	q, err := httpx.ParseQuery(r, "min_version", "wait")
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	wait, err := q.wait()
+	wait, err := readWait(q)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -216,12 +144,12 @@ func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	q, err := parseQuery(r, "min_version", "wait")
+	q, err := httpx.ParseQuery(r, "min_version", "wait")
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	wait, err := q.wait()
+	wait, err := readWait(q)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -236,17 +164,17 @@ func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
-	q, err := parseQuery(r, "status", "limit", "cursor")
+	q, err := httpx.ParseQuery(r, "status", "limit", "cursor")
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	status, err := q.enum("status", userStatuses...)
+	status, err := q.Enum("status", userStatuses...)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	limit, after, err := q.page()
+	limit, after, err := readPage(q)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -258,22 +186,22 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	page := userPage{Users: users}
 	if more {
-		page.NextCursor = encodeCursor(users[len(users)-1].ID)
+		page.NextCursor = httpx.EncodeCursor(users[len(users)-1].ID)
 	}
 	httpx.WriteJSON(w, http.StatusOK, page)
 }
 
 // orderQuery reads the query of the order lists.
 func orderQuery(r *http.Request) (readmodel.OrderQuery, error) {
-	q, err := parseQuery(r, "status", "limit", "cursor")
+	q, err := httpx.ParseQuery(r, "status", "limit", "cursor")
 	if err != nil {
 		return readmodel.OrderQuery{}, err
 	}
-	status, err := q.enum("status", orderStatuses...)
+	status, err := q.Enum("status", orderStatuses...)
 	if err != nil {
 		return readmodel.OrderQuery{}, err
 	}
-	limit, after, err := q.page()
+	limit, after, err := readPage(q)
 	if err != nil {
 		return readmodel.OrderQuery{}, err
 	}
@@ -283,7 +211,7 @@ func orderQuery(r *http.Request) (readmodel.OrderQuery, error) {
 func (a *API) writeOrders(w http.ResponseWriter, orders []readmodel.Order, more bool) {
 	page := orderPage{Orders: orders}
 	if more {
-		page.NextCursor = encodeCursor(orders[len(orders)-1].ID)
+		page.NextCursor = httpx.EncodeCursor(orders[len(orders)-1].ID)
 	}
 	httpx.WriteJSON(w, http.StatusOK, page)
 }
@@ -322,7 +250,7 @@ func (a *API) userOrders(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) orderStats(w http.ResponseWriter, r *http.Request) {
-	if _, err := parseQuery(r); err != nil {
+	if _, err := httpx.ParseQuery(r); err != nil {
 		a.writeError(w, r, err)
 		return
 	}

@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/annals-dev/annals/internal/httpx"
@@ -20,18 +19,6 @@ const (
 	CodeInternal       = "internal"        // 500
 )
 
-// inputError is a malformed request: path or query. Field names the parameter.
-type inputError struct {
-	Field   string
-	Message string
-}
-
-func (e *inputError) Error() string { return e.Field + ": " + e.Message }
-
-func invalidf(field, format string, args ...any) error {
-	return &inputError{Field: field, Message: fmt.Sprintf(format, args...)}
-}
-
 // problem is an error as the client sees it.
 type problem struct {
 	status  int
@@ -44,7 +31,7 @@ type problem struct {
 // place that does.
 func classify(err error) problem {
 	var (
-		in *inputError
+		in *httpx.InputError
 		nc *readmodel.NotCaughtUpError
 	)
 	switch {

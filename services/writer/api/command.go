@@ -64,7 +64,7 @@ func parseIfMatch(values []string) (int64, bool, error) {
 	if len(values) == 0 {
 		return 0, false, nil
 	}
-	bad := invalidf(IfMatchHeader, `must be one stream version in quotes, such as "3"`)
+	bad := httpx.Invalidf(IfMatchHeader, `must be one stream version in quotes, such as "3"`)
 	if len(values) > 1 {
 		return 0, false, bad
 	}
@@ -85,7 +85,7 @@ func parseIdempotencyKey(values []string) (string, error) {
 	if len(values) == 0 {
 		return "", nil
 	}
-	bad := invalidf(IdempotencyKeyHeader, "must be one value of 1 to %d printable ASCII characters", MaxIdempotencyKeyLength)
+	bad := httpx.Invalidf(IdempotencyKeyHeader, "must be one value of 1 to %d printable ASCII characters", MaxIdempotencyKeyLength)
 	if len(values) > 1 {
 		return "", bad
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/services/writer/domain"
 )
 
@@ -24,24 +25,6 @@ var (
 	errTooLarge  = errors.New("the request body exceeds 1 MiB")
 	errMediaType = errors.New("unsupported media type")
 )
-
-// inputError is a malformed request: body, path, query or header. Field names what is wrong
-// ("items[2].price_cents", "If-Match", "limit"); empty for the body as a whole.
-type inputError struct {
-	Field   string
-	Message string
-}
-
-func (e *inputError) Error() string {
-	if e.Field == "" {
-		return e.Message
-	}
-	return e.Field + ": " + e.Message
-}
-
-func invalidf(field, format string, args ...any) error {
-	return &inputError{Field: field, Message: fmt.Sprintf(format, args...)}
-}
 
 // readBody checks the media type and reads at most MaxBodyBytes. A body that is present must
 // be application/json (a charset parameter, if any, must be utf-8).
@@ -70,7 +53,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		if errors.As(err, &tooLarge) {
 			return nil, errTooLarge
 		}
-		return nil, invalidf("", "cannot read the request body")
+		return nil, httpx.Invalidf("", "cannot read the request body")
 	}
 	if len(body) > 0 && ct == "" {
 		return nil, fmt.Errorf("%w: a request body needs Content-Type: application/json", errMediaType)
@@ -83,7 +66,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // have the field's JSON type and integers must fit. Errors name the field.
 func decodeStrict(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return invalidf("", "a JSON request body is required")
+		return httpx.Invalidf("", "a JSON request body is required")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -91,10 +74,10 @@ func decodeStrict(body []byte, v any) error {
 		return err
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return invalidf("", "the body must hold exactly one JSON value")
+		return httpx.Invalidf("", "the body must hold exactly one JSON value")
 	}
 	if err := json.Unmarshal(body, v); err != nil { // cannot fail after walk; kept as a guard
-		return invalidf("", "malformed JSON: %v", err)
+		return httpx.Invalidf("", "malformed JSON: %v", err)
 	}
 	return nil
 }
@@ -102,12 +85,12 @@ func decodeStrict(body []byte, v any) error {
 func syntaxError(err error) error {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		return invalidf("", "malformed JSON at byte %d: %v", se.Offset, se)
+		return httpx.Invalidf("", "malformed JSON at byte %d: %v", se.Offset, se)
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return invalidf("", "malformed JSON: unexpected end of the body")
+		return httpx.Invalidf("", "malformed JSON: unexpected end of the body")
 	}
-	return invalidf("", "malformed JSON: %v", err)
+	return httpx.Invalidf("", "malformed JSON: %v", err)
 }
 
 func kindName(t reflect.Type) string {
@@ -155,9 +138,9 @@ func walk(dec *json.Decoder, t reflect.Type, path string) error {
 	}
 	typeErr := func() error {
 		if path == "" {
-			return invalidf("", "the body must be %s, got %s", kindName(t), tokenName(tok))
+			return httpx.Invalidf("", "the body must be %s, got %s", kindName(t), tokenName(tok))
 		}
-		return invalidf(path, "must be %s, got %s", kindName(t), tokenName(tok))
+		return httpx.Invalidf(path, "must be %s, got %s", kindName(t), tokenName(tok))
 	}
 	if t.Kind() == reflect.Pointer {
 		if tok == nil {
@@ -180,10 +163,10 @@ func walk(dec *json.Decoder, t reflect.Type, path string) error {
 			f, ok := fieldByJSONName(t, key)
 			at := joinPath(path, key)
 			if !ok {
-				return invalidf(at, "unknown field")
+				return httpx.Invalidf(at, "unknown field")
 			}
 			if seen[key] {
-				return invalidf(at, "repeated field")
+				return httpx.Invalidf(at, "repeated field")
 			}
 			seen[key] = true
 			if err := walk(dec, f.Type, at); err != nil {
@@ -199,7 +182,7 @@ func walk(dec *json.Decoder, t reflect.Type, path string) error {
 		}
 		for i := 0; dec.More(); i++ {
 			if i == maxArrayLength {
-				return invalidf(path, "at most %d elements", maxArrayLength)
+				return httpx.Invalidf(path, "at most %d elements", maxArrayLength)
 			}
 			if err := walk(dec, t.Elem(), path+"["+strconv.Itoa(i)+"]"); err != nil {
 				return err
@@ -219,9 +202,9 @@ func walk(dec *json.Decoder, t reflect.Type, path string) error {
 		}
 		if _, err := strconv.ParseInt(string(n), 10, 64); err != nil {
 			if _, ferr := strconv.ParseFloat(string(n), 64); ferr == nil && !strings.ContainsAny(string(n), ".eE") {
-				return invalidf(path, "is out of range")
+				return httpx.Invalidf(path, "is out of range")
 			}
-			return invalidf(path, "must be an integer, got %s", n)
+			return httpx.Invalidf(path, "must be an integer, got %s", n)
 		}
 	default:
 		return fmt.Errorf("decode: unsupported field type %s", t) // a programming error
@@ -293,7 +276,7 @@ type (
 func required[T any](field string, p *T) (T, error) {
 	if p == nil {
 		var zero T
-		return zero, invalidf(field, "is required")
+		return zero, httpx.Invalidf(field, "is required")
 	}
 	return *p, nil
 }
@@ -303,7 +286,7 @@ func required[T any](field string, p *T) (T, error) {
 func parseID(field, s string) (string, error) {
 	u, err := uuid.Parse(s)
 	if err != nil || len(s) != 36 || u == uuid.Nil {
-		return "", invalidf(field, "must be a UUID such as 0190a4b2-7f3c-7a00-8000-000000000001")
+		return "", httpx.Invalidf(field, "must be a UUID such as 0190a4b2-7f3c-7a00-8000-000000000001")
 	}
 	return u.String(), nil
 }
@@ -312,7 +295,7 @@ func parseID(field, s string) (string, error) {
 func validation(err error) error {
 	var ve *domain.ValidationError
 	if errors.As(err, &ve) {
-		return &inputError{Field: ve.Field, Message: ve.Message}
+		return &httpx.InputError{Field: ve.Field, Message: ve.Message}
 	}
 	return err
 }
@@ -351,7 +334,7 @@ func decodeUpdateUser(body []byte) (domain.ProfileUpdate, error) {
 		return u, err
 	}
 	if b.Name == nil && b.Email == nil {
-		return u, invalidf("", "give at least one of name and email")
+		return u, httpx.Invalidf("", "give at least one of name and email")
 	}
 	if b.Name != nil {
 		name, err := domain.NormalizeName("name", *b.Name)
@@ -433,7 +416,7 @@ func decodeCreateOrder(body []byte) (createOrderCmd, error) {
 		return c, err
 	}
 	if len(b.Items) > domain.MaxItems {
-		return c, invalidf("items", "at most %d items, got %d", domain.MaxItems, len(b.Items))
+		return c, httpx.Invalidf("items", "at most %d items, got %d", domain.MaxItems, len(b.Items))
 	}
 	items := make([]domain.Item, len(b.Items))
 	for i, ib := range b.Items {

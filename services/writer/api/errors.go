@@ -41,7 +41,7 @@ type problem struct {
 // place that does.
 func classify(err error) problem {
 	var (
-		in   *inputError
+		in   *httpx.InputError
 		ve   *domain.ValidationError
 		rule *domain.RuleError
 		vc   *events.VersionConflictError

@@ -3,11 +3,6 @@ package api
 import (
 	"math"
 	"net/http"
-	"net/url"
-	"slices"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/pkg/events"
@@ -23,65 +18,6 @@ const (
 	MaxRecent          = 100
 	maxEventTypeLength = 200
 )
-
-// query is a parsed query string that knows which parameters its route takes.
-type query struct{ v url.Values }
-
-func parseQuery(r *http.Request, known ...string) (query, error) {
-	v, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return query{}, invalidf("", "malformed query string")
-	}
-	for k := range v {
-		if !slices.Contains(known, k) {
-			if len(known) == 0 {
-				return query{}, invalidf(k, "unknown query parameter: this route takes none")
-			}
-			return query{}, invalidf(k, "unknown query parameter; this route takes %s", strings.Join(known, ", "))
-		}
-	}
-	return query{v}, nil
-}
-
-func (q query) one(name string) (string, bool, error) {
-	switch vs := q.v[name]; len(vs) {
-	case 0:
-		return "", false, nil
-	case 1:
-		return vs[0], true, nil
-	}
-	return "", false, invalidf(name, "give it at most once")
-}
-
-// int reads an integer in [lo, hi]; def when absent.
-func (q query) int(name string, lo, hi, def int64) (int64, bool, error) {
-	s, ok, err := q.one(name)
-	if err != nil || !ok {
-		return def, false, err
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < lo || v > hi {
-		if hi == math.MaxInt64 {
-			return 0, false, invalidf(name, "must be an integer >= %d", lo)
-		}
-		return 0, false, invalidf(name, "must be an integer from %d to %d", lo, hi)
-	}
-	return v, true, nil
-}
-
-// time reads an RFC 3339 time. A '+' of the offset that arrived unescaped (as a space) is
-// read as '+'.
-func (q query) time(name string) (time.Time, bool, error) {
-	s, ok, err := q.one(name)
-	if err != nil || !ok {
-		return time.Time{}, false, err
-	}
-	t, err := time.Parse(time.RFC3339, strings.Replace(s, " ", "+", 1))
-	if err != nil {
-		return time.Time{}, false, invalidf(name, "must be an RFC 3339 time such as 2026-01-02T15:04:05Z")
-	}
-	return t, true, nil
-}
 
 type userView struct {
 	domain.UserState
@@ -102,22 +38,22 @@ func loadAt[S any](r *http.Request, repo *events.Repository[S]) (*events.Aggrega
 	if err != nil {
 		return nil, err
 	}
-	q, err := parseQuery(r, "version", "at")
+	q, err := httpx.ParseQuery(r, "version", "at")
 	if err != nil {
 		return nil, err
 	}
-	version, hasVersion, err := q.int("version", 0, math.MaxInt64, 0)
+	version, hasVersion, err := q.Int("version", 0, math.MaxInt64, 0)
 	if err != nil {
 		return nil, err
 	}
-	at, hasAt, err := q.time("at")
+	at, hasAt, err := q.Time("at")
 	if err != nil {
 		return nil, err
 	}
 	var agg *events.Aggregate[S]
 	switch {
 	case hasVersion && hasAt:
-		return nil, invalidf("", "give version or at, not both")
+		return nil, httpx.Invalidf("", "give version or at, not both")
 	case hasVersion:
 		agg, _, err = repo.LoadVersion(r.Context(), id, version)
 	case hasAt:
@@ -151,7 +87,7 @@ func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
 func pathStreamID(r *http.Request) (string, error) {
 	id := r.PathValue("stream_id")
 	if err := events.ValidateStreamID(id); err != nil {
-		return "", invalidf("stream_id", "must be <category>-<id>, such as user-0190a4b2-7f3c-7a00-8000-000000000001")
+		return "", httpx.Invalidf("stream_id", "must be <category>-<id>, such as user-0190a4b2-7f3c-7a00-8000-000000000001")
 	}
 	return id, nil
 }
@@ -159,7 +95,7 @@ func pathStreamID(r *http.Request) (string, error) {
 func (a *API) getStream(w http.ResponseWriter, r *http.Request) {
 	id, err := pathStreamID(r)
 	if err == nil {
-		_, err = parseQuery(r)
+		_, err = httpx.ParseQuery(r)
 	}
 	if err != nil {
 		a.writeError(w, r, err)
@@ -196,22 +132,22 @@ func (a *API) streamEvents(r *http.Request) (streamPage, error) {
 	if err != nil {
 		return streamPage{}, err
 	}
-	q, err := parseQuery(r, "from", "to", "limit")
+	q, err := httpx.ParseQuery(r, "from", "to", "limit")
 	if err != nil {
 		return streamPage{}, err
 	}
-	from, _, err := q.int("from", 0, math.MaxInt64, 0)
+	from, _, err := q.Int("from", 0, math.MaxInt64, 0)
 	if err != nil {
 		return streamPage{}, err
 	}
-	to, hasTo, err := q.int("to", 0, math.MaxInt64, -1)
+	to, hasTo, err := q.Int("to", 0, math.MaxInt64, -1)
 	if err != nil {
 		return streamPage{}, err
 	}
 	if hasTo && to < from {
-		return streamPage{}, invalidf("to", "must not be below from")
+		return streamPage{}, httpx.Invalidf("to", "must not be below from")
 	}
-	limit, _, err := q.int("limit", 1, MaxLimit, DefaultLimit)
+	limit, _, err := q.Int("limit", 1, MaxLimit, DefaultLimit)
 	if err != nil {
 		return streamPage{}, err
 	}
@@ -252,35 +188,35 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) allEvents(r *http.Request) (allPage, error) {
-	q, err := parseQuery(r, "after", "limit", "since", "until", "type")
+	q, err := httpx.ParseQuery(r, "after", "limit", "since", "until", "type")
 	if err != nil {
 		return allPage{}, err
 	}
 	var aq events.AllQuery
-	if aq.After, _, err = q.int("after", 0, math.MaxInt64, 0); err != nil {
+	if aq.After, _, err = q.Int("after", 0, math.MaxInt64, 0); err != nil {
 		return allPage{}, err
 	}
-	limit, _, err := q.int("limit", 1, MaxLimit, DefaultLimit)
+	limit, _, err := q.Int("limit", 1, MaxLimit, DefaultLimit)
 	if err != nil {
 		return allPage{}, err
 	}
 	aq.Limit = int(limit)
-	if aq.Since, _, err = q.time("since"); err != nil {
+	if aq.Since, _, err = q.Time("since"); err != nil {
 		return allPage{}, err
 	}
-	if aq.Until, _, err = q.time("until"); err != nil {
+	if aq.Until, _, err = q.Time("until"); err != nil {
 		return allPage{}, err
 	}
 	if !aq.Since.IsZero() && !aq.Until.IsZero() && !aq.Until.After(aq.Since) {
-		return allPage{}, invalidf("until", "must be after since")
+		return allPage{}, httpx.Invalidf("until", "must be after since")
 	}
-	aq.Types = q.v["type"]
+	aq.Types = q.Values("type")
 	if len(aq.Types) > MaxTypes {
-		return allPage{}, invalidf("type", "at most %d types", MaxTypes)
+		return allPage{}, httpx.Invalidf("type", "at most %d types", MaxTypes)
 	}
 	for _, t := range aq.Types {
 		if t == "" || len(t) > maxEventTypeLength {
-			return allPage{}, invalidf("type", "must be 1 to %d characters", maxEventTypeLength)
+			return allPage{}, httpx.Invalidf("type", "must be 1 to %d characters", maxEventTypeLength)
 		}
 	}
 	evs, err := a.store.ReadAll(r.Context(), aq)
@@ -297,12 +233,12 @@ func (a *API) allEvents(r *http.Request) (allPage, error) {
 }
 
 func (a *API) stats(w http.ResponseWriter, r *http.Request) {
-	q, err := parseQuery(r, "recent")
+	q, err := httpx.ParseQuery(r, "recent")
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	recent, _, err := q.int("recent", 0, MaxRecent, DefaultRecent)
+	recent, _, err := q.Int("recent", 0, MaxRecent, DefaultRecent)
 	if err != nil {
 		a.writeError(w, r, err)
 		return

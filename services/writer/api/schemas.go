@@ -57,7 +57,7 @@ func infoOf(r schema.Registration) schemaInfo {
 }
 
 func (a *API) listSchemas(w http.ResponseWriter, r *http.Request) {
-	if _, err := parseQuery(r); err != nil {
+	if _, err := httpx.ParseQuery(r); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -74,14 +74,14 @@ func (a *API) listSchemas(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getSchema(w http.ResponseWriter, r *http.Request) {
-	if _, err := parseQuery(r); err != nil {
+	if _, err := httpx.ParseQuery(r); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
 	raw := r.PathValue("fingerprint")
 	fp, err := schema.ParseFingerprint(raw)
 	if err != nil {
-		a.writeError(w, r, invalidf("fingerprint", "want 16 hex digits, got %q", raw))
+		a.writeError(w, r, httpx.Invalidf("fingerprint", "want 16 hex digits, got %q", raw))
 		return
 	}
 	row, err := schema.Lookup(r.Context(), a.store.Pool(), fp)
