@@ -40,8 +40,8 @@ var errNotClean = errors.New("projector: the batch does not apply cleanly; apply
 // in, in three round trips whatever its size: one records every event in the inbox and reads
 // the live generation, one reads the rows of the events' streams, and one writes each row
 // once, as all its events in the batch change it (fold.go). When any event was recorded before
-// or does not apply cleanly, it fails with nothing applied, and the runtime applies the events
-// one by one through Handle.
+// or does not apply cleanly, it fails with nothing applied (the transaction may be aborted),
+// and the runtime applies the events one by one through Handle.
 func (p *Projection) HandleBatch(ctx context.Context, ms []*consume.Message) error {
 	tx := consume.Tx(ctx)
 	if tx == nil {
@@ -60,15 +60,14 @@ func (p *Projection) HandleBatch(ctx context.Context, ms []*consume.Message) err
 		}
 	}
 	var g *generation
-	claimed := 0
 	b := &pgx.Batch{}
 	queueLockedGeneration(b, &g)
-	consume.Inbox{Group: Group}.QueueClaimAll(b, ids, &claimed)
+	consume.Inbox{Group: Group}.QueueClaimNew(b, ids)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		if consume.IsClaimedBefore(err) {
+			return errNotClean
+		}
 		return fmt.Errorf("projector: %w", err)
-	}
-	if claimed != len(ms) {
-		return errNotClean
 	}
 	if err := foldBatch(ctx, tx, g, &f); err != nil {
 		if errors.Is(err, errNotClean) {
