@@ -44,7 +44,7 @@ type EndToEndConfig struct {
 // k-th command is read back so that the reads stay under it. Each read polls the read model
 // until its version shows, and reads of every command at a high rate would load the
 // projector and the database with the measurement itself.
-const ReadsPerSec = 100
+const ReadsPerSec = 25
 
 // RunEndToEnd drives the writer at a steady rate with internal/load's command mix and reads
 // commands back from the projector with read-your-writes (?min_version=<the command's
