@@ -574,8 +574,9 @@ func (r *runner) caughtUp(ctx context.Context, pool *pgxpool.Pool, mon *lag.Moni
 					committed[p.Topic+"/"+strconv.Itoa(p.Partition)] = p.Committed
 				}
 				for _, tp := range s.Topics {
-					if c := committed[tp.Topic+"/"+strconv.Itoa(tp.Partition)]; c < tp.End {
-						behind[g.Name] += tp.End - max(c, 0)
+					// No committed offset (-1, or no entry) on an empty partition is not lag.
+					if c := max(committed[tp.Topic+"/"+strconv.Itoa(tp.Partition)], 0); c < tp.End {
+						behind[g.Name] += tp.End - c
 					}
 				}
 			}
