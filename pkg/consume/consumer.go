@@ -345,6 +345,18 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 		closing.Wait()
 		fetchers.Wait()
 	}()
+	// A batch's offsets go to the group coordinator while the next batch is processed: the
+	// commit is a round trip to the broker, which the lanes would otherwise wait for. One
+	// commit is in flight at a time, so that the broker receives them in order, and the session
+	// ends only once it has finished.
+	var committing chan struct{} // closed when the commit in flight has finished
+	waitCommit := func() {
+		if committing != nil {
+			<-committing
+			committing = nil
+		}
+	}
+	defer waitCommit() // before the readers close: deferred calls run last in, first out
 	for {
 		batch := c.collect(gctx, msgs)
 		if len(batch) == 0 {
@@ -352,10 +364,19 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 		}
 		start := time.Now()
 		items, ok := c.process(ctx, gctx, batch, bs, pms)
-		if c.commit(gen, items, offsets, pms) {
+		waitCommit()
+		if next := c.committable(items, offsets); len(next) > 0 {
 			progressed = true
+			done := make(chan struct{})
+			committing = done
+			go func() {
+				defer close(done)
+				c.commit(gen, next, pms)
+				c.cfg.Metrics.batch.WithLabelValues(c.cfg.Group).Observe(time.Since(start).Seconds())
+			}()
+		} else {
+			c.cfg.Metrics.batch.WithLabelValues(c.cfg.Group).Observe(time.Since(start).Seconds())
 		}
-		c.cfg.Metrics.batch.WithLabelValues(c.cfg.Group).Observe(time.Since(start).Seconds())
 		c.cfg.Metrics.batchSize.WithLabelValues(c.cfg.Group).Observe(float64(len(batch)))
 		if !ok {
 			return progressed, true
@@ -646,9 +667,9 @@ func (c *Consumer) deadLetter(ctx context.Context, it *item, reason string, atte
 	return true
 }
 
-// commit commits, for each partition of the batch, the offset after the last message below
-// which every message finished, and reports whether it moved any partition on.
-func (c *Consumer) commit(gen *kafka.Generation, items []item, offsets map[topicPartition]int64, pms map[topicPartition]*partitionMetrics) bool {
+// committable returns, for each partition of the batch, the offset after the last message
+// below which every message finished, and moves offsets on to it.
+func (c *Consumer) committable(items []item, offsets map[topicPartition]int64) map[topicPartition]int64 {
 	next := map[topicPartition]int64{}
 	stopped := map[topicPartition]bool{}
 	for i := range items {
@@ -662,25 +683,28 @@ func (c *Consumer) commit(gen *kafka.Generation, items []item, offsets map[topic
 		}
 		next[tp] = items[i].raw.Offset + 1
 	}
-	if len(next) == 0 {
-		return false
+	for tp, off := range next {
+		offsets[tp] = off
 	}
+	return next
+}
+
+// commit commits the offsets of committable to the group.
+func (c *Consumer) commit(gen *kafka.Generation, next map[topicPartition]int64, pms map[topicPartition]*partitionMetrics) {
 	req := map[string]map[int]int64{}
 	for tp, off := range next {
 		if req[tp.topic] == nil {
 			req[tp.topic] = map[int]int64{}
 		}
 		req[tp.topic][tp.partition] = off
-		offsets[tp] = off
 	}
 	if err := gen.CommitOffsets(req); err != nil {
 		c.log.Warn("consume: commit failed; the messages will be delivered again", "error", err)
-		return true
+		return
 	}
 	for tp, off := range next {
 		pms[tp].committed.Set(float64(off))
 	}
-	return true
 }
 
 // blockSet is the group's blocked streams, shared by the lanes.

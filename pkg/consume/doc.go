@@ -10,7 +10,9 @@
 //     in parallel (Config.Lanes).
 //   - Nothing is committed past a message that has not finished: after each batch, each
 //     partition's offset moves to just after the last message below which every message
-//     finished (handled, or written to the dead-letter topic). Delivery is at least once.
+//     finished (handled, or written to the dead-letter topic). That commit goes to the broker
+//     while the next batch is processed, one commit at a time and in order. Delivery is at
+//     least once.
 //   - A message that keeps failing is retried Config.Attempts times with exponential backoff,
 //     then written to the dead-letter topic with its reason; its stream is blocked (BlockStore),
 //     so the stream's later messages go to the dead-letter topic too ("parked") instead of
