@@ -11,7 +11,7 @@
 # The table goes to stdout, progress lines to stderr. ANNALS_BENCH_OUT names the folder of
 # results.json, latency.png and the run's logs (default bench/). --quick (make bench-quick)
 # runs short measurements on small pre-fills in about a minute and a half; the full run takes
-# about seven minutes on two cores.
+# five to six minutes on two cores.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -70,8 +70,8 @@ type Settings struct {
 	NotifierRateLimit int `json:"notifier_rate_limit"`
 }
 
-// DefaultSettings are the full run's (about seven minutes on two cores) or, quick, the
-// smoke run's (about a minute and a quarter: the figures are indicative only).
+// DefaultSettings are the full run's (five to six minutes on two cores) or, quick, the
+// smoke run's (about a minute and a half: the figures are indicative only).
 func DefaultSettings(quick bool, partitions int) Settings {
 	s := Settings{
 		Clients: []int{1, 8, 32}, EndToEndFractions: []float64{0.25, 0.50, 0.75}, Partitions: partitions,
