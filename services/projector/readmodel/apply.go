@@ -135,6 +135,12 @@ func (k kind) table() int {
 // changes a row only when it is at the event's version minus one and the event fits its state.
 // An event whose statement changes no row is a duplicate, a gap or a refusal, which
 // step.explain tells apart. One statement never gets two events of one stream.
+//
+// An update finds its rows with "id = any($1)" besides the join with the arrays: the join
+// alone lets the server choose a hash join over a sequential scan of the table, which it does
+// for a table that is small when a connection makes the statement's generic plan, and keeps
+// doing as the table grows. The condition on the primary key makes every plan look the rows up
+// by their ids.
 var applySQL = [numKinds]string{
 	userCreated: `insert into {users} (id, email, name, status, created_at, updated_at, version)
 		select x.id, x.email, x.name, 'active', x.at, x.at, x.version
@@ -143,11 +149,11 @@ var applySQL = [numKinds]string{
 	userProfileUpdated: `update {users} u set name = coalesce(x.name, u.name), email = coalesce(x.email, u.email),
 			updated_at = x.at, version = x.version
 		from unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::timestamptz[]) as x(id, version, name, email, at)
-		where u.id = x.id and u.version = x.version - 1`,
+		where u.id = any($1) and u.id = x.id and u.version = x.version - 1`,
 	userDeactivated: `update {users} u set status = 'deactivated', deactivation_reason = x.reason,
 			deactivated_at = x.at, updated_at = x.at, version = x.version
 		from unnest($1::uuid[], $2::int8[], $3::text[], $4::timestamptz[]) as x(id, version, reason, at)
-		where u.id = x.id and u.version = x.version - 1`,
+		where u.id = any($1) and u.id = x.id and u.version = x.version - 1`,
 	orderCreated: `insert into {orders} (id, user_id, status, items, total_cents, item_count, created_at, updated_at, version)
 		select x.id, x.user_id, 'pending', x.items::jsonb, x.total, x.n, x.at, x.at, x.version
 		from unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::int8[], $6::int8[], $7::timestamptz[])
@@ -157,7 +163,7 @@ var applySQL = [numKinds]string{
 	itemAdded: `update {orders} o set items = o.items || jsonb_build_array(x.item::jsonb),
 			total_cents = o.total_cents + x.line, item_count = o.item_count + 1, updated_at = x.at, version = x.version
 		from unnest($1::uuid[], $2::int8[], $3::text[], $4::int8[], $5::timestamptz[]) as x(id, version, item, line, at)
-		where o.id = x.id and o.version = x.version - 1 and o.total_cents <= 9223372036854775807 - x.line`,
+		where o.id = any($1) and o.id = x.id and o.version = x.version - 1 and o.total_cents <= 9223372036854775807 - x.line`,
 	// Removes the first line with the item id, as the writer's aggregate does.
 	itemRemoved: `update {orders} o set
 			items = o.items - (select (t.ord - 1)::int from jsonb_array_elements(o.items) with ordinality t(i, ord)
@@ -167,17 +173,17 @@ var applySQL = [numKinds]string{
 				where t.i->>'id' = x.item_id order by t.ord limit 1),
 			item_count = o.item_count - 1, updated_at = x.at, version = x.version
 		from unnest($1::uuid[], $2::int8[], $3::text[], $4::timestamptz[]) as x(id, version, item_id, at)
-		where o.id = x.id and o.version = x.version - 1 and o.items @> jsonb_build_array(jsonb_build_object('id', x.item_id))`,
+		where o.id = any($1) and o.id = x.id and o.version = x.version - 1 and o.items @> jsonb_build_array(jsonb_build_object('id', x.item_id))`,
 	orderConfirmed: `update {orders} o set status = 'confirmed', confirmed_at = x.at, updated_at = x.at, version = x.version
 		from unnest($1::uuid[], $2::int8[], $3::int8[], $4::timestamptz[]) as x(id, version, total, at)
-		where o.id = x.id and o.version = x.version - 1 and o.total_cents = x.total`,
+		where o.id = any($1) and o.id = x.id and o.version = x.version - 1 and o.total_cents = x.total`,
 	orderCancelled: `update {orders} o set status = 'cancelled', cancellation_reason = x.reason, cancelled_at = x.at,
 			updated_at = x.at, version = x.version
 		from unnest($1::uuid[], $2::int8[], $3::text[], $4::timestamptz[]) as x(id, version, reason, at)
-		where o.id = x.id and o.version = x.version - 1`,
+		where o.id = any($1) and o.id = x.id and o.version = x.version - 1`,
 	orderShipped: `update {orders} o set status = 'shipped', shipped_at = x.at, updated_at = x.at, version = x.version
 		from unnest($1::uuid[], $2::int8[], $3::timestamptz[]) as x(id, version, at)
-		where o.id = x.id and o.version = x.version - 1`,
+		where o.id = any($1) and o.id = x.id and o.version = x.version - 1`,
 }
 
 // columns turns the rows of steps of one kind into the statement's arguments: one array per

@@ -47,7 +47,8 @@ type orderRow struct {
 	confirmedAt, cancelledAt, shippedAt *time.Time
 }
 
-// Statements of the batch path, on a generation's tables; see generationOf. The inserts have
+// Statements of the batch path, on a generation's tables; see generationOf. The updates find
+// their rows with "id = any($1)", as those of applySQL do, and so do the reads. The inserts have
 // no ON CONFLICT clause, which spares the server a search of the index and a speculative
 // insertion for every row: a row that exists although the read did not find it (another
 // transaction inserted it since) fails the batch with a unique violation instead.
@@ -64,7 +65,7 @@ const (
 			deactivation_reason = x.reason, updated_at = x.updated_at, deactivated_at = x.deactivated_at
 		from unnest($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[],
 			$8::timestamptz[], $9::timestamptz[]) as x(id, prev, version, email, name, status, reason, updated_at, deactivated_at)
-		where u.id = x.id and u.version = x.prev`
+		where u.id = any($1) and u.id = x.id and u.version = x.prev`
 	insertOrdersSQL = `insert into {orders} (id, version, user_id, status, items, total_cents, item_count, cancellation_reason,
 			created_at, updated_at, confirmed_at, cancelled_at, shipped_at)
 		select x.id, x.version, x.user_id, x.status, x.items::jsonb, x.total, x.n, x.reason,
@@ -80,7 +81,7 @@ const (
 		from unnest($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::int8[], $7::int8[], $8::text[],
 			$9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[])
 			as x(id, prev, version, status, items, total, n, reason, updated_at, confirmed_at, cancelled_at, shipped_at)
-		where o.id = x.id and o.version = x.prev`
+		where o.id = any($1) and o.id = x.id and o.version = x.prev`
 )
 
 // streamFold is one stream's events in a batch and what they make of its row.

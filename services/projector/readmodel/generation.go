@@ -99,13 +99,7 @@ func lockedGeneration(ctx context.Context, tx pgx.Tx) (*generation, error) {
 // after the lock is granted, so that in READ COMMITTED its snapshot sees the switch that the
 // lock may have waited for; the transaction must therefore not be REPEATABLE READ or
 // SERIALIZABLE with a snapshot taken before.
-//
-// First, they make the server plan each statement of the transaction for its arguments.
-// Otherwise a connection keeps using the generic plan it made for a prepared statement, and
-// a plan made while the tables were small (a sequential scan and a hash join, for a table that
-// started empty and has not been analysed yet) stays in use as they grow.
 func queueLockedGeneration(b *pgx.Batch, g **generation) {
-	b.Queue(`set local plan_cache_mode = force_custom_plan`)
 	b.Queue(lockSharedSQL, switchLockClass)
 	b.Queue(readPointerSQL).QueryRow(func(row pgx.Row) error {
 		var err error
