@@ -1,17 +1,14 @@
 package api
 
 import (
-	"context"
 	"errors"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/annals-dev/annals/internal/httpx"
+	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/services/notifier/notify"
 )
 
@@ -123,45 +120,16 @@ func classify(err error) (int, string, string, map[string]any) {
 	switch {
 	case errors.As(err, &in):
 		return http.StatusBadRequest, CodeInvalidRequest, in.Error(), map[string]any{"field": in.Field}
-	case unavailable(err):
+	case postgres.Unreachable(err):
 		return http.StatusServiceUnavailable, CodeUnavailable, "the sent log is unavailable; retry later", nil
 	}
 	return http.StatusInternalServerError, CodeInternal, "internal error", nil
 }
 
-// unavailable reports whether err says the database cannot be reached or the request ran out
-// of time, rather than that the request is wrong.
-func unavailable(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.Timeout(err) {
-		return true
-	}
-	var ce *pgconn.ConnectError
-	var ne net.Error
-	if errors.As(err, &ce) || errors.As(err, &ne) {
-		return true
-	}
-	var pg *pgconn.PgError
-	if errors.As(err, &pg) && len(pg.Code) == 5 {
-		switch pg.Code[:2] {
-		case "08", "53", "57":
-			return true
-		}
-	}
-	return false
-}
-
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, message, fields := classify(err)
 	if status >= 500 {
-		level := slog.LevelError
-		if errors.Is(err, context.Canceled) {
-			level = slog.LevelDebug // the client went away
-		}
-		a.log.LogAttrs(r.Context(), level, "request failed",
-			slog.String("method", r.Method), slog.String("route", r.Pattern),
-			slog.Int("status", status), slog.String("correlation_id", httpx.CorrelationID(r)),
-			slog.String("error", err.Error()))
+		httpx.LogFailure(a.log, r, status, err)
 	}
 	httpx.WriteErrorFields(w, status, code, message, fields)
 }
