@@ -191,12 +191,11 @@ func BenchmarkRelayLatency(b *testing.B) {
 	}
 	r, stop := e.startRelay(b)
 	defer stop()
-	// Warm up: the relay's first publish fetches metadata and opens connections.
-	for i := range 200 {
-		if _, err := e.store.Append(ctx, fmt.Sprintf("order-warmup-%d", i%20), events.Any(), []events.Event{itemAdded(i)}, events.AppendOptions{}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	// Warm up at the same rate on streams of the same spread for two seconds: the relay's
+	// first publishes fetch metadata and open connections, the broker's first appends to each
+	// partition of the new topics set their logs up, and the processes' heaps grow to their
+	// steady size. None of that is the steady state being measured.
+	appendSteadily(b, e.store, rate, 2*time.Second)
 	waitOutboxDrained(b, e.pool, time.Minute, 5*time.Millisecond)
 
 	var latencies []time.Duration
