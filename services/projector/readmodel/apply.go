@@ -48,13 +48,16 @@ type Projection struct {
 	// it holds the switch lock, with the transaction's backend pid (tests).
 	pollHook, readHook func()
 	switchHook         func(pid int)
+	wake               wakeups
+	// polls are the first and the longest pause of a read-your-writes wait.
+	polls [2]time.Duration
 }
 
 var _ consume.Handler = (*Projection)(nil)
 
 // New returns the Projection on pool. The read models must be migrated (Migrate).
 func New(pool *pgxpool.Pool, opts Options) *Projection {
-	p := &Projection{pool: pool, batch: opts.BatchSize, metrics: opts.Metrics}
+	p := &Projection{pool: pool, batch: opts.BatchSize, metrics: opts.Metrics, polls: [2]time.Duration{firstPoll, maxPoll}}
 	if p.batch <= 0 {
 		p.batch = DefaultBatchSize
 	}
@@ -71,7 +74,7 @@ func (p *Projection) Handle(ctx context.Context, m *consume.Message) error {
 	if err := p.Apply(ctx, tx, m.Event); err != nil {
 		return err
 	}
-	noteApplied(ctx, m.Event.RecordedAt)
+	noteApplied(ctx, m.Event.StreamID, m.Event.RecordedAt)
 	return nil
 }
 

@@ -20,7 +20,7 @@ func (p *Projection) Consumer(base consume.Config) (*consume.Consumer, error) {
 	if base.Group == "" {
 		base.Group = Group
 	}
-	base.Unit = p.metrics.unit(consume.PostgresUnit(p.pool))
+	base.Unit = p.unit(consume.PostgresUnit(p.pool))
 	base.Blocks = consume.PostgresBlocks(p.pool)
 	if base.Metrics == nil {
 		base.Metrics = consume.NewMetrics(nil)
@@ -76,7 +76,7 @@ func (p *Projection) HandleBatch(ctx context.Context, ms []*consume.Message) err
 		return fmt.Errorf("projector: %w", err)
 	}
 	for _, m := range ms {
-		noteApplied(ctx, m.Event.RecordedAt)
+		noteApplied(ctx, m.Event.StreamID, m.Event.RecordedAt)
 	}
 	return nil
 }

@@ -1,5 +1,7 @@
 package readmodel
 
+import "time"
+
 // SetPollHook makes every pause of a read-your-writes wait call f first.
 func SetPollHook(p *Projection, f func()) { p.pollHook = f }
 
@@ -9,3 +11,9 @@ func SetReadHook(p *Projection, f func()) { p.readHook = f }
 // SetSwitchHook makes a rebuild's switch call f once it holds the switch lock, before it
 // catches up and moves the pointer, with its transaction's backend pid.
 func SetSwitchHook(p *Projection, f func(pid int)) { p.switchHook = f }
+
+// Watching is how many streams have read-your-writes waits registered for wake-ups.
+func Watching(p *Projection) int { return p.wake.watching() }
+
+// SetPolls sets the first and the longest pause of a read-your-writes wait.
+func SetPolls(p *Projection, first, longest time.Duration) { p.polls = [2]time.Duration{first, longest} }

@@ -30,34 +30,41 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// applied collects the recording times of the events applied in one unit, which count only
-// once the unit has committed: a rolled-back unit applied nothing.
-type applied struct{ recorded []time.Time }
+// applied collects the events applied in one unit, which count only once the unit has
+// committed: a rolled-back unit applied nothing.
+type applied struct {
+	recorded []time.Time
+	streams  []string
+}
 
 type appliedKey struct{}
 
-// noteApplied records that the unit of ctx applied an event recorded at t.
-func noteApplied(ctx context.Context, t time.Time) {
-	if a, ok := ctx.Value(appliedKey{}).(*applied); ok && !t.IsZero() {
-		a.recorded = append(a.recorded, t)
+// noteApplied records that the unit of ctx applied an event of stream recorded at t.
+func noteApplied(ctx context.Context, stream string, t time.Time) {
+	if a, ok := ctx.Value(appliedKey{}).(*applied); ok {
+		a.streams = append(a.streams, stream)
+		if !t.IsZero() {
+			a.recorded = append(a.recorded, t)
+		}
 	}
 }
 
-// unit wraps u so that, once a unit has committed, the end-to-end latency of each event it
-// applied is observed. The recording time is the event store's clock and the commit time this
-// process's, so the figure includes their skew when they run on different hosts.
-func (m *Metrics) unit(u consume.Unit) consume.Unit {
-	if m == nil {
-		return u
-	}
+// unit wraps u so that, once a unit has committed, the waits on the streams it applied are
+// woken and the end-to-end latency of each of its events is observed. The recording time is
+// the event store's clock and the commit time this process's, so the figure includes their
+// skew when they run on different hosts.
+func (p *Projection) unit(u consume.Unit) consume.Unit {
 	return func(ctx context.Context, fn func(ctx context.Context) error) error {
 		a := &applied{}
 		if err := u(context.WithValue(ctx, appliedKey{}, a), fn); err != nil {
 			return err
 		}
-		now := time.Now()
-		for _, t := range a.recorded {
-			m.endToEnd.Observe(now.Sub(t).Seconds())
+		p.wake.committed(a.streams)
+		if p.metrics != nil {
+			now := time.Now()
+			for _, t := range a.recorded {
+				p.metrics.endToEnd.Observe(now.Sub(t).Seconds())
+			}
 		}
 		return nil
 	}

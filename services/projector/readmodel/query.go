@@ -216,7 +216,8 @@ func (p *Projection) OrderAt(ctx context.Context, id uuid.UUID, w Wait) (Order, 
 }
 
 // Polling intervals of a wait: they start short, since the projector usually trails the
-// writer by milliseconds, and double up to a bound.
+// writer by milliseconds, and double up to a bound. A commit of this process that applies the
+// stream ends the pause at once (wakeups); the polls find what other instances apply.
 const (
 	firstPoll = 2 * time.Millisecond
 	maxPoll   = 50 * time.Millisecond
@@ -224,17 +225,25 @@ const (
 
 func waitFor[T any](ctx context.Context, p *Projection, w Wait, streamID string, get func(context.Context) (T, int64, error)) (T, error) {
 	deadline := time.Now().Add(w.For)
-	delay := firstPoll
+	delay := p.polls[0]
 	for {
+		var woken <-chan struct{}
+		release := func() {}
+		if w.For > 0 {
+			woken, release = p.wake.watch(streamID)
+		}
 		v, version, err := get(ctx)
 		switch {
 		case err == nil && version >= w.MinVersion:
+			release()
 			return v, nil
 		case err != nil && !errors.Is(err, events.ErrNotFound):
+			release()
 			return v, err
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
+			release()
 			if err != nil {
 				return v, err
 			}
@@ -247,10 +256,14 @@ func waitFor[T any](ctx context.Context, p *Projection, w Wait, streamID string,
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			release()
 			return v, ctx.Err()
+		case <-woken:
+			t.Stop()
 		case <-t.C:
+			delay = min(2*delay, p.polls[1])
 		}
-		delay = min(2*delay, maxPoll)
+		release()
 	}
 }
 
