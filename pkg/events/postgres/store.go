@@ -45,9 +45,9 @@ const OutboxChannel = "annals_outbox"
 type Store struct {
 	pool *pgxpool.Pool
 	opts Options
-	// appendSQL[one][exact] is the statement's tail for an append of one or more events,
-	// expecting an exact version or not.
-	appendSQL [2][2]string
+	// appendSQL[mode][one] is the statement of an append in an expected-version mode (the
+	// order of bases), of several events or of one.
+	appendSQL [len(bases)][2]string
 }
 
 var _ events.Store = (*Store)(nil)
@@ -59,10 +59,15 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 	if opts.Notify {
 		notify = "\ncross join (select pg_notify('" + OutboxChannel + "', '')) as wake"
 	}
-	for one, rows := range []string{eventsMany, eventsOne} {
-		types := []string{`$7::text[]`, `array[$7::text]`}[one]
-		s.appendSQL[one][0] = fmt.Sprintf(appendTail, rows, createStream, types, notify)
-		s.appendSQL[one][1] = fmt.Sprintf(appendTail, rows, "", types, notify)
+	for mode, base := range bases {
+		// An append that expects an exact version continues an existing stream, so its
+		// statement leaves the streams table alone.
+		many, one := createStream, createStreamOne
+		if mode == modeExact {
+			many, one = "", ""
+		}
+		s.appendSQL[mode][0] = fmt.Sprintf(appendMany, base, many, notify)
+		s.appendSQL[mode][1] = fmt.Sprintf(appendOne, base, one, notify)
 	}
 	return s
 }
@@ -117,20 +122,31 @@ const (
 	where exists (select 1 from annals_events where stream_id = $1 and version = $4::bigint) and $4::bigint + $3::int < $5::bigint`
 )
 
-// appendTail inserts the events after the base version, the stream's row when the append
-// creates it and the append's outbox row, all in the same statement.
-const appendTail = `,
+// The bases by mode, in the order of the modes.
+var bases = [...]string{modeAny: baseAny, modeNoStream: baseNoStream, modeStreamExists: baseStreamExists, modeExact: baseExact}
+
+const (
+	modeAny = iota
+	modeNoStream
+	modeStreamExists
+	modeExact
+)
+
+// appendMany inserts the events, which come as arrays with one element per event, after the
+// base version, the stream's row when the append creates it and the append's outbox row, all
+// in one statement.
+const appendMany = `with b as (%s),
 ev as (
 	insert into annals_events (event_id, stream_id, category, version, type, schema_version, data, metadata,
 		correlation_id, causation_id, recorded_at)
 	select u.id, $1, $2, b.v + u.ord, u.type, u.sv, u.data::json, u.meta::json,
 		nullif($10, ''), nullif($11, ''), clock_timestamp()
-	from b, %s
+	from b, unnest($6::uuid[], $7::text[], $8::int[], $9::text[], $12::text[]) with ordinality as u(id, type, sv, data, meta, ord)
 	returning global_position, version, recorded_at
 ),
 %sob as (
 	insert into annals_outbox (stream_id, first_version, last_version, category, types)
-	select $1, b.v + 1, b.v + $3, $2, %s from b
+	select $1, b.v + 1, b.v + $3, $2, $7::text[] from b
 )
 select min(global_position), max(global_position), min(version), max(version), max(recorded_at), count(*)
 from ev%s
@@ -138,17 +154,35 @@ from ev%s
 where $4::bigint is not null and $5::bigint is not null
 having count(*) > 0`
 
-// The events come as arrays, one element per event, or, for the most common append of a
-// single event, as plain values: encoding five one-element arrays costs the client more than
-// the database's whole insert.
-//
-// An append that expects an exact version continues an existing stream, so its statement
-// leaves the streams table alone.
+// appendOne is appendMany for the most common append, of a single event, whose fields come
+// as plain values: encoding five one-element arrays costs the client more than the
+// database's whole insert. Its plan has no join, no common table for the base and no
+// aggregate, which spares the server a sixth of its work per append.
+const appendOne = `with ev as (
+	insert into annals_events (event_id, stream_id, category, version, type, schema_version, data, metadata,
+		correlation_id, causation_id, recorded_at)
+	select $6::uuid, $1, $2, b.v + 1, $7::text, $8::int, $9::text::json, $12::text::json,
+		nullif($10, ''), nullif($11, ''), clock_timestamp()
+	from (%s) b
+	returning global_position, version, recorded_at
+),
+%sob as (
+	insert into annals_outbox (stream_id, first_version, last_version, category, types)
+	select $1, version, version, $2, array[$7::text] from ev
+)
+select global_position, global_position, version, version, recorded_at, 1::bigint
+from ev%s
+where $3::int = 1 and $4::bigint is not null and $5::bigint is not null`
+
+// The stream's row, written by the append that creates the stream.
 const (
-	eventsMany   = `unnest($6::uuid[], $7::text[], $8::int[], $9::text[], $12::text[]) with ordinality as u(id, type, sv, data, meta, ord)`
-	eventsOne    = `(select $6::uuid, $7::text, $8::int, $9::text, $12::text, 1) as u(id, type, sv, data, meta, ord)`
 	createStream = `st as (
 	insert into annals_streams (stream_id, category) select $1, $2 from b where b.v = -1
+	on conflict do nothing
+),
+`
+	createStreamOne = `st as (
+	insert into annals_streams (stream_id, category) select $1, $2 from ev where ev.version = 0
 	on conflict do nothing
 ),
 `
@@ -223,23 +257,20 @@ func (s *Store) appendEvents(ctx context.Context, q querier, streamID string, ex
 		}
 	}
 
-	var base string
+	mode := modeExact
 	switch {
 	case expected.IsAny():
-		base = baseAny
+		mode = modeAny
 	case expected.IsNoStream():
-		base = baseNoStream
+		mode = modeNoStream
 	case expected.IsStreamExists():
-		base = baseStreamExists
-	default:
-		base = baseExact
+		mode = modeStreamExists
 	}
 	exp, _ := expected.Version()
-	_, exact := expected.Version()
-	sql := "with b as (" + base + ")" + s.appendSQL[0][b2i(exact)]
+	sql := s.appendSQL[mode][0]
 	args := []any{streamID, events.Category(streamID), n, exp, limit, rawIDs, types, svs, data, opts.CorrelationID, opts.CausationID, metas}
 	if n == 1 {
-		sql = "with b as (" + base + ")" + s.appendSQL[1][b2i(exact)]
+		sql = s.appendSQL[mode][1]
 		args = []any{streamID, events.Category(streamID), n, exp, limit, rawIDs[0], types[0], svs[0], data[0], opts.CorrelationID, opts.CausationID, metas[0]}
 	}
 	// Only an append that read the stream's version itself may try again after losing a race.
@@ -274,13 +305,6 @@ func (s *Store) appendEvents(ctx context.Context, q querier, streamID string, ex
 			return res, mapError(streamID, err)
 		}
 	}
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // tryAppend runs the append statement once. In a transaction it runs inside a savepoint, so
