@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/services/notifier/templates"
 )
 
@@ -39,14 +40,20 @@ type PGBench struct {
 // connection string; dir a folder for the script and the logs. The table and schema are the
 // caller's (PGBenchSchema).
 func PGBenchInsert(ctx context.Context, pgbench, url, schema, dir string, clients int, d time.Duration) (PGBench, error) {
-	script := filepath.Join(dir, "insert.sql")
 	sql := fmt.Sprintf("insert into %s.one_insert (stream_id, data) values ('order-' || :client_id, '%s');\n",
 		pgx.Identifier{schema}.Sanitize(), AppendPayload)
-	if err := os.WriteFile(script, []byte(sql), 0o644); err != nil {
+	return runPGBench(ctx, pgbench, url, dir, "insert.sql", sql, fmt.Sprintf("pgbench_c%d", clients), clients, d)
+}
+
+// runPGBench writes sql to the script file script in dir and runs it with pgbench for d with
+// clients connections, logging every transaction to files named logPrefix.* in dir, whose
+// latencies it reads back.
+func runPGBench(ctx context.Context, pgbench, url, dir, script, sql, logPrefix string, clients int, d time.Duration) (PGBench, error) {
+	path := filepath.Join(dir, script)
+	if err := os.WriteFile(path, []byte(sql), 0o644); err != nil {
 		return PGBench{}, err
 	}
-	prefix := fmt.Sprintf("pgbench_c%d", clients)
-	old, _ := filepath.Glob(filepath.Join(dir, prefix+".*"))
+	old, _ := filepath.Glob(filepath.Join(dir, logPrefix+".*"))
 	for _, f := range old {
 		os.Remove(f)
 	}
@@ -55,20 +62,20 @@ func PGBenchInsert(ctx context.Context, pgbench, url, schema, dir string, client
 		threads = 2
 	}
 	secs := max(1, int(d.Round(time.Second)/time.Second))
-	cmd := exec.CommandContext(ctx, pgbench, "-n", "-M", "prepared", "-f", script, "-c", strconv.Itoa(clients),
-		"-j", strconv.Itoa(threads), "-T", strconv.Itoa(secs), "-l", "--log-prefix="+prefix, url)
+	cmd := exec.CommandContext(ctx, pgbench, "-n", "-M", "prepared", "-f", path, "-c", strconv.Itoa(clients),
+		"-j", strconv.Itoa(threads), "-T", strconv.Itoa(secs), "-l", "--log-prefix="+logPrefix, url)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return PGBench{}, fmt.Errorf("pgbench -c %d: %v\n%s", clients, err, out)
+		return PGBench{}, fmt.Errorf("pgbench -f %s -c %d: %v\n%s", script, clients, err, out)
 	}
 	m := regexp.MustCompile(`(?m)^tps = ([0-9.]+)`).FindSubmatch(out)
 	if m == nil {
-		return PGBench{}, fmt.Errorf("pgbench -c %d printed no tps:\n%s", clients, out)
+		return PGBench{}, fmt.Errorf("pgbench -f %s -c %d printed no tps:\n%s", script, clients, out)
 	}
 	tps, _ := strconv.ParseFloat(string(m[1]), 64)
 	// The per-transaction log: client_id transaction_no time_us script_no time_epoch time_us.
-	logs, _ := filepath.Glob(filepath.Join(dir, prefix+".*"))
+	logs, _ := filepath.Glob(filepath.Join(dir, logPrefix+".*"))
 	var ds []time.Duration
 	for _, f := range logs {
 		b, err := os.ReadFile(f)
@@ -101,6 +108,63 @@ func PGBenchSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error
 			recorded_at timestamptz not null default clock_timestamp()
 		)`)
 	return err
+}
+
+// PGBenchEvents is pgbench's figures for a script of Rows event rows per transaction:
+// RowsPerSec is its transactions/s times Rows, the events/s PostgreSQL itself writes.
+type PGBenchEvents struct {
+	Rows int `json:"rows_per_tx"`
+	PGBench
+	RowsPerSec float64 `json:"rows_per_sec"`
+}
+
+// pgbenchEventIDs is the sequence of the ids of PGBenchEventRows' rows.
+const pgbenchEventIDs = "pgbench_event_ids"
+
+// PGBenchEventsSchema applies the event store's migrations to schema, which exists, through
+// pool, whose search_path is schema, and creates there the sequence of PGBenchEventRows' event
+// ids. The rows then go to the event store's own annals_events: its columns, identity,
+// defaults, check constraint, and unique and BRIN indexes.
+func PGBenchEventsSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	if _, err := postgres.Migrate(ctx, pool, nil); err != nil {
+		return fmt.Errorf("bench: the event store's tables in %s: %w", schema, err)
+	}
+	_, err := pool.Exec(ctx, "create sequence "+pgx.Identifier{schema, pgbenchEventIDs}.Sanitize())
+	return err
+}
+
+// PGBenchEventRows runs pgbench with a script of one INSERT of rows event rows per
+// transaction into the annals_events of schema (PGBenchEventsSchema), for d with clients
+// connections, as PGBenchInsert does: one row, or versions 0 to rows-1 of a new stream, each
+// row the append workload's event (AppendPayload, an ItemAdded of an order). Each transaction
+// writes a stream of its own, named by the client and a random number.
+func PGBenchEventRows(ctx context.Context, pgbench, url, schema, dir string, rows, clients int, d time.Duration) (PGBenchEvents, error) {
+	if rows < 1 {
+		return PGBenchEvents{}, fmt.Errorf("bench: %d event rows per transaction", rows)
+	}
+	table := pgx.Identifier{schema, "annals_events"}.Sanitize()
+	seq := strings.ReplaceAll(pgx.Identifier{schema, pgbenchEventIDs}.Sanitize(), "'", "''")
+	// The event store's ids are UUIDv7, which rise with time, so that each insert into the
+	// unique index on event_id lands on its rightmost page. The sequence's numbers, as uuids,
+	// rise too; random (v4) uuids would land all over the index, make every row dearer, and
+	// understate what a batch saves.
+	id := fmt.Sprintf("lpad(to_hex(nextval('%s')), 32, '0')::uuid", seq)
+	stream := "'order-' || :client_id || '-' || :stream"
+	sql := `\set stream random(1, 9223372036854775806)` + "\n"
+	cols := "(event_id, stream_id, category, version, type, data, metadata, correlation_id, causation_id)"
+	if rows == 1 {
+		sql += fmt.Sprintf("insert into %s %s values (%s, %s, 'order', 0, 'ItemAdded', '%s', '{}', 'bench', 'bench');\n",
+			table, cols, id, stream, AppendPayload)
+	} else {
+		sql += fmt.Sprintf("insert into %s %s select %s, %s, 'order', v, 'ItemAdded', '%s'::json, '{}'::json, 'bench', 'bench' from generate_series(0, %d) as v;\n",
+			table, cols, id, stream, AppendPayload, rows-1)
+	}
+	name := fmt.Sprintf("events%d", rows)
+	p, err := runPGBench(ctx, pgbench, url, dir, name+".sql", sql, fmt.Sprintf("pgbench_%s_c%d", name, clients), clients, d)
+	if err != nil {
+		return PGBenchEvents{}, err
+	}
+	return PGBenchEvents{Rows: rows, PGBench: p, RowsPerSec: p.TPS * float64(rows)}, nil
 }
 
 // Kafka runs Kafka's own tools from the broker's jars.

@@ -1,9 +1,14 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -13,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/annals-dev/annals/internal/load"
+	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/services/writer/domain"
 )
 
@@ -160,16 +166,26 @@ func TestHistogramDelta(t *testing.T) {
 	}
 }
 
-// TestFigures: a run's measurements give every figure of FigureIDs, each Annals figure set
-// against its baseline, and the nine targets judged.
 func ptr[T any](v T) *T { return &v }
 
-func TestFigures(t *testing.T) {
+// fakeRun is a runner holding a whole run's measurements, made up: pgbench's event rows give
+// PostgreSQL a 100-row/1-row ratio of 12, the appends one of 100.
+func fakeRun() *runner {
 	r := &runner{set: DefaultSettings(true, 12)}
 	for _, c := range []int{1, 8, 32} {
 		r.raw.PGBench = append(r.raw.PGBench, PGBench{Clients: c, TPS: 1000 * float64(c), Latency: Latency{P50: time.Millisecond, P99: 5 * time.Millisecond}})
 		r.raw.Commands = append(r.raw.Commands, CommandRun{Clients: c, EventsPerSec: 100 * float64(c),
 			Result: load.Result{Throughput: 100 * float64(c), P50: 5 * time.Millisecond, P99: 20 * time.Millisecond}})
+	}
+	for _, c := range []int{1, 8} {
+		for _, rows := range []int{1, 100} {
+			tps := 900 * float64(c)
+			if rows > 1 {
+				tps = 12 * tps / float64(rows)
+			}
+			r.raw.PGBenchEvents = append(r.raw.PGBenchEvents, PGBenchEvents{Rows: rows, RowsPerSec: tps * float64(rows),
+				PGBench: PGBench{Clients: c, TPS: tps, Latency: Latency{P50: time.Millisecond, P99: 4 * time.Millisecond}}})
+		}
 	}
 	for _, batch := range []int{1, 100} {
 		for _, c := range []int{1, 8} {
@@ -186,6 +202,14 @@ func TestFigures(t *testing.T) {
 	for range r.set.EndToEndFractions {
 		r.raw.EndToEnd = append(r.raw.EndToEnd, EndToEnd{Latency: Latency{P50: 12 * time.Millisecond, P99: 150 * time.Millisecond}})
 	}
+	return r
+}
+
+// TestFigures: a run's measurements give every figure of FigureIDs, each Annals figure set
+// against its baseline, and the nine targets judged; PostgreSQL's own batch ratio is on
+// pgbench's 100-row baselines and beside the appends' batch targets, which it leaves alone.
+func TestFigures(t *testing.T) {
+	r := fakeRun()
 	baselines, figures, curves := r.figures()
 	var got []string
 	for _, f := range append(slices.Clone(baselines), figures...) {
@@ -217,6 +241,140 @@ func TestFigures(t *testing.T) {
 	}
 	if len(curves) != 4 || len(curves[3].Points) != 3 {
 		t.Errorf("curves %+v, want four, the end-to-end one of three points", curves)
+	}
+	byID := map[string]Figure{}
+	for _, f := range append(slices.Clone(baselines), figures...) {
+		byID[f.ID] = f
+	}
+	for _, c := range []int{1, 8} {
+		one, batch := byID[fmt.Sprintf("pgbench.events.single.c%d.events_per_sec", c)], byID[fmt.Sprintf("pgbench.events.batch100.c%d.events_per_sec", c)]
+		if one.Value != 900*float64(c) || batch.Value != 12*900*float64(c) || one.Unit != "events/s" || batch.Unit != "events/s" {
+			t.Errorf("%d client(s): pgbench's event rows %v and %v, want %v and %v events/s", c, one.Value, batch.Value, 900*c, 12*900*c)
+		}
+		if !strings.Contains(batch.Detail, "12.0× the events/s of 1-row tx") || strings.Contains(one.Detail, "×") {
+			t.Errorf("%d client(s): details %q and %q, want the ratio of 12.0 on the batch's", c, one.Detail, batch.Detail)
+		}
+		// The appends' batch figure keeps its own ratio and target, with PostgreSQL's beside it.
+		a := byID[fmt.Sprintf("appends.batch100.c%d.events_per_sec", c)]
+		if a.Ratio == nil || *a.Ratio != 100 || a.Baseline.ID != fmt.Sprintf("appends.single.c%d.events_per_sec", c) ||
+			a.Target == nil || a.Target.Bound != 20 || !a.Target.Met {
+			t.Errorf("%s: ratio %v against %+v, target %+v; want 100 against the single appends, ≥ 20 met", a.ID, a.Ratio, a.Baseline, a.Target)
+		}
+		if !strings.Contains(a.Detail, "PostgreSQL's own 100-row/1-row ratio here: 12.0×") {
+			t.Errorf("%s: detail %q, want PostgreSQL's own ratio", a.ID, a.Detail)
+		}
+	}
+}
+
+// TestFiguresWithoutPGBenchEvents: a run without pgbench's event rows (the results of an
+// older run) gives the same figures less those baselines, and no ratio of PostgreSQL's.
+func TestFiguresWithoutPGBenchEvents(t *testing.T) {
+	r := fakeRun()
+	r.raw.PGBenchEvents = nil
+	baselines, figures, _ := r.figures()
+	for _, f := range append(baselines, figures...) {
+		if strings.HasPrefix(f.ID, "pgbench.events.") || strings.Contains(f.Detail, "PostgreSQL's own") {
+			t.Errorf("%s (%q) without pgbench's event rows", f.ID, f.Detail)
+		}
+	}
+}
+
+// TestPrintTable: the table lists pgbench's event rows among the baselines, and PostgreSQL's
+// own batch ratio on the rows of the batch target, which stays as it was judged.
+func TestPrintTable(t *testing.T) {
+	r := fakeRun()
+	r.raw.Appends[2].Result.EventsPerSec = 700 * 100 / 10 // 10× the single appends: missed
+	res := &Results{Quick: true, Settings: r.set, Raw: r.raw}
+	res.Baselines, res.Figures, res.Curves = r.figures()
+	for _, f := range res.Figures {
+		if f.Target != nil && f.Target.Met {
+			res.TargetsMet++
+		} else if f.Target != nil {
+			res.TargetsMissed++
+		}
+	}
+	var b bytes.Buffer
+	res.PrintTable(&b)
+	// The columns' widths are tabwriter's: compare the lines with single spaces.
+	var lines []string
+	for l := range strings.Lines(b.String()) {
+		lines = append(lines, strings.Join(strings.Fields(l), " "))
+	}
+	find := func(prefix string) string {
+		for _, l := range lines {
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		}
+		t.Errorf("no line %q in the table:\n%s", prefix, b.String())
+		return ""
+	}
+	for _, tc := range []struct{ prefix, want string }{
+		{"pgbench 1-row event INSERT tx, 1 client(s)", "900 events/s 900 tx/s, p50 1.00 ms, p99 4.00 ms per tx"},
+		{"pgbench 100-row event INSERT tx, 8 client(s)", "86,400 events/s 864 tx/s, p50 1.00 ms, p99 4.00 ms per tx; 12.0× the events/s of 1-row tx"},
+		{"library appends of 100 events, 1 appender(s)", "10.00 ratio >= 20 MISSED p50 0.00 ms, p99 0.00 ms per append; PostgreSQL's own 100-row/1-row ratio here: 12.0×"},
+		{"library appends of 100 events, 8 appender(s)", "100.00 ratio >= 20 met p50 0.00 ms, p99 0.00 ms per append; PostgreSQL's own 100-row/1-row ratio here: 12.0×"},
+		{"MISSED 100-event batches ≥ 20× the events/s of single appends, 1 appender(s)", ": 10.00× (7,000 events/s against 700 events/s)"},
+	} {
+		if l := find(tc.prefix); l != "" && !strings.Contains(l, tc.want) {
+			t.Errorf("line %q, want %q in it", l, tc.want)
+		}
+	}
+}
+
+// TestPGBenchEventRows runs pgbench briefly on the event store's table, one row and a batch
+// per transaction, and reads the rows back: each transaction's stream and its versions, and
+// the ids, the sequence's numbers 1 to n, rising with the versions of a stream.
+func TestPGBenchEventRows(t *testing.T) {
+	pgbench := os.Getenv("PGBENCH")
+	if pgbench == "" {
+		found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pgbench")
+		if len(found) > 0 {
+			pgbench = found[len(found)-1]
+		} else if p, err := exec.LookPath("pgbench"); err == nil {
+			pgbench = p
+		}
+	}
+	url := testenv.PostgresURL(t)
+	if pgbench == "" {
+		if testing.Short() {
+			t.Skip("pgbench not found (PGBENCH, /usr/lib/postgresql/*/bin, PATH)")
+		}
+		t.Fatal("pgbench not found (PGBENCH, /usr/lib/postgresql/*/bin, PATH): PostgreSQL's server package ships it")
+	}
+	pool, schema := testenv.SchemaPool(t)
+	ctx := context.Background()
+	if err := PGBenchEventsSchema(ctx, pool, schema); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct{ rows, clients int }{{1, 2}, {100, 1}} {
+		p, err := PGBenchEventRows(ctx, pgbench, url, schema, dir, tc.rows, tc.clients, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Rows != tc.rows || p.Clients != tc.clients || p.TPS <= 0 || p.RowsPerSec != p.TPS*float64(tc.rows) || p.Latency.Count == 0 {
+			t.Errorf("%d row(s), %d client(s): %+v", tc.rows, tc.clients, p)
+		}
+		t.Logf("%d row(s) per tx, %d client(s): %.0f tx/s, %.0f events/s", tc.rows, tc.clients, p.TPS, p.RowsPerSec)
+	}
+	// Streams by their events, those whose versions or fields are not the workload's, and ids
+	// out of a stream's order or other than the sequence's 1 to n.
+	var one, batch, bad, badIDs int
+	if err := pool.QueryRow(ctx, `select count(*) filter (where n = 1), count(*) filter (where n = 100),
+			count(*) filter (where not (ok and (n = 1 and last = 0 or n = 100 and first = 0 and last = 99))),
+			(select count(*) from (select event_id < lag(event_id) over (partition by stream_id order by version) as down
+				from annals_events) d where down)
+			+ (select (max(event_id::text) <> lpad(to_hex(count(*)), 32, '0')::uuid::text)::int from annals_events)
+		from (select count(*) as n, min(version) as first, max(version) as last,
+			bool_and(type = 'ItemAdded' and category = 'order' and data::text = $1 and metadata::text = '{}'
+				and correlation_id = 'bench' and causation_id = 'bench' and schema_version = 1) as ok
+			from annals_events group by stream_id) s`,
+		AppendPayload).Scan(&one, &batch, &bad, &badIDs); err != nil {
+		t.Fatal(err)
+	}
+	if one == 0 || batch == 0 || bad != 0 || badIDs != 0 {
+		t.Errorf("%d streams of 1 event and %d of 100, %d other, %d ids out of order; want both kinds, nothing else", one, batch, bad, badIDs)
 	}
 }
 

@@ -5,6 +5,9 @@
 // A run measures, in this order:
 //
 //   - pgbench with one INSERT of an event-sized row per transaction, at 1, 8 and 32 clients;
+//   - pgbench on the event store's own table (PGBenchEventRows): one event row per
+//     transaction, and 100 rows of a new stream per transaction, by 1 and 8 clients, whose
+//     ratio of events/s is what a batch gains in PostgreSQL itself;
 //   - the event store's appends through the library (Appends): one event and 100 events per
 //     append, by 1 and 8 appenders;
 //   - the four services started as processes in a deployment of their own (a schema and a

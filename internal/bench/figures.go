@@ -9,6 +9,8 @@ import (
 // is incomplete.
 func FigureIDs() []string {
 	ids := []string{"pgbench.c1.tps", "pgbench.c8.tps", "pgbench.c32.tps",
+		"pgbench.events.single.c1.events_per_sec", "pgbench.events.batch100.c1.events_per_sec",
+		"pgbench.events.single.c8.events_per_sec", "pgbench.events.batch100.c8.events_per_sec",
 		"kafka.producer.records_per_sec", "kafka.consumer.records_per_sec", "kafka.e2e.p50_ms", "kafka.e2e.p99_ms",
 		"smtp.emails_per_sec"}
 	for _, c := range []int{1, 8, 32} {
@@ -63,6 +65,32 @@ func (r *runner) figures() (baselines, figures []Figure, curves []Curve) {
 			Name: fmt.Sprintf("pgbench p99, %d client(s)", p.Clients), Value: Ms(p.Latency.P99), Unit: "ms"}
 		pgCurve.Points = append(pgCurve.Points, pointOf(fmt.Sprintf("%d", p.Clients), p.TPS, p.Latency))
 	}
+	// PostgreSQL's own events/s on the event store's table, one row or a batch per
+	// transaction, and what a batch gains over single rows at the same client count, to read
+	// the appends' batch target against on these servers.
+	pgRows := map[[2]int]float64{} // events/s by rows per transaction and clients
+	for _, p := range raw.PGBenchEvents {
+		pgRows[[2]int{p.Rows, p.Clients}] = p.RowsPerSec
+	}
+	pgBatchRatio := func(rows, clients int) (float64, bool) {
+		one, many := pgRows[[2]int{1, clients}], pgRows[[2]int{rows, clients}]
+		if rows <= 1 || one <= 0 || many <= 0 {
+			return 0, false
+		}
+		return many / one, true
+	}
+	for _, p := range raw.PGBenchEvents {
+		kind, name := "single", "1-row event INSERT tx"
+		if p.Rows > 1 {
+			kind, name = fmt.Sprintf("batch%d", p.Rows), fmt.Sprintf("%d-row event INSERT tx", p.Rows)
+		}
+		detail := fmt.Sprintf("%s tx/s, p50 %.2f ms, p99 %.2f ms per tx", num(p.TPS), Ms(p.Latency.P50), Ms(p.Latency.P99))
+		if ratio, ok := pgBatchRatio(p.Rows, p.Clients); ok {
+			detail += fmt.Sprintf("; %.1f× the events/s of 1-row tx", ratio)
+		}
+		base(Figure{ID: fmt.Sprintf("pgbench.events.%s.c%d.events_per_sec", kind, p.Clients),
+			Name: fmt.Sprintf("pgbench %s, %d client(s)", name, p.Clients), Value: p.RowsPerSec, Unit: "events/s", Detail: detail})
+	}
 	pp := raw.Producer
 	base(Figure{ID: "kafka.producer.records_per_sec", Name: "ProducerPerformance", Value: pp.RecordsPerSec, Unit: "records/s",
 		Detail: fmt.Sprintf("%d records of %d bytes, acks=all, %.1f MB/s, p50 %.0f ms, p99 %.0f ms", pp.Records, pp.RecordBytes, pp.MBPerSec, pp.P50Ms, pp.P99Ms)})
@@ -113,6 +141,9 @@ func (r *runner) figures() (baselines, figures []Figure, curves []Curve) {
 				f.aim("ratio", ">=", 0.6, fmt.Sprintf("single appends ≥ 60%% of pgbench's one-INSERT tx/s, %d appender(s)", a.Concurrency))
 			})
 			continue
+		}
+		if ratio, ok := pgBatchRatio(a.Batch, a.Concurrency); ok {
+			detail += fmt.Sprintf("; PostgreSQL's own %d-row/1-row ratio here: %.1f×", a.Batch, ratio)
 		}
 		set(Figure{ID: fmt.Sprintf("appends.batch%d.c%d.events_per_sec", a.Batch, a.Concurrency),
 			Name: fmt.Sprintf("library appends of %d events, %d appender(s)", a.Batch, a.Concurrency), Value: t.EventsPerSec,

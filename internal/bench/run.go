@@ -103,6 +103,10 @@ type Raw struct {
 	Auditor      Drain        `json:"auditor"`
 	Notifier     Drain        `json:"notifier"`
 	SMTP         SMTP         `json:"smtp"`
+
+	// PGBenchEvents are pgbench's runs on the event store's own table, after PGBench: one
+	// event row and a batch of 100 per transaction, by 1 and 8 clients.
+	PGBenchEvents []PGBenchEvents `json:"pgbench_event_rows"`
 }
 
 // AppendRun is one run of the append workload.
@@ -168,6 +172,7 @@ func Run(ctx context.Context, opts Options) (res *Results, err error) {
 		run  func(context.Context) error
 	}{
 		{"pgbench", r.pgbench},
+		{"pgbench, event rows", r.pgbenchEvents},
 		{"appends", r.appends},
 		{"pipeline", r.pipeline},
 		{"kafka", r.kafkaBaselines},
@@ -376,6 +381,42 @@ func (r *runner) pgbench(ctx context.Context) error {
 		}
 		r.say("pgbench: %.0f tx/s, p50 %.2f ms, p99 %.2f ms", p.TPS, Ms(p.Latency.P50), Ms(p.Latency.P99))
 		r.raw.PGBench = append(r.raw.PGBench, p)
+	}
+	return nil
+}
+
+// pgbenchEvents runs pgbench on the event store's own table, migrated into pgbench's schema:
+// one event row per transaction, then a batch of 100, by 1 and 8 clients, as the appends run,
+// so that the report shows the ratio of events/s PostgreSQL itself gets from a batch.
+func (r *runner) pgbenchEvents(ctx context.Context) error {
+	schema := r.id + "_pgbench" // r.pgbench's, removed at the end with the others
+	pool, err := r.pool(ctx, schema)
+	if err != nil {
+		return err
+	}
+	if err := PGBenchEventsSchema(ctx, pool, schema); err != nil {
+		return err
+	}
+	u, err := r.libpqURL()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(r.opts.WorkDir, "pgbench")
+	for _, c := range []int{1, 8} {
+		byRows := map[int]float64{}
+		for _, rows := range []int{1, 100} {
+			r.say("pgbench: %d event row(s) per transaction into annals_events, %d client(s), %v", rows, c, r.set.PGBenchTime)
+			p, err := PGBenchEventRows(ctx, r.opts.PGBench, u, schema, dir, rows, c, r.set.PGBenchTime)
+			if err != nil {
+				return err
+			}
+			r.say("pgbench: %.0f tx/s, %.0f events/s, p50 %.2f ms, p99 %.2f ms", p.TPS, p.RowsPerSec, Ms(p.Latency.P50), Ms(p.Latency.P99))
+			r.raw.PGBenchEvents = append(r.raw.PGBenchEvents, p)
+			byRows[rows] = p.RowsPerSec
+		}
+		if byRows[1] > 0 {
+			r.say("pgbench: 100-row/1-row events/s, %d client(s): %.1f×", c, byRows[100]/byRows[1])
+		}
 	}
 	return nil
 }
