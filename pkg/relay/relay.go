@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/segmentio/kafka-go"
+	"github.com/sourcegraph/conc/iter"
 
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
@@ -22,7 +23,8 @@ import (
 
 // Encoder turns an event into a Kafka record value. Encoding is deterministic: an error means
 // the event can never be published as it is (no schema for its type, data that does not fit
-// the schema), so the relay moves its append aside instead of retrying it.
+// the schema), so the relay moves its append aside instead of retrying it. The relay calls
+// Encode from several goroutines at once.
 type Encoder interface {
 	Encode(e events.Envelope) (value []byte, contentType string, fingerprint uint64, err error)
 }
@@ -323,48 +325,35 @@ func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) (int, error) {
 	// Encode whole appends: an append with an event that cannot be published is moved aside
 	// whole and none of its events is sent. A publish holds whole appends only, and stays
 	// within the byte budget that keeps each partition's share one produce batch.
+	rows := make([]encodedRow, len(batch))
+	for i := range batch {
+		part, err := r.partitionOf(ctx, r.cfg.TopicPrefix+"."+batch[i].category, batch[i].stream)
+		if err != nil {
+			return 0, err
+		}
+		rows[i].part = part
+	}
+	r.encodeRows(batch, rows)
 	var msgs []kafka.Message
 	var msgRow []int           // message -> batch row
 	var msgPart []partitionKey // message -> partition
 	dead := make([]string, len(batch))
 	cut := len(batch)
 	perPartition := map[partitionKey]int{} // bytes per partition
-	for i := range batch {
-		p := &batch[i]
-		var rowMsgs []kafka.Message
-		rowBytes := 0
-		part, err := r.partitionOf(ctx, r.cfg.TopicPrefix+"."+p.category, p.stream)
-		if err != nil {
-			return 0, err
-		}
-		for _, e := range p.events {
-			value, contentType, fp, err := r.enc.Encode(e)
-			if err != nil {
-				dead[i] = err.Error()
-				break
-			}
-			m := r.message(e, value, contentType, fp)
-			size := recordSize(m)
-			if size > r.cfg.MaxRecordBytes {
-				dead[i] = fmt.Sprintf("record of %d bytes (value %d) is over the broker's limit of %d (event %s, %s@%d)",
-					size, len(value), r.cfg.MaxRecordBytes, e.EventID, e.StreamID, e.Version)
-				break
-			}
-			rowMsgs = append(rowMsgs, m)
-			rowBytes += size
-		}
-		if dead[i] != "" {
+	for i, row := range rows {
+		if row.dead != "" {
+			dead[i] = row.dead
 			continue
 		}
-		if perPartition[part]+rowBytes > r.cfg.MaxBatchBytes && len(msgs) > 0 {
+		if perPartition[row.part]+row.bytes > r.cfg.MaxBatchBytes && len(msgs) > 0 {
 			cut = i // this append and the rest wait for the next round
 			break
 		}
-		perPartition[part] += rowBytes
-		for _, m := range rowMsgs {
+		perPartition[row.part] += row.bytes
+		for _, m := range row.msgs {
 			msgs = append(msgs, m)
 			msgRow = append(msgRow, i)
-			msgPart = append(msgPart, part)
+			msgPart = append(msgPart, row.part)
 		}
 	}
 
@@ -416,6 +405,54 @@ func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) (int, error) {
 		return len(settled), fmt.Errorf("%w (%d appends): %v", errPartial, len(failed), writeErr)
 	}
 	return len(settled), nil
+}
+
+// encodedRow is an outbox row's records, or why it cannot be published.
+type encodedRow struct {
+	part  partitionKey
+	msgs  []kafka.Message
+	bytes int
+	dead  string
+}
+
+// parallelEncoding is the number of events from which a round's encoding is spread over the
+// cores. Encoding is most of a large round's CPU, and the database and the broker wait
+// meanwhile; a round of a few events is not worth the goroutines.
+const parallelEncoding = 256
+
+// encodeRows encodes the events of each batch row into rows[i].msgs, or says in rows[i].dead
+// why the row cannot be published.
+func (r *Relay) encodeRows(batch []pending, rows []encodedRow) {
+	encode := func(i int) {
+		row := &rows[i]
+		for _, e := range batch[i].events {
+			value, contentType, fp, err := r.enc.Encode(e)
+			if err != nil {
+				row.dead = err.Error()
+				return
+			}
+			m := r.message(e, value, contentType, fp)
+			size := recordSize(m)
+			if size > r.cfg.MaxRecordBytes {
+				row.dead = fmt.Sprintf("record of %d bytes (value %d) is over the broker's limit of %d (event %s, %s@%d)",
+					size, len(value), r.cfg.MaxRecordBytes, e.EventID, e.StreamID, e.Version)
+				return
+			}
+			row.msgs = append(row.msgs, m)
+			row.bytes += size
+		}
+	}
+	n := 0
+	for i := range batch {
+		n += len(batch[i].events)
+	}
+	if n < parallelEncoding {
+		for i := range batch {
+			encode(i)
+		}
+		return
+	}
+	iter.ForEachIdx(rows, func(i int, _ *encodedRow) { encode(i) })
 }
 
 type partitionKey struct {

@@ -344,6 +344,69 @@ func TestRelay_DeadLetters(t *testing.T) {
 	}
 }
 
+// TestRelay_DeadLettersInALargeRound: in a round large enough to be encoded on several
+// goroutines, the appends that cannot be published are still moved aside, each with its own
+// reason, and every other append is published once, in per-stream order.
+func TestRelay_DeadLettersInALargeRound(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const streams, appends = 40, 12
+	poisoned := map[string]int{} // stream -> the version moved aside
+	for a := range appends {
+		for s := range streams {
+			stream := fmt.Sprintf("order-%02d", s)
+			if s%7 == 3 && a == s%appends {
+				e.append(t, stream, 1, "Poison")
+				poisoned[stream] = a
+				continue
+			}
+			e.append(t, stream, 1, "Something")
+		}
+	}
+	total := streams*appends - len(poisoned)
+	e.start(t, relay.Config{}) // the whole outbox, 480 events, is one round
+	recs := e.consume(t, total, time.Minute)
+	seen := map[string][]int64{}
+	for _, r := range recs {
+		seen[r.stream] = append(seen[r.stream], r.version)
+	}
+	for s := range streams {
+		stream := fmt.Sprintf("order-%02d", s)
+		var want []int64
+		for v := range appends {
+			if p, ok := poisoned[stream]; !ok || p != v {
+				want = append(want, int64(v))
+			}
+		}
+		if fmt.Sprint(seen[stream]) != fmt.Sprint(want) {
+			t.Errorf("%s: published %v, want %v", stream, seen[stream], want)
+		}
+	}
+	waitOutboxEmpty(t, e.pool)
+	rows, err := e.pool.Query(ctx, `select stream_id, first_version, error from annals_outbox_dead`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := map[string]int{}
+	for rows.Next() {
+		var stream, reason string
+		var v int
+		if err := rows.Scan(&stream, &v, &reason); err != nil {
+			t.Fatal(err)
+		}
+		if reason != "no schema for event type Poison" {
+			t.Errorf("%s@%d moved aside for %q", stream, v, reason)
+		}
+		dead[stream] = v
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(dead) != fmt.Sprint(poisoned) {
+		t.Errorf("moved aside %v, want %v", dead, poisoned)
+	}
+}
+
 // TestRelay_DeadLetterWholeAppend: an append with one event that cannot be published is
 // moved aside whole; none of its events is sent, and the stream goes on after it.
 func TestRelay_DeadLetterWholeAppend(t *testing.T) {
