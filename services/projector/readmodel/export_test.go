@@ -16,4 +16,6 @@ func SetSwitchHook(p *Projection, f func(pid int)) { p.switchHook = f }
 func Watching(p *Projection) int { return p.wake.watching() }
 
 // SetPolls sets the first and the longest pause of a read-your-writes wait.
-func SetPolls(p *Projection, first, longest time.Duration) { p.polls = [2]time.Duration{first, longest} }
+func SetPolls(p *Projection, first, longest time.Duration) {
+	p.polls = [2]time.Duration{first, longest}
+}
