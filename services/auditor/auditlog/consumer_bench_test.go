@@ -15,15 +15,14 @@ import (
 
 // BenchmarkAuditor is the auditor's throughput on pre-filled topics: ANNALS_BENCH_EVENTS
 // events (100,000 by default; users of 10 events and orders of 20) in topics of 12 partitions,
-// consumed by the auditor's own consumer as in production (the group's default batch size
-// and lanes, a transaction per lane's share of a batch, the chain's lock, blocked streams in
+// consumed by the auditor's own consumer as in production (the group's default batch size,
+// one lane, a transaction per batch, the chain's lock, blocked streams in
 // PostgreSQL) as the auditor's role, into a fresh log. Each iteration is a fresh schema and
 // group; the time runs from the consumer's start to the last entry's commit, and the chain is
 // verified after it (internal/bench.DrainAuditor, which `annals bench` runs too).
-// ANNALS_BENCH_LANES and ANNALS_BENCH_BATCH change the lanes (8) and the batch size (1000).
+// ANNALS_BENCH_BATCH changes the batch size (1000).
 func BenchmarkAuditor(b *testing.B) {
 	n := envInt(b, "ANNALS_BENCH_EVENTS", 100_000)
-	lanes := envInt(b, "ANNALS_BENCH_LANES", 8)
 	batch := envInt(b, "ANNALS_BENCH_BATCH", 1000)
 	users, orders := testenv.Topic(b, 12), testenv.Topic(b, 12)
 	dlq := testenv.Topic(b, 1)
@@ -43,7 +42,7 @@ func BenchmarkAuditor(b *testing.B) {
 		d, err := bench.DrainAuditor(context.Background(), owner, bench.DrainConfig{
 			Consumer: consume.Config{
 				Brokers: testenv.KafkaBrokers(b), Group: testenv.UniqueName(b), Topics: []string{users, orders}, DLQTopic: dlq,
-				Decode: consume.SchemaDecoder(schema.Default()), BatchSize: batch, Lanes: lanes,
+				Decode: consume.SchemaDecoder(schema.Default()), BatchSize: batch,
 			},
 			Events: int(total), Label: "auditor drain",
 		})

@@ -101,7 +101,7 @@ func TestConsumer_EveryEventOnce(t *testing.T) {
 	cfg := func(group string) consume.Config {
 		return consume.Config{
 			Brokers: testenv.KafkaBrokers(t), Group: group, Topics: []string{users, orders}, DLQTopic: dlq,
-			Decode: consume.SchemaDecoder(schema.Default()), BatchSize: 50, Lanes: 8,
+			Decode: consume.SchemaDecoder(schema.Default()), BatchSize: 50,
 		}
 	}
 	group := testenv.UniqueName(t)

