@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"slices"
@@ -199,8 +200,12 @@ func (m *Main) Addr() string { return m.listener.Addr().String() }
 // Run serves HTTP until ctx ends, then shuts down gracefully within SHUTDOWN_TIMEOUT.
 func (m *Main) Run(ctx context.Context) error {
 	metrics := httpx.NewMetrics(m.Registry)
+	var handler http.Handler = httpx.Middleware(m.Router, metrics, m.Logger)
+	if m.Config.Monitoring.PprofEnabled {
+		handler = withPprof(handler)
+	}
 	m.server = &http.Server{
-		Handler:           httpx.Middleware(m.Router, metrics, m.Logger),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -394,4 +399,19 @@ func exported(g prometheus.Gatherer, histograms, byType bool) prometheus.Gathere
 		}
 		return out, err
 	})
+}
+
+// withPprof serves Go's runtime profiles under /debug/pprof/ (PPROF_ENABLED) and everything
+// else through h. The profiles stay out of the router, its metrics and its OpenAPI document:
+// they are a diagnosis tool, not part of the service's API.
+func withPprof(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index) // the named profiles: heap, goroutine, allocs, block, mutex, ...
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	return mux
 }

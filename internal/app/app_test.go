@@ -387,3 +387,35 @@ func TestMain_MetricsFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestMain_Pprof: PPROF_ENABLED=true serves Go's runtime profiles beside the service's routes,
+// out of its OpenAPI document; by default there are none.
+func TestMain_Pprof(t *testing.T) {
+	env := map[string]string{
+		"DATABASE_URL":  testenv.PostgresURL(t),
+		"KAFKA_BROKERS": strings.Join(testenv.KafkaBrokers(t), ","),
+	}
+	off := start(t, env)
+	if code, _ := get(t, "http://"+off.Addr()+"/debug/pprof/goroutine?debug=1"); code != http.StatusNotFound {
+		t.Errorf("without PPROF_ENABLED: /debug/pprof/goroutine = %d, want 404", code)
+	}
+
+	env["PPROF_ENABLED"] = "true"
+	on := start(t, env)
+	base := "http://" + on.Addr()
+	code, body := get(t, base+"/debug/pprof/goroutine?debug=1")
+	if code != http.StatusOK || !strings.Contains(string(body), "goroutine profile:") {
+		t.Errorf("/debug/pprof/goroutine = %d:\n%.200s", code, body)
+	}
+	code, body = get(t, base+"/debug/pprof/heap")
+	if code != http.StatusOK || len(body) == 0 {
+		t.Errorf("/debug/pprof/heap = %d, %d bytes", code, len(body))
+	}
+	if code, _ := get(t, base+"/livez"); code != http.StatusOK {
+		t.Errorf("/livez = %d beside the profiles", code)
+	}
+	_, doc := get(t, base+"/openapi.json")
+	if strings.Contains(string(doc), "pprof") {
+		t.Error("the OpenAPI document lists the profiles")
+	}
+}

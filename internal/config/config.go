@@ -89,6 +89,7 @@ type Monitoring struct {
 	LagExporterEnabled    bool          `json:"lag_exporter_enabled"`
 	LagPollInterval       time.Duration `json:"lag_poll_interval"`
 	LagStatusWindow       int           `json:"lag_status_window"`
+	PprofEnabled          bool          `json:"pprof_enabled"`
 }
 
 // Kafka is the [kafka] section.
