@@ -497,7 +497,9 @@ func laneOf(key []byte, lanes int) int {
 // (a dependency unavailable, the drain timeout, the generation ended during a retry pause);
 // the messages it did not finish stay undone.
 func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, pms map[topicPartition]*partitionMetrics) bool {
-	fast := c.cfg.Unit != nil && len(lane) > 1
+	// The streams whose messages go one by one: blocked ones (their messages are parked) and
+	// those with a record that could not be decoded (it is dead-lettered and blocks them).
+	var slow map[string]bool
 	for _, it := range lane {
 		it.m = Message{
 			Topic: it.raw.Topic, Partition: it.raw.Partition, Offset: it.raw.Offset,
@@ -505,37 +507,56 @@ func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, 
 		}
 		it.m.Event, it.decodeErr = c.cfg.Decode(it.raw)
 		if it.decodeErr != nil || bs.has(string(it.raw.Key)) {
-			fast = false
+			if slow == nil {
+				slow = map[string]bool{}
+			}
+			slow[string(it.raw.Key)] = true
 		}
 	}
-	if fast {
-		// The whole lane in one unit of work; on any failure each message again on its own.
+	// The other streams' messages go together in one unit of work: streams are independent,
+	// so they need not wait for the slow ones, nor the slow ones for them.
+	var batch, alone []*item
+	if c.cfg.Unit != nil {
+		for _, it := range lane {
+			if slow[string(it.raw.Key)] {
+				alone = append(alone, it)
+			} else {
+				batch = append(batch, it)
+			}
+		}
+	}
+	if len(batch) < 2 {
+		batch, alone = nil, lane
+	}
+	if len(batch) > 0 {
+		// On any failure, every message of the lane again on its own, in order.
 		err := c.cfg.Unit(hctx, func(uctx context.Context) error {
-			for _, it := range lane {
+			for _, it := range batch {
 				it.m.Attempt = 1
 			}
 			if c.batch != nil {
-				return c.handleBatch(uctx, lane)
+				return c.handleBatch(uctx, batch)
 			}
-			for _, it := range lane {
+			for _, it := range batch {
 				if err := c.h.Handle(uctx, &it.m); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
-		if err == nil {
-			for _, it := range lane {
+		switch {
+		case err == nil:
+			for _, it := range batch {
 				c.finished(it, pms)
 			}
-			return true
-		}
-		if IsUnavailable(err) || hctx.Err() != nil {
+		case IsUnavailable(err) || hctx.Err() != nil:
 			c.log.Warn("consume: batch stopped", "error", err)
 			return false
+		default:
+			alone = lane
 		}
 	}
-	for _, it := range lane {
+	for _, it := range alone {
 		if !c.one(hctx, gctx, it, bs, pms[topicPartition{it.m.Topic, it.m.Partition}]) {
 			return false
 		}

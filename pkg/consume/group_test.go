@@ -224,3 +224,40 @@ func TestConsumer_BatchHandlerFallsBackOneByOne(t *testing.T) {
 		t.Errorf("%d messages handled one by one: the batch path was not used", h.singles.Load())
 	}
 }
+
+// TestConsumer_BlockedStreamLeavesItsLaneBatched: the messages of a blocked stream are parked
+// one by one, and the other streams of their lane still go in one unit of work.
+func TestConsumer_BlockedStreamLeavesItsLaneBatched(t *testing.T) {
+	pool := migrated(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `create table effects (stream_id text, version bigint, primary key (stream_id, version))`); err != nil {
+		t.Fatal(err)
+	}
+	topic, dlq := testenv.Topic(t, 3), testenv.Topic(t, 1)
+	group := testenv.UniqueName(t)
+	const blocked = "user-bl-0"
+	if _, err := pool.Exec(ctx, `insert into annals_consumer_blocks (group_name, stream_id, topic, partition, "offset", reason)
+		values ($1, $2, 'elsewhere', 0, 0, 'blocked by the test')`, group, blocked); err != nil {
+		t.Fatal(err)
+	}
+	recs := streams("bl", 20, 10)
+	publish(t, topic, recs)
+	h := &batchEffects{}
+	cfg := config(t, []string{topic}, dlq, group)
+	cfg.Unit = consume.PostgresUnit(pool)
+	cfg.Blocks = consume.PostgresBlocks(pool)
+	cfg.Lanes = 1 // every batch's messages in one lane with the blocked stream's
+	r := start(t, cfg, h)
+	waitFor(t, 60*time.Second, "the commits to reach the end", func() bool { return caughtUp(t, group, topic, 3) })
+	r.halt(t)
+	var applied, ofBlocked int
+	if err := pool.QueryRow(ctx, `select count(*), count(*) filter (where stream_id = $1) from effects`, blocked).Scan(&applied, &ofBlocked); err != nil {
+		t.Fatal(err)
+	}
+	if want := len(recs) - 10; applied != want || ofBlocked != 0 {
+		t.Errorf("%d effects, %d of the blocked stream; want %d, none of it", applied, ofBlocked, want)
+	}
+	if h.singles.Load() != 0 || h.batches.Load() == 0 {
+		t.Errorf("%d batches and %d messages handled one by one; want only batches", h.batches.Load(), h.singles.Load())
+	}
+}
