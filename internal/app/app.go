@@ -402,16 +402,21 @@ func exported(g prometheus.Gatherer, histograms, byType bool) prometheus.Gathere
 }
 
 // withPprof serves Go's runtime profiles under /debug/pprof/ (PPROF_ENABLED) and everything
-// else through h. The profiles stay out of the router, its metrics and its OpenAPI document:
-// they are a diagnosis tool, not part of the service's API.
+// else through h, untouched. The profiles stay out of the router, its metrics and its OpenAPI
+// document: they are a diagnosis tool, not part of the service's API.
 func withPprof(h http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/", h)
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index) // the named profiles: heap, goroutine, allocs, block, mutex, ...
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	return mux
+	prof := http.NewServeMux()
+	prof.HandleFunc("GET /debug/pprof/", pprof.Index) // the named profiles: heap, goroutine, allocs, block, mutex, ...
+	prof.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	prof.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	prof.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	prof.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	prof.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
+			prof.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

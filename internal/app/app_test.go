@@ -414,6 +414,15 @@ func TestMain_Pprof(t *testing.T) {
 	if code, _ := get(t, base+"/livez"); code != http.StatusOK {
 		t.Errorf("/livez = %d beside the profiles", code)
 	}
+	// An unknown path is still the router's: its JSON 404, counted as unmatched.
+	code, body = get(t, base+"/no/such/route")
+	if code != http.StatusNotFound || !strings.Contains(string(body), `"not_found"`) {
+		t.Errorf("/no/such/route = %d: %s", code, body)
+	}
+	_, metrics := get(t, base+"/metrics")
+	if !strings.Contains(string(metrics), `route="unmatched"`) {
+		t.Error(`/metrics counts no request with route="unmatched"`)
+	}
 	_, doc := get(t, base+"/openapi.json")
 	if strings.Contains(string(doc), "pprof") {
 		t.Error("the OpenAPI document lists the profiles")
