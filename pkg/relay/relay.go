@@ -325,36 +325,47 @@ func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) (int, error) {
 	// Encode whole appends: an append with an event that cannot be published is moved aside
 	// whole and none of its events is sent. A publish holds whole appends only, and stays
 	// within the byte budget that keeps each partition's share one produce batch.
+	// Rows are encoded a window at a time, so that a round cut short by the byte budget does
+	// not encode the rows it leaves for the next one.
 	rows := make([]encodedRow, len(batch))
-	for i := range batch {
-		part, err := r.partitionOf(ctx, r.cfg.TopicPrefix+"."+batch[i].category, batch[i].stream)
-		if err != nil {
-			return 0, err
-		}
-		rows[i].part = part
-	}
-	r.encodeRows(batch, rows)
 	var msgs []kafka.Message
 	var msgRow []int           // message -> batch row
 	var msgPart []partitionKey // message -> partition
 	dead := make([]string, len(batch))
 	cut := len(batch)
 	perPartition := map[partitionKey]int{} // bytes per partition
-	for i, row := range rows {
-		if row.dead != "" {
-			dead[i] = row.dead
-			continue
+	for start := 0; start < cut; {
+		end, n := start, 0
+		for end < len(batch) && (n < encodingWindow || end == start) {
+			n += len(batch[end].events)
+			end++
 		}
-		if perPartition[row.part]+row.bytes > r.cfg.MaxBatchBytes && len(msgs) > 0 {
-			cut = i // this append and the rest wait for the next round
-			break
+		for i := start; i < end; i++ {
+			part, err := r.partitionOf(ctx, r.cfg.TopicPrefix+"."+batch[i].category, batch[i].stream)
+			if err != nil {
+				return 0, err
+			}
+			rows[i].part = part
 		}
-		perPartition[row.part] += row.bytes
-		for _, m := range row.msgs {
-			msgs = append(msgs, m)
-			msgRow = append(msgRow, i)
-			msgPart = append(msgPart, row.part)
+		r.encodeRows(batch[start:end], rows[start:end])
+		for i := start; i < end; i++ {
+			row := &rows[i]
+			if row.dead != "" {
+				dead[i] = row.dead
+				continue
+			}
+			if perPartition[row.part]+row.bytes > r.cfg.MaxBatchBytes && len(msgs) > 0 {
+				cut = i // this append and the rest wait for the next round
+				break
+			}
+			perPartition[row.part] += row.bytes
+			for _, m := range row.msgs {
+				msgs = append(msgs, m)
+				msgRow = append(msgRow, i)
+				msgPart = append(msgPart, row.part)
+			}
 		}
+		start = end
 	}
 
 	failed := map[int]bool{} // batch rows with a record that was not acknowledged
@@ -415,10 +426,14 @@ type encodedRow struct {
 	dead  string
 }
 
-// parallelEncoding is the number of events from which a round's encoding is spread over the
-// cores. Encoding is most of a large round's CPU, and the database and the broker wait
-// meanwhile; a round of a few events is not worth the goroutines.
-const parallelEncoding = 256
+// parallelEncoding is the number of events from which a window's encoding is spread over
+// the cores. Encoding is most of a large round's CPU, and the database and the broker wait
+// meanwhile; a round of a few events is not worth the goroutines. encodingWindow is how many
+// events are encoded before the byte budget is checked again.
+const (
+	parallelEncoding = 256
+	encodingWindow   = 1024
+)
 
 // encodeRows encodes the events of each batch row into rows[i].msgs, or says in rows[i].dead
 // why the row cannot be published.

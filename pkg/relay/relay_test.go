@@ -344,6 +344,27 @@ func TestRelay_DeadLetters(t *testing.T) {
 	}
 }
 
+// TestRelay_ByteBudget: rounds larger than the per-partition byte budget are cut, between
+// appends, over several windows of encoding; every event is still published once, in order.
+func TestRelay_ByteBudget(t *testing.T) {
+	e := newEnv(t)
+	const streams, appends, per = 60, 5, 10
+	want := map[string]int64{}
+	for range appends {
+		for s := range streams {
+			stream := fmt.Sprintf("order-b%02d", s)
+			e.append(t, stream, per, "Something")
+			want[stream] += per
+		}
+	}
+	e.start(t, relay.Config{MaxBatchBytes: 100 << 10}) // about a third of the 3,000 events a round
+	recs := e.consume(t, streams*appends*per, time.Minute)
+	if dups := checkOrder(t, recs, want); dups != 0 {
+		t.Errorf("%d duplicates", dups)
+	}
+	waitOutboxEmpty(t, e.pool)
+}
+
 // TestRelay_DeadLettersInALargeRound: in a round large enough to be encoded on several
 // goroutines, the appends that cannot be published are still moved aside, each with its own
 // reason, and every other append is published once, in per-stream order.
