@@ -122,7 +122,7 @@ var specs = []spec{
 		bounds: atLeast(1),
 		field:  func(c *Config) any { return &c.Projections.BatchSize }},
 	{Key: Key{Section: "projections", Name: "parallel_processing", Env: "PARALLEL_PROJECTIONS", Kind: KindBool, Default: "true",
-		Doc: "Process independent streams in parallel lanes."},
+		Doc: "Process independent streams in parallel lanes (the projector and the notifier; the auditor always runs one lane, its hash chain taking one append at a time)."},
 		field: func(c *Config) any { return &c.Projections.Parallel }},
 	{Key: Key{Section: "projections", Name: "retry_attempts", Env: "PROJECTION_RETRY_ATTEMPTS", Kind: KindInt, Default: "3",
 		Doc: "Retries of a failing event before it goes to the dead-letter topic."},

@@ -12,8 +12,9 @@ import (
 // TestPlans_IndexesOnEmptyTables: the publishing session's statements, planned once as a
 // generic plan while the tables are empty (a new deployment), must walk the indexes, because
 // that plan is kept for as long as the relay leads and the tables grow under it. Without the
-// session's settings PostgreSQL picks a scan of the events table for the read, which the test
-// also shows, so that it would notice if the planner changed its mind.
+// session's settings PostgreSQL picks a scan of the events table for the read; the test logs
+// it if that stops being so, as the settings would then no longer be what keeps the plans
+// on the indexes.
 func TestPlans_IndexesOnEmptyTables(t *testing.T) {
 	pool, _ := testenv.SchemaPool(t)
 	ctx := context.Background()
