@@ -338,6 +338,8 @@ func TestNotifier_SIGKILL(t *testing.T) {
 		ids, to = notifierMailpit(t, domain)
 		return len(ids) >= len(want)
 	})
+	// A kill can cost each lane one copy of the email it was sending; an email in flight at
+	// both kills (the first one its lane sends again after the first) arrives three times.
 	copies := 0
 	for id := range want {
 		mid := id.String() + "@annals.local"
@@ -345,12 +347,15 @@ func TestNotifier_SIGKILL(t *testing.T) {
 		switch {
 		case n == 0:
 			t.Errorf("email %s did not arrive", mid)
-		case n > 2:
-			t.Errorf("email %s arrived %d times, want at most twice", mid, n)
-		case n == 2:
-			copies++
-			if rcpt := to[mid]; len(rcpt) != 2 || rcpt[0] != rcpt[1] {
-				t.Errorf("the copies of %s went to %v", mid, rcpt)
+		case n > kills+1:
+			t.Errorf("email %s arrived %d times, want at most %d after %d kills", mid, n, kills+1, kills)
+		case n > 1:
+			copies += n - 1
+			for _, rcpt := range to[mid] {
+				if rcpt != to[mid][0] {
+					t.Errorf("the copies of %s went to %v", mid, to[mid])
+					break
+				}
 			}
 		}
 	}
@@ -358,9 +363,9 @@ func TestNotifier_SIGKILL(t *testing.T) {
 		t.Errorf("Mailpit has %d distinct emails to %s, want %d", len(ids), domain, len(want))
 	}
 	if copies > kills*notifierLanes {
-		t.Errorf("%d emails arrived twice after %d kills, want at most %d (one per lane per kill)", copies, kills, kills*notifierLanes)
+		t.Errorf("%d extra copies after %d kills, want at most %d (one per lane per kill)", copies, kills, kills*notifierLanes)
 	}
-	t.Logf("%d kills, %d emails arrived twice (same Message-ID)", kills, copies)
+	t.Logf("%d kills, %d extra copies (same Message-ID)", kills, copies)
 
 	// Nothing went to the dead-letter topic.
 	client := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 10 * time.Second}
