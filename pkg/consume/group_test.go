@@ -3,6 +3,7 @@ package consume_test
 import (
 	"context"
 	"errors"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -78,11 +79,8 @@ func TestConsumer_RebalanceMidRun(t *testing.T) {
 // the group is run twice over the same records, and a handler failure in the middle of a lane
 // rolls back the lane's unit, which is then done message by message.
 func TestConsumer_InboxAppliesEachEventOnce(t *testing.T) {
-	pool := migrated(t)
+	pool := withEffects(t)
 	ctx := context.Background()
-	if _, err := pool.Exec(ctx, `create table effects (stream_id text, version bigint, primary key (stream_id, version))`); err != nil {
-		t.Fatal(err)
-	}
 	topic, dlq := testenv.Topic(t, 3), testenv.Topic(t, 1)
 	recs := streams("h", 60, 10)
 	publish(t, topic, recs)
@@ -195,11 +193,8 @@ func (b *batchEffects) Handle(ctx context.Context, m *consume.Message) error {
 }
 
 func TestConsumer_BatchHandlerFallsBackOneByOne(t *testing.T) {
-	pool := migrated(t)
+	pool := withEffects(t)
 	ctx := context.Background()
-	if _, err := pool.Exec(ctx, `create table effects (stream_id text, version bigint, primary key (stream_id, version))`); err != nil {
-		t.Fatal(err)
-	}
 	topic, dlq := testenv.Topic(t, 3), testenv.Topic(t, 1)
 	recs := streams("k", 60, 10)
 	publish(t, topic, recs)
@@ -228,11 +223,8 @@ func TestConsumer_BatchHandlerFallsBackOneByOne(t *testing.T) {
 // TestConsumer_BlockedStreamLeavesItsLaneBatched: the messages of a blocked stream are parked
 // one by one, and the other streams of their lane still go in one unit of work.
 func TestConsumer_BlockedStreamLeavesItsLaneBatched(t *testing.T) {
-	pool := migrated(t)
+	pool := withEffects(t)
 	ctx := context.Background()
-	if _, err := pool.Exec(ctx, `create table effects (stream_id text, version bigint, primary key (stream_id, version))`); err != nil {
-		t.Fatal(err)
-	}
 	topic, dlq := testenv.Topic(t, 3), testenv.Topic(t, 1)
 	group := testenv.UniqueName(t)
 	const blocked = "user-bl-0"
@@ -260,4 +252,14 @@ func TestConsumer_BlockedStreamLeavesItsLaneBatched(t *testing.T) {
 	if h.singles.Load() != 0 || h.batches.Load() == 0 {
 		t.Errorf("%d batches and %d messages handled one by one; want only batches", h.batches.Load(), h.singles.Load())
 	}
+}
+
+// withEffects is a migrated schema with a table of effects, one row per applied event.
+func withEffects(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	pool := migrated(t)
+	if _, err := pool.Exec(context.Background(), `create table effects (stream_id text, version bigint, primary key (stream_id, version))`); err != nil {
+		t.Fatal(err)
+	}
+	return pool
 }

@@ -347,7 +347,7 @@ func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) (int, error) {
 			}
 			rows[i].part = part
 		}
-		r.encodeRows(batch[start:end], rows[start:end])
+		r.encodeRows(batch[start:end], rows[start:end], n)
 		for i := start; i < end; i++ {
 			row := &rows[i]
 			if row.dead != "" {
@@ -435,9 +435,9 @@ const (
 	encodingWindow   = 1024
 )
 
-// encodeRows encodes the events of each batch row into rows[i].msgs, or says in rows[i].dead
-// why the row cannot be published.
-func (r *Relay) encodeRows(batch []pending, rows []encodedRow) {
+// encodeRows encodes the events of each batch row, n in all, into rows[i].msgs, or says in
+// rows[i].dead why the row cannot be published.
+func (r *Relay) encodeRows(batch []pending, rows []encodedRow, n int) {
 	encode := func(i int) {
 		row := &rows[i]
 		for _, e := range batch[i].events {
@@ -456,10 +456,6 @@ func (r *Relay) encodeRows(batch []pending, rows []encodedRow) {
 			row.msgs = append(row.msgs, m)
 			row.bytes += size
 		}
-	}
-	n := 0
-	for i := range batch {
-		n += len(batch[i].events)
 	}
 	if n < parallelEncoding {
 		for i := range batch {
