@@ -17,9 +17,9 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/load"
 	"github.com/annals-dev/annals/internal/testenv"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 func TestPercentile(t *testing.T) {

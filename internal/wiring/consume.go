@@ -6,12 +6,13 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/annals-dev/annals/internal/domain"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events/postgres"
-	"github.com/annals-dev/annals/pkg/schema"
 )
 
 // EventTopics are the topics the consumer groups read: one per category.
@@ -34,7 +35,7 @@ func ConsumerConfig(cfg *config.Config, group string, log *slog.Logger, metrics 
 		Group:    group,
 		Topics:   EventTopics(cfg),
 		DLQTopic: cfg.DLQTopic(group),
-		Decode:   consume.SchemaDecoder(schema.Default()),
+		Decode:   consume.SchemaDecoder(domain.Catalog()),
 
 		BatchSize: cfg.Projections.BatchSize,
 		Lanes:     8,

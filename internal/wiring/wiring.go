@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/annals-dev/annals/internal/domain"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -58,7 +60,7 @@ func (e Encoder) Encode(ev events.Envelope) ([]byte, string, uint64, error) {
 
 // NewRelay builds the relay of a deployment; its metrics go to reg.
 func NewRelay(pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*relay.Relay, error) {
-	enc := Encoder{Catalog: schema.Default(), JSON: cfg.EventSourcing.Serialization == "json"}
+	enc := Encoder{Catalog: domain.Catalog(), JSON: cfg.EventSourcing.Serialization == "json"}
 	return relay.New(pool, enc, relay.Config{
 		Brokers:     cfg.Kafka.Brokers,
 		TopicPrefix: cfg.Kafka.TopicPrefix,
@@ -75,7 +77,7 @@ func RunRelay(ctx context.Context, r *relay.Relay, pool *pgxpool.Pool, cfg *conf
 		what string
 		do   func() error
 	}{
-		{"register the event schemas", func() error { return schema.Default().Register(ctx, pool) }},
+		{"register the event schemas", func() error { return domain.Catalog().Register(ctx, pool) }},
 		{"ensure the topics", func() error { return relay.EnsureTopics(ctx, cfg.Kafka.Brokers, Topics(cfg), io.Discard) }},
 	} {
 		for {

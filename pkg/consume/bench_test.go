@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals-dev/annals/internal/domain"
+
 	"github.com/annals-dev/annals/internal/bench"
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
-	"github.com/annals-dev/annals/pkg/schema"
 )
 
 // BenchmarkConsumerNoOp is the runtime's own cost: a group with a handler that does nothing
@@ -37,7 +38,7 @@ func BenchmarkConsumerNoOp(b *testing.B) {
 		d, err := bench.DrainNoOp(context.Background(), bench.DrainConfig{
 			Consumer: consume.Config{
 				Brokers: testenv.KafkaBrokers(b), Group: testenv.UniqueName(b), Topics: []string{topic}, DLQTopic: dlq,
-				Decode: consume.SchemaDecoder(schema.Default()), BatchSize: 1000,
+				Decode: consume.SchemaDecoder(domain.Catalog()), BatchSize: 1000,
 			},
 			Events: total, Label: "no-op drain",
 		})

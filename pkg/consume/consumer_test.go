@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals-dev/annals/internal/domain"
+
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
 
@@ -44,7 +46,7 @@ func publish(t testing.TB, topic string, recs []rec) map[rec]uuid.UUID {
 	for _, r := range recs {
 		id := uuid.Must(uuid.NewV7())
 		ids[r] = id
-		value, fp, err := schema.Default().Encode(events.Envelope{
+		value, fp, err := domain.Catalog().Encode(events.Envelope{
 			EventID: id, StreamID: r.stream, Version: r.v, GlobalPosition: 1, Type: "UserDeactivated",
 			Data: json.RawMessage(`{"reason":"test"}`), RecordedAt: time.Now().UTC(),
 		})
@@ -177,7 +179,7 @@ func (r *running) halt(t *testing.T) {
 func config(t *testing.T, topics []string, dlq, group string) consume.Config {
 	return consume.Config{
 		Brokers: testenv.KafkaBrokers(t), Group: group, Topics: topics, DLQTopic: dlq,
-		Decode: consume.SchemaDecoder(schema.Default()), BatchSize: 200,
+		Decode: consume.SchemaDecoder(domain.Catalog()), BatchSize: 200,
 		Backoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 		SessionTimeout: 6 * time.Second, HeartbeatInterval: 300 * time.Millisecond,
 		RebalanceTimeout: 10 * time.Second, DrainTimeout: 5 * time.Second,
@@ -353,7 +355,7 @@ func TestConsumer_PoisonGoesToDLQAndParksItsStream(t *testing.T) {
 	}
 	var poisonLetter *kafka.Message
 	for i, m := range letters {
-		d, err := schema.Default().Decode(m.Value)
+		d, err := domain.Catalog().Decode(m.Value)
 		if err != nil {
 			t.Fatalf("dead letter value: %v", err)
 		}

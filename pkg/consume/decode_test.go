@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals-dev/annals/internal/domain"
+
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
 
@@ -15,7 +17,7 @@ import (
 )
 
 func TestSchemaDecoder(t *testing.T) {
-	cat := schema.Default()
+	cat := domain.Catalog()
 	e := events.Envelope{
 		EventID: uuid.Must(uuid.NewV7()), StreamID: "user-1", Version: 3, GlobalPosition: 9, Type: "UserDeactivated",
 		Data: json.RawMessage(`{"reason":"left"}`), RecordedAt: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC),

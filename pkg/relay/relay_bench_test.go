@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals-dev/annals/internal/domain"
+
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/segmentio/kafka-go"
@@ -22,7 +24,6 @@ import (
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/relay"
-	"github.com/annals-dev/annals/pkg/schema"
 )
 
 // The relay's benchmarks run against the real PostgreSQL and Kafka, with the Avro encoder of
@@ -77,7 +78,7 @@ func newBenchEnv(b *testing.B, opts postgres.Options) *benchEnv {
 // startRelay runs a relay with the services' Avro encoder until the returned stop is called.
 func (e *benchEnv) startRelay(b *testing.B) (r *relay.Relay, stop func()) {
 	b.Helper()
-	r, err := relay.New(e.pool, wiring.Encoder{Catalog: schema.Default()}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix})
+	r, err := relay.New(e.pool, wiring.Encoder{Catalog: domain.Catalog()}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func BenchmarkRelayDrain(b *testing.B) {
 			b.Fatal(err)
 		}
 		total += bench.Count(streams)
-		r, err := relay.New(e.pool, wiring.Encoder{Catalog: schema.Default()}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix})
+		r, err := relay.New(e.pool, wiring.Encoder{Catalog: domain.Catalog()}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -5,16 +5,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals-dev/annals/internal/domain"
+
 	"github.com/google/uuid"
 
 	"github.com/annals-dev/annals/pkg/events"
-	"github.com/annals-dev/annals/pkg/schema"
 )
 
 // BenchmarkDecode is the decoding of one OrderCreated record with two items, as consumers do
 // for every record.
 func BenchmarkDecode(b *testing.B) {
-	c := schema.Default()
+	c := domain.Catalog()
 	value, _, err := c.Encode(events.Envelope{
 		EventID: uuid.Must(uuid.NewV7()), StreamID: "order-0195a2c4-5d10-7e44-8a3b-1f6c9d2e7b08", Version: 0,
 		GlobalPosition: 17, Type: "OrderCreated", RecordedAt: time.Now().UTC(), CorrelationID: "c-1",

@@ -1,7 +1,6 @@
 package schema
 
 import (
-	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/linkedin/goavro/v2"
 )
@@ -128,37 +126,16 @@ type Catalog struct {
 	infos         []Info
 }
 
-//go:embed avro/*.avsc
-var files embed.FS
-
-// Load parses the embedded schemas, avro/<Type>.v<N>.avsc. Parsing takes a few milliseconds;
-// Default parses them once for the whole process.
-func Load() (*Catalog, error) {
-	sub, err := fs.Sub(files, "avro")
-	if err != nil {
-		return nil, err
-	}
-	return load(sub)
-}
-
-var defaultCatalog = sync.OnceValue(func() *Catalog {
-	c, err := Load()
-	if err != nil {
-		// The embedded files are fixed at build time and the package's tests load them.
-		panic("schema: the embedded schemas do not load: " + err.Error())
-	}
-	return c
-})
-
-// Default returns the catalog of the embedded schemas, loaded on first use.
-func Default() *Catalog { return defaultCatalog() }
+// Load reads the schemas of a domain's events: every file <Type>.v<N>.avsc at the root of fsys
+// (use fs.Sub for a folder of an embed.FS). It checks the catalog they make: each file is a
+// record of its type in Namespace that starts with the envelope fields, the versions of a type
+// run from 1 without gaps, every older version can be read as the current one, and no two
+// schemas share a fingerprint. Parsing takes a few milliseconds; a program loads its catalog
+// once and shares it.
+func Load(fsys fs.FS) (*Catalog, error) { return load(fsys) }
 
 var fileName = regexp.MustCompile(`^([A-Z][A-Za-z0-9]*)\.v([1-9][0-9]{0,5})\.avsc$`)
 
-// load reads every <Type>.v<N>.avsc at the root of fsys and checks the catalog they make:
-// each file is a record of its type in Namespace that starts with the envelope fields, the
-// versions of a type run from 1 without gaps, every older version can be read as the current
-// one, and no two schemas share a fingerprint.
 func load(fsys fs.FS) (*Catalog, error) {
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/annals-dev/annals/internal/domain"
+
 	"github.com/annals-dev/annals/pkg/schema"
 )
 
@@ -48,7 +50,7 @@ func TestLoad(t *testing.T) {
 	if _, ok := c.Current("Nope"); ok {
 		t.Error("Current(Nope) found a schema")
 	}
-	first, second := schema.Default(), schema.Default()
+	first, second := domain.Catalog(), domain.Catalog()
 	if first != second || len(first.Schemas()) != len(want) {
 		t.Error("Default is not one loaded catalog")
 	}
@@ -57,7 +59,7 @@ func TestLoad(t *testing.T) {
 // TestFiles checks the .avsc files as files: names, namespace, the envelope, and a doc on
 // every record and field.
 func TestFiles(t *testing.T) {
-	paths, err := filepath.Glob("avro/*.avsc")
+	paths, err := filepath.Glob("../../internal/domain/avro/*.avsc")
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("glob: %v %v", paths, err)
 	}

@@ -294,7 +294,7 @@ func unionAt(tb testing.TB, c *schema.Catalog) []byte {
 // this package would: the .avsc files from disk, fingerprints by the Avro specification,
 // goavro codecs of its own, the single-object header by hand.
 func TestIndependentConsumer(t *testing.T) {
-	paths, err := filepath.Glob("avro/*.avsc")
+	paths, err := filepath.Glob("../../internal/domain/avro/*.avsc")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,10 @@
-// Package schema holds the Avro contracts of the events (embedded .avsc files), their goavro
-// codecs, the single-object encoding (C3 01, CRC-64-AVRO fingerprint, binary body) and the
-// schema catalog.
+// Package schema holds the Avro contracts of a domain's events (.avsc files the domain ships
+// and hands to Load), their goavro codecs, the single-object encoding (C3 01, CRC-64-AVRO
+// fingerprint, binary body) and the schema catalog.
 //
 // # Contracts
 //
-// avro/<Type>.v<N>.avsc holds version N of the schema of event type Type: a record named Type
+// A file <Type>.v<N>.avsc holds version N of the schema of event type Type: a record named Type
 // in namespace dev.annals.events that starts with the envelope fields (event_id, stream_id,
 // version, global_position, recorded_at, correlation_id, causation_id) and goes on with the
 // event's data fields under their JSON names. A type's newest version is its current one,

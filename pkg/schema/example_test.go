@@ -6,14 +6,15 @@ import (
 	"os"
 	"time"
 
+	"github.com/annals-dev/annals/internal/domain"
+
 	"github.com/google/uuid"
 
 	"github.com/annals-dev/annals/pkg/events"
-	"github.com/annals-dev/annals/pkg/schema"
 )
 
 func ExampleCatalog_Encode() {
-	c := schema.Default()
+	c := domain.Catalog()
 	value, fp, err := c.Encode(events.Envelope{
 		EventID:        uuid.MustParse("0195a2c4-7f00-7a21-b3c4-d5e6f7a8b9c0"),
 		StreamID:       "order-0195a2c4-5d10-7e44-8a3b-1f6c9d2e7b08",
@@ -49,7 +50,7 @@ func ExampleCatalog_Decode_olderVersion() {
 		fmt.Println(err)
 		return
 	}
-	d, err := schema.Default().Decode(value)
+	d, err := domain.Catalog().Decode(value)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -6,13 +6,14 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/schema"
 )
 
 // FuzzDecode feeds Decode arbitrary bytes, starting from the golden values: it must never
 // panic, and every error must be one of the package's.
 func FuzzDecode(f *testing.F) {
-	c, err := schema.Load()
+	c, err := schema.Load(domain.Schemas())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func FuzzDecode(f *testing.F) {
 // FuzzEncode feeds Encode arbitrary data for every event type: it must never panic, refuse
 // with a *FieldError, or write a value that decodes to data that encodes to the same value.
 func FuzzEncode(f *testing.F) {
-	c, err := schema.Load()
+	c, err := schema.Load(domain.Schemas())
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/schema"
 )
@@ -91,7 +92,7 @@ func checkDecoded(tb testing.TB, got schema.Decoded, sent events.Envelope, wantD
 
 func catalog(tb testing.TB) *schema.Catalog {
 	tb.Helper()
-	c, err := schema.Load()
+	c, err := schema.Load(domain.Schemas())
 	if err != nil {
 		tb.Fatalf("Load: %v", err)
 	}

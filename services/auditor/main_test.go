@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals-dev/annals/internal/domain"
+
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
 
@@ -89,7 +91,7 @@ func TestAuditor(t *testing.T) {
 		ev := events.Envelope{EventID: uuid.Must(uuid.NewV7()), StreamID: fmt.Sprintf("%s-%d", category, i), Version: 0,
 			GlobalPosition: int64(i + 1), Type: typ, Data: json.RawMessage(data), CorrelationID: "main-test",
 			RecordedAt: time.Now().UTC().Truncate(time.Microsecond)}
-		value, fp, err := schema.Default().Encode(ev)
+		value, fp, err := domain.Catalog().Encode(ev)
 		if err != nil {
 			t.Fatalf("encode %s: %v", typ, err)
 		}

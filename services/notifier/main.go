@@ -16,13 +16,13 @@ import (
 	"fmt"
 
 	"github.com/annals-dev/annals/internal/app"
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/services/notifier/api"
 	"github.com/annals-dev/annals/services/notifier/notify"
 	"github.com/annals-dev/annals/services/notifier/sender"
 	"github.com/annals-dev/annals/services/notifier/templates"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 func main() { app.RunProgram(app.Notifier, wire) }

@@ -15,11 +15,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/annals-dev/annals/internal/app"
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/services/notifier/internal/notifiertest"
 	"github.com/annals-dev/annals/services/notifier/notify"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 // The notifier as a program, in process, configured through the environment only: its

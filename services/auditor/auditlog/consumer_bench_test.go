@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals-dev/annals/internal/domain"
+
 	"github.com/annals-dev/annals/internal/bench"
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
-	"github.com/annals-dev/annals/pkg/schema"
 )
 
 // BenchmarkAuditor is the auditor's throughput on pre-filled topics: ANNALS_BENCH_EVENTS
@@ -42,7 +43,7 @@ func BenchmarkAuditor(b *testing.B) {
 		d, err := bench.DrainAuditor(context.Background(), owner, bench.DrainConfig{
 			Consumer: consume.Config{
 				Brokers: testenv.KafkaBrokers(b), Group: testenv.UniqueName(b), Topics: []string{users, orders}, DLQTopic: dlq,
-				Decode: consume.SchemaDecoder(schema.Default()), BatchSize: batch,
+				Decode: consume.SchemaDecoder(domain.Catalog()), BatchSize: batch,
 			},
 			Events: int(total), Label: "auditor drain",
 		})

@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals-dev/annals/internal/domain"
+
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
-	"github.com/annals-dev/annals/pkg/schema"
 	"github.com/annals-dev/annals/services/auditor/auditlog"
 )
 
@@ -101,7 +102,7 @@ func TestConsumer_EveryEventOnce(t *testing.T) {
 	cfg := func(group string) consume.Config {
 		return consume.Config{
 			Brokers: testenv.KafkaBrokers(t), Group: group, Topics: []string{users, orders}, DLQTopic: dlq,
-			Decode: consume.SchemaDecoder(schema.Default()), BatchSize: 50,
+			Decode: consume.SchemaDecoder(domain.Catalog()), BatchSize: 50,
 		}
 	}
 	group := testenv.UniqueName(t)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals-dev/annals/internal/domain"
+
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/segmentio/kafka-go"
@@ -171,10 +173,10 @@ func publish(tb testing.TB, topic string, evs []events.Envelope, asJSON bool) {
 			ct    = schema.ContentTypeAvro
 		)
 		if asJSON {
-			value, fp, err = schema.Default().EncodeJSON(e)
+			value, fp, err = domain.Catalog().EncodeJSON(e)
 			ct = schema.ContentTypeJSON
 		} else {
-			value, fp, err = schema.Default().Encode(e)
+			value, fp, err = domain.Catalog().Encode(e)
 		}
 		if err != nil {
 			tb.Fatalf("encode %s: %v", e.Type, err)

@@ -17,9 +17,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 // DirectoryConfig configures a Directory. Zero values take the defaults noted.

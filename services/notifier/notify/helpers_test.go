@@ -11,16 +11,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
-	"github.com/annals-dev/annals/pkg/schema"
 	"github.com/annals-dev/annals/services/notifier/internal/notifiertest"
 	"github.com/annals-dev/annals/services/notifier/notify"
 	"github.com/annals-dev/annals/services/notifier/sender"
 	"github.com/annals-dev/annals/services/notifier/templates"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 const from = "Annals <noreply@annals.local>"
@@ -107,7 +106,7 @@ func newHarness(tb testing.TB, s setup) *harness {
 func (h *harness) consumerConfig() consume.Config {
 	return consume.Config{
 		Brokers: testenv.KafkaBrokers(h.tb), Group: h.group, Topics: []string{h.topics.User, h.topics.Order},
-		DLQTopic: h.topics.DLQ, Decode: consume.SchemaDecoder(schema.Default()), BatchSize: 500, Lanes: 8,
+		DLQTopic: h.topics.DLQ, Decode: consume.SchemaDecoder(domain.Catalog()), BatchSize: 500, Lanes: 8,
 		Attempts: 3, Backoff: 10 * time.Millisecond, MaxBackoff: 300 * time.Millisecond,
 		SessionTimeout: 6 * time.Second, HeartbeatInterval: 300 * time.Millisecond,
 		RebalanceTimeout: 10 * time.Second, DrainTimeout: 5 * time.Second,
@@ -123,7 +122,7 @@ func (h *harness) start() {
 		h.tb.Fatal(err)
 	}
 	dir, err := h.n.Directory(notify.DirectoryConfig{Brokers: testenv.KafkaBrokers(h.tb), Topic: h.topics.User,
-		Decode: consume.SchemaDecoder(schema.Default()), Backoff: 10 * time.Millisecond, MaxBackoff: 300 * time.Millisecond,
+		Decode: consume.SchemaDecoder(domain.Catalog()), Backoff: 10 * time.Millisecond, MaxBackoff: 300 * time.Millisecond,
 		Logger: testLogger(h.tb, slog.LevelError)})
 	if err != nil {
 		h.tb.Fatal(err)

@@ -12,11 +12,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/services/notifier/sender"
 	"github.com/annals-dev/annals/services/notifier/templates"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 // Group is the notifier's consumer group.

@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/services/notifier/internal/notifiertest"
 	"github.com/annals-dev/annals/services/notifier/notify"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 // TestNotifier_EveryEmailOnce runs 500 users and 1,000 orders through the notifier, published

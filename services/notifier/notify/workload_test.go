@@ -11,10 +11,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/services/notifier/internal/notifiertest"
 	"github.com/annals-dev/annals/services/notifier/notify"
 	"github.com/annals-dev/annals/services/notifier/templates"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 // wantMail is an email the test expects, by the event it is about.

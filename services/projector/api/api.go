@@ -9,9 +9,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/services/projector/readmodel"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 // MaxWait is the longest read-your-writes wait a request may ask for.

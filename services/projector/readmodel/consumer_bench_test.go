@@ -14,11 +14,11 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/schema"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 // orderLife is the events of one order stream in the benchmark: created with two items,
@@ -87,7 +87,7 @@ func BenchmarkProjector(b *testing.B) {
 		var reg collectors
 		c, err := e.proj.Consumer(consume.Config{
 			Brokers: testenv.KafkaBrokers(b), Group: testenv.UniqueName(b), Topics: []string{users, orders}, DLQTopic: dlq,
-			Decode: consume.SchemaDecoder(schema.Default()), BatchSize: 1000, Metrics: consume.NewMetrics(&reg),
+			Decode: consume.SchemaDecoder(domain.Catalog()), BatchSize: 1000, Metrics: consume.NewMetrics(&reg),
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -171,7 +171,7 @@ func publishEnvelopes(tb testing.TB, topic string, evs []events.Envelope) {
 	msgs := make([]kafka.Message, 0, len(evs))
 	for i, e := range evs {
 		e.GlobalPosition = int64(i + 1)
-		value, fp, err := schema.Default().Encode(e)
+		value, fp, err := domain.Catalog().Encode(e)
 		if err != nil {
 			tb.Fatalf("encode %s: %v", e.Type, err)
 		}

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 // handleBatch runs HandleBatch on evs in one transaction that commits only on success.

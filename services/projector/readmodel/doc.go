@@ -3,7 +3,7 @@
 // rebuild from the event store.
 //
 // The read models follow the writer's events exactly: their types and data shapes are the
-// writer's (services/writer/domain), and each event changes its stream's row as the writer's
+// reference domain's (internal/domain), and each event changes its stream's row as the writer's
 // aggregate changes its state, so a row is the aggregate's state at the row's version plus
 // what the events tell about time (created, confirmed, cancelled and shipped at the events'
 // recording times). Money is integer cents.

@@ -9,8 +9,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/events"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 // BenchmarkFoldBatch is the Go side of HandleBatch for a lane's share of a batch of 1,000

@@ -11,8 +11,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/events"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 // User is a user as the read model holds it.

@@ -8,9 +8,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/services/projector/readmodel"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 func TestMigrate(t *testing.T) {

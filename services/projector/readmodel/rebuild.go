@@ -14,10 +14,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 // categories are the categories of the streams the read models are built from.

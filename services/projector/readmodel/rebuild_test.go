@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/services/projector/readmodel"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 // progressFunc receives the rebuild's progress lines, one per call, synchronously: a test can

@@ -9,9 +9,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/services/projector/readmodel"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 // The polls of these waits are an hour apart: only a commit of the consumer's unit can end

@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/annals-dev/annals/internal/config"
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 // DefaultRetries is how often a command without If-Match is re-run after a version conflict.

@@ -14,8 +14,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/httpx"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 // MaxBodyBytes is the largest request body accepted.

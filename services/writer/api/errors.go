@@ -4,10 +4,10 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 // Error codes of the API, next to the HTTP statuses they go with.

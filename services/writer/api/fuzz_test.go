@@ -13,8 +13,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/services/writer/api"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 // FuzzDecodeCommands feeds arbitrary bodies to every command's decoder. A body is either

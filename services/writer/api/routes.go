@@ -3,8 +3,8 @@ package api
 import (
 	"net/http"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/httpx"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 // Register adds the writer's routes to r, documented for /openapi.json.

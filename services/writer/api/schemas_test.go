@@ -11,11 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals-dev/annals/internal/domain"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/pkg/events/postgres"
-	"github.com/annals-dev/annals/pkg/schema"
 	"github.com/annals-dev/annals/services/writer/api"
 )
 
@@ -29,7 +30,7 @@ type schemaRow struct {
 
 func TestAPI_Schemas(t *testing.T) {
 	e := newEnv(t)
-	c := schema.Default()
+	c := domain.Catalog()
 
 	t.Run("Empty", func(t *testing.T) {
 		var body struct {

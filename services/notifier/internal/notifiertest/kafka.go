@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals-dev/annals/internal/domain"
+
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
 
@@ -132,7 +134,7 @@ func Publish(tb testing.TB, t Topics, evs ...Event) []events.Envelope {
 			EventID: ev.EventID, StreamID: ev.StreamID, Category: events.Category(ev.StreamID), Version: ev.Version,
 			GlobalPosition: int64(i + 1), Type: ev.Type, Data: data, RecordedAt: ev.RecordedAt.UTC().Truncate(time.Microsecond),
 		}
-		value, fp, err := schema.Default().Encode(env)
+		value, fp, err := domain.Catalog().Encode(env)
 		if err != nil {
 			tb.Fatalf("encode %s: %v", ev.Type, err)
 		}

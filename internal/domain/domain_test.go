@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/events"
-	"github.com/annals-dev/annals/services/writer/domain"
 )
 
 var (

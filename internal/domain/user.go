@@ -60,7 +60,7 @@ func (s UserState) Active() bool { return s.Status == UserStatusActive }
 var User = events.Definition[UserState]{
 	Category:           UserCategory,
 	StateSchemaVersion: 1,
-	// UserProfileUpdated gained email in its second version (pkg/schema/avro).
+	// UserProfileUpdated gained email in its second version (avro/UserProfileUpdated.v2.avsc).
 	SchemaVersions: map[string]int{EventUserProfileUpdated: 2},
 	Apply:          applyUser,
 }
