@@ -108,9 +108,9 @@ func applyOrder(s *OrderState, e events.Envelope) error {
 		if err := decode(e, &d); err != nil {
 			return err
 		}
-		total, ok := TotalCents(d.Items)
-		if !ok || total != d.TotalCents {
-			return fmt.Errorf("%s: total_cents %d does not match the items", e.Type, d.TotalCents)
+		total, err := d.Check()
+		if err != nil {
+			return fmt.Errorf("%s: %w", e.Type, err)
 		}
 		*s = OrderState{ID: d.OrderID, UserID: d.UserID, Status: OrderStatusPending,
 			Items: append([]Item{}, d.Items...), TotalCents: total}
@@ -118,6 +118,9 @@ func applyOrder(s *OrderState, e events.Envelope) error {
 		var d ItemAdded
 		if err := decode(e, &d); err != nil {
 			return err
+		}
+		if err := d.Item.Check(); err != nil {
+			return fmt.Errorf("%s: item: %w", e.Type, err)
 		}
 		items := append(slices.Clip(s.Items), d.Item) // Clip: always a new array
 		total, ok := TotalCents(items)
@@ -130,11 +133,10 @@ func applyOrder(s *OrderState, e events.Envelope) error {
 		if err := decode(e, &d); err != nil {
 			return err
 		}
-		i := slices.IndexFunc(s.Items, func(it Item) bool { return it.ID == d.ItemID })
-		if i < 0 {
+		items, _, ok := RemoveLine(s.Items, d.ItemID)
+		if !ok {
 			return fmt.Errorf("%s: no item %q in the order", e.Type, d.ItemID)
 		}
-		items := slices.Delete(slices.Clone(s.Items), i, i+1)
 		total, _ := TotalCents(items) // a subset of items whose total fitted
 		s.Items, s.TotalCents = items, total
 	case EventOrderConfirmed:

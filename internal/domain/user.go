@@ -72,6 +72,9 @@ func applyUser(s *UserState, e events.Envelope) error {
 		if err := decode(e, &d); err != nil {
 			return err
 		}
+		if err := d.Check(); err != nil {
+			return fmt.Errorf("%s: %w", e.Type, err)
+		}
 		*s = UserState{ID: d.UserID, Email: d.Email, Name: d.Name, Status: UserStatusActive}
 	case EventUserProfileUpdated:
 		var d UserProfileUpdated

@@ -16,60 +16,60 @@ import (
 )
 
 // applyOrder records what the order emails need of an order event: the order's owner and
-// lines. One statement, guarded by the stream's version, so a redelivered event changes
-// nothing. An item event of an order the notifier has not seen created changes nothing
-// either; the order's email then fails as unknown.
+// lines. The lines change by the reference domain's own rules (domain.Order.Apply), so the
+// notifier's order is the writer's, and an event the writer's aggregate refuses (an item
+// removed that the order does not have, a total that does not match its lines) is Permanent
+// and changes nothing. A redelivered event changes nothing: the row keeps the version of the
+// last event applied. An item event of an order the notifier has not seen created changes
+// nothing either; the order's email then fails as unknown.
 func (n *Notifier) applyOrder(ctx context.Context, e events.Envelope) error {
 	id, err := streamUUID(e.StreamID, domain.OrderCategory)
 	if err != nil {
 		return consume.Permanent(err)
 	}
-	switch e.Type {
-	case domain.EventOrderCreated:
-		var d domain.OrderCreated
-		if err := decodeData(e, &d); err != nil {
-			return err
-		}
-		userID, err := uuid.Parse(d.UserID)
+	var (
+		s       domain.OrderState
+		version int64 = -1
+	)
+	if e.Type != domain.EventOrderCreated {
+		o, v, ok, err := readOrder(ctx, n.pool, id)
 		if err != nil {
-			return consume.Permanent(fmt.Errorf("%s: user_id %q is not a UUID", e.Type, d.UserID))
+			return dbError(err)
 		}
-		items, err := itemsJSON(d.Items)
+		if !ok || v >= e.Version {
+			return nil
+		}
+		s = domain.OrderState{ID: id.String(), UserID: o.UserID.String(), Status: domain.OrderStatusPending,
+			Items: o.Items, TotalCents: o.TotalCents}
+		version = v
+	}
+	if err := domain.Order.Apply(&s, e); err != nil {
+		return consume.Permanent(fmt.Errorf("%s %s@%d: %w", e.Type, e.StreamID, e.Version, err))
+	}
+	items, err := itemsJSON(s.Items)
+	if err != nil {
+		return consume.Permanent(err)
+	}
+	if version < 0 {
+		userID, err := uuid.Parse(s.UserID)
 		if err != nil {
-			return consume.Permanent(err)
+			return consume.Permanent(fmt.Errorf("%s: user_id %q is not a UUID", e.Type, s.UserID))
 		}
 		_, err = n.pool.Exec(ctx, `insert into annals_notifier_orders as o (order_id, user_id, items, total_cents, version)
 			values ($1, $2, $3::jsonb, $4, $5)
 			on conflict (order_id) do update set user_id = excluded.user_id, items = excluded.items,
 				total_cents = excluded.total_cents, version = excluded.version
-			where o.version < excluded.version`, id, userID, items, d.TotalCents, e.Version)
+			where o.version < excluded.version`, id, userID, items, s.TotalCents, e.Version)
 		return dbError(err)
-	case domain.EventItemAdded:
-		var d domain.ItemAdded
-		if err := decodeData(e, &d); err != nil {
-			return err
-		}
-		items, err := itemsJSON([]domain.Item{d.Item})
-		if err != nil {
-			return consume.Permanent(err)
-		}
-		_, err = n.pool.Exec(ctx, `update annals_notifier_orders
-			set items = items || $2::jsonb, total_cents = total_cents + $3::bigint * $4::bigint, version = $5
-			where order_id = $1 and version < $5`, id, items, d.Item.PriceCents, d.Item.Quantity, e.Version)
+	}
+	tag, err := n.pool.Exec(ctx, `update annals_notifier_orders set items = $2::jsonb, total_cents = $3, version = $4
+		where order_id = $1 and version = $5`, id, items, s.TotalCents, e.Version, version)
+	if err != nil {
 		return dbError(err)
-	case domain.EventItemRemoved:
-		var d domain.ItemRemoved
-		if err := decodeData(e, &d); err != nil {
-			return err
-		}
-		_, err = n.pool.Exec(ctx, `update annals_notifier_orders o set
-				items = coalesce((select jsonb_agg(it order by i) from jsonb_array_elements(o.items) with ordinality t(it, i)
-					where it->>'id' <> $2), '[]'::jsonb),
-				total_cents = o.total_cents - coalesce((select sum((it->>'price_cents')::bigint * (it->>'quantity')::bigint)
-					from jsonb_array_elements(o.items) it where it->>'id' = $2), 0),
-				version = $3
-			where order_id = $1 and version < $3`, id, clean(d.ItemID), e.Version)
-		return dbError(err)
+	}
+	if tag.RowsAffected() == 0 {
+		// Another delivery of the stream's events got there first; read the row again.
+		return fmt.Errorf("%s %s@%d: the order changed while the event was applied", e.Type, e.StreamID, e.Version)
 	}
 	return nil
 }
@@ -82,19 +82,25 @@ type order struct {
 }
 
 func lookupOrder(ctx context.Context, db *pgxpool.Pool, id uuid.UUID) (o order, ok bool, err error) {
+	o, _, ok, err = readOrder(ctx, db, id)
+	return o, ok, err
+}
+
+// readOrder reads an order and the version of the last event applied to it.
+func readOrder(ctx context.Context, db *pgxpool.Pool, id uuid.UUID) (o order, version int64, ok bool, err error) {
 	var items []byte
-	err = db.QueryRow(ctx, `select user_id, items, total_cents from annals_notifier_orders where order_id = $1`, id).
-		Scan(&o.UserID, &items, &o.TotalCents)
+	err = db.QueryRow(ctx, `select user_id, items, total_cents, version from annals_notifier_orders where order_id = $1`, id).
+		Scan(&o.UserID, &items, &o.TotalCents, &version)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return order{}, false, nil
+		return order{}, 0, false, nil
 	}
 	if err != nil {
-		return order{}, false, err
+		return order{}, 0, false, err
 	}
 	if err := json.Unmarshal(items, &o.Items); err != nil {
-		return order{}, false, fmt.Errorf("order %s: items: %w", id, err)
+		return order{}, 0, false, fmt.Errorf("order %s: items: %w", id, err)
 	}
-	return o, true, nil
+	return o, version, true, nil
 }
 
 // itemsJSON is the JSON array of items, with their texts made storable.

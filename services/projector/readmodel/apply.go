@@ -311,8 +311,8 @@ func plan(e events.Envelope) (s step, ok bool, err error) {
 		if d.UserID != "" && d.UserID != id.String() {
 			return s, false, fmt.Errorf("user_id %q is not the stream's id", d.UserID)
 		}
-		if d.Email == "" || d.Name == "" {
-			return s, false, fmt.Errorf("data needs email and name")
+		if err := d.Check(); err != nil {
+			return s, false, err
 		}
 		s.kind, s.c.email, s.c.name = userCreated, &d.Email, &d.Name
 	case domain.EventUserProfileUpdated:
@@ -342,14 +342,9 @@ func plan(e events.Envelope) (s step, ok bool, err error) {
 		if d.Items == nil {
 			d.Items = []domain.Item{}
 		}
-		for i, it := range d.Items {
-			if err := checkItem(it); err != nil {
-				return s, false, fmt.Errorf("items[%d]: %w", i, err)
-			}
-		}
-		total, ok := domain.TotalCents(d.Items)
-		if !ok || total != d.TotalCents {
-			return s, false, fmt.Errorf("total_cents %d does not match the items", d.TotalCents)
+		total, err := d.Check()
+		if err != nil {
+			return s, false, err
 		}
 		items, err := json.Marshal(d.Items)
 		if err != nil {
@@ -361,10 +356,10 @@ func plan(e events.Envelope) (s step, ok bool, err error) {
 		if err := decode(e, &d); err != nil {
 			return s, false, err
 		}
-		if err := checkItem(d.Item); err != nil {
+		if err := d.Item.Check(); err != nil {
 			return s, false, fmt.Errorf("item: %w", err)
 		}
-		line, _ := d.Item.LineTotal() // checkItem made sure it fits
+		line, _ := d.Item.LineTotal() // Check made sure it fits
 		item, err := json.Marshal(d.Item)
 		if err != nil {
 			return s, false, err
@@ -446,21 +441,6 @@ func hasNUL(data []byte) bool {
 		i++ // skip the escaped character
 	}
 	return false
-}
-
-func checkItem(it domain.Item) error {
-	switch {
-	case it.ID == "":
-		return fmt.Errorf("id is empty")
-	case it.PriceCents < 0:
-		return fmt.Errorf("price_cents %d is negative", it.PriceCents)
-	case it.Quantity < 1:
-		return fmt.Errorf("quantity %d is below 1", it.Quantity)
-	}
-	if _, ok := it.LineTotal(); !ok {
-		return fmt.Errorf("price_cents times quantity overflows")
-	}
-	return nil
 }
 
 // streamUUID is the id of a stream <category>-<uuid>.

@@ -1,0 +1,13 @@
+package notify
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+)
+
+// OrderOf is what the notifier knows of an order, and the version of the last event applied
+// to it.
+func (n *Notifier) OrderOf(ctx context.Context, id uuid.UUID) (o order, version int64, ok bool, err error) {
+	return readOrder(ctx, n.pool, id)
+}
