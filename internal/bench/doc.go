@@ -1,6 +1,7 @@
 // Package bench measures the whole pipeline against the physical limits of the servers it
-// runs on, in one run (`annals bench`, `make bench`), and holds the workloads that the Go
-// benchmarks of the library and the services run too, so that both measure the same thing.
+// runs on, in one run (`annals bench`, `make bench`). The workloads that the Go benchmarks of
+// the library and the services run too (appends, the mix and its fill, the relay's and the
+// consumers' drains) are internal/benchkit's, so that both measure the same thing.
 //
 // A run measures, in this order:
 //
