@@ -20,8 +20,8 @@
 //     ConsumerPerformance over its records, and EndToEndLatency, from the broker's own jars;
 //   - a relay started cold on an outbox filled with a realistic mix (Mix, Fill, RelayDrain),
 //     then the runtime with a no-op handler, the projector and the auditor, each draining
-//     the topics the relay filled with a fresh group (DrainNoOp, DrainProjector,
-//     DrainAuditor);
+//     the topics the relay filled with a fresh group (DrainNoOp, DrainProjector, and
+//     services/auditor/auditbench's Drain);
 //   - the notifier draining a smaller mix into the mail server, beside plain SMTP sessions
 //     sending as many messages of the same size (DrainNotifier, SMTPSend).
 //

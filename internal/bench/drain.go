@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -11,7 +10,6 @@ import (
 	"github.com/annals-dev/annals/internal/benchkit"
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/pkg/consume"
-	"github.com/annals-dev/annals/services/auditor/auditlog"
 	"github.com/annals-dev/annals/services/notifier/notify"
 	"github.com/annals-dev/annals/services/notifier/sender"
 	"github.com/annals-dev/annals/services/notifier/templates"
@@ -37,44 +35,6 @@ func DrainProjector(ctx context.Context, pool *pgxpool.Pool, cfg benchkit.DrainC
 		err := pool.QueryRow(ctx, `select count(*) from annals_inbox where group_name = $1`, readmodel.Group).Scan(&n)
 		return n >= cfg.Events, err
 	})
-}
-
-// DrainAuditor drains the topics with the auditor's consumer, working as the auditor's role,
-// into a fresh audit log on owner (a schema with the event store's tables, as the schema's
-// owner). The drain ends once the chain holds every event; the chain is then verified, out
-// of the time.
-func DrainAuditor(ctx context.Context, owner *pgxpool.Pool, cfg benchkit.DrainConfig) (benchkit.Drain, error) {
-	if _, err := auditlog.Migrate(ctx, owner, nil, ""); err != nil {
-		return benchkit.Drain{}, err
-	}
-	role, err := auditlog.RolePool(ctx, owner, "")
-	if err != nil {
-		return benchkit.Drain{}, err
-	}
-	defer role.Close()
-	l := auditlog.New(role, auditlog.Options{Metrics: auditlog.NewMetrics(prometheus.NewRegistry())})
-	d, err := benchkit.DrainWith(ctx, cfg, func(cc consume.Config) (func(context.Context) error, error) {
-		c, err := l.Consumer(cc)
-		if err != nil {
-			return nil, err
-		}
-		return c.Run, nil
-	}, func(ctx context.Context) (bool, error) {
-		var head int
-		err := owner.QueryRow(ctx, `select coalesce(max(seq), 0) from annals_audit_log`).Scan(&head)
-		return head >= cfg.Events, err
-	})
-	if err != nil {
-		return d, err
-	}
-	r, err := l.Verify(ctx, auditlog.VerifyOptions{})
-	if err != nil {
-		return d, fmt.Errorf("bench: verify the audit log: %w", err)
-	}
-	if !r.OK || r.Checked != int64(cfg.Events) {
-		return d, fmt.Errorf("bench: the audit log after the drain: %s; want an intact chain of %d entries", r, cfg.Events)
-	}
-	return d, nil
 }
 
 // DrainNotifier drains the topics with the notifier as its service wires it from app (sender,

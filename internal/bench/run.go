@@ -28,6 +28,7 @@ import (
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/lag"
 	"github.com/annals-dev/annals/pkg/relay"
+	"github.com/annals-dev/annals/services/auditor/auditbench"
 )
 
 // Options configure Run.
@@ -755,7 +756,7 @@ func (r *runner) relayAndConsumers(ctx context.Context) error {
 	}{
 		{"noop", &r.raw.NoOp, func(dc benchkit.DrainConfig) (benchkit.Drain, error) { return benchkit.DrainNoOp(ctx, dc) }},
 		{"projector", &r.raw.Projector, func(dc benchkit.DrainConfig) (benchkit.Drain, error) { return DrainProjector(ctx, pool, dc) }},
-		{"auditor", &r.raw.Auditor, func(dc benchkit.DrainConfig) (benchkit.Drain, error) { return DrainAuditor(ctx, pool, dc) }},
+		{"auditor", &r.raw.Auditor, func(dc benchkit.DrainConfig) (benchkit.Drain, error) { return auditbench.Drain(ctx, pool, dc) }},
 	} {
 		label := d.name + " drain"
 		r.say("%s: %d events in %d partitions, fresh group", label, total, cfg.Kafka.TopicPartitions)
