@@ -31,4 +31,9 @@
 // The package measures what the services do, as they are configured: it never changes how
 // they work to make a figure better. It creates only schemas, topics and groups whose names
 // start with bench, and removes them at the end of a run.
+//
+// It sits under cmd/annals because it imports the services (the projector's, the auditor's
+// and the notifier's consumers) as well as the library: only the annals command and the
+// stack's test of `make bench-quick` import it, and nothing in pkg/, internal/ or services/
+// may. What the library's benchmarks share with it is internal/benchkit's.
 package bench
