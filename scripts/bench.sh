@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: the whole pipeline against the physical limits of the servers it runs on, in one
 # run. Brings the local stack up, builds the services and the CLI, runs `bin/annals bench`
-# (internal/bench: pgbench, Kafka's ProducerPerformance, ConsumerPerformance and
+# (cmd/annals/bench: pgbench, Kafka's ProducerPerformance, ConsumerPerformance and
 # EndToEndLatency, plain SMTP; then Annals' appends, commands over HTTP, relay, consumers and
 # end-to-end latency, each with its ratio to its baseline and the targets met or missed), and
 # draws the latency plot from the results with tools/benchplot.

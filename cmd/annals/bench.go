@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/annals-dev/annals/internal/bench"
+	"github.com/annals-dev/annals/cmd/annals/bench"
 	"github.com/annals-dev/annals/internal/config"
 )
 
-// benchCmd measures the whole pipeline against its baselines (see internal/bench) and writes
+// benchCmd measures the whole pipeline against its baselines (see cmd/annals/bench) and writes
 // the table to stdout, progress to stderr and results.json to --out.
 func benchCmd(ctx context.Context, args []string, loadConfig func() (*config.Config, error), configPath string,
 	lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {

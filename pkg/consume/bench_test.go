@@ -9,7 +9,7 @@ import (
 
 	"github.com/annals-dev/annals/internal/domain"
 
-	"github.com/annals-dev/annals/internal/bench"
+	"github.com/annals-dev/annals/internal/benchkit"
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
 )
@@ -19,7 +19,7 @@ import (
 // every record, in batches and lanes, committing per batch. Each iteration is a fresh group
 // over the same records. It reports events/s and the records' average size (value, key and
 // headers), for Kafka's ConsumerPerformance to read records of the same size beside it;
-// `annals bench` runs the same drain (internal/bench.DrainNoOp) beside ConsumerPerformance.
+// `annals bench` runs the same drain (internal/benchkit.DrainNoOp) beside ConsumerPerformance.
 func BenchmarkConsumerNoOp(b *testing.B) {
 	n := 100_000
 	if s := os.Getenv("ANNALS_BENCH_EVENTS"); s != "" {
@@ -35,7 +35,7 @@ func BenchmarkConsumerNoOp(b *testing.B) {
 	var bytes float64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		d, err := bench.DrainNoOp(context.Background(), bench.DrainConfig{
+		d, err := benchkit.DrainNoOp(context.Background(), benchkit.DrainConfig{
 			Consumer: consume.Config{
 				Brokers: testenv.KafkaBrokers(b), Group: testenv.UniqueName(b), Topics: []string{topic}, DLQTopic: dlq,
 				Decode: consume.SchemaDecoder(domain.Catalog()), BatchSize: 1000,

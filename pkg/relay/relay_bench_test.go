@@ -17,7 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/annals-dev/annals/internal/bench"
+	"github.com/annals-dev/annals/internal/benchkit"
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/internal/wiring"
@@ -104,19 +104,19 @@ func itemAdded(i int) events.Event {
 // waitOutboxDrained polls the outbox until it is empty.
 func waitOutboxDrained(b *testing.B, pool *pgxpool.Pool, within time.Duration, every time.Duration) {
 	b.Helper()
-	if err := bench.WaitOutboxDrained(context.Background(), pool, within, every, nil, nil); err != nil {
+	if err := benchkit.WaitOutboxDrained(context.Background(), pool, within, every, nil, nil); err != nil {
 		b.Fatal(err)
 	}
 }
 
-// BenchmarkRelayDrain: an outbox of about 100,000 events of internal/bench.Mix (users and
+// BenchmarkRelayDrain: an outbox of about 100,000 events of internal/benchkit.Mix (users and
 // their orders, each stream written in one append before the clock starts) is published by
 // a relay started cold; each iteration times from the relay's start until the outbox is
 // empty, that is until the broker has acknowledged every record with acks=all and the relay
 // has deleted its row. It reports events/s, the average Avro value (avro-bytes/event) and
 // the average record as the broker stores it without framing (record-bytes/event: value,
 // key and headers), from a sample of the published records. `annals bench` runs the same
-// drain (internal/bench.RelayDrain) beside Kafka's ProducerPerformance.
+// drain (internal/benchkit.RelayDrain) beside Kafka's ProducerPerformance.
 func BenchmarkRelayDrain(b *testing.B) {
 	skipShort(b)
 	ctx := context.Background()
@@ -125,21 +125,21 @@ func BenchmarkRelayDrain(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		e := newBenchEnv(b, postgres.Options{})
-		streams, err := bench.Mix(100_000, 1)
+		streams, err := benchkit.Mix(100_000, 1)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := bench.Fill(ctx, e.store, streams, 8); err != nil {
+		if err := benchkit.Fill(ctx, e.store, streams, 8); err != nil {
 			b.Fatal(err)
 		}
-		total += bench.Count(streams)
+		total += benchkit.Count(streams)
 		r, err := relay.New(e.pool, wiring.Encoder{Catalog: domain.Catalog()}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix})
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
 
-		took, err := bench.RelayDrain(ctx, e.pool, r, 10*time.Minute, nil)
+		took, err := benchkit.RelayDrain(ctx, e.pool, r, 10*time.Minute, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -147,7 +147,7 @@ func BenchmarkRelayDrain(b *testing.B) {
 
 		b.StopTimer()
 		r.Close()
-		values, records, err := bench.RecordSizes(ctx, e.brokers, e.prefix+".order", 0, 2000)
+		values, records, err := benchkit.RecordSizes(ctx, e.brokers, e.prefix+".order", 0, 2000)
 		if err != nil {
 			b.Fatal(err)
 		}

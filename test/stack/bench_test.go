@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/annals-dev/annals/internal/bench"
+	"github.com/annals-dev/annals/cmd/annals/bench"
 )
 
 // TestBench_Quick runs `make bench-quick` (scripts/bench.sh --quick: the stack, the build,

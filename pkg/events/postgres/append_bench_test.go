@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/annals-dev/annals/internal/bench"
+	"github.com/annals-dev/annals/internal/benchkit"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 )
 
 // BenchmarkAppend measures appends against the real PostgreSQL: one event per append and
 // 100-event batches, by 1 and 8 concurrent appenders, each on its own stream with an exact
 // expected version (the writer's path). It reports events/s and the p50/p99 latency of one
-// append; `annals bench` runs the same workload (internal/bench.Appends) beside pgbench's
+// append; `annals bench` runs the same workload (internal/benchkit.Appends) beside pgbench's
 // one-INSERT transactions.
 func BenchmarkAppend(b *testing.B) {
 	for _, batch := range []int{1, 100} {
@@ -20,7 +20,7 @@ func BenchmarkAppend(b *testing.B) {
 			b.Run(fmt.Sprintf("events=%d/conc=%d", batch, conc), func(b *testing.B) {
 				s, _ := newStore(b, postgres.Options{})
 				b.ResetTimer()
-				res, err := bench.Appends(context.Background(), s, bench.Closed{Concurrency: conc, Ops: b.N}, batch)
+				res, err := benchkit.Appends(context.Background(), s, benchkit.Closed{Concurrency: conc, Ops: b.N}, batch)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -42,9 +42,9 @@ func BenchmarkPlainInsert(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ResetTimer()
-			res, err := bench.RunClosed(context.Background(), bench.Closed{Concurrency: conc, Ops: b.N}, func() func(context.Context) error {
+			res, err := benchkit.RunClosed(context.Background(), benchkit.Closed{Concurrency: conc, Ops: b.N}, func() func(context.Context) error {
 				return func(ctx context.Context) error {
-					_, err := pool.Exec(ctx, `insert into plain_insert (stream_id, data) values ($1, $2)`, "order-1", bench.AppendPayload)
+					_, err := pool.Exec(ctx, `insert into plain_insert (stream_id, data) values ($1, $2)`, "order-1", benchkit.AppendPayload)
 					return err
 				}
 			})
@@ -57,10 +57,10 @@ func BenchmarkPlainInsert(b *testing.B) {
 }
 
 // report reports operations/s, events/s and the p50/p99 latency of one operation.
-func report(b *testing.B, res bench.Throughput) {
+func report(b *testing.B, res benchkit.Throughput) {
 	b.StopTimer()
 	b.ReportMetric(res.OpsPerSec, "ops/s")
 	b.ReportMetric(res.EventsPerSec, "events/s")
-	b.ReportMetric(bench.Ms(res.Latency.P50), "p50-ms")
-	b.ReportMetric(bench.Ms(res.Latency.P99), "p99-ms")
+	b.ReportMetric(benchkit.Ms(res.Latency.P50), "p50-ms")
+	b.ReportMetric(benchkit.Ms(res.Latency.P99), "p99-ms")
 }

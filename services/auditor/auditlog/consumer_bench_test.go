@@ -9,9 +9,10 @@ import (
 
 	"github.com/annals-dev/annals/internal/domain"
 
-	"github.com/annals-dev/annals/internal/bench"
+	"github.com/annals-dev/annals/internal/benchkit"
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
+	"github.com/annals-dev/annals/services/auditor/auditbench"
 )
 
 // BenchmarkAuditor is the auditor's throughput on pre-filled topics: ANNALS_BENCH_EVENTS
@@ -20,7 +21,7 @@ import (
 // one lane, a transaction per batch, the chain's lock, blocked streams in
 // PostgreSQL) as the auditor's role, into a fresh log. Each iteration is a fresh schema and
 // group; the time runs from the consumer's start to the last entry's commit, and the chain is
-// verified after it (internal/bench.DrainAuditor, which `annals bench` runs too).
+// verified after it (auditbench.Drain, which `annals bench` runs too).
 // ANNALS_BENCH_BATCH changes the batch size (1000).
 func BenchmarkAuditor(b *testing.B) {
 	n := envInt(b, "ANNALS_BENCH_EVENTS", 100_000)
@@ -40,7 +41,7 @@ func BenchmarkAuditor(b *testing.B) {
 		owner, _ := testenv.SchemaPool(b)
 		migrateEventStore(b, owner)
 		b.StartTimer()
-		d, err := bench.DrainAuditor(context.Background(), owner, bench.DrainConfig{
+		d, err := auditbench.Drain(context.Background(), owner, benchkit.DrainConfig{
 			Consumer: consume.Config{
 				Brokers: testenv.KafkaBrokers(b), Group: testenv.UniqueName(b), Topics: []string{users, orders}, DLQTopic: dlq,
 				Decode: consume.SchemaDecoder(domain.Catalog()), BatchSize: batch,

@@ -1,6 +1,7 @@
 // Package bench measures the whole pipeline against the physical limits of the servers it
-// runs on, in one run (`annals bench`, `make bench`), and holds the workloads that the Go
-// benchmarks of the library and the services run too, so that both measure the same thing.
+// runs on, in one run (`annals bench`, `make bench`). The workloads that the Go benchmarks of
+// the library and the services run too (appends, the mix and its fill, the relay's and the
+// consumers' drains) are internal/benchkit's, so that both measure the same thing.
 //
 // A run measures, in this order:
 //
@@ -19,8 +20,8 @@
 //     ConsumerPerformance over its records, and EndToEndLatency, from the broker's own jars;
 //   - a relay started cold on an outbox filled with a realistic mix (Mix, Fill, RelayDrain),
 //     then the runtime with a no-op handler, the projector and the auditor, each draining
-//     the topics the relay filled with a fresh group (DrainNoOp, DrainProjector,
-//     DrainAuditor);
+//     the topics the relay filled with a fresh group (DrainNoOp, DrainProjector, and
+//     services/auditor/auditbench's Drain);
 //   - the notifier draining a smaller mix into the mail server, beside plain SMTP sessions
 //     sending as many messages of the same size (DrainNotifier, SMTPSend).
 //
@@ -30,4 +31,9 @@
 // The package measures what the services do, as they are configured: it never changes how
 // they work to make a figure better. It creates only schemas, topics and groups whose names
 // start with bench, and removes them at the end of a run.
+//
+// It sits under cmd/annals because it imports the services (the projector's, the auditor's
+// and the notifier's consumers) as well as the library: only the annals command and the
+// stack's test of `make bench-quick` import it, and nothing in pkg/, internal/ or services/
+// may. What the library's benchmarks share with it is internal/benchkit's.
 package bench

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/annals-dev/annals/internal/benchkit"
 )
 
 // Results is everything a run measured, as bench/results.json holds it.
@@ -76,8 +78,8 @@ type Point struct {
 	P99        float64 `json:"p99_ms"`
 }
 
-func pointOf(label string, throughput float64, l Latency) Point {
-	return Point{Label: label, Throughput: throughput, P50: Ms(l.P50), P90: Ms(l.P90), P99: Ms(l.P99)}
+func pointOf(label string, throughput float64, l benchkit.Latency) Point {
+	return Point{Label: label, Throughput: throughput, P50: benchkit.Ms(l.P50), P90: benchkit.Ms(l.P90), P99: benchkit.Ms(l.P99)}
 }
 
 // against sets f's baseline and ratio.

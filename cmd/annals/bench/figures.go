@@ -3,6 +3,8 @@ package bench
 import (
 	"fmt"
 	"math"
+
+	"github.com/annals-dev/annals/internal/benchkit"
 )
 
 // FigureIDs are the ids of every figure a run reports, baselines first; a run that lacks one
@@ -58,11 +60,11 @@ func (r *runner) figures() (baselines, figures []Figure, curves []Curve) {
 	for _, p := range raw.PGBench {
 		pg[p.Clients] = p
 		base(Figure{ID: fmt.Sprintf("pgbench.c%d.tps", p.Clients), Name: fmt.Sprintf("pgbench 1-INSERT tx, %d client(s)", p.Clients),
-			Value: p.TPS, Unit: "tx/s", Detail: fmt.Sprintf("p50 %.2f ms, p99 %.2f ms", Ms(p.Latency.P50), Ms(p.Latency.P99))})
+			Value: p.TPS, Unit: "tx/s", Detail: fmt.Sprintf("p50 %.2f ms, p99 %.2f ms", benchkit.Ms(p.Latency.P50), benchkit.Ms(p.Latency.P99))})
 		byID[fmt.Sprintf("pgbench.c%d.p50_ms", p.Clients)] = Figure{ID: fmt.Sprintf("pgbench.c%d.p50_ms", p.Clients),
-			Name: fmt.Sprintf("pgbench p50, %d client(s)", p.Clients), Value: Ms(p.Latency.P50), Unit: "ms"}
+			Name: fmt.Sprintf("pgbench p50, %d client(s)", p.Clients), Value: benchkit.Ms(p.Latency.P50), Unit: "ms"}
 		byID[fmt.Sprintf("pgbench.c%d.p99_ms", p.Clients)] = Figure{ID: fmt.Sprintf("pgbench.c%d.p99_ms", p.Clients),
-			Name: fmt.Sprintf("pgbench p99, %d client(s)", p.Clients), Value: Ms(p.Latency.P99), Unit: "ms"}
+			Name: fmt.Sprintf("pgbench p99, %d client(s)", p.Clients), Value: benchkit.Ms(p.Latency.P99), Unit: "ms"}
 		pgCurve.Points = append(pgCurve.Points, pointOf(fmt.Sprintf("%d", p.Clients), p.TPS, p.Latency))
 	}
 	// PostgreSQL's own events/s on the event store's table, one row or a batch per
@@ -84,7 +86,7 @@ func (r *runner) figures() (baselines, figures []Figure, curves []Curve) {
 		if p.Rows > 1 {
 			kind, name = fmt.Sprintf("batch%d", p.Rows), fmt.Sprintf("%d-row event INSERT tx", p.Rows)
 		}
-		detail := fmt.Sprintf("%s tx/s, p50 %.2f ms, p99 %.2f ms per tx", num(p.TPS), Ms(p.Latency.P50), Ms(p.Latency.P99))
+		detail := fmt.Sprintf("%s tx/s, p50 %.2f ms, p99 %.2f ms per tx", num(p.TPS), benchkit.Ms(p.Latency.P50), benchkit.Ms(p.Latency.P99))
 		if ratio, ok := pgBatchRatio(p.Rows, p.Clients); ok {
 			detail += fmt.Sprintf("; %.1f× the events/s of 1-row tx", ratio)
 		}
@@ -117,11 +119,11 @@ func (r *runner) figures() (baselines, figures []Figure, curves []Curve) {
 			Value: res.Throughput, Unit: "commands/s", Detail: fmt.Sprintf("%d commands, %d errors, %.0f events/s", res.Commands, errs, c.EventsPerSec)},
 			pgID+".tps", nil)
 		set(Figure{ID: fmt.Sprintf("commands.c%d.p50_ms", c.Clients), Name: fmt.Sprintf("HTTP command p50, %d client(s)", c.Clients),
-			Value: Ms(res.P50), Unit: "ms"}, pgID+".p50_ms", nil)
+			Value: benchkit.Ms(res.P50), Unit: "ms"}, pgID+".p50_ms", nil)
 		set(Figure{ID: fmt.Sprintf("commands.c%d.p99_ms", c.Clients), Name: fmt.Sprintf("HTTP command p99, %d client(s)", c.Clients),
-			Value: Ms(res.P99), Unit: "ms"}, pgID+".p99_ms", nil)
+			Value: benchkit.Ms(res.P99), Unit: "ms"}, pgID+".p99_ms", nil)
 		closed.Points = append(closed.Points, Point{Label: fmt.Sprintf("%d", c.Clients), Throughput: res.Throughput,
-			P50: Ms(res.P50), P90: Ms(res.P90), P99: Ms(res.P99)})
+			P50: benchkit.Ms(res.P50), P90: benchkit.Ms(res.P90), P99: benchkit.Ms(res.P99)})
 		if c.EventsPerSec > peak {
 			peak, peakClients = c.EventsPerSec, c.Clients
 		}
@@ -132,7 +134,7 @@ func (r *runner) figures() (baselines, figures []Figure, curves []Curve) {
 	single := map[int]string{}
 	for _, a := range raw.Appends {
 		t := a.Result
-		detail := fmt.Sprintf("p50 %.2f ms, p99 %.2f ms per append", Ms(t.Latency.P50), Ms(t.Latency.P99))
+		detail := fmt.Sprintf("p50 %.2f ms, p99 %.2f ms per append", benchkit.Ms(t.Latency.P50), benchkit.Ms(t.Latency.P99))
 		if a.Batch == 1 {
 			id := fmt.Sprintf("appends.single.c%d.events_per_sec", a.Concurrency)
 			single[a.Concurrency] = id
@@ -162,7 +164,7 @@ func (r *runner) figures() (baselines, figures []Figure, curves []Curve) {
 	set(relay, "writer.peak_events_per_sec", func(f *Figure) {
 		f.aim("ratio", ">=", 2, "relay ≥ 2× the writer's peak events/s")
 	})
-	drainDetail := func(d Drain) string {
+	drainDetail := func(d benchkit.Drain) string {
 		return fmt.Sprintf("%d events, records of %.0f bytes; %.0f events/s with the group join", d.Events, d.RecordBytes, d.WithJoinPerSec)
 	}
 	set(Figure{ID: "consumer.noop.events_per_sec", Name: "consumer runtime, no-op handler", Value: raw.NoOp.EventsPerSec, Unit: "events/s",
@@ -194,13 +196,13 @@ func (r *runner) figures() (baselines, figures []Figure, curves []Curve) {
 				f.aim("value", "<=", 100, "end-to-end p99 ≤ 100 ms at 50% of the maximum command rate")
 			}
 		}
-		set(Figure{ID: fmt.Sprintf("e2e.%d.p50_ms", pct), Name: fmt.Sprintf("end to end p50 at %d%% of max", pct), Value: Ms(e.Latency.P50),
+		set(Figure{ID: fmt.Sprintf("e2e.%d.p50_ms", pct), Name: fmt.Sprintf("end to end p50 at %d%% of max", pct), Value: benchkit.Ms(e.Latency.P50),
 			Unit: "ms", Detail: detail}, "kafka.e2e.p50_ms", p50)
-		set(Figure{ID: fmt.Sprintf("e2e.%d.p99_ms", pct), Name: fmt.Sprintf("end to end p99 at %d%% of max", pct), Value: Ms(e.Latency.P99),
+		set(Figure{ID: fmt.Sprintf("e2e.%d.p99_ms", pct), Name: fmt.Sprintf("end to end p99 at %d%% of max", pct), Value: benchkit.Ms(e.Latency.P99),
 			Unit: "ms"}, "kafka.e2e.p99_ms", p99)
 		label := fmt.Sprintf("%d%%", pct)
 		open.Points = append(open.Points, Point{Label: label, Throughput: e.Commands.Throughput,
-			P50: Ms(e.Commands.P50), P90: Ms(e.Commands.P90), P99: Ms(e.Commands.P99)})
+			P50: benchkit.Ms(e.Commands.P50), P90: benchkit.Ms(e.Commands.P90), P99: benchkit.Ms(e.Commands.P99)})
 		e2e.Points = append(e2e.Points, pointOf(label, e.Commands.Throughput, e.Latency))
 	}
 	curves = []Curve{pgCurve, closed, open, e2e}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/annals-dev/annals/internal/benchkit"
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/load"
 	"github.com/annals-dev/annals/internal/wiring"
@@ -27,6 +28,7 @@ import (
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/lag"
 	"github.com/annals-dev/annals/pkg/relay"
+	"github.com/annals-dev/annals/services/auditor/auditbench"
 )
 
 // Options configure Run.
@@ -87,22 +89,22 @@ func DefaultSettings(quick bool, partitions int) Settings {
 
 // Raw is every measurement of a run in full.
 type Raw struct {
-	PGBench      []PGBench    `json:"pgbench"`
-	Appends      []AppendRun  `json:"appends"`
-	Commands     []CommandRun `json:"commands"`
-	RecordBytes  int          `json:"record_bytes"` // median of the sampled records: value, key, headers
-	ValueBytes   int          `json:"value_bytes"`  // median Avro value
-	Sampled      int          `json:"sampled"`
-	EndToEnd     []EndToEnd   `json:"end_to_end"`
-	Producer     Producer     `json:"producer_performance"`
-	Consumer     Consumer     `json:"consumer_performance"`
-	KafkaLatency Latencies    `json:"end_to_end_latency"`
-	Relay        RelayRun     `json:"relay"`
-	NoOp         Drain        `json:"noop"`
-	Projector    Drain        `json:"projector"`
-	Auditor      Drain        `json:"auditor"`
-	Notifier     Drain        `json:"notifier"`
-	SMTP         SMTP         `json:"smtp"`
+	PGBench      []PGBench      `json:"pgbench"`
+	Appends      []AppendRun    `json:"appends"`
+	Commands     []CommandRun   `json:"commands"`
+	RecordBytes  int            `json:"record_bytes"` // median of the sampled records: value, key, headers
+	ValueBytes   int            `json:"value_bytes"`  // median Avro value
+	Sampled      int            `json:"sampled"`
+	EndToEnd     []EndToEnd     `json:"end_to_end"`
+	Producer     Producer       `json:"producer_performance"`
+	Consumer     Consumer       `json:"consumer_performance"`
+	KafkaLatency Latencies      `json:"end_to_end_latency"`
+	Relay        RelayRun       `json:"relay"`
+	NoOp         benchkit.Drain `json:"noop"`
+	Projector    benchkit.Drain `json:"projector"`
+	Auditor      benchkit.Drain `json:"auditor"`
+	Notifier     benchkit.Drain `json:"notifier"`
+	SMTP         SMTP           `json:"smtp"`
 
 	// PGBenchEvents are pgbench's runs on the event store's own table, after PGBench: one
 	// event row and a batch of 100 per transaction, by 1 and 8 clients.
@@ -111,9 +113,9 @@ type Raw struct {
 
 // AppendRun is one run of the append workload.
 type AppendRun struct {
-	Batch       int        `json:"batch"`
-	Concurrency int        `json:"concurrency"`
-	Result      Throughput `json:"result"`
+	Batch       int                 `json:"batch"`
+	Concurrency int                 `json:"concurrency"`
+	Result      benchkit.Throughput `json:"result"`
 }
 
 // CommandRun is one closed-loop run of commands over HTTP, with the events the writer
@@ -379,7 +381,7 @@ func (r *runner) pgbench(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		r.say("pgbench: %.0f tx/s, p50 %.2f ms, p99 %.2f ms", p.TPS, Ms(p.Latency.P50), Ms(p.Latency.P99))
+		r.say("pgbench: %.0f tx/s, p50 %.2f ms, p99 %.2f ms", p.TPS, benchkit.Ms(p.Latency.P50), benchkit.Ms(p.Latency.P99))
 		r.raw.PGBench = append(r.raw.PGBench, p)
 	}
 	return nil
@@ -410,7 +412,7 @@ func (r *runner) pgbenchEvents(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			r.say("pgbench: %.0f tx/s, %.0f events/s, p50 %.2f ms, p99 %.2f ms", p.TPS, p.RowsPerSec, Ms(p.Latency.P50), Ms(p.Latency.P99))
+			r.say("pgbench: %.0f tx/s, %.0f events/s, p50 %.2f ms, p99 %.2f ms", p.TPS, p.RowsPerSec, benchkit.Ms(p.Latency.P50), benchkit.Ms(p.Latency.P99))
 			r.raw.PGBenchEvents = append(r.raw.PGBenchEvents, p)
 			byRows[rows] = p.RowsPerSec
 		}
@@ -430,15 +432,15 @@ func (r *runner) appends(ctx context.Context) error {
 	for _, batch := range []int{1, 100} {
 		for _, c := range []int{1, 8} {
 			r.say("appends: %d event(s) per append, %d appender(s), %v", batch, c, r.set.AppendTime)
-			var t Throughput
+			var t benchkit.Throughput
 			err := r.profiled(fmt.Sprintf("appends-%d-by-%d", batch, c), func() (err error) {
-				t, err = Appends(ctx, store, Closed{Concurrency: c, Duration: r.set.AppendTime}, batch)
+				t, err = benchkit.Appends(ctx, store, benchkit.Closed{Concurrency: c, Duration: r.set.AppendTime}, batch)
 				return err
 			})
 			if err != nil {
 				return err
 			}
-			r.say("appends: %.0f events/s, p50 %.2f ms, p99 %.2f ms", t.EventsPerSec, Ms(t.Latency.P50), Ms(t.Latency.P99))
+			r.say("appends: %.0f events/s, p50 %.2f ms, p99 %.2f ms", t.EventsPerSec, benchkit.Ms(t.Latency.P50), benchkit.Ms(t.Latency.P99))
 			r.raw.Appends = append(r.raw.Appends, AppendRun{Batch: batch, Concurrency: c, Result: t})
 		}
 	}
@@ -536,7 +538,7 @@ func (r *runner) pipeline(ctx context.Context) error {
 	var values, records []int
 	for _, category := range wiring.Categories {
 		for p := range min(2, cfg.Kafka.TopicPartitions) {
-			v, rec, err := RecordSizes(ctx, cfg.Kafka.Brokers, cfg.TopicName(category), p, 2000)
+			v, rec, err := benchkit.RecordSizes(ctx, cfg.Kafka.Brokers, cfg.TopicName(category), p, 2000)
 			if err != nil {
 				return err
 			}
@@ -573,7 +575,7 @@ func (r *runner) pipeline(ctx context.Context) error {
 			return err
 		}
 		r.say("end to end: %d reads (every %d command(s)), p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, %d failed; commands: %s",
-			e.Latency.Count, e.ReadEvery, Ms(e.Latency.P50), Ms(e.Latency.P90), Ms(e.Latency.P99), e.ReadErrors, e.Commands)
+			e.Latency.Count, e.ReadEvery, benchkit.Ms(e.Latency.P50), benchkit.Ms(e.Latency.P90), benchkit.Ms(e.Latency.P99), e.ReadErrors, e.Commands)
 		r.say("usage: %s", e.Usage)
 		if e.Latency.Count == 0 {
 			return errors.New("bench: no read of the projector succeeded")
@@ -695,18 +697,18 @@ func (r *runner) kafkaVersion() string {
 // fill appends a mix of n events to a fresh schema, creates a deployment's topics for them
 // and lets a relay publish them: it returns the schema's pool, the deployment, the streams
 // and the relay's drain.
-func (r *runner) fill(ctx context.Context, suffix string, n int, seed uint64) (*pgxpool.Pool, *config.Config, []Stream, RelayRun, error) {
+func (r *runner) fill(ctx context.Context, suffix string, n int, seed uint64) (*pgxpool.Pool, *config.Config, []benchkit.Stream, RelayRun, error) {
 	pool, _, err := r.schema(ctx, suffix)
 	if err != nil {
 		return nil, nil, nil, RelayRun{}, err
 	}
-	streams, err := Mix(n, seed)
+	streams, err := benchkit.Mix(n, seed)
 	if err != nil {
 		return nil, nil, nil, RelayRun{}, err
 	}
-	total := Count(streams)
+	total := benchkit.Count(streams)
 	r.say("relay: filling the outbox with %d events of %d streams", total, len(streams))
-	if err := Fill(ctx, postgres.New(pool, postgres.Options{}), streams, 8); err != nil {
+	if err := benchkit.Fill(ctx, postgres.New(pool, postgres.Options{}), streams, 8); err != nil {
 		return nil, nil, nil, RelayRun{}, err
 	}
 	cfg := r.deployment(r.prefix + "-" + suffix)
@@ -721,7 +723,7 @@ func (r *runner) fill(ctx context.Context, suffix string, n int, seed uint64) (*
 	r.say("relay: draining %d events to Kafka (%d partitions, acks=all), started cold", total, cfg.Kafka.TopicPartitions)
 	var took time.Duration
 	err = r.profiled("relay-"+suffix, func() (err error) {
-		took, err = RelayDrain(ctx, pool, rl, 10*time.Minute, r.opts.Progress)
+		took, err = benchkit.RelayDrain(ctx, pool, rl, 10*time.Minute, r.opts.Progress)
 		return err
 	})
 	if err != nil {
@@ -746,21 +748,21 @@ func (r *runner) relayAndConsumers(ctx context.Context) error {
 		return err
 	}
 	r.raw.Relay = run
-	total := Count(streams)
+	total := benchkit.Count(streams)
 	for _, d := range []struct {
 		name string
-		dst  *Drain
-		run  func(DrainConfig) (Drain, error)
+		dst  *benchkit.Drain
+		run  func(benchkit.DrainConfig) (benchkit.Drain, error)
 	}{
-		{"noop", &r.raw.NoOp, func(dc DrainConfig) (Drain, error) { return DrainNoOp(ctx, dc) }},
-		{"projector", &r.raw.Projector, func(dc DrainConfig) (Drain, error) { return DrainProjector(ctx, pool, dc) }},
-		{"auditor", &r.raw.Auditor, func(dc DrainConfig) (Drain, error) { return DrainAuditor(ctx, pool, dc) }},
+		{"noop", &r.raw.NoOp, func(dc benchkit.DrainConfig) (benchkit.Drain, error) { return benchkit.DrainNoOp(ctx, dc) }},
+		{"projector", &r.raw.Projector, func(dc benchkit.DrainConfig) (benchkit.Drain, error) { return DrainProjector(ctx, pool, dc) }},
+		{"auditor", &r.raw.Auditor, func(dc benchkit.DrainConfig) (benchkit.Drain, error) { return auditbench.Drain(ctx, pool, dc) }},
 	} {
 		label := d.name + " drain"
 		r.say("%s: %d events in %d partitions, fresh group", label, total, cfg.Kafka.TopicPartitions)
-		var res Drain
+		var res benchkit.Drain
 		err := r.profiled(d.name, func() (err error) {
-			res, err = d.run(DrainConfig{Consumer: r.consumerConfig(cfg, cfg.ConsumerGroup(d.name)), Events: total,
+			res, err = d.run(benchkit.DrainConfig{Consumer: r.consumerConfig(cfg, cfg.ConsumerGroup(d.name)), Events: total,
 				Progress: r.opts.Progress, Label: label})
 			return err
 		})
@@ -780,12 +782,12 @@ func (r *runner) notifier(ctx context.Context) error {
 	}
 	app := *cfg
 	app.Notifier.RateLimit = r.set.NotifierRateLimit
-	emails := Emails(streams)
-	total := Count(streams)
+	emails := benchkit.Emails(streams)
+	total := benchkit.Count(streams)
 	r.say("notifier drain: %d events, %d emails to %s, rate limit off, fresh group", total, emails, app.SMTP.Addr)
-	var d Drain
+	var d benchkit.Drain
 	err = r.profiled("notifier", func() (err error) {
-		d, err = DrainNotifier(ctx, pool, &app, cfg.TopicName("user"), emails, DrainConfig{
+		d, err = DrainNotifier(ctx, pool, &app, cfg.TopicName("user"), emails, benchkit.DrainConfig{
 			Consumer: r.consumerConfig(cfg, cfg.ConsumerGroup("notifier")), Events: total, Progress: r.opts.Progress, Label: "notifier drain"})
 		return err
 	})

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/annals-dev/annals/internal/benchkit"
 	"github.com/annals-dev/annals/internal/load"
 )
 
@@ -22,7 +23,7 @@ type EndToEnd struct {
 	Commands load.Result `json:"commands"`
 	// Latency runs from a command's acceptance (its answer read by the client) to the answer
 	// of a read of its stream at the command's version from the projector's API.
-	Latency Latency `json:"latency"`
+	Latency benchkit.Latency `json:"latency"`
 	// ReadEvery is k when every k-th command was read back (see ReadsPerSec); ReadErrors
 	// counts the reads that failed (no answer, or not 200).
 	ReadEvery  int `json:"read_every"`
@@ -106,5 +107,5 @@ func RunEndToEnd(ctx context.Context, cfg EndToEndConfig) (EndToEnd, error) {
 	if err != nil {
 		return EndToEnd{}, err
 	}
-	return EndToEnd{Rate: cfg.Rate, Commands: res, Latency: Summarise(latencies), ReadEvery: int(every), ReadErrors: int(failed.Load())}, nil
+	return EndToEnd{Rate: cfg.Rate, Commands: res, Latency: benchkit.Summarise(latencies), ReadEvery: int(every), ReadErrors: int(failed.Load())}, nil
 }

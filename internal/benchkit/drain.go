@@ -1,4 +1,4 @@
-package bench
+package benchkit
 
 import (
 	"context"
@@ -8,19 +8,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
-	"github.com/annals-dev/annals/services/auditor/auditlog"
-	"github.com/annals-dev/annals/services/notifier/notify"
-	"github.com/annals-dev/annals/services/notifier/sender"
-	"github.com/annals-dev/annals/services/notifier/templates"
-	"github.com/annals-dev/annals/services/projector/readmodel"
 )
 
 // DrainConfig describes the drain of pre-filled topics by a fresh consumer group.
@@ -34,7 +27,8 @@ type DrainConfig struct {
 	Within time.Duration
 	// Progress, when set, gets a line a second.
 	Progress io.Writer
-	Label    string
+	// Label names the drain in progress lines and errors.
+	Label string
 }
 
 // Drain is what a drain measured.
@@ -60,7 +54,7 @@ type Drain struct {
 // DrainNoOp drains the topics with the consumer runtime and a handler that does nothing: the
 // runtime's own cost (fetching, decoding, batches, lanes, commits).
 func DrainNoOp(ctx context.Context, cfg DrainConfig) (Drain, error) {
-	return drain(ctx, cfg, func(cc consume.Config) (func(context.Context) error, error) {
+	return DrainWith(ctx, cfg, func(cc consume.Config) (func(context.Context) error, error) {
 		c, err := consume.New(cc, consume.HandlerFunc(func(context.Context, *consume.Message) error { return nil }))
 		if err != nil {
 			return nil, err
@@ -69,120 +63,21 @@ func DrainNoOp(ctx context.Context, cfg DrainConfig) (Drain, error) {
 	}, nil)
 }
 
-// DrainProjector drains the topics with the projector's consumer into fresh read models on
-// pool (a schema with the event store's tables, whose inbox and blocked streams it uses).
-// The drain ends once the inbox holds every event.
-func DrainProjector(ctx context.Context, pool *pgxpool.Pool, cfg DrainConfig) (Drain, error) {
-	if _, err := readmodel.Migrate(ctx, pool, nil); err != nil {
-		return Drain{}, err
-	}
-	p := readmodel.New(pool, readmodel.Options{Metrics: readmodel.NewMetrics(prometheus.NewRegistry())})
-	return drain(ctx, cfg, func(cc consume.Config) (func(context.Context) error, error) {
-		c, err := p.Consumer(cc)
-		if err != nil {
-			return nil, err
-		}
-		return c.Run, nil
-	}, func(ctx context.Context) (bool, error) {
-		var n int
-		err := pool.QueryRow(ctx, `select count(*) from annals_inbox where group_name = $1`, readmodel.Group).Scan(&n)
-		return n >= cfg.Events, err
-	})
-}
+// Build makes the consumer a drain runs from the group's configuration as the drain wrapped
+// it (use it whole: its Metrics count the progress, its Decode sees the records). The
+// function it returns runs the consumer until its context ends.
+type Build func(consume.Config) (func(context.Context) error, error)
 
-// DrainAuditor drains the topics with the auditor's consumer, working as the auditor's role,
-// into a fresh audit log on owner (a schema with the event store's tables, as the schema's
-// owner). The drain ends once the chain holds every event; the chain is then verified, out
-// of the time.
-func DrainAuditor(ctx context.Context, owner *pgxpool.Pool, cfg DrainConfig) (Drain, error) {
-	if _, err := auditlog.Migrate(ctx, owner, nil, ""); err != nil {
-		return Drain{}, err
-	}
-	role, err := auditlog.RolePool(ctx, owner, "")
-	if err != nil {
-		return Drain{}, err
-	}
-	defer role.Close()
-	l := auditlog.New(role, auditlog.Options{Metrics: auditlog.NewMetrics(prometheus.NewRegistry())})
-	d, err := drain(ctx, cfg, func(cc consume.Config) (func(context.Context) error, error) {
-		c, err := l.Consumer(cc)
-		if err != nil {
-			return nil, err
-		}
-		return c.Run, nil
-	}, func(ctx context.Context) (bool, error) {
-		var head int
-		err := owner.QueryRow(ctx, `select coalesce(max(seq), 0) from annals_audit_log`).Scan(&head)
-		return head >= cfg.Events, err
-	})
-	if err != nil {
-		return d, err
-	}
-	r, err := l.Verify(ctx, auditlog.VerifyOptions{})
-	if err != nil {
-		return d, fmt.Errorf("bench: verify the audit log: %w", err)
-	}
-	if !r.OK || r.Checked != int64(cfg.Events) {
-		return d, fmt.Errorf("bench: the audit log after the drain: %s; want an intact chain of %d entries", r, cfg.Events)
-	}
-	return d, nil
-}
+// Done reports whether the effects of every event of a drain are in place, once the runtime
+// has counted them all processed: a service's drain confirms them in its own tables.
+type Done func(context.Context) (bool, error)
 
-// DrainNotifier drains the topics with the notifier as its service wires it from app (sender,
-// built-in templates, user directory on the user topic userTopic), into a fresh sent log on
-// pool (a schema with the event store's tables). The drain ends once the mail server has
-// accepted emails emails.
-func DrainNotifier(ctx context.Context, pool *pgxpool.Pool, app *config.Config, userTopic string, emails int, cfg DrainConfig) (Drain, error) {
-	if _, err := notify.Migrate(ctx, pool, nil); err != nil {
-		return Drain{}, err
-	}
-	tpl, err := templates.Load(app.Notifier.TemplatesDir)
-	if err != nil {
-		return Drain{}, err
-	}
-	snd, err := sender.New(sender.Config{
-		Addr: app.SMTP.Addr, From: app.SMTP.From, Username: app.SMTP.Username, Password: app.SMTP.Password.Reveal(),
-		TLS: sender.TLSMode(app.SMTP.StartTLS), Timeout: app.SMTP.Timeout, Rate: float64(app.Notifier.RateLimit),
-		UserAgent: "annals-notifier",
-	})
-	if err != nil {
-		return Drain{}, err
-	}
-	defer snd.Close()
-	n := notify.New(pool, snd, tpl, notify.Options{MessageIDDomain: snd.Domain(), UserWait: app.Notifier.UserWait,
-		Registerer: prometheus.NewRegistry()})
-	d, err := drain(ctx, cfg, func(cc consume.Config) (func(context.Context) error, error) {
-		c, err := n.Consumer(cc)
-		if err != nil {
-			return nil, err
-		}
-		dir, err := n.Directory(notify.DirectoryConfig{Brokers: cc.Brokers, Topic: userTopic, Decode: cfg.Consumer.Decode})
-		if err != nil {
-			return nil, err
-		}
-		return func(ctx context.Context) error {
-			var wg sync.WaitGroup
-			wg.Go(func() { _ = dir.Run(ctx) })
-			defer wg.Wait()
-			return c.Run(ctx)
-		}, nil
-	}, func(ctx context.Context) (bool, error) {
-		var sent int
-		err := pool.QueryRow(ctx, `select count(*) from annals_notifier_sent`).Scan(&sent)
-		return sent >= emails, err
-	})
-	d.Emails = emails
-	if d.Fetching > 0 {
-		d.EmailsPerSec = float64(emails) / d.Fetching.Seconds()
-	}
-	return d, err
-}
-
-// drain runs the consumer that build makes until it has processed cfg.Events events and
+// DrainWith runs the consumer that build makes until it has processed cfg.Events events and
 // done (when set) confirms that their effects are in place. Only processed events count:
-// the runtime counts one once its handler, and its unit's transaction, has committed.
-func drain(ctx context.Context, cfg DrainConfig, build func(consume.Config) (func(context.Context) error, error),
-	done func(context.Context) (bool, error)) (Drain, error) {
+// the runtime counts one once its handler, and its unit's transaction, has committed. A
+// service's drain (the projector's, the auditor's, the notifier's) is DrainWith with that
+// service's consumer, kept where the service may be imported.
+func DrainWith(ctx context.Context, cfg DrainConfig, build Build, done Done) (Drain, error) {
 	if cfg.Within <= 0 {
 		cfg.Within = 5 * time.Minute
 	}

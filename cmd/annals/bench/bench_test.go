@@ -3,136 +3,21 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/annals-dev/annals/internal/domain"
+	"github.com/annals-dev/annals/internal/benchkit"
 	"github.com/annals-dev/annals/internal/load"
 	"github.com/annals-dev/annals/internal/testenv"
 )
-
-func TestPercentile(t *testing.T) {
-	ms := func(n ...int) []time.Duration {
-		var out []time.Duration
-		for _, v := range n {
-			out = append(out, time.Duration(v)*time.Millisecond)
-		}
-		return out
-	}
-	for _, tc := range []struct {
-		name string
-		in   []time.Duration
-		p    float64
-		want time.Duration
-	}{
-		{"Empty", nil, 0.5, 0},
-		{"One", ms(7), 0.99, 7 * time.Millisecond},
-		{"MedianOfFour", ms(1, 2, 3, 4), 0.5, 2 * time.Millisecond},
-		{"P99OfHundred", ms(slices.Collect(func(yield func(int) bool) {
-			for i := 1; i <= 100; i++ {
-				if !yield(i) {
-					return
-				}
-			}
-		})...), 0.99, 99 * time.Millisecond},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := Percentile(tc.in, tc.p); got != tc.want {
-				t.Errorf("Percentile(%v, %v) = %v, want %v", tc.in, tc.p, got, tc.want)
-			}
-		})
-	}
-}
-
-func TestRunClosed(t *testing.T) {
-	t.Run("Ops", func(t *testing.T) {
-		var n atomic.Int64
-		res, err := RunClosed(context.Background(), Closed{Concurrency: 4, Ops: 103, EventsPerOp: 10}, func() func(context.Context) error {
-			return func(context.Context) error { n.Add(1); return nil }
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.Ops != 103 || n.Load() != 103 || res.Events != 1030 || res.Latency.Count != 103 {
-			t.Errorf("ran %d (counted %d, %d events, %d latencies), want 103 operations of 10 events", n.Load(), res.Ops, res.Events, res.Latency.Count)
-		}
-	})
-	t.Run("Duration", func(t *testing.T) {
-		res, err := RunClosed(context.Background(), Closed{Concurrency: 2, Duration: 50 * time.Millisecond}, func() func(context.Context) error {
-			return func(context.Context) error { time.Sleep(time.Millisecond); return nil }
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.Ops == 0 || res.Elapsed < 50*time.Millisecond || res.OpsPerSec <= 0 {
-			t.Errorf("got %+v, want operations for at least 50ms", res)
-		}
-	})
-	t.Run("Error", func(t *testing.T) {
-		boom := errors.New("boom")
-		_, err := RunClosed(context.Background(), Closed{Concurrency: 3, Ops: 1000}, func() func(context.Context) error {
-			return func(context.Context) error { return boom }
-		})
-		if !errors.Is(err, boom) {
-			t.Errorf("err = %v, want %v", err, boom)
-		}
-	})
-}
-
-func TestMix(t *testing.T) {
-	streams, err := Mix(5000, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := Count(streams); n < 5000 || n > 5100 {
-		t.Errorf("Mix(5000) holds %d events, want 5000 to a user's streams more", n)
-	}
-	users := map[string]bool{}
-	emails := 0
-	for _, s := range streams {
-		category, id, _ := strings.Cut(s.ID, "-")
-		first := s.Events[0]
-		switch category {
-		case "user":
-			if first.Type != domain.EventUserCreated {
-				t.Fatalf("%s starts with %s", s.ID, first.Type)
-			}
-			users[id] = true
-		case "order":
-			var created domain.OrderCreated
-			if first.Type != domain.EventOrderCreated || json.Unmarshal(first.Data, &created) != nil {
-				t.Fatalf("%s starts with %s %s", s.ID, first.Type, first.Data)
-			}
-			if !users[created.UserID] || created.OrderID != id {
-				t.Errorf("%s: order %s of user %s, whose stream does not come first", s.ID, created.OrderID, created.UserID)
-			}
-		default:
-			t.Fatalf("stream %s", s.ID)
-		}
-		for _, e := range s.Events {
-			if !json.Valid(e.Data) {
-				t.Errorf("%s: %s data %s", s.ID, e.Type, e.Data)
-			}
-			if e.Type == domain.EventUserCreated || e.Type == domain.EventOrderConfirmed || e.Type == domain.EventOrderCancelled {
-				emails++
-			}
-		}
-	}
-	if got := Emails(streams); got != emails || got == 0 {
-		t.Errorf("Emails = %d, want %d", got, emails)
-	}
-}
 
 func TestHistogramQuantile(t *testing.T) {
 	h := histogram{bounds: []float64{0.01, 0.02, 0.04}, counts: []float64{10, 90, 100}, count: 100}
@@ -173,7 +58,7 @@ func ptr[T any](v T) *T { return &v }
 func fakeRun() *runner {
 	r := &runner{set: DefaultSettings(true, 12)}
 	for _, c := range []int{1, 8, 32} {
-		r.raw.PGBench = append(r.raw.PGBench, PGBench{Clients: c, TPS: 1000 * float64(c), Latency: Latency{P50: time.Millisecond, P99: 5 * time.Millisecond}})
+		r.raw.PGBench = append(r.raw.PGBench, PGBench{Clients: c, TPS: 1000 * float64(c), Latency: benchkit.Latency{P50: time.Millisecond, P99: 5 * time.Millisecond}})
 		r.raw.Commands = append(r.raw.Commands, CommandRun{Clients: c, EventsPerSec: 100 * float64(c),
 			Result: load.Result{Throughput: 100 * float64(c), P50: 5 * time.Millisecond, P99: 20 * time.Millisecond}})
 	}
@@ -184,12 +69,12 @@ func fakeRun() *runner {
 				tps = 12 * tps / float64(rows)
 			}
 			r.raw.PGBenchEvents = append(r.raw.PGBenchEvents, PGBenchEvents{Rows: rows, RowsPerSec: tps * float64(rows),
-				PGBench: PGBench{Clients: c, TPS: tps, Latency: Latency{P50: time.Millisecond, P99: 4 * time.Millisecond}}})
+				PGBench: PGBench{Clients: c, TPS: tps, Latency: benchkit.Latency{P50: time.Millisecond, P99: 4 * time.Millisecond}}})
 		}
 	}
 	for _, batch := range []int{1, 100} {
 		for _, c := range []int{1, 8} {
-			r.raw.Appends = append(r.raw.Appends, AppendRun{Batch: batch, Concurrency: c, Result: Throughput{EventsPerSec: float64(700 * batch * c)}})
+			r.raw.Appends = append(r.raw.Appends, AppendRun{Batch: batch, Concurrency: c, Result: benchkit.Throughput{EventsPerSec: float64(700 * batch * c)}})
 		}
 	}
 	r.raw.Producer = Producer{RecordsPerSec: 50_000}
@@ -197,10 +82,10 @@ func fakeRun() *runner {
 	r.raw.KafkaLatency = Latencies{P50Ms: 2, P99Ms: 10}
 	r.raw.SMTP = SMTP{EmailsPerSec: 500}
 	r.raw.Relay = RelayRun{EventsPerSec: 30_000}
-	r.raw.NoOp, r.raw.Projector, r.raw.Auditor = Drain{EventsPerSec: 60_000}, Drain{EventsPerSec: 8_000}, Drain{EventsPerSec: 6_000}
-	r.raw.Notifier = Drain{EmailsPerSec: 200}
+	r.raw.NoOp, r.raw.Projector, r.raw.Auditor = benchkit.Drain{EventsPerSec: 60_000}, benchkit.Drain{EventsPerSec: 8_000}, benchkit.Drain{EventsPerSec: 6_000}
+	r.raw.Notifier = benchkit.Drain{EmailsPerSec: 200}
 	for range r.set.EndToEndFractions {
-		r.raw.EndToEnd = append(r.raw.EndToEnd, EndToEnd{Latency: Latency{P50: 12 * time.Millisecond, P99: 150 * time.Millisecond}})
+		r.raw.EndToEnd = append(r.raw.EndToEnd, EndToEnd{Latency: benchkit.Latency{P50: 12 * time.Millisecond, P99: 150 * time.Millisecond}})
 	}
 	return r
 }
@@ -370,7 +255,7 @@ func TestPGBenchEventRows(t *testing.T) {
 			bool_and(type = 'ItemAdded' and category = 'order' and data::text = $1 and metadata::text = '{}'
 				and correlation_id = 'bench' and causation_id = 'bench' and schema_version = 1) as ok
 			from annals_events group by stream_id) s`,
-		AppendPayload).Scan(&one, &batch, &bad, &badIDs); err != nil {
+		benchkit.AppendPayload).Scan(&one, &batch, &bad, &badIDs); err != nil {
 		t.Fatal(err)
 	}
 	if one == 0 || batch == 0 || bad != 0 || badIDs != 0 {

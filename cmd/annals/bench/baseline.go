@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/annals-dev/annals/internal/benchkit"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/services/notifier/templates"
 )
@@ -29,9 +30,9 @@ import (
 
 // PGBench is pgbench's figures for one client count.
 type PGBench struct {
-	Clients int     `json:"clients"`
-	TPS     float64 `json:"tps"`
-	Latency Latency `json:"latency"`
+	Clients int              `json:"clients"`
+	TPS     float64          `json:"tps"`
+	Latency benchkit.Latency `json:"latency"`
 }
 
 // PGBenchInsert runs pgbench with a script of one INSERT of an event-sized row per
@@ -41,7 +42,7 @@ type PGBench struct {
 // caller's (PGBenchSchema).
 func PGBenchInsert(ctx context.Context, pgbench, url, schema, dir string, clients int, d time.Duration) (PGBench, error) {
 	sql := fmt.Sprintf("insert into %s.one_insert (stream_id, data) values ('order-' || :client_id, '%s');\n",
-		pgx.Identifier{schema}.Sanitize(), AppendPayload)
+		pgx.Identifier{schema}.Sanitize(), benchkit.AppendPayload)
 	return runPGBench(ctx, pgbench, url, dir, "insert.sql", sql, fmt.Sprintf("pgbench_c%d", clients), clients, d)
 }
 
@@ -93,7 +94,7 @@ func runPGBench(ctx context.Context, pgbench, url, dir, script, sql, logPrefix s
 			}
 		}
 	}
-	return PGBench{Clients: clients, TPS: tps, Latency: Summarise(ds)}, nil
+	return PGBench{Clients: clients, TPS: tps, Latency: benchkit.Summarise(ds)}, nil
 }
 
 // PGBenchSchema creates a schema with pgbench's table: an identity primary key, the stream
@@ -154,10 +155,10 @@ func PGBenchEventRows(ctx context.Context, pgbench, url, schema, dir string, row
 	cols := "(event_id, stream_id, category, version, type, data, metadata, correlation_id, causation_id)"
 	if rows == 1 {
 		sql += fmt.Sprintf("insert into %s %s values (%s, %s, 'order', 0, 'ItemAdded', '%s', '{}', 'bench', 'bench');\n",
-			table, cols, id, stream, AppendPayload)
+			table, cols, id, stream, benchkit.AppendPayload)
 	} else {
 		sql += fmt.Sprintf("insert into %s %s select %s, %s, 'order', v, 'ItemAdded', '%s'::json, '{}'::json, 'bench', 'bench' from generate_series(0, %d) as v;\n",
-			table, cols, id, stream, AppendPayload, rows-1)
+			table, cols, id, stream, benchkit.AppendPayload, rows-1)
 	}
 	name := fmt.Sprintf("events%d", rows)
 	p, err := runPGBench(ctx, pgbench, url, dir, name+".sql", sql, fmt.Sprintf("pgbench_%s_c%d", name, clients), clients, d)
