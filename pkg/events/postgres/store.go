@@ -115,7 +115,7 @@ func (a TxAppender) Append(ctx context.Context, streamID string, expected events
 const (
 	baseAny = `select coalesce(max(version), -1) as v from annals_events where stream_id = $1
 	having coalesce(max(version), -1) + $3::int < $5::bigint`
-	baseNoStream     = `select -1::bigint as v where $3::int < $5::bigint`
+	baseNoStream     = `select -1::bigint as v where -1 + $3::int < $5::bigint`
 	baseStreamExists = `select max(version) as v from annals_events where stream_id = $1
 	having max(version) is not null and max(version) + $3::int < $5::bigint`
 	baseExact = `select $4::bigint as v
