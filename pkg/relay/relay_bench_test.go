@@ -78,7 +78,7 @@ func newBenchEnv(b *testing.B, opts postgres.Options) *benchEnv {
 // startRelay runs a relay with the services' Avro encoder until the returned stop is called.
 func (e *benchEnv) startRelay(b *testing.B) (r *relay.Relay, stop func()) {
 	b.Helper()
-	r, err := relay.New(e.pool, wiring.Encoder{Catalog: domain.Catalog()}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix})
+	r, err := relay.New(e.store.Outbox(), wiring.Encoder{Catalog: domain.Catalog()}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func BenchmarkRelayDrain(b *testing.B) {
 			b.Fatal(err)
 		}
 		total += bench.Count(streams)
-		r, err := relay.New(e.pool, wiring.Encoder{Catalog: domain.Catalog()}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix})
+		r, err := relay.New(e.store.Outbox(), wiring.Encoder{Catalog: domain.Catalog()}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -66,7 +66,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) start(t *testing.T, cfg relay.Config) *relay.Relay {
 	t.Helper()
 	cfg.Brokers, cfg.TopicPrefix = e.brokers, e.prefix
-	r, err := relay.New(e.pool, jsonEncoder{}, cfg)
+	r, err := relay.New(e.store.Outbox(), jsonEncoder{}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,7 +460,7 @@ func TestRelay_BacklogWhilePublishingFails(t *testing.T) {
 	e := newEnv(t)
 	reg := prometheus.NewPedanticRegistry()
 	closed := "127.0.0.1:" + strconv.Itoa(closedPort(t))
-	r, err := relay.New(e.pool, jsonEncoder{}, relay.Config{
+	r, err := relay.New(e.store.Outbox(), jsonEncoder{}, relay.Config{
 		Brokers: []string{closed}, TopicPrefix: e.prefix, Metrics: relay.NewMetrics(reg),
 		RetryBackoff: 20 * time.Millisecond, StatsInterval: 50 * time.Millisecond, WriteTimeout: time.Second,
 	})
