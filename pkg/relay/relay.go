@@ -17,6 +17,7 @@ import (
 
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/outbox"
+	"github.com/annals-dev/annals/pkg/kafkawire"
 )
 
 // Encoder turns an event into a Kafka record value. Encoding is deterministic: an error means
@@ -26,22 +27,6 @@ import (
 type Encoder interface {
 	Encode(e events.Envelope) (value []byte, contentType string, fingerprint uint64, err error)
 }
-
-// Header names of every published record.
-const (
-	HeaderEventID        = "event-id"
-	HeaderEventType      = "event-type"
-	HeaderStreamVersion  = "stream-version"
-	HeaderGlobalPosition = "global-position"
-	HeaderCorrelationID  = "correlation-id"
-	HeaderCausationID    = "causation-id"
-	HeaderRecordedAt     = "recorded-at"
-	HeaderContentType    = "content-type"
-	HeaderFingerprint    = "schema-fingerprint"
-	// HeaderMetadata carries the event's metadata as a JSON object of strings, when it has
-	// any (the Avro record does not hold it).
-	HeaderMetadata = "metadata"
-)
 
 // Config tunes a Relay. Zero values take the defaults noted.
 type Config struct {
@@ -285,7 +270,7 @@ func (r *Relay) drain(ctx context.Context, sess outbox.Session) (int, error) {
 			end++
 		}
 		for i := start; i < end; i++ {
-			part, err := r.partitionOf(ctx, r.cfg.TopicPrefix+"."+batch[i].Category, batch[i].StreamID)
+			part, err := r.partitionOf(ctx, kafkawire.Topic(r.cfg.TopicPrefix, batch[i].Category), batch[i].StreamID)
 			if err != nil {
 				return 0, err
 			}
@@ -532,25 +517,25 @@ func (r *Relay) inOrder(batch []outbox.Append) []outbox.Append {
 
 func (r *Relay) message(e events.Envelope, value []byte, contentType string, fp uint64) kafka.Message {
 	m := kafka.Message{
-		Topic: r.cfg.TopicPrefix + "." + e.Category,
+		Topic: kafkawire.Topic(r.cfg.TopicPrefix, e.Category),
 		Key:   []byte(e.StreamID),
 		Value: value,
 		Time:  e.RecordedAt,
 		Headers: []kafka.Header{
-			{Key: HeaderEventID, Value: []byte(e.EventID.String())},
-			{Key: HeaderEventType, Value: []byte(e.Type)},
-			{Key: HeaderStreamVersion, Value: strconv.AppendInt(nil, e.Version, 10)},
-			{Key: HeaderGlobalPosition, Value: strconv.AppendInt(nil, e.GlobalPosition, 10)},
-			{Key: HeaderCorrelationID, Value: []byte(e.CorrelationID)},
-			{Key: HeaderCausationID, Value: []byte(e.CausationID)},
-			{Key: HeaderRecordedAt, Value: []byte(e.RecordedAt.Format(time.RFC3339Nano))},
-			{Key: HeaderContentType, Value: []byte(contentType)},
-			{Key: HeaderFingerprint, Value: fmt.Appendf(nil, "%016x", fp)},
+			{Key: kafkawire.HeaderEventID, Value: []byte(e.EventID.String())},
+			{Key: kafkawire.HeaderEventType, Value: []byte(e.Type)},
+			{Key: kafkawire.HeaderStreamVersion, Value: strconv.AppendInt(nil, e.Version, 10)},
+			{Key: kafkawire.HeaderGlobalPosition, Value: strconv.AppendInt(nil, e.GlobalPosition, 10)},
+			{Key: kafkawire.HeaderCorrelationID, Value: []byte(e.CorrelationID)},
+			{Key: kafkawire.HeaderCausationID, Value: []byte(e.CausationID)},
+			{Key: kafkawire.HeaderRecordedAt, Value: []byte(e.RecordedAt.Format(time.RFC3339Nano))},
+			{Key: kafkawire.HeaderContentType, Value: []byte(contentType)},
+			{Key: kafkawire.HeaderFingerprint, Value: fmt.Appendf(nil, "%016x", fp)},
 		},
 	}
 	if len(e.Metadata) > 0 {
 		md, _ := json.Marshal(e.Metadata) // a map of strings always marshals
-		m.Headers = append(m.Headers, kafka.Header{Key: HeaderMetadata, Value: md})
+		m.Headers = append(m.Headers, kafka.Header{Key: kafkawire.HeaderMetadata, Value: md})
 	}
 	return m
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/relay"
 )
 
@@ -51,13 +52,13 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e := &env{store: postgres.New(pool, postgres.Options{}), pool: pool, brokers: testenv.KafkaBrokers(t), prefix: "test-" + testenv.UniqueName(t)}
-	topics := []relay.Topic{{Name: e.prefix + ".user", Partitions: 3, ReplicationFactor: 1}, {Name: e.prefix + ".order", Partitions: 3, ReplicationFactor: 1}}
+	topics := []relay.Topic{{Name: kafkawire.Topic(e.prefix, "user"), Partitions: 3, ReplicationFactor: 1}, {Name: kafkawire.Topic(e.prefix, "order"), Partitions: 3, ReplicationFactor: 1}}
 	if err := relay.EnsureTopics(context.Background(), e.brokers, topics, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		client := &kafka.Client{Addr: kafka.TCP(e.brokers...)}
-		client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{e.prefix + ".user", e.prefix + ".order"}})
+		client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{kafkawire.Topic(e.prefix, "user"), kafkawire.Topic(e.prefix, "order")}})
 	})
 	return e
 }
@@ -106,7 +107,7 @@ func (e *env) consume(t *testing.T, want int, within time.Duration) []record {
 	t.Helper()
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: e.brokers, GroupID: "test-" + testenv.UniqueName(t),
-		GroupTopics: []string{e.prefix + ".user", e.prefix + ".order"},
+		GroupTopics: []string{kafkawire.Topic(e.prefix, "user"), kafkawire.Topic(e.prefix, "order")},
 		StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond,
 	})
 	defer r.Close()
@@ -122,7 +123,7 @@ func (e *env) consume(t *testing.T, want int, within time.Duration) []record {
 		for _, h := range m.Headers {
 			rec.headers[h.Key] = string(h.Value)
 		}
-		rec.version, _ = strconv.ParseInt(rec.headers[relay.HeaderStreamVersion], 10, 64)
+		rec.version, _ = strconv.ParseInt(rec.headers[kafkawire.HeaderStreamVersion], 10, 64)
 		out = append(out, rec)
 	}
 	return out
@@ -186,11 +187,11 @@ func TestRelay_PublishesEveryEventInOrder(t *testing.T) {
 		}
 		ev := stored[1]
 		wantHeaders := map[string]string{
-			relay.HeaderEventID: ev.EventID.String(), relay.HeaderEventType: "Something",
-			relay.HeaderStreamVersion: "1", relay.HeaderGlobalPosition: strconv.FormatInt(ev.GlobalPosition, 10),
-			relay.HeaderCorrelationID: "corr", relay.HeaderCausationID: "cause",
-			relay.HeaderRecordedAt: ev.RecordedAt.Format(time.RFC3339Nano), relay.HeaderContentType: "application/json",
-			relay.HeaderFingerprint: "000000000000002a", relay.HeaderMetadata: `{"user_agent":"test"}`,
+			kafkawire.HeaderEventID: ev.EventID.String(), kafkawire.HeaderEventType: "Something",
+			kafkawire.HeaderStreamVersion: "1", kafkawire.HeaderGlobalPosition: strconv.FormatInt(ev.GlobalPosition, 10),
+			kafkawire.HeaderCorrelationID: "corr", kafkawire.HeaderCausationID: "cause",
+			kafkawire.HeaderRecordedAt: ev.RecordedAt.Format(time.RFC3339Nano), kafkawire.HeaderContentType: "application/json",
+			kafkawire.HeaderFingerprint: "000000000000002a", kafkawire.HeaderMetadata: `{"user_agent":"test"}`,
 		}
 		for k, v := range wantHeaders {
 			if r.headers[k] != v {
