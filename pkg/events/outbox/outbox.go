@@ -52,11 +52,12 @@ type Backlog struct {
 // publisher and the database session its reads and settlements go through. If that session
 // breaks, the lock goes with it, and so does every later call.
 type Session interface {
-	// Pending reads, oldest transaction first, the committed appends of the outbox whose
-	// events fit in maxEvents (at least one append, whatever its size), each with its events
-	// and its stream's Head, sorted by stream and version. A row that commits late, behind rows
-	// already settled, is read by a later call: nothing is skipped, and an open transaction
-	// holds nothing back.
+	// Pending reads a window of the committed appends in the outbox, oldest transaction first:
+	// those that start within the first maxEvents events, so at least one whatever its size,
+	// and the last may run past the budget. Each comes with its events and its stream's Head,
+	// and the window is sorted by stream and version. An append that commits late, behind
+	// appends already settled, is read by a later call: nothing is skipped, and an open
+	// transaction holds nothing back.
 	Pending(ctx context.Context, maxEvents int) ([]Append, error)
 	// Settle removes the settled appends from the outbox in one transaction: the published
 	// ones are deleted, the others moved aside with their reason. Their events stay counted
