@@ -17,6 +17,7 @@ import (
 
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/testenv"
+	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/lag"
 )
 
@@ -27,7 +28,7 @@ func lagDeployment(t *testing.T) (string, []string, *kafka.Client, func() (*conf
 	t.Helper()
 	brokers := testenv.KafkaBrokers(t)
 	prefix := "test-" + testenv.UniqueName(t)
-	topics := []string{prefix + ".user", prefix + ".order", prefix + ".dlq." + prefix + "-projector"}
+	topics := []string{kafkawire.Topic(prefix, "user"), kafkawire.Topic(prefix, "order"), kafkawire.DeadLetterTopic(prefix, prefix+"-projector")}
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 20 * time.Second}
 	var create []kafka.TopicConfig
 	for _, topic := range topics {

@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/annals-dev/annals/internal/testenv"
+	"github.com/annals-dev/annals/pkg/kafkawire"
 )
 
 func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, string) {
@@ -25,7 +26,7 @@ func TestTopics(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	prefix := "test-" + testenv.UniqueName(t)
 	env := map[string]string{"KAFKA_BROKERS": strings.Join(brokers, ","), "KAFKA_TOPIC_PREFIX": prefix, "KAFKA_TOPIC_PARTITIONS": "3"}
-	want := []string{prefix + ".user", prefix + ".order", prefix + ".dlq." + prefix + "-projector", prefix + ".dlq." + prefix + "-notifier", prefix + ".dlq." + prefix + "-auditor"}
+	want := []string{kafkawire.Topic(prefix, "user"), kafkawire.Topic(prefix, "order"), kafkawire.DeadLetterTopic(prefix, prefix+"-projector"), kafkawire.DeadLetterTopic(prefix, prefix+"-notifier"), kafkawire.DeadLetterTopic(prefix, prefix+"-auditor")}
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 20 * time.Second}
 	t.Cleanup(func() {
 		client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: want})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/testenv"
+	"github.com/annals-dev/annals/pkg/kafkawire"
 )
 
 // replayCLI runs `annals replay args...` against a deployment whose topics have prefix.
@@ -29,7 +30,7 @@ func replayCLI(t *testing.T, brokers []string, prefix string, args ...string) (s
 func TestReplayCmd(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	prefix := "test-" + testenv.UniqueName(t)
-	topics := []string{prefix + ".user", prefix + ".order"}
+	topics := []string{kafkawire.Topic(prefix, "user"), kafkawire.Topic(prefix, "order")}
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 20 * time.Second}
 	ctx := context.Background()
 	var create []kafka.TopicConfig

@@ -22,6 +22,7 @@ import (
 
 	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/internal/testenv"
+	"github.com/annals-dev/annals/pkg/kafkawire"
 )
 
 func envFunc(m map[string]string) func(string) (string, bool) {
@@ -226,9 +227,9 @@ func TestServices_SIGTERM(t *testing.T) {
 	dbURL, brokers := u.String(), strings.Join(testenv.KafkaBrokers(t), ",")
 	prefix := "sigterm-" + testenv.UniqueName(t)
 	t.Cleanup(func() {
-		var topics []string
-		for _, name := range []string{"user", "order", "dlq." + prefix + "-projector", "dlq." + prefix + "-notifier", "dlq." + prefix + "-auditor"} {
-			topics = append(topics, prefix+"."+name)
+		topics := []string{kafkawire.Topic(prefix, "user"), kafkawire.Topic(prefix, "order")}
+		for _, service := range []string{"projector", "notifier", "auditor"} {
+			topics = append(topics, kafkawire.DeadLetterTopic(prefix, prefix+"-"+service))
 		}
 		client := &kafka.Client{Addr: kafka.TCP(testenv.KafkaBrokers(t)...), Timeout: 30 * time.Second}
 		if _, err := client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: topics}); err != nil {

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/annals-dev/annals/pkg/kafkawire"
 )
 
 // DefaultPath is the configuration file used when none is named.
@@ -313,7 +315,7 @@ func (s EventStore) ConnString() string {
 
 // TopicName returns the topic of an event category: <prefix>.<category>.
 func (c Config) TopicName(category string) string {
-	return c.Kafka.TopicPrefix + "." + category
+	return kafkawire.Topic(c.Kafka.TopicPrefix, category)
 }
 
 // ConsumerGroup returns the consumer group of a consuming service (projector, notifier,
@@ -326,7 +328,7 @@ func (c Config) ConsumerGroup(service string) string {
 // DLQTopic returns the dead-letter topic of a consumer group:
 // <prefix>.dlq.<group>.
 func (c Config) DLQTopic(group string) string {
-	return c.Kafka.TopicPrefix + ".dlq." + group
+	return kafkawire.DeadLetterTopic(c.Kafka.TopicPrefix, group)
 }
 
 // ResolvePath returns the configuration file to load: flagValue if set,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/relay"
 	"github.com/annals-dev/annals/pkg/schema"
 )
@@ -61,7 +62,7 @@ func (e Encoder) Encode(ev events.Envelope) ([]byte, string, uint64, error) {
 // NewRelay builds the relay of a deployment; its metrics go to reg.
 func NewRelay(pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*relay.Relay, error) {
 	enc := Encoder{Catalog: domain.Catalog(), JSON: cfg.EventSourcing.Serialization == "json"}
-	return relay.New(pool, enc, relay.Config{
+	return relay.New(postgres.NewOutbox(pool), enc, relay.Config{
 		Brokers:     cfg.Kafka.Brokers,
 		TopicPrefix: cfg.Kafka.TopicPrefix,
 		Logger:      log,

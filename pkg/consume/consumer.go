@@ -17,16 +17,8 @@ import (
 	"github.com/sourcegraph/conc"
 
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/logctx"
-)
-
-// Dead-letter header names, beside the original record's own headers.
-const (
-	HeaderError             = "error"
-	HeaderOriginalTopic     = "original-topic"
-	HeaderOriginalPartition = "original-partition"
-	HeaderOriginalOffset    = "original-offset"
-	HeaderAttempts          = "attempts"
 )
 
 // Decoder turns a record into the event it carries. An error sends the record to the
@@ -672,11 +664,11 @@ func (c *Consumer) deadLetter(ctx context.Context, it *item, reason string, atte
 		reason = reason[:maxReasonBytes]
 	}
 	headers := append(slices.Clip(it.m.Headers),
-		kafka.Header{Key: HeaderError, Value: []byte(reason)},
-		kafka.Header{Key: HeaderOriginalTopic, Value: []byte(it.m.Topic)},
-		kafka.Header{Key: HeaderOriginalPartition, Value: strconv.AppendInt(nil, int64(it.m.Partition), 10)},
-		kafka.Header{Key: HeaderOriginalOffset, Value: strconv.AppendInt(nil, it.m.Offset, 10)},
-		kafka.Header{Key: HeaderAttempts, Value: strconv.AppendInt(nil, int64(attempts), 10)},
+		kafka.Header{Key: kafkawire.HeaderError, Value: []byte(reason)},
+		kafka.Header{Key: kafkawire.HeaderOriginalTopic, Value: []byte(it.m.Topic)},
+		kafka.Header{Key: kafkawire.HeaderOriginalPartition, Value: strconv.AppendInt(nil, int64(it.m.Partition), 10)},
+		kafka.Header{Key: kafkawire.HeaderOriginalOffset, Value: strconv.AppendInt(nil, it.m.Offset, 10)},
+		kafka.Header{Key: kafkawire.HeaderAttempts, Value: strconv.AppendInt(nil, int64(attempts), 10)},
 	)
 	err := c.dlq.WriteMessages(ctx, kafka.Message{Key: it.m.Key, Value: it.m.Value, Headers: headers, Time: it.m.Time})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/schema"
 )
 
@@ -24,11 +25,11 @@ func SchemaDecoder(cat *schema.Catalog) Decoder {
 		var md []byte
 		for _, h := range m.Headers {
 			switch h.Key {
-			case "content-type":
+			case kafkawire.HeaderContentType:
 				ct = string(h.Value)
-			case "schema-fingerprint":
+			case kafkawire.HeaderFingerprint:
 				fp = string(h.Value)
-			case "metadata":
+			case kafkawire.HeaderMetadata:
 				md = h.Value
 			}
 		}
@@ -36,13 +37,13 @@ func SchemaDecoder(cat *schema.Catalog) Decoder {
 		case schema.ContentTypeJSON:
 			f, perr := schema.ParseFingerprint(fp)
 			if perr != nil {
-				return events.Envelope{}, fmt.Errorf("schema-fingerprint header: %w", perr)
+				return events.Envelope{}, fmt.Errorf("%s header: %w", kafkawire.HeaderFingerprint, perr)
 			}
 			d, err = cat.DecodeJSON(m.Value, f)
 		case schema.ContentTypeAvro, "":
 			d, err = cat.Decode(m.Value)
 		default:
-			return events.Envelope{}, fmt.Errorf("content-type %q is neither Avro nor JSON", ct)
+			return events.Envelope{}, fmt.Errorf("%s %q is neither Avro nor JSON", kafkawire.HeaderContentType, ct)
 		}
 		if err != nil {
 			return events.Envelope{}, err
@@ -52,7 +53,7 @@ func SchemaDecoder(cat *schema.Catalog) Decoder {
 		}
 		if len(md) > 0 {
 			if err := json.Unmarshal(md, &d.Envelope.Metadata); err != nil {
-				return events.Envelope{}, fmt.Errorf("metadata header: %w", err)
+				return events.Envelope{}, fmt.Errorf("%s header: %w", kafkawire.HeaderMetadata, err)
 			}
 		}
 		return d.Envelope, nil

@@ -12,13 +12,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/segmentio/kafka-go"
 	"github.com/sourcegraph/conc/iter"
 
 	"github.com/annals-dev/annals/pkg/events"
-	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/pkg/events/outbox"
+	"github.com/annals-dev/annals/pkg/kafkawire"
 )
 
 // Encoder turns an event into a Kafka record value. Encoding is deterministic: an error means
@@ -28,22 +27,6 @@ import (
 type Encoder interface {
 	Encode(e events.Envelope) (value []byte, contentType string, fingerprint uint64, err error)
 }
-
-// Header names of every published record.
-const (
-	HeaderEventID        = "event-id"
-	HeaderEventType      = "event-type"
-	HeaderStreamVersion  = "stream-version"
-	HeaderGlobalPosition = "global-position"
-	HeaderCorrelationID  = "correlation-id"
-	HeaderCausationID    = "causation-id"
-	HeaderRecordedAt     = "recorded-at"
-	HeaderContentType    = "content-type"
-	HeaderFingerprint    = "schema-fingerprint"
-	// HeaderMetadata carries the event's metadata as a JSON object of strings, when it has
-	// any (the Avro record does not hold it).
-	HeaderMetadata = "metadata"
-)
 
 // Config tunes a Relay. Zero values take the defaults noted.
 type Config struct {
@@ -110,7 +93,7 @@ func (c *Config) setDefaults() {
 
 // Relay publishes the outbox to Kafka.
 type Relay struct {
-	pool     *pgxpool.Pool
+	outbox   Outbox
 	enc      Encoder
 	cfg      Config
 	balancer kafka.Murmur2Balancer // where the Java clients put a key
@@ -122,8 +105,8 @@ type Relay struct {
 	partitions map[string][]int // topic -> partition ids, refreshed every publish round that fails
 }
 
-// New returns a Relay; Run starts it.
-func New(pool *pgxpool.Pool, enc Encoder, cfg Config) (*Relay, error) {
+// New returns a Relay of the outbox; Run starts it.
+func New(o Outbox, enc Encoder, cfg Config) (*Relay, error) {
 	cfg.setDefaults()
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("relay: no Kafka brokers")
@@ -133,7 +116,7 @@ func New(pool *pgxpool.Pool, enc Encoder, cfg Config) (*Relay, error) {
 		m = NewMetrics(nil)
 	}
 	return &Relay{
-		pool:       pool,
+		outbox:     o,
 		enc:        enc,
 		cfg:        cfg,
 		wake:       make(chan struct{}, 1),
@@ -177,27 +160,12 @@ func (r *Relay) Run(ctx context.Context) error {
 	return nil
 }
 
-// lead takes a connection, waits for the advisory lock on it, and then publishes through that
-// same connection: if it breaks, the lock goes with it and this relay stops publishing.
+// lead waits for the relay lock, then publishes through the session that holds it: if that
+// session breaks, the lock goes with it and this relay stops publishing.
 func (r *Relay) lead(ctx context.Context) error {
-	conn, err := r.pool.Acquire(ctx)
+	sess, err := r.outbox.Lead(ctx, r.cfg.LockKey, 10*r.cfg.PollInterval)
 	if err != nil {
 		return err
-	}
-	defer conn.Release()
-	for {
-		var got bool
-		if err := conn.QueryRow(ctx, `select pg_try_advisory_lock($1)`, r.cfg.LockKey).Scan(&got); err != nil {
-			conn.Conn().Close(context.Background()) // a session with an unknown lock state is not reused
-			return err
-		}
-		if got {
-			break
-		}
-		r.m.leader.Set(0)
-		if !r.sleep(ctx, 10*r.cfg.PollInterval) {
-			return nil
-		}
 	}
 	defer func() {
 		// Another relay measures the backlog now: figures this one can no longer update must
@@ -206,12 +174,8 @@ func (r *Relay) lead(ctx context.Context) error {
 		r.m.backlog.Set(0)
 		r.m.oldest.Set(0)
 		r.m.oldestTx.Set(0)
-		// Ending the session is the surest way to drop the lock, even mid-error.
-		conn.Conn().Close(context.Background())
+		sess.Close() // drops the lock
 	}()
-	if _, err := conn.Exec(ctx, indexPlansOnly); err != nil {
-		return err
-	}
 	r.m.leader.Set(1)
 	r.log.Info("relay: publishing (holds the relay lock)")
 
@@ -224,14 +188,14 @@ func (r *Relay) lead(ctx context.Context) error {
 		// Measured on every turn that is due, not only when idle: while publishing fails (the
 		// brokers are down) or the outbox never runs dry is when the backlog figures matter.
 		if now := time.Now(); !now.Before(nextStats) {
-			r.observe(ctx, conn.Conn())
+			r.observe(ctx, sess)
 			nextStats = now.Add(r.cfg.StatsInterval)
 		}
-		n, err := r.drain(ctx, conn.Conn())
+		n, err := r.drain(ctx, sess)
 		switch {
 		case ctx.Err() != nil:
 			return nil
-		case err != nil && conn.Conn().IsClosed():
+		case err != nil && sess.Lost():
 			return err
 		case err != nil:
 			r.m.errors.Inc()
@@ -253,18 +217,6 @@ func (r *Relay) lead(ctx context.Context) error {
 	}
 }
 
-// indexPlansOnly keeps the publishing session's plans on the indexes. Its statements are
-// prepared once and, after five runs, PostgreSQL may keep a generic plan for as long as the
-// session lasts, which is as long as this relay leads. Planned while the tables are nearly
-// empty (a new deployment), that plan scans the events table and hashes it on every round,
-// and goes on doing so when the table holds millions of rows: measured here, a read that
-// takes 0.15 ms on the indexes took 1.5 ms with 10,000 events. Every statement of the relay
-// is a lookup by key or a walk of an index in order, so nothing is lost by ruling the
-// other plans out. A plan that has no choice but a scan (the backlog's count) then looks
-// costly enough to be compiled by JIT, a third of a second that buys nothing here, so JIT is
-// off too. The session is closed when it stops leading, so the settings go with it.
-const indexPlansOnly = `set enable_seqscan = off; set enable_hashjoin = off; set enable_mergejoin = off; set jit = off`
-
 func (r *Relay) sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -279,35 +231,12 @@ func (r *Relay) sleep(ctx context.Context, d time.Duration) bool {
 // listen wakes the relay on NOTIFY from appends in other processes (postgres.Options.Notify).
 func (r *Relay) listen(ctx context.Context) {
 	for ctx.Err() == nil {
-		conn, err := r.pool.Acquire(ctx)
-		if err != nil {
-			r.sleep(ctx, r.cfg.RetryBackoff)
-			continue
-		}
-		_, err = conn.Exec(ctx, "listen "+postgres.OutboxChannel)
-		for err == nil {
-			_, err = conn.Conn().WaitForNotification(ctx)
-			if err == nil {
-				r.Wake()
-			}
-		}
-		// The session may still be listening; do not hand it to anyone else.
-		conn.Conn().Close(context.Background())
-		conn.Release()
+		err := r.outbox.Listen(ctx, r.Wake)
 		if ctx.Err() == nil {
+			r.log.Debug("relay: stopped listening for appends; listening again after a pause", "error", err)
 			r.sleep(ctx, r.cfg.RetryBackoff)
 		}
 	}
-}
-
-// pending is one outbox row, one append's version range of one stream, with its events.
-type pending struct {
-	stream      string
-	first, last int64
-	category    string
-	createdAt   time.Time
-	head        int64 // the stream's oldest pending first_version
-	events      []events.Envelope
 }
 
 // errPartial: some records of a publish were not acknowledged; they are published again after
@@ -315,8 +244,8 @@ type pending struct {
 var errPartial = errors.New("some records were not acknowledged")
 
 // drain publishes one batch and reports how many outbox rows it settled.
-func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) (int, error) {
-	batch, err := r.read(ctx, conn)
+func (r *Relay) drain(ctx context.Context, sess outbox.Session) (int, error) {
+	batch, err := sess.Pending(ctx, r.cfg.MaxBatchEvents)
 	if err != nil || len(batch) == 0 {
 		return 0, err
 	}
@@ -337,11 +266,11 @@ func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) (int, error) {
 	for start := 0; start < cut; {
 		end, n := start, 0
 		for end < len(batch) && (n < encodingWindow || end == start) {
-			n += len(batch[end].events)
+			n += len(batch[end].Events)
 			end++
 		}
 		for i := start; i < end; i++ {
-			part, err := r.partitionOf(ctx, r.cfg.TopicPrefix+"."+batch[i].category, batch[i].stream)
+			part, err := r.partitionOf(ctx, kafkawire.Topic(r.cfg.TopicPrefix, batch[i].Category), batch[i].StreamID)
 			if err != nil {
 				return 0, err
 			}
@@ -395,21 +324,19 @@ func (r *Relay) drain(ctx context.Context, conn *pgx.Conn) (int, error) {
 		r.m.published.Add(float64(published))
 		r.m.batch.Observe(float64(len(msgs)))
 	}
-	var settled []int
-	var reasons []string
-	for i := range batch[:cut] {
+	var settled []outbox.Settlement
+	for i, a := range batch[:cut] {
 		if failed[i] {
 			continue
 		}
 		if dead[i] != "" {
 			r.m.dead.Inc()
-			r.log.Error("relay: moved an append aside to annals_outbox_dead", "stream_id", batch[i].stream,
-				"first_version", batch[i].first, "last_version", batch[i].last, "error", dead[i])
+			r.log.Error("relay: moved an append aside to annals_outbox_dead", "stream_id", a.StreamID,
+				"first_version", a.FirstVersion, "last_version", a.LastVersion, "error", dead[i])
 		}
-		settled = append(settled, i)
-		reasons = append(reasons, dead[i])
+		settled = append(settled, outbox.Settlement{StreamID: a.StreamID, FirstVersion: a.FirstVersion, Reason: dead[i]})
 	}
-	if err := r.settle(ctx, conn, batch, settled, reasons); err != nil {
+	if err := sess.Settle(ctx, settled); err != nil {
 		return 0, err
 	}
 	if len(failed) > 0 {
@@ -437,10 +364,10 @@ const (
 
 // encodeRows encodes the events of each batch row, n in all, into rows[i].msgs, or says in
 // rows[i].dead why the row cannot be published.
-func (r *Relay) encodeRows(batch []pending, rows []encodedRow, n int) {
+func (r *Relay) encodeRows(batch []outbox.Append, rows []encodedRow, n int) {
 	encode := func(i int) {
 		row := &rows[i]
-		for _, e := range batch[i].events {
+		for _, e := range batch[i].Events {
 			value, contentType, fp, err := r.enc.Encode(e)
 			if err != nil {
 				row.dead = err.Error()
@@ -554,56 +481,6 @@ func recordSize(m kafka.Message) int {
 	return n
 }
 
-// readSQL takes, oldest transaction first, the committed outbox rows within $1 events, each
-// with its stream's oldest pending append (head) and its events.
-var readSQL = `select o.stream_id, o.first_version, o.last_version, o.category, o.created_at, h.head,
-			` + postgres.EnvelopeColumns("e") + `
-		from (select * from (
-				select stream_id, first_version, last_version, category, created_at,
-					sum(last_version - first_version + 1) over (order by tx_id rows unbounded preceding) as upto
-				from annals_outbox order by tx_id limit $1
-			) c where upto - (last_version - first_version + 1) < $1) o
-		cross join lateral (select min(first_version) as head from annals_outbox where stream_id = o.stream_id) h
-		cross join lateral (select * from annals_events
-			where stream_id = o.stream_id and version between o.first_version and o.last_version) e
-		order by o.stream_id, e.version`
-
-// read takes, in one query, the oldest committed outbox rows (by transaction) up to the
-// batch's event budget, each stream's oldest pending append, and the rows' events.
-//
-// Every committed row this query can see is a candidate; rows are deleted one by one once
-// published, and no high-water mark is kept: a row whose transaction commits late, with a
-// lower position than rows already published, is simply read by a later round. Nothing is
-// skipped, and an open transaction holds nothing back.
-func (r *Relay) read(ctx context.Context, conn *pgx.Conn) ([]pending, error) {
-	// Both lookups stay on the indexes whatever the backlog (indexPlansOnly): each row's head
-	// is the first entry of its stream in the outbox's key, and its events a range of the
-	// (stream_id, version) index.
-	rows, err := conn.Query(ctx, readSQL, r.cfg.MaxBatchEvents)
-	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	defer rows.Close()
-	var batch []pending
-	for rows.Next() {
-		var p pending
-		e, err := postgres.ScanEnvelope(rows, &p.stream, &p.first, &p.last, &p.category, &p.createdAt, &p.head)
-		if err != nil {
-			return nil, err
-		}
-		if n := len(batch); n > 0 && batch[n-1].stream == p.stream && batch[n-1].first == p.first {
-			batch[n-1].events = append(batch[n-1].events, e)
-			continue
-		}
-		p.events = []events.Envelope{e}
-		batch = append(batch, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	return batch, nil
-}
-
 // inOrder keeps, for each stream, the appends that continue it without a gap from its oldest
 // pending append, in version order (the batch comes sorted by stream and version), within the
 // batch's event budget.
@@ -614,108 +491,63 @@ func (r *Relay) read(ctx context.Context, conn *pgx.Conn) ([]pending, error) {
 // stream's next one. A stream's later append can still be older by transaction id than an
 // earlier one (a transaction that wrote elsewhere first, then waited for the earlier
 // version); it waits here until the earlier one is published.
-func (r *Relay) inOrder(batch []pending) []pending {
+func (r *Relay) inOrder(batch []outbox.Append) []outbox.Append {
 	out := batch[:0]
 	next := map[string]int64{}
 	n := 0
-	for _, p := range batch {
-		want, seen := next[p.stream]
+	for _, a := range batch {
+		want, seen := next[a.StreamID]
 		if !seen {
-			want = p.head
+			want = a.Head
 		}
-		if p.first != want || int64(len(p.events)) != p.last-p.first+1 {
-			next[p.stream] = -1 // a gap: the rest of this stream waits
+		if a.FirstVersion != want || int64(len(a.Events)) != a.LastVersion-a.FirstVersion+1 {
+			next[a.StreamID] = -1 // a gap: the rest of this stream waits
 			continue
 		}
-		if n+len(p.events) > r.cfg.MaxBatchEvents && n > 0 {
-			next[p.stream] = -1
+		if n+len(a.Events) > r.cfg.MaxBatchEvents && n > 0 {
+			next[a.StreamID] = -1
 			continue
 		}
-		n += len(p.events)
-		next[p.stream] = p.last + 1
-		out = append(out, p)
+		n += len(a.Events)
+		next[a.StreamID] = a.LastVersion + 1
+		out = append(out, a)
 	}
 	return out
 }
 
 func (r *Relay) message(e events.Envelope, value []byte, contentType string, fp uint64) kafka.Message {
 	m := kafka.Message{
-		Topic: r.cfg.TopicPrefix + "." + e.Category,
+		Topic: kafkawire.Topic(r.cfg.TopicPrefix, e.Category),
 		Key:   []byte(e.StreamID),
 		Value: value,
 		Time:  e.RecordedAt,
 		Headers: []kafka.Header{
-			{Key: HeaderEventID, Value: []byte(e.EventID.String())},
-			{Key: HeaderEventType, Value: []byte(e.Type)},
-			{Key: HeaderStreamVersion, Value: strconv.AppendInt(nil, e.Version, 10)},
-			{Key: HeaderGlobalPosition, Value: strconv.AppendInt(nil, e.GlobalPosition, 10)},
-			{Key: HeaderCorrelationID, Value: []byte(e.CorrelationID)},
-			{Key: HeaderCausationID, Value: []byte(e.CausationID)},
-			{Key: HeaderRecordedAt, Value: []byte(e.RecordedAt.Format(time.RFC3339Nano))},
-			{Key: HeaderContentType, Value: []byte(contentType)},
-			{Key: HeaderFingerprint, Value: fmt.Appendf(nil, "%016x", fp)},
+			{Key: kafkawire.HeaderEventID, Value: []byte(e.EventID.String())},
+			{Key: kafkawire.HeaderEventType, Value: []byte(e.Type)},
+			{Key: kafkawire.HeaderStreamVersion, Value: strconv.AppendInt(nil, e.Version, 10)},
+			{Key: kafkawire.HeaderGlobalPosition, Value: strconv.AppendInt(nil, e.GlobalPosition, 10)},
+			{Key: kafkawire.HeaderCorrelationID, Value: []byte(e.CorrelationID)},
+			{Key: kafkawire.HeaderCausationID, Value: []byte(e.CausationID)},
+			{Key: kafkawire.HeaderRecordedAt, Value: []byte(e.RecordedAt.Format(time.RFC3339Nano))},
+			{Key: kafkawire.HeaderContentType, Value: []byte(contentType)},
+			{Key: kafkawire.HeaderFingerprint, Value: fmt.Appendf(nil, "%016x", fp)},
 		},
 	}
 	if len(e.Metadata) > 0 {
 		md, _ := json.Marshal(e.Metadata) // a map of strings always marshals
-		m.Headers = append(m.Headers, kafka.Header{Key: HeaderMetadata, Value: md})
+		m.Headers = append(m.Headers, kafka.Header{Key: kafkawire.HeaderMetadata, Value: md})
 	}
 	return m
 }
 
-// settleSQL deletes the outbox rows ($1 streams, $2 first versions) that were published or,
-// with a reason in $3, moves them to annals_outbox_dead, and counts their events.
-const settleSQL = `with r as (
-			select * from unnest($1::text[], $2::bigint[], $3::text[]) as r(s, f, err)
-		),
-		d as (
-			delete from annals_outbox o using r where o.stream_id = r.s and o.first_version = r.f
-			returning o.stream_id, o.first_version, o.last_version, o.category, o.types, o.created_at, r.err
-		),
-		dead as (
-			insert into annals_outbox_dead (stream_id, first_version, last_version, category, types, error, created_at)
-			select stream_id, first_version, last_version, category, types, err, created_at from d where err <> ''
-		)
-		insert into annals_counters (name, value)
-		select name, count(*) from (
-			select 'type:' || t as name from d, unnest(d.types) as t
-			union all
-			select 'streams' from d where d.first_version = 0
-		) c group by name
-		on conflict (name) do update set value = annals_counters.value + excluded.value`
-
-// settle removes the published rows and moves the dead ones aside, counting their events for
-// the statistics, all in one statement.
-func (r *Relay) settle(ctx context.Context, conn *pgx.Conn, batch []pending, rows []int, errs []string) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	streams := make([]string, len(rows))
-	firsts := make([]int64, len(rows))
-	for j, i := range rows {
-		streams[j], firsts[j] = batch[i].stream, batch[i].first
-	}
-	_, err := conn.Exec(ctx, settleSQL, streams, firsts, errs)
-	if err != nil {
-		return fmt.Errorf("settle %d outbox rows: %w", len(rows), err)
-	}
-	return nil
-}
-
 // observe refreshes the backlog gauges.
-func (r *Relay) observe(ctx context.Context, conn *pgx.Conn) {
-	var rows int64
-	var oldest, holder float64
-	err := conn.QueryRow(ctx, `select count(*),
-			coalesce(extract(epoch from clock_timestamp() - min(created_at)), 0),
-			(select coalesce(extract(epoch from clock_timestamp() - min(xact_start)), 0) from pg_stat_activity
-			 where pid <> pg_backend_pid() and (backend_xid is not null or backend_xmin is not null))
-		from annals_outbox`).Scan(&rows, &oldest, &holder)
+func (r *Relay) observe(ctx context.Context, sess outbox.Session) {
+	b, err := sess.Backlog(ctx)
 	if err != nil {
 		r.log.Debug("relay: backlog query failed", "error", err)
 		return
 	}
-	r.m.backlog.Set(float64(rows))
-	r.m.oldest.Set(oldest)
-	r.m.oldestTx.Set(holder)
+	r.m.backlog.Set(float64(b.Appends))
+	r.m.oldest.Set(b.OldestAppend.Seconds())
+	r.m.oldestTx.Set(b.OldestTransaction.Seconds())
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/relay"
 )
 
@@ -62,7 +63,7 @@ func newBenchEnv(b *testing.B, opts postgres.Options) *benchEnv {
 		}
 		partitions = n
 	}
-	topics := []string{e.prefix + ".user", e.prefix + ".order"}
+	topics := []string{kafkawire.Topic(e.prefix, "user"), kafkawire.Topic(e.prefix, "order")}
 	for _, topic := range topics {
 		if err := relay.EnsureTopics(context.Background(), e.brokers, []relay.Topic{{Name: topic, Partitions: partitions, ReplicationFactor: 1}}, io.Discard); err != nil {
 			b.Fatal(err)
@@ -78,7 +79,7 @@ func newBenchEnv(b *testing.B, opts postgres.Options) *benchEnv {
 // startRelay runs a relay with the services' Avro encoder until the returned stop is called.
 func (e *benchEnv) startRelay(b *testing.B) (r *relay.Relay, stop func()) {
 	b.Helper()
-	r, err := relay.New(e.pool, wiring.Encoder{Catalog: domain.Catalog()}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix})
+	r, err := relay.New(e.store.Outbox(), wiring.Encoder{Catalog: domain.Catalog()}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func BenchmarkRelayDrain(b *testing.B) {
 			b.Fatal(err)
 		}
 		total += benchkit.Count(streams)
-		r, err := relay.New(e.pool, wiring.Encoder{Catalog: domain.Catalog()}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix})
+		r, err := relay.New(e.store.Outbox(), wiring.Encoder{Catalog: domain.Catalog()}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -147,7 +148,7 @@ func BenchmarkRelayDrain(b *testing.B) {
 
 		b.StopTimer()
 		r.Close()
-		values, records, err := benchkit.RecordSizes(ctx, e.brokers, e.prefix+".order", 0, 2000)
+		values, records, err := benchkit.RecordSizes(ctx, e.brokers, kafkawire.Topic(e.prefix, "order"), 0, 2000)
 		if err != nil {
 			b.Fatal(err)
 		}

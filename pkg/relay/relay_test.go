@@ -22,6 +22,7 @@ import (
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/relay"
 )
 
@@ -51,13 +52,13 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e := &env{store: postgres.New(pool, postgres.Options{}), pool: pool, brokers: testenv.KafkaBrokers(t), prefix: "test-" + testenv.UniqueName(t)}
-	topics := []relay.Topic{{Name: e.prefix + ".user", Partitions: 3, ReplicationFactor: 1}, {Name: e.prefix + ".order", Partitions: 3, ReplicationFactor: 1}}
+	topics := []relay.Topic{{Name: kafkawire.Topic(e.prefix, "user"), Partitions: 3, ReplicationFactor: 1}, {Name: kafkawire.Topic(e.prefix, "order"), Partitions: 3, ReplicationFactor: 1}}
 	if err := relay.EnsureTopics(context.Background(), e.brokers, topics, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		client := &kafka.Client{Addr: kafka.TCP(e.brokers...)}
-		client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{e.prefix + ".user", e.prefix + ".order"}})
+		client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{kafkawire.Topic(e.prefix, "user"), kafkawire.Topic(e.prefix, "order")}})
 	})
 	return e
 }
@@ -66,7 +67,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) start(t *testing.T, cfg relay.Config) *relay.Relay {
 	t.Helper()
 	cfg.Brokers, cfg.TopicPrefix = e.brokers, e.prefix
-	r, err := relay.New(e.pool, jsonEncoder{}, cfg)
+	r, err := relay.New(e.store.Outbox(), jsonEncoder{}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,7 @@ func (e *env) consume(t *testing.T, want int, within time.Duration) []record {
 	t.Helper()
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: e.brokers, GroupID: "test-" + testenv.UniqueName(t),
-		GroupTopics: []string{e.prefix + ".user", e.prefix + ".order"},
+		GroupTopics: []string{kafkawire.Topic(e.prefix, "user"), kafkawire.Topic(e.prefix, "order")},
 		StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond,
 	})
 	defer r.Close()
@@ -122,7 +123,7 @@ func (e *env) consume(t *testing.T, want int, within time.Duration) []record {
 		for _, h := range m.Headers {
 			rec.headers[h.Key] = string(h.Value)
 		}
-		rec.version, _ = strconv.ParseInt(rec.headers[relay.HeaderStreamVersion], 10, 64)
+		rec.version, _ = strconv.ParseInt(rec.headers[kafkawire.HeaderStreamVersion], 10, 64)
 		out = append(out, rec)
 	}
 	return out
@@ -186,11 +187,11 @@ func TestRelay_PublishesEveryEventInOrder(t *testing.T) {
 		}
 		ev := stored[1]
 		wantHeaders := map[string]string{
-			relay.HeaderEventID: ev.EventID.String(), relay.HeaderEventType: "Something",
-			relay.HeaderStreamVersion: "1", relay.HeaderGlobalPosition: strconv.FormatInt(ev.GlobalPosition, 10),
-			relay.HeaderCorrelationID: "corr", relay.HeaderCausationID: "cause",
-			relay.HeaderRecordedAt: ev.RecordedAt.Format(time.RFC3339Nano), relay.HeaderContentType: "application/json",
-			relay.HeaderFingerprint: "000000000000002a", relay.HeaderMetadata: `{"user_agent":"test"}`,
+			kafkawire.HeaderEventID: ev.EventID.String(), kafkawire.HeaderEventType: "Something",
+			kafkawire.HeaderStreamVersion: "1", kafkawire.HeaderGlobalPosition: strconv.FormatInt(ev.GlobalPosition, 10),
+			kafkawire.HeaderCorrelationID: "corr", kafkawire.HeaderCausationID: "cause",
+			kafkawire.HeaderRecordedAt: ev.RecordedAt.Format(time.RFC3339Nano), kafkawire.HeaderContentType: "application/json",
+			kafkawire.HeaderFingerprint: "000000000000002a", kafkawire.HeaderMetadata: `{"user_agent":"test"}`,
 		}
 		for k, v := range wantHeaders {
 			if r.headers[k] != v {
@@ -460,7 +461,7 @@ func TestRelay_BacklogWhilePublishingFails(t *testing.T) {
 	e := newEnv(t)
 	reg := prometheus.NewPedanticRegistry()
 	closed := "127.0.0.1:" + strconv.Itoa(closedPort(t))
-	r, err := relay.New(e.pool, jsonEncoder{}, relay.Config{
+	r, err := relay.New(e.store.Outbox(), jsonEncoder{}, relay.Config{
 		Brokers: []string{closed}, TopicPrefix: e.prefix, Metrics: relay.NewMetrics(reg),
 		RetryBackoff: 20 * time.Millisecond, StatsInterval: 50 * time.Millisecond, WriteTimeout: time.Second,
 	})

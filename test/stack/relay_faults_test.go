@@ -30,6 +30,7 @@ import (
 	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/relay"
 )
 
@@ -268,7 +269,7 @@ func collect(t *testing.T, brokers, topics []string) *collector {
 			}
 			rec := consumed{stream: string(m.Key), version: -1, partition: m.Partition, offset: m.Offset, topic: m.Topic, at: time.Now()}
 			for _, h := range m.Headers {
-				if h.Key == relay.HeaderStreamVersion {
+				if h.Key == kafkawire.HeaderStreamVersion {
 					rec.version, _ = strconv.ParseInt(string(h.Value), 10, 64)
 				}
 			}

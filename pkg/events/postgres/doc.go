@@ -1,6 +1,17 @@
 // Package postgres is the PostgreSQL implementation of the event store: appends under
-// optimistic concurrency, paged reads, snapshots and the transactional outbox rows, with its
-// schema as embedded migrations.
+// optimistic concurrency, paged reads, snapshots, statistics and the transactional outbox,
+// with its schema as embedded migrations.
 //
-// It must never commit events without their outbox row, nor an outbox row without its events.
+// # Who owns what
+//
+// This package owns every table of the event store and every statement on them. That
+// includes the outbox: appends write its rows (Store), and the relay reads, settles and
+// measures them only through Outbox, which implements relay.Outbox (commit-safe reads, the
+// lock that elects one publisher, the planner settings of the publishing session, the rows
+// set aside in annals_outbox_dead). The statistics are the store's too: Stats adds the
+// counters that settling an outbox row keeps, in the same statement, to what the outbox still
+// holds, so they are right whoever settles the rows, and while nobody does.
+//
+// It must never commit events without their outbox row, nor an outbox row without its events,
+// nor remove an outbox row without counting its events.
 package postgres

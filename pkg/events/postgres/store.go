@@ -366,8 +366,8 @@ func mapError(streamID string, err error) error {
 }
 
 // EnvelopeColumns are the columns of annals_events that ScanEnvelope reads, in its order,
-// each prefixed with alias and a dot when alias is not empty. Queries of other packages that
-// read events with more columns (the relay's) put them after their own.
+// each prefixed with alias and a dot when alias is not empty. Queries that read events with
+// more columns (the outbox's) put them after their own.
 func EnvelopeColumns(alias string) string {
 	p := ""
 	if alias != "" {
@@ -479,8 +479,9 @@ func (s *Store) StreamInfo(ctx context.Context, streamID string) (events.StreamI
 	return info, nil
 }
 
-// Stats adds the counters to what the outbox still holds, and reads the most recent events
-// by position. Neither counts the events table.
+// Stats adds the counters, which settling an outbox row (Outbox) keeps in the same statement,
+// to what the outbox still holds, and reads the most recent events by position. Neither counts
+// the events table; every committed event is counted exactly once.
 func (s *Store) Stats(ctx context.Context, recent int) (events.Stats, error) {
 	st := events.Stats{EventsByType: map[string]int64{}}
 	rows, err := s.pool.Query(ctx, `select name, sum(n)::bigint from (

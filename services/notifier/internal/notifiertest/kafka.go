@@ -17,6 +17,7 @@ import (
 
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/schema"
 )
 
@@ -35,7 +36,7 @@ type Topics struct {
 func NewTopics(tb testing.TB, partitions int, group string) Topics {
 	tb.Helper()
 	prefix := "test." + testenv.UniqueName(tb)
-	t := Topics{Prefix: prefix, User: prefix + ".user", Order: prefix + ".order", DLQ: prefix + ".dlq." + group, Partitions: partitions}
+	t := Topics{Prefix: prefix, User: kafkawire.Topic(prefix, "user"), Order: kafkawire.Topic(prefix, "order"), DLQ: kafkawire.DeadLetterTopic(prefix, group), Partitions: partitions}
 	client := &kafka.Client{Addr: kafka.TCP(testenv.KafkaBrokers(tb)...), Timeout: 20 * time.Second}
 	names := []string{t.User, t.Order, t.DLQ}
 	var cfgs []kafka.TopicConfig
@@ -144,13 +145,13 @@ func Publish(tb testing.TB, t Topics, evs ...Event) []events.Envelope {
 		}
 		msgs = append(msgs, kafka.Message{Topic: topic, Key: []byte(env.StreamID), Value: value, Time: env.RecordedAt,
 			Headers: []kafka.Header{
-				{Key: "event-id", Value: []byte(env.EventID.String())},
-				{Key: "event-type", Value: []byte(env.Type)},
-				{Key: "stream-version", Value: strconv.AppendInt(nil, env.Version, 10)},
-				{Key: "global-position", Value: strconv.AppendInt(nil, env.GlobalPosition, 10)},
-				{Key: "recorded-at", Value: []byte(env.RecordedAt.Format(time.RFC3339Nano))},
-				{Key: "content-type", Value: []byte(schema.ContentTypeAvro)},
-				{Key: "schema-fingerprint", Value: []byte(schema.FormatFingerprint(fp))},
+				{Key: kafkawire.HeaderEventID, Value: []byte(env.EventID.String())},
+				{Key: kafkawire.HeaderEventType, Value: []byte(env.Type)},
+				{Key: kafkawire.HeaderStreamVersion, Value: strconv.AppendInt(nil, env.Version, 10)},
+				{Key: kafkawire.HeaderGlobalPosition, Value: strconv.AppendInt(nil, env.GlobalPosition, 10)},
+				{Key: kafkawire.HeaderRecordedAt, Value: []byte(env.RecordedAt.Format(time.RFC3339Nano))},
+				{Key: kafkawire.HeaderContentType, Value: []byte(schema.ContentTypeAvro)},
+				{Key: kafkawire.HeaderFingerprint, Value: []byte(schema.FormatFingerprint(fp))},
 			}})
 		out = append(out, env)
 	}

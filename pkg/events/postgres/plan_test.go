@@ -1,4 +1,4 @@
-package relay
+package postgres
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/annals-dev/annals/internal/testenv"
-	"github.com/annals-dev/annals/pkg/events/postgres"
 )
 
 // TestPlans_IndexesOnEmptyTables: the publishing session's statements, planned once as a
@@ -18,7 +17,7 @@ import (
 func TestPlans_IndexesOnEmptyTables(t *testing.T) {
 	pool, _ := testenv.SchemaPool(t)
 	ctx := context.Background()
-	if _, err := postgres.Migrate(ctx, pool, nil); err != nil {
+	if _, err := Migrate(ctx, pool, nil); err != nil {
 		t.Fatal(err)
 	}
 	statements := map[string]struct {

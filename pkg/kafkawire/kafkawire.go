@@ -1,0 +1,43 @@
+// Package kafkawire names the Kafka side of the Annals contract in one place: the topics that
+// events and dead letters go to, and the headers of their records. The relay writes them,
+// pkg/consume reads and adds to them, and the services and tools find topics by them, so
+// that each name is spelled once.
+//
+// It holds names only: it must never depend on anything but the standard library, so that
+// every producer and consumer can import it without cycles, and never change a name that has
+// been published, as records already in the topics carry it.
+package kafkawire
+
+// Headers of every record the relay publishes. The value is the event's record (Avro single
+// object encoding, or JSON as HeaderContentType says); the headers carry the rest of its
+// envelope.
+const (
+	HeaderEventID        = "event-id"
+	HeaderEventType      = "event-type"
+	HeaderStreamVersion  = "stream-version"
+	HeaderGlobalPosition = "global-position"
+	HeaderCorrelationID  = "correlation-id"
+	HeaderCausationID    = "causation-id"
+	HeaderRecordedAt     = "recorded-at"
+	HeaderContentType    = "content-type"
+	HeaderFingerprint    = "schema-fingerprint"
+	// HeaderMetadata carries the event's metadata as a JSON object of strings, when it has
+	// any (the Avro record does not hold it).
+	HeaderMetadata = "metadata"
+)
+
+// Headers a consumer group adds to a record it writes to its dead-letter topic, beside the
+// record's own.
+const (
+	HeaderError             = "error"
+	HeaderOriginalTopic     = "original-topic"
+	HeaderOriginalPartition = "original-partition"
+	HeaderOriginalOffset    = "original-offset"
+	HeaderAttempts          = "attempts"
+)
+
+// Topic is the topic of an event category: <prefix>.<category>.
+func Topic(prefix, category string) string { return prefix + "." + category }
+
+// DeadLetterTopic is the dead-letter topic of a consumer group: <prefix>.dlq.<group>.
+func DeadLetterTopic(prefix, group string) string { return prefix + ".dlq." + group }
