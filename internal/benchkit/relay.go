@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/relay"
 )
 
@@ -39,11 +40,11 @@ func WaitOutboxDrained(ctx context.Context, pool *pgxpool.Pool, within, every ti
 	deadline := start.Add(within)
 	lastLine := start
 	for {
-		var pending bool
-		if err := pool.QueryRow(ctx, `select exists (select 1 from annals_outbox)`).Scan(&pending); err != nil {
-			return fmt.Errorf("bench: read the outbox: %w", err)
+		empty, err := postgres.NewOutbox(pool).Empty(ctx)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
 		}
-		if !pending {
+		if empty {
 			return nil
 		}
 		now := time.Now()
@@ -52,9 +53,8 @@ func WaitOutboxDrained(ctx context.Context, pool *pgxpool.Pool, within, every ti
 		}
 		if progress != nil && now.Sub(lastLine) >= time.Second {
 			// A count scans the outbox: once a second it costs the relay little.
-			var left int
-			if err := pool.QueryRow(ctx, `select count(*) from annals_outbox`).Scan(&left); err == nil {
-				fmt.Fprintf(progress, "bench: relay: %d events left in the outbox, %.0fs\n", left, now.Sub(start).Seconds())
+			if left, err := postgres.NewOutbox(pool).Waiting(ctx); err == nil {
+				fmt.Fprintf(progress, "bench: relay: %d appends left in the outbox, %.0fs\n", left, now.Sub(start).Seconds())
 			}
 			lastLine = now
 		}

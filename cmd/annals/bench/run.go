@@ -601,12 +601,12 @@ func (r *runner) caughtUp(ctx context.Context, pool *pgxpool.Pool, mon *lag.Moni
 	start := time.Now()
 	last := start
 	for {
-		var pending bool
-		if err := pool.QueryRow(ctx, `select exists (select 1 from annals_outbox)`).Scan(&pending); err != nil {
+		empty, err := postgres.NewOutbox(pool).Empty(ctx)
+		if err != nil {
 			return err
 		}
 		behind := map[string]int64{}
-		if !pending {
+		if empty {
 			s, err := mon.Poll(ctx)
 			if err != nil {
 				return err
@@ -628,10 +628,10 @@ func (r *runner) caughtUp(ctx context.Context, pool *pgxpool.Pool, mon *lag.Moni
 			}
 		}
 		if time.Since(start) > 3*time.Minute {
-			return fmt.Errorf("bench: the pipeline has not caught up after 3 minutes (outbox pending %v, records behind %v)", pending, behind)
+			return fmt.Errorf("bench: the pipeline has not caught up after 3 minutes (outbox pending %v, records behind %v)", !empty, behind)
 		}
 		if time.Since(last) >= 2*time.Second {
-			r.say("waiting for the pipeline to catch up: outbox pending %v, records behind by group %v", pending, behind)
+			r.say("waiting for the pipeline to catch up: outbox pending %v, records behind by group %v", !empty, behind)
 			last = time.Now()
 		}
 		select {

@@ -224,3 +224,22 @@ func (s *session) Close() {
 	s.conn.Conn().Close(context.Background())
 	s.conn.Release()
 }
+
+// Empty reports whether no append waits in the outbox to be published.
+func (o *Outbox) Empty(ctx context.Context) (bool, error) {
+	var waiting bool
+	if err := o.pool.QueryRow(ctx, `select exists (select 1 from annals_outbox)`).Scan(&waiting); err != nil {
+		return false, fmt.Errorf("outbox: %w", err)
+	}
+	return !waiting, nil
+}
+
+// Waiting counts the appends that wait in the outbox to be published. It scans the outbox:
+// call it now and then, never once per event.
+func (o *Outbox) Waiting(ctx context.Context) (int64, error) {
+	var n int64
+	if err := o.pool.QueryRow(ctx, `select count(*) from annals_outbox`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("outbox: %w", err)
+	}
+	return n, nil
+}

@@ -225,3 +225,42 @@ func TestOutbox_Lead(t *testing.T) {
 		t.Errorf("the second session: %v", err)
 	}
 }
+
+// TestOutbox_EmptyAndWaiting: the outbox's figures for tools that wait for a relay, before
+// and after its appends are settled.
+func TestOutbox_EmptyAndWaiting(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t, postgres.Options{})
+	o := s.Outbox()
+	figures := func() (bool, int64) {
+		t.Helper()
+		empty, err := o.Empty(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := o.Waiting(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return empty, n
+	}
+	if empty, n := figures(); !empty || n != 0 {
+		t.Fatalf("a new store: empty %v, %d waiting; want true, 0", empty, n)
+	}
+	for _, stream := range []string{"order-a", "order-b", "order-a"} {
+		if _, err := s.Append(ctx, stream, events.Any(), evs(t, 2, "ItemAdded"), events.AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if empty, n := figures(); empty || n != 3 {
+		t.Fatalf("after three appends: empty %v, %d waiting; want false, 3", empty, n)
+	}
+	sess := lead(t, s, lockKey(t))
+	if err := sess.Settle(ctx, []outbox.Settlement{{StreamID: "order-a", FirstVersion: 0}, {StreamID: "order-b", FirstVersion: 0},
+		{StreamID: "order-a", FirstVersion: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if empty, n := figures(); !empty || n != 0 {
+		t.Fatalf("after the settlement: empty %v, %d waiting; want true, 0", empty, n)
+	}
+}
