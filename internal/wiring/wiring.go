@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/annals-dev/annals/internal/config"
-	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/relay"
 	"github.com/annals-dev/annals/pkg/schema"
@@ -42,26 +41,9 @@ func Topics(cfg *config.Config) []relay.Topic {
 	return topics
 }
 
-// Encoder encodes events for Kafka with the schema catalog: Avro single-object encoding, or
-// JSON when EVENT_SERIALIZATION=json. Both carry the schema's fingerprint.
-type Encoder struct {
-	Catalog *schema.Catalog
-	JSON    bool
-}
-
-// Encode implements relay.Encoder.
-func (e Encoder) Encode(ev events.Envelope) ([]byte, string, uint64, error) {
-	if e.JSON {
-		v, fp, err := e.Catalog.EncodeJSON(ev)
-		return v, schema.ContentTypeJSON, fp, err
-	}
-	v, fp, err := e.Catalog.Encode(ev)
-	return v, schema.ContentTypeAvro, fp, err
-}
-
 // NewRelay builds the relay of a deployment; its metrics go to reg.
 func NewRelay(pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*relay.Relay, error) {
-	enc := Encoder{Catalog: domain.Catalog(), JSON: cfg.EventSourcing.Serialization == "json"}
+	enc := relay.SchemaEncoder{Catalog: domain.Catalog(), JSON: cfg.EventSourcing.Serialization == "json"}
 	return relay.New(postgres.NewOutbox(pool), enc, relay.Config{
 		Brokers:     cfg.Kafka.Brokers,
 		TopicPrefix: cfg.Kafka.TopicPrefix,

@@ -20,7 +20,6 @@ import (
 	"github.com/annals-dev/annals/internal/benchkit"
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/testenv"
-	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/kafkawire"
@@ -79,7 +78,7 @@ func newBenchEnv(b *testing.B, opts postgres.Options) *benchEnv {
 // startRelay runs a relay with the services' Avro encoder until the returned stop is called.
 func (e *benchEnv) startRelay(b *testing.B) (r *relay.Relay, stop func()) {
 	b.Helper()
-	r, err := relay.New(e.store.Outbox(), wiring.Encoder{Catalog: domain.Catalog()}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix})
+	r, err := relay.New(e.store.Outbox(), relay.SchemaEncoder{Catalog: domain.Catalog()}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -134,7 +133,7 @@ func BenchmarkRelayDrain(b *testing.B) {
 			b.Fatal(err)
 		}
 		total += benchkit.Count(streams)
-		r, err := relay.New(e.store.Outbox(), wiring.Encoder{Catalog: domain.Catalog()}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix})
+		r, err := relay.New(e.store.Outbox(), relay.SchemaEncoder{Catalog: domain.Catalog()}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix})
 		if err != nil {
 			b.Fatal(err)
 		}

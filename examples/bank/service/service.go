@@ -31,6 +31,7 @@ import (
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/relay"
 )
 
@@ -94,8 +95,8 @@ func (c Config) Topics() []relay.Topic {
 	}
 }
 
-func (c Config) eventTopic() string { return c.TopicPrefix + "." + bank.Category }
-func (c Config) dlqTopic() string   { return c.TopicPrefix + ".dlq." + c.group() }
+func (c Config) eventTopic() string { return kafkawire.Topic(c.TopicPrefix, bank.Category) }
+func (c Config) dlqTopic() string   { return kafkawire.DeadLetterTopic(c.TopicPrefix, c.group()) }
 
 func (s *Service) start(ctx context.Context, log *slog.Logger) error {
 	cfg, db := s.cfg, s.db

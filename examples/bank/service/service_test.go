@@ -17,7 +17,7 @@ import (
 	"github.com/annals-dev/annals/examples/bank"
 	"github.com/annals-dev/annals/examples/bank/banktest"
 	"github.com/annals-dev/annals/examples/bank/service"
-	"github.com/annals-dev/annals/pkg/relay"
+	"github.com/annals-dev/annals/pkg/kafkawire"
 )
 
 func must(tb testing.TB, err error) {
@@ -150,7 +150,7 @@ func (c client) caughtUp(id string) map[string]any {
 // so the same partition, after the records already there.
 func redeliver(tb testing.TB, cfg service.Config, streamID, eventType string) {
 	tb.Helper()
-	topic := cfg.TopicPrefix + "." + bank.Category
+	topic := kafkawire.Topic(cfg.TopicPrefix, bank.Category)
 	partition := (&kafka.Murmur2Balancer{}).Balance(kafka.Message{Key: []byte(streamID)}, 0, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -161,7 +161,7 @@ func redeliver(tb testing.TB, cfg service.Config, streamID, eventType string) {
 		if err != nil {
 			tb.Fatalf("find %s of %s in %s/%d: %v", eventType, streamID, topic, partition, err)
 		}
-		if string(m.Key) != streamID || header(m, relay.HeaderEventType) != eventType {
+		if string(m.Key) != streamID || header(m, kafkawire.HeaderEventType) != eventType {
 			continue
 		}
 		w := &kafka.Writer{Addr: kafka.TCP(cfg.Brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
