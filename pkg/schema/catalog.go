@@ -13,7 +13,9 @@ import (
 	"github.com/linkedin/goavro/v2"
 )
 
-// Namespace is the Avro namespace of every event record.
+// Namespace is the Avro namespace of the reference domain's event records. A domain of
+// another team may name its records in a namespace of its own; every version of a type keeps
+// the type's full name.
 const Namespace = "dev.annals.events"
 
 // Content types of event values, for the content-type header.
@@ -128,9 +130,10 @@ type Catalog struct {
 
 // Load reads the schemas of a domain's events: every file <Type>.v<N>.avsc at the root of fsys
 // (use fs.Sub for a folder of an embed.FS). It checks the catalog they make: each file is a
-// record of its type in Namespace that starts with the envelope fields, the versions of a type
-// run from 1 without gaps, every older version can be read as the current one, and no two
-// schemas share a fingerprint. Parsing takes a few milliseconds; a program loads its catalog
+// record named after its type (in Namespace, or a namespace of the domain's own) that starts
+// with the envelope fields, the versions of a type run from 1 without gaps and keep one full
+// name, every older version can be read as the current one, and no two schemas share a
+// fingerprint. Parsing takes a few milliseconds; a program loads its catalog
 // once and shares it.
 func Load(fsys fs.FS) (*Catalog, error) { return load(fsys) }
 
@@ -180,6 +183,12 @@ func load(fsys fs.FS) (*Catalog, error) {
 		}
 		cur := t.current()
 		cur.current = true
+		for _, v := range t.versions {
+			if v.root.name != cur.root.name {
+				return nil, fmt.Errorf("load schemas: %s v%d is the record %s, v%d the record %s: every version of a type keeps its full name",
+					typ, v.version, v.root.name, cur.version, cur.root.name)
+			}
+		}
 		for _, v := range t.versions[:len(t.versions)-1] {
 			if err := checkUpgrade(v.root, cur.root); err != nil {
 				return nil, fmt.Errorf("load schemas: %s v%d cannot be read as v%d: %w", typ, v.version, cur.version, err)
@@ -211,8 +220,8 @@ func loadFile(fsys fs.FS, name, typ string, n int) (*version, error) {
 	if err != nil {
 		return nil, err
 	}
-	if root.kind != kindRecord || root.name != Namespace+"."+typ {
-		return nil, fmt.Errorf("want a record named %s.%s, got %s", Namespace, typ, describe(root))
+	if root.kind != kindRecord || (root.name != typ && !strings.HasSuffix(root.name, "."+typ)) {
+		return nil, fmt.Errorf("want a record named %s.%s, or %s in a namespace of the domain's own, got %s", Namespace, typ, typ, describe(root))
 	}
 	if err := checkEnvelope(root); err != nil {
 		return nil, err

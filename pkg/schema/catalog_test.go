@@ -284,3 +284,26 @@ func TestLoad_Refuses(t *testing.T) {
 		}
 	})
 }
+
+// TestLoad_OwnNamespace: a domain names its records in a namespace of its own, and keeps it
+// across the versions of a type.
+func TestLoad_OwnNamespace(t *testing.T) {
+	in := func(ns string, f *fstest.MapFile) *fstest.MapFile {
+		return &fstest.MapFile{Data: []byte(strings.Replace(string(f.Data), `"namespace":"dev.annals.events"`, `"namespace":"`+ns+`"`, 1))}
+	}
+	v1 := in("com.example.bank", avsc("Deposited", `{"name":"amount_cents","type":"long"}`))
+	v2 := in("com.example.bank", avsc("Deposited", `{"name":"amount_cents","type":"long"},{"name":"memo","type":["null","string"],"default":null}`))
+	c, err := schema.Load(fstest.MapFS{"Deposited.v1.avsc": v1, "Deposited.v2.avsc": v2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, ok := c.Current("Deposited")
+	if !ok || info.Version != 2 || !strings.Contains(info.Schema, `"name":"com.example.bank.Deposited"`) {
+		t.Errorf("current Deposited: %+v, %v; want v2 named com.example.bank.Deposited", info, ok)
+	}
+	moved := in("com.example.other", avsc("Deposited", `{"name":"amount_cents","type":"long"},{"name":"memo","type":["null","string"],"default":null}`))
+	_, err = schema.Load(fstest.MapFS{"Deposited.v1.avsc": v1, "Deposited.v2.avsc": moved})
+	if err == nil || !strings.Contains(err.Error(), "keeps its full name") {
+		t.Errorf("a type whose versions have two namespaces: err = %v, want one saying a type keeps its full name", err)
+	}
+}
