@@ -30,7 +30,7 @@ func classify(err error) problem {
 	switch {
 	case errors.As(err, &in):
 		return problem{http.StatusBadRequest, CodeInvalidRequest, in.Error(), map[string]any{"field": in.Field}}
-	case postgres.Unreachable(err):
+	case postgres.Transient(err):
 		return problem{http.StatusServiceUnavailable, CodeUnavailable, "the audit log is unavailable; retry later", nil}
 	}
 	return problem{http.StatusInternalServerError, CodeInternal, "internal error", nil}

@@ -120,7 +120,7 @@ func classify(err error) (int, string, string, map[string]any) {
 	switch {
 	case errors.As(err, &in):
 		return http.StatusBadRequest, CodeInvalidRequest, in.Error(), map[string]any{"field": in.Field}
-	case postgres.Unreachable(err):
+	case postgres.Transient(err):
 		return http.StatusServiceUnavailable, CodeUnavailable, "the sent log is unavailable; retry later", nil
 	}
 	return http.StatusInternalServerError, CodeInternal, "internal error", nil

@@ -42,7 +42,7 @@ func classify(err error) problem {
 	case errors.As(err, &nc):
 		return problem{http.StatusGatewayTimeout, CodeNotCaughtUp, nc.Error(),
 			map[string]any{"stream_id": nc.StreamID, "version": nc.Version, "min_version": nc.MinVersion}}
-	case postgres.Unreachable(err):
+	case postgres.Transient(err):
 		return problem{http.StatusServiceUnavailable, CodeUnavailable, "the read models are unavailable; retry later", nil}
 	}
 	return problem{http.StatusInternalServerError, CodeInternal, "internal error", nil}
