@@ -28,7 +28,7 @@ func (a *API) Register(r *httpx.Router) {
 			503: "unavailable: the database cannot be reached",
 		},
 		Schemas: map[int]map[string]any{200: pageSchema, 400: errorSchema, 503: errorSchema},
-	}, a.list)
+	}, a.errs.Handler(a.list))
 	r.HandleFunc("GET", "/v1/audit/verify", httpx.Operation{
 		Summary: "Verifies the hash chain from the first entry to the last: each entry's sequence number follows " +
 			"the one before, its prev_hash is the previous entry's hash (32 zero bytes for the first) and its hash " +
@@ -42,7 +42,7 @@ func (a *API) Register(r *httpx.Router) {
 			503: "unavailable: the database cannot be reached",
 		},
 		Schemas: map[int]map[string]any{200: reportSchema, 400: errorSchema, 503: errorSchema},
-	}, a.verify)
+	}, a.errs.Handler(a.verify))
 }
 
 func object(required []string, props map[string]any) map[string]any {
