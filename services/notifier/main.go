@@ -62,7 +62,7 @@ func wire(_ context.Context, m *app.Main) error {
 		Logger:          m.Logger,
 		Registerer:      m.Registry,
 	})
-	api.New(n.SentLog(), m.Logger).Register(m.Router)
+	api.New(n.SentLog(), api.Options{Logger: m.Logger}).Register(m.Router)
 	prep := wiring.NewPrep(m.Logger, "prepare the database", func(ctx context.Context) error { return migrate(ctx, m) })
 	m.AddCheck("database_prepared", prep.Check)
 	if !cfg.Handlers.Enabled {
