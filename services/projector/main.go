@@ -32,7 +32,7 @@ func migrate(ctx context.Context, m *app.Main) error {
 
 func wire(_ context.Context, m *app.Main) error {
 	p := readmodel.New(m.DB, readmodel.Options{BatchSize: m.Config.Projections.BatchSize, Metrics: readmodel.NewMetrics(m.Registry)})
-	api.Register(m.Router, p)
+	api.New(p, api.Options{Logger: m.Logger}).Register(m.Router)
 	prep := wiring.NewPrep(m.Logger, "prepare the database", func(ctx context.Context) error { return migrate(ctx, m) })
 	m.AddCheck("database_prepared", prep.Check)
 	if !m.Config.Projections.Enabled {

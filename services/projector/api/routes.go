@@ -7,12 +7,12 @@ import (
 
 // Register adds the routes to r, documented for /openapi.json.
 func (a *API) Register(r *httpx.Router) {
-	r.HandleFunc("GET", "/v1/users/{id}", singleOp("A user as the read model holds it.", userSchema), a.getUser)
-	r.HandleFunc("GET", "/v1/users", listOp("Users in id order, paged with limit and cursor.", userStatusParam, "users", userSchema), a.listUsers)
+	r.HandleFunc("GET", "/v1/users/{id}", singleOp("A user as the read model holds it.", userSchema), a.errs.Handler(a.getUser))
+	r.HandleFunc("GET", "/v1/users", listOp("Users in id order, paged with limit and cursor.", userStatusParam, "users", userSchema), a.errs.Handler(a.listUsers))
 	r.HandleFunc("GET", "/v1/users/{id}/orders", listOp("A user's orders in id order, paged with limit and cursor.", orderStatusParam, "orders", orderSchema,
-		404), a.userOrders)
-	r.HandleFunc("GET", "/v1/orders/{id}", singleOp("An order as the read model holds it.", orderSchema), a.getOrder)
-	r.HandleFunc("GET", "/v1/orders", listOp("Orders in id order, paged with limit and cursor.", orderStatusParam, "orders", orderSchema), a.listOrders)
+		404), a.errs.Handler(a.userOrders))
+	r.HandleFunc("GET", "/v1/orders/{id}", singleOp("An order as the read model holds it.", orderSchema), a.errs.Handler(a.getOrder))
+	r.HandleFunc("GET", "/v1/orders", listOp("Orders in id order, paged with limit and cursor.", orderStatusParam, "orders", orderSchema), a.errs.Handler(a.listOrders))
 	r.HandleFunc("GET", "/v1/stats/orders", httpx.Operation{
 		Summary: "Order statistics. confirmed_orders counts orders that are confirmed or shipped (not those cancelled " +
 			"after their confirmation); total_revenue_cents sums their totals; conversion_rate is confirmed_orders " +
@@ -20,7 +20,7 @@ func (a *API) Register(r *httpx.Router) {
 		Tags:      []string{"read models"},
 		Responses: map[int]string{200: "the statistics", 400: "a query parameter was given; this route takes none", 503: "the database is unavailable"},
 		Schemas:   map[int]map[string]any{200: statsSchema, 400: errorSchema, 503: errorSchema},
-	}, a.orderStats)
+	}, a.errs.Handler(a.orderStats))
 }
 
 func singleOp(summary string, schema map[string]any) httpx.Operation {
