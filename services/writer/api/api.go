@@ -7,6 +7,7 @@ import (
 
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/domain"
+	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 )
@@ -33,6 +34,7 @@ type API struct {
 	orders  *events.Repository[domain.OrderState]
 	retries int
 	log     *slog.Logger
+	errs    httpx.Errors
 }
 
 // New returns the API on store.
@@ -51,6 +53,7 @@ func New(store *postgres.Store, opts Options) *API {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	a.errs = httpx.Errors{Dependency: "the event store", Rules: errorRules, Logger: a.log}
 	return a
 }
 

@@ -9,18 +9,18 @@ import (
 
 // Register adds the writer's routes to r, documented for /openapi.json.
 func (a *API) Register(r *httpx.Router) {
-	r.HandleFunc("POST", "/v1/users", commandOp("Create a user. Without id, the server picks a UUIDv7.", true, createUserSchema, false), a.createUser)
-	r.HandleFunc("PATCH", "/v1/users/{id}", commandOp("Change a user's name or email.", false, updateUserSchema, false), a.updateUser)
-	r.HandleFunc("POST", "/v1/users/{id}/deactivate", commandOp("Deactivate a user.", false, reasonSchema, false), a.deactivateUser)
-	r.HandleFunc("GET", "/v1/users/{id}", stateOp("A user, rebuilt from its events; ?version or ?at give it as it was then.", userSchema), a.getUser)
+	r.HandleFunc("POST", "/v1/users", commandOp("Create a user. Without id, the server picks a UUIDv7.", true, createUserSchema, false), a.errs.Handler(a.createUser))
+	r.HandleFunc("PATCH", "/v1/users/{id}", commandOp("Change a user's name or email.", false, updateUserSchema, false), a.errs.Handler(a.updateUser))
+	r.HandleFunc("POST", "/v1/users/{id}/deactivate", commandOp("Deactivate a user.", false, reasonSchema, false), a.errs.Handler(a.deactivateUser))
+	r.HandleFunc("GET", "/v1/users/{id}", stateOp("A user, rebuilt from its events; ?version or ?at give it as it was then.", userSchema), a.errs.Handler(a.getUser))
 
-	r.HandleFunc("POST", "/v1/orders", commandOp("Place an order for an active user. Without id, the server picks a UUIDv7.", true, createOrderSchema, false), a.createOrder)
-	r.HandleFunc("POST", "/v1/orders/{id}/items", commandOp("Add an item to a pending order.", false, itemSchema, false), a.addItem)
-	r.HandleFunc("DELETE", "/v1/orders/{id}/items/{item_id}", commandOp("Remove an item from a pending order.", false, emptySchema, true), a.removeItem)
-	r.HandleFunc("POST", "/v1/orders/{id}/confirm", commandOp("Confirm a pending order that has items.", false, emptySchema, true), a.confirmOrder)
-	r.HandleFunc("POST", "/v1/orders/{id}/cancel", commandOp("Cancel an order that is not shipped.", false, reasonSchema, false), a.cancelOrder)
-	r.HandleFunc("POST", "/v1/orders/{id}/ship", commandOp("Ship a confirmed order.", false, emptySchema, true), a.shipOrder)
-	r.HandleFunc("GET", "/v1/orders/{id}", stateOp("An order, rebuilt from its events; ?version or ?at give it as it was then.", orderSchema), a.getOrder)
+	r.HandleFunc("POST", "/v1/orders", commandOp("Place an order for an active user. Without id, the server picks a UUIDv7.", true, createOrderSchema, false), a.errs.Handler(a.createOrder))
+	r.HandleFunc("POST", "/v1/orders/{id}/items", commandOp("Add an item to a pending order.", false, itemSchema, false), a.errs.Handler(a.addItem))
+	r.HandleFunc("DELETE", "/v1/orders/{id}/items/{item_id}", commandOp("Remove an item from a pending order.", false, emptySchema, true), a.errs.Handler(a.removeItem))
+	r.HandleFunc("POST", "/v1/orders/{id}/confirm", commandOp("Confirm a pending order that has items.", false, emptySchema, true), a.errs.Handler(a.confirmOrder))
+	r.HandleFunc("POST", "/v1/orders/{id}/cancel", commandOp("Cancel an order that is not shipped.", false, reasonSchema, false), a.errs.Handler(a.cancelOrder))
+	r.HandleFunc("POST", "/v1/orders/{id}/ship", commandOp("Ship a confirmed order.", false, emptySchema, true), a.errs.Handler(a.shipOrder))
+	r.HandleFunc("GET", "/v1/orders/{id}", stateOp("An order, rebuilt from its events; ?version or ?at give it as it was then.", orderSchema), a.errs.Handler(a.getOrder))
 
 	r.HandleFunc("GET", "/v1/streams/{stream_id}", httpx.Operation{
 		Summary: "A stream's metadata: category, version, event count, creation and last change.",
@@ -28,7 +28,7 @@ func (a *API) Register(r *httpx.Router) {
 		Responses: map[int]string{200: "the stream", 400: "malformed stream id",
 			404: "no such stream", 503: "the event store is unavailable"},
 		Schemas: map[int]map[string]any{200: streamInfoSchema, 400: errorSchema, 404: errorSchema, 503: errorSchema},
-	}, a.getStream)
+	}, a.errs.Handler(a.getStream))
 	r.HandleFunc("GET", "/v1/streams/{stream_id}/events", httpx.Operation{
 		Summary: "One stream's events in version order, paged with from, to and limit.",
 		Tags:    []string{"history"},
@@ -40,7 +40,7 @@ func (a *API) Register(r *httpx.Router) {
 		Responses: map[int]string{200: "a page of events; next_from is set while there are more",
 			400: "malformed stream id or query", 404: "no such stream", 503: "the event store is unavailable"},
 		Schemas: map[int]map[string]any{200: streamPageSchema, 400: errorSchema, 404: errorSchema, 503: errorSchema},
-	}, a.getStreamEvents)
+	}, a.errs.Handler(a.getStreamEvents))
 	r.HandleFunc("GET", "/v1/events", httpx.Operation{
 		Summary: "The all-stream: every event in global-position order, paged with after and limit.",
 		Tags:    []string{"history"},
@@ -55,7 +55,7 @@ func (a *API) Register(r *httpx.Router) {
 		Responses: map[int]string{200: "a page of events; pass next_after as after for the next page",
 			400: "malformed query", 503: "the event store is unavailable"},
 		Schemas: map[int]map[string]any{200: allPageSchema, 400: errorSchema, 503: errorSchema},
-	}, a.listEvents)
+	}, a.errs.Handler(a.listEvents))
 	r.HandleFunc("GET", "/v1/stats", httpx.Operation{
 		Summary: "Totals of events and streams, counts by event type and the most recent events.",
 		Tags:    []string{"history"},
@@ -63,7 +63,7 @@ func (a *API) Register(r *httpx.Router) {
 			Schema: map[string]any{"type": "integer", "minimum": 0, "maximum": MaxRecent}}},
 		Responses: map[int]string{200: "the statistics", 400: "malformed query", 503: "the event store is unavailable"},
 		Schemas:   map[int]map[string]any{200: statsSchema, 400: errorSchema, 503: errorSchema},
-	}, a.stats)
+	}, a.errs.Handler(a.stats))
 	a.registerSchemas(r)
 }
 
