@@ -124,3 +124,16 @@ func TestErrors_Handler(t *testing.T) {
 		})
 	}
 }
+
+func TestErrorSchema(t *testing.T) {
+	field := map[string]any{"type": "string"}
+	got := httpx.ErrorSchema(map[string]any{"field": field})
+	want := map[string]any{"type": "object", "required": []string{"error"}, "properties": map[string]any{
+		"error": map[string]any{"type": "object", "required": []string{"code", "message"}, "properties": map[string]any{
+			"code": httpx.StringSchema, "message": httpx.StringSchema, "field": field,
+		}},
+	}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v\nwant %v", got, want)
+	}
+}

@@ -20,7 +20,7 @@ func (a *API) registerSchemas(r *httpx.Router) {
 		Responses: map[int]string{200: "the catalog", 400: "a query parameter was given; this route takes none",
 			503: "the database is unavailable"},
 		Schemas: map[int]map[string]any{
-			200: object([]string{"schemas"}, map[string]any{"schemas": map[string]any{"type": "array", "items": schemaInfoSchema}}),
+			200: httpx.Object([]string{"schemas"}, map[string]any{"schemas": map[string]any{"type": "array", "items": schemaInfoSchema}}),
 			400: errorSchema, 503: errorSchema,
 		},
 	}, a.errs.Handler(a.listSchemas))
@@ -34,13 +34,13 @@ func (a *API) registerSchemas(r *httpx.Router) {
 	}, a.errs.Handler(a.getSchema))
 }
 
-var schemaInfoSchema = object([]string{"fingerprint", "type", "version", "schema", "registered_at"}, map[string]any{
+var schemaInfoSchema = httpx.Object([]string{"fingerprint", "type", "version", "schema", "registered_at"}, map[string]any{
 	"fingerprint": map[string]any{"type": "string", "pattern": "^[0-9a-f]{16}$",
 		"description": "CRC-64-AVRO of the schema's Parsing Canonical Form, as 16 hex digits (the number; the single-object header holds its bytes little-endian)"},
 	"type":          map[string]any{"type": "string", "description": "the event type"},
 	"version":       map[string]any{"type": "integer", "minimum": 1},
 	"schema":        map[string]any{"type": "string", "description": "the Parsing Canonical Form, a JSON document"},
-	"registered_at": timeSchema,
+	"registered_at": httpx.TimeSchema,
 })
 
 // schemaInfo is a row of the catalog as the API writes it.
