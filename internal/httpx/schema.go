@@ -1,5 +1,7 @@
 package httpx
 
+import "fmt"
+
 // JSON schemas for the documents of Operation. The values are shared between routes and
 // services: never change one, build another.
 
@@ -40,4 +42,23 @@ func ErrorSchema(fields map[string]any) map[string]any {
 	return map[string]any{"type": "object", "required": []string{"error"}, "properties": map[string]any{
 		"error": map[string]any{"type": "object", "required": []string{"code", "message"}, "properties": props},
 	}}
+}
+
+// CursorParams documents the parameters of a list paged with EncodeCursor: limit, pages of
+// def rows unless it says otherwise and of max at the most, and cursor.
+func CursorParams(def, max int) []Param {
+	return []Param{
+		{Name: "limit", Description: fmt.Sprintf("page size (default %d)", def),
+			Schema: map[string]any{"type": "integer", "minimum": 1, "maximum": max}},
+		{Name: "cursor", Description: "next_cursor of the previous page; absent for the first"},
+	}
+}
+
+// CursorPage is the schema of a page of a list paged with EncodeCursor: the rows, items of
+// the schema item, under member, and next_cursor while more rows follow.
+func CursorPage(member string, item map[string]any) map[string]any {
+	return Object([]string{member}, map[string]any{
+		member:        map[string]any{"type": "array", "items": item},
+		"next_cursor": StringSchema,
+	})
 }

@@ -9,23 +9,17 @@ var listOp = httpx.Operation{
 	Summary: "The sent log: one row per email event the notifier handled (status sent once the SMTP server " +
 		"accepted the email, skipped when none was due), in event id order, paged with limit and cursor.",
 	Tags: []string{"notifications"},
-	Query: []httpx.Param{
+	Query: append([]httpx.Param{
 		{Name: "to", Description: "only emails to this address (case-insensitive)", Schema: map[string]any{"type": "string", "format": "email"}},
 		{Name: "event_id", Description: "only the email of this event", Schema: httpx.UUIDSchema},
-		{Name: "limit", Description: "page size (default 50)",
-			Schema: map[string]any{"type": "integer", "minimum": 1, "maximum": notify.MaxLimit}},
-		{Name: "cursor", Description: "next_cursor of the previous page; absent for the first"},
-	},
+	}, httpx.CursorParams(notify.DefaultLimit, notify.MaxLimit)...),
 	Responses: map[int]string{
 		200: "a page; next_cursor is set while more rows follow",
 		400: "invalid_request: malformed or unknown query parameter",
 		503: "unavailable: the database cannot be reached",
 	},
 	Schemas: map[int]map[string]any{
-		200: httpx.Object([]string{"notifications"}, map[string]any{
-			"notifications": map[string]any{"type": "array", "items": notificationSchema},
-			"next_cursor":   httpx.StringSchema,
-		}),
+		200: httpx.CursorPage("notifications", notificationSchema),
 		400: errorSchema, 503: errorSchema,
 	},
 }

@@ -49,22 +49,14 @@ func listOp(summary string, status httpx.Param, member string, item map[string]a
 	op := httpx.Operation{
 		Summary: summary,
 		Tags:    []string{"read models"},
-		Query: []httpx.Param{
-			status,
-			{Name: "limit", Description: "page size (default 50)",
-				Schema: map[string]any{"type": "integer", "minimum": 1, "maximum": readmodel.MaxLimit}},
-			{Name: "cursor", Description: "next_cursor of the previous page; absent for the first"},
-		},
+		Query:   append([]httpx.Param{status}, httpx.CursorParams(readmodel.DefaultLimit, readmodel.MaxLimit)...),
 		Responses: map[int]string{
 			200: "a page; next_cursor is set while more rows follow",
 			400: "invalid_request: malformed id, status, limit or cursor",
 			503: "unavailable: the database cannot be reached",
 		},
 		Schemas: map[int]map[string]any{
-			200: httpx.Object([]string{member}, map[string]any{
-				member:        map[string]any{"type": "array", "items": item},
-				"next_cursor": map[string]any{"type": "string"},
-			}),
+			200: httpx.CursorPage(member, item),
 			400: errorSchema, 503: errorSchema,
 		},
 	}
