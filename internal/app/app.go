@@ -289,7 +289,7 @@ func (m *Main) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	wg.Wait()
 	if failed {
-		httpx.WriteErrorFields(w, http.StatusServiceUnavailable, "unavailable", "a dependency is unreachable",
+		httpx.WriteErrorFields(w, http.StatusServiceUnavailable, httpx.CodeUnavailable, "a dependency is unreachable",
 			map[string]any{"checks": results})
 		return
 	}

@@ -2,16 +2,15 @@
 // so that /openapi.json is derived from what is actually served, the JSON error envelope, the
 // correlation-id middleware and request metrics.
 //
-// It maps errors to HTTP responses in one place (WriteError) and must never write a secret,
-// a request body or a stack trace into a response or a log line.
+// It maps errors to HTTP responses in one place, the error table (Errors), which every
+// service extends with its own rules only; handlers return their errors to it. It must never
+// write a secret, a request body or a stack trace into a response or a log line.
 package httpx
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -92,10 +91,10 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	h.ServeHTTP(probe, req) // the mux's own 404 or 405 handler
 	if probe.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", probe.header.Get("Allow"))
-		WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", req.Method+" is not allowed on "+req.URL.Path)
+		WriteError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, req.Method+" is not allowed on "+req.URL.Path)
 		return
 	}
-	WriteError(w, http.StatusNotFound, "not_found", "no route for "+req.Method+" "+req.URL.Path)
+	WriteError(w, http.StatusNotFound, CodeNotFound, "no route for "+req.Method+" "+req.URL.Path)
 }
 
 // probeWriter records what the mux's fallback handler would answer, and discards the body.
@@ -222,30 +221,6 @@ func jsonContent(schema map[string]any) map[string]any {
 	return map[string]any{"application/json": map[string]any{"schema": schema}}
 }
 
-// ErrorBody is the JSON error envelope of every service: {"error":{"code":..,"message":..}}.
-type ErrorBody struct {
-	Error ErrorDetail `json:"error"`
-}
-
-// ErrorDetail is the inside of ErrorBody. Fields carries extra members such as expected and
-// actual versions of a conflict.
-type ErrorDetail struct {
-	Code    string         `json:"code"`
-	Message string         `json:"message"`
-	Fields  map[string]any `json:"-"`
-}
-
-// MarshalJSON flattens Fields next to code and message.
-func (d ErrorDetail) MarshalJSON() ([]byte, error) {
-	m := make(map[string]any, len(d.Fields)+2)
-	for k, v := range d.Fields {
-		m[k] = v
-	}
-	m["code"] = d.Code
-	m["message"] = d.Message
-	return json.Marshal(m)
-}
-
 // WriteJSON writes v as JSON with the given status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -253,16 +228,6 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
-}
-
-// WriteError writes the error envelope with the given status and code.
-func WriteError(w http.ResponseWriter, status int, code, message string) {
-	WriteErrorFields(w, status, code, message, nil)
-}
-
-// WriteErrorFields writes the error envelope with extra members.
-func WriteErrorFields(w http.ResponseWriter, status int, code, message string, fields map[string]any) {
-	WriteJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: message, Fields: fields}})
 }
 
 type ctxKey struct{}
@@ -371,17 +336,4 @@ func validCorrelationID(s string) bool {
 		}
 	}
 	return true
-}
-
-// LogFailure logs a request that failed on the server's side, with its method, route, status
-// and correlation id (never its body): at error level, or debug when the client went away.
-func LogFailure(log *slog.Logger, r *http.Request, status int, err error) {
-	level := slog.LevelError
-	if errors.Is(err, context.Canceled) {
-		level = slog.LevelDebug
-	}
-	log.LogAttrs(r.Context(), level, "request failed",
-		slog.String("method", r.Method), slog.String("route", r.Pattern),
-		slog.Int("status", status), slog.String("correlation_id", CorrelationID(r)),
-		slog.String("error", err.Error()))
 }

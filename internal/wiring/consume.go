@@ -74,3 +74,15 @@ func EnsureEventStoreSchema(ctx context.Context, pool *pgxpool.Pool, migrate boo
 	}
 	return nil
 }
+
+// MigrateConsumer is the database step of a service that consumes events: the event store's
+// schema as EnsureEventStoreSchema leaves it, then the service's own tables, which migrate
+// (readmodel.Migrate, say) brings up to date.
+func MigrateConsumer(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger,
+	migrate func(context.Context, *pgxpool.Pool, *slog.Logger) ([]postgres.MigrationResult, error)) error {
+	if err := EnsureEventStoreSchema(ctx, pool, cfg.Writer.MigrateOnStart, log); err != nil {
+		return err
+	}
+	_, err := migrate(ctx, pool, log)
+	return err
+}

@@ -62,3 +62,11 @@ func (p *Prep) Wait(ctx context.Context) bool {
 		return false
 	}
 }
+
+// Run runs the step and then waits for ctx to end: the actor of a service whose other actors
+// are turned off, so that it still prepares what it serves.
+func (p *Prep) Run(ctx context.Context) error {
+	p.Wait(ctx)
+	<-ctx.Done()
+	return nil
+}

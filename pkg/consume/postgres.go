@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/annals-dev/annals/pkg/events/postgres"
 )
 
 type txKey struct{}
@@ -29,7 +30,7 @@ func WithTx(ctx context.Context, tx pgx.Tx) context.Context {
 // PostgresUnit runs each unit of work in one transaction of pool, which handlers reach with
 // Tx(ctx). The transaction commits when the unit's work returns nil and rolls back otherwise.
 // Failures of the database rather than of the work (no connection, a connection lost in the
-// middle, the server shutting down) come back marked Unavailable, so that the runtime waits
+// middle, the server shutting down: postgres.Unreachable) come back marked Unavailable, so that the runtime waits
 // for the database instead of dead-lettering messages.
 func PostgresUnit(pool *pgxpool.Pool) Unit {
 	return func(ctx context.Context, fn func(ctx context.Context) error) error {
@@ -39,31 +40,19 @@ func PostgresUnit(pool *pgxpool.Pool) Unit {
 		}
 		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 		if err := fn(WithTx(ctx, tx)); err != nil {
-			if tx.Conn().IsClosed() || databaseDown(err) {
+			if tx.Conn().IsClosed() || postgres.Unreachable(err) {
 				return Unavailable(err)
 			}
 			return err
 		}
 		if err := tx.Commit(ctx); err != nil {
-			if tx.Conn().IsClosed() || databaseDown(err) {
+			if tx.Conn().IsClosed() || postgres.Unreachable(err) {
 				return Unavailable(fmt.Errorf("commit: %w", err))
 			}
 			return fmt.Errorf("commit: %w", err)
 		}
 		return nil
 	}
-}
-
-// databaseDown reports errors that say the server, not the statement, is the problem.
-func databaseDown(err error) bool {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return strings.HasPrefix(pe.Code, "08") || // connection exception
-			pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || // shutdown, cannot connect now
-			pe.Code == "53300" // too many connections
-	}
-	var ce *pgconn.ConnectError
-	return errors.As(err, &ce) || pgconn.Timeout(err)
 }
 
 // Inbox records which events a consumer group has applied, in the annals_inbox table, in the

@@ -27,14 +27,10 @@ import (
 
 func main() { app.RunProgram(app.Notifier, wire) }
 
-// migrate checks the event store's schema (or applies it, with MIGRATE_ON_START: the consumer
-// runtime's tables live there) and applies the notifier's own migrations.
+// migrate checks the event store's schema (or applies it, with MIGRATE_ON_START) and applies
+// the migrations of the notifier's own tables.
 func migrate(ctx context.Context, m *app.Main) error {
-	if err := wiring.EnsureEventStoreSchema(ctx, m.DB, m.Config.Writer.MigrateOnStart, m.Logger); err != nil {
-		return err
-	}
-	_, err := notify.Migrate(ctx, m.DB, m.Logger)
-	return err
+	return wiring.MigrateConsumer(ctx, m.DB, m.Config, m.Logger, notify.Migrate)
 }
 
 func wire(_ context.Context, m *app.Main) error {
@@ -62,12 +58,12 @@ func wire(_ context.Context, m *app.Main) error {
 		Logger:          m.Logger,
 		Registerer:      m.Registry,
 	})
-	api.New(n.SentLog(), m.Logger).Register(m.Router)
+	api.New(n.SentLog(), api.Options{Logger: m.Logger}).Register(m.Router)
 	prep := wiring.NewPrep(m.Logger, "prepare the database", func(ctx context.Context) error { return migrate(ctx, m) })
 	m.AddCheck("database_prepared", prep.Check)
 	if !cfg.Handlers.Enabled {
 		m.Logger.Info("event handlers are disabled (EVENT_HANDLERS_ENABLED=false): serving the sent log without sending email")
-		m.Go("migrations", func(ctx context.Context) error { prep.Wait(ctx); <-ctx.Done(); return nil })
+		m.Go("migrations", prep.Run)
 		return nil
 	}
 	base := wiring.ConsumerConfig(cfg, cfg.ConsumerGroup("notifier"), m.Logger, consume.NewMetrics(m.Registry))

@@ -21,23 +21,19 @@ import (
 func main() { app.RunProgram(app.Projector, wire) }
 
 // migrate checks the event store's schema (or applies it, with MIGRATE_ON_START) and applies
-// the read models' own migrations, which the projector owns.
+// the migrations of the read models' own tables, which the projector owns.
 func migrate(ctx context.Context, m *app.Main) error {
-	if err := wiring.EnsureEventStoreSchema(ctx, m.DB, m.Config.Writer.MigrateOnStart, m.Logger); err != nil {
-		return err
-	}
-	_, err := readmodel.Migrate(ctx, m.DB, m.Logger)
-	return err
+	return wiring.MigrateConsumer(ctx, m.DB, m.Config, m.Logger, readmodel.Migrate)
 }
 
 func wire(_ context.Context, m *app.Main) error {
 	p := readmodel.New(m.DB, readmodel.Options{BatchSize: m.Config.Projections.BatchSize, Metrics: readmodel.NewMetrics(m.Registry)})
-	api.Register(m.Router, p)
+	api.New(p, api.Options{Logger: m.Logger}).Register(m.Router)
 	prep := wiring.NewPrep(m.Logger, "prepare the database", func(ctx context.Context) error { return migrate(ctx, m) })
 	m.AddCheck("database_prepared", prep.Check)
 	if !m.Config.Projections.Enabled {
 		m.Logger.Info("projections are disabled (PROJECTIONS_ENABLED=false): serving the read models without updating them")
-		m.Go("migrations", func(ctx context.Context) error { prep.Wait(ctx); <-ctx.Done(); return nil })
+		m.Go("migrations", prep.Run)
 		return nil
 	}
 	c, err := p.Consumer(wiring.ConsumerConfig(m.Config, m.Config.ConsumerGroup("projector"), m.Logger, consume.NewMetrics(m.Registry)))

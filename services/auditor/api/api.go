@@ -30,6 +30,7 @@ type API struct {
 	log  *auditlog.Log
 	opts Options
 	lg   *slog.Logger
+	errs httpx.Errors
 }
 
 // New returns the API on l.
@@ -38,12 +39,9 @@ func New(l *auditlog.Log, opts Options) *API {
 	if a.lg == nil {
 		a.lg = slog.Default()
 	}
+	a.errs = httpx.Errors{Dependency: "the audit log", Logger: a.lg}
 	return a
 }
-
-// Register adds the auditor's routes on l to r, documented for /openapi.json, with the
-// default options. New(l, opts).Register(r) takes options.
-func Register(r *httpx.Router, l *auditlog.Log) { New(l, Options{}).Register(r) }
 
 // page is the answer of GET /v1/audit.
 type page struct {
@@ -55,22 +53,21 @@ type page struct {
 	More bool `json:"more"`
 }
 
-func (a *API) list(w http.ResponseWriter, r *http.Request) {
+func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 	aq, err := parseAuditQuery(r)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	entries, more, err := a.log.Query(r.Context(), aq)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	p := page{Entries: entries, NextAfter: aq.After, More: more}
 	if len(entries) > 0 {
 		p.NextAfter = entries[len(entries)-1].Seq
 	}
 	httpx.WriteJSON(w, http.StatusOK, p)
+	return nil
 }
 
 func parseAuditQuery(r *http.Request) (auditlog.Query, error) {
@@ -116,15 +113,13 @@ func parseAuditQuery(r *http.Request) (auditlog.Query, error) {
 	return aq, nil
 }
 
-func (a *API) verify(w http.ResponseWriter, r *http.Request) {
+func (a *API) verify(w http.ResponseWriter, r *http.Request) error {
 	if _, err := httpx.ParseQuery(r); err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	rep, err := a.log.Verify(r.Context(), auditlog.VerifyOptions{PageSize: a.opts.PageSize})
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	if !rep.OK {
 		a.lg.LogAttrs(r.Context(), slog.LevelError, "audit log: the chain is broken",
@@ -132,6 +127,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 			slog.String("correlation_id", httpx.CorrelationID(r)))
 	}
 	httpx.WriteJSON(w, http.StatusOK, verifyAnswer{Report: rep, TookMS: float64(rep.Took.Microseconds()) / 1000})
+	return nil
 }
 
 // verifyAnswer is the answer of GET /v1/audit/verify.

@@ -2,8 +2,8 @@
 // type and recording time and paged by sequence number (GET /v1/audit), and the verification
 // of its hash chain (GET /v1/audit/verify).
 //
-// It only reads: it never appends to, changes or removes an entry. Errors are mapped to HTTP
-// statuses and codes in one function (classify); a malformed request gets 400
-// invalid_request naming the parameter, and server-side failures are logged without the
-// entries' data.
+// It only reads: it never appends to, changes or removes an entry. Handlers return their
+// errors to the services' one error table (httpx.Errors), to which the auditor adds nothing: a
+// malformed request gets 400 invalid_request naming the parameter, and server-side failures
+// are logged without the entries' data.
 package api

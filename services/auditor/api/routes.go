@@ -15,10 +15,10 @@ func (a *API) Register(r *httpx.Router) {
 		Query: []httpx.Param{
 			{Name: "stream_id", Description: "only this stream's events, such as user-0190a4b2-7f3c-7a00-8000-000000000001"},
 			{Name: "type", Description: "only these event types (repeat the parameter for several)",
-				Schema: map[string]any{"type": "array", "items": stringSchema, "maxItems": MaxTypes}},
-			{Name: "since", Description: "recorded at or after this RFC 3339 time", Schema: timeSchema},
-			{Name: "until", Description: "recorded before this RFC 3339 time", Schema: timeSchema},
-			{Name: "after", Description: "entries after this sequence number (default 0: from the first)", Schema: intSchema(0)},
+				Schema: map[string]any{"type": "array", "items": httpx.StringSchema, "maxItems": MaxTypes}},
+			{Name: "since", Description: "recorded at or after this RFC 3339 time", Schema: httpx.TimeSchema},
+			{Name: "until", Description: "recorded before this RFC 3339 time", Schema: httpx.TimeSchema},
+			{Name: "after", Description: "entries after this sequence number (default 0: from the first)", Schema: httpx.Int64(0)},
 			{Name: "limit", Description: "page size (default 100)",
 				Schema: map[string]any{"type": "integer", "minimum": 1, "maximum": auditlog.MaxLimit}},
 		},
@@ -28,7 +28,7 @@ func (a *API) Register(r *httpx.Router) {
 			503: "unavailable: the database cannot be reached",
 		},
 		Schemas: map[int]map[string]any{200: pageSchema, 400: errorSchema, 503: errorSchema},
-	}, a.list)
+	}, a.errs.Handler(a.list))
 	r.HandleFunc("GET", "/v1/audit/verify", httpx.Operation{
 		Summary: "Verifies the hash chain from the first entry to the last: each entry's sequence number follows " +
 			"the one before, its prev_hash is the previous entry's hash (32 zero bytes for the first) and its hash " +
@@ -42,76 +42,57 @@ func (a *API) Register(r *httpx.Router) {
 			503: "unavailable: the database cannot be reached",
 		},
 		Schemas: map[int]map[string]any{200: reportSchema, 400: errorSchema, 503: errorSchema},
-	}, a.verify)
-}
-
-func object(required []string, props map[string]any) map[string]any {
-	m := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
-	if len(required) > 0 {
-		m["required"] = required
-	}
-	return m
-}
-
-func intSchema(minimum int64) map[string]any {
-	return map[string]any{"type": "integer", "format": "int64", "minimum": minimum}
+	}, a.errs.Handler(a.verify))
 }
 
 var (
-	uuidSchema   = map[string]any{"type": "string", "format": "uuid"}
-	timeSchema   = map[string]any{"type": "string", "format": "date-time"}
-	stringSchema = map[string]any{"type": "string"}
-	hashSchema   = map[string]any{"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "SHA-256 in hex"}
+	hashSchema = map[string]any{"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "SHA-256 in hex"}
 
-	entrySchema = object([]string{"seq", "event_id", "type", "stream_id", "stream_version", "global_position",
+	entrySchema = httpx.Object([]string{"seq", "event_id", "type", "stream_id", "stream_version", "global_position",
 		"schema_version", "data", "metadata", "correlation_id", "causation_id", "recorded_at", "audited_at",
 		"topic", "partition", "offset", "prev_hash", "hash"}, map[string]any{
-		"seq":             intSchema(1),
-		"event_id":        uuidSchema,
-		"type":            stringSchema,
-		"stream_id":       stringSchema,
-		"stream_version":  intSchema(0),
+		"seq":             httpx.Int64(1),
+		"event_id":        httpx.UUIDSchema,
+		"type":            httpx.StringSchema,
+		"stream_id":       httpx.StringSchema,
+		"stream_version":  httpx.Int64(0),
 		"global_position": map[string]any{"type": "integer", "format": "int64"},
 		"schema_version":  map[string]any{"type": "integer"},
 		"data":            map[string]any{"description": "the event's data, as the auditor received it"},
-		"metadata":        map[string]any{"type": "object", "additionalProperties": stringSchema},
-		"correlation_id":  stringSchema,
-		"causation_id":    stringSchema,
-		"recorded_at":     timeSchema,
-		"audited_at":      timeSchema,
-		"topic":           stringSchema,
+		"metadata":        map[string]any{"type": "object", "additionalProperties": httpx.StringSchema},
+		"correlation_id":  httpx.StringSchema,
+		"causation_id":    httpx.StringSchema,
+		"recorded_at":     httpx.TimeSchema,
+		"audited_at":      httpx.TimeSchema,
+		"topic":           httpx.StringSchema,
 		"partition":       map[string]any{"type": "integer", "minimum": 0},
-		"offset":          intSchema(0),
+		"offset":          httpx.Int64(0),
 		"prev_hash":       hashSchema,
 		"hash":            hashSchema,
 	})
-	pageSchema = object([]string{"entries", "next_after", "more"}, map[string]any{
+	pageSchema = httpx.Object([]string{"entries", "next_after", "more"}, map[string]any{
 		"entries":    map[string]any{"type": "array", "items": entrySchema},
-		"next_after": intSchema(0),
+		"next_after": httpx.Int64(0),
 		"more":       map[string]any{"type": "boolean"},
 	})
-	breakSchema = object([]string{"seq", "problem", "expected", "found", "detail"}, map[string]any{
-		"seq": intSchema(0),
+	breakSchema = httpx.Object([]string{"seq", "problem", "expected", "found", "detail"}, map[string]any{
+		"seq": httpx.Int64(0),
 		"problem": map[string]any{"type": "string", "enum": []string{
 			string(auditlog.ProblemSequenceGap), string(auditlog.ProblemSequenceOrder),
 			string(auditlog.ProblemPrevHash), string(auditlog.ProblemHash), string(auditlog.ProblemUnreadable)}},
-		"expected": stringSchema,
-		"found":    stringSchema,
-		"detail":   stringSchema,
+		"expected": httpx.StringSchema,
+		"found":    httpx.StringSchema,
+		"detail":   httpx.StringSchema,
 	})
-	reportSchema = object([]string{"ok", "checked", "last_seq", "last_hash", "took_ms"}, map[string]any{
+	reportSchema = httpx.Object([]string{"ok", "checked", "last_seq", "last_hash", "took_ms"}, map[string]any{
 		"ok":          map[string]any{"type": "boolean"},
-		"checked":     intSchema(0),
-		"last_seq":    intSchema(0),
+		"checked":     httpx.Int64(0),
+		"last_seq":    httpx.Int64(0),
 		"last_hash":   hashSchema,
 		"first_break": breakSchema,
 		"took_ms":     map[string]any{"type": "number", "minimum": 0},
 	})
-	errorSchema = map[string]any{"type": "object", "required": []string{"error"}, "properties": map[string]any{
-		"error": map[string]any{"type": "object", "required": []string{"code", "message"}, "properties": map[string]any{
-			"code":    stringSchema,
-			"message": stringSchema,
-			"field":   map[string]any{"type": "string", "description": "the malformed parameter (400)"},
-		}},
-	}}
+	errorSchema = httpx.ErrorSchema(map[string]any{
+		"field": map[string]any{"type": "string", "description": "the malformed parameter (400)"},
+	})
 )

@@ -1,42 +1,35 @@
 package api
 
 import (
-	"errors"
 	"log/slog"
 	"net/http"
 
 	"github.com/google/uuid"
 
 	"github.com/annals-dev/annals/internal/httpx"
-	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/services/notifier/notify"
 )
 
-// Error codes of the API.
-const (
-	CodeInvalidRequest = "invalid_request" // 400, with field
-	CodeUnavailable    = "unavailable"     // 503
-	CodeInternal       = "internal"        // 500
-)
+// Options tune the API.
+type Options struct {
+	// Logger receives server-side failures (slog.Default when nil).
+	Logger *slog.Logger
+}
 
 // API serves the sent log.
 type API struct {
 	sent *notify.SentLog
-	log  *slog.Logger
+	errs httpx.Errors
 }
 
-// New returns the API on the sent log l; logger receives server-side failures
-// (slog.Default when nil).
-func New(l *notify.SentLog, logger *slog.Logger) *API {
-	if logger == nil {
-		logger = slog.Default()
-	}
-	return &API{sent: l, log: logger}
+// New returns the API on the sent log l.
+func New(l *notify.SentLog, opts Options) *API {
+	return &API{sent: l, errs: httpx.Errors{Dependency: "the sent log", Logger: opts.Logger}}
 }
 
 // Register adds the routes to r, documented for /openapi.json.
 func (a *API) Register(r *httpx.Router) {
-	r.HandleFunc("GET", "/v1/notifications", listOp, a.list)
+	r.HandleFunc("GET", "/v1/notifications", listOp, a.errs.Handler(a.list))
 }
 
 // page is the answer of GET /v1/notifications.
@@ -45,22 +38,21 @@ type page struct {
 	NextCursor    string                `json:"next_cursor,omitempty"`
 }
 
-func (a *API) list(w http.ResponseWriter, r *http.Request) {
+func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 	q, err := parseQuery(r)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	rows, more, err := a.sent.List(r.Context(), q)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	p := page{Notifications: rows}
 	if more {
 		p.NextCursor = httpx.EncodeCursor(rows[len(rows)-1].EventID)
 	}
 	httpx.WriteJSON(w, http.StatusOK, p)
+	return nil
 }
 
 var known = []string{"to", "event_id", "limit", "cursor"}
@@ -111,25 +103,4 @@ func parseQuery(r *http.Request) (notify.SentQuery, error) {
 		q.After = after
 	}
 	return q, nil
-}
-
-// classify maps an error to its HTTP status, code, message and extra fields. It is the only
-// place that does.
-func classify(err error) (int, string, string, map[string]any) {
-	var in *httpx.InputError
-	switch {
-	case errors.As(err, &in):
-		return http.StatusBadRequest, CodeInvalidRequest, in.Error(), map[string]any{"field": in.Field}
-	case postgres.Unreachable(err):
-		return http.StatusServiceUnavailable, CodeUnavailable, "the sent log is unavailable; retry later", nil
-	}
-	return http.StatusInternalServerError, CodeInternal, "internal error", nil
-}
-
-func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status, code, message, fields := classify(err)
-	if status >= 500 {
-		httpx.LogFailure(a.log, r, status, err)
-	}
-	httpx.WriteErrorFields(w, status, code, message, fields)
 }

@@ -75,7 +75,7 @@ func newEnv(t *testing.T) *env {
 		}
 	}
 	e.router = httpx.NewRouter()
-	api.New(log, nil).Register(e.router)
+	api.New(log, api.Options{}).Register(e.router)
 	srv := httptest.NewServer(httpx.Middleware(e.router, nil, nil))
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
@@ -173,7 +173,7 @@ func TestList(t *testing.T) {
 
 func TestOpenAPI(t *testing.T) {
 	r := httpx.NewRouter()
-	api.New(nil, nil).Register(r)
+	api.New(nil, api.Options{}).Register(r)
 	doc := r.OpenAPI("annals-notifier", "test")
 	op, ok := doc["paths"].(map[string]any)["/v1/notifications"].(map[string]any)["get"].(map[string]any)
 	if !ok {

@@ -9,56 +9,34 @@ var listOp = httpx.Operation{
 	Summary: "The sent log: one row per email event the notifier handled (status sent once the SMTP server " +
 		"accepted the email, skipped when none was due), in event id order, paged with limit and cursor.",
 	Tags: []string{"notifications"},
-	Query: []httpx.Param{
+	Query: append([]httpx.Param{
 		{Name: "to", Description: "only emails to this address (case-insensitive)", Schema: map[string]any{"type": "string", "format": "email"}},
-		{Name: "event_id", Description: "only the email of this event", Schema: uuidSchema},
-		{Name: "limit", Description: "page size (default 50)",
-			Schema: map[string]any{"type": "integer", "minimum": 1, "maximum": notify.MaxLimit}},
-		{Name: "cursor", Description: "next_cursor of the previous page; absent for the first"},
-	},
+		{Name: "event_id", Description: "only the email of this event", Schema: httpx.UUIDSchema},
+	}, httpx.CursorParams(notify.DefaultLimit, notify.MaxLimit)...),
 	Responses: map[int]string{
 		200: "a page; next_cursor is set while more rows follow",
 		400: "invalid_request: malformed or unknown query parameter",
 		503: "unavailable: the database cannot be reached",
 	},
 	Schemas: map[int]map[string]any{
-		200: object([]string{"notifications"}, map[string]any{
-			"notifications": map[string]any{"type": "array", "items": notificationSchema},
-			"next_cursor":   stringSchema,
-		}),
+		200: httpx.CursorPage("notifications", notificationSchema),
 		400: errorSchema, 503: errorSchema,
 	},
 }
 
-func object(required []string, props map[string]any) map[string]any {
-	m := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
-	if len(required) > 0 {
-		m["required"] = required
-	}
-	return m
-}
-
 var (
-	uuidSchema   = map[string]any{"type": "string", "format": "uuid"}
-	timeSchema   = map[string]any{"type": "string", "format": "date-time"}
-	stringSchema = map[string]any{"type": "string"}
-
-	notificationSchema = object([]string{"event_id", "event_type", "stream_id", "kind", "to", "subject", "message_id", "status", "sent_at"},
+	notificationSchema = httpx.Object([]string{"event_id", "event_type", "stream_id", "kind", "to", "subject", "message_id", "status", "sent_at"},
 		map[string]any{
-			"event_id": uuidSchema, "event_type": stringSchema, "stream_id": stringSchema,
+			"event_id": httpx.UUIDSchema, "event_type": httpx.StringSchema, "stream_id": httpx.StringSchema,
 			"kind":       map[string]any{"type": "string", "enum": []string{"welcome", "order_confirmed", "order_cancelled"}},
-			"to":         stringSchema,
-			"subject":    stringSchema,
+			"to":         httpx.StringSchema,
+			"subject":    httpx.StringSchema,
 			"message_id": map[string]any{"type": "string", "description": "the email's Message-ID, without angle brackets"},
 			"status":     map[string]any{"type": "string", "enum": []string{notify.StatusSent, notify.StatusSkipped}},
 			"reason":     map[string]any{"type": "string", "description": "why no email was due (status skipped)"},
-			"sent_at":    timeSchema,
+			"sent_at":    httpx.TimeSchema,
 		})
-	errorSchema = map[string]any{"type": "object", "required": []string{"error"}, "properties": map[string]any{
-		"error": map[string]any{"type": "object", "required": []string{"code", "message"}, "properties": map[string]any{
-			"code":    stringSchema,
-			"message": stringSchema,
-			"field":   map[string]any{"type": "string", "description": "the malformed parameter (400)"},
-		}},
-	}}
+	errorSchema = httpx.ErrorSchema(map[string]any{
+		"field": map[string]any{"type": "string", "description": "the malformed parameter (400)"},
+	})
 )

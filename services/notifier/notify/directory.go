@@ -20,6 +20,7 @@ import (
 	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/events/postgres"
 )
 
 // DirectoryConfig configures a Directory. Zero values take the defaults noted.
@@ -247,7 +248,7 @@ func (d *Directory) position(ctx context.Context, partition int) (int64, error) 
 // directory.
 func (d *Directory) apply(ctx context.Context, partition int, batch []kafka.Message) error {
 	err := d.applyTx(ctx, partition, batch, false)
-	if err == nil || databaseDown(err) || ctx.Err() != nil {
+	if err == nil || postgres.Unreachable(err) || ctx.Err() != nil {
 		return err
 	}
 	for i := range batch {
@@ -256,7 +257,7 @@ func (d *Directory) apply(ctx context.Context, partition int, batch []kafka.Mess
 		if err == nil {
 			continue
 		}
-		if databaseDown(err) || ctx.Err() != nil {
+		if postgres.Unreachable(err) || ctx.Err() != nil {
 			return err
 		}
 		d.log.Error("notify: directory: skipping a user event that cannot be applied", "partition", partition,

@@ -15,6 +15,7 @@ import (
 	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/services/notifier/sender"
 	"github.com/annals-dev/annals/services/notifier/templates"
 )
@@ -226,7 +227,7 @@ func (n *Notifier) record(ctx context.Context, row Notification) error {
 		if err == nil {
 			return nil
 		}
-		if !databaseDown(err) || rctx.Err() != nil {
+		if !postgres.Unreachable(err) || rctx.Err() != nil {
 			n.log.ErrorContext(ctx, "notify: "+errNotRecorded.Error(), "event_id", row.EventID, "message_id", row.MessageID, "error", err)
 			return consume.Unavailable(fmt.Errorf("%w: %w", errNotRecorded, err))
 		}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"log/slog"
 	"math"
 	"net/http"
@@ -25,22 +26,14 @@ type Options struct {
 
 // API serves the projector's query routes on a Projection.
 type API struct {
-	p   *readmodel.Projection
-	log *slog.Logger
+	p    *readmodel.Projection
+	errs httpx.Errors
 }
 
 // New returns the API on p.
 func New(p *readmodel.Projection, opts Options) *API {
-	a := &API{p: p, log: opts.Logger}
-	if a.log == nil {
-		a.log = slog.Default()
-	}
-	return a
+	return &API{p: p, errs: httpx.Errors{Dependency: "the read models", Rules: errorRules, Logger: opts.Logger}}
 }
-
-// Register adds the projector's query routes on p to r, documented for /openapi.json, with
-// the default options. New(p, opts).Register(r) takes options.
-func Register(r *httpx.Router, p *readmodel.Projection) { New(p, Options{}).Register(r) }
 
 // readPage reads limit and cursor. A cursor is the id of the last row of the page before, and
 // so valid for any filter of the same list.
@@ -113,151 +106,108 @@ type orderPage struct {
 	NextCursor string            `json:"next_cursor,omitempty"`
 }
 
-func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
+// getOne answers with the row named by the path, once the read model has it at the version
+// the query asks for; its version is the ETag.
+func getOne[T any](w http.ResponseWriter, r *http.Request, at func(context.Context, uuid.UUID, readmodel.Wait) (T, error), version func(T) int64) error {
 	id, err := pathID(r)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	q, err := httpx.ParseQuery(r, "min_version", "wait")
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	wait, err := readWait(q)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	u, err := a.p.UserAt(r.Context(), id, wait)
+	row, err := at(r.Context(), id, wait)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	w.Header().Set("ETag", etag(u.Version))
-	httpx.WriteJSON(w, http.StatusOK, u)
+	w.Header().Set("ETag", etag(version(row)))
+	httpx.WriteJSON(w, http.StatusOK, row)
+	return nil
 }
 
-func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	q, err := httpx.ParseQuery(r, "min_version", "wait")
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	wait, err := readWait(q)
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	o, err := a.p.OrderAt(r.Context(), id, wait)
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	w.Header().Set("ETag", etag(o.Version))
-	httpx.WriteJSON(w, http.StatusOK, o)
+func (a *API) getUser(w http.ResponseWriter, r *http.Request) error {
+	return getOne(w, r, a.p.UserAt, func(u readmodel.User) int64 { return u.Version })
 }
 
-func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
+func (a *API) getOrder(w http.ResponseWriter, r *http.Request) error {
+	return getOne(w, r, a.p.OrderAt, func(o readmodel.Order) int64 { return o.Version })
+}
+
+// listQuery reads the query of a list: a status among statuses, and the page.
+func listQuery(r *http.Request, statuses []string) (status string, limit int, after uuid.UUID, err error) {
 	q, err := httpx.ParseQuery(r, "status", "limit", "cursor")
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return "", 0, uuid.Nil, err
 	}
-	status, err := q.Enum("status", userStatuses...)
-	if err != nil {
-		a.writeError(w, r, err)
-		return
+	if status, err = q.Enum("status", statuses...); err != nil {
+		return "", 0, uuid.Nil, err
 	}
-	limit, after, err := readPage(q)
+	limit, after, err = readPage(q)
+	return status, limit, after, err
+}
+
+// nextCursor is the cursor of the page after rows, when more follow.
+func nextCursor[T any](rows []T, more bool, id func(T) uuid.UUID) string {
+	if !more || len(rows) == 0 {
+		return ""
+	}
+	return httpx.EncodeCursor(id(rows[len(rows)-1]))
+}
+
+func (a *API) listUsers(w http.ResponseWriter, r *http.Request) error {
+	status, limit, after, err := listQuery(r, userStatuses)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	users, more, err := a.p.Users(r.Context(), readmodel.UserQuery{Status: domain.UserStatus(status), After: after, Limit: limit})
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	page := userPage{Users: users}
-	if more {
-		page.NextCursor = httpx.EncodeCursor(users[len(users)-1].ID)
-	}
-	httpx.WriteJSON(w, http.StatusOK, page)
+	httpx.WriteJSON(w, http.StatusOK, userPage{Users: users, NextCursor: nextCursor(users, more, func(u readmodel.User) uuid.UUID { return u.ID })})
+	return nil
 }
 
-// orderQuery reads the query of the order lists.
-func orderQuery(r *http.Request) (readmodel.OrderQuery, error) {
-	q, err := httpx.ParseQuery(r, "status", "limit", "cursor")
-	if err != nil {
-		return readmodel.OrderQuery{}, err
-	}
-	status, err := q.Enum("status", orderStatuses...)
-	if err != nil {
-		return readmodel.OrderQuery{}, err
-	}
-	limit, after, err := readPage(q)
-	if err != nil {
-		return readmodel.OrderQuery{}, err
-	}
-	return readmodel.OrderQuery{Status: domain.OrderStatus(status), After: after, Limit: limit}, nil
+func (a *API) listOrders(w http.ResponseWriter, r *http.Request) error {
+	return writeOrders(w, r, a.p.Orders)
 }
 
-func (a *API) writeOrders(w http.ResponseWriter, orders []readmodel.Order, more bool) {
-	page := orderPage{Orders: orders}
-	if more {
-		page.NextCursor = httpx.EncodeCursor(orders[len(orders)-1].ID)
-	}
-	httpx.WriteJSON(w, http.StatusOK, page)
-}
-
-func (a *API) listOrders(w http.ResponseWriter, r *http.Request) {
-	oq, err := orderQuery(r)
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	orders, more, err := a.p.Orders(r.Context(), oq)
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	a.writeOrders(w, orders, more)
-}
-
-func (a *API) userOrders(w http.ResponseWriter, r *http.Request) {
+func (a *API) userOrders(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	oq, err := orderQuery(r)
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	orders, more, err := a.p.UserOrders(r.Context(), id, oq)
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	a.writeOrders(w, orders, more)
+	return writeOrders(w, r, func(ctx context.Context, oq readmodel.OrderQuery) ([]readmodel.Order, bool, error) {
+		return a.p.UserOrders(ctx, id, oq)
+	})
 }
 
-func (a *API) orderStats(w http.ResponseWriter, r *http.Request) {
+// writeOrders answers with the page of orders that fetch reads for the request's query.
+func writeOrders(w http.ResponseWriter, r *http.Request, fetch func(context.Context, readmodel.OrderQuery) ([]readmodel.Order, bool, error)) error {
+	status, limit, after, err := listQuery(r, orderStatuses)
+	if err != nil {
+		return err
+	}
+	orders, more, err := fetch(r.Context(), readmodel.OrderQuery{Status: domain.OrderStatus(status), After: after, Limit: limit})
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, orderPage{Orders: orders, NextCursor: nextCursor(orders, more, func(o readmodel.Order) uuid.UUID { return o.ID })})
+	return nil
+}
+
+func (a *API) orderStats(w http.ResponseWriter, r *http.Request) error {
 	if _, err := httpx.ParseQuery(r); err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	s, err := a.p.OrderStats(r.Context())
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	httpx.WriteJSON(w, http.StatusOK, s)
+	return nil
 }

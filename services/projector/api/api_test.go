@@ -43,7 +43,7 @@ func newEnv(tb testing.TB) *env {
 	}
 	p := readmodel.New(pool, readmodel.Options{})
 	r := httpx.NewRouter()
-	api.Register(r, p)
+	api.New(p, api.Options{}).Register(r)
 	srv := httptest.NewServer(httpx.Middleware(r, nil, nil))
 	tb.Cleanup(srv.Close)
 	return &env{url: srv.URL, pool: pool, proj: p, router: r}

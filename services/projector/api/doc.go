@@ -2,7 +2,8 @@
 // statistics, read from the read models of package readmodel, with cursor paging and
 // read-your-writes waits (?min_version=N&wait=2s).
 //
-// It only reads: it never changes a read model or the event store. Errors are mapped to HTTP
-// statuses and codes in one function (classify); a malformed request gets 400 invalid_request
+// It only reads: it never changes a read model or the event store. Handlers return their
+// errors to the services' one error table (httpx.Errors), with the projector's own rule for a
+// read model still behind after a wait (504); a malformed request gets 400 invalid_request
 // naming the parameter, and server-side failures are logged without request bodies.
 package api

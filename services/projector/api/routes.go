@@ -7,12 +7,12 @@ import (
 
 // Register adds the routes to r, documented for /openapi.json.
 func (a *API) Register(r *httpx.Router) {
-	r.HandleFunc("GET", "/v1/users/{id}", singleOp("A user as the read model holds it.", userSchema), a.getUser)
-	r.HandleFunc("GET", "/v1/users", listOp("Users in id order, paged with limit and cursor.", userStatusParam, "users", userSchema), a.listUsers)
+	r.HandleFunc("GET", "/v1/users/{id}", singleOp("A user as the read model holds it.", userSchema), a.errs.Handler(a.getUser))
+	r.HandleFunc("GET", "/v1/users", listOp("Users in id order, paged with limit and cursor.", userStatusParam, "users", userSchema), a.errs.Handler(a.listUsers))
 	r.HandleFunc("GET", "/v1/users/{id}/orders", listOp("A user's orders in id order, paged with limit and cursor.", orderStatusParam, "orders", orderSchema,
-		404), a.userOrders)
-	r.HandleFunc("GET", "/v1/orders/{id}", singleOp("An order as the read model holds it.", orderSchema), a.getOrder)
-	r.HandleFunc("GET", "/v1/orders", listOp("Orders in id order, paged with limit and cursor.", orderStatusParam, "orders", orderSchema), a.listOrders)
+		404), a.errs.Handler(a.userOrders))
+	r.HandleFunc("GET", "/v1/orders/{id}", singleOp("An order as the read model holds it.", orderSchema), a.errs.Handler(a.getOrder))
+	r.HandleFunc("GET", "/v1/orders", listOp("Orders in id order, paged with limit and cursor.", orderStatusParam, "orders", orderSchema), a.errs.Handler(a.listOrders))
 	r.HandleFunc("GET", "/v1/stats/orders", httpx.Operation{
 		Summary: "Order statistics. confirmed_orders counts orders that are confirmed or shipped (not those cancelled " +
 			"after their confirmation); total_revenue_cents sums their totals; conversion_rate is confirmed_orders " +
@@ -20,7 +20,7 @@ func (a *API) Register(r *httpx.Router) {
 		Tags:      []string{"read models"},
 		Responses: map[int]string{200: "the statistics", 400: "a query parameter was given; this route takes none", 503: "the database is unavailable"},
 		Schemas:   map[int]map[string]any{200: statsSchema, 400: errorSchema, 503: errorSchema},
-	}, a.orderStats)
+	}, a.errs.Handler(a.orderStats))
 }
 
 func singleOp(summary string, schema map[string]any) httpx.Operation {
@@ -30,7 +30,7 @@ func singleOp(summary string, schema map[string]any) httpx.Operation {
 		Tags: []string{"read models"},
 		Query: []httpx.Param{
 			{Name: "min_version", Description: "the stream version the read model must have applied (the writer's ETag or version)",
-				Schema: intSchema(0)},
+				Schema: httpx.Int64(0)},
 			{Name: "wait", Description: "how long to wait for min_version, or for the row to exist, such as 2s (default 0s, at most 30s)",
 				Schema: map[string]any{"type": "string", "example": "2s"}},
 		},
@@ -49,22 +49,14 @@ func listOp(summary string, status httpx.Param, member string, item map[string]a
 	op := httpx.Operation{
 		Summary: summary,
 		Tags:    []string{"read models"},
-		Query: []httpx.Param{
-			status,
-			{Name: "limit", Description: "page size (default 50)",
-				Schema: map[string]any{"type": "integer", "minimum": 1, "maximum": readmodel.MaxLimit}},
-			{Name: "cursor", Description: "next_cursor of the previous page; absent for the first"},
-		},
+		Query:   append([]httpx.Param{status}, httpx.CursorParams(readmodel.DefaultLimit, readmodel.MaxLimit)...),
 		Responses: map[int]string{
 			200: "a page; next_cursor is set while more rows follow",
 			400: "invalid_request: malformed id, status, limit or cursor",
 			503: "unavailable: the database cannot be reached",
 		},
 		Schemas: map[int]map[string]any{
-			200: object([]string{member}, map[string]any{
-				member:        map[string]any{"type": "array", "items": item},
-				"next_cursor": map[string]any{"type": "string"},
-			}),
+			200: httpx.CursorPage(member, item),
 			400: errorSchema, 503: errorSchema,
 		},
 	}
@@ -77,61 +69,39 @@ func listOp(summary string, status httpx.Param, member string, item map[string]a
 	return op
 }
 
-func object(required []string, props map[string]any) map[string]any {
-	m := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
-	if len(required) > 0 {
-		m["required"] = required
-	}
-	return m
-}
-
-func intSchema(minimum int64) map[string]any {
-	return map[string]any{"type": "integer", "format": "int64", "minimum": minimum}
-}
-
-func enum(values []string) map[string]any { return map[string]any{"type": "string", "enum": values} }
-
 var (
-	uuidSchema   = map[string]any{"type": "string", "format": "uuid"}
-	timeSchema   = map[string]any{"type": "string", "format": "date-time"}
-	stringSchema = map[string]any{"type": "string"}
+	userStatusParam  = httpx.Param{Name: "status", Description: "only users with this status", Schema: httpx.Enum(userStatuses)}
+	orderStatusParam = httpx.Param{Name: "status", Description: "only orders with this status", Schema: httpx.Enum(orderStatuses)}
 
-	userStatusParam  = httpx.Param{Name: "status", Description: "only users with this status", Schema: enum(userStatuses)}
-	orderStatusParam = httpx.Param{Name: "status", Description: "only orders with this status", Schema: enum(orderStatuses)}
-
-	userSchema = object([]string{"id", "stream_id", "version", "email", "name", "status", "created_at", "updated_at"}, map[string]any{
-		"id": uuidSchema, "stream_id": stringSchema, "version": intSchema(0),
-		"email": stringSchema, "name": stringSchema, "status": enum(userStatuses),
-		"deactivation_reason": stringSchema,
-		"created_at":          timeSchema, "updated_at": timeSchema, "deactivated_at": timeSchema,
+	userSchema = httpx.Object([]string{"id", "stream_id", "version", "email", "name", "status", "created_at", "updated_at"}, map[string]any{
+		"id": httpx.UUIDSchema, "stream_id": httpx.StringSchema, "version": httpx.Int64(0),
+		"email": httpx.StringSchema, "name": httpx.StringSchema, "status": httpx.Enum(userStatuses),
+		"deactivation_reason": httpx.StringSchema,
+		"created_at":          httpx.TimeSchema, "updated_at": httpx.TimeSchema, "deactivated_at": httpx.TimeSchema,
 	})
-	itemSchema = object([]string{"id", "name", "price_cents", "quantity"}, map[string]any{
-		"id": stringSchema, "name": stringSchema, "price_cents": intSchema(0), "quantity": intSchema(1),
+	itemSchema = httpx.Object([]string{"id", "name", "price_cents", "quantity"}, map[string]any{
+		"id": httpx.StringSchema, "name": httpx.StringSchema, "price_cents": httpx.Int64(0), "quantity": httpx.Int64(1),
 	})
-	orderSchema = object([]string{"id", "stream_id", "version", "user_id", "status", "items", "total_cents", "item_count",
+	orderSchema = httpx.Object([]string{"id", "stream_id", "version", "user_id", "status", "items", "total_cents", "item_count",
 		"created_at", "updated_at"}, map[string]any{
-		"id": uuidSchema, "stream_id": stringSchema, "version": intSchema(0), "user_id": uuidSchema,
-		"status":              enum(orderStatuses),
+		"id": httpx.UUIDSchema, "stream_id": httpx.StringSchema, "version": httpx.Int64(0), "user_id": httpx.UUIDSchema,
+		"status":              httpx.Enum(orderStatuses),
 		"items":               map[string]any{"type": "array", "items": itemSchema},
-		"total_cents":         intSchema(0),
+		"total_cents":         httpx.Int64(0),
 		"item_count":          map[string]any{"type": "integer", "minimum": 0, "description": "the number of lines"},
-		"cancellation_reason": stringSchema,
-		"created_at":          timeSchema, "updated_at": timeSchema,
-		"confirmed_at": timeSchema, "cancelled_at": timeSchema, "shipped_at": timeSchema,
+		"cancellation_reason": httpx.StringSchema,
+		"created_at":          httpx.TimeSchema, "updated_at": httpx.TimeSchema,
+		"confirmed_at": httpx.TimeSchema, "cancelled_at": httpx.TimeSchema, "shipped_at": httpx.TimeSchema,
 	})
-	statsSchema = object([]string{"total_orders", "confirmed_orders", "cancelled_orders", "total_revenue_cents", "conversion_rate"}, map[string]any{
-		"total_orders": intSchema(0), "confirmed_orders": intSchema(0), "cancelled_orders": intSchema(0),
-		"total_revenue_cents": intSchema(0),
+	statsSchema = httpx.Object([]string{"total_orders", "confirmed_orders", "cancelled_orders", "total_revenue_cents", "conversion_rate"}, map[string]any{
+		"total_orders": httpx.Int64(0), "confirmed_orders": httpx.Int64(0), "cancelled_orders": httpx.Int64(0),
+		"total_revenue_cents": httpx.Int64(0),
 		"conversion_rate":     map[string]any{"type": "number", "minimum": 0, "maximum": 100},
 	})
-	errorSchema = map[string]any{"type": "object", "required": []string{"error"}, "properties": map[string]any{
-		"error": map[string]any{"type": "object", "required": []string{"code", "message"}, "properties": map[string]any{
-			"code":        stringSchema,
-			"message":     stringSchema,
-			"field":       map[string]any{"type": "string", "description": "the malformed parameter (400)"},
-			"stream_id":   map[string]any{"type": "string", "description": "the stream that is behind (504)"},
-			"version":     map[string]any{"type": "integer", "description": "the version the read model is at (504)"},
-			"min_version": map[string]any{"type": "integer", "description": "the version asked for (504)"},
-		}},
-	}}
+	errorSchema = httpx.ErrorSchema(map[string]any{
+		"field":       map[string]any{"type": "string", "description": "the malformed parameter (400)"},
+		"stream_id":   map[string]any{"type": "string", "description": "the stream that is behind (504)"},
+		"version":     map[string]any{"type": "integer", "description": "the version the read model is at (504)"},
+		"min_version": map[string]any{"type": "integer", "description": "the version asked for (504)"},
+	})
 )

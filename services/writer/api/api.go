@@ -7,6 +7,7 @@ import (
 
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/domain"
+	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 )
@@ -33,6 +34,7 @@ type API struct {
 	orders  *events.Repository[domain.OrderState]
 	retries int
 	log     *slog.Logger
+	errs    httpx.Errors
 }
 
 // New returns the API on store.
@@ -51,6 +53,7 @@ func New(store *postgres.Store, opts Options) *API {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	a.errs = httpx.Errors{Dependency: "the event store", Rules: errorRules, Logger: a.log}
 	return a
 }
 
@@ -85,22 +88,12 @@ func (a *API) PruneSnapshots(ctx context.Context, interval, retention time.Durat
 	defer t.Stop()
 	for {
 		n, err := a.store.PruneSnapshots(ctx, retention)
-		switch {
-		case ctx.Err() != nil:
+		if !a.pruned(ctx, "snapshots", n, err, "retention", retention) {
 			return
-		case err != nil:
-			a.log.Warn("prune snapshots", "error", err)
-		case n > 0:
-			a.log.Info("pruned snapshots", "deleted", n, "retention", retention.String())
 		}
 		n, err = a.store.PruneIdempotency(ctx, IdempotencyKeyTTL)
-		switch {
-		case ctx.Err() != nil:
+		if !a.pruned(ctx, "idempotency keys", n, err, "ttl", IdempotencyKeyTTL) {
 			return
-		case err != nil:
-			a.log.Warn("prune idempotency keys", "error", err)
-		case n > 0:
-			a.log.Info("pruned idempotency keys", "deleted", n, "ttl", IdempotencyKeyTTL.String())
 		}
 		select {
 		case <-ctx.Done():
@@ -108,4 +101,18 @@ func (a *API) PruneSnapshots(ctx context.Context, interval, retention time.Durat
 		case <-t.C:
 		}
 	}
+}
+
+// pruned logs how a pruning of what went, with its age limit under key, and reports whether
+// ctx is still on.
+func (a *API) pruned(ctx context.Context, what string, n int64, err error, key string, limit time.Duration) bool {
+	switch {
+	case ctx.Err() != nil:
+		return false
+	case err != nil:
+		a.log.Warn("prune "+what, "error", err)
+	case n > 0:
+		a.log.Info("pruned "+what, "deleted", n, key, limit.String())
+	}
+	return true
 }

@@ -114,38 +114,32 @@ func requestHash(r *http.Request, body []byte) []byte {
 }
 
 // begin reads the body and the command headers, and answers a request whose idempotency key
-// has a stored response. It returns nil when it has answered.
-func (a *API) begin(w http.ResponseWriter, r *http.Request) *request {
+// has a stored response. It returns a nil request when it has answered, or with the error to
+// answer with.
+func (a *API) begin(w http.ResponseWriter, r *http.Request) (*request, error) {
 	body, err := readBody(w, r)
 	if err != nil {
-		a.writeError(w, r, err)
-		return nil
+		return nil, err
 	}
 	req := &request{body: body}
 	if req.ifMatch, req.hasIfMatch, err = parseIfMatch(r.Header.Values(IfMatchHeader)); err != nil {
-		a.writeError(w, r, err)
-		return nil
+		return nil, err
 	}
 	if req.key, err = parseIdempotencyKey(r.Header.Values(IdempotencyKeyHeader)); err != nil {
-		a.writeError(w, r, err)
-		return nil
+		return nil, err
 	}
 	if req.key != "" {
 		req.hash = requestHash(r, body)
-		done, err := a.answerStored(w, r, req)
-		if err != nil {
-			a.writeError(w, r, err)
-			return nil
-		}
-		if done {
-			return nil
+		if done, err := a.answerStored(w, r, req); done || err != nil {
+			return nil, err
 		}
 	}
-	return req
+	return req, nil
 }
 
 // answerStored answers from the response stored under the request's idempotency key: the same
-// response for the same request, 422 for another. It reports whether there was one.
+// response for the same request, errKeyReused for another. It reports whether there was one;
+// an error without it is a failure to look the key up.
 func (a *API) answerStored(w http.ResponseWriter, r *http.Request, req *request) (bool, error) {
 	stored, ok, err := a.store.LookupIdempotency(r.Context(), req.key)
 	if err != nil || !ok {
@@ -153,8 +147,7 @@ func (a *API) answerStored(w http.ResponseWriter, r *http.Request, req *request)
 	}
 	w.Header().Del(CommandIDHeader) // this request runs no command
 	if !bytes.Equal(stored.RequestHash, req.hash) {
-		a.writeError(w, r, errKeyReused)
-		return true, nil
+		return true, errKeyReused
 	}
 	var resp commandResponse
 	if err := json.Unmarshal(stored.Body, &resp); err != nil {
@@ -186,7 +179,7 @@ func (c command[S]) load(ctx context.Context) (*events.Aggregate[S], error) {
 // execute runs c: load, If-Match, the command, save; a version conflict without If-Match is
 // retried with a fresh load. With an idempotency key, a failure first checks whether a
 // concurrent request with the same key has committed meanwhile, and answers as it did.
-func execute[S any](a *API, w http.ResponseWriter, r *http.Request, req *request, c command[S]) {
+func execute[S any](a *API, w http.ResponseWriter, r *http.Request, req *request, c command[S]) error {
 	ctx := r.Context()
 	commandID := uuid.Must(uuid.NewV7())
 	w.Header().Set(CommandIDHeader, commandID.String())
@@ -199,14 +192,15 @@ func execute[S any](a *API, w http.ResponseWriter, r *http.Request, req *request
 		resp, err := attemptCommand(ctx, a, req, c, status, opts)
 		if err == nil {
 			writeCommand(w, status, resp)
-			return
+			return nil
 		}
 		if req.key != "" {
-			if done, lerr := a.answerStored(w, r, req); done || lerr != nil {
-				if lerr != nil {
-					a.writeError(w, r, err)
-				}
-				return
+			done, lerr := a.answerStored(w, r, req)
+			if done {
+				return lerr
+			}
+			if lerr != nil {
+				return err // the command's failure, not the look-up's
 			}
 		}
 		// After a conflict, a fresh load re-runs the command or, with If-Match, tells the
@@ -215,8 +209,7 @@ func execute[S any](a *API, w http.ResponseWriter, r *http.Request, req *request
 		if conflicted(err) && attempt < a.retries && !(req.hasIfMatch && errors.As(err, &vc)) {
 			continue
 		}
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 }
 

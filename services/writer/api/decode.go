@@ -291,6 +291,15 @@ func parseID(field, s string) (string, error) {
 	return u.String(), nil
 }
 
+// optionalID reads the id of a create command, which the client may leave to the server: ""
+// when absent.
+func optionalID(p *string) (string, error) {
+	if p == nil {
+		return "", nil
+	}
+	return parseID("id", *p)
+}
+
 // validation wraps a domain validation error as an input error.
 func validation(err error) error {
 	var ve *domain.ValidationError
@@ -307,10 +316,8 @@ func decodeCreateUser(body []byte) (createUserCmd, error) {
 		return c, err
 	}
 	var err error
-	if b.ID != nil {
-		if c.ID, err = parseID("id", *b.ID); err != nil {
-			return c, err
-		}
+	if c.ID, err = optionalID(b.ID); err != nil {
+		return c, err
 	}
 	if c.Email, err = required("email", b.Email); err != nil {
 		return c, err
@@ -403,10 +410,8 @@ func decodeCreateOrder(body []byte) (createOrderCmd, error) {
 		return c, err
 	}
 	var err error
-	if b.ID != nil {
-		if c.ID, err = parseID("id", *b.ID); err != nil {
-			return c, err
-		}
+	if c.ID, err = optionalID(b.ID); err != nil {
+		return c, err
 	}
 	userID, err := required("user_id", b.UserID)
 	if err != nil {

@@ -8,7 +8,8 @@
 // appends alone or, with an idempotency key, appends and stores the response in one
 // transaction. Conflicts without If-Match are retried a few times with a fresh load.
 //
-// Errors are mapped to HTTP statuses and codes in one function (classify). The package never
-// writes a request body, an idempotency key's response or a secret into a log line, and never
-// appends anything for a request it refuses.
+// Handlers return their errors to the services' one error table (httpx.Errors), with the
+// writer's own rules (errorRules: validation, conflicts, rules of the domain). The package
+// never writes a request body, an idempotency key's response or a secret into a log line, and
+// never appends anything for a request it refuses.
 package api

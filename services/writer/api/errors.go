@@ -7,20 +7,19 @@ import (
 	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/pkg/events"
-	"github.com/annals-dev/annals/pkg/events/postgres"
 )
 
 // Error codes of the API, next to the HTTP statuses they go with.
 const (
-	CodeInvalidRequest       = "invalid_request"        // 400
-	CodeNotFound             = "not_found"              // 404
+	CodeInvalidRequest       = httpx.CodeInvalidRequest // 400
+	CodeNotFound             = httpx.CodeNotFound       // 404
 	CodeVersionConflict      = "version_conflict"       // 409, with expected and actual
 	CodeTooLarge             = "too_large"              // 413
 	CodeUnsupportedMediaType = "unsupported_media_type" // 415
 	CodeRuleViolation        = "rule_violation"         // 422, with rule
 	CodeIdempotencyKeyReused = "idempotency_key_reused" // 422
-	CodeUnavailable          = "unavailable"            // 503
-	CodeInternal             = "internal"               // 500
+	CodeUnavailable          = httpx.CodeUnavailable    // 503
+	CodeInternal             = httpx.CodeInternal       // 500
 )
 
 // RuleStreamFull is the rule of a 422 for a stream at MAX_EVENTS_PER_AGGREGATE.
@@ -29,60 +28,29 @@ const RuleStreamFull = "stream_full"
 // errKeyReused: an Idempotency-Key came back with another request.
 var errKeyReused = errors.New("this Idempotency-Key was already used with a different request (method, path or body)")
 
-// problem is an error as the client sees it.
-type problem struct {
-	status  int
-	code    string
-	message string
-	fields  map[string]any
-}
-
-// classify maps an error to its HTTP status, code, message and extra fields. It is the only
-// place that does.
-func classify(err error) problem {
-	var (
-		in   *httpx.InputError
-		ve   *domain.ValidationError
-		rule *domain.RuleError
-		vc   *events.VersionConflictError
-		full *events.StreamFullError
-	)
-	switch {
-	case errors.As(err, &in):
-		return problem{http.StatusBadRequest, CodeInvalidRequest, in.Error(), fieldOf(in.Field)}
-	case errors.As(err, &ve):
-		return problem{http.StatusBadRequest, CodeInvalidRequest, ve.Error(), fieldOf(ve.Field)}
-	case errors.Is(err, errTooLarge):
-		return problem{http.StatusRequestEntityTooLarge, CodeTooLarge, err.Error(), nil}
-	case errors.Is(err, errMediaType):
-		return problem{http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, err.Error(), nil}
-	case errors.As(err, &rule):
-		return problem{http.StatusUnprocessableEntity, CodeRuleViolation, rule.Message, map[string]any{"rule": rule.Rule}}
-	case errors.Is(err, errKeyReused):
-		return problem{http.StatusUnprocessableEntity, CodeIdempotencyKeyReused, err.Error(), nil}
-	case errors.As(err, &vc):
-		return problem{http.StatusConflict, CodeVersionConflict, vc.Error(),
-			map[string]any{"stream_id": vc.StreamID, "expected": expectedJSON(vc.Expected), "actual": vc.Actual}}
-	case errors.As(err, &full):
-		return problem{http.StatusUnprocessableEntity, CodeRuleViolation, full.Error(),
-			map[string]any{"rule": RuleStreamFull, "max_events": full.Max}}
-	case errors.Is(err, events.ErrStreamFull):
-		return problem{http.StatusUnprocessableEntity, CodeRuleViolation, err.Error(), map[string]any{"rule": RuleStreamFull}}
-	case errors.Is(err, events.ErrNotFound):
-		return problem{http.StatusNotFound, CodeNotFound, err.Error(), nil}
-	case errors.Is(err, events.ErrInvalid):
-		return problem{http.StatusBadRequest, CodeInvalidRequest, err.Error(), nil}
-	case postgres.Unreachable(err):
-		return problem{http.StatusServiceUnavailable, CodeUnavailable, "the event store is unavailable; retry later", nil}
-	}
-	return problem{http.StatusInternalServerError, CodeInternal, "internal error", nil}
-}
-
-func fieldOf(field string) map[string]any {
-	if field == "" {
-		return nil
-	}
-	return map[string]any{"field": field}
+// errorRules are the writer's own entries of its error table (httpx.Errors), which adds the
+// ones every service shares: malformed input 400, not found 404, unavailable 503, internal 500.
+var errorRules = []httpx.Rule{
+	httpx.As(func(ve *domain.ValidationError) httpx.Problem {
+		return httpx.Problem{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Message: ve.Error(), Fields: httpx.FieldOf(ve.Field)}
+	}),
+	httpx.Is(errTooLarge, httpx.Problem{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge}),
+	httpx.Is(errMediaType, httpx.Problem{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMediaType}),
+	httpx.As(func(rule *domain.RuleError) httpx.Problem {
+		return httpx.Problem{Status: http.StatusUnprocessableEntity, Code: CodeRuleViolation, Message: rule.Message,
+			Fields: map[string]any{"rule": rule.Rule}}
+	}),
+	httpx.Is(errKeyReused, httpx.Problem{Status: http.StatusUnprocessableEntity, Code: CodeIdempotencyKeyReused}),
+	httpx.As(func(vc *events.VersionConflictError) httpx.Problem {
+		return httpx.Problem{Status: http.StatusConflict, Code: CodeVersionConflict, Message: vc.Error(),
+			Fields: map[string]any{"stream_id": vc.StreamID, "expected": expectedJSON(vc.Expected), "actual": vc.Actual}}
+	}),
+	httpx.As(func(full *events.StreamFullError) httpx.Problem {
+		return httpx.Problem{Status: http.StatusUnprocessableEntity, Code: CodeRuleViolation, Message: full.Error(),
+			Fields: map[string]any{"rule": RuleStreamFull, "max_events": full.Max}}
+	}),
+	httpx.Is(events.ErrStreamFull, httpx.Problem{Status: http.StatusUnprocessableEntity, Code: CodeRuleViolation,
+		Fields: map[string]any{"rule": RuleStreamFull}}),
 }
 
 // expectedJSON writes an expected version as the number the client sent or saw; -1 for a
@@ -95,14 +63,4 @@ func expectedJSON(e events.ExpectedVersion) any {
 		return int64(-1)
 	}
 	return e.String()
-}
-
-// writeError answers with the error envelope. Server-side failures are logged with the
-// request's route and correlation id, never with its body.
-func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	p := classify(err)
-	if p.status >= 500 {
-		httpx.LogFailure(a.log, r, p.status, err)
-	}
-	httpx.WriteErrorFields(w, p.status, p.code, p.message, p.fields)
 }

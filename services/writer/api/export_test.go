@@ -1,5 +1,7 @@
 package api
 
+import "github.com/annals-dev/annals/internal/httpx"
+
 // Internals for the external tests.
 var (
 	DecodeCreateUser  = decodeCreateUser
@@ -10,5 +12,5 @@ var (
 	DecodeEmpty       = decodeEmpty
 )
 
-// StatusOf is the HTTP status classify gives err.
-func StatusOf(err error) int { return classify(err).status }
+// StatusOf is the HTTP status the writer's error table gives err.
+func StatusOf(err error) int { return httpx.Errors{Rules: errorRules}.Problem(err).Status }

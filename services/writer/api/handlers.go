@@ -18,74 +18,71 @@ func pathID(r *http.Request, name string) (string, error) {
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
-func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
-	req := a.begin(w, r)
+// create runs a command that creates the aggregate named by the body's id (a new UUIDv7
+// when absent): decode reads the body into that id and the command's run.
+func create[S any](a *API, w http.ResponseWriter, r *http.Request, repo *events.Repository[S],
+	decode func(body []byte) (id string, run func(context.Context, *events.Aggregate[S]) error, err error)) error {
+	req, err := a.begin(w, r)
 	if req == nil {
-		return
+		return err
 	}
-	cmd, err := decodeCreateUser(req.body)
+	id, run, err := decode(req.body)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	if cmd.ID == "" {
-		cmd.ID = newID()
+	if id == "" {
+		id = newID()
 	}
-	execute(a, w, r, req, command[domain.UserState]{repo: a.users, id: cmd.ID, create: true,
-		run: func(_ context.Context, u *events.Aggregate[domain.UserState]) error {
-			return domain.CreateUser(u, cmd.Email, cmd.Name)
-		}})
+	return execute(a, w, r, req, command[S]{repo: repo, id: id, create: true, run: run})
 }
 
-// userCommand runs a command on an existing user named by the path.
-func (a *API) userCommand(w http.ResponseWriter, r *http.Request, decode func([]byte) (func(*events.Aggregate[domain.UserState]) error, error)) {
+// change runs a command on the existing aggregate named by the path's id: decode reads the
+// request's body into the command.
+func change[S any](a *API, w http.ResponseWriter, r *http.Request, repo *events.Repository[S],
+	decode func(r *http.Request, body []byte) (func(*events.Aggregate[S]) error, error)) error {
 	id, err := pathID(r, "id")
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	req := a.begin(w, r)
+	req, err := a.begin(w, r)
 	if req == nil {
-		return
+		return err
 	}
-	run, err := decode(req.body)
+	run, err := decode(r, req.body)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	execute(a, w, r, req, command[domain.UserState]{repo: a.users, id: id,
-		run: func(_ context.Context, u *events.Aggregate[domain.UserState]) error { return run(u) }})
+	return execute(a, w, r, req, command[S]{repo: repo, id: id,
+		run: func(_ context.Context, agg *events.Aggregate[S]) error { return run(agg) }})
 }
 
-func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
-	a.userCommand(w, r, func(body []byte) (func(*events.Aggregate[domain.UserState]) error, error) {
+func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
+	return create(a, w, r, a.users, func(body []byte) (string, func(context.Context, *events.Aggregate[domain.UserState]) error, error) {
+		cmd, err := decodeCreateUser(body)
+		return cmd.ID, func(_ context.Context, u *events.Aggregate[domain.UserState]) error {
+			return domain.CreateUser(u, cmd.Email, cmd.Name)
+		}, err
+	})
+}
+
+func (a *API) updateUser(w http.ResponseWriter, r *http.Request) error {
+	return change(a, w, r, a.users, func(_ *http.Request, body []byte) (func(*events.Aggregate[domain.UserState]) error, error) {
 		upd, err := decodeUpdateUser(body)
 		return func(u *events.Aggregate[domain.UserState]) error { return domain.UpdateUserProfile(u, upd) }, err
 	})
 }
 
-func (a *API) deactivateUser(w http.ResponseWriter, r *http.Request) {
-	a.userCommand(w, r, func(body []byte) (func(*events.Aggregate[domain.UserState]) error, error) {
+func (a *API) deactivateUser(w http.ResponseWriter, r *http.Request) error {
+	return change(a, w, r, a.users, func(_ *http.Request, body []byte) (func(*events.Aggregate[domain.UserState]) error, error) {
 		reason, err := decodeReason(body)
 		return func(u *events.Aggregate[domain.UserState]) error { return domain.DeactivateUser(u, reason) }, err
 	})
 }
 
-func (a *API) createOrder(w http.ResponseWriter, r *http.Request) {
-	req := a.begin(w, r)
-	if req == nil {
-		return
-	}
-	cmd, err := decodeCreateOrder(req.body)
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	if cmd.ID == "" {
-		cmd.ID = newID()
-	}
-	execute(a, w, r, req, command[domain.OrderState]{repo: a.orders, id: cmd.ID, create: true,
-		run: func(ctx context.Context, o *events.Aggregate[domain.OrderState]) error {
+func (a *API) createOrder(w http.ResponseWriter, r *http.Request) error {
+	return create(a, w, r, a.orders, func(body []byte) (string, func(context.Context, *events.Aggregate[domain.OrderState]) error, error) {
+		cmd, err := decodeCreateOrder(body)
+		return cmd.ID, func(ctx context.Context, o *events.Aggregate[domain.OrderState]) error {
 			// The user is read, not locked: an order placed while its user is being
 			// deactivated may still be accepted.
 			u, _, err := a.users.Load(ctx, cmd.UserID)
@@ -96,38 +93,19 @@ func (a *API) createOrder(w http.ResponseWriter, r *http.Request) {
 				return err
 			}
 			return domain.CreateOrder(o, u, cmd.Items)
-		}})
+		}, err
+	})
 }
 
-// orderCommand runs a command on an existing order named by the path.
-func (a *API) orderCommand(w http.ResponseWriter, r *http.Request, decode func(r *http.Request, body []byte) (func(*events.Aggregate[domain.OrderState]) error, error)) {
-	id, err := pathID(r, "id")
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	req := a.begin(w, r)
-	if req == nil {
-		return
-	}
-	run, err := decode(r, req.body)
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	execute(a, w, r, req, command[domain.OrderState]{repo: a.orders, id: id,
-		run: func(_ context.Context, o *events.Aggregate[domain.OrderState]) error { return run(o) }})
-}
-
-func (a *API) addItem(w http.ResponseWriter, r *http.Request) {
-	a.orderCommand(w, r, func(_ *http.Request, body []byte) (func(*events.Aggregate[domain.OrderState]) error, error) {
+func (a *API) addItem(w http.ResponseWriter, r *http.Request) error {
+	return change(a, w, r, a.orders, func(_ *http.Request, body []byte) (func(*events.Aggregate[domain.OrderState]) error, error) {
 		it, err := decodeItem(body)
 		return func(o *events.Aggregate[domain.OrderState]) error { return domain.AddItem(o, it) }, err
 	})
 }
 
-func (a *API) removeItem(w http.ResponseWriter, r *http.Request) {
-	a.orderCommand(w, r, func(r *http.Request, body []byte) (func(*events.Aggregate[domain.OrderState]) error, error) {
+func (a *API) removeItem(w http.ResponseWriter, r *http.Request) error {
+	return change(a, w, r, a.orders, func(r *http.Request, body []byte) (func(*events.Aggregate[domain.OrderState]) error, error) {
 		itemID := r.PathValue("item_id")
 		if err := domain.ValidateItemID("item_id", itemID); err != nil {
 			return nil, validation(err)
@@ -139,21 +117,21 @@ func (a *API) removeItem(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (a *API) confirmOrder(w http.ResponseWriter, r *http.Request) {
-	a.orderCommand(w, r, func(_ *http.Request, body []byte) (func(*events.Aggregate[domain.OrderState]) error, error) {
+func (a *API) confirmOrder(w http.ResponseWriter, r *http.Request) error {
+	return change(a, w, r, a.orders, func(_ *http.Request, body []byte) (func(*events.Aggregate[domain.OrderState]) error, error) {
 		return domain.ConfirmOrder, decodeEmpty(body)
 	})
 }
 
-func (a *API) cancelOrder(w http.ResponseWriter, r *http.Request) {
-	a.orderCommand(w, r, func(_ *http.Request, body []byte) (func(*events.Aggregate[domain.OrderState]) error, error) {
+func (a *API) cancelOrder(w http.ResponseWriter, r *http.Request) error {
+	return change(a, w, r, a.orders, func(_ *http.Request, body []byte) (func(*events.Aggregate[domain.OrderState]) error, error) {
 		reason, err := decodeReason(body)
 		return func(o *events.Aggregate[domain.OrderState]) error { return domain.CancelOrder(o, reason) }, err
 	})
 }
 
-func (a *API) shipOrder(w http.ResponseWriter, r *http.Request) {
-	a.orderCommand(w, r, func(_ *http.Request, body []byte) (func(*events.Aggregate[domain.OrderState]) error, error) {
+func (a *API) shipOrder(w http.ResponseWriter, r *http.Request) error {
+	return change(a, w, r, a.orders, func(_ *http.Request, body []byte) (func(*events.Aggregate[domain.OrderState]) error, error) {
 		return domain.ShipOrder, decodeEmpty(body)
 	})
 }

@@ -64,24 +64,28 @@ func loadAt[S any](r *http.Request, repo *events.Repository[S]) (*events.Aggrega
 	return agg, err
 }
 
-func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
-	u, err := loadAt(r, a.users)
+// getState answers with the aggregate named by the path, as loadAt reads it; its version is
+// the ETag.
+func getState[S, V any](w http.ResponseWriter, r *http.Request, repo *events.Repository[S], view func(*events.Aggregate[S]) V) error {
+	agg, err := loadAt(r, repo)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
-	w.Header().Set("ETag", etag(u.Version()))
-	httpx.WriteJSON(w, http.StatusOK, userView{UserState: u.State(), StreamID: u.StreamID(), Version: u.Version()})
+	w.Header().Set("ETag", etag(agg.Version()))
+	httpx.WriteJSON(w, http.StatusOK, view(agg))
+	return nil
 }
 
-func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
-	o, err := loadAt(r, a.orders)
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	w.Header().Set("ETag", etag(o.Version()))
-	httpx.WriteJSON(w, http.StatusOK, orderView{OrderState: o.State(), StreamID: o.StreamID(), Version: o.Version()})
+func (a *API) getUser(w http.ResponseWriter, r *http.Request) error {
+	return getState(w, r, a.users, func(u *events.Aggregate[domain.UserState]) userView {
+		return userView{UserState: u.State(), StreamID: u.StreamID(), Version: u.Version()}
+	})
+}
+
+func (a *API) getOrder(w http.ResponseWriter, r *http.Request) error {
+	return getState(w, r, a.orders, func(o *events.Aggregate[domain.OrderState]) orderView {
+		return orderView{OrderState: o.State(), StreamID: o.StreamID(), Version: o.Version()}
+	})
 }
 
 func pathStreamID(r *http.Request) (string, error) {
@@ -92,22 +96,21 @@ func pathStreamID(r *http.Request) (string, error) {
 	return id, nil
 }
 
-func (a *API) getStream(w http.ResponseWriter, r *http.Request) {
+func (a *API) getStream(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathStreamID(r)
 	if err == nil {
 		_, err = httpx.ParseQuery(r)
 	}
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	info, err := a.store.StreamInfo(r.Context(), id)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("ETag", etag(info.Version))
 	httpx.WriteJSON(w, http.StatusOK, info)
+	return nil
 }
 
 // streamPage is a page of one stream's events.
@@ -118,13 +121,18 @@ type streamPage struct {
 	NextFrom *int64 `json:"next_from,omitempty"`
 }
 
-func (a *API) getStreamEvents(w http.ResponseWriter, r *http.Request) {
-	page, err := a.streamEvents(r)
+func (a *API) getStreamEvents(w http.ResponseWriter, r *http.Request) error {
+	return writePage(w, r, a.streamEvents)
+}
+
+// writePage answers with the page that read reads for the request.
+func writePage[P any](w http.ResponseWriter, r *http.Request, read func(*http.Request) (P, error)) error {
+	page, err := read(r)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	httpx.WriteJSON(w, http.StatusOK, page)
+	return nil
 }
 
 func (a *API) streamEvents(r *http.Request) (streamPage, error) {
@@ -178,13 +186,8 @@ type allPage struct {
 	NextAfter int64 `json:"next_after"`
 }
 
-func (a *API) listEvents(w http.ResponseWriter, r *http.Request) {
-	page, err := a.allEvents(r)
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	httpx.WriteJSON(w, http.StatusOK, page)
+func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
+	return writePage(w, r, a.allEvents)
 }
 
 func (a *API) allEvents(r *http.Request) (allPage, error) {
@@ -232,21 +235,19 @@ func (a *API) allEvents(r *http.Request) (allPage, error) {
 	return page, nil
 }
 
-func (a *API) stats(w http.ResponseWriter, r *http.Request) {
+func (a *API) stats(w http.ResponseWriter, r *http.Request) error {
 	q, err := httpx.ParseQuery(r, "recent")
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	recent, _, err := q.Int("recent", 0, MaxRecent, DefaultRecent)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	st, err := a.store.Stats(r.Context(), int(recent))
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return err
 	}
 	httpx.WriteJSON(w, http.StatusOK, st)
+	return nil
 }

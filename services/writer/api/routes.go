@@ -9,18 +9,18 @@ import (
 
 // Register adds the writer's routes to r, documented for /openapi.json.
 func (a *API) Register(r *httpx.Router) {
-	r.HandleFunc("POST", "/v1/users", commandOp("Create a user. Without id, the server picks a UUIDv7.", true, createUserSchema, false), a.createUser)
-	r.HandleFunc("PATCH", "/v1/users/{id}", commandOp("Change a user's name or email.", false, updateUserSchema, false), a.updateUser)
-	r.HandleFunc("POST", "/v1/users/{id}/deactivate", commandOp("Deactivate a user.", false, reasonSchema, false), a.deactivateUser)
-	r.HandleFunc("GET", "/v1/users/{id}", stateOp("A user, rebuilt from its events; ?version or ?at give it as it was then.", userSchema), a.getUser)
+	r.HandleFunc("POST", "/v1/users", commandOp("Create a user. Without id, the server picks a UUIDv7.", true, createUserSchema, false), a.errs.Handler(a.createUser))
+	r.HandleFunc("PATCH", "/v1/users/{id}", commandOp("Change a user's name or email.", false, updateUserSchema, false), a.errs.Handler(a.updateUser))
+	r.HandleFunc("POST", "/v1/users/{id}/deactivate", commandOp("Deactivate a user.", false, reasonSchema, false), a.errs.Handler(a.deactivateUser))
+	r.HandleFunc("GET", "/v1/users/{id}", stateOp("A user, rebuilt from its events; ?version or ?at give it as it was then.", userSchema), a.errs.Handler(a.getUser))
 
-	r.HandleFunc("POST", "/v1/orders", commandOp("Place an order for an active user. Without id, the server picks a UUIDv7.", true, createOrderSchema, false), a.createOrder)
-	r.HandleFunc("POST", "/v1/orders/{id}/items", commandOp("Add an item to a pending order.", false, itemSchema, false), a.addItem)
-	r.HandleFunc("DELETE", "/v1/orders/{id}/items/{item_id}", commandOp("Remove an item from a pending order.", false, emptySchema, true), a.removeItem)
-	r.HandleFunc("POST", "/v1/orders/{id}/confirm", commandOp("Confirm a pending order that has items.", false, emptySchema, true), a.confirmOrder)
-	r.HandleFunc("POST", "/v1/orders/{id}/cancel", commandOp("Cancel an order that is not shipped.", false, reasonSchema, false), a.cancelOrder)
-	r.HandleFunc("POST", "/v1/orders/{id}/ship", commandOp("Ship a confirmed order.", false, emptySchema, true), a.shipOrder)
-	r.HandleFunc("GET", "/v1/orders/{id}", stateOp("An order, rebuilt from its events; ?version or ?at give it as it was then.", orderSchema), a.getOrder)
+	r.HandleFunc("POST", "/v1/orders", commandOp("Place an order for an active user. Without id, the server picks a UUIDv7.", true, createOrderSchema, false), a.errs.Handler(a.createOrder))
+	r.HandleFunc("POST", "/v1/orders/{id}/items", commandOp("Add an item to a pending order.", false, itemSchema, false), a.errs.Handler(a.addItem))
+	r.HandleFunc("DELETE", "/v1/orders/{id}/items/{item_id}", commandOp("Remove an item from a pending order.", false, emptySchema, true), a.errs.Handler(a.removeItem))
+	r.HandleFunc("POST", "/v1/orders/{id}/confirm", commandOp("Confirm a pending order that has items.", false, emptySchema, true), a.errs.Handler(a.confirmOrder))
+	r.HandleFunc("POST", "/v1/orders/{id}/cancel", commandOp("Cancel an order that is not shipped.", false, reasonSchema, false), a.errs.Handler(a.cancelOrder))
+	r.HandleFunc("POST", "/v1/orders/{id}/ship", commandOp("Ship a confirmed order.", false, emptySchema, true), a.errs.Handler(a.shipOrder))
+	r.HandleFunc("GET", "/v1/orders/{id}", stateOp("An order, rebuilt from its events; ?version or ?at give it as it was then.", orderSchema), a.errs.Handler(a.getOrder))
 
 	r.HandleFunc("GET", "/v1/streams/{stream_id}", httpx.Operation{
 		Summary: "A stream's metadata: category, version, event count, creation and last change.",
@@ -28,34 +28,34 @@ func (a *API) Register(r *httpx.Router) {
 		Responses: map[int]string{200: "the stream", 400: "malformed stream id",
 			404: "no such stream", 503: "the event store is unavailable"},
 		Schemas: map[int]map[string]any{200: streamInfoSchema, 400: errorSchema, 404: errorSchema, 503: errorSchema},
-	}, a.getStream)
+	}, a.errs.Handler(a.getStream))
 	r.HandleFunc("GET", "/v1/streams/{stream_id}/events", httpx.Operation{
 		Summary: "One stream's events in version order, paged with from, to and limit.",
 		Tags:    []string{"history"},
 		Query: []httpx.Param{
-			{Name: "from", Description: "first version (default 0)", Schema: intSchema(0)},
-			{Name: "to", Description: "last version, inclusive (default: the end)", Schema: intSchema(0)},
+			{Name: "from", Description: "first version (default 0)", Schema: httpx.Int64(0)},
+			{Name: "to", Description: "last version, inclusive (default: the end)", Schema: httpx.Int64(0)},
 			limitParam,
 		},
 		Responses: map[int]string{200: "a page of events; next_from is set while there are more",
 			400: "malformed stream id or query", 404: "no such stream", 503: "the event store is unavailable"},
 		Schemas: map[int]map[string]any{200: streamPageSchema, 400: errorSchema, 404: errorSchema, 503: errorSchema},
-	}, a.getStreamEvents)
+	}, a.errs.Handler(a.getStreamEvents))
 	r.HandleFunc("GET", "/v1/events", httpx.Operation{
 		Summary: "The all-stream: every event in global-position order, paged with after and limit.",
 		Tags:    []string{"history"},
 		Query: []httpx.Param{
-			{Name: "after", Description: "return events after this global position (default 0)", Schema: intSchema(0)},
+			{Name: "after", Description: "return events after this global position (default 0)", Schema: httpx.Int64(0)},
 			limitParam,
-			{Name: "since", Description: "recorded at or after this RFC 3339 time", Schema: timeSchema},
-			{Name: "until", Description: "recorded before this RFC 3339 time", Schema: timeSchema},
+			{Name: "since", Description: "recorded at or after this RFC 3339 time", Schema: httpx.TimeSchema},
+			{Name: "until", Description: "recorded before this RFC 3339 time", Schema: httpx.TimeSchema},
 			{Name: "type", Description: "only these event types (repeat the parameter for several)",
 				Schema: map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "maxItems": MaxTypes}},
 		},
 		Responses: map[int]string{200: "a page of events; pass next_after as after for the next page",
 			400: "malformed query", 503: "the event store is unavailable"},
 		Schemas: map[int]map[string]any{200: allPageSchema, 400: errorSchema, 503: errorSchema},
-	}, a.listEvents)
+	}, a.errs.Handler(a.listEvents))
 	r.HandleFunc("GET", "/v1/stats", httpx.Operation{
 		Summary: "Totals of events and streams, counts by event type and the most recent events.",
 		Tags:    []string{"history"},
@@ -63,7 +63,7 @@ func (a *API) Register(r *httpx.Router) {
 			Schema: map[string]any{"type": "integer", "minimum": 0, "maximum": MaxRecent}}},
 		Responses: map[int]string{200: "the statistics", 400: "malformed query", 503: "the event store is unavailable"},
 		Schemas:   map[int]map[string]any{200: statsSchema, 400: errorSchema, 503: errorSchema},
-	}, a.stats)
+	}, a.errs.Handler(a.stats))
 	a.registerSchemas(r)
 }
 
@@ -112,8 +112,8 @@ func stateOp(summary string, schema map[string]any) httpx.Operation {
 		Summary: summary,
 		Tags:    []string{"state"},
 		Query: []httpx.Param{
-			{Name: "version", Description: "the state at this stream version", Schema: intSchema(0)},
-			{Name: "at", Description: "the state at this RFC 3339 time", Schema: timeSchema},
+			{Name: "version", Description: "the state at this stream version", Schema: httpx.Int64(0)},
+			{Name: "at", Description: "the state at this RFC 3339 time", Schema: httpx.TimeSchema},
 		},
 		Responses: map[int]string{200: "the state; ETag is its version", 400: "malformed id or query",
 			404: "no such aggregate (at that version or time)", 503: "the event store is unavailable"},
@@ -123,96 +123,78 @@ func stateOp(summary string, schema map[string]any) httpx.Operation {
 
 // JSON schemas of the bodies.
 
-func object(required []string, props map[string]any) map[string]any {
-	m := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
-	if len(required) > 0 {
-		m["required"] = required
-	}
-	return m
-}
-
 func str(minLen, maxLen int) map[string]any {
 	return map[string]any{"type": "string", "minLength": minLen, "maxLength": maxLen}
 }
 
-func intSchema(minimum int64) map[string]any {
-	return map[string]any{"type": "integer", "format": "int64", "minimum": minimum}
-}
-
 var (
-	uuidSchema   = map[string]any{"type": "string", "format": "uuid"}
 	emailSchema  = map[string]any{"type": "string", "format": "email", "maxLength": domain.MaxEmailLength}
 	nameSchema   = str(1, domain.MaxNameLength)
-	timeSchema   = map[string]any{"type": "string", "format": "date-time"}
-	emptySchema  = object(nil, map[string]any{})
-	reasonSchema = object([]string{"reason"}, map[string]any{"reason": str(1, domain.MaxReasonLength)})
+	emptySchema  = httpx.Object(nil, map[string]any{})
+	reasonSchema = httpx.Object([]string{"reason"}, map[string]any{"reason": str(1, domain.MaxReasonLength)})
 	limitParam   = httpx.Param{Name: "limit", Description: "page size (default 100)",
 		Schema: map[string]any{"type": "integer", "minimum": 1, "maximum": MaxLimit}}
 
-	createUserSchema = object([]string{"email", "name"}, map[string]any{"id": uuidSchema, "email": emailSchema, "name": nameSchema})
-	updateUserSchema = object(nil, map[string]any{"email": emailSchema, "name": nameSchema})
-	itemSchema       = object([]string{"id", "name", "price_cents", "quantity"}, map[string]any{
+	createUserSchema = httpx.Object([]string{"email", "name"}, map[string]any{"id": httpx.UUIDSchema, "email": emailSchema, "name": nameSchema})
+	updateUserSchema = httpx.Object(nil, map[string]any{"email": emailSchema, "name": nameSchema})
+	itemSchema       = httpx.Object([]string{"id", "name", "price_cents", "quantity"}, map[string]any{
 		"id":          str(1, domain.MaxItemIDLength),
 		"name":        nameSchema,
 		"price_cents": map[string]any{"type": "integer", "format": "int64", "minimum": 0, "maximum": domain.MaxPriceCents},
 		"quantity":    map[string]any{"type": "integer", "format": "int64", "minimum": 1, "maximum": domain.MaxQuantity},
 	})
-	createOrderSchema = object([]string{"user_id"}, map[string]any{
-		"id": uuidSchema, "user_id": uuidSchema,
+	createOrderSchema = httpx.Object([]string{"user_id"}, map[string]any{
+		"id": httpx.UUIDSchema, "user_id": httpx.UUIDSchema,
 		"items": map[string]any{"type": "array", "items": itemSchema, "maxItems": domain.MaxItems},
 	})
-	commandResponseSchema = object([]string{"id", "stream_id", "version", "position"}, map[string]any{
+	commandResponseSchema = httpx.Object([]string{"id", "stream_id", "version", "position"}, map[string]any{
 		"id": map[string]any{"type": "string"}, "stream_id": map[string]any{"type": "string"},
-		"version": intSchema(0), "position": intSchema(1),
+		"version": httpx.Int64(0), "position": httpx.Int64(1),
 	})
-	userSchema = object([]string{"id", "stream_id", "version", "email", "name", "status"}, map[string]any{
-		"id": uuidSchema, "stream_id": map[string]any{"type": "string"}, "version": intSchema(0),
+	userSchema = httpx.Object([]string{"id", "stream_id", "version", "email", "name", "status"}, map[string]any{
+		"id": httpx.UUIDSchema, "stream_id": map[string]any{"type": "string"}, "version": httpx.Int64(0),
 		"email": emailSchema, "name": nameSchema,
 		"status":              map[string]any{"type": "string", "enum": []string{string(domain.UserStatusActive), string(domain.UserStatusDeactivated)}},
 		"deactivation_reason": map[string]any{"type": "string"},
 	})
-	orderSchema = object([]string{"id", "stream_id", "version", "user_id", "status", "items", "total_cents"}, map[string]any{
-		"id": uuidSchema, "stream_id": map[string]any{"type": "string"}, "version": intSchema(0),
-		"user_id": uuidSchema,
+	orderSchema = httpx.Object([]string{"id", "stream_id", "version", "user_id", "status", "items", "total_cents"}, map[string]any{
+		"id": httpx.UUIDSchema, "stream_id": map[string]any{"type": "string"}, "version": httpx.Int64(0),
+		"user_id": httpx.UUIDSchema,
 		"status": map[string]any{"type": "string", "enum": []string{string(domain.OrderStatusPending), string(domain.OrderStatusConfirmed),
 			string(domain.OrderStatusCancelled), string(domain.OrderStatusShipped)}},
 		"items":               map[string]any{"type": "array", "items": itemSchema},
-		"total_cents":         intSchema(0),
+		"total_cents":         httpx.Int64(0),
 		"cancellation_reason": map[string]any{"type": "string"},
 	})
 	streamInfoSchema = map[string]any{"type": "object", "properties": map[string]any{
 		"stream_id": map[string]any{"type": "string"}, "category": map[string]any{"type": "string"},
-		"version": intSchema(0), "event_count": intSchema(1), "created_at": timeSchema, "updated_at": timeSchema,
+		"version": httpx.Int64(0), "event_count": httpx.Int64(1), "created_at": httpx.TimeSchema, "updated_at": httpx.TimeSchema,
 	}}
 	envelopeSchema = map[string]any{"type": "object", "properties": map[string]any{
-		"event_id": uuidSchema, "stream_id": map[string]any{"type": "string"}, "category": map[string]any{"type": "string"},
-		"version": intSchema(0), "global_position": intSchema(1), "type": map[string]any{"type": "string"},
+		"event_id": httpx.UUIDSchema, "stream_id": map[string]any{"type": "string"}, "category": map[string]any{"type": "string"},
+		"version": httpx.Int64(0), "global_position": httpx.Int64(1), "type": map[string]any{"type": "string"},
 		"schema_version": map[string]any{"type": "integer"}, "data": map[string]any{"type": "object"},
 		"metadata":       map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}},
 		"correlation_id": map[string]any{"type": "string"}, "causation_id": map[string]any{"type": "string"},
-		"recorded_at": timeSchema,
+		"recorded_at": httpx.TimeSchema,
 	}}
 	eventsSchema     = map[string]any{"type": "array", "items": envelopeSchema}
 	streamPageSchema = map[string]any{"type": "object", "properties": map[string]any{
-		"stream_id": map[string]any{"type": "string"}, "events": eventsSchema, "next_from": intSchema(0),
+		"stream_id": map[string]any{"type": "string"}, "events": eventsSchema, "next_from": httpx.Int64(0),
 	}}
 	allPageSchema = map[string]any{"type": "object", "properties": map[string]any{
-		"events": eventsSchema, "next_after": intSchema(0),
+		"events": eventsSchema, "next_after": httpx.Int64(0),
 	}}
 	statsSchema = map[string]any{"type": "object", "properties": map[string]any{
-		"total_events": intSchema(0), "total_streams": intSchema(0),
-		"events_by_type": map[string]any{"type": "object", "additionalProperties": intSchema(0)},
+		"total_events": httpx.Int64(0), "total_streams": httpx.Int64(0),
+		"events_by_type": map[string]any{"type": "object", "additionalProperties": httpx.Int64(0)},
 		"recent_events":  eventsSchema,
 	}}
-	errorSchema = map[string]any{"type": "object", "required": []string{"error"}, "properties": map[string]any{
-		"error": map[string]any{"type": "object", "required": []string{"code", "message"}, "properties": map[string]any{
-			"code":      map[string]any{"type": "string"},
-			"message":   map[string]any{"type": "string"},
-			"field":     map[string]any{"type": "string", "description": "the malformed field, parameter or header (400)"},
-			"rule":      map[string]any{"type": "string", "description": "the rule the command breaks (422 rule_violation)"},
-			"stream_id": map[string]any{"type": "string"},
-			"expected":  map[string]any{"type": "integer", "description": "the version the command expected (409)"},
-			"actual":    map[string]any{"type": "integer", "description": "the stream's version (409); -1 when it does not exist"},
-		}},
-	}}
+	errorSchema = httpx.ErrorSchema(map[string]any{
+		"field":     map[string]any{"type": "string", "description": "the malformed field, parameter or header (400)"},
+		"rule":      map[string]any{"type": "string", "description": "the rule the command breaks (422 rule_violation)"},
+		"stream_id": map[string]any{"type": "string"},
+		"expected":  map[string]any{"type": "integer", "description": "the version the command expected (409)"},
+		"actual":    map[string]any{"type": "integer", "description": "the stream's version (409); -1 when it does not exist"},
+	})
 )
