@@ -52,7 +52,7 @@ func classify(err error) problem {
 		return problem{http.StatusNotFound, CodeNotFound, err.Error(), nil}
 	case errors.Is(err, events.ErrInvalid):
 		return problem{http.StatusBadRequest, CodeInvalidRequest, err.Error(), nil}
-	case postgres.Unreachable(err):
+	case postgres.Transient(err):
 		return problem{http.StatusServiceUnavailable, CodeUnavailable, "the database is unavailable; retry later", nil}
 	}
 	return problem{http.StatusInternalServerError, CodeInternal, "internal error", nil}

@@ -10,12 +10,12 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/events/postgres"
 )
 
 // Group is the consumer group of the projector.
@@ -503,8 +503,7 @@ func (s step) explain(ctx context.Context, q querier, g *generation) error {
 // out-of-range number, a broken constraint) is Permanent; anything else may pass on a retry.
 func (s step) failed(err error) error {
 	err = fmt.Errorf("%s %s@%d: %w", s.e.Type, s.e.StreamID, s.e.Version, err)
-	var pg *pgconn.PgError
-	if errors.As(err, &pg) && len(pg.Code) == 5 && (pg.Code[:2] == "22" || pg.Code[:2] == "23") {
+	if postgres.DataException(err) || postgres.IntegrityViolation(err) {
 		return consume.Permanent(err)
 	}
 	return err
