@@ -12,7 +12,8 @@ import (
 // Config configures the service. Zero values take the defaults noted, which match the stack
 // `make up` starts.
 type Config struct {
-	// HTTPAddr is where the API listens (HTTP_ADDR, ":8090"); ":0" picks a free port.
+	// HTTPAddr is where the API listens (HTTP_ADDR, "127.0.0.1:8090": this machine only, as
+	// the example has no authentication); ":0" picks a free port.
 	HTTPAddr string
 	// DatabaseURL is the PostgreSQL connection string (DATABASE_URL,
 	// "postgres://annals:annals@127.0.0.1:55432/annals?sslmode=disable").
@@ -54,7 +55,7 @@ func (c *Config) setDefaults() {
 			*s = v
 		}
 	}
-	def(&c.HTTPAddr, ":8090")
+	def(&c.HTTPAddr, "127.0.0.1:8090")
 	def(&c.DatabaseURL, "postgres://annals:annals@127.0.0.1:55432/annals?sslmode=disable")
 	def(&c.Schema, "bank")
 	def(&c.TopicPrefix, "bank")

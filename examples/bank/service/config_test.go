@@ -14,7 +14,7 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Run("Defaults", func(t *testing.T) {
 		c, err := service.ConfigFromEnv(env(nil))
 		must(t, err)
-		if c.HTTPAddr != ":8090" || c.Schema != "bank" || c.TopicPrefix != "bank" || !slices.Equal(c.Brokers, []string{"127.0.0.1:9092"}) ||
+		if c.HTTPAddr != "127.0.0.1:8090" || c.Schema != "bank" || c.TopicPrefix != "bank" || !slices.Equal(c.Brokers, []string{"127.0.0.1:9092"}) ||
 			c.Partitions != 3 || c.ReplicationFactor != 1 || !strings.Contains(c.DatabaseURL, "127.0.0.1:55432") {
 			t.Errorf("config = %+v", c)
 		}

@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	bankd [-addr :8090] [-database-url URL] [-schema bank] [-brokers host:port,...] [-topic-prefix bank] [-group name]
+//	bankd [-addr 127.0.0.1:8090] [-database-url URL] [-schema bank] [-brokers host:port,...] [-topic-prefix bank] [-group name]
 //
 // Flags beat the environment (HTTP_ADDR, DATABASE_URL, DATABASE_SCHEMA, KAFKA_BROKERS,
 // KAFKA_TOPIC_PREFIX, KAFKA_TOPIC_PARTITIONS, KAFKA_REPLICATION_FACTOR), which beats the
