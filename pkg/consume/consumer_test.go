@@ -22,7 +22,6 @@ import (
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
-	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/logctx"
 	"github.com/annals-dev/annals/pkg/schema"
 )
@@ -55,8 +54,8 @@ func publish(t testing.TB, topic string, recs []rec) map[rec]uuid.UUID {
 			t.Fatal(err)
 		}
 		msgs = append(msgs, kafka.Message{Key: []byte(r.stream), Value: value, Headers: []kafka.Header{
-			{Key: kafkawire.HeaderContentType, Value: []byte(schema.ContentTypeAvro)},
-			{Key: kafkawire.HeaderFingerprint, Value: []byte(schema.FormatFingerprint(fp))},
+			{Key: "content-type", Value: []byte(schema.ContentTypeAvro)},
+			{Key: "schema-fingerprint", Value: []byte(schema.FormatFingerprint(fp))},
 		}})
 	}
 	for len(msgs) > 0 {
@@ -344,13 +343,13 @@ func TestConsumer_PoisonGoesToDLQAndParksItsStream(t *testing.T) {
 		t.Fatalf("%d dead letters, want the poison and its 6 later events", len(letters))
 	}
 	sort.Slice(letters, func(i, j int) bool {
-		return header(letters[i], kafkawire.HeaderOriginalOffset) < header(letters[j], kafkawire.HeaderOriginalOffset)
+		return header(letters[i], "original-offset") < header(letters[j], "original-offset")
 	})
 	for _, m := range letters {
-		if header(m, kafkawire.HeaderEventID) == "" && string(m.Key) == "" {
+		if header(m, "event-id") == "" && string(m.Key) == "" {
 			t.Errorf("dead letter lost its key and headers")
 		}
-		if n, _ := strconv.Atoi(header(m, kafkawire.HeaderOriginalOffset)); n < 0 {
+		if n, _ := strconv.Atoi(header(m, "original-offset")); n < 0 {
 			t.Errorf("bad original-offset header")
 		}
 	}
@@ -367,19 +366,19 @@ func TestConsumer_PoisonGoesToDLQAndParksItsStream(t *testing.T) {
 	if poisonLetter == nil {
 		t.Fatal("the poison event is not in the dead-letter topic")
 	}
-	if got := header(*poisonLetter, kafkawire.HeaderError); got != "cannot apply: broken on purpose" {
+	if got := header(*poisonLetter, "error"); got != "cannot apply: broken on purpose" {
 		t.Errorf("error header %q", got)
 	}
-	if got := header(*poisonLetter, kafkawire.HeaderAttempts); got != "4" {
+	if got := header(*poisonLetter, "attempts"); got != "4" {
 		t.Errorf("attempts header %q, want 4", got)
 	}
-	if got := header(*poisonLetter, kafkawire.HeaderOriginalTopic); got != topic {
+	if got := header(*poisonLetter, "original-topic"); got != topic {
 		t.Errorf("original-topic header %q", got)
 	}
 	parked := 0
 	for _, m := range letters {
 		if m.Offset != poisonLetter.Offset || m.Partition != poisonLetter.Partition {
-			if e := header(m, kafkawire.HeaderError); len(e) > 7 && e[:7] == "parked:" {
+			if e := header(m, "error"); len(e) > 7 && e[:7] == "parked:" {
 				parked++
 			}
 		}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
-	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/schema"
 )
 
@@ -34,10 +33,10 @@ func TestSchemaDecoder(t *testing.T) {
 	}
 	dec := consume.SchemaDecoder(cat)
 	hdr := func(ct string, extra ...kafka.Header) []kafka.Header {
-		return append([]kafka.Header{{Key: kafkawire.HeaderContentType, Value: []byte(ct)},
-			{Key: kafkawire.HeaderFingerprint, Value: []byte(schema.FormatFingerprint(fp))}}, extra...)
+		return append([]kafka.Header{{Key: "content-type", Value: []byte(ct)},
+			{Key: "schema-fingerprint", Value: []byte(schema.FormatFingerprint(fp))}}, extra...)
 	}
-	md := kafka.Header{Key: kafkawire.HeaderMetadata, Value: []byte(`{"user_agent":"curl"}`)}
+	md := kafka.Header{Key: "metadata", Value: []byte(`{"user_agent":"curl"}`)}
 	for name, m := range map[string]kafka.Message{
 		"avro": {Key: []byte("user-1"), Value: avro, Headers: hdr(schema.ContentTypeAvro, md)},
 		"json": {Key: []byte("user-1"), Value: js, Headers: hdr(schema.ContentTypeJSON, md)},
@@ -57,7 +56,7 @@ func TestSchemaDecoder(t *testing.T) {
 	}{
 		"key is not the stream": {kafka.Message{Key: []byte("user-2"), Value: avro, Headers: hdr(schema.ContentTypeAvro)}, "not its event's stream"},
 		"unknown content type":  {kafka.Message{Key: []byte("user-1"), Value: avro, Headers: hdr("text/plain")}, "neither Avro nor JSON"},
-		"bad metadata":          {kafka.Message{Key: []byte("user-1"), Value: avro, Headers: hdr(schema.ContentTypeAvro, kafka.Header{Key: kafkawire.HeaderMetadata, Value: []byte("[")})}, "metadata header"},
+		"bad metadata":          {kafka.Message{Key: []byte("user-1"), Value: avro, Headers: hdr(schema.ContentTypeAvro, kafka.Header{Key: "metadata", Value: []byte("[")})}, "metadata header"},
 		"not avro":              {kafka.Message{Key: []byte("user-1"), Value: []byte("x"), Headers: hdr(schema.ContentTypeAvro)}, "C3 01"},
 	} {
 		if _, err := dec(tc.m); err == nil || !strings.Contains(err.Error(), tc.want) {

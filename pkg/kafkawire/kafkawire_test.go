@@ -21,3 +21,22 @@ func TestTopics(t *testing.T) {
 		})
 	}
 }
+
+// TestHeaders pins every header name: they are a published contract that consumers in other
+// languages read, so a rename must fail here first.
+func TestHeaders(t *testing.T) {
+	for got, want := range map[string]string{
+		kafkawire.HeaderEventID: "event-id", kafkawire.HeaderEventType: "event-type",
+		kafkawire.HeaderStreamVersion: "stream-version", kafkawire.HeaderGlobalPosition: "global-position",
+		kafkawire.HeaderCorrelationID: "correlation-id", kafkawire.HeaderCausationID: "causation-id",
+		kafkawire.HeaderRecordedAt: "recorded-at", kafkawire.HeaderContentType: "content-type",
+		kafkawire.HeaderFingerprint: "schema-fingerprint", kafkawire.HeaderMetadata: "metadata",
+		kafkawire.HeaderError: "error", kafkawire.HeaderOriginalTopic: "original-topic",
+		kafkawire.HeaderOriginalPartition: "original-partition", kafkawire.HeaderOriginalOffset: "original-offset",
+		kafkawire.HeaderAttempts: "attempts",
+	} {
+		if got != want {
+			t.Errorf("header %q, want %q", got, want)
+		}
+	}
+}

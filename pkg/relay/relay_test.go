@@ -123,7 +123,7 @@ func (e *env) consume(t *testing.T, want int, within time.Duration) []record {
 		for _, h := range m.Headers {
 			rec.headers[h.Key] = string(h.Value)
 		}
-		rec.version, _ = strconv.ParseInt(rec.headers[kafkawire.HeaderStreamVersion], 10, 64)
+		rec.version, _ = strconv.ParseInt(rec.headers["stream-version"], 10, 64)
 		out = append(out, rec)
 	}
 	return out
@@ -187,11 +187,11 @@ func TestRelay_PublishesEveryEventInOrder(t *testing.T) {
 		}
 		ev := stored[1]
 		wantHeaders := map[string]string{
-			kafkawire.HeaderEventID: ev.EventID.String(), kafkawire.HeaderEventType: "Something",
-			kafkawire.HeaderStreamVersion: "1", kafkawire.HeaderGlobalPosition: strconv.FormatInt(ev.GlobalPosition, 10),
-			kafkawire.HeaderCorrelationID: "corr", kafkawire.HeaderCausationID: "cause",
-			kafkawire.HeaderRecordedAt: ev.RecordedAt.Format(time.RFC3339Nano), kafkawire.HeaderContentType: "application/json",
-			kafkawire.HeaderFingerprint: "000000000000002a", kafkawire.HeaderMetadata: `{"user_agent":"test"}`,
+			"event-id": ev.EventID.String(), "event-type": "Something",
+			"stream-version": "1", "global-position": strconv.FormatInt(ev.GlobalPosition, 10),
+			"correlation-id": "corr", "causation-id": "cause",
+			"recorded-at": ev.RecordedAt.Format(time.RFC3339Nano), "content-type": "application/json",
+			"schema-fingerprint": "000000000000002a", "metadata": `{"user_agent":"test"}`,
 		}
 		for k, v := range wantHeaders {
 			if r.headers[k] != v {

@@ -21,7 +21,6 @@ import (
 	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
-	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/relay"
 	"github.com/annals-dev/annals/pkg/schema"
 )
@@ -98,9 +97,9 @@ func TestAuditor(t *testing.T) {
 		}
 		msgs = append(msgs, kafka.Message{Topic: m.Config.TopicName(category), Key: []byte(ev.StreamID), Value: value,
 			Headers: []kafka.Header{
-				{Key: kafkawire.HeaderContentType, Value: []byte(schema.ContentTypeAvro)},
-				{Key: kafkawire.HeaderFingerprint, Value: []byte(schema.FormatFingerprint(fp))},
-				{Key: kafkawire.HeaderMetadata, Value: []byte(`{"source":"main_test"}`)},
+				{Key: "content-type", Value: []byte(schema.ContentTypeAvro)},
+				{Key: "schema-fingerprint", Value: []byte(schema.FormatFingerprint(fp))},
+				{Key: "metadata", Value: []byte(`{"source":"main_test"}`)},
 			}})
 	}
 	if err := w.WriteMessages(ctx, msgs...); err != nil {

@@ -29,7 +29,6 @@ import (
 
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
-	"github.com/annals-dev/annals/pkg/kafkawire"
 )
 
 // The projector's tests: the writer and the projector run as processes of their own in a
@@ -1269,7 +1268,7 @@ func checkNoDeadLetters(t *testing.T, e *faultEnv) {
 	if n := dlqRecords(t, e); n != 0 {
 		var sample []string
 		for _, m := range readTopic(t, e, e.dlqTopic())[:min(3, int(n))] {
-			sample = append(sample, fmt.Sprintf("%s: %s", m.Key, header(m, kafkawire.HeaderError)))
+			sample = append(sample, fmt.Sprintf("%s: %s", m.Key, header(m, "error")))
 		}
 		t.Errorf("%d records in the dead-letter topic %s: %s", n, e.dlqTopic(), strings.Join(sample, "; "))
 	}
@@ -1577,42 +1576,42 @@ func TestProjector_PoisonParksStream(t *testing.T) {
 	if len(recs) != 4 {
 		var got []string
 		for _, m := range recs {
-			got = append(got, fmt.Sprintf("%s event %s: %s", m.Key, header(m, kafkawire.HeaderEventID), header(m, kafkawire.HeaderError)))
+			got = append(got, fmt.Sprintf("%s event %s: %s", m.Key, header(m, "event-id"), header(m, "error")))
 		}
 		t.Fatalf("%d records in the dead-letter topic, want 4:\n%s", len(recs), strings.Join(got, "\n"))
 	}
 	slices.SortFunc(recs, func(a, b kafka.Message) int {
-		x, _ := strconv.ParseInt(header(a, kafkawire.HeaderOriginalOffset), 10, 64)
-		y, _ := strconv.ParseInt(header(b, kafkawire.HeaderOriginalOffset), 10, 64)
+		x, _ := strconv.ParseInt(header(a, "original-offset"), 10, 64)
+		y, _ := strconv.ParseInt(header(b, "original-offset"), 10, 64)
 		return int(x - y)
 	})
 	orderTopic := d.env.cfg.TopicName("order")
 	for i, m := range recs {
 		want := append([]events.Event{poison}, later...)[i]
 		what := fmt.Sprintf("dead letter %d", i+1)
-		if string(m.Key) != stream || header(m, kafkawire.HeaderEventID) != want.ID.String() {
-			t.Errorf("%s: key %s, event %s; want %s, event %s (%s)", what, m.Key, header(m, kafkawire.HeaderEventID), stream, want.ID, want.Type)
+		if string(m.Key) != stream || header(m, "event-id") != want.ID.String() {
+			t.Errorf("%s: key %s, event %s; want %s, event %s (%s)", what, m.Key, header(m, "event-id"), stream, want.ID, want.Type)
 		}
-		if header(m, kafkawire.HeaderOriginalTopic) != orderTopic {
-			t.Errorf("%s: original-topic %q, want %q", what, header(m, kafkawire.HeaderOriginalTopic), orderTopic)
+		if header(m, "original-topic") != orderTopic {
+			t.Errorf("%s: original-topic %q, want %q", what, header(m, "original-topic"), orderTopic)
 		}
-		if _, err := strconv.Atoi(header(m, kafkawire.HeaderOriginalPartition)); err != nil {
-			t.Errorf("%s: original-partition %q", what, header(m, kafkawire.HeaderOriginalPartition))
+		if _, err := strconv.Atoi(header(m, "original-partition")); err != nil {
+			t.Errorf("%s: original-partition %q", what, header(m, "original-partition"))
 		}
 		if !bytes.HasPrefix(m.Value, []byte{0xC3, 0x01}) {
 			t.Errorf("%s: the value is not the original Avro record: % x", what, m.Value[:min(8, len(m.Value))])
 		}
-		reason := header(m, kafkawire.HeaderError)
+		reason := header(m, "error")
 		if i == 0 {
 			// Permanent: dead-lettered at once, after one attempt.
 			if !strings.Contains(reason, `the order has no item "sku-ghost"`) || !strings.Contains(reason, "ItemRemoved") || strings.HasPrefix(reason, "parked:") {
 				t.Errorf("%s (the poison): error %q does not name the reason", what, reason)
 			}
-			if a := header(m, kafkawire.HeaderAttempts); a != "1" {
+			if a := header(m, "attempts"); a != "1" {
 				t.Errorf("%s (the poison): attempts %q, want 1", what, a)
 			}
-		} else if !strings.HasPrefix(reason, "parked:") || !strings.Contains(reason, poison.ID.String()) || header(m, kafkawire.HeaderAttempts) != "0" {
-			t.Errorf("%s: error %q, attempts %q; want parked behind event %s, 0 attempts", what, reason, header(m, kafkawire.HeaderAttempts), poison.ID)
+		} else if !strings.HasPrefix(reason, "parked:") || !strings.Contains(reason, poison.ID.String()) || header(m, "attempts") != "0" {
+			t.Errorf("%s: error %q, attempts %q; want parked behind event %s, 0 attempts", what, reason, header(m, "attempts"), poison.ID)
 		}
 	}
 	var blockedBy uuid.UUID

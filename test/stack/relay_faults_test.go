@@ -30,7 +30,6 @@ import (
 	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
-	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/relay"
 )
 
@@ -269,7 +268,7 @@ func collect(t *testing.T, brokers, topics []string) *collector {
 			}
 			rec := consumed{stream: string(m.Key), version: -1, partition: m.Partition, offset: m.Offset, topic: m.Topic, at: time.Now()}
 			for _, h := range m.Headers {
-				if h.Key == kafkawire.HeaderStreamVersion {
+				if h.Key == "stream-version" {
 					rec.version, _ = strconv.ParseInt(string(h.Value), 10, 64)
 				}
 			}

@@ -161,7 +161,7 @@ func redeliver(tb testing.TB, cfg service.Config, streamID, eventType string) {
 		if err != nil {
 			tb.Fatalf("find %s of %s in %s/%d: %v", eventType, streamID, topic, partition, err)
 		}
-		if string(m.Key) != streamID || header(m, kafkawire.HeaderEventType) != eventType {
+		if string(m.Key) != streamID || header(m, "event-type") != eventType {
 			continue
 		}
 		w := &kafka.Writer{Addr: kafka.TCP(cfg.Brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},

@@ -18,7 +18,6 @@ import (
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
-	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/schema"
 	"github.com/annals-dev/annals/services/auditor/auditlog"
 )
@@ -183,19 +182,19 @@ func publish(tb testing.TB, topic string, evs []events.Envelope, asJSON bool) {
 			tb.Fatalf("encode %s: %v", e.Type, err)
 		}
 		headers := []kafka.Header{
-			{Key: kafkawire.HeaderEventID, Value: []byte(e.EventID.String())},
-			{Key: kafkawire.HeaderEventType, Value: []byte(e.Type)},
-			{Key: kafkawire.HeaderStreamVersion, Value: strconv.AppendInt(nil, e.Version, 10)},
-			{Key: kafkawire.HeaderGlobalPosition, Value: strconv.AppendInt(nil, e.GlobalPosition, 10)},
-			{Key: kafkawire.HeaderCorrelationID, Value: []byte(e.CorrelationID)},
-			{Key: kafkawire.HeaderCausationID, Value: []byte(e.CausationID)},
-			{Key: kafkawire.HeaderRecordedAt, Value: []byte(e.RecordedAt.Format(time.RFC3339Nano))},
-			{Key: kafkawire.HeaderContentType, Value: []byte(ct)},
-			{Key: kafkawire.HeaderFingerprint, Value: []byte(schema.FormatFingerprint(fp))},
+			{Key: "event-id", Value: []byte(e.EventID.String())},
+			{Key: "event-type", Value: []byte(e.Type)},
+			{Key: "stream-version", Value: strconv.AppendInt(nil, e.Version, 10)},
+			{Key: "global-position", Value: strconv.AppendInt(nil, e.GlobalPosition, 10)},
+			{Key: "correlation-id", Value: []byte(e.CorrelationID)},
+			{Key: "causation-id", Value: []byte(e.CausationID)},
+			{Key: "recorded-at", Value: []byte(e.RecordedAt.Format(time.RFC3339Nano))},
+			{Key: "content-type", Value: []byte(ct)},
+			{Key: "schema-fingerprint", Value: []byte(schema.FormatFingerprint(fp))},
 		}
 		if len(e.Metadata) > 0 {
 			md, _ := json.Marshal(e.Metadata)
-			headers = append(headers, kafka.Header{Key: kafkawire.HeaderMetadata, Value: md})
+			headers = append(headers, kafka.Header{Key: "metadata", Value: md})
 		}
 		msgs = append(msgs, kafka.Message{Key: []byte(e.StreamID), Value: value, Time: e.RecordedAt, Headers: headers})
 	}
@@ -236,7 +235,7 @@ func locate(tb testing.TB, topics ...string) map[uuid.UUID][]located {
 				}
 				var id uuid.UUID
 				for _, h := range m.Headers {
-					if h.Key == kafkawire.HeaderEventID {
+					if h.Key == "event-id" {
 						id = uuid.MustParse(string(h.Value))
 					}
 				}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/testenv"
-	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/services/notifier/internal/notifiertest"
 	"github.com/annals-dev/annals/services/notifier/notify"
 )
@@ -40,7 +39,7 @@ func TestNotifier_EveryEmailOnce(t *testing.T) {
 		}
 	}
 	if dead := h.dead(); len(dead) != 0 {
-		t.Errorf("%d dead letters, want none; first: %s", len(dead), notifiertest.Header(dead[0], kafkawire.HeaderError))
+		t.Errorf("%d dead letters, want none; first: %s", len(dead), notifiertest.Header(dead[0], "error"))
 	}
 	// The directory followed the profile updates and deactivations.
 	for id, email := range w.renamed {
@@ -87,7 +86,7 @@ func TestNotifier_SMTPDown(t *testing.T) {
 	t.Logf("%d emails due during the outage arrived %s after the server came back", len(during.mails), time.Since(upAt).Round(time.Millisecond))
 	checkMail(t, h, append(before.mails, during.mails...), 20*time.Second)
 	if dead := h.dead(); len(dead) != 0 {
-		t.Errorf("%d dead letters, want none; first: %s", len(dead), notifiertest.Header(dead[0], kafkawire.HeaderError))
+		t.Errorf("%d dead letters, want none; first: %s", len(dead), notifiertest.Header(dead[0], "error"))
 	}
 }
 
@@ -146,13 +145,13 @@ func TestNotifier_RejectedGoesToDLQ(t *testing.T) {
 	notifiertest.WaitFor(t, 20*time.Second, "the refused event and the next one of its stream in the DLQ", func() bool {
 		created, parked = nil, nil
 		for _, m := range h.dead() {
-			switch reason := notifiertest.Header(m, kafkawire.HeaderError); notifiertest.Header(m, kafkawire.HeaderEventType) {
+			switch reason := notifiertest.Header(m, "error"); notifiertest.Header(m, "event-type") {
 			case domain.EventUserCreated:
 				created = append(created, reason)
 			case domain.EventUserProfileUpdated:
 				parked = append(parked, reason)
 			default:
-				t.Fatalf("dead letter of %s: %s", notifiertest.Header(m, kafkawire.HeaderEventType), reason)
+				t.Fatalf("dead letter of %s: %s", notifiertest.Header(m, "event-type"), reason)
 			}
 		}
 		return len(created) > 0 && len(parked) > 0
@@ -244,7 +243,7 @@ func TestNotifier_HeaderInjection(t *testing.T) {
 	notifiertest.WaitFor(t, 20*time.Second, "a dead letter", func() bool {
 		reasons = reasons[:0]
 		for _, m := range h.dead() {
-			reasons = append(reasons, notifiertest.Header(m, kafkawire.HeaderError))
+			reasons = append(reasons, notifiertest.Header(m, "error"))
 		}
 		return len(reasons) > 0
 	})
@@ -295,7 +294,7 @@ func TestNotifier_OrderWaitsForItsUser(t *testing.T) {
 		notifiertest.WaitFor(t, 30*time.Second, "a dead letter", func() bool {
 			reasons = reasons[:0]
 			for _, m := range h.dead() {
-				reasons = append(reasons, notifiertest.Header(m, kafkawire.HeaderError))
+				reasons = append(reasons, notifiertest.Header(m, "error"))
 			}
 			return len(reasons) > 0
 		})

@@ -18,7 +18,6 @@ import (
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
-	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/schema"
 )
 
@@ -177,8 +176,8 @@ func publishEnvelopes(tb testing.TB, topic string, evs []events.Envelope) {
 			tb.Fatalf("encode %s: %v", e.Type, err)
 		}
 		msgs = append(msgs, kafka.Message{Key: []byte(e.StreamID), Value: value, Headers: []kafka.Header{
-			{Key: kafkawire.HeaderContentType, Value: []byte(schema.ContentTypeAvro)},
-			{Key: kafkawire.HeaderFingerprint, Value: []byte(schema.FormatFingerprint(fp))},
+			{Key: "content-type", Value: []byte(schema.ContentTypeAvro)},
+			{Key: "schema-fingerprint", Value: []byte(schema.FormatFingerprint(fp))},
 		}})
 	}
 	for len(msgs) > 0 {
