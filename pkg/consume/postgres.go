@@ -30,8 +30,10 @@ func WithTx(ctx context.Context, tx pgx.Tx) context.Context {
 // PostgresUnit runs each unit of work in one transaction of pool, which handlers reach with
 // Tx(ctx). The transaction commits when the unit's work returns nil and rolls back otherwise.
 // Failures of the database rather than of the work (no connection, a connection lost in the
-// middle, the server shutting down: postgres.Unreachable) come back marked Unavailable, so that the runtime waits
-// for the database instead of dead-lettering messages.
+// middle, the server shutting down) come back marked Unavailable, so that the runtime waits
+// for the database instead of dead-lettering messages. The work's own errors are judged by
+// postgres.ServerDown, so that an end of file or a deadline of something else the handler
+// called is not taken for the database's.
 func PostgresUnit(pool *pgxpool.Pool) Unit {
 	return func(ctx context.Context, fn func(ctx context.Context) error) error {
 		tx, err := pool.Begin(ctx)
@@ -40,7 +42,7 @@ func PostgresUnit(pool *pgxpool.Pool) Unit {
 		}
 		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 		if err := fn(WithTx(ctx, tx)); err != nil {
-			if tx.Conn().IsClosed() || postgres.Unreachable(err) {
+			if tx.Conn().IsClosed() || postgres.ServerDown(err) {
 				return Unavailable(err)
 			}
 			return err

@@ -2,11 +2,15 @@ package consume_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"testing"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
 )
 
@@ -49,5 +53,30 @@ func TestInbox_QueueClaimNew(t *testing.T) {
 	}
 	if n != 2 {
 		t.Errorf("the group has %d events recorded, want 2", n)
+	}
+}
+
+// TestPostgresUnit_WhoseFailure: the database's own failure comes back Unavailable (the
+// runtime waits), a failure of the work does not (the runtime retries it and then
+// dead-letters), even when it is an end of file or a deadline of something the handler called.
+func TestPostgresUnit_WhoseFailure(t *testing.T) {
+	ctx := context.Background()
+	unit := consume.PostgresUnit(testenv.Pool(t))
+	for _, work := range []error{
+		fmt.Errorf("decode: %w", io.ErrUnexpectedEOF),
+		fmt.Errorf("call the pricing service: %w", context.DeadlineExceeded),
+		errors.New("boom"),
+	} {
+		got := unit(ctx, func(context.Context) error { return work })
+		if consume.IsUnavailable(got) || !errors.Is(got, work) {
+			t.Errorf("work failing with %v: got %v (unavailable %v), want the work's error, not unavailable", work, got, consume.IsUnavailable(got))
+		}
+	}
+	got := unit(ctx, func(ctx context.Context) error {
+		_, err := consume.Tx(ctx).Exec(ctx, `select pg_terminate_backend(pg_backend_pid())`)
+		return err
+	})
+	if !consume.IsUnavailable(got) {
+		t.Errorf("a connection the server ended: got %v, want it marked unavailable", got)
 	}
 }

@@ -19,15 +19,37 @@ import (
 // 57P02 crash_shutdown, 57P03 cannot_connect_now or 53300 too_many_connections. A consumer
 // waits for the database (consume.Unavailable) rather than counting it against the message.
 func Unreachable(err error) bool {
-	var pg *pgconn.PgError
-	if errors.As(err, &pg) {
-		switch pg.Code {
-		case "57P01", "57P02", "57P03", "53300":
-			return true
-		}
-		return sqlClass(pg) == "08"
+	if down, ok := serverSays(err); ok {
+		return down
 	}
 	return connectionFailed(err)
+}
+
+// ServerDown is Unreachable judged only on what PostgreSQL and pgx report: the SQLSTATEs
+// above, a connection that could not be made, a pgx timeout. It is for an error that may
+// carry failures of other kinds, such as what a consumer's handler returns: the handler wraps
+// errors of its decoders and of other services, and their end of file, network error or
+// deadline says nothing about the database.
+func ServerDown(err error) bool {
+	if down, ok := serverSays(err); ok {
+		return down
+	}
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce) || pgconn.Timeout(err)
+}
+
+// serverSays reports, for an error with a SQLSTATE (ok), whether it is one of the server
+// being unreachable.
+func serverSays(err error) (down, ok bool) {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) {
+		return false, false
+	}
+	switch pg.Code {
+	case "57P01", "57P02", "57P03", "53300":
+		return true, true
+	}
+	return sqlClass(pg) == "08", true
 }
 
 // Transient reports whether the same request may succeed later as it is: Unreachable, any

@@ -116,3 +116,31 @@ func connectError(tb testing.TB, url string) error {
 	}
 	return err
 }
+
+// TestServerDown: the server's own word that it is unreachable counts; an end of file, a
+// network error or a deadline that a handler wraps from something else does not.
+func TestServerDown(t *testing.T) {
+	pg := func(code string) error { return fmt.Errorf("apply: %w", &pgconn.PgError{Code: code, Message: "m"}) }
+	refused := connectError(t, "postgres://annals@127.0.0.1:1/annals?connect_timeout=2")
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"08006 connection_failure", pg("08006"), true},
+		{"57P01 admin_shutdown", pg("57P01"), true},
+		{"53300 too_many_connections", pg("53300"), true},
+		{"connection refused", refused, true},
+		{"23505 unique_violation", pg("23505"), false},
+		{"a decoder's unexpected EOF", fmt.Errorf("decode: %w", io.ErrUnexpectedEOF), false},
+		{"a decoder's EOF", fmt.Errorf("decode: %w", io.EOF), false},
+		{"another service's network error", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, false},
+		{"the handler's own deadline", fmt.Errorf("call: %w", context.DeadlineExceeded), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := postgres.ServerDown(tc.err); got != tc.want {
+				t.Errorf("ServerDown(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}
