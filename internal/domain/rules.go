@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+
+	"github.com/google/uuid"
 )
 
 // The rules in this file are the ones every reader of the events shares with the aggregates:
@@ -63,4 +66,28 @@ func RemoveLine(items []Item, id string) (rest []Item, removed Item, ok bool) {
 		return items, Item{}, false
 	}
 	return slices.Delete(slices.Clone(items), i, i+1), items[i], true
+}
+
+// StreamUUID is the id of a stream of the category, <category>-<uuid>, as the writer records
+// it: a non-nil UUID in its canonical lower-case form. Readers refuse any other stream id.
+func StreamUUID(streamID, category string) (uuid.UUID, error) {
+	rest, ok := strings.CutPrefix(streamID, category+"-")
+	if !ok {
+		return uuid.Nil, fmt.Errorf("stream id %q is not of category %s", streamID, category)
+	}
+	id, err := CanonicalUUID(rest)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("stream id %q: %w", streamID, err)
+	}
+	return id, nil
+}
+
+// CanonicalUUID parses a non-nil UUID in its canonical lower-case form, the only form the
+// writer records in stream ids and payloads.
+func CanonicalUUID(s string) (uuid.UUID, error) {
+	id, err := uuid.Parse(s)
+	if err != nil || id == uuid.Nil || id.String() != s {
+		return uuid.Nil, fmt.Errorf("%q is not a lower-case UUID", s)
+	}
+	return id, nil
 }

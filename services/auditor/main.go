@@ -13,10 +13,14 @@ package main
 
 import (
 	"context"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/consume"
+	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/services/auditor/api"
 	"github.com/annals-dev/annals/services/auditor/auditlog"
 )
@@ -30,11 +34,10 @@ const role = auditlog.DefaultRole
 // auditor's blocked streams live there) and applies the audit log's own migrations and
 // grants.
 func migrate(ctx context.Context, m *app.Main) error {
-	if err := wiring.EnsureEventStoreSchema(ctx, m.DB, m.Config.Writer.MigrateOnStart, m.Logger); err != nil {
-		return err
-	}
-	_, err := auditlog.Migrate(ctx, m.DB, m.Logger, role)
-	return err
+	return wiring.MigrateConsumer(ctx, m.DB, m.Config, m.Logger,
+		func(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) ([]postgres.MigrationResult, error) {
+			return auditlog.Migrate(ctx, pool, log, role)
+		})
 }
 
 // wire runs the API and the consumer on a pool of their own that works as the auditor's role.

@@ -317,7 +317,7 @@ var errNotUserEvent = errors.New("not a user event the directory keeps")
 // queueUserEvent queues the statement that applies a user event to the directory: one
 // statement, guarded by the stream's version, so a redelivered event changes nothing.
 func queueUserEvent(b *pgx.Batch, e events.Envelope) error {
-	id, err := streamUUID(e.StreamID, domain.UserCategory)
+	id, err := domain.StreamUUID(e.StreamID, domain.UserCategory)
 	if err != nil {
 		return err
 	}
@@ -373,16 +373,6 @@ func lookupUser(ctx context.Context, db *pgxpool.Pool, id uuid.UUID) (u user, ok
 		return user{}, false, nil
 	}
 	return u, err == nil, err
-}
-
-// streamUUID returns the id part of a stream id of the category: user-<uuid> -> <uuid>.
-func streamUUID(streamID, category string) (uuid.UUID, error) {
-	rest, ok := strings.CutPrefix(streamID, category+"-")
-	id, err := uuid.Parse(rest)
-	if !ok || err != nil {
-		return uuid.Nil, fmt.Errorf("stream %q is not a %s stream with a UUID", streamID, category)
-	}
-	return id, nil
 }
 
 // clean makes s storable as PostgreSQL text: valid UTF-8, without NUL bytes.

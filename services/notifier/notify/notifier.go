@@ -245,7 +245,7 @@ func (n *Notifier) welcome(_ context.Context, e events.Envelope) (outgoing, erro
 	if err := decodeData(e, &d); err != nil {
 		return outgoing{}, err
 	}
-	id, err := streamUUID(e.StreamID, domain.UserCategory)
+	id, err := domain.StreamUUID(e.StreamID, domain.UserCategory)
 	if err != nil {
 		return outgoing{}, consume.Permanent(err)
 	}
@@ -258,7 +258,7 @@ func (n *Notifier) welcome(_ context.Context, e events.Envelope) (outgoing, erro
 // orderEmail is the email of an OrderConfirmed or OrderCancelled: to the order's owner as
 // the directory knows them, once it does.
 func (n *Notifier) orderEmail(ctx context.Context, e events.Envelope) (outgoing, error) {
-	id, err := streamUUID(e.StreamID, domain.OrderCategory)
+	id, err := domain.StreamUUID(e.StreamID, domain.OrderCategory)
 	if err != nil {
 		return outgoing{}, consume.Permanent(err)
 	}

@@ -23,7 +23,7 @@ import (
 // last event applied. An item event of an order the notifier has not seen created changes
 // nothing either; the order's email then fails as unknown.
 func (n *Notifier) applyOrder(ctx context.Context, e events.Envelope) error {
-	id, err := streamUUID(e.StreamID, domain.OrderCategory)
+	id, err := domain.StreamUUID(e.StreamID, domain.OrderCategory)
 	if err != nil {
 		return consume.Permanent(err)
 	}

@@ -294,7 +294,7 @@ func plan(e events.Envelope) (s step, ok bool, err error) {
 			err = consume.Permanent(fmt.Errorf("%s %s@%d: %w", e.Type, e.StreamID, e.Version, err))
 		}
 	}()
-	id, err := streamUUID(e.StreamID, category)
+	id, err := domain.StreamUUID(e.StreamID, category)
 	if err != nil {
 		return s, false, err
 	}
@@ -335,7 +335,7 @@ func plan(e events.Envelope) (s step, ok bool, err error) {
 		if d.OrderID != "" && d.OrderID != id.String() {
 			return s, false, fmt.Errorf("order_id %q is not the stream's id", d.OrderID)
 		}
-		user, err := canonicalUUID(d.UserID)
+		user, err := domain.CanonicalUUID(d.UserID)
 		if err != nil {
 			return s, false, fmt.Errorf("user_id: %w", err)
 		}
@@ -441,29 +441,6 @@ func hasNUL(data []byte) bool {
 		i++ // skip the escaped character
 	}
 	return false
-}
-
-// streamUUID is the id of a stream <category>-<uuid>.
-func streamUUID(streamID, category string) (uuid.UUID, error) {
-	rest, ok := strings.CutPrefix(streamID, category+"-")
-	if !ok {
-		return uuid.Nil, fmt.Errorf("stream id %q is not of category %s", streamID, category)
-	}
-	id, err := canonicalUUID(rest)
-	if err != nil {
-		return uuid.Nil, fmt.Errorf("stream id %q: %w", streamID, err)
-	}
-	return id, nil
-}
-
-// canonicalUUID parses a non-nil UUID in its canonical lower-case form, the only form the
-// writer records (and the one Rebuild's catch-up matches).
-func canonicalUUID(s string) (uuid.UUID, error) {
-	id, err := uuid.Parse(s)
-	if err != nil || id == uuid.Nil || id.String() != s {
-		return uuid.Nil, fmt.Errorf("%q is not a lower-case UUID", s)
-	}
-	return id, nil
 }
 
 // run executes the step on generation g and, when it changed no row, explains why; applied
