@@ -9,10 +9,9 @@ import (
 	"io"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/internal/config"
+	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/services/auditor/auditlog"
 )
 
@@ -72,8 +71,7 @@ func auditVerify(ctx context.Context, loadConfig func() (*config.Config, error),
 	}
 	defer pool.Close()
 	r, err := auditlog.New(pool, auditlog.Options{}).Verify(ctx, auditlog.VerifyOptions{PageSize: pageSize})
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == "42P01" { // undefined table
+	if postgres.UndefinedTable(err) {
 		return errors.New("there is no audit log in this database (schema): start the auditor, or run `annals audit migrate`")
 	}
 	if err != nil {

@@ -86,6 +86,21 @@ func IntegrityViolation(err error) bool {
 	return errors.As(err, &pg) && sqlClass(pg) == "23"
 }
 
+// Conflict reports whether the transaction lost a race with another, SQLSTATE 40001
+// serialization_failure or 40P01 deadlock_detected: the same work, run again from the start,
+// may succeed.
+func Conflict(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && (pg.Code == "40001" || pg.Code == "40P01")
+}
+
+// UndefinedTable reports whether the statement named a table that does not exist, SQLSTATE
+// 42P01: a schema not migrated yet, or a table dropped while the statement was on its way.
+func UndefinedTable(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "42P01"
+}
+
 // connectionFailed reports errors of the connection rather than of the server's answer.
 func connectionFailed(err error) bool {
 	var ce *pgconn.ConnectError

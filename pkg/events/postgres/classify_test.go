@@ -144,3 +144,26 @@ func TestServerDown(t *testing.T) {
 		})
 	}
 }
+
+// TestConflictAndUndefinedTable: the two classifiers outside the fault of a dependency.
+func TestConflictAndUndefinedTable(t *testing.T) {
+	pg := func(code string) error { return fmt.Errorf("save: %w", &pgconn.PgError{Code: code, Message: "m"}) }
+	for _, tc := range []struct {
+		err                 error
+		conflict, undefined bool
+	}{
+		{pg("40001"), true, false},
+		{pg("40P01"), true, false},
+		{pg("42P01"), false, true},
+		{pg("23505"), false, false},
+		{errors.New("boom"), false, false},
+		{nil, false, false},
+	} {
+		if got := postgres.Conflict(tc.err); got != tc.conflict {
+			t.Errorf("Conflict(%v) = %v, want %v", tc.err, got, tc.conflict)
+		}
+		if got := postgres.UndefinedTable(tc.err); got != tc.undefined {
+			t.Errorf("UndefinedTable(%v) = %v, want %v", tc.err, got, tc.undefined)
+		}
+	}
+}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/annals-dev/annals/pkg/events/postgres"
 )
 
 // PointerTable is the one-row table that names the live generation of the read models.
@@ -114,17 +116,10 @@ func scanGeneration(row pgx.Row) (*generation, error) {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, errors.New("read models: the generation pointer is empty")
 		}
-		if isUndefinedTable(err) {
+		if postgres.UndefinedTable(err) { // for a query: a generation dropped after it read the pointer
 			return nil, fmt.Errorf("read models are not migrated (run annals projector migrate): %w", err)
 		}
 		return nil, fmt.Errorf("read the live generation: %w", err)
 	}
 	return generationOf(n), nil
-}
-
-// isUndefinedTable reports whether err is PostgreSQL's undefined_table: for a query, a
-// generation dropped after the query read the pointer.
-func isUndefinedTable(err error) bool {
-	var pg *pgconn.PgError
-	return errors.As(err, &pg) && pg.Code == "42P01"
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/events/postgres"
 )
 
 // User is a user as the read model holds it.
@@ -146,7 +147,7 @@ func (p *Projection) read(ctx context.Context, fn func(g *generation) error) err
 			p.readHook()
 		}
 		err = fn(g)
-		if attempt < 3 && isUndefinedTable(err) {
+		if attempt < 3 && postgres.UndefinedTable(err) {
 			continue
 		}
 		return err

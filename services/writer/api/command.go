@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/pkg/events"
@@ -273,13 +272,5 @@ func conflicted(err error) bool {
 	if errors.As(err, &vc) || errors.Is(err, postgres.ErrIdempotencyKeyTaken) {
 		return true
 	}
-	var pg *pgconn.PgError
-	if !errors.As(err, &pg) {
-		return false
-	}
-	switch pg.Code {
-	case "40001", "40P01": // serialization failure, deadlock
-		return true
-	}
-	return false
+	return postgres.Conflict(err)
 }
