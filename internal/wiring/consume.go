@@ -6,11 +6,10 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/annals-dev/annals/internal/domain"
-
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/annals-dev/annals/internal/config"
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 )

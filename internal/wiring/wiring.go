@@ -11,12 +11,11 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/annals-dev/annals/internal/domain"
-
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/annals-dev/annals/internal/config"
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/relay"
 	"github.com/annals-dev/annals/pkg/schema"

@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/annals-dev/annals/internal/domain"
-
 	"github.com/annals-dev/annals/internal/benchkit"
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
 )

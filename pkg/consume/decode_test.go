@@ -6,11 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/annals-dev/annals/internal/domain"
-
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/schema"

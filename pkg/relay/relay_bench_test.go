@@ -11,14 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/annals-dev/annals/internal/domain"
-
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/annals-dev/annals/internal/benchkit"
 	"github.com/annals-dev/annals/internal/config"
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"

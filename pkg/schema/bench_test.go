@@ -5,10 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/annals-dev/annals/internal/domain"
-
 	"github.com/google/uuid"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/events"
 )
 

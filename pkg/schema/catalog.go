@@ -130,11 +130,11 @@ type Catalog struct {
 
 // Load reads the schemas of a domain's events: every file <Type>.v<N>.avsc at the root of fsys
 // (use fs.Sub for a folder of an embed.FS). It checks the catalog they make: each file is a
-// record named after its type (in Namespace, or a namespace of the domain's own) that starts
-// with the envelope fields, the versions of a type run from 1 without gaps and keep one full
-// name, every older version can be read as the current one, and no two schemas share a
-// fingerprint. Parsing takes a few milliseconds; a program loads its catalog
-// once and shares it.
+// record named after its type (in Namespace, in a namespace of the domain's own, or in none)
+// that starts with the envelope fields, the versions of a type run from 1 without gaps and keep
+// one full name, every older version can be read as the current one, and no two schemas share
+// a fingerprint. Parsing takes a few milliseconds; a program loads its catalog once and shares
+// it.
 func Load(fsys fs.FS) (*Catalog, error) { return load(fsys) }
 
 var fileName = regexp.MustCompile(`^([A-Z][A-Za-z0-9]*)\.v([1-9][0-9]{0,5})\.avsc$`)
@@ -221,7 +221,7 @@ func loadFile(fsys fs.FS, name, typ string, n int) (*version, error) {
 		return nil, err
 	}
 	if root.kind != kindRecord || (root.name != typ && !strings.HasSuffix(root.name, "."+typ)) {
-		return nil, fmt.Errorf("want a record named %s.%s, or %s in a namespace of the domain's own, got %s", Namespace, typ, typ, describe(root))
+		return nil, fmt.Errorf("want a record named %s.%s, or %s in a namespace of the domain's own or none, got %s", Namespace, typ, typ, describe(root))
 	}
 	if err := checkEnvelope(root); err != nil {
 		return nil, err

@@ -12,7 +12,6 @@ import (
 	"testing/fstest"
 
 	"github.com/annals-dev/annals/internal/domain"
-
 	"github.com/annals-dev/annals/pkg/schema"
 )
 

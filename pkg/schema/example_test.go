@@ -6,10 +6,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/annals-dev/annals/internal/domain"
-
 	"github.com/google/uuid"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/events"
 )
 

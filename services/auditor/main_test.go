@@ -11,12 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/annals-dev/annals/internal/domain"
-
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/annals-dev/annals/internal/app"
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/events"

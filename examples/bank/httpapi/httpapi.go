@@ -17,7 +17,9 @@
 // stored on the events; each command's id is the causation id of its events.
 //
 // The package checks no business rule itself (package bank does) and maps errors to statuses
-// in one place, classify.
+// in one place, classify. It must never answer with a server-side error's text (a 500 says
+// "internal error" and the error goes to the log), and it has no authentication: it must never
+// listen beyond the machine it runs on.
 package httpapi
 
 import (

@@ -8,12 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/annals-dev/annals/internal/domain"
-
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"

@@ -11,10 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/annals-dev/annals/internal/domain"
-
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/services/writer/api"

@@ -10,11 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/annals-dev/annals/internal/domain"
-
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/kafkawire"
