@@ -8,11 +8,11 @@
 // in namespace dev.annals.events, in one of the domain's own or in none, that starts with the
 // envelope fields (event_id, stream_id, version, global_position, recorded_at, correlation_id,
 // causation_id) and goes on with the event's data fields under their JSON names. A type's
-// newest version is its current one, the one Encode writes. A new version may add fields with a default and drop fields; it never
-// changes a field's type, and a published file never changes. Load checks all of that, and
-// refuses schema constructs the converters do not implement: only null, boolean, int, long,
-// string, records, arrays, unions of null with one other type, and the logical types uuid
-// (string) and timestamp-micros (long).
+// newest version is its current one, the one Encode writes. A new version may add fields with a
+// default and drop fields; it never changes a field's type, and a published file never
+// changes. Load checks all of that, and refuses schema constructs the converters do not
+// implement: only null, boolean, int, long, string, records, arrays, unions of null with one
+// other type, and the logical types uuid (string) and timestamp-micros (long).
 //
 // # Encodings
 //
