@@ -61,8 +61,8 @@ const (
 	// MaxAmountCents bounds one deposit or withdrawal and the overdraft limit: 1 billion in
 	// units of 100 cents.
 	MaxAmountCents  int64 = 100_000_000_000
-	MaxOwnerLength        = 200 // characters
-	MaxReasonLength       = 500 // characters
+	MaxOwnerLength  int   = 200 // characters
+	MaxReasonLength int   = 500 // characters
 )
 
 // AccountState is an account as its events made it.
