@@ -15,7 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// goBuild builds a package of this module's build list into dir and returns the binary.
+// goBuild builds a package of this module's build list (or a program of the main module, in
+// that module) into dir and returns the binary.
 // Go's build cache makes a rebuild quick once the first one is done.
 func goBuild(t *testing.T, pkg, name string) string {
 	t.Helper()
@@ -24,6 +25,11 @@ func goBuild(t *testing.T, pkg, name string) string {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
 	cmd.Dir = ".." // the deploy module, whose go.mod pins the version
+	if rest, ok := strings.CutPrefix(pkg, modulePath+"/"); ok {
+		// A program of the main module builds in that module, with its own go.sum.
+		cmd = exec.CommandContext(ctx, "go", "build", "-o", bin, "./"+rest)
+		cmd.Dir = "../.."
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
