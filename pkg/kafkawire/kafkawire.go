@@ -24,6 +24,9 @@ const (
 	// HeaderMetadata carries the event's metadata as a JSON object of strings, when it has
 	// any (the Avro record does not hold it).
 	HeaderMetadata = "metadata"
+	// HeaderSignature proves that the relay published the record: the signature of its key,
+	// value and the headers above (pkg/signing says how it is made and checked).
+	HeaderSignature = "signature"
 )
 
 // Headers a consumer group adds to a record it writes to its dead-letter topic, beside the
