@@ -37,6 +37,11 @@ const (
 	HeaderOriginalPartition = "original-partition"
 	HeaderOriginalOffset    = "original-offset"
 	HeaderAttempts          = "attempts"
+	// HeaderQuarantined marks a record set aside because it is not an event of its stream
+	// (the relay did not publish it, or it cannot be decoded and is not known to be the
+	// relay's); its value is the reason, signature or undecodable. Such a record blocked
+	// nothing and is never to be redriven.
+	HeaderQuarantined = "quarantined"
 )
 
 // Topic is the topic of an event category: <prefix>.<category>.
