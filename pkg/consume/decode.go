@@ -52,18 +52,22 @@ func SchemaDecoder(cat *schema.Catalog) Decoder {
 // schema-fingerprint header). The value carries the envelope; the event's metadata comes from
 // the metadata header, as a JSON object of strings.
 //
-// Its errors tell the runtime what to do with the record:
+// A record is the relay's when it verifies; without a Verifier every record counts as the
+// relay's. Its errors tell the runtime what to do with the record:
 //
 //   - a record that does not verify, and a record that cannot be decoded and is not known
 //     to be the relay's (accepted unsigned), is a *QuarantineError: set aside, its stream
 //     not blocked, since anyone can write such a record under any key;
-//   - when the catalog table cannot be read, or a record the relay published names a
-//     schema the table does not hold yet (the writer's registration has not landed), the
-//     error is Unavailable: a dependency, not the record, is at fault, and processing
-//     pauses and retries;
-//   - any other error concerns a record the relay published (or, without a Verifier, any
-//     record): a genuine event that this consumer cannot read, whose stream is held behind it
-//     rather than applied over a hole.
+//   - when the catalog table cannot be read, or a record of the relay's names a schema the
+//     table does not hold (with a Lookup), the error is Unavailable: a dependency, not the
+//     record, is at fault, and processing pauses and retries. The writer registers its
+//     schemas before its relay publishes, so such a schema is on its way (a registration
+//     not yet visible) or lost from the table, which starting a writer registers again;
+//     pausing cannot skip a genuine event, and with a Verifier no one but the relay can
+//     cause the pause;
+//   - any other error concerns a record of the relay's: a genuine event that this consumer
+//     cannot read (a schema that does not resolve to its own, say), whose stream is held
+//     behind it rather than applied over a hole.
 func NewDecoder(cfg DecoderConfig) Decoder {
 	res := cfg.Catalog.Resolver(cfg.Lookup)
 	timeout := cfg.LookupTimeout
