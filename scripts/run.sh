@@ -30,6 +30,8 @@ if command -v "${ANNALS_PROMETHEUS_BIN:-prometheus}" >/dev/null 2>&1; then
 else
 	say "Prometheus is not installed: no metrics are collected (scripts/stack.sh install prometheus installs it)"
 fi
+# The stack's env holds EVENT_SIGNING_KEY (made on first use in .stack/signing.key): the relay
+# signs every record with it and the consumers accept only records signed with it.
 eval "$(scripts/stack.sh env)"
 
 say "building"
@@ -99,6 +101,7 @@ for s in "${services[@]}"; do
 done
 
 say "Mailpit UI      $MAILPIT_URL"
+say "signing key     ${ANNALS_STACK_DIR:-$ROOT/.stack}/signing.key (EVENT_SIGNING_KEY of the four services)"
 if $prometheus; then
 	say "Prometheus      $PROMETHEUS_URL  (alerts: $PROMETHEUS_URL/alerts)"
 fi

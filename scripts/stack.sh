@@ -11,7 +11,8 @@
 #                              alert rules of deploy/prometheus/rules and the scrape targets that
 #                              run.sh writes to .stack/prometheus/targets/
 #   scripts/stack.sh status    what runs where
-#   scripts/stack.sh env       shell exports for clients (DATABASE_URL, KAFKA_BROKERS, ...)
+#   scripts/stack.sh env       shell exports for clients (DATABASE_URL, KAFKA_BROKERS, ..., and
+#                              EVENT_SIGNING_KEY, the stack's own key, made in .stack/signing.key)
 #
 # Everything is configurable through the environment; see the defaults below.
 set -euo pipefail
@@ -468,6 +469,22 @@ down_prometheus() {
 
 # ---------------------------------------------------------------- commands
 
+# signing_key prints the stack's event signing key (EVENT_SIGNING_KEY: the relay signs every
+# record with it, the consumers accept only records signed with it), made on first use: 32
+# random bytes, readable by this user only. A key for this machine's stack, never for a
+# deployment.
+signing_key() {
+	local file=$STATE_DIR/signing.key
+	if [[ ! -s $file ]]; then
+		mkdir -p "$STATE_DIR"
+		local tmp=$file.$$
+		(umask 077 && printf 'local:%s\n' "$(head -c 32 /dev/urandom | base64)" >"$tmp")
+		mv -n "$tmp" "$file" # two first uses at once keep one key
+		rm -f "$tmp"
+	fi
+	cat "$file"
+}
+
 print_env() {
 	cat <<EOF
 export DATABASE_URL='postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB?sslmode=disable'
@@ -476,6 +493,7 @@ export SMTP_ADDR='127.0.0.1:$SMTP_PORT'
 export MAILPIT_URL='http://127.0.0.1:$MAILPIT_PORT'
 export KAFKA_LIBS='$KAFKA_LIBS'
 export PROMETHEUS_URL='http://127.0.0.1:$PROMETHEUS_PORT'
+export EVENT_SIGNING_KEY='$(signing_key)'
 EOF
 }
 

@@ -30,6 +30,8 @@ func TestChartRefuses(t *testing.T) {
 		{"bad duration", values("smtp.timeout", "ten seconds"), "smtp/timeout"},
 		{"unknown email template", values("notifier.templates", map[string]any{"goodbye.subject.tmpl": "x"}), "goodbye.subject.tmpl"},
 		{"log level not allowed", values("log.level", "verbose"), "log/level"},
+		{"signing key without an id", values("signing.key", "0123456789abcdef0123456789abcdef01"), "signing/key"},
+		{"signing key too short", values("signing.key", "k1:short"), "signing/key"},
 
 		// templates/validate.yaml
 		{"hpa and keda together", values("projector.autoscaling.enabled", true, "projector.keda.enabled", true),
@@ -50,6 +52,8 @@ func TestChartRefuses(t *testing.T) {
 			"writer.podDisruptionBudget: set exactly one of minAvailable and maxUnavailable"},
 		{"password with existingSecret", values("existingSecret", "mine", "database.password", "x"),
 			`database.password is set together with existingSecret "mine"`},
+		{"signing key with existingSecret", values("existingSecret", "mine", "signing.key", "k1:0123456789abcdef0123456789abcdef"),
+			`signing.key is set together with existingSecret "mine"`},
 		{"SMTP password without a user", values("smtp.password", "x"),
 			"smtp.password is set but smtp.username is empty"},
 	}

@@ -36,11 +36,13 @@ const (
 	dbURL          = "postgres://annals:" + dbURLPassword + "@db.internal:5432/annals?sslmode=require"
 	smtpUser       = "smtp-user-93ae51"
 	smtpPassword   = "smtp-password-e61c07"
+	signingSecret  = "signing-secret-5d08c3-0123456789abcdef"
+	signingKey     = "k1:" + signingSecret
 	existingSecret = "annals-credentials"
 )
 
 // secretNeedles are the strings that must appear in no manifest but a Secret.
-var secretNeedles = []string{dbPassword, dbURLPassword, dbURL, smtpUser, smtpPassword}
+var secretNeedles = []string{dbPassword, dbURLPassword, dbURL, smtpUser, smtpPassword, signingSecret}
 
 // chartCase is one way of installing the chart.
 type chartCase struct {
@@ -66,6 +68,7 @@ func chartCases(t *testing.T) []chartCase {
 				"database.url", dbURL,
 				"smtp.username", smtpUser,
 				"smtp.password", smtpPassword,
+				"signing.key", signingKey,
 				"notifier.templates", map[string]any{
 					"welcome.subject.tmpl":         "Welcome, {{.Name}}",
 					"order_cancelled.text.tmpl":    "Order {{.OrderID}} was cancelled: {{.Reason}}\n",
@@ -173,7 +176,21 @@ func TestChart(t *testing.T) {
 			t.Run("monitoring", func(t *testing.T) { checkMonitoring(t, rel, c.apis) })
 			t.Run("hooks", func(t *testing.T) { checkHooks(t, rel) })
 			t.Run("notifier templates", func(t *testing.T) { checkNotifierTemplates(t, rel) })
+			t.Run("signing key", func(t *testing.T) { checkSigningNote(t, rel) })
 		})
+	}
+}
+
+// checkSigningNote: the install's notes say that the services will refuse to start when no
+// signing key is given (in the values or, presumably, in existingSecret), and only then.
+func checkSigningNote(t *testing.T, rel *release) {
+	required, _ := rel.Values["config"].(map[string]any)["EVENT_SIGNING_REQUIRED"].(bool)
+	if _, set := rel.Values["config"].(map[string]any)["EVENT_SIGNING_REQUIRED"]; !set {
+		required = true
+	}
+	missing := required && stringValue(rel.Values, "signing.key") == "" && stringValue(rel.Values, "existingSecret") == ""
+	if got := strings.Contains(rel.Notes, "no signing key is set"); got != missing {
+		t.Errorf("the notes warn of a missing signing key: %v, want %v", got, missing)
 	}
 }
 
@@ -520,6 +537,9 @@ func checkEnvironment(t *testing.T, rel *release, existing map[string]string) ma
 		}
 		if want := !boolValue(rel.Values, "migrations.enabled"); cfg.Writer.MigrateOnStart != want {
 			t.Errorf("Deployment %s: MIGRATE_ON_START is %v with migrations.enabled %v", d.Name, cfg.Writer.MigrateOnStart, !want)
+		}
+		if want := stringValue(rel.Values, "signing.key"); want != "" && cfg.EventSigning.Key.Reveal() != want {
+			t.Errorf("Deployment %s: EVENT_SIGNING_KEY is not signing.key", d.Name)
 		}
 	}
 	for _, j := range objectsOf[*batchv1.Job](rel) {

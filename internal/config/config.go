@@ -29,6 +29,7 @@ type Config struct {
 	Handlers      Handlers      `json:"handlers"`
 	Monitoring    Monitoring    `json:"monitoring"`
 	Kafka         Kafka         `json:"kafka"`
+	EventSigning  EventSigning  `json:"event_signing"`
 	SMTP          SMTP          `json:"smtp"`
 	Notifier      Notifier      `json:"notifier"`
 	Auditor       Auditor       `json:"auditor"`
@@ -100,6 +101,16 @@ type Kafka struct {
 	TopicPrefix       string   `json:"topic_prefix"`
 	TopicPartitions   int      `json:"topic_partitions"`
 	ReplicationFactor int      `json:"replication_factor"`
+}
+
+// EventSigning is the [event_signing] section: the key the relay signs records with (also
+// accepted by the consumers), more keys the consumers accept while keys rotate, and whether
+// the services insist on signatures (see pkg/signing; internal/wiring builds the signer and
+// the verifier).
+type EventSigning struct {
+	Key          Secret `json:"key"`
+	AcceptedKeys Secret `json:"accepted_keys"`
+	Required     bool   `json:"required"`
 }
 
 // SMTP is the [smtp] section. Username and Password, when set, authenticate the notifier

@@ -202,6 +202,19 @@ var specs = []spec{
 		bounds: atLeast(1),
 		field:  func(c *Config) any { return &c.Kafka.ReplicationFactor }},
 
+	// [event_signing]
+	{Key: Key{Section: "event_signing", Name: "key", Env: "EVENT_SIGNING_KEY", Kind: KindSecret, Default: "", Secure: true,
+		Doc: "The key the relay signs every record with, written <id>:<secret> (a secret of at least 32 bytes, such as `openssl rand -base64 32` writes); the consumers accept it too."},
+		check: checkSigningKey,
+		field: func(c *Config) any { return &c.EventSigning.Key }},
+	{Key: Key{Section: "event_signing", Name: "accepted_keys", Env: "EVENT_SIGNING_ACCEPTED_KEYS", Kind: KindSecret, Default: "", Secure: true,
+		Doc: "More keys the consumers accept, comma-separated <id>:<secret>: the next key before the relay switches to it, or the previous one while records it signed remain."},
+		check: checkSigningKeys,
+		field: func(c *Config) any { return &c.EventSigning.AcceptedKeys }},
+	{Key: Key{Section: "event_signing", Name: "required", Env: "EVENT_SIGNING_REQUIRED", Kind: KindBool, Default: "true",
+		Doc: "The services refuse to start without a key, and consumers quarantine records without a valid signature; false (development, or while turning signing on) lets them start without one and accept unsigned records."},
+		field: func(c *Config) any { return &c.EventSigning.Required }},
+
 	// [smtp]
 	{Key: Key{Section: "smtp", Name: "addr", Env: "SMTP_ADDR", Kind: KindString, Default: "127.0.0.1:1025",
 		Doc: "host:port of the SMTP server."},

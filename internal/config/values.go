@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/annals-dev/annals/pkg/signing"
 )
 
 // show is how a value appears in an error message: quoted, or not at all
@@ -262,6 +264,24 @@ func checkMailAddress(v any, hide bool) string {
 	s := v.(string)
 	if _, err := mail.ParseAddress(s); err != nil {
 		return show(s, hide) + " is not an email address (for example Annals <noreply@example.com>)"
+	}
+	return ""
+}
+
+// checkSigningKey checks a secret signing key; the message never quotes it (only its id).
+func checkSigningKey(v any, _ bool) string {
+	if s := v.(Secret).Reveal(); s != "" {
+		if _, err := signing.ParseKey(s); err != nil {
+			return err.Error()
+		}
+	}
+	return ""
+}
+
+// checkSigningKeys checks a secret list of signing keys; the message never quotes them.
+func checkSigningKeys(v any, _ bool) string {
+	if _, err := signing.ParseKeys(v.(Secret).Reveal()); err != nil {
+		return err.Error()
 	}
 	return ""
 }

@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -15,6 +16,49 @@ import (
 // "consumer.group.ConsumerGroupCommand") and its arguments. It returns their standard
 // outputs, and fails the test when one fails. Under -short without the jars, it skips.
 func KafkaTools(tb testing.TB, runs ...[]string) []string {
+	tb.Helper()
+	return kafkaTools(tb, nil, runs...)
+}
+
+// ConsoleRecord is a record for ConsoleProduce: text only, as the console producer reads
+// lines of UTF-8, with at least one header. No part may hold a tab or a line break, nor a
+// header name a colon or a header value a comma.
+type ConsoleRecord struct {
+	Key, Value string
+	Headers    [][2]string // name, value
+}
+
+// ConsoleProduce writes records to topic with Kafka's own console producer
+// (org.apache.kafka.tools.ConsoleProducer, with parse.key and parse.headers): a producer
+// that is not Annals, as anyone with access to the brokers could run. The records go to the
+// partitions of their keys (murmur2, as the relay's), in order.
+func ConsoleProduce(tb testing.TB, topic string, records ...ConsoleRecord) {
+	tb.Helper()
+	var in strings.Builder
+	for _, r := range records {
+		hs := make([]string, len(r.Headers))
+		for i, h := range r.Headers {
+			if strings.ContainsAny(h[0], ":,\t\n") || strings.ContainsAny(h[1], ",\t\n") {
+				tb.Fatalf("header %q: the console producer cannot write it", h[0])
+			}
+			hs[i] = h[0] + ":" + h[1]
+		}
+		if strings.ContainsAny(r.Key, "\t\n") || strings.ContainsAny(r.Value, "\t\n") {
+			tb.Fatalf("record %q: the console producer cannot write a tab or a line break", r.Key)
+		}
+		if len(hs) == 0 {
+			tb.Fatalf("record %q: give it a header (parse.headers wants one)", r.Key)
+		}
+		in.WriteString(strings.Join(hs, ",") + "\t" + r.Key + "\t" + r.Value + "\n")
+	}
+	kafkaTools(tb, strings.NewReader(in.String()), []string{"ConsoleProducer",
+		"--bootstrap-server", strings.Join(KafkaBrokers(tb), ","), "--topic", topic,
+		"--property", "parse.key=true", "--property", "parse.headers=true",
+		"--producer-property", "acks=all", "--producer-property", "linger.ms=0"})
+}
+
+// kafkaTools is KafkaTools with stdin, when not nil, as the standard input of every run.
+func kafkaTools(tb testing.TB, stdin io.Reader, runs ...[]string) []string {
 	tb.Helper()
 	libs := os.Getenv("KAFKA_LIBS")
 	java, err := exec.LookPath("java")
@@ -32,7 +76,7 @@ func KafkaTools(tb testing.TB, runs ...[]string) []string {
 	stderr := make([]bytes.Buffer, len(runs))
 	for i, run := range runs {
 		cmds[i] = exec.CommandContext(ctx, java, append([]string{"-Xms64m", "-Xmx256m", "-cp", libs + "/*", "org.apache.kafka.tools." + run[0]}, run[1:]...)...)
-		cmds[i].Stdout, cmds[i].Stderr = &stdout[i], &stderr[i]
+		cmds[i].Stdout, cmds[i].Stderr, cmds[i].Stdin = &stdout[i], &stderr[i], stdin
 		if err := cmds[i].Start(); err != nil {
 			tb.Fatalf("%s: %v", run[0], err)
 		}

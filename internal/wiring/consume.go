@@ -12,6 +12,7 @@ import (
 	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/pkg/schema"
 )
 
 // EventTopics are the topics the consumer groups read: one per category.
@@ -27,14 +28,20 @@ func EventTopics(cfg *config.Config) []string {
 // PROJECTION_BATCH_SIZE events per batch, parallel lanes unless PARALLEL_PROJECTIONS=false,
 // PROJECTION_RETRY_ATTEMPTS retries unless RETRY_FAILED_EVENTS=false, dead letters to the
 // group's DLQ topic, and a batch in flight drained within SHUTDOWN_TIMEOUT minus a margin for
-// the commit. Unit, Blocks and Middleware are the caller's.
-func ConsumerConfig(cfg *config.Config, group string, log *slog.Logger, metrics *consume.Metrics) consume.Config {
+// the commit. Its decoder (Decoder) verifies the relay's signature and reads newer writers'
+// schemas from the catalog table in db; without a signing key it fails unless
+// EVENT_SIGNING_REQUIRED=false. Unit, Blocks and Middleware are the caller's.
+func ConsumerConfig(cfg *config.Config, db *pgxpool.Pool, group string, log *slog.Logger, metrics *consume.Metrics) (consume.Config, error) {
+	decode, err := Decoder(cfg, db, log)
+	if err != nil {
+		return consume.Config{}, err
+	}
 	c := consume.Config{
 		Brokers:  cfg.Kafka.Brokers,
 		Group:    group,
 		Topics:   EventTopics(cfg),
 		DLQTopic: cfg.DLQTopic(group),
-		Decode:   consume.SchemaDecoder(domain.Catalog()),
+		Decode:   decode,
 
 		BatchSize: cfg.Projections.BatchSize,
 		Lanes:     8,
@@ -52,7 +59,28 @@ func ConsumerConfig(cfg *config.Config, group string, log *slog.Logger, metrics 
 		c.DrainTimeout = d
 		c.RebalanceTimeout = max(c.DrainTimeout+5*time.Second, 15*time.Second)
 	}
-	return c
+	return c, nil
+}
+
+// Decoder is the decoder of the deployment's event records: the domain's catalog, the
+// signature checked with the keys of the configuration (Verifier), and the schemas of
+// writers deployed before this consumer read from the catalog table in db.
+func Decoder(cfg *config.Config, db *pgxpool.Pool, log *slog.Logger) (consume.Decoder, error) {
+	v, acceptUnsigned, err := Verifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dc := consume.DecoderConfig{Catalog: domain.Catalog(), AcceptUnsigned: acceptUnsigned, Lookup: schema.TableLookup(db)}
+	switch {
+	case v != nil:
+		dc.Verifier = v
+	default:
+		log.Warn("consume: EVENT_SIGNING_REQUIRED=false and no signing key: every record on the topics is taken for the relay's")
+	}
+	if v != nil && acceptUnsigned {
+		log.Warn("consume: EVENT_SIGNING_REQUIRED=false: records without a signature are accepted unverified")
+	}
+	return consume.NewDecoder(dc), nil
 }
 
 // EnsureEventStoreSchema makes sure the event store's tables are current before a consuming

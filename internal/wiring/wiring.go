@@ -40,15 +40,26 @@ func Topics(cfg *config.Config) []relay.Topic {
 	return topics
 }
 
-// NewRelay builds the relay of a deployment; its metrics go to reg.
+// NewRelay builds the relay of a deployment; its metrics go to reg. It signs every record
+// with EVENT_SIGNING_KEY, and refuses to build without one unless EVENT_SIGNING_REQUIRED=false.
 func NewRelay(pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*relay.Relay, error) {
 	enc := relay.SchemaEncoder{Catalog: domain.Catalog(), JSON: cfg.EventSourcing.Serialization == "json"}
-	return relay.New(postgres.NewOutbox(pool), enc, relay.Config{
+	rc := relay.Config{
 		Brokers:     cfg.Kafka.Brokers,
 		TopicPrefix: cfg.Kafka.TopicPrefix,
 		Logger:      log,
 		Metrics:     relay.NewMetrics(reg),
-	})
+	}
+	signer, err := Signer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if signer != nil {
+		rc.Signer = signer
+	} else {
+		log.Warn("relay: EVENT_SIGNING_REQUIRED=false and no EVENT_SIGNING_KEY: records go out unsigned, and consumers that verify will set them aside")
+	}
+	return relay.New(postgres.NewOutbox(pool), enc, rc)
 }
 
 // RunRelay registers the event schemas in the database's catalog and ensures the topics

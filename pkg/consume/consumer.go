@@ -22,7 +22,9 @@ import (
 )
 
 // Decoder turns a record into the event it carries. An error sends the record to the
-// dead-letter topic and blocks its stream (by key).
+// dead-letter topic and blocks its stream (by key), except a *QuarantineError, which sets
+// the record aside without blocking anything, and an error marked Unavailable, which pauses
+// processing as a failed dependency does (NewDecoder says when it returns which).
 type Decoder func(m kafka.Message) (events.Envelope, error)
 
 // Config configures a Consumer. Zero values take the defaults noted.
@@ -589,6 +591,9 @@ func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *p
 		hctx = logctx.With(hctx, slog.String("event_id", it.m.Event.EventID.String()),
 			slog.String("correlation_id", it.m.Event.CorrelationID))
 	}
+	if IsQuarantined(it.decodeErr) {
+		return c.quarantine(hctx, it, pm)
+	}
 	key := string(it.m.Key)
 	if b, blocked := bs.get(key); blocked {
 		if b.Topic == it.m.Topic && b.Partition == it.m.Partition && b.Offset == it.m.Offset {
@@ -600,6 +605,10 @@ func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *p
 		return c.deadLetter(hctx, it, reason, 0, pm.parked)
 	}
 	if it.decodeErr != nil {
+		if IsUnavailable(it.decodeErr) {
+			c.log.WarnContext(hctx, "consume: cannot decode the record yet; pausing", "message", it.m.String(), "error", it.decodeErr)
+			return false
+		}
 		return c.poison(hctx, it, bs, fmt.Sprintf("decode: %v", it.decodeErr), 0, pm)
 	}
 	for attempt := 1; ; attempt++ {
@@ -654,6 +663,17 @@ func (c *Consumer) poison(ctx context.Context, it *item, bs *blockSet, reason st
 	c.log.ErrorContext(ctx, "consume: dead-lettered", "message", it.m.String(), "event_id", it.m.Event.EventID,
 		"type", it.m.Event.Type, "stream_id", string(it.m.Key), "attempts", attempts, "reason", reason)
 	return c.deadLetter(ctx, it, reason, attempts, pm.dead)
+}
+
+// quarantine sets aside a record the decoder did not take as an event of its stream: to the
+// dead-letter topic with its reason, without blocking the stream.
+func (c *Consumer) quarantine(ctx context.Context, it *item, pm *partitionMetrics) bool {
+	var q *QuarantineError
+	errors.As(it.decodeErr, &q)
+	c.log.WarnContext(ctx, "consume: quarantined a record that is not an event of its stream", "message", it.m.String(),
+		"key", string(it.m.Key), "reason", q.Reason, "error", it.decodeErr)
+	it.m.Headers = append(slices.Clip(it.m.Headers), kafka.Header{Key: kafkawire.HeaderQuarantined, Value: []byte(q.Reason)})
+	return c.deadLetter(ctx, it, "quarantined: "+it.decodeErr.Error(), 0, pm.quarantined(q.Reason))
 }
 
 const maxReasonBytes = 2000

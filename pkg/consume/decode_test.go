@@ -1,7 +1,9 @@
 package consume_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -61,5 +63,78 @@ func TestSchemaDecoder(t *testing.T) {
 		if _, err := dec(tc.m); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one mentioning %q", name, err, tc.want)
 		}
+	}
+}
+
+// What NewDecoder's errors tell the runtime, record by record.
+func TestNewDecoder(t *testing.T) {
+	relay := signer(t, relayKey)
+	good, _ := relayRecord(t, "user-1", 0, false, relay)
+	unsigned, _ := relayRecord(t, "user-1", 0, false, nil)
+	signedGarbage := kafka.Message{Key: []byte("user-1"), Value: []byte("x")}
+	relay.Sign(&signedGarbage)
+	garbage := kafka.Message{Key: []byte("user-1"), Value: []byte("x")}
+	newer, _, err := domain.Catalog().Encode(events.Envelope{EventID: uuid.Must(uuid.NewV7()), StreamID: "user-1",
+		Type: "UserProfileUpdated", Data: json.RawMessage(`{"email":"a@example.com"}`), RecordedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signedNewer := kafka.Message{Key: []byte("user-1"), Value: newer}
+	relay.Sign(&signedNewer)
+	unknown := func(context.Context, uint64) (schema.Registration, error) {
+		return schema.Registration{}, schema.ErrUnknownFingerprint
+	}
+	down := func(context.Context, uint64) (schema.Registration, error) {
+		return schema.Registration{}, errors.New("connection refused")
+	}
+
+	const (
+		ok = iota
+		quarantineSignature
+		quarantineUndecodable
+		unavailable
+		poison
+	)
+	for _, tc := range []struct {
+		name string
+		cfg  consume.DecoderConfig
+		m    kafka.Message
+		want int
+	}{
+		{"Verified", consume.DecoderConfig{Verifier: verifier(t, relayKey)}, good, ok},
+		{"Unsigned", consume.DecoderConfig{Verifier: verifier(t, relayKey)}, unsigned, quarantineSignature},
+		{"OtherKey", consume.DecoderConfig{Verifier: verifier(t, otherKey)}, good, quarantineSignature},
+		{"UnsignedGarbage", consume.DecoderConfig{Verifier: verifier(t, relayKey)}, garbage, quarantineSignature},
+		{"AcceptedUnsigned", consume.DecoderConfig{Verifier: verifier(t, relayKey), AcceptUnsigned: true}, unsigned, ok},
+		{"AcceptedUnsignedGarbage", consume.DecoderConfig{Verifier: verifier(t, relayKey), AcceptUnsigned: true}, garbage, quarantineUndecodable},
+		{"AcceptUnsignedStillVerifiesSigned", consume.DecoderConfig{Verifier: verifier(t, otherKey), AcceptUnsigned: true}, good, quarantineSignature},
+		{"VerifiedGarbage", consume.DecoderConfig{Verifier: verifier(t, relayKey)}, signedGarbage, poison},
+		{"TrustedGarbage", consume.DecoderConfig{}, garbage, poison},
+		{"VerifiedUnknownToTheTable", consume.DecoderConfig{Verifier: verifier(t, relayKey), Lookup: unknown}, signedNewer, unavailable},
+		{"VerifiedTableDown", consume.DecoderConfig{Verifier: verifier(t, relayKey), Lookup: down}, signedNewer, unavailable},
+		{"VerifiedUnknownWithoutLookup", consume.DecoderConfig{Verifier: verifier(t, relayKey)}, signedNewer, poison},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.cfg.Catalog == nil {
+				tc.cfg.Catalog = olderCatalog(t)
+			}
+			_, err := consume.NewDecoder(tc.cfg)(tc.m)
+			var q *consume.QuarantineError
+			got := poison
+			switch {
+			case err == nil:
+				got = ok
+			case errors.As(err, &q) && q.Reason == consume.QuarantineSignature:
+				got = quarantineSignature
+			case errors.As(err, &q) && q.Reason == consume.QuarantineUndecodable:
+				got = quarantineUndecodable
+			case consume.IsUnavailable(err):
+				got = unavailable
+			}
+			names := []string{"ok", "quarantined (signature)", "quarantined (undecodable)", "unavailable", "poison"}
+			if got != tc.want {
+				t.Errorf("error %v is %s, want %s", err, names[got], names[tc.want])
+			}
+		})
 	}
 }

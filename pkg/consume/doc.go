@@ -17,7 +17,17 @@
 //     then written to the dead-letter topic with its reason; its stream is blocked (BlockStore),
 //     so the stream's later messages go to the dead-letter topic too ("parked") instead of
 //     being applied out of order. Other streams keep flowing. A record that cannot be decoded
-//     is dead-lettered at once.
+//     is dead-lettered at once, and blocks its stream as a failing one does.
+//   - Only records the relay published are events: with a Verifier (NewDecoder), a record
+//     without a valid signature is quarantined, written to the dead-letter topic with its
+//     reason and counted (annals_consumer_quarantined_total), without blocking its key's
+//     stream, since anyone who can write to the topics can write it under any key. A record
+//     that cannot be decoded blocks its stream only when it is known to be the relay's (a
+//     genuine event must not be skipped); otherwise it is quarantined too.
+//   - A record written with a schema version the consumer's catalog lacks (a writer
+//     deployed first) is read through the catalog table (NewDecoder's Lookup) as the
+//     consumer's version of its type; one the table lacks too waits for the writer's
+//     registration, as for a dependency.
 //   - A dependency that is unavailable (errors marked with Unavailable, which PostgresUnit does
 //     for a database that is down) never sends a message to the dead-letter topic: processing
 //     stops, what finished is committed, and it starts again from the committed offsets.

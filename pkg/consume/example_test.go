@@ -12,11 +12,12 @@ import (
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/schema"
+	"github.com/annals-dev/annals/pkg/signing"
 )
 
 // ExampleNew runs a projection in a consumer group: each lane's share of a batch is one
-// PostgreSQL transaction, the inbox skips events applied before, and a stream blocked behind a
-// dead letter stays blocked across restarts.
+// PostgreSQL transaction, the inbox skips events applied before, a stream blocked behind a
+// dead letter stays blocked across restarts, and records the relay did not sign are set aside.
 func ExampleNew() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -27,6 +28,16 @@ func ExampleNew() {
 	defer pool.Close()
 	// The domain's own Avro schemas, <Type>.v<N>.avsc.
 	catalog, err := schema.Load(os.DirFS("schemas"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Only records the relay signed are events; the schemas of writers deployed before this
+	// consumer come from the catalog table.
+	key, err := signing.ParseKey(os.Getenv("EVENT_SIGNING_KEY"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	verifier, err := signing.NewVerifier(key)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -46,7 +57,7 @@ func ExampleNew() {
 		Group:      group,
 		Topics:     []string{kafkawire.Topic("bank", "account")},
 		DLQTopic:   kafkawire.DeadLetterTopic("bank", group),
-		Decode:     consume.SchemaDecoder(catalog),
+		Decode:     consume.NewDecoder(consume.DecoderConfig{Catalog: catalog, Verifier: verifier, Lookup: schema.TableLookup(pool)}),
 		Unit:       consume.PostgresUnit(pool),
 		Blocks:     consume.PostgresBlocks(pool),
 		Middleware: []consume.Middleware{consume.Inbox{Group: group}.Middleware()},

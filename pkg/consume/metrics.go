@@ -1,6 +1,7 @@
 package consume
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -8,17 +9,18 @@ import (
 
 // Metrics are the runtime's Prometheus metrics, labelled by group, topic and partition.
 type Metrics struct {
-	processed *prometheus.CounterVec
-	failed    *prometheus.CounterVec
-	retried   *prometheus.CounterVec
-	dead      *prometheus.CounterVec
-	parked    *prometheus.CounterVec
-	age       *prometheus.HistogramVec
-	batch     *prometheus.HistogramVec
-	batchSize *prometheus.HistogramVec
-	handler   *prometheus.HistogramVec
-	stalls    *prometheus.CounterVec
-	committed *prometheus.GaugeVec
+	processed   *prometheus.CounterVec
+	failed      *prometheus.CounterVec
+	retried     *prometheus.CounterVec
+	dead        *prometheus.CounterVec
+	parked      *prometheus.CounterVec
+	quarantined *prometheus.CounterVec
+	age         *prometheus.HistogramVec
+	batch       *prometheus.HistogramVec
+	batchSize   *prometheus.HistogramVec
+	handler     *prometheus.HistogramVec
+	stalls      *prometheus.CounterVec
+	committed   *prometheus.GaugeVec
 }
 
 // NewMetrics creates the runtime's metrics and registers them on reg (nil: not registered).
@@ -46,6 +48,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "annals_consumer_parked_total",
 			Help: "Messages sent to the dead-letter topic because an earlier event of their stream was.",
 		}, tp),
+		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "annals_consumer_quarantined_total",
+			Help: "Records set aside to the dead-letter topic without blocking their stream, by reason: signature (the relay did not publish them), undecodable (not known to be the relay's, and no event).",
+		}, append(tp, "reason")),
 		age: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "annals_consumer_event_age_seconds",
 			Help:    "From an event's recording to the end of its processing.",
@@ -76,7 +82,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, tp),
 	}
 	if reg != nil {
-		reg.MustRegister(m.processed, m.failed, m.retried, m.dead, m.parked, m.age, m.batch,
+		reg.MustRegister(m.processed, m.failed, m.retried, m.dead, m.parked, m.quarantined, m.age, m.batch,
 			m.batchSize, m.handler, m.stalls, m.committed)
 	}
 	return m
@@ -87,6 +93,7 @@ type partitionMetrics struct {
 	processed, failed, retried, dead, parked prometheus.Counter
 	age                                      prometheus.Observer
 	committed                                prometheus.Gauge
+	quarantined                              func(reason string) prometheus.Counter
 }
 
 func (m *Metrics) partition(group, topic string, partition int) *partitionMetrics {
@@ -99,5 +106,8 @@ func (m *Metrics) partition(group, topic string, partition int) *partitionMetric
 		parked:    m.parked.WithLabelValues(l...),
 		age:       m.age.WithLabelValues(l...),
 		committed: m.committed.WithLabelValues(l...),
+		quarantined: func(reason string) prometheus.Counter {
+			return m.quarantined.WithLabelValues(append(slices.Clip(l), reason)...)
+		},
 	}
 }

@@ -24,6 +24,9 @@ const (
 	// HeaderMetadata carries the event's metadata as a JSON object of strings, when it has
 	// any (the Avro record does not hold it).
 	HeaderMetadata = "metadata"
+	// HeaderSignature proves that the relay published the record: the signature of its key,
+	// value and the headers above (pkg/signing says how it is made and checked).
+	HeaderSignature = "signature"
 )
 
 // Headers a consumer group adds to a record it writes to its dead-letter topic, beside the
@@ -34,6 +37,11 @@ const (
 	HeaderOriginalPartition = "original-partition"
 	HeaderOriginalOffset    = "original-offset"
 	HeaderAttempts          = "attempts"
+	// HeaderQuarantined marks a record set aside because it is not an event of its stream
+	// (the relay did not publish it, or it cannot be decoded and is not known to be the
+	// relay's); its value is the reason, signature or undecodable. Such a record blocked
+	// nothing and is never to be redriven.
+	HeaderQuarantined = "quarantined"
 )
 
 // Topic is the topic of an event category: <prefix>.<category>.

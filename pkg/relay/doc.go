@@ -8,7 +8,8 @@
 // and why, and its metrics. It owns no table. The outbox tables belong to the event store
 // that writes them (pkg/events/postgres): the relay reaches them only through Outbox, which
 // it defines here and the store implements, and holds no SQL. The record's header names and
-// topic names are those of pkg/kafkawire.
+// topic names are those of pkg/kafkawire; with Config.Signer every record also carries a
+// signature (pkg/signing), so that consumers can refuse records the relay did not publish.
 //
 // It must never skip an outbox row, and never publish a stream's event before an earlier one.
 package relay

@@ -28,6 +28,12 @@ type Encoder interface {
 	Encode(e events.Envelope) (value []byte, contentType string, fingerprint uint64, err error)
 }
 
+// Signer signs a record the relay is about to publish: it adds the header that proves the
+// relay published it (signing.Signer). The relay calls Sign from several goroutines at once.
+type Signer interface {
+	Sign(m *kafka.Message)
+}
+
 // Config tunes a Relay. Zero values take the defaults noted.
 type Config struct {
 	Brokers     []string
@@ -52,6 +58,10 @@ type Config struct {
 	StatsInterval time.Duration
 	// LockKey is the advisory lock that elects the one publishing relay among several.
 	LockKey int64
+	// Signer, when set, adds the signature header to every record (signing.Signer), so
+	// that consumers can tell the relay's records from anyone else's. Without one the
+	// records go out unsigned, and consumers that verify set them aside.
+	Signer  Signer
 	Logger  *slog.Logger
 	Metrics *Metrics
 }
@@ -536,6 +546,9 @@ func (r *Relay) message(e events.Envelope, value []byte, contentType string, fp 
 	if len(e.Metadata) > 0 {
 		md, _ := json.Marshal(e.Metadata) // a map of strings always marshals
 		m.Headers = append(m.Headers, kafka.Header{Key: kafkawire.HeaderMetadata, Value: md})
+	}
+	if r.cfg.Signer != nil {
+		r.cfg.Signer.Sign(&m) // last: it signs the headers above
 	}
 	return m
 }

@@ -133,13 +133,10 @@ type Decoded struct {
 // since the writer's version take their defaults, fields dropped since are left out. In Data,
 // a union is null or its value.
 func (c *Catalog) Decode(value []byte) (Decoded, error) {
-	if len(value) < 2 || value[0] != magic0 || value[1] != magic1 {
-		return Decoded{}, fmt.Errorf("decode: %w: does not start with C3 01", ErrNotSingleObject)
+	fp, err := fingerprintOf(value)
+	if err != nil {
+		return Decoded{}, err
 	}
-	if len(value) < headerLen {
-		return Decoded{}, fmt.Errorf("decode: %w: header of %d bytes, want %d", ErrNotSingleObject, len(value), headerLen)
-	}
-	fp := binary.LittleEndian.Uint64(value[2:headerLen])
 	v, ok := c.byFingerprint[fp]
 	if !ok {
 		return Decoded{}, fmt.Errorf("decode: %w: %s", ErrUnknownFingerprint, FormatFingerprint(fp))
@@ -179,12 +176,9 @@ func (c *Catalog) DecodeJSON(value []byte, fingerprint uint64) (Decoded, error) 
 
 // decoded reads the native record of v as the current version of its type.
 func (c *Catalog) decoded(v *version, native any) (Decoded, error) {
-	fail := func(err error) (Decoded, error) {
-		return Decoded{}, fmt.Errorf("decode %s v%d: %w: %w", v.typ, v.version, ErrMalformed, err)
-	}
 	rec, ok := native.(map[string]any)
 	if !ok {
-		return fail(fmt.Errorf("record decoded as %T", native))
+		return Decoded{}, fmt.Errorf("decode %s v%d: %w: record decoded as %T", v.typ, v.version, ErrMalformed, native)
 	}
 	cur := c.types[v.typ].current()
 	if cur != v {
@@ -198,9 +192,22 @@ func (c *Catalog) decoded(v *version, native any) (Decoded, error) {
 		}
 		rec = up
 	}
-	d := Decoded{WriterVersion: v.version, Fingerprint: v.fingerprint}
+	return c.envelope(v.typ, v.version, v.fingerprint, cur.root, cur.version, rec)
+}
+
+// envelope makes the Decoded of rec, a record of type typ in the native form of reader,
+// version readerVersion of the type, written with version writerVersion (fingerprint fp).
+func (c *Catalog) envelope(typ string, writerVersion int, fp uint64, reader *node, readerVersion int, native any) (Decoded, error) {
+	fail := func(err error) (Decoded, error) {
+		return Decoded{}, fmt.Errorf("decode %s v%d: %w: %w", typ, writerVersion, ErrMalformed, err)
+	}
+	rec, ok := native.(map[string]any)
+	if !ok {
+		return fail(fmt.Errorf("record decoded as %T", native))
+	}
+	d := Decoded{WriterVersion: writerVersion, Fingerprint: fp}
 	e := &d.Envelope
-	e.Type, e.SchemaVersion = v.typ, cur.version
+	e.Type, e.SchemaVersion = typ, readerVersion
 	var err error
 	if e.EventID, err = uuid.Parse(str(rec["event_id"])); err != nil {
 		return fail(fmt.Errorf("event_id: %w", err))
@@ -215,7 +222,7 @@ func (c *Catalog) decoded(v *version, native any) (Decoded, error) {
 	}
 	e.CorrelationID = unwrap(rec["correlation_id"])
 	e.CausationID = unwrap(rec["causation_id"])
-	data, err := appendFields(make([]byte, 0, 128), cur.root.fields[len(envelopeFields):], rec, "")
+	data, err := appendFields(make([]byte, 0, 128), reader.fields[len(envelopeFields):], rec, "")
 	if err != nil {
 		return fail(err)
 	}

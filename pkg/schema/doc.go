@@ -31,11 +31,22 @@
 // their defaults. The body is checked against the schema before goavro decodes it, so that
 // a length or count in a hostile value cannot make goavro allocate more than the value's size.
 //
-// # Catalog table
+// # Catalog table, and writers deployed first
 //
 // Catalog.Register records the schemas in annals_schemas (created by the event store's
 // migrations in pkg/events/postgres) so that consumers can fetch a writer's schema by
 // fingerprint (List, Lookup; the writer serves them at /v1/schemas).
+//
+// A writer deployed before its consumers writes a version their catalogs lack. A Resolver
+// (Catalog.Resolver with TableLookup) fetches that schema from the table by the value's
+// fingerprint, checks that the fingerprint is the schema's and that the schema resolves to
+// the reader's version of the type under the Avro specification's rules (ErrIncompatible
+// otherwise), keeps it, and reads the value as the reader's version. The table holds the
+// Parsing Canonical Form, which has no defaults, docs or logical types: none is needed to
+// read with a writer's schema, and the envelope's logical types are known. For a rolling
+// upgrade to be possible in either order, every version of a type must read every other:
+// Catalog.CheckCompatibility checks it (a version that drops a field without a default, say,
+// passes Load but not CheckCompatibility).
 //
 // It must never decode a payload with a schema other than the one its fingerprint names, never
 // guess a schema for an unknown fingerprint, and never import services or internal packages.

@@ -60,7 +60,11 @@ func wire(ctx context.Context, m *app.Main) error {
 	api.New(l, api.Options{Logger: m.Logger}).Register(m.Router)
 	var c *consume.Consumer
 	if m.Config.Handlers.Enabled {
-		c, err = l.Consumer(wiring.ConsumerConfig(m.Config, m.Config.ConsumerGroup("auditor"), m.Logger, consume.NewMetrics(m.Registry)))
+		var cc consume.Config
+		cc, err = wiring.ConsumerConfig(m.Config, m.DB, m.Config.ConsumerGroup("auditor"), m.Logger, consume.NewMetrics(m.Registry))
+		if err == nil {
+			c, err = l.Consumer(cc)
+		}
 		if err != nil {
 			pool.Close()
 			return err

@@ -45,6 +45,7 @@ func TestAuditor(t *testing.T) {
 		"KAFKA_TOPIC_PREFIX":     "test-" + testenv.UniqueName(t),
 		"KAFKA_TOPIC_PARTITIONS": "3",
 		"LOG_LEVEL":              "warn",
+		"EVENT_SIGNING_KEY":      testenv.SigningKey,
 	}
 	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 	m, err := app.New(app.Auditor, []string{"-addr", "127.0.0.1:0"}, lookup, io.Discard)
@@ -100,6 +101,7 @@ func TestAuditor(t *testing.T) {
 				{Key: "schema-fingerprint", Value: []byte(schema.FormatFingerprint(fp))},
 				{Key: "metadata", Value: []byte(`{"source":"main_test"}`)},
 			}})
+		testenv.Sign(&msgs[len(msgs)-1]) // as the relay does
 	}
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		t.Fatal(err)

@@ -66,7 +66,10 @@ func wire(_ context.Context, m *app.Main) error {
 		m.Go("migrations", prep.Run)
 		return nil
 	}
-	base := wiring.ConsumerConfig(cfg, cfg.ConsumerGroup("notifier"), m.Logger, consume.NewMetrics(m.Registry))
+	base, err := wiring.ConsumerConfig(cfg, m.DB, cfg.ConsumerGroup("notifier"), m.Logger, consume.NewMetrics(m.Registry))
+	if err != nil {
+		return err
+	}
 	c, err := n.Consumer(base)
 	if err != nil {
 		return err

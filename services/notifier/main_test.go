@@ -54,6 +54,7 @@ func TestNotifier(t *testing.T) {
 		"NOTIFIER_TEMPLATES_DIR": templates,
 		"NOTIFIER_RATE_LIMIT":    "0",
 		"LOG_LEVEL":              "error",
+		"EVENT_SIGNING_KEY":      testenv.SigningKey,
 	}
 	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 	m, err := app.New(app.Notifier, []string{"-addr", "127.0.0.1:0"}, lookup, io.Discard)

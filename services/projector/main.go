@@ -36,7 +36,11 @@ func wire(_ context.Context, m *app.Main) error {
 		m.Go("migrations", prep.Run)
 		return nil
 	}
-	c, err := p.Consumer(wiring.ConsumerConfig(m.Config, m.Config.ConsumerGroup("projector"), m.Logger, consume.NewMetrics(m.Registry)))
+	cc, err := wiring.ConsumerConfig(m.Config, m.DB, m.Config.ConsumerGroup("projector"), m.Logger, consume.NewMetrics(m.Registry))
+	if err != nil {
+		return err
+	}
+	c, err := p.Consumer(cc)
 	if err != nil {
 		return err
 	}

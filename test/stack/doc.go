@@ -1,7 +1,8 @@
 // Package stack tests the pipeline end to end with real processes on real ports: the local
 // stack scripts and `make run`; the relay killed or cut off from its broker; the projector,
 // notifier and auditor driven through the writer's HTTP API, SIGKILLed and restarted, run
-// as two instances of one group, fed a poison event, rebuilt while live; the writer's lag
+// as two instances of one group, fed a poison event, rebuilt while live, fed records the
+// relay did not publish (Kafka's own console producer); the writer's lag
 // exporter read while the notifier is stopped, and checked against Kafka's own
 // kafka-consumer-groups. Each test runs in a fresh PostgreSQL schema with a topic prefix (and
 // so consumer groups) of its own.

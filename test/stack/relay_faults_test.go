@@ -100,6 +100,7 @@ func newFaultEnvWithoutTopics(t *testing.T) *faultEnv {
 		"KAFKA_TOPIC_PREFIX":     "fault-" + testenv.UniqueName(t),
 		"KAFKA_TOPIC_PARTITIONS": "6",
 		"EVENT_SERIALIZATION":    "avro",
+		"EVENT_SIGNING_KEY":      testenv.SigningKey,
 		"HTTP_ADDR":              "",
 		"ANNALS_CONFIG":          "",
 	}

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -139,6 +141,15 @@ type RelayRun struct {
 // and returns the results. It always removes what it created, even when it fails.
 func Run(ctx context.Context, opts Options) (res *Results, err error) {
 	r := &runner{opts: opts, set: DefaultSettings(opts.Quick, opts.Config.Kafka.TopicPartitions)}
+	if opts.Config.EventSigning.Key == "" {
+		// The run's relays sign and its consumers verify, as a deployment's do: with a key of
+		// the run's own when the configuration has none.
+		c := *opts.Config
+		secret := make([]byte, 32)
+		_, _ = rand.Read(secret) // crypto/rand never fails
+		c.EventSigning.Key = config.Secret("bench:" + base64.StdEncoding.EncodeToString(secret))
+		r.opts.Config = &c
+	}
 	stamp := time.Now()
 	r.id = fmt.Sprintf("bench_%d_%d", stamp.Unix(), os.Getpid())
 	r.prefix = strings.ReplaceAll(r.id, "_", "-")
@@ -467,6 +478,7 @@ func (r *runner) pipeline(ctx context.Context) error {
 	env := map[string]string{
 		"DATABASE_URL": dbURL, "KAFKA_BROKERS": strings.Join(cfg.Kafka.Brokers, ","), "KAFKA_TOPIC_PREFIX": cfg.Kafka.TopicPrefix,
 		"KAFKA_TOPIC_PARTITIONS": strconv.Itoa(cfg.Kafka.TopicPartitions), "SMTP_ADDR": cfg.SMTP.Addr, "ANNALS_CONFIG": "",
+		"EVENT_SIGNING_KEY": cfg.EventSigning.Key.Reveal(),
 	}
 	if r.opts.ConfigPath != "" {
 		abs, err := filepath.Abs(r.opts.ConfigPath)
@@ -735,11 +747,11 @@ func (r *runner) fill(ctx context.Context, suffix string, n int, seed uint64) (*
 }
 
 // consumerConfig is the group's configuration as the services build it, for group.
-func (r *runner) consumerConfig(cfg *config.Config, group string) consume.Config {
+func (r *runner) consumerConfig(cfg *config.Config, pool *pgxpool.Pool, group string) (consume.Config, error) {
 	r.groups = append(r.groups, group)
-	c := wiring.ConsumerConfig(cfg, group, r.log, nil)
+	c, err := wiring.ConsumerConfig(cfg, pool, group, r.log, nil)
 	c.DLQTopic = cfg.DLQTopic(cfg.ConsumerGroup("projector"))
-	return c
+	return c, err
 }
 
 func (r *runner) relayAndConsumers(ctx context.Context) error {
@@ -761,9 +773,12 @@ func (r *runner) relayAndConsumers(ctx context.Context) error {
 		label := d.name + " drain"
 		r.say("%s: %d events in %d partitions, fresh group", label, total, cfg.Kafka.TopicPartitions)
 		var res benchkit.Drain
-		err := r.profiled(d.name, func() (err error) {
-			res, err = d.run(benchkit.DrainConfig{Consumer: r.consumerConfig(cfg, cfg.ConsumerGroup(d.name)), Events: total,
-				Progress: r.opts.Progress, Label: label})
+		cc, err := r.consumerConfig(cfg, pool, cfg.ConsumerGroup(d.name))
+		if err != nil {
+			return err
+		}
+		err = r.profiled(d.name, func() (err error) {
+			res, err = d.run(benchkit.DrainConfig{Consumer: cc, Events: total, Progress: r.opts.Progress, Label: label})
 			return err
 		})
 		if err != nil {
@@ -786,9 +801,13 @@ func (r *runner) notifier(ctx context.Context) error {
 	total := benchkit.Count(streams)
 	r.say("notifier drain: %d events, %d emails to %s, rate limit off, fresh group", total, emails, app.SMTP.Addr)
 	var d benchkit.Drain
+	cc, err := r.consumerConfig(cfg, pool, cfg.ConsumerGroup("notifier"))
+	if err != nil {
+		return err
+	}
 	err = r.profiled("notifier", func() (err error) {
 		d, err = DrainNotifier(ctx, pool, &app, cfg.TopicName("user"), emails, benchkit.DrainConfig{
-			Consumer: r.consumerConfig(cfg, cfg.ConsumerGroup("notifier")), Events: total, Progress: r.opts.Progress, Label: "notifier drain"})
+			Consumer: cc, Events: total, Progress: r.opts.Progress, Label: "notifier drain"})
 		return err
 	})
 	if err != nil {

@@ -243,13 +243,14 @@ func (d *Directory) position(ctx context.Context, partition int) (int64, error) 
 }
 
 // apply applies a partition's records and moves its position past them, in one transaction.
-// When that fails for another reason than the database, it applies them one by one, skipping
-// (and logging) each record that cannot be applied, so that one bad record never stops the
+// When that fails for another reason than a dependency (the database, a schema not registered
+// yet), it applies them one by one, skipping (and logging) each record that cannot be applied,
+// a record the relay did not publish among them, so that one bad record never stops the
 // directory.
 func (d *Directory) apply(ctx context.Context, partition int, batch []kafka.Message) error {
 	err := d.applyTx(ctx, partition, batch, false)
-	if err == nil || postgres.Unreachable(err) || ctx.Err() != nil {
-		return err
+	if err == nil || postgres.Unreachable(err) || consume.IsUnavailable(err) || ctx.Err() != nil {
+		return err // a dependency (the database, or a schema not yet registered): retried
 	}
 	for i := range batch {
 		one := batch[i : i+1]
@@ -257,7 +258,7 @@ func (d *Directory) apply(ctx context.Context, partition int, batch []kafka.Mess
 		if err == nil {
 			continue
 		}
-		if postgres.Unreachable(err) || ctx.Err() != nil {
+		if postgres.Unreachable(err) || consume.IsUnavailable(err) || ctx.Err() != nil {
 			return err
 		}
 		d.log.Error("notify: directory: skipping a user event that cannot be applied", "partition", partition,

@@ -152,6 +152,7 @@ func Publish(tb testing.TB, t Topics, evs ...Event) []events.Envelope {
 				{Key: kafkawire.HeaderContentType, Value: []byte(schema.ContentTypeAvro)},
 				{Key: kafkawire.HeaderFingerprint, Value: []byte(schema.FormatFingerprint(fp))},
 			}})
+		testenv.Sign(&msgs[len(msgs)-1]) // as the relay does, with the key the tests' services accept
 		out = append(out, env)
 	}
 	for len(msgs) > 0 {
