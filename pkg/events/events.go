@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,13 +38,26 @@ type Event struct {
 	Metadata      map[string]string
 }
 
-// NewEvent marshals data into an Event of the given type.
+// NewEvent marshals data into an Event of the given type: compact JSON, as json.Marshal
+// writes it but for text, which is kept as it is rather than HTML-escaped (json.Marshal turns
+// each <, > and & into six bytes, so that text full of markup took up to six times its size).
 func NewEvent(eventType string, data any) (Event, error) {
-	b, err := json.Marshal(data)
+	b, err := marshal(data)
 	if err != nil {
 		return Event{}, fmt.Errorf("event %s: %w", eventType, err)
 	}
 	return Event{Type: eventType, Data: b}, nil
+}
+
+// marshal is json.Marshal without HTML escaping.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // AppendOptions carry what every event of one append shares.
