@@ -208,6 +208,8 @@ var (
 	ErrInvalid = errors.New("invalid")
 	// ErrStreamFull: the append would take the stream past its maximum number of events.
 	ErrStreamFull = errors.New("stream is full")
+	// ErrTooLarge: an event is larger than the store takes.
+	ErrTooLarge = errors.New("too large")
 )
 
 // VersionConflictError: the stream is not at the expected version.
@@ -237,3 +239,31 @@ func (e *StreamFullError) Error() string {
 
 // Is makes errors.Is(err, ErrStreamFull) hold.
 func (e *StreamFullError) Is(target error) bool { return target == ErrStreamFull }
+
+// Size is what an event counts against a store's limit on the size of events
+// (MAX_EVENT_BYTES): the bytes of its data and of its metadata's keys and values.
+func (e Event) Size() int {
+	n := len(e.Data)
+	for k, v := range e.Metadata {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+// TooLargeError: an event of an append is larger than the store takes. It is ErrTooLarge, and
+// ErrInvalid too: a refused append changes nothing, and the same event is refused again.
+type TooLargeError struct {
+	StreamID string
+	Index    int // the event's place in the append, from 0
+	Type     string
+	Size     int // the event's Size
+	Max      int
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("event %d (%s) of %s has %d bytes of data and metadata, over the limit of %d (MAX_EVENT_BYTES)",
+		e.Index, e.Type, e.StreamID, e.Size, e.Max)
+}
+
+// Is makes errors.Is(err, ErrTooLarge) and errors.Is(err, ErrInvalid) hold.
+func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge || target == ErrInvalid }
