@@ -72,6 +72,7 @@ type Aggregates struct {
 	SnapshotRetention     time.Duration `json:"snapshot_retention"`
 	OptimisticConcurrency bool          `json:"optimistic_concurrency"`
 	MaxEventsPerAggregate int           `json:"max_events_per_aggregate"`
+	MaxEventBytes         int           `json:"max_event_bytes"`
 }
 
 // Handlers is the [handlers] section.

@@ -44,7 +44,7 @@ func TestDefault(t *testing.T) {
 			ConnectionPool: 10},
 		Projections: config.Projections{Enabled: true, RealTime: true, BatchSize: 1000, Parallel: true, RetryAttempts: 3},
 		Aggregates: config.Aggregates{SnapshotEnabled: true, SnapshotRetention: 30 * 24 * time.Hour,
-			OptimisticConcurrency: true, MaxEventsPerAggregate: 10000},
+			OptimisticConcurrency: true, MaxEventsPerAggregate: 10000, MaxEventBytes: 983040},
 		Handlers: config.Handlers{Enabled: true, AsyncProcessing: true, ErrorHandling: true, RetryFailedEvents: true},
 		Monitoring: config.Monitoring{MetricsEnabled: true, EventTracking: true, PerformanceMonitoring: true,
 			LagExporterEnabled: true, LagPollInterval: 10 * time.Second, LagStatusWindow: 10},
@@ -88,7 +88,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 53; got != want {
+	if got, want := len(keys), 54; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}

@@ -70,6 +70,7 @@ func TestShippedFileHasGuideKeys(t *testing.T) {
 		{"aggregates", "snapshot_retention", "SNAPSHOT_RETENTION_PERIOD", false},
 		{"aggregates", "optimistic_concurrency", "OPTIMISTIC_CONCURRENCY", false},
 		{"aggregates", "max_events_per_aggregate", "MAX_EVENTS_PER_AGGREGATE", false},
+		{"aggregates", "max_event_bytes", "MAX_EVENT_BYTES", false},
 		{"handlers", "enabled", "EVENT_HANDLERS_ENABLED", false},
 		{"handlers", "async_processing", "ASYNC_EVENT_PROCESSING", false},
 		{"handlers", "error_handling", "EVENT_HANDLER_ERROR_HANDLING", false},

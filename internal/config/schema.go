@@ -144,6 +144,11 @@ var specs = []spec{
 		Doc: "Maximum number of events in one stream."},
 		bounds: atLeast(1),
 		field:  func(c *Config) any { return &c.Aggregates.MaxEventsPerAggregate }},
+	{Key: Key{Section: "aggregates", Name: "max_event_bytes", Env: "MAX_EVENT_BYTES", Kind: KindInt, Default: "983040",
+		Doc: "Largest event accepted, in bytes of data and metadata: an append with a larger one is refused (413 too_large) and appends nothing. " +
+			"The default, 960 KiB, leaves 64 KiB of Kafka's default record limit (1 MiB) for what the record adds: key, headers, envelope fields and framing, a few KiB at most."},
+		bounds: atLeast(1),
+		field:  func(c *Config) any { return &c.Aggregates.MaxEventBytes }},
 
 	// [handlers]
 	{Key: Key{Section: "handlers", Name: "enabled", Env: "EVENT_HANDLERS_ENABLED", Kind: KindBool, Default: "true",

@@ -227,7 +227,7 @@ func (r *Repository[S]) Snapshot(ctx context.Context, a *Aggregate[S], res Appen
 		res.FirstVersion/every == (res.LastVersion+1)/every {
 		return nil
 	}
-	state, err := json.Marshal(a.state)
+	state, err := marshal(a.state) // text as it is, as in events
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", a.streamID, err)
 	}

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,13 +38,26 @@ type Event struct {
 	Metadata      map[string]string
 }
 
-// NewEvent marshals data into an Event of the given type.
+// NewEvent marshals data into an Event of the given type: compact JSON, as json.Marshal
+// writes it but for text, which is kept as it is rather than HTML-escaped (json.Marshal turns
+// each <, > and & into six bytes, so that text full of markup took up to six times its size).
 func NewEvent(eventType string, data any) (Event, error) {
-	b, err := json.Marshal(data)
+	b, err := marshal(data)
 	if err != nil {
 		return Event{}, fmt.Errorf("event %s: %w", eventType, err)
 	}
 	return Event{Type: eventType, Data: b}, nil
+}
+
+// marshal is json.Marshal without HTML escaping.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // AppendOptions carry what every event of one append shares.
@@ -194,6 +208,8 @@ var (
 	ErrInvalid = errors.New("invalid")
 	// ErrStreamFull: the append would take the stream past its maximum number of events.
 	ErrStreamFull = errors.New("stream is full")
+	// ErrTooLarge: an event is larger than the store takes.
+	ErrTooLarge = errors.New("too large")
 )
 
 // VersionConflictError: the stream is not at the expected version.
@@ -223,3 +239,31 @@ func (e *StreamFullError) Error() string {
 
 // Is makes errors.Is(err, ErrStreamFull) hold.
 func (e *StreamFullError) Is(target error) bool { return target == ErrStreamFull }
+
+// Size is what an event counts against a store's limit on the size of events
+// (MAX_EVENT_BYTES): the bytes of its data and of its metadata's keys and values.
+func (e Event) Size() int {
+	n := len(e.Data)
+	for k, v := range e.Metadata {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+// TooLargeError: an event of an append is larger than the store takes. It is ErrTooLarge, and
+// ErrInvalid too: a refused append changes nothing, and the same event is refused again.
+type TooLargeError struct {
+	StreamID string
+	Index    int // the event's place in the append, from 0
+	Type     string
+	Size     int // the event's Size
+	Max      int
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("event %d (%s) of %s has %d bytes of data and metadata, over the limit of %d (MAX_EVENT_BYTES)",
+		e.Index, e.Type, e.StreamID, e.Size, e.Max)
+}
+
+// Is makes errors.Is(err, ErrTooLarge) and errors.Is(err, ErrInvalid) hold.
+func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge || target == ErrInvalid }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/events/inmem"
 )
 
 func TestExpectedVersion(t *testing.T) {
@@ -103,5 +104,64 @@ func TestAggregate_RecordSchemaVersion(t *testing.T) {
 		if got := a.Pending()[len(a.Pending())-1].SchemaVersion; got != tc.want || a.State() != tc.want {
 			t.Errorf("%s recorded with schema version %d (applied %d), want %d", tc.typ, got, a.State(), tc.want)
 		}
+	}
+}
+
+// An event's data is its value as compact JSON, text as it is: no HTML escaping, which would
+// make six bytes of every <, > and &.
+func TestNewEvent(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data any
+		want string
+	}{
+		{"Struct", struct {
+			Name  string `json:"name"`
+			Cents int64  `json:"cents"`
+		}{"Fish & <Chips>", 1250}, `{"name":"Fish & <Chips>","cents":1250}`},
+		{"Map", map[string]any{"b": []string{"x>y"}, "a": nil}, `{"a":null,"b":["x>y"]}`},
+		{"RawMessage", json.RawMessage(`{ "html": "<p>&amp;</p>" }`), `{"html":"<p>&amp;</p>"}`},
+		{"Unicode", map[string]string{"s": "é\u2028\"\\\x01"}, `{"s":"é\u2028\"\\\u0001"}`},
+		{"Nil", nil, `null`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := events.NewEvent("Happened", tc.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Type != "Happened" || string(e.Data) != tc.want {
+				t.Errorf("NewEvent = %s %s, want Happened %s", e.Type, e.Data, tc.want)
+			}
+		})
+	}
+	if _, err := events.NewEvent("Bad", map[string]any{"f": func() {}}); err == nil {
+		t.Error("NewEvent marshalled a function")
+	}
+}
+
+// A snapshot keeps the state's text as it is, as events do.
+func TestRepository_SnapshotText(t *testing.T) {
+	def := events.Definition[[]string]{Category: "note", StateSchemaVersion: 1, Apply: func(s *[]string, e events.Envelope) error {
+		var text string
+		if err := json.Unmarshal(e.Data, &text); err != nil {
+			return err
+		}
+		*s = append(*s, text)
+		return nil
+	}}
+	repo := &events.Repository[[]string]{Store: inmem.New(inmem.Options{}), Def: def, SnapshotEvery: 1}
+	a := repo.New("1")
+	if err := a.Record("Written", "<b>Fish & Chips</b>"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Save(t.Context(), a, events.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	snap, ok, err := repo.Store.LatestSnapshot(t.Context(), "note-1", 1, 0)
+	if err != nil || !ok {
+		t.Fatalf("latest snapshot: %v, %v", ok, err)
+	}
+	if got, want := string(snap.State), `["<b>Fish & Chips</b>"]`; got != want {
+		t.Errorf("snapshot state %s, want %s", got, want)
 	}
 }

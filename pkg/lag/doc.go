@@ -31,9 +31,12 @@
 // Lag in seconds: the age of the oldest record the group has not consumed, that is the time
 // of the poll minus the timestamp of the record at the committed offset (the first record
 // after it when that offset holds no record, the first retained record when retention has
-// deleted it); 0 when the lag is 0; unknown (-1) when the record cannot be read. One record
-// is fetched per lagging partition and remembered by (topic, partition, offset), so a group
-// that stands still costs no fetch after the first poll.
+// deleted it); 0 when the lag is 0; unknown (-1) when the record cannot be read. The
+// timestamp comes from a fetch of one byte, which the broker answers with the one record
+// batch holding the offset, whatever the backlog behind it; the records read are handed back
+// to kafka-go at once, so the monitor's memory does not grow with the groups' lag. It is
+// remembered by (topic, partition, offset), so a group that stands still costs no fetch after
+// the first poll.
 //
 // # Status
 //

@@ -9,8 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/annals-dev/annals/internal/testenv"
+	"github.com/annals-dev/annals/pkg/lag"
 )
 
 // deleteRecords deletes the records before offset from the partition, as retention does.
@@ -91,4 +95,38 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// A committed offset that holds a transaction marker, as a consumer of a transactional
+// producer's records commits it, gets the age of the first record after the marker.
+func TestMonitor_TransactionMarker(t *testing.T) {
+	f := newFixture(t, 1)
+	f.produce(t, 0, 0) // offset 0; the partition has a leader from here on
+	testenv.KafkaTools(t, []string{"ProducerPerformance", "--topic", f.topic, "--num-records", "3", "--record-size", "100",
+		"--throughput", "-1", "--transactional-id", f.topic + ".tx", "--transaction-duration-ms", "60000",
+		"--producer-props", "bootstrap.servers=" + strings.Join(f.brokers, ",")})
+	f.produce(t, 0, 50) // after the transaction's three records and its commit marker
+
+	// The marker is the one offset of the partition without a record.
+	var offsets []int64
+	resp, err := f.client.Fetch(context.Background(), &kafka.FetchRequest{Topic: f.topic, Partition: 0, Offset: 0, MinBytes: 1, MaxBytes: 1 << 20, MaxWait: time.Second})
+	if err != nil || resp.Error != nil {
+		t.Fatalf("fetch: %v, %v", err, resp.Error)
+	}
+	for {
+		r, err := resp.Records.ReadRecord()
+		if err != nil {
+			break
+		}
+		offsets = append(offsets, r.Offset)
+	}
+	if want := []int64{0, 1, 2, 3, 5}; !slices.Equal(offsets, want) {
+		t.Fatalf("records at offsets %v, want %v (the marker at 4)", offsets, want)
+	}
+	group := f.topic + ".g"
+	f.commit(t, group, map[int]int64{0: 4})
+	g := poll(t, f.monitor(t, 5, group), group)
+	checkPartitions(t, g.Partitions, []lag.Partition{
+		{Topic: f.topic, Partition: 0, Committed: 4, End: 6, Lag: 2, LagSeconds: f.clock.Now().Sub(f.at(50)).Seconds(), Oldest: f.at(50)},
+	})
 }

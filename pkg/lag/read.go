@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 )
 
 type topicPartition struct {
@@ -279,21 +280,33 @@ func (m *Monitor) readLagSeconds(ctx context.Context, s *Snapshot) []error {
 // errNoRecord is the error of a fetch that finds no record at or after the offset.
 var errNoRecord = errors.New("no record at or after the offset")
 
+// maxMarkerFetches bounds the fetches past batches of transaction markers alone before
+// recordTime gives up on an offset.
+const maxMarkerFetches = 16
+
 // recordTime is the timestamp of the record at k's offset, or of the first record after it
 // (an offset may hold no record: compaction, transaction markers), or of the first retained
 // record when retention has deleted the offset.
+//
+// Each fetch asks for a single byte: the broker then answers with exactly one record batch,
+// the one that holds the offset (it always sends the first batch whole, however small the
+// limit). A larger limit would be costly: kafka-go copies every record batch of an answer into
+// 64 KiB pages of its own, so that 1 MiB of the small batches a lightly loaded producer
+// writes took up to 64 MiB of heap. Every record read is closed, which gives its pages back
+// to kafka-go as soon as the timestamp is known.
 func (m *Monitor) recordTime(ctx context.Context, k offsetKey) (time.Time, error) {
 	offset := k.offset
-	for range 2 { // a second time only from the log start
+	restarted := false // from the log start, after retention deleted the offset
+	for range maxMarkerFetches {
 		resp, err := m.client.Fetch(ctx, &kafka.FetchRequest{
 			Topic: k.topic, Partition: k.partition, Offset: offset,
-			MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 250 * time.Millisecond,
+			MinBytes: 1, MaxBytes: 1, MaxWait: 250 * time.Millisecond,
 		})
 		if err != nil {
 			return time.Time{}, err
 		}
-		if errors.Is(resp.Error, kafka.OffsetOutOfRange) {
-			closeRecords(resp.Records)
+		if errors.Is(resp.Error, kafka.OffsetOutOfRange) && !restarted {
+			release(resp.Records)
 			// Deleted by retention: the oldest unconsumed record is the first one left.
 			start, err := m.logStart(ctx, k.topicPartition)
 			if err != nil {
@@ -302,30 +315,73 @@ func (m *Monitor) recordTime(ctx context.Context, k offsetKey) (time.Time, error
 			if start <= offset {
 				return time.Time{}, resp.Error // past the end rather than before the start
 			}
-			offset = start
+			offset, restarted = start, true
 			continue
 		}
 		if resp.Error != nil {
-			closeRecords(resp.Records)
+			release(resp.Records)
 			return time.Time{}, resp.Error
 		}
+		t, found, next, err := firstRecordTime(resp.Records, offset)
+		switch {
+		case found:
+			return t, nil
+		case err != nil:
+			return time.Time{}, err
+		case next <= offset:
+			return time.Time{}, errNoRecord
+		}
+		offset = next // the batch held transaction markers only: read on after them
+	}
+	return time.Time{}, fmt.Errorf("%w: only transaction markers in the %d batches after it", errNoRecord, maxMarkerFetches)
+}
+
+// firstRecordTime reads every record of a fetch's answer and closes it, and returns the
+// timestamp of the first record at or after offset that is not a transaction marker, and the
+// offset after the last record of any kind.
+func firstRecordTime(records kafka.RecordReader, offset int64) (t time.Time, found bool, next int64, err error) {
+	// The answer is a stream of batches: read each on its own, since the stream would skip
+	// the batches of transaction markers, whose offsets count too.
+	batches := []kafka.RecordReader{records}
+	if s, ok := records.(*protocol.RecordStream); ok {
+		batches = s.Records
+	}
+	next = offset
+	for _, b := range batches {
+		_, markers := b.(*protocol.ControlBatch)
 		for {
-			r, err := resp.Records.ReadRecord()
-			if err != nil {
-				closeRecords(resp.Records)
-				if errors.Is(err, io.EOF) {
-					err = errNoRecord
+			r, rerr := b.ReadRecord()
+			if rerr != nil {
+				if !errors.Is(rerr, io.EOF) && err == nil {
+					err = rerr
 				}
-				return time.Time{}, err
+				break
 			}
-			if r.Offset >= offset { // a fetch may begin with the batch's earlier records
-				t := r.Time
-				closeRecords(resp.Records)
-				return t, nil
+			closeRecord(r)
+			next = max(next, r.Offset+1)
+			if !markers && !found && r.Offset >= offset { // a batch may begin before the offset
+				t, found = r.Time, true
 			}
 		}
 	}
-	return time.Time{}, errNoRecord
+	return t, found, next, err
+}
+
+// release reads and closes every record of an answer that is not used.
+func release(records kafka.RecordReader) {
+	if records != nil {
+		_, _, _, _ = firstRecordTime(records, 0)
+	}
+}
+
+// closeRecord gives a record's key and value back to kafka-go.
+func closeRecord(r *kafka.Record) {
+	if r.Key != nil {
+		r.Key.Close()
+	}
+	if r.Value != nil {
+		r.Value.Close()
+	}
 }
 
 // logStart is the partition's first offset that retention has kept.
@@ -340,10 +396,4 @@ func (m *Monitor) logStart(ctx context.Context, tp topicPartition) (int64, error
 		}
 	}
 	return 0, fmt.Errorf("no first offset of %s/%d in the answer", tp.topic, tp.partition)
-}
-
-func closeRecords(r kafka.RecordReader) {
-	if c, ok := r.(io.Closer); ok {
-		c.Close()
-	}
 }

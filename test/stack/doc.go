@@ -1,5 +1,6 @@
 // Package stack tests the pipeline end to end with real processes on real ports: the local
-// stack scripts and `make run`; the relay killed or cut off from its broker; the projector,
+// stack scripts and `make run`; the relay killed or cut off from its broker; the writer's
+// memory while a backlog of large orders waits out a broker outage and drains; the projector,
 // notifier and auditor driven through the writer's HTTP API, SIGKILLed and restarted, run
 // as two instances of one group, fed a poison event, rebuilt while live, fed records the
 // relay did not publish (Kafka's own console producer); the writer's lag
@@ -7,7 +8,8 @@
 // kafka-consumer-groups. Each test runs in a fresh PostgreSQL schema with a topic prefix (and
 // so consumer groups) of its own.
 //
-// The lifecycle tests start a second stack on free ports in a folder of their own; the relay's
+// The lifecycle tests start a second stack on free ports in a folder of their own, and the
+// outage memory test a second broker the same way; the relay's
 // broker test stops and starts the stack's own broker (scripts/stack.sh down kafka / up kafka),
 // so nothing else may use that broker while it runs. The tests are behind the `stack` build
 // tag and run one at a time, last, from `make test`; `make test-faults` repeats the fault

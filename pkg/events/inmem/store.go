@@ -30,6 +30,9 @@ type Options struct {
 	// MaxEventsPerStream refuses appends that would take a stream past this many events, as
 	// the PostgreSQL store's option of the same name does; 0 means no limit.
 	MaxEventsPerStream int
+	// MaxEventBytes refuses appends with an event larger than this (events.Event.Size, data
+	// and metadata), as the PostgreSQL store's option of the same name does; 0 means no limit.
+	MaxEventBytes int
 }
 
 // Store is an in-memory event store. It is safe for concurrent use; the zero value is not
@@ -168,6 +171,9 @@ func (s *Store) prepare(streamID string, evs []events.Event, opts events.AppendO
 		}
 		if !validText(e.Type) {
 			return nil, fmt.Errorf("%w: event %d of %s: type must be UTF-8 without NUL", events.ErrInvalid, i, streamID)
+		}
+		if limit := s.opts.MaxEventBytes; limit > 0 && e.Size() > limit {
+			return nil, &events.TooLargeError{StreamID: streamID, Index: i, Type: e.Type, Size: e.Size(), Max: limit}
 		}
 		if !json.Valid(e.Data) || !utf8.Valid(e.Data) {
 			return nil, fmt.Errorf("%w: event %d (%s) of %s: data is not valid JSON", events.ErrInvalid, i, e.Type, streamID)

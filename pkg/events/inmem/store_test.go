@@ -17,3 +17,9 @@ func TestStore_MaxEventsPerStream(t *testing.T) {
 		return inmem.New(inmem.Options{MaxEventsPerStream: max})
 	})
 }
+
+func TestStore_MaxEventBytes(t *testing.T) {
+	eventstest.TestMaxEventBytes(t, func(_ *testing.T, max int) events.Store {
+		return inmem.New(inmem.Options{MaxEventBytes: max})
+	})
+}

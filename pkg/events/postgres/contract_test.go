@@ -22,3 +22,10 @@ func TestStore_ContractMaxEventsPerStream(t *testing.T) {
 		return s
 	})
 }
+
+func TestStore_ContractMaxEventBytes(t *testing.T) {
+	eventstest.TestMaxEventBytes(t, func(t *testing.T, max int) events.Store {
+		s, _ := newStore(t, postgres.Options{MaxEventBytes: max})
+		return s
+	})
+}

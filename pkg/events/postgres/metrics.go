@@ -22,6 +22,7 @@ const (
 	resultOK       = "ok"
 	resultConflict = "conflict"
 	resultFull     = "full"
+	resultTooLarge = "too_large"
 	resultInvalid  = "invalid"
 	resultError    = "error"
 )
@@ -33,7 +34,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		appends: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "annals_store_appends_total",
-			Help: "Appends to the event store, by result: ok, conflict (expected version), full (MAX_EVENTS_PER_AGGREGATE), invalid (bad input), error. An append in the caller's transaction (AppendTx) counts when it succeeds there, even if that transaction rolls back later.",
+			Help: "Appends to the event store, by result: ok, conflict (expected version), full (MAX_EVENTS_PER_AGGREGATE), too_large (an event over MAX_EVENT_BYTES), invalid (other bad input), error. An append in the caller's transaction (AppendTx) counts when it succeeds there, even if that transaction rolls back later.",
 		}, []string{"result"}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "annals_store_appended_events_total",
@@ -49,7 +50,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Appends tried again after losing the race for a stream's next version (expected version any or stream_exists).",
 		}),
 	}
-	for _, r := range []string{resultOK, resultConflict, resultFull, resultInvalid, resultError} {
+	for _, r := range []string{resultOK, resultConflict, resultFull, resultTooLarge, resultInvalid, resultError} {
 		m.appends.WithLabelValues(r)
 	}
 	if reg != nil {
@@ -72,6 +73,8 @@ func (m *Metrics) appended(n int, d time.Duration, err error) {
 		r = resultConflict
 	case errors.Is(err, events.ErrStreamFull):
 		r = resultFull
+	case errors.Is(err, events.ErrTooLarge):
+		r = resultTooLarge
 	case errors.Is(err, events.ErrInvalid):
 		r = resultInvalid
 	default:

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 
@@ -110,4 +111,23 @@ func gathered(t *testing.T, reg *prometheus.Registry, name, label, value string)
 	}
 	t.Fatalf("no series %s{%s=%q}", name, label, value)
 	return 0
+}
+
+// An append refused for an event over MaxEventBytes counts as too_large, apart from other bad
+// input.
+func TestMetrics_TooLarge(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	s, _ := newStore(t, postgres.Options{MaxEventBytes: 16, Metrics: postgres.NewMetrics(reg)})
+	if got := gathered(t, reg, "annals_store_appends_total", "result", "too_large"); got != 0 {
+		t.Fatalf("result too_large starts at %v, want a series at 0", got)
+	}
+	big := events.Event{Type: "X", Data: []byte(`"seventeen bytes"`)}
+	if _, err := s.Append(t.Context(), "user-m1", events.Any(), []events.Event{big}, events.AppendOptions{}); !errors.Is(err, events.ErrTooLarge) {
+		t.Fatalf("append of %d bytes = %v, want ErrTooLarge", big.Size(), err)
+	}
+	for r, want := range map[string]float64{"too_large": 1, "invalid": 0, "ok": 0} {
+		if got := gathered(t, reg, "annals_store_appends_total", "result", r); got != want {
+			t.Errorf("appends with result %s = %v, want %v", r, got, want)
+		}
+	}
 }

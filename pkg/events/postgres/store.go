@@ -24,6 +24,11 @@ type Options struct {
 	// MaxEventsPerStream refuses appends that would take a stream past this many events
 	// (MAX_EVENTS_PER_AGGREGATE); 0 means no limit.
 	MaxEventsPerStream int
+	// MaxEventBytes refuses appends with an event larger than this many bytes of data and
+	// metadata (events.Event.Size) with an *events.TooLargeError, before anything is written
+	// (MAX_EVENT_BYTES); 0 means no limit. A limit under the broker's record size keeps every
+	// event publishable.
+	MaxEventBytes int
 	// Notify makes every append send NOTIFY on OutboxChannel, to wake relays running in other
 	// processes at once rather than at their next poll. It is off by default: a transaction
 	// with a pending notification takes a global lock at commit, which serialises concurrent
@@ -231,6 +236,9 @@ func (s *Store) appendEvents(ctx context.Context, q querier, streamID string, ex
 	for i, e := range evs {
 		if e.Type == "" || len(e.Type) > 200 {
 			return res, fmt.Errorf("%w: event %d of %s: type must be 1 to 200 characters", events.ErrInvalid, i, streamID)
+		}
+		if limit := s.opts.MaxEventBytes; limit > 0 && e.Size() > limit {
+			return res, &events.TooLargeError{StreamID: streamID, Index: i, Type: e.Type, Size: e.Size(), Max: limit}
 		}
 		if !json.Valid(e.Data) {
 			return res, fmt.Errorf("%w: event %d (%s) of %s: data is not valid JSON", events.ErrInvalid, i, e.Type, streamID)

@@ -58,11 +58,12 @@ func New(store *postgres.Store, opts Options) *API {
 }
 
 // StoreOptions are the event store options of the [aggregates] section:
-// OPTIMISTIC_CONCURRENCY and MAX_EVENTS_PER_AGGREGATE.
+// OPTIMISTIC_CONCURRENCY, MAX_EVENTS_PER_AGGREGATE and MAX_EVENT_BYTES.
 func StoreOptions(c config.Aggregates) postgres.Options {
 	return postgres.Options{
 		DisableOptimisticConcurrency: !c.OptimisticConcurrency,
 		MaxEventsPerStream:           c.MaxEventsPerAggregate,
+		MaxEventBytes:                c.MaxEventBytes,
 	}
 }
 

@@ -223,3 +223,14 @@ func TestAPI_PruneSnapshots(t *testing.T) {
 		t.Errorf("user after pruning = %v", m)
 	}
 }
+
+func TestStoreOptions_MaxEventBytes(t *testing.T) {
+	c := config.Default()
+	if got := api.StoreOptions(c.Aggregates).MaxEventBytes; got != 983040 {
+		t.Errorf("default MaxEventBytes = %d, want 983040 (MAX_EVENT_BYTES)", got)
+	}
+	c.Aggregates.MaxEventBytes = 1000
+	if got := api.StoreOptions(c.Aggregates).MaxEventBytes; got != 1000 {
+		t.Errorf("MaxEventBytes = %d, want 1000", got)
+	}
+}

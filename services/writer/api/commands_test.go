@@ -340,3 +340,45 @@ func TestAPI_StreamFull(t *testing.T) {
 		t.Errorf("idempotency rows = %d (%v), want 0", n, err)
 	}
 }
+
+// A command whose event is over the store's MaxEventBytes answers 413 too_large, with the
+// limit, and appends nothing; an event at the limit is stored with its text as sent.
+func TestAPI_EventTooLarge(t *testing.T) {
+	const limit = 4096
+	e := newEnv(t, func(c *setup) { c.store.MaxEventBytes = limit })
+	user := e.createUser(t)
+	order := func(names int) map[string]any {
+		items := make([]item, names)
+		for i := range items {
+			items[i] = item{ID: "i" + strconv.Itoa(i), Name: strings.Repeat("<&>", 66), PriceCents: 100, Quantity: 1}
+		}
+		return map[string]any{"user_id": user, "items": items}
+	}
+	// 14 names of 198 bytes fit in 4,096 bytes as sent, but not HTML-escaped (six bytes for
+	// each of their characters).
+	e.do(t, "POST", "/v1/orders", order(14)).ok(t, http.StatusCreated)
+	var data string
+	if err := e.pool.QueryRow(t.Context(), `select data::text from annals_events where type = $1`, domain.EventOrderCreated).Scan(&data); err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.Repeat("<&>", 66); !strings.Contains(data, `"name":"`+want+`"`) || len(data) > limit {
+		t.Errorf("stored data of %d bytes, want at most %d with the names as sent: %.200s", len(data), limit, data)
+	}
+
+	e.unchanged(t, func() {
+		for _, key := range []string{"", "too-large-1"} {
+			var header []string
+			if key != "" {
+				header = []string{"Idempotency-Key", key}
+			}
+			got := e.do(t, "POST", "/v1/orders", order(40), header...).fail(t, http.StatusRequestEntityTooLarge, "too_large")
+			if got["max_bytes"] != float64(limit) || !strings.Contains(got["message"].(string), "MAX_EVENT_BYTES") {
+				t.Errorf("error %v, want max_bytes %d and a message naming MAX_EVENT_BYTES", got, limit)
+			}
+		}
+	})
+	var n int
+	if err := e.pool.QueryRow(t.Context(), `select count(*) from annals_idempotency`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("idempotency rows = %d (%v), want 0", n, err)
+	}
+}

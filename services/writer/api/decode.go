@@ -16,15 +16,26 @@ import (
 
 	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/httpx"
+	"github.com/annals-dev/annals/pkg/events"
 )
 
 // MaxBodyBytes is the largest request body accepted.
 const MaxBodyBytes = 1 << 20
 
 var (
-	errTooLarge  = errors.New("the request body exceeds 1 MiB")
-	errMediaType = errors.New("unsupported media type")
+	// errTooLarge is events.ErrTooLarge, so that one rule answers 413 for a body and for an
+	// event that is too large.
+	errTooLarge  error = bodyTooLarge("the request body exceeds 1 MiB")
+	errMediaType       = errors.New("unsupported media type")
 )
+
+// bodyTooLarge is the error of a request body over MaxBodyBytes.
+type bodyTooLarge string
+
+func (e bodyTooLarge) Error() string { return string(e) }
+
+// Is makes errors.Is(err, events.ErrTooLarge) hold.
+func (e bodyTooLarge) Is(target error) bool { return target == events.ErrTooLarge }
 
 // readBody checks the media type and reads at most MaxBodyBytes. A body that is present must
 // be application/json (a charset parameter, if any, must be utf-8).

@@ -34,7 +34,7 @@ var errorRules = []httpx.Rule{
 	httpx.As(func(ve *domain.ValidationError) httpx.Problem {
 		return httpx.Problem{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Message: ve.Error(), Fields: httpx.FieldOf(ve.Field)}
 	}),
-	httpx.Is(errTooLarge, httpx.Problem{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge}),
+	tooLarge,
 	httpx.Is(errMediaType, httpx.Problem{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMediaType}),
 	httpx.As(func(rule *domain.RuleError) httpx.Problem {
 		return httpx.Problem{Status: http.StatusUnprocessableEntity, Code: CodeRuleViolation, Message: rule.Message,
@@ -51,6 +51,21 @@ var errorRules = []httpx.Rule{
 	}),
 	httpx.Is(events.ErrStreamFull, httpx.Problem{Status: http.StatusUnprocessableEntity, Code: CodeRuleViolation,
 		Fields: map[string]any{"rule": RuleStreamFull}}),
+}
+
+// tooLarge is the rule of everything over a size limit (events.ErrTooLarge), 413 too_large: a
+// request body over MaxBodyBytes, or an event over the store's MaxEventBytes (MAX_EVENT_BYTES),
+// which names the limit as max_bytes.
+func tooLarge(err error) (httpx.Problem, bool) {
+	if !errors.Is(err, events.ErrTooLarge) {
+		return httpx.Problem{}, false
+	}
+	p := httpx.Problem{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: err.Error()}
+	var event *events.TooLargeError
+	if errors.As(err, &event) {
+		p.Message, p.Fields = event.Error(), map[string]any{"max_bytes": event.Max}
+	}
+	return p, true
 }
 
 // expectedJSON writes an expected version as the number the client sent or saw; -1 for a

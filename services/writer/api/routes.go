@@ -89,7 +89,7 @@ func commandOp(summary string, create bool, body map[string]any, bodyOptional bo
 			ok:  okText + "; ETag is the stream's new version",
 			400: "invalid_request: malformed body, path, query or header",
 			409: "version_conflict: the stream is not at the If-Match version (or changed during the command)",
-			413: "too_large: the body exceeds 1 MiB",
+			413: "too_large: the body exceeds 1 MiB, or an event of the command exceeds MAX_EVENT_BYTES (max_bytes)",
 			415: "unsupported_media_type: the body is not application/json",
 			422: "rule_violation (the domain refuses the command) or idempotency_key_reused",
 			503: "unavailable: the event store cannot be reached",
