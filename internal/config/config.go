@@ -29,6 +29,7 @@ type Config struct {
 	Handlers      Handlers      `json:"handlers"`
 	Monitoring    Monitoring    `json:"monitoring"`
 	Kafka         Kafka         `json:"kafka"`
+	Relay         Relay         `json:"relay"`
 	SMTP          SMTP          `json:"smtp"`
 	Notifier      Notifier      `json:"notifier"`
 	Auditor       Auditor       `json:"auditor"`
@@ -100,6 +101,12 @@ type Kafka struct {
 	TopicPrefix       string   `json:"topic_prefix"`
 	TopicPartitions   int      `json:"topic_partitions"`
 	ReplicationFactor int      `json:"replication_factor"`
+}
+
+// Relay is the [relay] section: the outbox relay's (the writer's, and `annals relay`'s).
+// MaxReadBytes bounds the event data and metadata of one read of the outbox.
+type Relay struct {
+	MaxReadBytes int `json:"max_read_bytes"`
 }
 
 // SMTP is the [smtp] section. Username and Password, when set, authenticate the notifier

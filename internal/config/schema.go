@@ -202,6 +202,12 @@ var specs = []spec{
 		bounds: atLeast(1),
 		field:  func(c *Config) any { return &c.Kafka.ReplicationFactor }},
 
+	// [relay]
+	{Key: Key{Section: "relay", Name: "max_read_bytes", Env: "RELAY_MAX_READ_BYTES", Kind: KindInt, Default: "16777216",
+		Doc: "Most bytes of event data and metadata the relay reads from the outbox at a time (16 MiB), so that a backlog of large events is published within a known memory; the appends of one transaction larger than this are read alone."},
+		bounds: atLeast(1024),
+		field:  func(c *Config) any { return &c.Relay.MaxReadBytes }},
+
 	// [smtp]
 	{Key: Key{Section: "smtp", Name: "addr", Env: "SMTP_ADDR", Kind: KindString, Default: "127.0.0.1:1025",
 		Doc: "host:port of the SMTP server."},
