@@ -2,11 +2,13 @@
 # make test-faults: the fault tests, several rounds each, against the local stack (started
 # when needed): `annals relay` killed with SIGKILL while events are appended, and the broker
 # stopped for 10 seconds and started again under a running relay (every event must reach
-# Kafka, in order per stream; duplicates are counted); 300 orders of 300 KB placed while a
-# broker of the test's own is down, drained with the writer under its 256 MiB memory limit;
-# the projector, notifier and auditor killed with SIGKILL mid-run and started again (nothing
-# lost, no effect twice); records the relay did not publish, written with Kafka's console
-# producer, set aside by every group.
+# Kafka, in order per stream; duplicates are counted); streams held for an event without a
+# schema while `annals relay` is killed (nothing of them past the held event is published,
+# every other stream is, and `annals outbox skip` releases them); 300 orders of 300 KB placed
+# while a broker of the test's own is down, drained with the writer under its 256 MiB memory
+# limit; the projector, notifier and auditor killed with SIGKILL mid-run and started again
+# (nothing lost, no effect twice); records the relay did not publish, written with Kafka's
+# console producer, set aside by every group.
 # ANNALS_FAULT_ROUNDS sets the rounds per test that repeats (default here 5).
 set -euo pipefail
 

@@ -8,6 +8,9 @@
 //
 //	migrate        apply the event store's database migrations (safe to run concurrently)
 //	relay          publish the outbox to Kafka until stopped (the writer also runs one)
+//	outbox         the streams the relay holds: holds [-json] (list them and why), retry STREAM...
+//	               | -all (try their held append again), skip STREAM -version V -reason WHY
+//	               [-by WHO] (give up on the held append, recorded with who and why)
 //	topics         create the event topics and dead-letter topics (idempotent)
 //	projector      the projector's read models: migrate (apply their migrations) or rebuild
 //	               (build them anew from the event store and switch to them atomically)
@@ -57,6 +60,11 @@ const usage = `usage: annals [-config file] <command> [arguments]
 commands:
   migrate        apply the event store's database migrations (safe to run concurrently)
   relay          publish the outbox to Kafka until stopped (the writer also runs one)
+  outbox         the streams the relay holds because it cannot publish one of their appends:
+                 outbox holds [-json] (list them, with why), outbox retry STREAM... | -all
+                 (once the cause is fixed: try the held append again), outbox skip STREAM
+                 -version V -reason WHY [-by WHO] (give up on the held append for good,
+                 recorded with who and why; the stream's later appends are then published)
   topics         create the event topics and dead-letter topics (idempotent)
   projector      the projector's read models: projector migrate (apply their migrations),
                  projector rebuild [-batch-size N] (build them anew from the event store while
@@ -118,6 +126,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = migrateCmd(ctx, rest, loadConfig, stdout)
 	case "relay":
 		err = relayCmd(ctx, rest, loadConfig, stderr)
+	case "outbox":
+		err = outboxCmd(ctx, rest, loadConfig, stdout)
 	case "topics":
 		err = topicsCmd(ctx, rest, loadConfig, stdout)
 	case "projector":

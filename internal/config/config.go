@@ -29,6 +29,7 @@ type Config struct {
 	Handlers      Handlers      `json:"handlers"`
 	Monitoring    Monitoring    `json:"monitoring"`
 	Kafka         Kafka         `json:"kafka"`
+	Relay         Relay         `json:"relay"`
 	EventSigning  EventSigning  `json:"event_signing"`
 	SMTP          SMTP          `json:"smtp"`
 	Notifier      Notifier      `json:"notifier"`
@@ -102,6 +103,12 @@ type Kafka struct {
 	TopicPrefix       string   `json:"topic_prefix"`
 	TopicPartitions   int      `json:"topic_partitions"`
 	ReplicationFactor int      `json:"replication_factor"`
+}
+
+// Relay is the [relay] section: the outbox relay's (the writer's, and `annals relay`'s).
+// MaxReadBytes bounds the event data and metadata of one read of the outbox.
+type Relay struct {
+	MaxReadBytes int `json:"max_read_bytes"`
 }
 
 // EventSigning is the [event_signing] section: the key the relay signs records with (also

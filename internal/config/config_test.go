@@ -50,6 +50,7 @@ func TestDefault(t *testing.T) {
 			LagExporterEnabled: true, LagPollInterval: 10 * time.Second, LagStatusWindow: 10},
 		Kafka: config.Kafka{Brokers: []string{"127.0.0.1:9092"}, TopicPrefix: "annals", TopicPartitions: 12,
 			ReplicationFactor: 1},
+		Relay:        config.Relay{MaxReadBytes: 16 << 20},
 		EventSigning: config.EventSigning{Required: true},
 		SMTP: config.SMTP{Addr: "127.0.0.1:1025", From: "Annals <noreply@annals.local>", StartTLS: "opportunistic",
 			Timeout: 10 * time.Second},
@@ -88,7 +89,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 54; got != want {
+	if got, want := len(keys), 55; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}
@@ -291,7 +292,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "unknown section",
 			file: "[event_sourcing]\nenabled: true\n\n[eventstore]\nhost: x\n",
-			want: []string{":4: unknown section [eventstore]; known sections: event_sourcing, event_store, projections, aggregates, handlers, monitoring, kafka, event_signing, smtp, notifier, auditor, http, log, writer"},
+			want: []string{":4: unknown section [eventstore]; known sections: event_sourcing, event_store, projections, aggregates, handlers, monitoring, kafka, relay, event_signing, smtp, notifier, auditor, http, log, writer"},
 		},
 		{
 			name: "unknown key",

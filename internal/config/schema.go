@@ -207,6 +207,11 @@ var specs = []spec{
 		bounds: atLeast(1),
 		field:  func(c *Config) any { return &c.Kafka.ReplicationFactor }},
 
+	// [relay]
+	{Key: Key{Section: "relay", Name: "max_read_bytes", Env: "RELAY_MAX_READ_BYTES", Kind: KindInt, Default: "16777216",
+		Doc: "Most bytes of event data and metadata the relay reads from the outbox at a time (16 MiB), so that a backlog of large events is published within a known memory; the appends of one transaction larger than this are read alone."},
+		bounds: atLeast(1024),
+		field:  func(c *Config) any { return &c.Relay.MaxReadBytes }},
 	// [event_signing]
 	{Key: Key{Section: "event_signing", Name: "key", Env: "EVENT_SIGNING_KEY", Kind: KindSecret, Default: "", Secure: true,
 		Doc: "The key the relay signs every record with, written <id>:<secret> (a secret of at least 32 bytes, such as `openssl rand -base64 32` writes); the consumers accept it too."},

@@ -45,10 +45,11 @@ func Topics(cfg *config.Config) []relay.Topic {
 func NewRelay(pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*relay.Relay, error) {
 	enc := relay.SchemaEncoder{Catalog: domain.Catalog(), JSON: cfg.EventSourcing.Serialization == "json"}
 	rc := relay.Config{
-		Brokers:     cfg.Kafka.Brokers,
-		TopicPrefix: cfg.Kafka.TopicPrefix,
-		Logger:      log,
-		Metrics:     relay.NewMetrics(reg),
+		Brokers:      cfg.Kafka.Brokers,
+		TopicPrefix:  cfg.Kafka.TopicPrefix,
+		MaxReadBytes: int64(cfg.Relay.MaxReadBytes),
+		Logger:       log,
+		Metrics:      relay.NewMetrics(reg),
 	}
 	signer, err := Signer(cfg)
 	if err != nil {

@@ -4,12 +4,15 @@
 // # Who owns what
 //
 // The relay owns publishing: electing one publisher, encoding (in parallel for large rounds),
-// per-stream order, the byte budget of a produce batch, the partitioner, what to set aside
-// and why, and its metrics. It owns no table. The outbox tables belong to the event store
+// per-stream order, the byte budgets of a read and of a produce batch, each topic's size
+// limit (read from the broker), the partitioner, which failures are an append's own (it holds
+// the append's stream, with the reason) and which are a dependency's (it pauses and retries),
+// and its metrics. It owns no table. The outbox tables belong to the event store
 // that writes them (pkg/events/postgres): the relay reaches them only through Outbox, which
 // it defines here and the store implements, and holds no SQL. The record's header names and
 // topic names are those of pkg/kafkawire; with Config.Signer every record also carries a
 // signature (pkg/signing), so that consumers can refuse records the relay did not publish.
 //
-// It must never skip an outbox row, and never publish a stream's event before an earlier one.
+// It must never skip an outbox row, never publish a stream's event before an earlier one, never
+// let a held stream hold up another, and never hold a stream for a dependency's failure.
 package relay

@@ -6,13 +6,15 @@ import "github.com/prometheus/client_golang/prometheus"
 type Metrics struct {
 	published prometheus.Counter
 	errors    prometheus.Counter
-	dead      prometheus.Counter
+	held      *prometheus.CounterVec
 	batch     prometheus.Histogram
 	latency   prometheus.Histogram
 	backlog   prometheus.Gauge
 	oldest    prometheus.Gauge
 	oldestTx  prometheus.Gauge
 	leader    prometheus.Gauge
+
+	heldStreams prometheus.Gauge
 }
 
 // NewMetrics creates the relay's metrics and registers them on reg (nil: not registered).
@@ -26,10 +28,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "annals_relay_publish_errors_total",
 			Help: "Publishes that failed in whole or in part (they are retried).",
 		}),
-		dead: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "annals_relay_dead_lettered_appends_total",
-			Help: "Appends moved aside to annals_outbox_dead because they cannot be published.",
-		}),
+		held: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "annals_relay_held_appends_total",
+			Help: "Appends the relay held in the outbox, by cause: unencodable (the encoder refuses an event, such as one without a schema), too_large (over the topic's max.message.bytes), refused (the broker refused its records for good), behind (an earlier append of its stream is held).",
+		}, []string{"cause"}),
 		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "annals_relay_batch_events",
 			Help:    "Events per publish.",
@@ -42,11 +44,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "annals_relay_outbox_backlog_rows",
-			Help: "Appends in the outbox not yet published.",
+			Help: "Appends in the outbox not yet published, held ones included.",
 		}),
 		oldest: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "annals_relay_oldest_unpublished_seconds",
-			Help: "Age of the oldest append not yet published.",
+			Help: "Age of the oldest append not yet published, held appends left out.",
 		}),
 		oldestTx: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "annals_relay_oldest_transaction_seconds",
@@ -56,9 +58,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "annals_relay_leader",
 			Help: "1 while this relay holds the relay lock and publishes, else 0.",
 		}),
+		heldStreams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "annals_relay_held_streams",
+			Help: "Streams the relay holds: an append it cannot publish waits in the outbox with the stream's later appends behind it, until an operator retries or skips it (annals outbox).",
+		}),
+	}
+	for _, cause := range []string{causeUnencodable, causeTooLarge, causeRefused, causeBehind} {
+		m.held.WithLabelValues(cause)
 	}
 	if reg != nil {
-		reg.MustRegister(m.published, m.errors, m.dead, m.batch, m.latency, m.backlog, m.oldest, m.oldestTx, m.leader)
+		reg.MustRegister(m.published, m.errors, m.held, m.batch, m.latency, m.backlog, m.oldest, m.oldestTx, m.leader, m.heldStreams)
 	}
 	return m
 }

@@ -2,28 +2,23 @@ package relay
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"slices"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/sourcegraph/conc/iter"
 
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/outbox"
-	"github.com/annals-dev/annals/pkg/kafkawire"
 )
 
 // Encoder turns an event into a Kafka record value. Encoding is deterministic: an error means
 // the event can never be published as it is (no schema for its type, data that does not fit
-// the schema), so the relay moves its append aside instead of retrying it. The relay calls
-// Encode from several goroutines at once.
+// the schema), so the relay holds its stream instead of retrying it (an operator retries it
+// once the cause is fixed, or skips it). The relay calls Encode from several goroutines at
+// once.
 type Encoder interface {
 	Encode(e events.Envelope) (value []byte, contentType string, fingerprint uint64, err error)
 }
@@ -39,13 +34,21 @@ type Config struct {
 	Brokers     []string
 	TopicPrefix string // "annals"
 	// MaxBatchEvents bounds one publish (5000 events). MaxBatchBytes bounds each partition's
-	// share of it (900 KiB), under the broker's batch limit, so that the share is a single
-	// produce batch, which the broker appends whole or not at all: a failed publish is
-	// retried as a whole and per-stream order holds.
+	// share of it (900 KiB, and never more than the topic's max.message.bytes allows), so that
+	// the share is a single produce batch, which the broker appends whole or not at all: a
+	// failed publish is retried as a whole and per-stream order holds.
 	MaxBatchEvents int
 	MaxBatchBytes  int
-	// MaxRecordBytes is the largest record the broker takes (message.max.bytes, default
-	// 1 MiB); an event whose record is larger is moved aside.
+	// MaxReadBytes bounds the event data (data and metadata) of one read of the outbox
+	// (16 MiB), so that a backlog of large events is published a window at a time within a
+	// known memory: a read holds the appends of whole transactions that fit in it, or those of
+	// one transaction alone if they are larger.
+	MaxReadBytes int64
+	// MaxRecordBytes, when set, caps the largest record below what each topic takes. By
+	// default the relay reads each topic's max.message.bytes from the broker (at the first
+	// publish to the topic, again every minute and after the broker refuses a batch as too
+	// large) and holds a stream whose append does not fit in it; it assumes Kafka's default
+	// of 1 MiB only when the broker does not say.
 	MaxRecordBytes int
 	// PollInterval is how often an idle relay looks at the outbox without a wake-up (50 ms).
 	PollInterval time.Duration
@@ -76,8 +79,8 @@ func (c *Config) setDefaults() {
 	if c.MaxBatchBytes <= 0 {
 		c.MaxBatchBytes = 900 << 10
 	}
-	if c.MaxRecordBytes <= 0 {
-		c.MaxRecordBytes = 1 << 20
+	if c.MaxReadBytes <= 0 {
+		c.MaxReadBytes = 16 << 20
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = 50 * time.Millisecond
@@ -111,8 +114,11 @@ type Relay struct {
 	log      *slog.Logger
 	m        *Metrics
 
-	client     *kafka.Client
-	partitions map[string][]int // topic -> partition ids, refreshed every publish round that fails
+	client *kafka.Client
+	// The state below belongs to the goroutine that leads.
+	topics     map[string]*topicInfo // partitions and size limit, refreshed every publish round that fails
+	alone      map[partitionKey]int  // partitions publishing one append a round, and for how many more rounds
+	readEvents int                   // the event budget of the next read, adapted to the events' sizes
 }
 
 // New returns a Relay of the outbox; Run starts it.
@@ -133,7 +139,9 @@ func New(o Outbox, enc Encoder, cfg Config) (*Relay, error) {
 		log:        cfg.Logger,
 		m:          m,
 		client:     &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.WriteTimeout, Transport: &kafka.Transport{}},
-		partitions: map[string][]int{},
+		topics:     map[string]*topicInfo{},
+		alone:      map[partitionKey]int{},
+		readEvents: min(cfg.MaxBatchEvents, firstReadEvents),
 	}, nil
 }
 
@@ -184,6 +192,7 @@ func (r *Relay) lead(ctx context.Context) error {
 		r.m.backlog.Set(0)
 		r.m.oldest.Set(0)
 		r.m.oldestTx.Set(0)
+		r.m.heldStreams.Set(0)
 		sess.Close() // drops the lock
 	}()
 	r.m.leader.Set(1)
@@ -249,312 +258,14 @@ func (r *Relay) listen(ctx context.Context) {
 	}
 }
 
-// errPartial: some records of a publish were not acknowledged; they are published again after
-// the retry pause.
-var errPartial = errors.New("some records were not acknowledged")
-
-// drain publishes one batch and reports how many outbox rows it settled.
-func (r *Relay) drain(ctx context.Context, sess outbox.Session) (int, error) {
-	batch, err := sess.Pending(ctx, r.cfg.MaxBatchEvents)
-	if err != nil || len(batch) == 0 {
-		return 0, err
-	}
-	batch = r.inOrder(batch)
-
-	// Encode whole appends: an append with an event that cannot be published is moved aside
-	// whole and none of its events is sent. A publish holds whole appends only, and stays
-	// within the byte budget that keeps each partition's share one produce batch.
-	// Rows are encoded a window at a time, so that a round cut short by the byte budget does
-	// not encode the rows it leaves for the next one.
-	rows := make([]encodedRow, len(batch))
-	var msgs []kafka.Message
-	var msgRow []int           // message -> batch row
-	var msgPart []partitionKey // message -> partition
-	dead := make([]string, len(batch))
-	cut := len(batch)
-	perPartition := map[partitionKey]int{} // bytes per partition
-	for start := 0; start < cut; {
-		end, n := start, 0
-		for end < len(batch) && (n < encodingWindow || end == start) {
-			n += len(batch[end].Events)
-			end++
-		}
-		for i := start; i < end; i++ {
-			part, err := r.partitionOf(ctx, kafkawire.Topic(r.cfg.TopicPrefix, batch[i].Category), batch[i].StreamID)
-			if err != nil {
-				return 0, err
-			}
-			rows[i].part = part
-		}
-		r.encodeRows(batch[start:end], rows[start:end], n)
-		for i := start; i < end; i++ {
-			row := &rows[i]
-			if row.dead != "" {
-				dead[i] = row.dead
-				continue
-			}
-			if perPartition[row.part]+row.bytes > r.cfg.MaxBatchBytes && len(msgs) > 0 {
-				cut = i // this append and the rest wait for the next round
-				break
-			}
-			perPartition[row.part] += row.bytes
-			for _, m := range row.msgs {
-				msgs = append(msgs, m)
-				msgRow = append(msgRow, i)
-				msgPart = append(msgPart, row.part)
-			}
-		}
-		start = end
-	}
-
-	failed := map[int]bool{} // batch rows with a record that was not acknowledged
-	var writeErr error
-	if len(msgs) > 0 {
-		wctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
-		failedParts, err := r.produce(wctx, msgs, msgPart)
-		writeErr = err
-		cancel()
-		ackedAt := time.Now()
-		if len(failedParts) == len(perPartition) && err != nil {
-			clear(r.partitions) // the topics may have changed
-			return 0, fmt.Errorf("publish %d records: %w", len(msgs), err)
-		}
-		for j := range msgs {
-			if failedParts[msgPart[j]] {
-				failed[msgRow[j]] = true
-			}
-		}
-		published := 0
-		for j := range msgs {
-			if !failed[msgRow[j]] {
-				published++
-				r.m.latency.Observe(ackedAt.Sub(msgs[j].Time).Seconds())
-			}
-		}
-		r.m.published.Add(float64(published))
-		r.m.batch.Observe(float64(len(msgs)))
-	}
-	var settled []outbox.Settlement
-	for i, a := range batch[:cut] {
-		if failed[i] {
-			continue
-		}
-		if dead[i] != "" {
-			r.m.dead.Inc()
-			r.log.Error("relay: moved an append aside to annals_outbox_dead", "stream_id", a.StreamID,
-				"first_version", a.FirstVersion, "last_version", a.LastVersion, "error", dead[i])
-		}
-		settled = append(settled, outbox.Settlement{StreamID: a.StreamID, FirstVersion: a.FirstVersion, Reason: dead[i]})
-	}
-	if err := sess.Settle(ctx, settled); err != nil {
-		return 0, err
-	}
-	if len(failed) > 0 {
-		return len(settled), fmt.Errorf("%w (%d appends): %v", errPartial, len(failed), writeErr)
-	}
-	return len(settled), nil
-}
-
-// encodedRow is an outbox row's records, or why it cannot be published.
-type encodedRow struct {
-	part  partitionKey
-	msgs  []kafka.Message
-	bytes int
-	dead  string
-}
-
-// parallelEncoding is the number of events from which a window's encoding is spread over
-// the cores. Encoding is most of a large round's CPU, and the database and the broker wait
-// meanwhile; a round of a few events is not worth the goroutines. encodingWindow is how many
-// events are encoded before the byte budget is checked again.
-const (
-	parallelEncoding = 256
-	encodingWindow   = 1024
-)
-
-// encodeRows encodes the events of each batch row, n in all, into rows[i].msgs, or says in
-// rows[i].dead why the row cannot be published.
-func (r *Relay) encodeRows(batch []outbox.Append, rows []encodedRow, n int) {
-	encode := func(i int) {
-		row := &rows[i]
-		for _, e := range batch[i].Events {
-			value, contentType, fp, err := r.enc.Encode(e)
-			if err != nil {
-				row.dead = err.Error()
-				return
-			}
-			m := r.message(e, value, contentType, fp)
-			size := recordSize(m)
-			if size > r.cfg.MaxRecordBytes {
-				row.dead = fmt.Sprintf("record of %d bytes (value %d) is over the broker's limit of %d (event %s, %s@%d)",
-					size, len(value), r.cfg.MaxRecordBytes, e.EventID, e.StreamID, e.Version)
-				return
-			}
-			row.msgs = append(row.msgs, m)
-			row.bytes += size
-		}
-	}
-	if n < parallelEncoding {
-		for i := range batch {
-			encode(i)
-		}
-		return
-	}
-	iter.ForEachIdx(rows, func(i int, _ *encodedRow) { encode(i) })
-}
-
-type partitionKey struct {
-	topic     string
-	partition int
-}
-
-// partitionOf is the partition the writer's murmur2 balancer puts a key in.
-func (r *Relay) partitionOf(ctx context.Context, topic, key string) (partitionKey, error) {
-	parts, ok := r.partitions[topic]
-	if !ok {
-		meta, err := r.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-		if err != nil {
-			return partitionKey{}, fmt.Errorf("metadata of %s: %w", topic, err)
-		}
-		for _, t := range meta.Topics {
-			if t.Error != nil {
-				return partitionKey{}, fmt.Errorf("metadata of %s: %w", topic, t.Error)
-			}
-			for _, p := range t.Partitions {
-				parts = append(parts, p.ID)
-			}
-		}
-		if len(parts) == 0 {
-			return partitionKey{}, fmt.Errorf("topic %s has no partitions", topic)
-		}
-		slices.Sort(parts)
-		r.partitions[topic] = parts
-	}
-	return partitionKey{topic, r.balancer.Balance(kafka.Message{Key: []byte(key)}, parts...)}, nil
-}
-
-// produce sends each partition's records as one produce request, all partitions at once, and
-// reports the partitions whose request failed (their records may or may not have landed: the
-// rows stay in the outbox and are published again).
-//
-// kafka-go's Writer is not used: it waits out its BatchTimeout on every partition of every
-// call, and may split one partition's share over several batches, the later of which can land
-// after the earlier one failed. Here acks (all in-sync replicas) and the partitioner (murmur2,
-// as the Java clients) are set explicitly, and there is no batch timer.
-func (r *Relay) produce(ctx context.Context, msgs []kafka.Message, parts []partitionKey) (map[partitionKey]bool, error) {
-	byPart := map[partitionKey][]kafka.Record{}
-	var order []partitionKey
-	for j, m := range msgs {
-		p := parts[j]
-		if _, ok := byPart[p]; !ok {
-			order = append(order, p)
-		}
-		byPart[p] = append(byPart[p], kafka.Record{
-			Time: m.Time, Key: kafka.NewBytes(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers,
-		})
-	}
-	var mu sync.Mutex
-	failed := map[partitionKey]bool{}
-	var errs []error
-	var wg sync.WaitGroup
-	for _, p := range order {
-		wg.Go(func() {
-			res, err := r.client.Produce(ctx, &kafka.ProduceRequest{
-				Topic: p.topic, Partition: p.partition, RequiredAcks: kafka.RequireAll,
-				Records: kafka.NewRecordReader(byPart[p]...),
-			})
-			if err == nil && res.Error != nil {
-				err = res.Error
-			}
-			if err == nil && len(res.RecordErrors) > 0 {
-				err = fmt.Errorf("%d records refused", len(res.RecordErrors))
-			}
-			if err != nil {
-				mu.Lock()
-				failed[p] = true
-				errs = append(errs, fmt.Errorf("%s[%d]: %w", p.topic, p.partition, err))
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return failed, errors.Join(errs...)
-}
-
-// recordSize is what a record counts against the broker's limits: value, key, headers and
-// the record's own overhead (at most about 30 bytes of varints and attributes).
-func recordSize(m kafka.Message) int {
-	n := len(m.Value) + len(m.Key) + 32
-	for _, h := range m.Headers {
-		n += len(h.Key) + len(h.Value) + 10
-	}
-	return n
-}
-
-// inOrder keeps, for each stream, the appends that continue it without a gap from its oldest
-// pending append, in version order (the batch comes sorted by stream and version), within the
-// batch's event budget.
-//
-// A committed append's earlier versions are always committed too (an append of version v+1
-// needs version v to exist, and the unique (stream_id, version) index makes a racing append
-// wait for the other's commit), so the oldest pending append this relay can see is the
-// stream's next one. A stream's later append can still be older by transaction id than an
-// earlier one (a transaction that wrote elsewhere first, then waited for the earlier
-// version); it waits here until the earlier one is published.
-func (r *Relay) inOrder(batch []outbox.Append) []outbox.Append {
-	out := batch[:0]
-	next := map[string]int64{}
-	n := 0
-	for _, a := range batch {
-		want, seen := next[a.StreamID]
-		if !seen {
-			want = a.Head
-		}
-		if a.FirstVersion != want || int64(len(a.Events)) != a.LastVersion-a.FirstVersion+1 {
-			next[a.StreamID] = -1 // a gap: the rest of this stream waits
-			continue
-		}
-		if n+len(a.Events) > r.cfg.MaxBatchEvents && n > 0 {
-			next[a.StreamID] = -1
-			continue
-		}
-		n += len(a.Events)
-		next[a.StreamID] = a.LastVersion + 1
-		out = append(out, a)
-	}
-	return out
-}
-
-func (r *Relay) message(e events.Envelope, value []byte, contentType string, fp uint64) kafka.Message {
-	m := kafka.Message{
-		Topic: kafkawire.Topic(r.cfg.TopicPrefix, e.Category),
-		Key:   []byte(e.StreamID),
-		Value: value,
-		Time:  e.RecordedAt,
-		Headers: []kafka.Header{
-			{Key: kafkawire.HeaderEventID, Value: []byte(e.EventID.String())},
-			{Key: kafkawire.HeaderEventType, Value: []byte(e.Type)},
-			{Key: kafkawire.HeaderStreamVersion, Value: strconv.AppendInt(nil, e.Version, 10)},
-			{Key: kafkawire.HeaderGlobalPosition, Value: strconv.AppendInt(nil, e.GlobalPosition, 10)},
-			{Key: kafkawire.HeaderCorrelationID, Value: []byte(e.CorrelationID)},
-			{Key: kafkawire.HeaderCausationID, Value: []byte(e.CausationID)},
-			{Key: kafkawire.HeaderRecordedAt, Value: []byte(e.RecordedAt.Format(time.RFC3339Nano))},
-			{Key: kafkawire.HeaderContentType, Value: []byte(contentType)},
-			{Key: kafkawire.HeaderFingerprint, Value: fmt.Appendf(nil, "%016x", fp)},
-		},
-	}
-	if len(e.Metadata) > 0 {
-		md, _ := json.Marshal(e.Metadata) // a map of strings always marshals
-		m.Headers = append(m.Headers, kafka.Header{Key: kafkawire.HeaderMetadata, Value: md})
-	}
-	if r.cfg.Signer != nil {
-		r.cfg.Signer.Sign(&m) // last: it signs the headers above
-	}
-	return m
-}
-
-// observe refreshes the backlog gauges.
+// observe refreshes the backlog gauges, and returns to the flow the appends kept behind a
+// hold that was deleted by hand.
 func (r *Relay) observe(ctx context.Context, sess outbox.Session) {
+	if n, err := sess.Reconcile(ctx); err != nil {
+		r.log.Debug("relay: reconciling held appends failed", "error", err)
+	} else if n > 0 {
+		r.log.Info("relay: appends held behind a hold that no longer exists flow again", "appends", n)
+	}
 	b, err := sess.Backlog(ctx)
 	if err != nil {
 		r.log.Debug("relay: backlog query failed", "error", err)
@@ -563,4 +274,5 @@ func (r *Relay) observe(ctx context.Context, sess outbox.Session) {
 	r.m.backlog.Set(float64(b.Appends))
 	r.m.oldest.Set(b.OldestAppend.Seconds())
 	r.m.oldestTx.Set(b.OldestTransaction.Seconds())
+	r.m.heldStreams.Set(float64(b.HeldStreams))
 }

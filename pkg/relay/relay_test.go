@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
@@ -66,8 +65,14 @@ func newEnv(t *testing.T) *env {
 // start runs a relay until the test ends.
 func (e *env) start(t *testing.T, cfg relay.Config) *relay.Relay {
 	t.Helper()
+	return e.startWith(t, jsonEncoder{}, cfg)
+}
+
+// startWith runs a relay with the encoder until the test ends.
+func (e *env) startWith(t *testing.T, enc relay.Encoder, cfg relay.Config) *relay.Relay {
+	t.Helper()
 	cfg.Brokers, cfg.TopicPrefix = e.brokers, e.prefix
-	r, err := relay.New(e.store.Outbox(), jsonEncoder{}, cfg)
+	r, err := relay.New(e.store.Outbox(), enc, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,9 +309,9 @@ func TestRelay_TwoRelays(t *testing.T) {
 	waitOutboxEmpty(t, e.pool)
 }
 
-// TestRelay_DeadLetters: an append that cannot be encoded, or whose record is over the
-// broker's limit, is moved aside with the reason; it blocks nothing.
-func TestRelay_DeadLetters(t *testing.T) {
+// TestRelay_HoldsWithReasons: an append that cannot be encoded, or whose record is over the
+// record limit, holds its stream with the reason; it holds nothing else.
+func TestRelay_HoldsWithReasons(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.append(t, "order-p", 1, "Something")
@@ -318,30 +323,33 @@ func TestRelay_DeadLetters(t *testing.T) {
 	}
 	e.append(t, "order-ok", 2, "Something")
 	e.start(t, relay.Config{MaxRecordBytes: 4096})
-	recs := e.consume(t, 4, time.Minute)
+	recs := e.consume(t, 3, time.Minute)
 	got := map[string][]int64{}
 	for _, r := range recs {
 		got[r.stream] = append(got[r.stream], r.version)
 	}
-	if fmt.Sprint(got["order-p"]) != "[0 2]" || fmt.Sprint(got["order-ok"]) != "[0 1]" || len(got["order-big"]) != 0 {
-		t.Errorf("published %v; want order-p 0 and 2, order-ok 0 and 1, nothing of order-big", got)
+	if fmt.Sprint(got["order-p"]) != "[0]" || fmt.Sprint(got["order-ok"]) != "[0 1]" || len(got["order-big"]) != 0 {
+		t.Errorf("published %v; want order-p 0, order-ok 0 and 1, nothing of order-big", got)
 	}
-	waitOutboxEmpty(t, e.pool)
-	rows, err := e.pool.Query(ctx, `select stream_id, first_version, error from annals_outbox_dead order by stream_id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
-		var s, msg string
-		var v int64
-		err := r.Scan(&s, &v, &msg)
-		return fmt.Sprintf("%s@%d: %s", s, v, msg), err
+	var holds []string
+	waitFor(t, "two holds", func() bool {
+		hs, err := e.store.Outbox().Holds(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		holds = holds[:0]
+		for _, h := range hs {
+			holds = append(holds, fmt.Sprintf("%s@%d: %s", h.StreamID, h.FirstVersion, h.Reason))
+		}
+		slices.Sort(holds)
+		return len(holds) == 2
 	})
-	if err != nil {
-		t.Fatal(err)
+	if !strings.Contains(holds[0], "order-big@0: record of") || !strings.Contains(holds[0], "over the limit of 4096 bytes") ||
+		holds[1] != "order-p@1: no schema for event type Poison" {
+		t.Errorf("holds = %q", holds)
 	}
-	if len(dead) != 2 || !strings.Contains(dead[0], "order-big@0: record of") || !strings.Contains(dead[1], "order-p@1: no schema for event type Poison") {
-		t.Errorf("dead letters = %q", dead)
+	if got := e.published(t); fmt.Sprint(got["order-p"]) != "[0]" {
+		t.Errorf("order-p published %v, want [0]", got["order-p"])
 	}
 }
 
@@ -366,14 +374,14 @@ func TestRelay_ByteBudget(t *testing.T) {
 	waitOutboxEmpty(t, e.pool)
 }
 
-// TestRelay_DeadLettersInALargeRound: in a round large enough to be encoded on several
-// goroutines, the appends that cannot be published are still moved aside, each with its own
-// reason, and every other append is published once, in per-stream order.
-func TestRelay_DeadLettersInALargeRound(t *testing.T) {
+// TestRelay_HoldsInALargeRound: in a round large enough to be encoded on several goroutines,
+// the appends that cannot be published hold their streams, each with its own reason, and
+// every other append is published once, in per-stream order, up to the held ones.
+func TestRelay_HoldsInALargeRound(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	const streams, appends = 40, 12
-	poisoned := map[string]int{} // stream -> the version moved aside
+	poisoned := map[string]int{} // stream -> the version held
 	for a := range appends {
 		for s := range streams {
 			stream := fmt.Sprintf("order-%02d", s)
@@ -385,53 +393,57 @@ func TestRelay_DeadLettersInALargeRound(t *testing.T) {
 			e.append(t, stream, 1, "Something")
 		}
 	}
-	total := streams*appends - len(poisoned)
-	e.start(t, relay.Config{}) // the whole outbox, 480 events, is one round
-	recs := e.consume(t, total, time.Minute)
-	seen := map[string][]int64{}
-	for _, r := range recs {
-		seen[r.stream] = append(seen[r.stream], r.version)
+	total := 0
+	for s := range streams {
+		if p, ok := poisoned[fmt.Sprintf("order-%02d", s)]; ok {
+			total += p
+		} else {
+			total += appends
+		}
 	}
+	e.start(t, relay.Config{}) // the whole outbox, 480 events, is one round
+	e.consume(t, total, time.Minute)
+	e.waitOutbox(t, "only the held streams in the outbox", func(rows map[string]int) bool {
+		for s, n := range rows {
+			if p, ok := poisoned[s]; !ok || n != appends-p {
+				return false
+			}
+		}
+		return true
+	})
+	seen := e.published(t)
 	for s := range streams {
 		stream := fmt.Sprintf("order-%02d", s)
 		var want []int64
 		for v := range appends {
-			if p, ok := poisoned[stream]; !ok || p != v {
-				want = append(want, int64(v))
+			if p, ok := poisoned[stream]; ok && v >= p {
+				break
 			}
+			want = append(want, int64(v))
 		}
 		if fmt.Sprint(seen[stream]) != fmt.Sprint(want) {
 			t.Errorf("%s: published %v, want %v", stream, seen[stream], want)
 		}
 	}
-	waitOutboxEmpty(t, e.pool)
-	rows, err := e.pool.Query(ctx, `select stream_id, first_version, error from annals_outbox_dead`)
+	hs, err := e.store.Outbox().Holds(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dead := map[string]int{}
-	for rows.Next() {
-		var stream, reason string
-		var v int
-		if err := rows.Scan(&stream, &v, &reason); err != nil {
-			t.Fatal(err)
+	held := map[string]int{}
+	for _, h := range hs {
+		if h.Reason != "no schema for event type Poison" {
+			t.Errorf("%s@%d held for %q", h.StreamID, h.FirstVersion, h.Reason)
 		}
-		if reason != "no schema for event type Poison" {
-			t.Errorf("%s@%d moved aside for %q", stream, v, reason)
-		}
-		dead[stream] = v
+		held[h.StreamID] = int(h.FirstVersion)
 	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(dead) != fmt.Sprint(poisoned) {
-		t.Errorf("moved aside %v, want %v", dead, poisoned)
+	if fmt.Sprint(held) != fmt.Sprint(poisoned) {
+		t.Errorf("held %v, want %v", held, poisoned)
 	}
 }
 
-// TestRelay_DeadLetterWholeAppend: an append with one event that cannot be published is
-// moved aside whole; none of its events is sent, and the stream goes on after it.
-func TestRelay_DeadLetterWholeAppend(t *testing.T) {
+// TestRelay_HoldsWholeAppend: an append with one event that cannot be published is held whole;
+// none of its events is sent, and the stream's later append waits behind it.
+func TestRelay_HoldsWholeAppend(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	mixed := []events.Event{{Type: "Something", Data: []byte(`{}`)}, {Type: "Poison", Data: []byte(`{}`)}}
@@ -439,18 +451,22 @@ func TestRelay_DeadLetterWholeAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.append(t, "order-x", 1, "Something")
+	e.append(t, "order-y", 1, "Something")
 	e.start(t, relay.Config{})
 	recs := e.consume(t, 1, time.Minute)
-	if recs[0].stream != "order-x" || recs[0].version != 2 {
-		t.Errorf("first record = %s@%d, want order-x@2 (versions 0 and 1 moved aside together)", recs[0].stream, recs[0].version)
+	if recs[0].stream != "order-y" {
+		t.Errorf("first record = %s@%d, want order-y@0", recs[0].stream, recs[0].version)
 	}
-	waitOutboxEmpty(t, e.pool)
-	var first, last int64
-	if err := e.pool.QueryRow(ctx, `select first_version, last_version from annals_outbox_dead where stream_id = 'order-x'`).Scan(&first, &last); err != nil {
+	e.waitOutbox(t, "order-x's two appends held", func(rows map[string]int) bool { return len(rows) == 1 && rows["order-x"] == 2 })
+	hs, err := e.store.Outbox().Holds(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if first != 0 || last != 1 {
-		t.Errorf("dead append covers %d..%d, want 0..1", first, last)
+	if len(hs) != 1 || hs[0].FirstVersion != 0 || hs[0].LastVersion != 1 || hs[0].Waiting != 2 {
+		t.Errorf("holds = %+v, want order-x held at 0..1 with 2 appends waiting", hs)
+	}
+	if got := e.published(t)["order-x"]; len(got) != 0 {
+		t.Errorf("order-x published %v, want nothing", got)
 	}
 }
 

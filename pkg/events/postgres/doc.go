@@ -6,12 +6,15 @@
 //
 // This package owns every table of the event store and every statement on them. That
 // includes the outbox: appends write its rows (Store), and the relay reads, settles and
-// measures them only through Outbox, which implements relay.Outbox (commit-safe reads, the
-// lock that elects one publisher, the planner settings of the publishing session, the rows
-// set aside in annals_outbox_dead). The statistics are the store's too: Stats adds the
+// measures them only through Outbox, which implements relay.Outbox (commit-safe reads within
+// event and byte budgets, the lock that elects one publisher, the planner settings of the
+// publishing session, the holds of the streams the relay cannot publish), and the operator
+// releases or skips held appends through Outbox too (Holds, Retry, Skip; a skipped append goes
+// to annals_outbox_dead with who skipped it and why). The statistics are the store's too: Stats adds the
 // counters that settling an outbox row keeps, in the same statement, to what the outbox still
 // holds, so they are right whoever settles the rows, and while nobody does.
 //
 // It must never commit events without their outbox row, nor an outbox row without its events,
-// nor remove an outbox row without counting its events.
+// nor remove an outbox row without counting its events, nor keep a row behind a hold that does
+// not exist.
 package postgres

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/annals-dev/annals/pkg/events"
@@ -103,32 +104,50 @@ type session struct {
 
 var _ outbox.Session = (*session)(nil)
 
-// readSQL takes, oldest transaction first, the committed outbox rows within $1 events, each
-// with its stream's oldest pending append (head) and its events.
-var readSQL = `select o.stream_id, o.first_version, o.last_version, o.category, o.created_at, h.head,
-			` + EnvelopeColumns("e") + `
-		from (select * from (
-				select stream_id, first_version, last_version, category, created_at,
-					sum(last_version - first_version + 1) over (order by tx_id rows unbounded preceding) as upto
-				from annals_outbox order by tx_id limit $1
-			) c where upto - (last_version - first_version + 1) < $1) o
-		cross join lateral (select min(first_version) as head from annals_outbox where stream_id = o.stream_id) h
-		cross join lateral (select * from annals_events
-			where stream_id = o.stream_id and version between o.first_version and o.last_version) e
-		order by o.stream_id, e.version`
+// readSQL takes, oldest transaction first, the committed outbox rows not marked held that
+// start within $1 events and whose events' data and metadata, with those of the transactions
+// before theirs, fit in $2 bytes (the first transaction's whatever their size), each with its
+// stream's oldest pending append (head), whether its stream is held, and its events, each
+// with its size.
+//
+// The rows within the event budget come first, from the partial index of the rows not held;
+// then their events, whose sizes are summed in the same order, a transaction at a time (the
+// GROUPS frame: a transaction's events are peers), so that the cut falls between transactions
+// and the rows need no sort before it. Sizes are those of the values as text.
+var readSQL = `select w.o_stream_id, w.first_version, w.last_version, w.o_category, w.created_at, w.head, w.held, w.size,
+			` + EnvelopeColumns("w") + `
+		from (
+			select o.stream_id as o_stream_id, o.first_version, o.last_version, o.category as o_category, o.created_at, o.held,
+				h.head, e.*, s.size, dense_rank() over upto as tx, sum(s.size) over upto as bytes
+			from (select * from (
+					select stream_id, first_version, last_version, category, created_at, tx_id,
+						exists (select 1 from annals_outbox_holds h where h.stream_id = annals_outbox.stream_id) as held,
+						sum(last_version - first_version + 1) over (order by tx_id rows unbounded preceding) as upto
+					from annals_outbox where not held order by tx_id limit $1
+				) c where upto - (last_version - first_version + 1) < $1) o
+			cross join lateral (select min(first_version) as head from annals_outbox where stream_id = o.stream_id) h
+			cross join lateral (select * from annals_events
+				where stream_id = o.stream_id and version between o.first_version and o.last_version) e
+			cross join lateral (select octet_length(e.data::text) + octet_length(e.metadata::text) as size) s
+			window upto as (order by o.tx_id groups between unbounded preceding and current row)
+		) w
+		where w.tx = 1 or w.bytes <= $2
+		order by w.o_stream_id, w.version`
 
-// Pending takes, in one query, the oldest committed outbox rows (by transaction) up to the
-// event budget, each stream's oldest pending append, and the rows' events.
+// Pending takes, in one query, the oldest committed outbox rows not marked held (by
+// transaction) within the event and byte budgets, each stream's oldest pending append, whether
+// the stream is held, and the rows' events.
 //
 // Every committed row this query can see is a candidate; rows are deleted one by one once
 // settled, and no high-water mark is kept: a row whose transaction commits late, with a lower
 // position than rows already published, is simply read by a later call. Nothing is skipped,
-// and an open transaction holds nothing back.
-func (s *session) Pending(ctx context.Context, maxEvents int) ([]outbox.Append, error) {
-	// Both lookups stay on the indexes whatever the backlog (indexPlansOnly): each row's head
-	// is the first entry of its stream in the outbox's key, and its events a range of the
-	// (stream_id, version) index.
-	rows, err := s.conn.Query(ctx, readSQL, maxEvents)
+// and an open transaction holds nothing back. The rows of held streams are marked by Settle
+// and passed over by the index the read walks, so a held stream costs later reads nothing.
+func (s *session) Pending(ctx context.Context, maxEvents int, maxBytes int64) ([]outbox.Append, error) {
+	// Every lookup stays on the indexes whatever the backlog (indexPlansOnly): each row's head
+	// is the first entry of its stream in the outbox's key, its hold a lookup of the holds'
+	// key, and its events a range of the (stream_id, version) index.
+	rows, err := s.conn.Query(ctx, readSQL, maxEvents, maxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}
@@ -136,12 +155,13 @@ func (s *session) Pending(ctx context.Context, maxEvents int) ([]outbox.Append, 
 	var batch []outbox.Append
 	for rows.Next() {
 		var a outbox.Append
-		e, err := ScanEnvelope(rows, &a.StreamID, &a.FirstVersion, &a.LastVersion, &a.Category, &a.CreatedAt, &a.Head)
+		e, err := ScanEnvelope(rows, &a.StreamID, &a.FirstVersion, &a.LastVersion, &a.Category, &a.CreatedAt, &a.Head, &a.Held, &a.Bytes)
 		if err != nil {
 			return nil, fmt.Errorf("read outbox: %w", err)
 		}
 		if n := len(batch); n > 0 && batch[n-1].StreamID == a.StreamID && batch[n-1].FirstVersion == a.FirstVersion {
 			batch[n-1].Events = append(batch[n-1].Events, e)
+			batch[n-1].Bytes += a.Bytes
 			continue
 		}
 		a.Events = []events.Envelope{e}
@@ -153,20 +173,13 @@ func (s *session) Pending(ctx context.Context, maxEvents int) ([]outbox.Append, 
 	return batch, nil
 }
 
-// settleSQL deletes the outbox rows ($1 streams, $2 first versions) that were published or,
-// with a reason in $3, moves them to annals_outbox_dead, and counts their events in
-// annals_counters, so that Stats, which adds the counters to what the outbox still holds,
-// counts every committed event exactly once.
-const settleSQL = `with r as (
-			select * from unnest($1::text[], $2::bigint[], $3::text[]) as r(s, f, err)
-		),
-		d as (
-			delete from annals_outbox o using r where o.stream_id = r.s and o.first_version = r.f
-			returning o.stream_id, o.first_version, o.last_version, o.category, o.types, o.created_at, r.err
-		),
-		dead as (
-			insert into annals_outbox_dead (stream_id, first_version, last_version, category, types, error, created_at)
-			select stream_id, first_version, last_version, category, types, err, created_at from d where err <> ''
+// settleSQL deletes the outbox rows ($1 streams, $2 first versions) that were published, and
+// counts their events in annals_counters, so that Stats, which adds the counters to what the
+// outbox still holds, counts every committed event exactly once.
+const settleSQL = `with d as (
+			delete from annals_outbox o using unnest($1::text[], $2::bigint[]) as r(s, f)
+			where o.stream_id = r.s and o.first_version = r.f
+			returning o.first_version, o.types
 		)
 		insert into annals_counters (name, value)
 		select name, count(*) from (
@@ -176,28 +189,74 @@ const settleSQL = `with r as (
 		) c group by name
 		on conflict (name) do update set value = annals_counters.value + excluded.value`
 
-// Settle removes the published rows and moves the others aside, counting their events for
-// the statistics, all in one statement.
+// holdSQL records the holds ($1 streams, $2 first versions, $3 reasons) of the appends that
+// cannot be published, and marks held the outbox rows ($4 streams, $5 first versions) of those
+// appends and of the appends behind them. A row is marked only while its stream's hold exists:
+// a new hold, or an existing one locked for the statement, so that a release, which deletes
+// the hold before it unmarks the stream's rows, never leaves a row marked without its hold.
+const holdSQL = `with created as (
+			insert into annals_outbox_holds (stream_id, category, first_version, last_version, reason)
+			select o.stream_id, o.category, o.first_version, o.last_version, r.reason
+			from unnest($1::text[], $2::bigint[], $3::text[]) as r(s, f, reason)
+			join annals_outbox o on o.stream_id = r.s and o.first_version = r.f
+			on conflict (stream_id) do nothing
+			returning stream_id
+		),
+		existing as (
+			select stream_id from annals_outbox_holds where stream_id = any($4::text[]) for share
+		)
+		update annals_outbox o set held = true
+		from unnest($4::text[], $5::bigint[]) as r(s, f)
+		where o.stream_id = r.s and o.first_version = r.f and not o.held
+			and (o.stream_id in (select stream_id from created) or o.stream_id in (select stream_id from existing))`
+
+// Settle deletes the published rows, counting their events for the statistics, and records
+// the holds and marks the held rows, in one transaction.
 func (s *session) Settle(ctx context.Context, settled []outbox.Settlement) error {
 	if len(settled) == 0 {
 		return nil
 	}
-	streams := make([]string, len(settled))
-	firsts := make([]int64, len(settled))
-	reasons := make([]string, len(settled))
-	for i, st := range settled {
-		streams[i], firsts[i], reasons[i] = st.StreamID, st.FirstVersion, st.Reason
+	var pubStreams, holdStreams, keptStreams []string
+	var pubFirsts, holdFirsts, keptFirsts []int64
+	var reasons []string
+	for _, st := range settled {
+		switch {
+		case st.Published():
+			pubStreams, pubFirsts = append(pubStreams, st.StreamID), append(pubFirsts, st.FirstVersion)
+		default:
+			if st.Hold != "" {
+				holdStreams, holdFirsts, reasons = append(holdStreams, st.StreamID), append(holdFirsts, st.FirstVersion), append(reasons, st.Hold)
+			}
+			keptStreams, keptFirsts = append(keptStreams, st.StreamID), append(keptFirsts, st.FirstVersion)
+		}
 	}
-	if _, err := s.conn.Exec(ctx, settleSQL, streams, firsts, reasons); err != nil {
-		return fmt.Errorf("settle %d outbox rows: %w", len(settled), err)
+	if len(keptStreams) == 0 {
+		if _, err := s.conn.Exec(ctx, settleSQL, pubStreams, pubFirsts); err != nil {
+			return fmt.Errorf("settle %d outbox rows: %w", len(settled), err)
+		}
+		return nil
+	}
+	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
+		if len(pubStreams) > 0 {
+			if _, err := tx.Exec(ctx, settleSQL, pubStreams, pubFirsts); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, holdSQL, holdStreams, holdFirsts, reasons, keptStreams, keptFirsts)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("settle %d outbox rows (%d held): %w", len(settled), len(keptStreams), err)
 	}
 	return nil
 }
 
-// backlogSQL counts the outbox's rows, the age of the oldest and that of the database's
-// oldest open transaction other than the session's own.
+// backlogSQL counts the outbox's rows, the age of the oldest not held, the held streams and
+// rows, and the age of the database's oldest open transaction other than the session's own.
 const backlogSQL = `select count(*),
-			coalesce(extract(epoch from clock_timestamp() - min(created_at)), 0),
+			coalesce(extract(epoch from clock_timestamp() - min(created_at) filter (where not held)), 0),
+			(select count(*) from annals_outbox_holds),
+			count(*) filter (where held),
 			(select coalesce(extract(epoch from clock_timestamp() - min(xact_start)), 0) from pg_stat_activity
 			 where pid <> pg_backend_pid() and (backend_xid is not null or backend_xmin is not null))
 		from annals_outbox`
@@ -206,11 +265,25 @@ const backlogSQL = `select count(*),
 func (s *session) Backlog(ctx context.Context) (outbox.Backlog, error) {
 	var b outbox.Backlog
 	var oldest, holder float64
-	if err := s.conn.QueryRow(ctx, backlogSQL).Scan(&b.Appends, &oldest, &holder); err != nil {
+	if err := s.conn.QueryRow(ctx, backlogSQL).Scan(&b.Appends, &oldest, &b.HeldStreams, &b.HeldAppends, &holder); err != nil {
 		return b, fmt.Errorf("outbox backlog: %w", err)
 	}
 	b.OldestAppend, b.OldestTransaction = seconds(oldest), seconds(holder)
 	return b, nil
+}
+
+// reconcileSQL unmarks the held rows (found through annals_outbox_held) whose stream has no
+// hold any more.
+const reconcileSQL = `update annals_outbox o set held = false
+		where o.held and not exists (select 1 from annals_outbox_holds h where h.stream_id = o.stream_id)`
+
+// Reconcile returns to the flow the rows kept behind a hold that was deleted by hand.
+func (s *session) Reconcile(ctx context.Context) (int64, error) {
+	tag, err := s.conn.Exec(ctx, reconcileSQL)
+	if err != nil {
+		return 0, fmt.Errorf("outbox reconcile: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

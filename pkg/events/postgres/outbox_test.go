@@ -37,8 +37,8 @@ func lead(tb testing.TB, s *postgres.Store, key int64) outbox.Session {
 }
 
 // TestStore_StatsWithoutRelay: the store's statistics count every appended event once,
-// whatever became of its outbox row: still pending, published, or moved aside. No relay runs;
-// the outbox is settled through the store's own session.
+// whatever became of its outbox row: still pending, published, held, or skipped by an
+// operator. No relay runs; the outbox is settled through the store's own session.
 func TestStore_StatsWithoutRelay(t *testing.T) {
 	ctx := context.Background()
 	s, pool := newStore(t, postgres.Options{})
@@ -91,19 +91,21 @@ func TestStore_StatsWithoutRelay(t *testing.T) {
 	if b := backlog(t, sess, int64(len(appends))); b.OldestAppend <= 0 {
 		t.Errorf("oldest pending append is %v old, want more than 0", b.OldestAppend)
 	}
-	pending, err := sess.Pending(ctx, 100)
+	pending, err := sess.Pending(ctx, 100, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(pending) != len(appends) {
 		t.Fatalf("%d appends pending, want %d", len(pending), len(appends))
 	}
-	// Publish the user streams, move order-1's first append aside.
+	// Publish the user streams, hold order-1 at its first append.
 	var settled []outbox.Settlement
 	for _, a := range pending {
 		switch {
 		case a.StreamID == "order-1" && a.FirstVersion == 0:
-			settled = append(settled, outbox.Settlement{StreamID: a.StreamID, FirstVersion: 0, Reason: "no schema"})
+			settled = append(settled, outbox.Settlement{StreamID: a.StreamID, FirstVersion: 0, Hold: "no schema"})
+		case a.StreamID == "order-1":
+			settled = append(settled, outbox.Settlement{StreamID: a.StreamID, FirstVersion: a.FirstVersion, Behind: true})
 		case a.Category == "user":
 			settled = append(settled, outbox.Settlement{StreamID: a.StreamID, FirstVersion: a.FirstVersion})
 		}
@@ -111,17 +113,24 @@ func TestStore_StatsWithoutRelay(t *testing.T) {
 	if err := sess.Settle(ctx, settled); err != nil {
 		t.Fatal(err)
 	}
-	check(t, "partly settled")
+	check(t, "partly settled, one stream held")
+	if b := backlog(t, sess, int64(len(appends)-2)); b.HeldStreams != 1 || b.HeldAppends != 2 {
+		t.Errorf("backlog: %d held streams, %d held appends; want 1, 2", b.HeldStreams, b.HeldAppends)
+	}
+	if _, err := s.Outbox().Skip(ctx, "order-1", 0, "ops", "a test"); err != nil {
+		t.Fatal(err)
+	}
+	check(t, "after a skip")
 	backlog(t, sess, int64(len(appends)-3))
 	var dead string
 	if err := pool.QueryRow(ctx, `select stream_id || '@' || first_version || '..' || last_version || ': ' || error from annals_outbox_dead`).Scan(&dead); err != nil {
 		t.Fatal(err)
 	}
 	if dead != "order-1@0..2: no schema" {
-		t.Errorf("moved aside: %q, want order-1@0..2: no schema", dead)
+		t.Errorf("skipped: %q, want order-1@0..2: no schema", dead)
 	}
 
-	pending, err = sess.Pending(ctx, 100)
+	pending, err = sess.Pending(ctx, 100, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +172,7 @@ func TestOutbox_Pending(t *testing.T) {
 		{"OneEvenIfLarger", 1, "order-b 0..1 head 0 [0 1]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pending, err := sess.Pending(ctx, tc.maxEvents)
+			pending, err := sess.Pending(ctx, tc.maxEvents, 1<<20)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -189,7 +198,7 @@ func TestOutbox_Pending(t *testing.T) {
 	if err := sess.Settle(ctx, []outbox.Settlement{{StreamID: "order-b", FirstVersion: 0}}); err != nil {
 		t.Fatal(err)
 	}
-	pending, err := sess.Pending(ctx, 100)
+	pending, err := sess.Pending(ctx, 100, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}

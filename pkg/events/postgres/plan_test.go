@@ -24,8 +24,10 @@ func TestPlans_IndexesOnEmptyTables(t *testing.T) {
 		sql  string
 		args string
 	}{
-		"read":   {readSQL, "(5000)"},
-		"settle": {settleSQL, "('{order-1}', '{0}', '{\"\"}')"},
+		"read":      {readSQL, "(5000, 16777216)"},
+		"settle":    {settleSQL, "('{order-1}', '{0}')"},
+		"hold":      {holdSQL, "('{order-1}', '{0}', '{\"no schema\"}', '{order-1,order-2}', '{0,3}')"},
+		"reconcile": {reconcileSQL, ""},
 	}
 	explain := func(t *testing.T, settings string) map[string]string {
 		t.Helper()
