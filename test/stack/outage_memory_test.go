@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,10 +21,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
-
-	"github.com/annals-dev/annals/internal/config"
-	"github.com/annals-dev/annals/internal/testenv"
-	"github.com/annals-dev/annals/pkg/events/postgres"
 )
 
 // writerMemoryLimit is the writer's memory limit in the Helm chart
@@ -55,7 +50,7 @@ func outageMemoryRound(t *testing.T, bins binaries, k *ownKafka) {
 		orders  = 300
 		clients = 4
 	)
-	e := newOwnFaultEnv(t, k.brokers)
+	e := newFaultEnvOn(t, k.brokers)
 	writer := startService(t, bins.writer, e, "writer", freeAddr(t))
 	mem := watchMemory(t, writer)
 	ctx := context.Background()
@@ -226,37 +221,6 @@ func (k *ownKafka) published(t *testing.T, topic string) int64 {
 		n += p.LastOffset
 	}
 	return n
-}
-
-// newOwnFaultEnv is a fault environment (a fresh schema, topics of its own) on the given
-// brokers; the writer creates the topics when it starts.
-func newOwnFaultEnv(t *testing.T, brokers []string) *faultEnv {
-	t.Helper()
-	pool, schemaName := testenv.SchemaPool(t)
-	if _, err := postgres.Migrate(context.Background(), pool, nil); err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(testenv.PostgresURL(t))
-	if err != nil {
-		t.Fatalf("DATABASE_URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schemaName)
-	u.RawQuery = q.Encode()
-	vars := map[string]string{
-		"DATABASE_URL":           u.String(),
-		"KAFKA_BROKERS":          strings.Join(brokers, ","),
-		"KAFKA_TOPIC_PREFIX":     "fault-" + testenv.UniqueName(t),
-		"KAFKA_TOPIC_PARTITIONS": "6",
-		"EVENT_SERIALIZATION":    "avro",
-		"HTTP_ADDR":              "",
-		"ANNALS_CONFIG":          "",
-	}
-	cfg, err := config.Load("", func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &faultEnv{pool: pool, brokers: brokers, cfg: cfg, vars: vars}
 }
 
 // memoryWatch samples a service's memory every 50 ms: the kernel's peak resident set of the

@@ -79,12 +79,18 @@ func newFaultEnv(t *testing.T) *faultEnv {
 // when it starts); they are deleted when the test ends all the same.
 func newFaultEnvWithoutTopics(t *testing.T) *faultEnv {
 	t.Helper()
+	return newFaultEnvOn(t, testenv.KafkaBrokers(t))
+}
+
+// newFaultEnvOn is newFaultEnvWithoutTopics on the given brokers (a broker of the test's
+// own).
+func newFaultEnvOn(t *testing.T, brokers []string) *faultEnv {
+	t.Helper()
 	ctx := context.Background()
 	pool, schemaName := testenv.SchemaPool(t)
 	if _, err := postgres.Migrate(ctx, pool, nil); err != nil {
 		t.Fatal(err)
 	}
-	brokers := testenv.KafkaBrokers(t)
 	// pgx passes URL parameters it does not know to the server as run-time parameters: a
 	// relay in another process gets the same schema this way.
 	u, err := url.Parse(testenv.PostgresURL(t))
