@@ -243,12 +243,13 @@ func (d *Directory) position(ctx context.Context, partition int) (int64, error) 
 }
 
 // apply applies a partition's records and moves its position past them, in one transaction.
-// When that fails for another reason than the database, it applies them one by one, skipping
-// (and logging) each record that cannot be applied, so that one bad record never stops the
-// directory.
+// When that fails for another reason than the database's own (postgres.Transient: the server
+// unreachable, a deadlock, a read-only server, ...), which is retried, it applies them one by
+// one, skipping (and logging) each record that cannot be applied, so that one bad record never
+// stops the directory and no good one is ever skipped for the database's sake.
 func (d *Directory) apply(ctx context.Context, partition int, batch []kafka.Message) error {
 	err := d.applyTx(ctx, partition, batch, false)
-	if err == nil || postgres.Unreachable(err) || ctx.Err() != nil {
+	if err == nil || postgres.Transient(err) || ctx.Err() != nil {
 		return err
 	}
 	for i := range batch {
@@ -257,7 +258,7 @@ func (d *Directory) apply(ctx context.Context, partition int, batch []kafka.Mess
 		if err == nil {
 			continue
 		}
-		if postgres.Unreachable(err) || ctx.Err() != nil {
+		if postgres.Transient(err) || ctx.Err() != nil {
 			return err
 		}
 		d.log.Error("notify: directory: skipping a user event that cannot be applied", "partition", partition,
@@ -363,12 +364,13 @@ type user struct {
 	Name          string
 	Status        string
 	DeactivatedAt *time.Time
+	Version       int64 // of the user's last event applied
 }
 
 // lookupUser returns the directory's row of a user; ok is false when there is none.
 func lookupUser(ctx context.Context, db *pgxpool.Pool, id uuid.UUID) (u user, ok bool, err error) {
-	err = db.QueryRow(ctx, `select email, name, status, deactivated_at from annals_notifier_users where user_id = $1`, id).
-		Scan(&u.Email, &u.Name, &u.Status, &u.DeactivatedAt)
+	err = db.QueryRow(ctx, `select email, name, status, deactivated_at, version from annals_notifier_users where user_id = $1`, id).
+		Scan(&u.Email, &u.Name, &u.Status, &u.DeactivatedAt, &u.Version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return user{}, false, nil
 	}
