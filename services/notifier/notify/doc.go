@@ -58,7 +58,9 @@
 // The Directory reads the user topic on its own, outside the consumer group, like a global
 // table: every notifier process reads every partition of the user topic, from the positions
 // stored in annals_notifier_directory_offsets, which commit in the same transaction as the
-// rows they cover. It cannot live inside the group: an order email that waits for its user
+// rows they cover; after a failed read it reads on with a new reader, so that it reads again
+// within seconds of the broker's return, however long the broker was away. It cannot live
+// inside the group: an order email that waits for its user
 // holds its whole batch (the runtime commits a batch when all of its lanes are done), and the
 // user event it waits for may be in the next batch; nor may the directory ever wait for the
 // mail server. So an order email polls the directory, with backoff, for up to
@@ -68,8 +70,8 @@
 //
 // When the directory still has no address after UserWait, the notifier must tell a user who
 // does not exist (the order event is wrong, and waiting cannot help) from a user the
-// directory has not caught up with (after a broker restart the directory may be minutes
-// behind; the relay may not have published the user's stream yet). The directory alone
+// directory has not caught up with (after a broker restart the directory may be seconds
+// behind the order topic; the relay may not have published the user's stream yet). The directory alone
 // cannot tell: having read to the end of the user topic proves nothing about events still in
 // the outbox. The event store can: the writer records a user before any order of theirs, and
 // the notifier keeps its tables in the event store's database. So the rule is:
