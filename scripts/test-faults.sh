@@ -3,7 +3,9 @@
 # when needed): `annals relay` killed with SIGKILL while events are appended, and the broker
 # stopped for 10 seconds and started again under a running relay (every event must reach
 # Kafka, in order per stream; duplicates are counted); the projector, notifier and auditor
-# killed with SIGKILL mid-run and started again (nothing lost, no effect twice).
+# killed with SIGKILL mid-run and started again (nothing lost, no effect twice); a broker of the
+# test's own killed with SIGKILL under the writer and the notifier and started again (every email
+# arrives, nothing is dead-lettered, no stream is blocked).
 # ANNALS_FAULT_ROUNDS sets the rounds per test that repeats (default here 5).
 set -euo pipefail
 
@@ -18,4 +20,4 @@ eval "$(scripts/stack.sh env)"
 trap 'scripts/stack.sh up kafka >/dev/null' EXIT
 
 echo "== fault tests (relay, projector, notifier, auditor), $ANNALS_FAULT_ROUNDS rounds each"
-$GO test -tags stack -count=1 -run 'TestRelay_|_SIGKILL' -timeout 90m -v ./test/stack
+$GO test -tags stack -count=1 -run 'TestRelay_|_SIGKILL|TestNotifier_BrokerSIGKILL' -timeout 120m -v ./test/stack
