@@ -33,7 +33,8 @@ test:
 test-short:
 	$(GO) test -short -count=1 ./...
 
-## test-faults: the relay under SIGKILL and a broker restart, ANNALS_FAULT_ROUNDS rounds each (default 5)
+## test-faults: the relay under SIGKILL and a broker restart, the consumers under SIGKILL, the notifier
+## under a broker SIGKILL, ANNALS_FAULT_ROUNDS rounds each (default 5)
 test-faults:
 	@scripts/test-faults.sh
 

@@ -8,7 +8,9 @@
 # while a broker of the test's own is down, drained with the writer under its 256 MiB memory
 # limit; the projector, notifier and auditor killed with SIGKILL mid-run and started again
 # (nothing lost, no effect twice); records the relay did not publish, written with Kafka's
-# console producer, set aside by every group.
+# console producer, set aside by every group; a broker of the test's own killed
+# with SIGKILL under the writer and the notifier and started again (every email arrives,
+# nothing is dead-lettered, no stream is blocked).
 # ANNALS_FAULT_ROUNDS sets the rounds per test that repeats (default here 5).
 set -euo pipefail
 
@@ -23,4 +25,4 @@ eval "$(scripts/stack.sh env)"
 trap 'scripts/stack.sh up kafka >/dev/null' EXIT
 
 echo "== fault tests (relay, projector, notifier, auditor, hostile records), $ANNALS_FAULT_ROUNDS rounds each"
-$GO test -tags stack -count=1 -run 'TestRelay_|_SIGKILL|TestTrust_' -timeout 90m -v ./test/stack
+$GO test -tags stack -count=1 -run 'TestRelay_|_SIGKILL|TestTrust_|TestNotifier_BrokerSIGKILL' -timeout 120m -v ./test/stack

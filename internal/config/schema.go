@@ -258,7 +258,7 @@ var specs = []spec{
 		bounds: atLeast(0),
 		field:  func(c *Config) any { return &c.Notifier.RateLimit }},
 	{Key: Key{Section: "notifier", Name: "user_wait", Env: "NOTIFIER_USER_WAIT", Kind: KindDuration, Default: "30s",
-		Doc: "How long an order email waits for its user's address before it goes to the dead-letter topic."},
+		Doc: "How long an order email waits for its user's address before the notifier asks the event store: an unknown user's order goes to the dead-letter topic, a known one pauses the group until the directory has caught up."},
 		bounds: positiveDuration,
 		field:  func(c *Config) any { return &c.Notifier.UserWait }},
 

@@ -44,9 +44,10 @@ type Config struct {
 	// in order.
 	Lanes int
 	// Attempts is how many times a failing message is tried before it goes to the dead-letter
-	// topic (3); 1 means no retries. Backoff is the pause before the second attempt (100 ms),
-	// doubled for each further one up to MaxBackoff (5 s), which also bounds the pause before
-	// processing starts again after a dependency was unavailable.
+	// topic (3); 1 means no retries. Failures marked Unavailable do not count: they pause the
+	// group until the dependency is back, however long that takes. Backoff is the pause before
+	// the second attempt (100 ms), doubled for each further one up to MaxBackoff (5 s), which
+	// also bounds the pause before processing starts again after a dependency was unavailable.
 	Attempts   int
 	Backoff    time.Duration
 	MaxBackoff time.Duration
@@ -523,7 +524,10 @@ func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, 
 		batch, alone = nil, lane
 	}
 	if len(batch) > 0 {
-		// On any failure, every message of the lane again on its own, in order.
+		// On any failure, every message of the lane again on its own, in order. That holds for
+		// a dependency's failure too: what failed may be the batch's size (a statement
+		// timeout, the server out of memory), which single messages get past; when the
+		// dependency is down, the first message stops the lane.
 		err := c.cfg.Unit(hctx, func(uctx context.Context) error {
 			for _, it := range batch {
 				it.m.Attempt = 1
@@ -543,7 +547,7 @@ func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, 
 			for _, it := range batch {
 				c.finished(it, pms)
 			}
-		case IsUnavailable(err) || hctx.Err() != nil:
+		case hctx.Err() != nil:
 			c.log.Warn("consume: batch stopped", "error", err)
 			return false
 		default:

@@ -28,9 +28,16 @@
 //     deployed first) is read through the catalog table (NewDecoder's Lookup) as the
 //     consumer's version of its type; one the table lacks too waits for the writer's
 //     registration, as for a dependency.
-//   - A dependency that is unavailable (errors marked with Unavailable, which PostgresUnit does
-//     for a database that is down) never sends a message to the dead-letter topic: processing
-//     stops, what finished is committed, and it starts again from the committed offsets.
+//   - A dependency's failure is never the message's fault. An error marked with Unavailable
+//     (PostgresUnit and PostgresError mark every failure of the database that is not the
+//     statement's: the server down, a deadlock, a serialization failure, a cancelled
+//     statement, a read-only server after a failover, a full disk) never sends a message to
+//     the dead-letter topic and is not counted against its attempts: processing stops, what
+//     finished is committed, and it starts again from the committed offsets after a pause
+//     that doubles from Config.Backoff up to Config.MaxBackoff, for as long as the failure
+//     lasts (annals_consumer_stalls_total counts the pauses). Only a fault of the message
+//     itself is poison: an error marked Permanent, a record that cannot be decoded, or an
+//     ordinary error that outlasts Config.Attempts.
 //   - On a rebalance or when Run's context ends, the batch in flight finishes (within
 //     Config.DrainTimeout) and is committed while the member still owns its partitions;
 //     messages fetched but not started are dropped. The member then rejoins, or leaves the

@@ -116,10 +116,12 @@ type unavailable struct{ err error }
 func (u unavailable) Error() string { return u.err.Error() }
 func (u unavailable) Unwrap() error { return u.err }
 
-// Unavailable marks err as a failure of a dependency (the database is down, the mail server
-// refuses connections) rather than of the message: the runtime does not count it against the
-// message's retries, stops the batch there without committing past it, and starts again from
-// the committed offsets after a pause. Unavailable(nil) is nil.
+// Unavailable marks err as a failure of a dependency (the database is down or answers a
+// deadlock, the mail server refuses connections or answers 4xx, a directory the handler
+// reads has not caught up) rather than of the message: the runtime does not count it against
+// the message's retries and never dead-letters the message for it; it stops the batch there
+// without committing past it, and starts again from the committed offsets after a pause, as
+// often as it takes. Unavailable(nil) is nil.
 func Unavailable(err error) error {
 	if err == nil {
 		return nil

@@ -29,11 +29,13 @@ func WithTx(ctx context.Context, tx pgx.Tx) context.Context {
 
 // PostgresUnit runs each unit of work in one transaction of pool, which handlers reach with
 // Tx(ctx). The transaction commits when the unit's work returns nil and rolls back otherwise.
-// Failures of the database rather than of the work (no connection, a connection lost in the
-// middle, the server shutting down) come back marked Unavailable, so that the runtime waits
-// for the database instead of dead-lettering messages. The work's own errors are judged by
-// postgres.ServerDown, so that an end of file or a deadline of something else the handler
-// called is not taken for the database's.
+// Its errors, the work's and the commit's, are marked by PostgresError: a failure of the
+// database rather than of the event (no connection, a connection lost in the middle, a
+// deadlock, a serialization failure, a cancelled statement, a read-only server, a full disk)
+// comes back Unavailable, so that the runtime pauses and tries again instead of
+// dead-lettering the event. The work's errors are judged on the server's word alone
+// (postgres.ServerTransient), so that an end of file or a deadline of something else the
+// handler called is not taken for the database's.
 func PostgresUnit(pool *pgxpool.Pool) Unit {
 	return func(ctx context.Context, fn func(ctx context.Context) error) error {
 		tx, err := pool.Begin(ctx)
@@ -42,19 +44,43 @@ func PostgresUnit(pool *pgxpool.Pool) Unit {
 		}
 		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 		if err := fn(WithTx(ctx, tx)); err != nil {
-			if tx.Conn().IsClosed() || postgres.ServerDown(err) {
+			switch {
+			case IsUnavailable(err) || IsPermanent(err):
+				return err
+			case tx.Conn().IsClosed() || postgres.ServerTransient(err):
 				return Unavailable(err)
+			case postgres.DataException(err):
+				return Permanent(err)
 			}
 			return err
 		}
 		if err := tx.Commit(ctx); err != nil {
-			if tx.Conn().IsClosed() || postgres.Unreachable(err) {
+			if tx.Conn().IsClosed() {
 				return Unavailable(fmt.Errorf("commit: %w", err))
 			}
-			return fmt.Errorf("commit: %w", err)
+			return PostgresError(fmt.Errorf("commit: %w", err))
 		}
 		return nil
 	}
+}
+
+// PostgresError marks an error of PostgreSQL for the runtime, by package postgres's
+// classifiers, the one rule of every consumer: a failure of the server or of the moment
+// (postgres.Transient) is Unavailable, so the group pauses and tries again, however long that
+// takes, and no event is dead-lettered for it; data the server refuses
+// (postgres.DataException) is Permanent, so the event is dead-lettered at once; anything else
+// is returned as it is, an ordinary failure that is retried Config.Attempts times. An error
+// marked before keeps its mark. PostgresError(nil) is nil.
+func PostgresError(err error) error {
+	switch {
+	case err == nil || IsUnavailable(err) || IsPermanent(err):
+		return err
+	case postgres.Transient(err):
+		return Unavailable(err)
+	case postgres.DataException(err):
+		return Permanent(err)
+	}
+	return err
 }
 
 // Inbox records which events a consumer group has applied, in the annals_inbox table, in the

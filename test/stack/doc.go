@@ -1,17 +1,19 @@
 // Package stack tests the pipeline end to end with real processes on real ports: the local
 // stack scripts and `make run`; the relay killed or cut off from its broker; the writer's
-// memory while a backlog of large orders waits out a broker outage and drains; the projector,
-// notifier and auditor driven through the writer's HTTP API, SIGKILLed and restarted, run
-// as two instances of one group, fed a poison event, rebuilt while live, fed records the
-// relay did not publish (Kafka's own console producer); the writer's lag
+// memory while a backlog of large orders waits out a broker outage and drains; the notifier's
+// broker killed under load; the projector, notifier and auditor driven through the writer's
+// HTTP API, SIGKILLed and restarted, run as two instances of one group, fed a poison event,
+// rebuilt while live, fed records the relay did not publish (Kafka's own console producer);
+// the writer's lag
 // exporter read while the notifier is stopped, and checked against Kafka's own
 // kafka-consumer-groups. Each test runs in a fresh PostgreSQL schema with a topic prefix (and
 // so consumer groups) of its own.
 //
-// The lifecycle tests start a second stack on free ports in a folder of their own, and the
-// outage memory test a second broker the same way; the relay's
-// broker test stops and starts the stack's own broker (scripts/stack.sh down kafka / up kafka),
-// so nothing else may use that broker while it runs. The tests are behind the `stack` build
-// tag and run one at a time, last, from `make test`; `make test-faults` repeats the fault
-// rounds (ANNALS_FAULT_ROUNDS).
+// The lifecycle tests start a second stack on free ports in a folder of their own; so do the
+// outage memory test, for a broker it stops and starts, and the notifier's broker test, for a
+// broker it kills with SIGKILL while the writer and the notifier run on it. The relay's broker
+// test stops and starts the stack's own broker (scripts/stack.sh down kafka / up kafka), so
+// nothing else may use that broker while it runs. The tests are behind the `stack` build tag
+// and run one at a time, last, from `make test`; `make test-faults` repeats the fault rounds
+// (ANNALS_FAULT_ROUNDS).
 package stack

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/annals-dev/annals/internal/testenv"
@@ -49,7 +50,15 @@ func TestClassify(t *testing.T) {
 		{"22003 numeric_value_out_of_range", pg("22003"), want{data: true}},
 		{"23505 unique_violation", pg("23505"), want{integrity: true}},
 		{"23514 check_violation", pg("23514"), want{integrity: true}},
-		{"40001 serialization_failure", pg("40001"), want{}},
+		{"40001 serialization_failure", pg("40001"), busy},
+		{"40P01 deadlock_detected", pg("40P01"), busy},
+		{"40003 statement_completion_unknown", pg("40003"), busy},
+		{"40002 transaction_integrity_constraint_violation", pg("40002"), want{}},
+		{"55P03 lock_not_available", pg("55P03"), busy},
+		{"25006 read_only_sql_transaction", pg("25006"), busy},
+		{"25P02 in_failed_sql_transaction", pg("25P02"), want{}},
+		{"53400 configuration_limit_exceeded", pg("53400"), busy},
+		{"58030 io_error", pg("58030"), busy},
 		{"42P01 undefined_table", pg("42P01"), want{}},
 		{"XX000 internal_error", pg("XX000"), want{}},
 		{"malformed code", pg("08"), want{}},
@@ -91,6 +100,60 @@ func TestClassify_Server(t *testing.T) {
 		_, err = tx.Exec(ctx, `set local statement_timeout = '10ms'; select pg_sleep(5)`)
 		if postgres.Unreachable(err) || !postgres.Transient(err) {
 			t.Errorf("%v: want transient, not unreachable", err)
+		}
+	})
+	t.Run("ReadOnly", func(t *testing.T) {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		_, err = tx.Exec(ctx, `set transaction read only; create temporary table written (n int)`)
+		if !postgres.Transient(err) || postgres.Unreachable(err) {
+			t.Errorf("%v: want transient, not unreachable", err)
+		}
+	})
+	t.Run("Deadlock", func(t *testing.T) {
+		// Two transactions take two advisory locks in opposite orders: the server ends one.
+		lock := func(tx pgx.Tx, key int64) error {
+			_, err := tx.Exec(ctx, `select pg_advisory_xact_lock($1)`, key)
+			return err
+		}
+		keys := [2]int64{time.Now().UnixNano(), time.Now().UnixNano() + 1}
+		var txs [2]pgx.Tx
+		for i := range txs {
+			tx, err := pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(ctx)
+			if err := lock(tx, keys[i]); err != nil {
+				t.Fatal(err)
+			}
+			txs[i] = tx
+		}
+		type result struct {
+			i   int
+			err error
+		}
+		results := make(chan result, 2)
+		for i := range txs {
+			go func() { results <- result{i, lock(txs[i], keys[1-i])} }()
+		}
+		// The server ends the loser's statement; the winner waits until the loser's
+		// transaction ends (or has already got its lock, when the server released the loser's
+		// at once).
+		var err error
+		for range 2 {
+			r := <-results
+			if r.err != nil {
+				err = r.err
+				_ = txs[r.i].Rollback(ctx)
+			}
+		}
+		var pg *pgconn.PgError
+		if !errors.As(err, &pg) || pg.Code != "40P01" || !postgres.Transient(err) || postgres.Unreachable(err) {
+			t.Errorf("%v: want a transient 40P01, not unreachable", err)
 		}
 	})
 	t.Run("NulByte", func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/annals-dev/annals/internal/domain"
@@ -135,7 +136,12 @@ func (d *Directory) partitions(ctx context.Context) ([]int, error) {
 	return nil, fmt.Errorf("topic %s: not in the metadata", d.cfg.Topic)
 }
 
-// tail applies one partition from where the directory stopped, until ctx ends.
+// tail applies one partition from where the directory stopped, until ctx ends. When a fetch
+// fails, the reader is closed and a new one reads on from the next offset after a pause:
+// while the broker is away, kafka-go's reader keeps retrying and queues each failure for
+// FetchMessage (up to its queue's capacity), so a reader kept across an outage would hand
+// out one stale failure per pause long after the broker is back, and the directory would
+// lag minutes behind the order emails that wait for it.
 func (d *Directory) tail(ctx context.Context, partition int) {
 	log := d.log.With("partition", partition)
 	backoff := d.cfg.Backoff
@@ -148,10 +154,11 @@ func (d *Directory) tail(ctx context.Context, partition int) {
 		backoff = min(2*backoff, d.cfg.MaxBackoff)
 		return true
 	}
-	var offset int64
+	reset := func() { backoff = d.cfg.Backoff }
+	var next int64
 	for {
 		var err error
-		if offset, err = d.position(ctx, partition); err == nil {
+		if next, err = d.position(ctx, partition); err == nil {
 			break
 		}
 		if ctx.Err() != nil {
@@ -162,51 +169,66 @@ func (d *Directory) tail(ctx context.Context, partition int) {
 			return
 		}
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   d.cfg.Brokers,
-		Topic:     d.cfg.Topic,
-		Partition: partition,
-		MinBytes:  1,
-		MaxBytes:  8 << 20,
-		MaxWait:   250 * time.Millisecond,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			log.Warn("notify: directory: kafka reader: " + fmt.Sprintf(msg, args...))
-		}),
-	})
-	defer r.Close()
-	if err := r.SetOffset(offset); err != nil { // only an invalid offset fails: a bug, not a condition
-		log.Error("notify: directory: cannot set the reader's offset; the partition is not read", "offset", offset, "error", err)
-		return
-	}
 	lag := d.metrics.directoryLag.WithLabelValues(strconv.Itoa(partition))
+	for {
+		r := kafka.NewReader(kafka.ReaderConfig{
+			Brokers:   d.cfg.Brokers,
+			Topic:     d.cfg.Topic,
+			Partition: partition,
+			MinBytes:  1,
+			MaxBytes:  8 << 20,
+			MaxWait:   250 * time.Millisecond,
+			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+				log.Warn("notify: directory: kafka reader: " + fmt.Sprintf(msg, args...))
+			}),
+		})
+		if err := r.SetOffset(next); err != nil { // only an invalid offset fails: a bug, not a condition
+			_ = r.Close()
+			log.Error("notify: directory: cannot set the reader's offset; the partition is not read", "offset", next, "error", err)
+			return
+		}
+		err := d.follow(ctx, r, partition, &next, lag, pause, reset)
+		_ = r.Close()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		log.Warn("notify: directory: fetch failed; reading on with a new reader", "error", err, "offset", next, "pause", backoff)
+		if !pause() {
+			return
+		}
+	}
+}
+
+// follow applies what r reads, batch after batch, moving next past each batch applied, until
+// ctx ends (nil) or a fetch fails (its error). A batch that cannot be applied is retried after
+// pause until it is.
+func (d *Directory) follow(ctx context.Context, r *kafka.Reader, partition int, next *int64, lag prometheus.Gauge,
+	pause func() bool, reset func()) error {
 	for {
 		batch, err := d.fetch(ctx, r)
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
 		if err != nil {
-			log.Warn("notify: directory: fetch failed; retrying", "error", err, "pause", backoff)
-			if !pause() {
-				return
-			}
-			continue
+			return err
 		}
-		backoff = d.cfg.Backoff
+		reset()
 		for {
 			err := d.apply(ctx, partition, batch)
 			if err == nil {
 				break
 			}
 			if ctx.Err() != nil {
-				return
+				return nil
 			}
-			log.Warn("notify: directory: cannot apply user events; retrying", "error", err, "pause", backoff)
+			d.log.Warn("notify: directory: cannot apply user events; retrying", "partition", partition, "error", err)
 			if !pause() {
-				return
+				return nil
 			}
 		}
-		backoff = d.cfg.Backoff
+		reset()
 		last := batch[len(batch)-1]
+		*next = last.Offset + 1
 		lag.Set(float64(max(last.HighWaterMark-last.Offset-1, 0)))
 	}
 }
@@ -243,14 +265,14 @@ func (d *Directory) position(ctx context.Context, partition int) (int64, error) 
 }
 
 // apply applies a partition's records and moves its position past them, in one transaction.
-// When that fails for another reason than a dependency (the database, a schema not registered
-// yet), it applies them one by one, skipping (and logging) each record that cannot be applied,
-// a record the relay did not publish among them, so that one bad record never stops the
-// directory.
+// When that fails for another reason than the database's own (postgres.Transient: the server
+// unreachable, a deadlock, a read-only server, ...), which is retried, it applies them one by
+// one, skipping (and logging) each record that cannot be applied, so that one bad record never
+// stops the directory (a record the relay did not publish among them) and no good one is ever skipped for the database's sake.
 func (d *Directory) apply(ctx context.Context, partition int, batch []kafka.Message) error {
 	err := d.applyTx(ctx, partition, batch, false)
-	if err == nil || postgres.Unreachable(err) || consume.IsUnavailable(err) || ctx.Err() != nil {
-		return err // a dependency (the database, or a schema not yet registered): retried
+	if err == nil || postgres.Transient(err) || consume.IsUnavailable(err) || ctx.Err() != nil {
+		return err
 	}
 	for i := range batch {
 		one := batch[i : i+1]
@@ -258,7 +280,7 @@ func (d *Directory) apply(ctx context.Context, partition int, batch []kafka.Mess
 		if err == nil {
 			continue
 		}
-		if postgres.Unreachable(err) || consume.IsUnavailable(err) || ctx.Err() != nil {
+		if postgres.Transient(err) || consume.IsUnavailable(err) || ctx.Err() != nil {
 			return err
 		}
 		d.log.Error("notify: directory: skipping a user event that cannot be applied", "partition", partition,
@@ -364,12 +386,13 @@ type user struct {
 	Name          string
 	Status        string
 	DeactivatedAt *time.Time
+	Version       int64 // of the user's last event applied
 }
 
 // lookupUser returns the directory's row of a user; ok is false when there is none.
 func lookupUser(ctx context.Context, db *pgxpool.Pool, id uuid.UUID) (u user, ok bool, err error) {
-	err = db.QueryRow(ctx, `select email, name, status, deactivated_at from annals_notifier_users where user_id = $1`, id).
-		Scan(&u.Email, &u.Name, &u.Status, &u.DeactivatedAt)
+	err = db.QueryRow(ctx, `select email, name, status, deactivated_at, version from annals_notifier_users where user_id = $1`, id).
+		Scan(&u.Email, &u.Name, &u.Status, &u.DeactivatedAt, &u.Version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return user{}, false, nil
 	}

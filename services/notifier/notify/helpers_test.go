@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/annals-dev/annals/internal/domain"
@@ -54,6 +55,7 @@ type harness struct {
 	mailpit *notifiertest.Mailpit
 	sender  *sender.Sender
 	n       *notify.Notifier
+	reg     *prometheus.Registry // the notifier's metrics
 	group   string
 	stop    context.CancelFunc
 	done    chan struct{}
@@ -84,7 +86,7 @@ func newHarness(tb testing.TB, s setup) *harness {
 	h := &harness{
 		tb: tb, pool: pool, topics: notifiertest.NewTopics(tb, s.partitions, notify.Group),
 		domain: notifiertest.MailDomain(tb), mailpit: notifiertest.NewMailpit(tb),
-		group: "annals-notifier-" + testenv.UniqueName(tb),
+		group: "annals-notifier-" + testenv.UniqueName(tb), reg: prometheus.NewRegistry(),
 	}
 	snd, err := sender.New(sender.Config{Addr: s.smtpAddr, From: from, TLS: sender.TLSNone, Rate: s.rate,
 		Timeout: 5 * time.Second, UserAgent: "annals-notifier-test"})
@@ -98,7 +100,7 @@ func newHarness(tb testing.TB, s setup) *harness {
 	}
 	h.sender = snd
 	h.n = notify.New(pool, snd, tpl, notify.Options{MessageIDDomain: snd.Domain(), UserWait: s.userWait,
-		Logger: testLogger(tb, s.logLevel)})
+		Logger: testLogger(tb, s.logLevel), Registerer: h.reg})
 	return h
 }
 

@@ -14,11 +14,12 @@ const (
 )
 
 type metrics struct {
-	emails       *prometheus.CounterVec
-	smtp         prometheus.Histogram
-	userWait     prometheus.Histogram
-	directory    *prometheus.CounterVec
-	directoryLag *prometheus.GaugeVec
+	emails          *prometheus.CounterVec
+	smtp            prometheus.Histogram
+	userWait        prometheus.Histogram
+	directory       *prometheus.CounterVec
+	directoryLag    *prometheus.GaugeVec
+	directoryBehind prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -45,9 +46,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "annals_notifier_directory_lag_messages",
 			Help: "Records of the user topic the directory has not applied yet, by partition, as of its last read.",
 		}, []string{"partition"}),
+		directoryBehind: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "annals_notifier_directory_behind_total",
+			Help: "Order emails that paused the group because the directory lacked a user the event store has, after NOTIFIER_USER_WAIT.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.emails, m.smtp, m.userWait, m.directory, m.directoryLag)
+		reg.MustRegister(m.emails, m.smtp, m.userWait, m.directory, m.directoryLag, m.directoryBehind)
 	}
 	return m
 }

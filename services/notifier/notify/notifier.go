@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,14 +41,27 @@ type Mailer interface {
 
 var _ Mailer = (*sender.Sender)(nil)
 
+// StreamInfoer reads a stream's metadata from the event store; *postgres.Store is one. It
+// returns an error wrapping events.ErrNotFound for a stream without events.
+type StreamInfoer interface {
+	StreamInfo(ctx context.Context, streamID string) (events.StreamInfo, error)
+}
+
+var _ StreamInfoer = (*postgres.Store)(nil)
+
 // Options tune a Notifier. Zero values take the defaults noted.
 type Options struct {
 	// MessageIDDomain is the domain part of the Message-IDs, <event-id@domain>: the domain of
 	// SMTP_FROM ("annals.local").
 	MessageIDDomain string
 	// UserWait is how long an order email waits for its user's address to reach the
-	// directory before the event goes to the dead-letter topic (30 s).
+	// directory before the notifier asks the event store about the user (30 s): a user the
+	// store does not have sends the event to the dead-letter topic; one it has pauses the
+	// group until the directory has caught up.
 	UserWait time.Duration
+	// EventStore says whether an order's user exists. Nil means a *postgres.Store on the
+	// notifier's pool: the notifier keeps its tables in the event store's database.
+	EventStore StreamInfoer
 	// RecordTimeout bounds the retries of the sent log's write after the SMTP server has
 	// accepted an email (10 s): past it the event is delivered again, and the email with it.
 	RecordTimeout time.Duration
@@ -79,6 +93,9 @@ func New(pool *pgxpool.Pool, m Mailer, tpl *templates.Set, opts Options) *Notifi
 	}
 	if opts.RecordTimeout <= 0 {
 		opts.RecordTimeout = 10 * time.Second
+	}
+	if opts.EventStore == nil {
+		opts.EventStore = postgres.New(pool, postgres.Options{})
 	}
 	log := opts.Logger
 	if log == nil {
@@ -217,7 +234,8 @@ func (n *Notifier) deliver(ctx context.Context, e events.Envelope, kind template
 }
 
 // record writes the sent log's row of an email the server accepted. The email is out, so it
-// tries for RecordTimeout even past ctx's end: failing here means sending the email again.
+// tries again after any failure of the database that is not the row's (postgres.Transient),
+// for RecordTimeout even past ctx's end: failing here means sending the email again.
 func (n *Notifier) record(ctx context.Context, row Notification) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.opts.RecordTimeout)
 	defer cancel()
@@ -227,7 +245,7 @@ func (n *Notifier) record(ctx context.Context, row Notification) error {
 		if err == nil {
 			return nil
 		}
-		if !postgres.Unreachable(err) || rctx.Err() != nil {
+		if !postgres.Transient(err) || rctx.Err() != nil {
 			n.log.ErrorContext(ctx, "notify: "+errNotRecorded.Error(), "event_id", row.EventID, "message_id", row.MessageID, "error", err)
 			return consume.Unavailable(fmt.Errorf("%w: %w", errNotRecorded, err))
 		}
@@ -304,7 +322,11 @@ func (n *Notifier) orderEmail(ctx context.Context, e events.Envelope) (outgoing,
 }
 
 // awaitUser returns the directory's row of a user once it has an address, polling with
-// backoff; after UserWait it gives up with a Permanent error, which dead-letters the event.
+// backoff for up to UserWait. Past that it asks the event store, the source of truth, about
+// the user (see the package comment): a user the store does not have, or whose events the
+// directory has all applied without finding an address, is a fault of the event (Permanent);
+// any other user is one the directory has not caught up with yet, a dependency that is not
+// ready (Unavailable: the group pauses and the email waits again).
 func (n *Notifier) awaitUser(ctx context.Context, id uuid.UUID) (user, error) {
 	start := time.Now()
 	pause := 10 * time.Millisecond
@@ -319,12 +341,7 @@ func (n *Notifier) awaitUser(ctx context.Context, id uuid.UUID) (user, error) {
 			return u, nil
 		}
 		if waited >= n.opts.UserWait {
-			why := "no event of the user was seen on the user topic"
-			if ok {
-				why = "the user's events seen so far carry no address (no " + domain.EventUserCreated + ")"
-			}
-			return user{}, consume.Permanent(fmt.Errorf("the directory has no address for user %s after waiting %s: %s",
-				id, n.opts.UserWait, why))
+			return user{}, n.userMissing(ctx, id, u, ok)
 		}
 		select {
 		case <-ctx.Done():
@@ -333,4 +350,35 @@ func (n *Notifier) awaitUser(ctx context.Context, id uuid.UUID) (user, error) {
 		}
 		pause = min(2*pause, time.Second)
 	}
+}
+
+// ErrDirectoryBehind marks an order email whose user the event store has and the directory
+// does not know yet: it waits, with the group paused, until the directory catches up.
+var ErrDirectoryBehind = errors.New("the directory has not caught up with the user")
+
+// userMissing decides about a user the directory has no address for after UserWait: u and ok
+// are the directory's row, if any.
+func (n *Notifier) userMissing(ctx context.Context, id uuid.UUID, u user, ok bool) error {
+	stream := events.StreamID(domain.UserCategory, id.String())
+	info, err := n.opts.EventStore.StreamInfo(ctx, stream)
+	switch {
+	case errors.Is(err, events.ErrNotFound):
+		return consume.Permanent(fmt.Errorf("the directory has no address for user %s after waiting %s: "+
+			"the event store has no such user (no stream %s)", id, n.opts.UserWait, stream))
+	case err != nil:
+		return dbError(fmt.Errorf("the directory has no address for user %s after waiting %s; "+
+			"the event store cannot say whether the user exists: %w", id, n.opts.UserWait, err))
+	case ok && u.Version >= info.Version:
+		return consume.Permanent(fmt.Errorf("the directory has no address for user %s: it has applied every event "+
+			"of the user, to version %d, and none carries one (no %s)", id, info.Version, domain.EventUserCreated))
+	}
+	applied := "none"
+	if ok {
+		applied = "up to version " + strconv.FormatInt(u.Version, 10)
+	}
+	n.metrics.directoryBehind.Inc()
+	n.log.WarnContext(ctx, "notify: the directory has not caught up with an order's user; the group pauses and the email waits",
+		"user_id", id, "store_version", info.Version, "directory_applied", applied, "waited", n.opts.UserWait)
+	return consume.Unavailable(fmt.Errorf("%w %s after waiting %s: the event store has it to version %d, the directory %s",
+		ErrDirectoryBehind, id, n.opts.UserWait, info.Version, applied))
 }

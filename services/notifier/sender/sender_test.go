@@ -183,6 +183,41 @@ func TestSender_Replies(t *testing.T) {
 	}
 }
 
+// TestSender_TransientReplies: a 4xx reply at any stage of the transaction is transient,
+// never permanent, and the same email goes through once the server accepts it again.
+func TestSender_TransientReplies(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, stage string
+		code        int
+		deferTo     func(srv *notifiertest.SMTPServer, rcpt string)
+	}{
+		{"MAIL FROM 421", "MAIL FROM", 421, func(srv *notifiertest.SMTPServer, _ string) { srv.DeferMail(421, 1) }},
+		{"MAIL FROM 451", "MAIL FROM", 451, func(srv *notifiertest.SMTPServer, _ string) { srv.DeferMail(451, 1) }},
+		{"RCPT TO 451", "RCPT TO", 451, func(srv *notifiertest.SMTPServer, rcpt string) { srv.Defer(rcpt, 1) }},
+		{"end of message 451", "end of message", 451, func(srv *notifiertest.SMTPServer, rcpt string) { srv.DeferData(rcpt, 451, 1) }},
+		{"end of message 452", "end of message", 452, func(srv *notifiertest.SMTPServer, rcpt string) { srv.DeferData(rcpt, 452, 1) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := notifiertest.NewSMTPServer(t)
+			s := newSender(t, srv.Addr(), sender.Config{})
+			tc.deferTo(srv, "later@example.com")
+			err := s.Send(context.Background(), email("later@example.com", "later"))
+			var se *sender.Error
+			if !errors.As(err, &se) || se.Permanent || se.Unknown || se.Code != tc.code || se.Stage != tc.stage || sender.IsPermanent(err) {
+				t.Fatalf("Send = %v (%+v), want a transient %s error with code %d", err, se, tc.stage, tc.code)
+			}
+			if err := s.Send(context.Background(), email("later@example.com", "later")); err != nil {
+				t.Fatalf("Send after the deferral: %v", err)
+			}
+			if got := srv.Received(); len(got) != 1 {
+				t.Errorf("the server kept %d messages, want 1", len(got))
+			}
+		})
+	}
+}
+
 func TestSender_ServerGoneAndBack(t *testing.T) {
 	t.Parallel()
 	domain := notifiertest.MailDomain(t)

@@ -20,19 +20,25 @@ import (
 )
 
 // SMTPServer is a real SMTP server of the test's own (github.com/emersion/go-smtp) whose
-// answers to RCPT TO the test chooses per recipient: a permanent refusal (Reject) or a number
-// of temporary ones (Defer). It keeps the messages it accepts. With SMTPOptions it offers
+// answers the test chooses: to RCPT TO per recipient a permanent refusal (Reject) or a number
+// of temporary ones (Defer), to MAIL FROM a number of temporary refusals (DeferMail), to the
+// end of a message per recipient a number of temporary refusals (DeferData). It keeps the
+// messages it accepts. With SMTPOptions it offers
 // STARTTLS and requires AUTH PLAIN.
 type SMTPServer struct {
 	addr  string
 	opts  SMTPOptions
 	roots *x509.CertPool
 
-	mu       sync.Mutex
-	rejected map[string]*smtp.SMTPError
-	deferred map[string]int
-	received []Received
-	attempts map[string]int
+	mu        sync.Mutex
+	rejected  map[string]*smtp.SMTPError
+	deferred  map[string]int
+	mailCode  int
+	mailTimes int
+	dataCode  map[string]int
+	dataTimes map[string]int
+	received  []Received
+	attempts  map[string]int
 }
 
 // SMTPOptions are the server's security settings.
@@ -63,7 +69,8 @@ func NewSMTPServerWith(tb testing.TB, o SMTPOptions) *SMTPServer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := &SMTPServer{addr: ln.Addr().String(), opts: o, rejected: map[string]*smtp.SMTPError{}, deferred: map[string]int{}, attempts: map[string]int{}}
+	s := &SMTPServer{addr: ln.Addr().String(), opts: o, rejected: map[string]*smtp.SMTPError{}, deferred: map[string]int{},
+		dataCode: map[string]int{}, dataTimes: map[string]int{}, attempts: map[string]int{}}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &session{s: s, conn: c}, nil }))
 	srv.Domain = "smtp.test.invalid"
 	srv.ReadTimeout, srv.WriteTimeout = 30*time.Second, 30*time.Second
@@ -127,6 +134,27 @@ func (s *SMTPServer) Defer(rcpt string, times int) {
 	s.deferred[strings.ToLower(rcpt)] = times
 }
 
+// DeferMail makes the server answer code (a 4xx reply such as 421 or 451) to the next times
+// MAIL FROM commands, whoever the email is for.
+func (s *SMTPServer) DeferMail(code, times int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mailCode, s.mailTimes = code, times
+}
+
+// DeferData makes the server answer code (a 4xx reply such as 451 or 452) to the end of the
+// next times messages to rcpt, after it received the whole message, and drop them.
+func (s *SMTPServer) DeferData(rcpt string, code, times int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dataCode[strings.ToLower(rcpt)], s.dataTimes[strings.ToLower(rcpt)] = code, times
+}
+
+// deferral is a temporary refusal with code.
+func deferral(code int) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+}
+
 // Attempts counts the RCPT TO commands the server received for rcpt.
 func (s *SMTPServer) Attempts(rcpt string) int {
 	s.mu.Lock()
@@ -176,6 +204,13 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	if ss.s.opts.Username != "" && ss.user == "" {
 		return smtp.ErrAuthRequired
 	}
+	s := ss.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mailTimes > 0 {
+		s.mailTimes--
+		return deferral(s.mailCode)
+	}
 	ss.from = from
 	return nil
 }
@@ -191,7 +226,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	if n := s.deferred[key]; n > 0 {
 		s.deferred[key] = n - 1
-		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+		return deferral(451)
 	}
 	ss.to = append(ss.to, to)
 	return nil
@@ -204,6 +239,13 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	ss.s.mu.Lock()
 	defer ss.s.mu.Unlock()
+	for _, to := range ss.to {
+		key := strings.ToLower(to)
+		if n := ss.s.dataTimes[key]; n > 0 {
+			ss.s.dataTimes[key] = n - 1
+			return deferral(ss.s.dataCode[key])
+		}
+	}
 	_, tlsOn := ss.conn.TLSConnectionState()
 	ss.s.received = append(ss.s.received, Received{From: ss.from, To: ss.to, Data: b, TLS: tlsOn, User: ss.user})
 	return nil
