@@ -63,7 +63,7 @@ func (r *Relay) drain(ctx context.Context, sess outbox.Session) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	writeErr, refused := r.publish(ctx, rd)
+	refused, writeErr := r.publish(ctx, rd)
 	settled := rd.settlements(behind)
 	if err := sess.Settle(ctx, settled); err != nil {
 		return 0, err
@@ -228,10 +228,10 @@ func header(m kafka.Message, key string) string {
 // replicas) is returned, and its appends are published again after the pause. A refusal of the
 // records for good (refusedForGood) is confirmed by sending the partition's appends one at a
 // time for a while; an append refused while sent alone holds its stream. It returns the
-// retriable failures, and the number of appends whose refusal was sorted out this way.
-func (r *Relay) publish(ctx context.Context, rd *round) (retriable error, refused int) {
+// number of appends whose refusal was sorted out this way, and the retriable failures.
+func (r *Relay) publish(ctx context.Context, rd *round) (refused int, retriable error) {
 	if len(rd.msgs) == 0 {
-		return nil, 0
+		return 0, nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
 	rd.failed = r.produce(wctx, rd.msgs, rd.msgPart)
@@ -288,7 +288,7 @@ func (r *Relay) publish(ctx context.Context, rd *round) (retriable error, refuse
 	}
 	r.m.published.Add(float64(published))
 	r.m.batch.Observe(float64(len(rd.msgs)))
-	return errors.Join(errs...), refused
+	return refused, errors.Join(errs...)
 }
 
 // aloneRounds is how many rounds a partition whose batch the broker refused for good publishes
