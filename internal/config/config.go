@@ -94,13 +94,21 @@ type Monitoring struct {
 	PprofEnabled          bool          `json:"pprof_enabled"`
 }
 
-// Kafka is the [kafka] section.
+// Kafka is the [kafka] section. SessionTimeout and DrainTimeout are the consumer groups'
+// membership timings: a consumer drains its work in flight within DrainTimeout, sending no
+// heartbeat meanwhile, so DrainTimeout plus ConsumerHeartbeat must stay below SessionTimeout
+// (Validate checks it).
 type Kafka struct {
-	Brokers           []string `json:"brokers"`
-	TopicPrefix       string   `json:"topic_prefix"`
-	TopicPartitions   int      `json:"topic_partitions"`
-	ReplicationFactor int      `json:"replication_factor"`
+	Brokers           []string      `json:"brokers"`
+	TopicPrefix       string        `json:"topic_prefix"`
+	TopicPartitions   int           `json:"topic_partitions"`
+	ReplicationFactor int           `json:"replication_factor"`
+	SessionTimeout    time.Duration `json:"session_timeout"`
+	DrainTimeout      time.Duration `json:"consumer_drain_timeout"`
 }
+
+// ConsumerHeartbeat is how often the services' consumers tell the broker they are alive.
+const ConsumerHeartbeat = time.Second
 
 // SMTP is the [smtp] section. Username and Password, when set, authenticate the notifier
 // to the server; StartTLS is "none", "opportunistic" (when the server offers it) or
@@ -258,6 +266,12 @@ func (c *Config) Validate() error {
 	}
 	if c.SMTP.Password != "" && c.SMTP.Username == "" {
 		errs = append(errs, errors.New("SMTP_PASSWORD (smtp.password): set, but SMTP_USERNAME (smtp.username) is empty"))
+	}
+	if c.Kafka.SessionTimeout > 0 && c.Kafka.DrainTimeout > 0 && c.Kafka.DrainTimeout+ConsumerHeartbeat >= c.Kafka.SessionTimeout {
+		errs = append(errs, fmt.Errorf("CONSUMER_DRAIN_TIMEOUT (kafka.consumer_drain_timeout) %s must be shorter than KAFKA_SESSION_TIMEOUT (kafka.session_timeout) %s "+
+			"minus the consumers' heartbeat interval (%s): a consumer still finishing its events after a rebalance would be evicted from its group "+
+			"while it works, and the partitions' new owner would handle the same events at the same time",
+			FormatDuration(c.Kafka.DrainTimeout), FormatDuration(c.Kafka.SessionTimeout), FormatDuration(ConsumerHeartbeat)))
 	}
 	if c.EventStore.URL == "" {
 		for _, name := range []string{"host", "database", "username"} {

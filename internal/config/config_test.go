@@ -49,7 +49,7 @@ func TestDefault(t *testing.T) {
 		Monitoring: config.Monitoring{MetricsEnabled: true, EventTracking: true, PerformanceMonitoring: true,
 			LagExporterEnabled: true, LagPollInterval: 10 * time.Second, LagStatusWindow: 10},
 		Kafka: config.Kafka{Brokers: []string{"127.0.0.1:9092"}, TopicPrefix: "annals", TopicPartitions: 12,
-			ReplicationFactor: 1},
+			ReplicationFactor: 1, SessionTimeout: 10 * time.Second, DrainTimeout: 6 * time.Second},
 		SMTP: config.SMTP{Addr: "127.0.0.1:1025", From: "Annals <noreply@annals.local>", StartTLS: "opportunistic",
 			Timeout: 10 * time.Second},
 		Notifier: config.Notifier{RateLimit: 100, UserWait: 30 * time.Second},
@@ -87,7 +87,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 50; got != want {
+	if got, want := len(keys), 52; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}
@@ -336,6 +336,21 @@ func TestLoadErrors(t *testing.T) {
 			name: "negative shutdown timeout",
 			env:  env("SHUTDOWN_TIMEOUT", "-1s"),
 			want: []string{`SHUTDOWN_TIMEOUT (http.shutdown_timeout): "-1s" is out of range; must not be negative`},
+		},
+		{
+			name: "drain as long as the session",
+			env:  env("CONSUMER_DRAIN_TIMEOUT", "12s", "KAFKA_SESSION_TIMEOUT", "12s"),
+			want: []string{`CONSUMER_DRAIN_TIMEOUT (kafka.consumer_drain_timeout) 12s must be shorter than KAFKA_SESSION_TIMEOUT (kafka.session_timeout) 12s minus the consumers' heartbeat interval (1s)`},
+		},
+		{
+			name: "drain past the default session",
+			env:  env("CONSUMER_DRAIN_TIMEOUT", "9500ms"),
+			want: []string{`CONSUMER_DRAIN_TIMEOUT (kafka.consumer_drain_timeout) 9.5s must be shorter than KAFKA_SESSION_TIMEOUT (kafka.session_timeout) 10s`},
+		},
+		{
+			name: "zero drain timeout",
+			env:  env("CONSUMER_DRAIN_TIMEOUT", "0s"),
+			want: []string{`CONSUMER_DRAIN_TIMEOUT (kafka.consumer_drain_timeout): "0s" is out of range; must be greater than 0`},
 		},
 		{
 			name: "zero lag poll interval",

@@ -201,6 +201,14 @@ var specs = []spec{
 		Doc: "Replication factor of topics the services create."},
 		bounds: atLeast(1),
 		field:  func(c *Config) any { return &c.Kafka.ReplicationFactor }},
+	{Key: Key{Section: "kafka", Name: "session_timeout", Env: "KAFKA_SESSION_TIMEOUT", Kind: KindDuration, Default: "10s",
+		Doc: "How long the broker waits to hear from a consumer (the projector, the notifier, the auditor) before it evicts it from its group and gives its partitions to the others."},
+		bounds: positiveDuration,
+		field:  func(c *Config) any { return &c.Kafka.SessionTimeout }},
+	{Key: Key{Section: "kafka", Name: "consumer_drain_timeout", Env: "CONSUMER_DRAIN_TIMEOUT", Kind: KindDuration, Default: "6s",
+		Doc: "How long the events a consumer has started may take to finish when it stops or its partitions move to another member (no other event starts meanwhile); must be shorter than KAFKA_SESSION_TIMEOUT minus the consumers' 1s heartbeat interval."},
+		bounds: positiveDuration,
+		field:  func(c *Config) any { return &c.Kafka.DrainTimeout }},
 
 	// [smtp]
 	{Key: Key{Section: "smtp", Name: "addr", Env: "SMTP_ADDR", Kind: KindString, Default: "127.0.0.1:1025",

@@ -55,12 +55,17 @@ type Config struct {
 	Blocks BlockStore
 	// Middleware wraps the handler, inside the runtime's own panic recovery.
 	Middleware []Middleware
-	// DrainTimeout bounds how long a batch in flight may take to finish once the consumer is
-	// stopping or its partitions are being reassigned (10 s). What has not finished by then is
-	// not committed and is delivered again.
+	// DrainTimeout bounds how long the messages already started may take to finish once the
+	// consumer is stopping or its partitions are being reassigned; no other message starts
+	// then. What has not finished by then is not committed and is delivered again. It
+	// defaults to two thirds of SessionTimeout minus HeartbeatInterval (6 s), and must stay
+	// below SessionTimeout minus HeartbeatInterval: a member sends no heartbeat while it
+	// drains, and the broker evicts a member it has not heard from within SessionTimeout,
+	// giving its partitions to another member while it still works on them.
 	DrainTimeout time.Duration
 	// Group membership timings: SessionTimeout (10 s), HeartbeatInterval (1 s),
-	// RebalanceTimeout (15 s, which must exceed DrainTimeout).
+	// RebalanceTimeout (15 s, or DrainTimeout plus 5 s when that is longer; it must exceed
+	// DrainTimeout).
 	SessionTimeout    time.Duration
 	HeartbeatInterval time.Duration
 	RebalanceTimeout  time.Duration
@@ -98,10 +103,17 @@ func (c *Config) defaults() error {
 	set(&c.Linger, 5*time.Millisecond)
 	set(&c.Backoff, 100*time.Millisecond)
 	set(&c.MaxBackoff, 5*time.Second)
-	set(&c.DrainTimeout, 10*time.Second)
 	set(&c.SessionTimeout, 10*time.Second)
 	set(&c.HeartbeatInterval, time.Second)
-	set(&c.RebalanceTimeout, 15*time.Second)
+	if c.HeartbeatInterval >= c.SessionTimeout {
+		return fmt.Errorf("consume: the heartbeat interval (%s) must be shorter than the session timeout (%s)", c.HeartbeatInterval, c.SessionTimeout)
+	}
+	set(&c.DrainTimeout, (c.SessionTimeout-c.HeartbeatInterval)*2/3)
+	set(&c.RebalanceTimeout, max(15*time.Second, c.DrainTimeout+5*time.Second))
+	if c.DrainTimeout+c.HeartbeatInterval >= c.SessionTimeout {
+		return fmt.Errorf("consume: the drain timeout (%s) plus the heartbeat interval (%s) must be shorter than the session timeout (%s): "+
+			"a member that drains longer is evicted from its group while it still works", c.DrainTimeout, c.HeartbeatInterval, c.SessionTimeout)
+	}
 	if c.RebalanceTimeout <= c.DrainTimeout {
 		return fmt.Errorf("consume: the rebalance timeout (%s) must exceed the drain timeout (%s)", c.RebalanceTimeout, c.DrainTimeout)
 	}
@@ -435,7 +447,9 @@ type item struct {
 }
 
 // process handles a batch in lanes and reports whether every message finished. Once the
-// generation ends, handlers get DrainTimeout more before their context is cancelled.
+// generation ends, no lane starts another message, and the handlers of those started get
+// DrainTimeout more before their context is cancelled: what the member still does after a
+// rebalance is bounded by the messages in flight, not by the batch.
 func (c *Consumer) process(ctx, gctx context.Context, batch []kafka.Message, bs *blockSet, pms map[topicPartition]*partitionMetrics) ([]item, bool) {
 	items := make([]item, len(batch))
 	lanes := make([][]*item, c.cfg.Lanes)
@@ -486,8 +500,8 @@ func laneOf(key []byte, lanes int) int {
 }
 
 // lane handles a lane's messages in order. It reports false when it stopped before the end
-// (a dependency unavailable, the drain timeout, the generation ended during a retry pause);
-// the messages it did not finish stay undone.
+// (a dependency unavailable, the drain timeout, the generation ended); the messages it did
+// not finish stay undone.
 func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, pms map[topicPartition]*partitionMetrics) bool {
 	// The streams whose messages go one by one: blocked ones (their messages are parked) and
 	// those with a record that could not be decoded (it is dead-lettered and blocks them).
@@ -521,6 +535,9 @@ func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, 
 		batch, alone = nil, lane
 	}
 	if len(batch) > 0 {
+		if gctx.Err() != nil {
+			return false // the partitions may belong to another member already
+		}
 		// On any failure, every message of the lane again on its own, in order.
 		err := c.cfg.Unit(hctx, func(uctx context.Context) error {
 			for _, it := range batch {
@@ -549,6 +566,9 @@ func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, 
 		}
 	}
 	for _, it := range alone {
+		if gctx.Err() != nil {
+			return false // no message starts once the generation has ended
+		}
 		if !c.one(hctx, gctx, it, bs, pms[topicPartition{it.m.Topic, it.m.Partition}]) {
 			return false
 		}

@@ -21,10 +21,12 @@
 //   - A dependency that is unavailable (errors marked with Unavailable, which PostgresUnit does
 //     for a database that is down) never sends a message to the dead-letter topic: processing
 //     stops, what finished is committed, and it starts again from the committed offsets.
-//   - On a rebalance or when Run's context ends, the batch in flight finishes (within
-//     Config.DrainTimeout) and is committed while the member still owns its partitions;
-//     messages fetched but not started are dropped. The member then rejoins, or leaves the
-//     group.
+//   - On a rebalance or when Run's context ends, the messages already started finish (within
+//     Config.DrainTimeout), no other message of the batch starts, and what finished is
+//     committed while the member still owns its partitions; messages fetched but not started
+//     are dropped. The member then rejoins, or leaves the group. The member sends no heartbeat
+//     meanwhile, so Config checks that the drain ends before the broker's session timeout:
+//     an evicted member would still work on partitions that another member already handles.
 //
 // # Why generations and not the Reader
 //

@@ -22,7 +22,7 @@ import (
 // SMTPServer is a real SMTP server of the test's own (github.com/emersion/go-smtp) whose
 // answers to RCPT TO the test chooses per recipient: a permanent refusal (Reject) or a number
 // of temporary ones (Defer). It keeps the messages it accepts. With SMTPOptions it offers
-// STARTTLS and requires AUTH PLAIN.
+// STARTTLS, requires AUTH PLAIN, or takes its time over each message.
 type SMTPServer struct {
 	addr  string
 	opts  SMTPOptions
@@ -41,6 +41,9 @@ type SMTPOptions struct {
 	TLS bool
 	// Username and Password, when set, are required (AUTH PLAIN, only over TLS) before MAIL.
 	Username, Password string
+	// Delay is how long the server takes over each message before it accepts it: a slow
+	// mail server.
+	Delay time.Duration
 }
 
 // Received is a message the server accepted.
@@ -202,6 +205,7 @@ func (ss *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	time.Sleep(ss.s.opts.Delay) // the slow server's work, not synchronisation
 	ss.s.mu.Lock()
 	defer ss.s.mu.Unlock()
 	_, tlsOn := ss.conn.TLSConnectionState()
