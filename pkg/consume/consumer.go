@@ -53,6 +53,12 @@ type Config struct {
 	Unit Unit
 	// Blocks keeps the streams that are blocked behind a dead letter (MemoryBlocks()).
 	Blocks BlockStore
+	// BlockRefresh is how often a running consumer reads its group's blocks again (5 s), so
+	// that a stream an operator released flows again, and a redrive an operator requested
+	// runs, without a restart (see BlockTable). It is a poll rather than a notification: it
+	// works with every BlockStore, holds no connection of its own, misses nothing across a
+	// reconnect, and costs one small query per member and interval.
+	BlockRefresh time.Duration
 	// Middleware wraps the handler, inside the runtime's own panic recovery.
 	Middleware []Middleware
 	// DrainTimeout bounds how long the messages already started may take to finish once the
@@ -103,6 +109,7 @@ func (c *Config) defaults() error {
 	set(&c.Linger, 5*time.Millisecond)
 	set(&c.Backoff, 100*time.Millisecond)
 	set(&c.MaxBackoff, 5*time.Second)
+	set(&c.BlockRefresh, 5*time.Second)
 	set(&c.SessionTimeout, 10*time.Second)
 	set(&c.HeartbeatInterval, time.Second)
 	if c.HeartbeatInterval >= c.SessionTimeout {
@@ -138,6 +145,7 @@ type Consumer struct {
 	log      *slog.Logger
 	dlq      *kafka.Writer
 	assigned atomic.Pointer[map[string][]int]
+	blocks   atomic.Pointer[blockSet] // the session's, nil between sessions
 }
 
 // New checks cfg and builds a Consumer of h.
@@ -172,6 +180,18 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 
 // Assigned returns the partitions this member owns now, by topic.
 func (c *Consumer) Assigned() map[string][]int { return maps.Clone(*c.assigned.Load()) }
+
+// Blocked returns the streams this member holds blocked now, as it last read them from its
+// BlockStore, in order; nil while it owns no partitions.
+func (c *Consumer) Blocked() []string {
+	bs := c.blocks.Load()
+	if bs == nil {
+		return nil
+	}
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	return slices.Sorted(maps.Keys(bs.m))
+}
 
 // Run consumes until ctx ends, then finishes the batch in flight (within DrainTimeout),
 // commits it, leaves the group and returns nil. It returns an error only when the group
@@ -312,6 +332,9 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 		return false, true
 	}
 	bs := &blockSet{m: blocked}
+	c.blocks.Store(bs)
+	defer c.blocks.Store(nil)
+	c.cfg.Metrics.blocked.WithLabelValues(c.cfg.Group).Set(float64(len(blocked)))
 	fctx, stopFetching := context.WithCancel(context.Background())
 	msgs := make(chan kafka.Message, c.cfg.BatchSize)
 	var fetchers sync.WaitGroup
@@ -361,10 +384,21 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 		}
 	}
 	defer waitCommit() // before the readers close: deferred calls run last in, first out
+	nextRefresh := time.Now().Add(c.cfg.BlockRefresh)
 	for {
-		batch := c.collect(gctx, msgs)
-		if len(batch) == 0 {
+		if !time.Now().Before(nextRefresh) {
+			// Between batches no lane runs: the blocks can change under none of them.
+			if !c.refreshBlocks(ctx, gctx, bs, offsets, pms) {
+				return progressed, true
+			}
+			nextRefresh = time.Now().Add(c.cfg.BlockRefresh)
+		}
+		batch := c.collect(gctx, msgs, time.Until(nextRefresh))
+		if gctx.Err() != nil {
 			return progressed, false
+		}
+		if len(batch) == 0 {
+			continue // the blocks are due for a refresh
 		}
 		start := time.Now()
 		items, ok := c.process(ctx, gctx, batch, bs, pms)
@@ -412,14 +446,19 @@ func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, msgs chan<- kafka
 	}
 }
 
-// collect waits for a first message, then takes what arrives within Linger, up to BatchSize.
-// It returns nil once the generation has ended: messages not yet started are dropped, and
-// the partitions' next owner reads them from the committed offsets.
-func (c *Consumer) collect(gctx context.Context, msgs <-chan kafka.Message) []kafka.Message {
+// collect waits up to wait for a first message, then takes what arrives within Linger, up to
+// BatchSize. It returns nil when no message came within wait, and once the generation has
+// ended: messages not yet started are dropped, and the partitions' next owner reads them from
+// the committed offsets.
+func (c *Consumer) collect(gctx context.Context, msgs <-chan kafka.Message, wait time.Duration) []kafka.Message {
 	var batch []kafka.Message
+	idle := time.NewTimer(max(wait, 0))
+	defer idle.Stop()
 	select {
 	case m := <-msgs:
 		batch = append(batch, m)
+	case <-idle.C:
+		return nil
 	case <-gctx.Done():
 		return nil
 	}
@@ -767,4 +806,26 @@ func (s *blockSet) add(b Block) {
 	if _, ok := s.m[b.StreamID]; !ok {
 		s.m[b.StreamID] = b
 	}
+}
+
+// put sets the stream's block, replacing the one it had.
+func (s *blockSet) put(b Block) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[b.StreamID] = b
+}
+
+func (s *blockSet) remove(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, key)
+}
+
+// replace makes m the blocked streams, and returns those that were blocked before.
+func (s *blockSet) replace(m map[string]Block) map[string]Block {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.m
+	s.m = m
+	return old
 }

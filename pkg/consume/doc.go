@@ -18,6 +18,12 @@
 //     so the stream's later messages go to the dead-letter topic too ("parked") instead of
 //     being applied out of order. Other streams keep flowing. A record that cannot be decoded
 //     is dead-lettered at once.
+//   - A blocked stream stays blocked until an operator settles it (BlockTable, `annals dlq`):
+//     a release lets its later events through; a redrive has the member that owns its
+//     partition apply its dead-lettered and parked events again, from the dead-letter topic,
+//     in order and each once, moving the block past each, and then release it. A running
+//     consumer reads its group's blocks again every Config.BlockRefresh, between batches, so
+//     neither waits for a restart.
 //   - A dependency that is unavailable (errors marked with Unavailable, which PostgresUnit does
 //     for a database that is down) never sends a message to the dead-letter topic: processing
 //     stops, what finished is committed, and it starts again from the committed offsets.
