@@ -56,13 +56,15 @@ type EventStore struct {
 	ConnectionPool int    `json:"connection_pool"`
 }
 
-// Projections is the [projections] section.
+// Projections is the [projections] section: how the consumer groups batch, retry and
+// remember the events they applied (InboxRetention).
 type Projections struct {
-	Enabled       bool `json:"enabled"`
-	RealTime      bool `json:"real_time"`
-	BatchSize     int  `json:"batch_size"`
-	Parallel      bool `json:"parallel_processing"`
-	RetryAttempts int  `json:"retry_attempts"`
+	Enabled        bool          `json:"enabled"`
+	RealTime       bool          `json:"real_time"`
+	BatchSize      int           `json:"batch_size"`
+	Parallel       bool          `json:"parallel_processing"`
+	RetryAttempts  int           `json:"retry_attempts"`
+	InboxRetention time.Duration `json:"inbox_retention"`
 }
 
 // Aggregates is the [aggregates] section.

@@ -42,7 +42,8 @@ func TestDefault(t *testing.T) {
 		EventSourcing: config.EventSourcing{Enabled: true, StoreType: "postgresql", SnapshotFrequency: 100, Serialization: "avro"},
 		EventStore: config.EventStore{Host: "127.0.0.1", Port: 55432, Database: "annals", Username: "annals",
 			ConnectionPool: 10},
-		Projections: config.Projections{Enabled: true, RealTime: true, BatchSize: 1000, Parallel: true, RetryAttempts: 3},
+		Projections: config.Projections{Enabled: true, RealTime: true, BatchSize: 1000, Parallel: true, RetryAttempts: 3,
+			InboxRetention: 7 * 24 * time.Hour},
 		Aggregates: config.Aggregates{SnapshotEnabled: true, SnapshotRetention: 30 * 24 * time.Hour,
 			OptimisticConcurrency: true, MaxEventsPerAggregate: 10000},
 		Handlers: config.Handlers{Enabled: true, AsyncProcessing: true, ErrorHandling: true, RetryFailedEvents: true},
@@ -87,7 +88,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 52; got != want {
+	if got, want := len(keys), 53; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}
@@ -351,6 +352,11 @@ func TestLoadErrors(t *testing.T) {
 			name: "zero drain timeout",
 			env:  env("CONSUMER_DRAIN_TIMEOUT", "0s"),
 			want: []string{`CONSUMER_DRAIN_TIMEOUT (kafka.consumer_drain_timeout): "0s" is out of range; must be greater than 0`},
+		},
+		{
+			name: "inbox kept for minutes",
+			env:  env("INBOX_RETENTION", "30m"),
+			want: []string{`INBOX_RETENTION (projections.inbox_retention): "30m0s" is out of range; must be at least 1h`},
 		},
 		{
 			name: "zero lag poll interval",

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Kind is the type of a configuration value.
@@ -128,6 +129,10 @@ var specs = []spec{
 		Doc: "Retries of a failing event before it goes to the dead-letter topic."},
 		bounds: atLeast(0),
 		field:  func(c *Config) any { return &c.Projections.RetryAttempts }},
+	{Key: Key{Section: "projections", Name: "inbox_retention", Env: "INBOX_RETENTION", Kind: KindDuration, Default: "7d",
+		Doc: "How long the consumer groups' inbox (annals_inbox) remembers an applied event; the writer prunes older rows every hour. Keep it well above any time in which an event may be delivered again: one delivered after its row is gone is applied again, unless its handler has a guard of its own."},
+		bounds: bounds{min: int64(time.Hour), hasMin: true, desc: "must be at least 1h"},
+		field:  func(c *Config) any { return &c.Projections.InboxRetention }},
 
 	// [aggregates]
 	{Key: Key{Section: "aggregates", Name: "snapshot_enabled", Env: "AGGREGATE_SNAPSHOTS_ENABLED", Kind: KindBool, Default: "true",
