@@ -10,5 +10,8 @@
 // it defines here and the store implements, and holds no SQL. The record's header names and
 // topic names are those of pkg/kafkawire.
 //
+// Health says what a relay is doing (starting, standing by, publishing, failing, and why), for
+// the health endpoints of the programs that run it.
+//
 // It must never skip an outbox row, and never publish a stream's event before an earlier one.
 package relay

@@ -103,6 +103,7 @@ type Relay struct {
 
 	client     *kafka.Client
 	partitions map[string][]int // topic -> partition ids, refreshed every publish round that fails
+	health     *health
 }
 
 // New returns a Relay of the outbox; Run starts it.
@@ -124,6 +125,7 @@ func New(o Outbox, enc Encoder, cfg Config) (*Relay, error) {
 		m:          m,
 		client:     &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.WriteTimeout, Transport: &kafka.Transport{}},
 		partitions: map[string][]int{},
+		health:     newHealth(),
 	}, nil
 }
 
@@ -152,7 +154,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	wg.Go(func() { r.listen(listenCtx) })
 	defer wg.Wait()
 	for ctx.Err() == nil {
+		r.health.waiting()
 		if err := r.lead(ctx); err != nil && ctx.Err() == nil {
+			r.health.set(Failing, err)
 			r.log.Warn("relay: lost its database session; retrying", "error", err)
 			r.sleep(ctx, r.cfg.RetryBackoff)
 		}
@@ -198,13 +202,16 @@ func (r *Relay) lead(ctx context.Context) error {
 		case err != nil && sess.Lost():
 			return err
 		case err != nil:
+			r.health.set(Failing, err)
 			r.m.errors.Inc()
 			r.log.Warn("relay: publish failed; retrying after a pause", "error", err, "settled", n)
 			if !r.sleep(ctx, r.cfg.RetryBackoff) {
 				return nil
 			}
 			continue
-		case n > 0:
+		}
+		r.health.published(n)
+		if n > 0 {
 			continue // more may be waiting
 		}
 		select {

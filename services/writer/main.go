@@ -5,7 +5,8 @@
 //	annals-writer [-config file] [-addr host:port]
 //
 // Configuration comes from config/event_sourcing.tsk and the environment (see the README).
-// It serves /livez, /readyz, /metrics and /openapi.json, and stops cleanly on SIGINT or SIGTERM.
+// It serves /livez, /readyz (ready without Kafka: the outbox keeps the appends), /healthz/kafka,
+// /healthz/relay, /metrics and /openapi.json, and stops cleanly on SIGINT or SIGTERM.
 package main
 
 import (
@@ -61,6 +62,9 @@ func wire(ctx context.Context, m *app.Main) error {
 		return err
 	}
 	m.Go("inbox pruner", inbox.Run)
+	// Kafka is no part of the writer's readiness: its outbox keeps the appends while the
+	// brokers are away. The relay's health is reported beside readiness instead.
+	m.AddReport("relay", wiring.RelayReport(r))
 	m.Go("relay", func(ctx context.Context) error {
 		defer r.Close()
 		return wiring.RunRelay(ctx, r, m.DB, m.Config, m.Logger)
