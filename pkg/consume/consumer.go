@@ -193,8 +193,8 @@ func (c *Consumer) Blocked() []string {
 	return slices.Sorted(maps.Keys(bs.m))
 }
 
-// Run consumes until ctx ends, then finishes the batch in flight (within DrainTimeout),
-// commits it, leaves the group and returns nil. It returns an error only when the group
+// Run consumes until ctx ends, then finishes the messages in flight (within DrainTimeout),
+// commits what finished, leaves the group and returns nil. It returns an error only when the group
 // cannot be set up at all.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.dlq.Close()
