@@ -10,7 +10,8 @@
 # (nothing lost, no effect twice); records the relay did not publish, written with Kafka's
 # console producer, set aside by every group; a broker of the test's own killed
 # with SIGKILL under the writer and the notifier and started again (every email arrives,
-# nothing is dead-lettered, no stream is blocked).
+# nothing is dead-lettered, no stream is blocked); a second notifier joining its group while the first sends
+# slowly (no email twice).
 # ANNALS_FAULT_ROUNDS sets the rounds per test that repeats (default here 5).
 set -euo pipefail
 
@@ -26,3 +27,6 @@ trap 'scripts/stack.sh up kafka >/dev/null' EXIT
 
 echo "== fault tests (relay, projector, notifier, auditor, hostile records), $ANNALS_FAULT_ROUNDS rounds each"
 $GO test -tags stack -count=1 -run 'TestRelay_|_SIGKILL|TestTrust_|TestNotifier_BrokerSIGKILL' -timeout 120m -v ./test/stack
+
+echo "== rebalances of the notifier's group under a slow mail server, $ANNALS_FAULT_ROUNDS rounds"
+$GO test -count="$ANNALS_FAULT_ROUNDS" -run 'TestNotifier_RebalanceUnderSlowMail' -timeout 30m -v ./services/notifier/notify

@@ -27,6 +27,10 @@
 //	               /readyz: lag-exporter [--addr :9308] [--interval 10s] [--window 10]
 //	replay         move a stopped consumer group's offsets back to a time (--group G --since T
 //	               [--until T] [--topics a,b] [--dry-run]; T is RFC 3339 or a duration back from now: 2h, 7d)
+//	dlq            the streams consumer groups have blocked and their dead letters: list
+//	               [--group G] [--stream S] [--limit 20], redrive --group G --stream S [--dry-run]
+//	               [--wait 2m] (apply the parked events in order, then release), release --group G
+//	               --stream S [--dry-run] (release at once, the parked events left unapplied)
 //	audit          the auditor's log: verify [-page-size N] [-json] (walk the hash chain and report the
 //	               first broken entry; exit 1 when broken) or migrate (apply its migrations and grants)
 //	probe URL      GET URL and exit 0 on a 2xx answer (container health checks)
@@ -90,6 +94,13 @@ commands:
                  receives the events from then on again: replay --group G --since T
                  [--until T] [--topics a,b] [--dry-run]; T is RFC 3339 or a duration back
                  from now (2h, 7d)
+  dlq            the streams consumer groups have blocked behind a dead letter, and their
+                 dead letters: dlq list [--group G] [--stream S] [--limit 20];
+                 dlq redrive --group G --stream S [--dry-run] [--wait 2m] (once the cause is
+                 fixed, the running consumer applies the stream's dead-lettered and parked
+                 events in order, then releases it); dlq release --group G --stream S
+                 [--dry-run] (release at once, leaving those events unapplied); G is a group
+                 or projector, notifier, auditor
   audit          the auditor's log: audit verify [-page-size N] [-json] (walk the hash
                  chain and report the first broken entry; exits 1 when it is broken),
                  audit migrate (apply its migrations and grants)
@@ -142,6 +153,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = lagExporterCmd(ctx, rest, loadConfig, stderr)
 	case "replay":
 		err = replayCmd(ctx, rest, loadConfig, stdout)
+	case "dlq":
+		err = dlqCmd(ctx, rest, loadConfig, stdout, stderr)
 	case "audit":
 		err = auditCmd(ctx, rest, loadConfig, stdout)
 	case "probe":

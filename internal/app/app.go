@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -43,11 +44,14 @@ import (
 type Service struct {
 	Name        string // writer, projector, notifier, auditor
 	DefaultPort int
+	// ReadyWithoutKafka leaves Kafka out of /readyz, which reports it instead (AddReport):
+	// the writer accepts commands while the brokers are away, its outbox keeping them.
+	ReadyWithoutKafka bool
 }
 
 // The four services and the ports they listen on unless HTTP_ADDR says otherwise.
 var (
-	Writer    = Service{Name: "writer", DefaultPort: 8080}
+	Writer    = Service{Name: "writer", DefaultPort: 8080, ReadyWithoutKafka: true}
 	Projector = Service{Name: "projector", DefaultPort: 8081}
 	Notifier  = Service{Name: "notifier", DefaultPort: 8082}
 	Auditor   = Service{Name: "auditor", DefaultPort: 8083}
@@ -76,6 +80,7 @@ type Main struct {
 	server     *http.Server
 	listener   net.Listener
 	checks     []Check
+	reports    []Report
 	workers    []worker
 	closeOnce  sync.Once
 }
@@ -96,6 +101,14 @@ func (m *Main) Go(name string, run func(ctx context.Context) error) {
 type Check struct {
 	Name string
 	Func func(ctx context.Context) error
+}
+
+// Report is a part of a service, or a dependency, whose health /readyz shows without
+// depending on it, and GET /healthz/<name> serves on its own.
+type Report struct {
+	Name string
+	// Func returns what to show (a value that encodes to JSON) and whether it is healthy.
+	Func func(ctx context.Context) (status any, ok bool)
 }
 
 // New parses the command line (-config, -addr), loads the configuration from the file and the
@@ -165,13 +178,27 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 
+	kafkaCheck := func(ctx context.Context) error { return KafkaReachable(ctx, m.Config.Kafka.Brokers) }
 	m.AddCheck("postgres", func(ctx context.Context) error { return m.DB.Ping(ctx) })
-	m.AddCheck("kafka", func(ctx context.Context) error { return KafkaReachable(ctx, m.Config.Kafka.Brokers) })
+	readiness := "Readiness: PostgreSQL and Kafka are reachable."
+	if !m.Service.ReadyWithoutKafka {
+		m.AddCheck("kafka", kafkaCheck)
+	} else {
+		readiness = "Readiness: PostgreSQL is reachable. Kafka and the other reports are shown beside the checks; the service is ready whatever they say."
+	}
 
 	m.Router = httpx.NewRouter()
 	m.Router.HandleFunc("GET", "/livez", httpx.Operation{Summary: "Liveness: the process serves HTTP. Checks no dependency.", Tags: []string{"health"}}, m.livez)
-	m.Router.HandleFunc("GET", "/readyz", httpx.Operation{Summary: "Readiness: PostgreSQL and Kafka are reachable.", Tags: []string{"health"},
+	m.Router.HandleFunc("GET", "/readyz", httpx.Operation{Summary: readiness, Tags: []string{"health"},
 		Responses: map[int]string{200: "ready", 503: "a dependency is unreachable"}}, m.readyz)
+	if m.Service.ReadyWithoutKafka {
+		m.AddReport("kafka", func(ctx context.Context) (any, bool) {
+			if err := kafkaCheck(ctx); err != nil {
+				return err.Error(), false
+			}
+			return "ok", true
+		})
+	}
 	// EVENT_SOURCING_METRICS_ENABLED=false leaves /metrics out; the collectors still run, so
 	// that the code that records needs no switch of its own.
 	if mon := m.Config.Monitoring; mon.MetricsEnabled {
@@ -192,6 +219,29 @@ func (m *Main) Open(ctx context.Context) error {
 // AddCheck adds a dependency to /readyz.
 func (m *Main) AddCheck(name string, fn func(ctx context.Context) error) {
 	m.checks = append(m.checks, Check{Name: name, Func: fn})
+}
+
+// AddReport adds a report to /readyz's body, under name, and serves it at GET /healthz/<name>:
+// 200 while it is healthy, 503 otherwise. Readiness does not depend on it. Open must have
+// run; name must not be status, checks or error.
+func (m *Main) AddReport(name string, fn func(ctx context.Context) (status any, ok bool)) {
+	switch name {
+	case "status", "checks", "error":
+		panic("app: a report may not be named " + name)
+	}
+	m.reports = append(m.reports, Report{Name: name, Func: fn})
+	m.Router.HandleFunc("GET", "/healthz/"+name, httpx.Operation{Summary: "The health of " + name + ", which readiness does not depend on.",
+		Tags: []string{"health"}, Responses: map[int]string{200: "healthy", 503: "not healthy"}},
+		func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			status, ok := fn(ctx)
+			code := http.StatusOK
+			if !ok {
+				code = http.StatusServiceUnavailable
+			}
+			httpx.WriteJSON(w, code, status)
+		})
 }
 
 // Addr is the address the HTTP server listens on (useful with port 0).
@@ -265,14 +315,23 @@ func (m *Main) livez(w http.ResponseWriter, _ *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz runs every check concurrently, each with a short deadline.
+// readyz runs every check and report concurrently, each with a short deadline.
 func (m *Main) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	results := make(map[string]string, len(m.checks))
+	reports := make(map[string]any, len(m.reports))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	failed := false
+	for _, rep := range m.reports {
+		wg.Go(func() {
+			status, _ := rep.Func(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			reports[rep.Name] = status
+		})
+	}
 	for _, c := range m.checks {
 		wg.Go(func() {
 			status := "ok"
@@ -289,11 +348,14 @@ func (m *Main) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	wg.Wait()
 	if failed {
-		httpx.WriteErrorFields(w, http.StatusServiceUnavailable, httpx.CodeUnavailable, "a dependency is unreachable",
-			map[string]any{"checks": results})
+		fields := map[string]any{"checks": results}
+		maps.Copy(fields, reports)
+		httpx.WriteErrorFields(w, http.StatusServiceUnavailable, httpx.CodeUnavailable, "a dependency is unreachable", fields)
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok", "checks": results})
+	body := map[string]any{"status": "ok", "checks": results}
+	maps.Copy(body, reports)
+	httpx.WriteJSON(w, http.StatusOK, body)
 }
 
 func (m *Main) openapi(w http.ResponseWriter, _ *http.Request) {

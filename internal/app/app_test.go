@@ -29,16 +29,30 @@ func envFunc(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
+// needsKafka is a service whose readiness depends on Kafka, as every one but the writer's does,
+// named writer for the tests' expectations.
+var needsKafka = app.Service{Name: app.Writer.Name, DefaultPort: app.Writer.DefaultPort}
+
 // start opens a service in-process on a free port and runs it until the test ends.
 func start(t *testing.T, env map[string]string) *app.Main {
 	t.Helper()
-	m, err := app.New(app.Writer, []string{"-addr", "127.0.0.1:0"}, envFunc(env), io.Discard)
+	return startService(t, needsKafka, env, nil)
+}
+
+// startService opens svc in-process on a free port, runs setup on it, and runs it until the
+// test ends.
+func startService(t *testing.T, svc app.Service, env map[string]string, setup func(*app.Main)) *app.Main {
+	t.Helper()
+	m, err := app.New(svc, []string{"-addr", "127.0.0.1:0"}, envFunc(env), io.Discard)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := m.Open(ctx); err != nil {
 		t.Fatalf("Open: %v", err)
+	}
+	if setup != nil {
+		setup(m)
 	}
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
@@ -140,6 +154,41 @@ func TestMain_Ready(t *testing.T) {
 			t.Errorf("openapi = %q, want 3.x", doc.OpenAPI)
 		}
 	})
+}
+
+// The writer is ready without Kafka, which its outbox stands in for: /readyz reports Kafka and
+// the service's other reports beside its checks, and each report has a route of its own.
+func TestMain_ReadyWithoutKafka(t *testing.T) {
+	m := startService(t, app.Writer, map[string]string{
+		"DATABASE_URL":  testenv.PostgresURL(t),
+		"KAFKA_BROKERS": closedPort(t),
+	}, func(m *app.Main) {
+		m.AddReport("engine", func(context.Context) (any, bool) { return map[string]string{"state": "stalled"}, false })
+	})
+	base := "http://" + m.Addr()
+	code, body := get(t, base+"/readyz")
+	if code != http.StatusOK {
+		t.Fatalf("/readyz = %d %s, want 200 without Kafka", code, body)
+	}
+	var got struct {
+		Checks map[string]string
+		Kafka  string
+		Engine map[string]string
+	}
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got.Checks["kafka"]; ok || got.Checks["postgres"] != "ok" {
+		t.Errorf("checks = %v, want postgres only", got.Checks)
+	}
+	if got.Kafka == "" || got.Kafka == "ok" || got.Engine["state"] != "stalled" {
+		t.Errorf("reports: kafka %q, engine %v; want Kafka's error and the engine's state", got.Kafka, got.Engine)
+	}
+	for _, path := range []string{"/healthz/kafka", "/healthz/engine"} {
+		if code, body := get(t, base+path); code != http.StatusServiceUnavailable {
+			t.Errorf("%s = %d %s, want 503", path, code, body)
+		}
+	}
 }
 
 func TestMain_Unavailable(t *testing.T) {

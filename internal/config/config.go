@@ -58,13 +58,15 @@ type EventStore struct {
 	ConnectionPool int    `json:"connection_pool"`
 }
 
-// Projections is the [projections] section.
+// Projections is the [projections] section: how the consumer groups batch, retry and
+// remember the events they applied (InboxRetention).
 type Projections struct {
-	Enabled       bool `json:"enabled"`
-	RealTime      bool `json:"real_time"`
-	BatchSize     int  `json:"batch_size"`
-	Parallel      bool `json:"parallel_processing"`
-	RetryAttempts int  `json:"retry_attempts"`
+	Enabled        bool          `json:"enabled"`
+	RealTime       bool          `json:"real_time"`
+	BatchSize      int           `json:"batch_size"`
+	Parallel       bool          `json:"parallel_processing"`
+	RetryAttempts  int           `json:"retry_attempts"`
+	InboxRetention time.Duration `json:"inbox_retention"`
 }
 
 // Aggregates is the [aggregates] section.
@@ -97,12 +99,17 @@ type Monitoring struct {
 	PprofEnabled          bool          `json:"pprof_enabled"`
 }
 
-// Kafka is the [kafka] section.
+// Kafka is the [kafka] section. SessionTimeout and DrainTimeout are the consumer groups'
+// membership timings: a consumer drains its work in flight within DrainTimeout, sending no
+// heartbeat meanwhile, so DrainTimeout plus ConsumerHeartbeat must stay below SessionTimeout
+// (Validate checks it).
 type Kafka struct {
-	Brokers           []string `json:"brokers"`
-	TopicPrefix       string   `json:"topic_prefix"`
-	TopicPartitions   int      `json:"topic_partitions"`
-	ReplicationFactor int      `json:"replication_factor"`
+	Brokers           []string      `json:"brokers"`
+	TopicPrefix       string        `json:"topic_prefix"`
+	TopicPartitions   int           `json:"topic_partitions"`
+	ReplicationFactor int           `json:"replication_factor"`
+	SessionTimeout    time.Duration `json:"session_timeout"`
+	DrainTimeout      time.Duration `json:"consumer_drain_timeout"`
 }
 
 // Relay is the [relay] section: the outbox relay's (the writer's, and `annals relay`'s).
@@ -120,6 +127,9 @@ type EventSigning struct {
 	AcceptedKeys Secret `json:"accepted_keys"`
 	Required     bool   `json:"required"`
 }
+
+// ConsumerHeartbeat is how often the services' consumers tell the broker they are alive.
+const ConsumerHeartbeat = time.Second
 
 // SMTP is the [smtp] section. Username and Password, when set, authenticate the notifier
 // to the server; StartTLS is "none", "opportunistic" (when the server offers it) or
@@ -277,6 +287,12 @@ func (c *Config) Validate() error {
 	}
 	if c.SMTP.Password != "" && c.SMTP.Username == "" {
 		errs = append(errs, errors.New("SMTP_PASSWORD (smtp.password): set, but SMTP_USERNAME (smtp.username) is empty"))
+	}
+	if c.Kafka.SessionTimeout > 0 && c.Kafka.DrainTimeout > 0 && c.Kafka.DrainTimeout+ConsumerHeartbeat >= c.Kafka.SessionTimeout {
+		errs = append(errs, fmt.Errorf("CONSUMER_DRAIN_TIMEOUT (kafka.consumer_drain_timeout) %s must be shorter than KAFKA_SESSION_TIMEOUT (kafka.session_timeout) %s "+
+			"minus the consumers' heartbeat interval (%s): a consumer still finishing its events after a rebalance would be evicted from its group "+
+			"while it works, and the partitions' new owner would handle the same events at the same time",
+			FormatDuration(c.Kafka.DrainTimeout), FormatDuration(c.Kafka.SessionTimeout), FormatDuration(ConsumerHeartbeat)))
 	}
 	if c.EventStore.URL == "" {
 		for _, name := range []string{"host", "database", "username"} {

@@ -42,14 +42,15 @@ func TestDefault(t *testing.T) {
 		EventSourcing: config.EventSourcing{Enabled: true, StoreType: "postgresql", SnapshotFrequency: 100, Serialization: "avro"},
 		EventStore: config.EventStore{Host: "127.0.0.1", Port: 55432, Database: "annals", Username: "annals",
 			ConnectionPool: 10},
-		Projections: config.Projections{Enabled: true, RealTime: true, BatchSize: 1000, Parallel: true, RetryAttempts: 3},
+		Projections: config.Projections{Enabled: true, RealTime: true, BatchSize: 1000, Parallel: true, RetryAttempts: 3,
+			InboxRetention: 7 * 24 * time.Hour},
 		Aggregates: config.Aggregates{SnapshotEnabled: true, SnapshotRetention: 30 * 24 * time.Hour,
 			OptimisticConcurrency: true, MaxEventsPerAggregate: 10000, MaxEventBytes: 983040},
 		Handlers: config.Handlers{Enabled: true, AsyncProcessing: true, ErrorHandling: true, RetryFailedEvents: true},
 		Monitoring: config.Monitoring{MetricsEnabled: true, EventTracking: true, PerformanceMonitoring: true,
 			LagExporterEnabled: true, LagPollInterval: 10 * time.Second, LagStatusWindow: 10},
 		Kafka: config.Kafka{Brokers: []string{"127.0.0.1:9092"}, TopicPrefix: "annals", TopicPartitions: 12,
-			ReplicationFactor: 1},
+			ReplicationFactor: 1, SessionTimeout: 10 * time.Second, DrainTimeout: 6 * time.Second},
 		Relay:        config.Relay{MaxReadBytes: 16 << 20},
 		EventSigning: config.EventSigning{Required: true},
 		SMTP: config.SMTP{Addr: "127.0.0.1:1025", From: "Annals <noreply@annals.local>", StartTLS: "opportunistic",
@@ -89,7 +90,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 55; got != want {
+	if got, want := len(keys), 58; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}
@@ -338,6 +339,26 @@ func TestLoadErrors(t *testing.T) {
 			name: "negative shutdown timeout",
 			env:  env("SHUTDOWN_TIMEOUT", "-1s"),
 			want: []string{`SHUTDOWN_TIMEOUT (http.shutdown_timeout): "-1s" is out of range; must not be negative`},
+		},
+		{
+			name: "drain as long as the session",
+			env:  env("CONSUMER_DRAIN_TIMEOUT", "12s", "KAFKA_SESSION_TIMEOUT", "12s"),
+			want: []string{`CONSUMER_DRAIN_TIMEOUT (kafka.consumer_drain_timeout) 12s must be shorter than KAFKA_SESSION_TIMEOUT (kafka.session_timeout) 12s minus the consumers' heartbeat interval (1s)`},
+		},
+		{
+			name: "drain past the default session",
+			env:  env("CONSUMER_DRAIN_TIMEOUT", "9500ms"),
+			want: []string{`CONSUMER_DRAIN_TIMEOUT (kafka.consumer_drain_timeout) 9.5s must be shorter than KAFKA_SESSION_TIMEOUT (kafka.session_timeout) 10s`},
+		},
+		{
+			name: "zero drain timeout",
+			env:  env("CONSUMER_DRAIN_TIMEOUT", "0s"),
+			want: []string{`CONSUMER_DRAIN_TIMEOUT (kafka.consumer_drain_timeout): "0s" is out of range; must be greater than 0`},
+		},
+		{
+			name: "inbox kept for minutes",
+			env:  env("INBOX_RETENTION", "30m"),
+			want: []string{`INBOX_RETENTION (projections.inbox_retention): "30m0s" is out of range; must be at least 1h`},
 		},
 		{
 			name: "zero lag poll interval",

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Kind is the type of a configuration value.
@@ -128,6 +129,10 @@ var specs = []spec{
 		Doc: "Retries of a failing event before it goes to the dead-letter topic."},
 		bounds: atLeast(0),
 		field:  func(c *Config) any { return &c.Projections.RetryAttempts }},
+	{Key: Key{Section: "projections", Name: "inbox_retention", Env: "INBOX_RETENTION", Kind: KindDuration, Default: "7d",
+		Doc: "How long the consumer groups' inbox (annals_inbox) remembers an applied event; the writer prunes older rows every hour. Keep it well above any time in which an event may be delivered again: one delivered after its row is gone is applied again, unless its handler has a guard of its own."},
+		bounds: bounds{min: int64(time.Hour), hasMin: true, desc: "must be at least 1h"},
+		field:  func(c *Config) any { return &c.Projections.InboxRetention }},
 
 	// [aggregates]
 	{Key: Key{Section: "aggregates", Name: "snapshot_enabled", Env: "AGGREGATE_SNAPSHOTS_ENABLED", Kind: KindBool, Default: "true",
@@ -206,6 +211,14 @@ var specs = []spec{
 		Doc: "Replication factor of topics the services create."},
 		bounds: atLeast(1),
 		field:  func(c *Config) any { return &c.Kafka.ReplicationFactor }},
+	{Key: Key{Section: "kafka", Name: "session_timeout", Env: "KAFKA_SESSION_TIMEOUT", Kind: KindDuration, Default: "10s",
+		Doc: "How long the broker waits to hear from a consumer (the projector, the notifier, the auditor) before it evicts it from its group and gives its partitions to the others."},
+		bounds: positiveDuration,
+		field:  func(c *Config) any { return &c.Kafka.SessionTimeout }},
+	{Key: Key{Section: "kafka", Name: "consumer_drain_timeout", Env: "CONSUMER_DRAIN_TIMEOUT", Kind: KindDuration, Default: "6s",
+		Doc: "How long the events a consumer has started may take to finish when it stops or its partitions move to another member (no other event starts meanwhile); must be shorter than KAFKA_SESSION_TIMEOUT minus the consumers' 1s heartbeat interval."},
+		bounds: positiveDuration,
+		field:  func(c *Config) any { return &c.Kafka.DrainTimeout }},
 
 	// [relay]
 	{Key: Key{Section: "relay", Name: "max_read_bytes", Env: "RELAY_MAX_READ_BYTES", Kind: KindInt, Default: "16777216",

@@ -27,10 +27,11 @@ func EventTopics(cfg *config.Config) []string {
 // ConsumerConfig is the consume.Config of a group from the configuration:
 // PROJECTION_BATCH_SIZE events per batch, parallel lanes unless PARALLEL_PROJECTIONS=false,
 // PROJECTION_RETRY_ATTEMPTS retries unless RETRY_FAILED_EVENTS=false, dead letters to the
-// group's DLQ topic, and a batch in flight drained within SHUTDOWN_TIMEOUT minus a margin for
-// the commit. Its decoder (Decoder) verifies the relay's signature and reads newer writers'
-// schemas from the catalog table in db; without a signing key it fails unless
-// EVENT_SIGNING_REQUIRED=false. Unit, Blocks and Middleware are the caller's.
+// group's DLQ topic, and the group membership timings KAFKA_SESSION_TIMEOUT and
+// CONSUMER_DRAIN_TIMEOUT with a heartbeat every config.ConsumerHeartbeat (config.Validate
+// has checked that they fit together). Its decoder (Decoder) verifies the relay's signature
+// and reads newer writers' schemas from the catalog table in db; without a signing key it
+// fails unless EVENT_SIGNING_REQUIRED=false. Unit, Blocks and Middleware are the caller's.
 func ConsumerConfig(cfg *config.Config, db *pgxpool.Pool, group string, log *slog.Logger, metrics *consume.Metrics) (consume.Config, error) {
 	decode, err := Decoder(cfg, db, log)
 	if err != nil {
@@ -55,10 +56,10 @@ func ConsumerConfig(cfg *config.Config, db *pgxpool.Pool, group string, log *slo
 	if !cfg.Handlers.RetryFailedEvents {
 		c.Attempts = 1
 	}
-	if d := cfg.HTTP.ShutdownTimeout * 3 / 4; d > 0 {
-		c.DrainTimeout = d
-		c.RebalanceTimeout = max(c.DrainTimeout+5*time.Second, 15*time.Second)
-	}
+	c.SessionTimeout = cfg.Kafka.SessionTimeout
+	c.HeartbeatInterval = config.ConsumerHeartbeat
+	c.DrainTimeout = cfg.Kafka.DrainTimeout
+	c.RebalanceTimeout = max(c.DrainTimeout+5*time.Second, 15*time.Second)
 	return c, nil
 }
 

@@ -40,8 +40,9 @@ func Topics(cfg *config.Config) []relay.Topic {
 	return topics
 }
 
-// NewRelay builds the relay of a deployment; its metrics go to reg. It signs every record
-// with EVENT_SIGNING_KEY, and refuses to build without one unless EVENT_SIGNING_REQUIRED=false.
+// NewRelay builds the relay of a deployment; its metrics go to reg, with
+// annals_relay_healthy, 1 while its Health is OK. It signs every record with
+// EVENT_SIGNING_KEY, and refuses to build without one unless EVENT_SIGNING_REQUIRED=false.
 func NewRelay(pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*relay.Relay, error) {
 	enc := relay.SchemaEncoder{Catalog: domain.Catalog(), JSON: cfg.EventSourcing.Serialization == "json"}
 	rc := relay.Config{
@@ -60,7 +61,32 @@ func NewRelay(pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger, reg prom
 	} else {
 		log.Warn("relay: EVENT_SIGNING_REQUIRED=false and no EVENT_SIGNING_KEY: records go out unsigned, and consumers that verify will set them aside")
 	}
-	return relay.New(postgres.NewOutbox(pool), enc, rc)
+	r, err := relay.New(postgres.NewOutbox(pool), enc, rc)
+	if err != nil || reg == nil {
+		return r, err
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "annals_relay_healthy",
+		Help: "1 while the relay publishes (or stands by while another relay does), 0 while it cannot start or its publishing fails.",
+	}, func() float64 {
+		if r.Health().OK() {
+			return 1
+		}
+		return 0
+	}))
+	return r, nil
+}
+
+// RelayReport is the relay's health as a service reports it (app.Main.AddReport): its
+// relay.Health, with publishing true while it publishes, and whether that is OK.
+func RelayReport(r *relay.Relay) func(context.Context) (any, bool) {
+	return func(context.Context) (any, bool) {
+		h := r.Health()
+		return struct {
+			relay.Health
+			Publishing bool `json:"publishing"`
+		}{h, h.State == relay.Publishing}, h.OK()
+	}
 }
 
 // RunRelay registers the event schemas in the database's catalog and ensures the topics
@@ -82,6 +108,7 @@ func RunRelay(ctx context.Context, r *relay.Relay, pool *pgxpool.Pool, cfg *conf
 			if errors.Is(err, schema.ErrConflict) {
 				return fmt.Errorf("%s: %w", step.what, err) // a conflict does not clear by waiting
 			}
+			r.Preparing(fmt.Errorf("cannot %s yet: %w", step.what, err))
 			log.Warn("relay: cannot "+step.what+" yet; retrying", "error", err)
 			select {
 			case <-ctx.Done():
@@ -90,5 +117,6 @@ func RunRelay(ctx context.Context, r *relay.Relay, pool *pgxpool.Pool, cfg *conf
 			}
 		}
 	}
+	r.Preparing(nil)
 	return r.Run(ctx)
 }

@@ -56,14 +56,25 @@ type Config struct {
 	Unit Unit
 	// Blocks keeps the streams that are blocked behind a dead letter (MemoryBlocks()).
 	Blocks BlockStore
+	// BlockRefresh is how often a running consumer reads its group's blocks again (5 s), so
+	// that a stream an operator released flows again, and a redrive an operator requested
+	// runs, without a restart (see BlockTable). It is a poll rather than a notification: it
+	// works with every BlockStore, holds no connection of its own, misses nothing across a
+	// reconnect, and costs one small query per member and interval.
+	BlockRefresh time.Duration
 	// Middleware wraps the handler, inside the runtime's own panic recovery.
 	Middleware []Middleware
-	// DrainTimeout bounds how long a batch in flight may take to finish once the consumer is
-	// stopping or its partitions are being reassigned (10 s). What has not finished by then is
-	// not committed and is delivered again.
+	// DrainTimeout bounds how long the messages already started may take to finish once the
+	// consumer is stopping or its partitions are being reassigned; no other message starts
+	// then. What has not finished by then is not committed and is delivered again. It
+	// defaults to two thirds of SessionTimeout minus HeartbeatInterval (6 s), and must stay
+	// below SessionTimeout minus HeartbeatInterval: a member sends no heartbeat while it
+	// drains, and the broker evicts a member it has not heard from within SessionTimeout,
+	// giving its partitions to another member while it still works on them.
 	DrainTimeout time.Duration
 	// Group membership timings: SessionTimeout (10 s), HeartbeatInterval (1 s),
-	// RebalanceTimeout (15 s, which must exceed DrainTimeout).
+	// RebalanceTimeout (15 s, or DrainTimeout plus 5 s when that is longer; it must exceed
+	// DrainTimeout).
 	SessionTimeout    time.Duration
 	HeartbeatInterval time.Duration
 	RebalanceTimeout  time.Duration
@@ -101,10 +112,18 @@ func (c *Config) defaults() error {
 	set(&c.Linger, 5*time.Millisecond)
 	set(&c.Backoff, 100*time.Millisecond)
 	set(&c.MaxBackoff, 5*time.Second)
-	set(&c.DrainTimeout, 10*time.Second)
+	set(&c.BlockRefresh, 5*time.Second)
 	set(&c.SessionTimeout, 10*time.Second)
 	set(&c.HeartbeatInterval, time.Second)
-	set(&c.RebalanceTimeout, 15*time.Second)
+	if c.HeartbeatInterval >= c.SessionTimeout {
+		return fmt.Errorf("consume: the heartbeat interval (%s) must be shorter than the session timeout (%s)", c.HeartbeatInterval, c.SessionTimeout)
+	}
+	set(&c.DrainTimeout, (c.SessionTimeout-c.HeartbeatInterval)*2/3)
+	set(&c.RebalanceTimeout, max(15*time.Second, c.DrainTimeout+5*time.Second))
+	if c.DrainTimeout+c.HeartbeatInterval >= c.SessionTimeout {
+		return fmt.Errorf("consume: the drain timeout (%s) plus the heartbeat interval (%s) must be shorter than the session timeout (%s): "+
+			"a member that drains longer is evicted from its group while it still works", c.DrainTimeout, c.HeartbeatInterval, c.SessionTimeout)
+	}
 	if c.RebalanceTimeout <= c.DrainTimeout {
 		return fmt.Errorf("consume: the rebalance timeout (%s) must exceed the drain timeout (%s)", c.RebalanceTimeout, c.DrainTimeout)
 	}
@@ -129,6 +148,7 @@ type Consumer struct {
 	log      *slog.Logger
 	dlq      *kafka.Writer
 	assigned atomic.Pointer[map[string][]int]
+	blocks   atomic.Pointer[blockSet] // the session's, nil between sessions
 }
 
 // New checks cfg and builds a Consumer of h.
@@ -164,8 +184,20 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 // Assigned returns the partitions this member owns now, by topic.
 func (c *Consumer) Assigned() map[string][]int { return maps.Clone(*c.assigned.Load()) }
 
-// Run consumes until ctx ends, then finishes the batch in flight (within DrainTimeout),
-// commits it, leaves the group and returns nil. It returns an error only when the group
+// Blocked returns the streams this member holds blocked now, as it last read them from its
+// BlockStore, in order; nil while it owns no partitions.
+func (c *Consumer) Blocked() []string {
+	bs := c.blocks.Load()
+	if bs == nil {
+		return nil
+	}
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	return slices.Sorted(maps.Keys(bs.m))
+}
+
+// Run consumes until ctx ends, then finishes the messages in flight (within DrainTimeout),
+// commits what finished, leaves the group and returns nil. It returns an error only when the group
 // cannot be set up at all.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.dlq.Close()
@@ -303,6 +335,9 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 		return false, true
 	}
 	bs := &blockSet{m: blocked}
+	c.blocks.Store(bs)
+	defer c.blocks.Store(nil)
+	c.cfg.Metrics.blocked.WithLabelValues(c.cfg.Group).Set(float64(len(blocked)))
 	fctx, stopFetching := context.WithCancel(context.Background())
 	msgs := make(chan kafka.Message, c.cfg.BatchSize)
 	var fetchers sync.WaitGroup
@@ -352,10 +387,21 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 		}
 	}
 	defer waitCommit() // before the readers close: deferred calls run last in, first out
+	nextRefresh := time.Now().Add(c.cfg.BlockRefresh)
 	for {
-		batch := c.collect(gctx, msgs)
-		if len(batch) == 0 {
+		if !time.Now().Before(nextRefresh) {
+			// Between batches no lane runs: the blocks can change under none of them.
+			if !c.refreshBlocks(ctx, gctx, bs, offsets, pms) {
+				return progressed, true
+			}
+			nextRefresh = time.Now().Add(c.cfg.BlockRefresh)
+		}
+		batch := c.collect(gctx, msgs, time.Until(nextRefresh))
+		if gctx.Err() != nil {
 			return progressed, false
+		}
+		if len(batch) == 0 {
+			continue // the blocks are due for a refresh
 		}
 		start := time.Now()
 		items, ok := c.process(ctx, gctx, batch, bs, pms)
@@ -403,14 +449,19 @@ func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, msgs chan<- kafka
 	}
 }
 
-// collect waits for a first message, then takes what arrives within Linger, up to BatchSize.
-// It returns nil once the generation has ended: messages not yet started are dropped, and
-// the partitions' next owner reads them from the committed offsets.
-func (c *Consumer) collect(gctx context.Context, msgs <-chan kafka.Message) []kafka.Message {
+// collect waits up to wait for a first message, then takes what arrives within Linger, up to
+// BatchSize. It returns nil when no message came within wait, and once the generation has
+// ended: messages not yet started are dropped, and the partitions' next owner reads them from
+// the committed offsets.
+func (c *Consumer) collect(gctx context.Context, msgs <-chan kafka.Message, wait time.Duration) []kafka.Message {
 	var batch []kafka.Message
+	idle := time.NewTimer(max(wait, 0))
+	defer idle.Stop()
 	select {
 	case m := <-msgs:
 		batch = append(batch, m)
+	case <-idle.C:
+		return nil
 	case <-gctx.Done():
 		return nil
 	}
@@ -438,7 +489,9 @@ type item struct {
 }
 
 // process handles a batch in lanes and reports whether every message finished. Once the
-// generation ends, handlers get DrainTimeout more before their context is cancelled.
+// generation ends, no lane starts another message, and the handlers of those started get
+// DrainTimeout more before their context is cancelled: what the member still does after a
+// rebalance is bounded by the messages in flight, not by the batch.
 func (c *Consumer) process(ctx, gctx context.Context, batch []kafka.Message, bs *blockSet, pms map[topicPartition]*partitionMetrics) ([]item, bool) {
 	items := make([]item, len(batch))
 	lanes := make([][]*item, c.cfg.Lanes)
@@ -489,8 +542,8 @@ func laneOf(key []byte, lanes int) int {
 }
 
 // lane handles a lane's messages in order. It reports false when it stopped before the end
-// (a dependency unavailable, the drain timeout, the generation ended during a retry pause);
-// the messages it did not finish stay undone.
+// (a dependency unavailable, the drain timeout, the generation ended); the messages it did
+// not finish stay undone.
 func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, pms map[topicPartition]*partitionMetrics) bool {
 	// The streams whose messages go one by one: blocked ones (their messages are parked) and
 	// those with a record that could not be decoded (it is dead-lettered and blocks them).
@@ -524,6 +577,9 @@ func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, 
 		batch, alone = nil, lane
 	}
 	if len(batch) > 0 {
+		if gctx.Err() != nil {
+			return false // the partitions may belong to another member already
+		}
 		// On any failure, every message of the lane again on its own, in order. That holds for
 		// a dependency's failure too: what failed may be the batch's size (a statement
 		// timeout, the server out of memory), which single messages get past; when the
@@ -555,6 +611,9 @@ func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, 
 		}
 	}
 	for _, it := range alone {
+		if gctx.Err() != nil {
+			return false // no message starts once the generation has ended
+		}
 		if !c.one(hctx, gctx, it, bs, pms[topicPartition{it.m.Topic, it.m.Partition}]) {
 			return false
 		}
@@ -771,4 +830,26 @@ func (s *blockSet) add(b Block) {
 	if _, ok := s.m[b.StreamID]; !ok {
 		s.m[b.StreamID] = b
 	}
+}
+
+// put sets the stream's block, replacing the one it had.
+func (s *blockSet) put(b Block) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[b.StreamID] = b
+}
+
+func (s *blockSet) remove(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, key)
+}
+
+// replace makes m the blocked streams, and returns those that were blocked before.
+func (s *blockSet) replace(m map[string]Block) map[string]Block {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.m
+	s.m = m
+	return old
 }

@@ -18,6 +18,12 @@
 //     so the stream's later messages go to the dead-letter topic too ("parked") instead of
 //     being applied out of order. Other streams keep flowing. A record that cannot be decoded
 //     is dead-lettered at once, and blocks its stream as a failing one does.
+//   - A blocked stream stays blocked until an operator settles it (BlockTable, `annals dlq`):
+//     a release lets its later events through; a redrive has the member that owns its
+//     partition apply its dead-lettered and parked events again, from the dead-letter topic,
+//     in order and each once, moving the block past each, and then release it. A running
+//     consumer reads its group's blocks again every Config.BlockRefresh, between batches, so
+//     neither waits for a restart.
 //   - Only records the relay published are events: with a Verifier (NewDecoder), a record
 //     without a valid signature is quarantined, written to the dead-letter topic with its
 //     reason and counted (annals_consumer_quarantined_total), without blocking its key's
@@ -38,10 +44,12 @@
 //     lasts (annals_consumer_stalls_total counts the pauses). Only a fault of the message
 //     itself is poison: an error marked Permanent, a record that cannot be decoded, or an
 //     ordinary error that outlasts Config.Attempts.
-//   - On a rebalance or when Run's context ends, the batch in flight finishes (within
-//     Config.DrainTimeout) and is committed while the member still owns its partitions;
-//     messages fetched but not started are dropped. The member then rejoins, or leaves the
-//     group.
+//   - On a rebalance or when Run's context ends, the messages already started finish (within
+//     Config.DrainTimeout), no other message of the batch starts, and what finished is
+//     committed while the member still owns its partitions; messages fetched but not started
+//     are dropped. The member then rejoins, or leaves the group. The member sends no heartbeat
+//     meanwhile, so Config checks that the drain ends before the broker's session timeout:
+//     an evicted member would still work on partitions that another member already handles.
 //
 // # Why generations and not the Reader
 //

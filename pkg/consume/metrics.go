@@ -21,6 +21,7 @@ type Metrics struct {
 	handler     *prometheus.HistogramVec
 	stalls      *prometheus.CounterVec
 	committed   *prometheus.GaugeVec
+	blocked     *prometheus.GaugeVec
 }
 
 // NewMetrics creates the runtime's metrics and registers them on reg (nil: not registered).
@@ -80,10 +81,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "annals_consumer_committed_offset",
 			Help: "The last offset this member committed (the next to consume).",
 		}, tp),
+		blocked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "annals_consumer_blocked_streams",
+			Help: "Streams the group has blocked behind a dead letter, as this member last read them (annals dlq list shows them).",
+		}, []string{"group"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.processed, m.failed, m.retried, m.dead, m.parked, m.quarantined, m.age, m.batch,
-			m.batchSize, m.handler, m.stalls, m.committed)
+			m.batchSize, m.handler, m.stalls, m.committed, m.blocked)
 	}
 	return m
 }

@@ -13,6 +13,9 @@
 // topic names are those of pkg/kafkawire; with Config.Signer every record also carries a
 // signature (pkg/signing), so that consumers can refuse records the relay did not publish.
 //
+// Health says what a relay is doing (starting, standing by, publishing, failing, and why), for
+// the health endpoints of the programs that run it.
+//
 // It must never skip an outbox row, never publish a stream's event before an earlier one, never
 // let a held stream hold up another, and never hold a stream for a dependency's failure.
 package relay

@@ -119,6 +119,7 @@ type Relay struct {
 	topics     map[string]*topicInfo // partitions and size limit, refreshed every publish round that fails
 	alone      map[partitionKey]int  // partitions publishing one append a round, and for how many more rounds
 	readEvents int                   // the event budget of the next read, adapted to the events' sizes
+	health     *health
 }
 
 // New returns a Relay of the outbox; Run starts it.
@@ -142,6 +143,7 @@ func New(o Outbox, enc Encoder, cfg Config) (*Relay, error) {
 		topics:     map[string]*topicInfo{},
 		alone:      map[partitionKey]int{},
 		readEvents: min(cfg.MaxBatchEvents, firstReadEvents),
+		health:     newHealth(),
 	}, nil
 }
 
@@ -170,7 +172,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	wg.Go(func() { r.listen(listenCtx) })
 	defer wg.Wait()
 	for ctx.Err() == nil {
+		r.health.waiting()
 		if err := r.lead(ctx); err != nil && ctx.Err() == nil {
+			r.health.set(Failing, err)
 			r.log.Warn("relay: lost its database session; retrying", "error", err)
 			r.sleep(ctx, r.cfg.RetryBackoff)
 		}
@@ -217,13 +221,16 @@ func (r *Relay) lead(ctx context.Context) error {
 		case err != nil && sess.Lost():
 			return err
 		case err != nil:
+			r.health.set(Failing, err)
 			r.m.errors.Inc()
 			r.log.Warn("relay: publish failed; retrying after a pause", "error", err, "settled", n)
 			if !r.sleep(ctx, r.cfg.RetryBackoff) {
 				return nil
 			}
 			continue
-		case n > 0:
+		}
+		r.health.published(n)
+		if n > 0 {
 			continue // more may be waiting
 		}
 		select {

@@ -20,10 +20,19 @@ import (
 
 func main() { app.RunProgram(app.Projector, wire) }
 
-// migrate checks the event store's schema (or applies it, with MIGRATE_ON_START) and applies
-// the migrations of the read models' own tables, which the projector owns.
+// migrate checks the event store's schema (or applies it, with MIGRATE_ON_START), applies
+// the migrations of the read models' own tables, which the projector owns, and gives the
+// group's inbox the rows recorded before its name carried the topic prefix.
 func migrate(ctx context.Context, m *app.Main) error {
-	return wiring.MigrateConsumer(ctx, m.DB, m.Config, m.Logger, readmodel.Migrate)
+	if err := wiring.MigrateConsumer(ctx, m.DB, m.Config, m.Logger, readmodel.Migrate); err != nil {
+		return err
+	}
+	inbox := consume.Inbox{Group: m.Config.ConsumerGroup("projector")}
+	n, err := inbox.Inherit(ctx, m.DB, readmodel.Group, m.Config.Projections.InboxRetention)
+	if n > 0 {
+		m.Logger.Info("the inbox took over the rows recorded under the group's former name", "from", readmodel.Group, "group", inbox.Group, "rows", n)
+	}
+	return err
 }
 
 func wire(_ context.Context, m *app.Main) error {

@@ -5,7 +5,8 @@
 //	annals-writer [-config file] [-addr host:port]
 //
 // Configuration comes from config/event_sourcing.tsk and the environment (see the README).
-// It serves /livez, /readyz, /metrics and /openapi.json, and stops cleanly on SIGINT or SIGTERM.
+// It serves /livez, /readyz (ready without Kafka: the outbox keeps the appends), /healthz/kafka,
+// /healthz/relay, /metrics and /openapi.json, and stops cleanly on SIGINT or SIGTERM.
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 
 	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/internal/wiring"
+	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/lag"
 	"github.com/annals-dev/annals/services/writer/api"
@@ -33,7 +35,8 @@ func migrateOnStart(ctx context.Context, m *app.Main) error {
 
 // wire builds the event store, the relay that publishes its outbox, the lag exporter (unless
 // LAG_EXPORTER_ENABLED=false) and the command API on the process's pool, registers the API's
-// routes, and prunes superseded snapshots every hour until ctx ends.
+// routes, and prunes superseded snapshots and the consumer groups' inbox rows older than
+// INBOX_RETENTION every hour until ctx ends.
 func wire(ctx context.Context, m *app.Main) error {
 	r, err := wiring.NewRelay(m.DB, m.Config, m.Logger, m.Registry)
 	if err != nil {
@@ -52,6 +55,16 @@ func wire(ctx context.Context, m *app.Main) error {
 		m.Registry.MustRegister(mon)
 		m.Go("lag monitor", mon.Run)
 	}
+	inbox, err := consume.NewInboxPruner(m.DB, consume.InboxPruneConfig{
+		Retention: m.Config.Projections.InboxRetention, Logger: m.Logger, Registerer: m.Registry,
+	})
+	if err != nil {
+		return err
+	}
+	m.Go("inbox pruner", inbox.Run)
+	// Kafka is no part of the writer's readiness: its outbox keeps the appends while the
+	// brokers are away. The relay's health is reported beside readiness instead.
+	m.AddReport("relay", wiring.RelayReport(r))
 	m.Go("relay", func(ctx context.Context) error {
 		defer r.Close()
 		return wiring.RunRelay(ctx, r, m.DB, m.Config, m.Logger)

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"sync"
 
@@ -32,7 +33,7 @@ func DrainProjector(ctx context.Context, pool *pgxpool.Pool, cfg benchkit.DrainC
 		return c.Run, nil
 	}, func(ctx context.Context) (bool, error) {
 		var n int
-		err := pool.QueryRow(ctx, `select count(*) from annals_inbox where group_name = $1`, readmodel.Group).Scan(&n)
+		err := pool.QueryRow(ctx, `select count(*) from annals_inbox where group_name = $1`, cmp.Or(cfg.Consumer.Group, readmodel.Group)).Scan(&n)
 		return n >= cfg.Events, err
 	})
 }

@@ -42,8 +42,9 @@ var schema = postgres.MigrationSet{Name: "the audit log", FS: migrations, Dir: "
 // the role is created (NOLOGIN) when absent, and the connecting user made a member of it
 // unless it is one already (a superuser is); the role gets USAGE on the current schema,
 // exactly INSERT and SELECT on annals_audit_log (any other privilege it had there is revoked),
-// and INSERT and SELECT on annals_consumer_blocks, the consumer runtime's table of blocked
-// streams (the event store's migrations create it, so they must have run).
+// and INSERT, SELECT, UPDATE and DELETE on annals_consumer_blocks, the consumer runtime's
+// table of blocked streams, which a redrive moves on and releases (the event store's
+// migrations create it, so they must have run).
 func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, role string) ([]MigrationResult, error) {
 	if role == "" {
 		role = DefaultRole
@@ -92,7 +93,7 @@ func grant(ctx context.Context, pool *pgxpool.Pool, role string) error {
 			`grant usage on schema ` + pgx.Identifier{schema}.Sanitize() + ` to ` + r,
 			`revoke all on table annals_audit_log from ` + r,
 			`grant insert, select on table annals_audit_log to ` + r,
-			`grant insert, select on table annals_consumer_blocks to ` + r,
+			`grant insert, select, update, delete on table annals_consumer_blocks to ` + r,
 		}
 		if !member {
 			stmts = append(stmts, `grant `+r+` to current_user`)

@@ -18,7 +18,8 @@ import (
 	"github.com/annals-dev/annals/pkg/events/postgres"
 )
 
-// Group is the consumer group of the projector.
+// Group is the consumer group of the projector when none is named (a deployment names its
+// own, <prefix>-projector), and the one its inbox rows had before they carried the prefix.
 const Group = "annals-projector"
 
 // ErrGap: the event's stream has earlier events that the read model has not applied yet. The
@@ -43,6 +44,9 @@ type Projection struct {
 	pool    *pgxpool.Pool
 	batch   int
 	metrics *Metrics
+	// inbox records the events HandleBatch applies: under Group, or the group of the
+	// Consumer made from it.
+	inbox consume.Inbox
 	// pollHook, when set, runs before each pause of a read-your-writes wait; readHook between
 	// a query's read of the pointer and its query; switchHook in a switch's transaction once
 	// it holds the switch lock, with the transaction's backend pid (tests).
@@ -57,7 +61,8 @@ var _ consume.Handler = (*Projection)(nil)
 
 // New returns the Projection on pool. The read models must be migrated (Migrate).
 func New(pool *pgxpool.Pool, opts Options) *Projection {
-	p := &Projection{pool: pool, batch: opts.BatchSize, metrics: opts.Metrics, polls: [2]time.Duration{firstPoll, maxPoll}}
+	p := &Projection{pool: pool, batch: opts.BatchSize, metrics: opts.Metrics, polls: [2]time.Duration{firstPoll, maxPoll},
+		inbox: consume.Inbox{Group: Group}}
 	if p.batch <= 0 {
 		p.batch = DefaultBatchSize
 	}
@@ -65,7 +70,7 @@ func New(pool *pgxpool.Pool, opts Options) *Projection {
 }
 
 // Handle applies the message's event in the transaction of the PostgresUnit it runs in. It is
-// the projector's consume.Handler, run behind consume.Inbox{Group: Group}.Middleware().
+// the projector's consume.Handler, run behind the inbox's middleware (see Consumer).
 func (p *Projection) Handle(ctx context.Context, m *consume.Message) error {
 	tx := consume.Tx(ctx)
 	if tx == nil {

@@ -14,12 +14,14 @@ import (
 // Consumer is the projector's consumer: base (the group's settings, see
 // internal/wiring.ConsumerConfig; the group is Group unless base names another) with each
 // lane's share of a batch applied in one transaction (HandleBatch), the inbox recording every
-// applied event in that transaction, streams blocked behind a dead letter kept in PostgreSQL,
-// and the handler's time per event type measured on the one-by-one path.
+// applied event in that transaction under the group's name, streams blocked behind a dead
+// letter kept in PostgreSQL, and the handler's time per event type measured on the one-by-one
+// path. Call it once, before the Projection handles anything.
 func (p *Projection) Consumer(base consume.Config) (*consume.Consumer, error) {
 	if base.Group == "" {
 		base.Group = Group
 	}
+	p.inbox = consume.Inbox{Group: base.Group}
 	base.Unit = p.unit(consume.PostgresUnit(p.pool))
 	base.Blocks = consume.PostgresBlocks(p.pool)
 	if base.Metrics == nil {
@@ -27,7 +29,7 @@ func (p *Projection) Consumer(base consume.Config) (*consume.Consumer, error) {
 	}
 	base.Middleware = append([]consume.Middleware{
 		consume.Timing(base.Metrics, base.Group),
-		consume.Inbox{Group: Group}.Middleware(),
+		p.inbox.Middleware(),
 	}, base.Middleware...)
 	return consume.New(base, p)
 }
@@ -62,7 +64,7 @@ func (p *Projection) HandleBatch(ctx context.Context, ms []*consume.Message) err
 	var g *generation
 	b := &pgx.Batch{}
 	queueLockedGeneration(b, &g)
-	consume.Inbox{Group: Group}.QueueClaimNew(b, ids)
+	p.inbox.QueueClaimNew(b, ids)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		if consume.IsClaimedBefore(err) {
 			return errNotClean

@@ -24,7 +24,7 @@ import (
 // of temporary ones (Defer), to MAIL FROM a number of temporary refusals (DeferMail), to the
 // end of a message per recipient a number of temporary refusals (DeferData). It keeps the
 // messages it accepts. With SMTPOptions it offers
-// STARTTLS and requires AUTH PLAIN.
+// STARTTLS, requires AUTH PLAIN, or takes its time over each message.
 type SMTPServer struct {
 	addr  string
 	opts  SMTPOptions
@@ -47,6 +47,9 @@ type SMTPOptions struct {
 	TLS bool
 	// Username and Password, when set, are required (AUTH PLAIN, only over TLS) before MAIL.
 	Username, Password string
+	// Delay is how long the server takes over each message before it accepts it: a slow
+	// mail server.
+	Delay time.Duration
 }
 
 // Received is a message the server accepted.
@@ -237,6 +240,7 @@ func (ss *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	time.Sleep(ss.s.opts.Delay) // the slow server's work, not synchronisation
 	ss.s.mu.Lock()
 	defer ss.s.mu.Unlock()
 	for _, to := range ss.to {
