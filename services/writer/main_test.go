@@ -40,6 +40,7 @@ func TestWriter_ReadyWithoutKafka(t *testing.T) {
 		"KAFKA_TOPIC_PREFIX": "test-" + testenv.UniqueName(t),
 		"MIGRATE_ON_START":   "true",
 		"LOG_LEVEL":          "error",
+		"EVENT_SIGNING_KEY":  testenv.SigningKey,
 	}
 	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 	m, err := app.New(app.Writer, []string{"-addr", "127.0.0.1:0"}, lookup, io.Discard)
