@@ -3,7 +3,6 @@ package domain
 import (
 	"embed"
 	"io/fs"
-	"sync"
 
 	"github.com/annals-dev/annals/pkg/schema"
 )
@@ -23,15 +22,6 @@ func Schemas() fs.FS {
 	return sub
 }
 
-var catalog = sync.OnceValue(func() *schema.Catalog {
-	c, err := schema.Load(Schemas())
-	if err != nil {
-		// The embedded files are fixed at build time and the package's tests load them.
-		panic("domain: the embedded schemas do not load: " + err.Error())
-	}
-	return c
-})
-
 // Catalog returns the schema catalog of the domain's events, loaded on first use and shared by
 // the whole process.
-func Catalog() *schema.Catalog { return catalog() }
+var Catalog = schema.Embedded(avroFiles, "avro")

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/linkedin/goavro/v2"
 )
@@ -283,4 +284,21 @@ func (c *Catalog) lookupType(eventType string) (*eventType, error) {
 		return nil, fmt.Errorf("event type %q: %w", eventType, ErrUnknownType)
 	}
 	return t, nil
+}
+
+// Embedded returns the catalog of the schemas in folder dir of fsys, a domain's embedded
+// files, loaded on the first call and shared by every later one. The files are fixed at build
+// time and the domain's tests load them, so a catalog that does not load is a programming
+// error: the call panics with the reason.
+func Embedded(fsys fs.FS, dir string) func() *Catalog {
+	return sync.OnceValue(func() *Catalog {
+		sub, err := fs.Sub(fsys, dir)
+		if err == nil {
+			var c *Catalog
+			if c, err = Load(sub); err == nil {
+				return c
+			}
+		}
+		panic("schema: the embedded schemas in " + dir + " do not load: " + err.Error())
+	})
 }

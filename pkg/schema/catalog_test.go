@@ -2,6 +2,7 @@ package schema_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -305,4 +306,22 @@ func TestLoad_OwnNamespace(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "keeps its full name") {
 		t.Errorf("a type whose versions have two namespaces: err = %v, want one saying a type keeps its full name", err)
 	}
+}
+
+// TestEmbedded: the catalog of a folder of embedded files is loaded once and shared; files
+// that do not load panic with the reason.
+func TestEmbedded(t *testing.T) {
+	files := fstest.MapFS{"avro/Thing.v1.avsc": avsc("Thing", `{"name":"a","type":"string"}`)}
+	catalog := schema.Embedded(files, "avro")
+	c := catalog()
+	if _, ok := c.Current("Thing"); !ok || catalog() != c {
+		t.Errorf("Embedded: Thing %v, same catalog on the second call %v; want both", ok, catalog() == c)
+	}
+	broken := schema.Embedded(fstest.MapFS{"avro/Thing.avsc": avsc("Thing", "")}, "avro")
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "<Type>.v<N>.avsc") {
+			t.Errorf("Embedded of a misnamed file: recovered %v, want a panic naming the rule", r)
+		}
+	}()
+	broken()
 }
