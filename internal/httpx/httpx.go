@@ -33,6 +33,8 @@ type Operation struct {
 	Responses map[int]string
 	// Tags group operations in the document.
 	Tags []string
+	// Path gives the schemas of path parameters by Name; one not listed is any string.
+	Path []Param
 	// Query and Headers document the query and header parameters besides the path's.
 	Query   []Param
 	Headers []Param
@@ -153,7 +155,7 @@ func (r *Router) OpenAPI(title, version string) map[string]any {
 		if len(rt.op.Tags) > 0 {
 			op["tags"] = rt.op.Tags
 		}
-		params := pathParams(rt.path)
+		params := pathParams(rt.path, rt.op.Path)
 		params = append(params, otherParams("query", rt.op.Query)...)
 		params = append(params, otherParams("header", rt.op.Headers)...)
 		if len(params) > 0 {
@@ -187,15 +189,24 @@ func operationID(method, path string) string {
 	return b.String()
 }
 
-func pathParams(path string) []any {
+func pathParams(path string, documented []Param) []any {
 	var out []any
 	for _, part := range strings.Split(path, "/") {
 		if strings.HasPrefix(part, "{") && strings.HasSuffix(part, "}") {
 			name := strings.TrimSuffix(strings.Trim(part, "{}"), "...")
-			out = append(out, map[string]any{
-				"name": name, "in": "path", "required": true,
-				"schema": map[string]any{"type": "string"},
-			})
+			m := map[string]any{"name": name, "in": "path", "required": true, "schema": StringSchema}
+			for _, p := range documented {
+				if p.Name != name {
+					continue
+				}
+				if p.Schema != nil {
+					m["schema"] = p.Schema
+				}
+				if p.Description != "" {
+					m["description"] = p.Description
+				}
+			}
+			out = append(out, m)
 		}
 	}
 	return out

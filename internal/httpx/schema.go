@@ -8,8 +8,14 @@ import "fmt"
 // Schemas of single values.
 var (
 	StringSchema = map[string]any{"type": "string"}
-	UUIDSchema   = map[string]any{"type": "string", "format": "uuid"}
-	TimeSchema   = map[string]any{"type": "string", "format": "date-time"}
+	// UUIDSchema is a UUID in its canonical 36-character form, the only one the services
+	// take.
+	UUIDSchema = map[string]any{"type": "string", "format": "uuid",
+		"pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"}
+	// CursorSchema is a cursor that EncodeCursor made: 16 bytes in unpadded base64url.
+	CursorSchema = map[string]any{"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$",
+		"description": "next_cursor of the previous page"}
+	TimeSchema = map[string]any{"type": "string", "format": "date-time"}
 )
 
 // Object is the schema of an object with exactly the properties props, of which those in
@@ -50,7 +56,7 @@ func CursorParams(def, max int) []Param {
 	return []Param{
 		{Name: "limit", Description: fmt.Sprintf("page size (default %d)", def),
 			Schema: map[string]any{"type": "integer", "minimum": 1, "maximum": max}},
-		{Name: "cursor", Description: "next_cursor of the previous page; absent for the first"},
+		{Name: "cursor", Description: "next_cursor of the previous page; absent for the first", Schema: CursorSchema},
 	}
 }
 
@@ -59,6 +65,6 @@ func CursorParams(def, max int) []Param {
 func CursorPage(member string, item map[string]any) map[string]any {
 	return Object([]string{member}, map[string]any{
 		member:        map[string]any{"type": "array", "items": item},
-		"next_cursor": StringSchema,
+		"next_cursor": CursorSchema,
 	})
 }
