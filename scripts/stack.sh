@@ -10,6 +10,8 @@
 #                              default set: `make run` starts it when it is installed, with the
 #                              alert rules of deploy/prometheus/rules and the scrape targets that
 #                              run.sh writes to .stack/prometheus/targets/
+#   scripts/stack.sh install schemathesis   Schemathesis, the OpenAPI fuzzer of the tests, in a
+#                              virtualenv in the cache (pip from PyPI); never started
 #   scripts/stack.sh status    what runs where
 #   scripts/stack.sh env       shell exports for clients (DATABASE_URL, KAFKA_BROKERS, ..., and
 #                              EVENT_SIGNING_KEY, the stack's own key, made in .stack/signing.key)
@@ -467,6 +469,29 @@ down_prometheus() {
 	stop_pid "$STATE_DIR/prometheus.pid" "$PROMETHEUS_DIR/prometheus.yml" prometheus
 }
 
+# ---------------------------------------------------------------- Schemathesis
+
+# Schemathesis, the OpenAPI fuzzer that test/stack runs over the services' documents, in a
+# virtualenv of its own in the cache: $CACHE_DIR/schemathesis/bin/st.
+SCHEMATHESIS_VERSION=${ANNALS_SCHEMATHESIS_VERSION:-4.32.5}
+SCHEMATHESIS_DIR=$CACHE_DIR/schemathesis
+
+install_schemathesis() {
+	local st=$SCHEMATHESIS_DIR/bin/st
+	if [[ -x $st ]] && "$st" --version 2>/dev/null | grep -qF " $SCHEMATHESIS_VERSION"; then
+		return 0
+	fi
+	command -v python3 >/dev/null 2>&1 || fail "Schemathesis needs python3 with venv (Debian: apt-get install python3-venv)"
+	say "installing Schemathesis $SCHEMATHESIS_VERSION (pip, into $SCHEMATHESIS_DIR)"
+	rm -rf "$SCHEMATHESIS_DIR"
+	mkdir -p "$CACHE_DIR"
+	python3 -m venv "$SCHEMATHESIS_DIR" >/dev/null ||
+		fail "python3 -m venv $SCHEMATHESIS_DIR failed (Debian: apt-get install python3-venv)"
+	"$SCHEMATHESIS_DIR/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION" >"$SCHEMATHESIS_DIR.log" 2>&1 ||
+		fail "pip install schemathesis==$SCHEMATHESIS_VERSION failed; see $SCHEMATHESIS_DIR.log"
+	"$st" --version >/dev/null || fail "Schemathesis was installed but $st does not run"
+}
+
 # ---------------------------------------------------------------- commands
 
 # signing_key prints the stack's event signing key (EVENT_SIGNING_KEY: the relay signs every
@@ -553,7 +578,13 @@ main() {
 	install)
 		shift
 		if (($# > 0)); then
-			for c in "$@"; do component "$c" && "install_$c"; done
+			for c in "$@"; do
+				if [[ $c == schemathesis ]]; then
+					install_schemathesis # a tool of the tests: installed, never started
+				else
+					component "$c" && "install_$c"
+				fi
+			done
 			return
 		fi
 		install_postgres

@@ -20,6 +20,8 @@ scripts/stack.sh up
 # Prometheus and promtool, for the alert rules' and dashboards' test (not started here: the
 # test runs its own).
 scripts/stack.sh install prometheus
+# Schemathesis, the OpenAPI fuzzer that the stack tests run over the services' documents.
+scripts/stack.sh install schemathesis
 eval "$(scripts/stack.sh env)"
 
 step "modules tidy; lint (gofmt, go vet, staticcheck)"

@@ -33,6 +33,8 @@ type Operation struct {
 	Responses map[int]string
 	// Tags group operations in the document.
 	Tags []string
+	// Path gives the schemas of path parameters by Name; one not listed is any string.
+	Path []Param
 	// Query and Headers document the query and header parameters besides the path's.
 	Query   []Param
 	Headers []Param
@@ -153,7 +155,7 @@ func (r *Router) OpenAPI(title, version string) map[string]any {
 		if len(rt.op.Tags) > 0 {
 			op["tags"] = rt.op.Tags
 		}
-		params := pathParams(rt.path)
+		params := pathParams(rt.path, rt.op.Path)
 		params = append(params, otherParams("query", rt.op.Query)...)
 		params = append(params, otherParams("header", rt.op.Headers)...)
 		if len(params) > 0 {
@@ -187,15 +189,24 @@ func operationID(method, path string) string {
 	return b.String()
 }
 
-func pathParams(path string) []any {
+func pathParams(path string, documented []Param) []any {
 	var out []any
 	for _, part := range strings.Split(path, "/") {
 		if strings.HasPrefix(part, "{") && strings.HasSuffix(part, "}") {
 			name := strings.TrimSuffix(strings.Trim(part, "{}"), "...")
-			out = append(out, map[string]any{
-				"name": name, "in": "path", "required": true,
-				"schema": map[string]any{"type": "string"},
-			})
+			m := map[string]any{"name": name, "in": "path", "required": true, "schema": StringSchema}
+			for _, p := range documented {
+				if p.Name != name {
+					continue
+				}
+				if p.Schema != nil {
+					m["schema"] = p.Schema
+				}
+				if p.Description != "" {
+					m["description"] = p.Description
+				}
+			}
+			out = append(out, m)
 		}
 	}
 	return out
@@ -290,7 +301,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Middleware wraps next with the correlation id (read from X-Correlation-ID, generated when
-// absent or unusable, echoed in the response), request metrics and a debug log line.
+// absent or unusable, echoed in the response), request metrics and a debug log line. Their
+// labels are bounded: the route is a registered pattern or "unmatched", the method one of
+// MethodLabel's.
 func Middleware(next http.Handler, m *Metrics, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -311,17 +324,30 @@ func Middleware(next http.Handler, m *Metrics, log *slog.Logger) http.Handler {
 		} else if i := strings.IndexByte(pattern, ' '); i >= 0 {
 			pattern = pattern[i+1:]
 		}
+		method := MethodLabel(r.Method)
 		if m != nil {
-			m.requests.WithLabelValues(pattern, r.Method, strconv.Itoa(sw.status)).Inc()
-			m.duration.WithLabelValues(pattern, r.Method).Observe(time.Since(start).Seconds())
+			m.requests.WithLabelValues(pattern, method, strconv.Itoa(sw.status)).Inc()
+			m.duration.WithLabelValues(pattern, method).Observe(time.Since(start).Seconds())
 		}
 		if log != nil {
 			log.LogAttrs(r.Context(), slog.LevelDebug, "http request",
-				slog.String("method", r.Method), slog.String("route", pattern),
+				slog.String("method", method), slog.String("route", pattern),
 				slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)),
 				slog.String("correlation_id", id))
 		}
 	})
+}
+
+// MethodLabel is method as the request metrics and log lines name it: one of the methods of
+// HTTP (RFC 9110, and PATCH), or "other" for any method a client made up, so that inventing
+// methods cannot add label values, and so series, without bound.
+func MethodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "other"
 }
 
 // validCorrelationID accepts 1 to 128 printable ASCII characters without spaces, so that a

@@ -167,6 +167,7 @@ func TestRouter_OpenAPIParamsAndSchemas(t *testing.T) {
 	r.HandleFunc("POST", "/v1/users/{id}", httpx.Operation{
 		Summary:     "change a user",
 		Responses:   map[int]string{200: "changed"},
+		Path:        []httpx.Param{{Name: "id", Description: "the user", Schema: httpx.UUIDSchema}},
 		Query:       []httpx.Param{{Name: "type", Description: "repeatable", Schema: map[string]any{"type": "array", "items": map[string]any{"type": "string"}}}},
 		Headers:     []httpx.Param{{Name: "If-Match", Required: true}},
 		RequestBody: userSchema,
@@ -203,6 +204,9 @@ func TestRouter_OpenAPIParamsAndSchemas(t *testing.T) {
 	}
 	if got, want := strings.Join(in, ","), "path:id,query:type,header:If-Match"; got != want {
 		t.Errorf("parameters = %s, want %s", got, want)
+	}
+	if got := op.Parameters[0]["schema"].(map[string]any)["format"]; got != "uuid" || op.Parameters[0]["description"] != "the user" {
+		t.Errorf("path parameter = %v, want the documented uuid", op.Parameters[0])
 	}
 	if got := op.Parameters[1]["schema"].(map[string]any)["type"]; got != "array" {
 		t.Errorf("query schema type = %v", got)

@@ -11,9 +11,7 @@ import (
 
 // Limits of the query parameters.
 const (
-	MaxTypes        = 20  // type parameters of GET /v1/audit
-	maxStreamIDLen  = 200 // as the event store allows
-	maxEventTypeLen = 200
+	MaxTypes = 20 // type parameters of GET /v1/audit
 )
 
 // Options tune the API.
@@ -87,8 +85,8 @@ func parseAuditQuery(r *http.Request) (auditlog.Query, error) {
 	if s, ok, err := q.One("stream_id"); err != nil {
 		return aq, err
 	} else if ok {
-		if s == "" || len(s) > maxStreamIDLen {
-			return aq, httpx.Invalidf("stream_id", "must be 1 to %d characters", maxStreamIDLen)
+		if !httpx.ValidFilter(s) {
+			return aq, httpx.Invalidf("stream_id", "must be 1 to %d characters of UTF-8, without NUL", httpx.MaxFilterLength)
 		}
 		aq.StreamID = s
 	}
@@ -97,8 +95,8 @@ func parseAuditQuery(r *http.Request) (auditlog.Query, error) {
 		return aq, httpx.Invalidf("type", "at most %d types", MaxTypes)
 	}
 	for _, t := range aq.Types {
-		if t == "" || len(t) > maxEventTypeLen {
-			return aq, httpx.Invalidf("type", "must be 1 to %d characters", maxEventTypeLen)
+		if !httpx.ValidFilter(t) {
+			return aq, httpx.Invalidf("type", "must be 1 to %d characters of UTF-8, without NUL", httpx.MaxFilterLength)
 		}
 	}
 	if aq.Since, _, err = q.Time("since"); err != nil {

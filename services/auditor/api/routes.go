@@ -13,9 +13,11 @@ func (a *API) Register(r *httpx.Router) {
 			"where the auditor read it, and its place in the hash chain.",
 		Tags: []string{"audit"},
 		Query: []httpx.Param{
-			{Name: "stream_id", Description: "only this stream's events, such as user-0190a4b2-7f3c-7a00-8000-000000000001"},
+			{Name: "stream_id", Description: "only this stream's events, such as user-0190a4b2-7f3c-7a00-8000-000000000001",
+				Schema: httpx.FilterSchema},
 			{Name: "type", Description: "only these event types (repeat the parameter for several)",
-				Schema: map[string]any{"type": "array", "items": httpx.StringSchema, "maxItems": MaxTypes}},
+				Schema: map[string]any{"type": "array", "maxItems": MaxTypes,
+					"items": httpx.FilterSchema}},
 			{Name: "since", Description: "recorded at or after this RFC 3339 time", Schema: httpx.TimeSchema},
 			{Name: "until", Description: "recorded before this RFC 3339 time", Schema: httpx.TimeSchema},
 			{Name: "after", Description: "entries after this sequence number (default 0: from the first)", Schema: httpx.Int64(0)},

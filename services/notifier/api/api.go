@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/services/notifier/notify"
 )
@@ -57,8 +58,8 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 
 var known = []string{"to", "event_id", "limit", "cursor"}
 
-// parseQuery reads the filter and page of GET /v1/notifications. An empty value is as good as
-// an absent one. A cursor is the event id of the last row of the page before, and so valid for
+// parseQuery reads the filter and page of GET /v1/notifications. A parameter given with an
+// empty value is malformed, as on every other route. A cursor is the event id of the last row of the page before, and so valid for
 // any filter.
 func parseQuery(r *http.Request) (notify.SentQuery, error) {
 	var q notify.SentQuery
@@ -70,13 +71,19 @@ func parseQuery(r *http.Request) (notify.SentQuery, error) {
 	// parameter is refused as such even when another one is also wrong.
 	vals := make(map[string]string, len(known))
 	for _, k := range known {
-		if vals[k], _, err = hq.One(k); err != nil {
+		var given bool
+		if vals[k], given, err = hq.One(k); err != nil {
 			return q, err
+		}
+		if given && vals[k] == "" {
+			return q, httpx.Invalidf(k, "is empty; leave the parameter out instead")
 		}
 	}
 	if s := vals["to"]; s != "" {
-		if len(s) > 254 {
-			return q, httpx.Invalidf("to", "must be an email address of at most 254 bytes")
+		// Only addresses that the domain takes are ever sent to: anything else is a
+		// malformed filter rather than one that matches nothing.
+		if domain.ValidateEmail("to", s) != nil {
+			return q, httpx.Invalidf("to", "must be an email address of at most %d bytes", domain.MaxEmailLength)
 		}
 		q.To = s
 	}

@@ -160,6 +160,10 @@ func TestList(t *testing.T) {
 		{"?cursor=nope", "cursor"},
 		{"?status=sent", "status"},
 		{"?to=a@example.com&to=b@example.com", "to"},
+		{"?to=null", "to"},
+		{"?to=", "to"},
+		{"?limit=", "limit"},
+		{"?cursor=", "cursor"},
 		{"?limit=0&cursor=a&cursor=b", "cursor"},
 	} {
 		t.Run("Invalid"+tc.query, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/services/notifier/notify"
 )
@@ -10,7 +11,7 @@ var listOp = httpx.Operation{
 		"accepted the email, skipped when none was due), in event id order, paged with limit and cursor.",
 	Tags: []string{"notifications"},
 	Query: append([]httpx.Param{
-		{Name: "to", Description: "only emails to this address (case-insensitive)", Schema: map[string]any{"type": "string", "format": "email"}},
+		{Name: "to", Description: "only emails to this address (case-insensitive)", Schema: map[string]any{"type": "string", "format": "email", "maxLength": domain.MaxEmailLength}},
 		{Name: "event_id", Description: "only the email of this event", Schema: httpx.UUIDSchema},
 	}, httpx.CursorParams(notify.DefaultLimit, notify.MaxLimit)...),
 	Responses: map[int]string{

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -17,6 +18,12 @@ import (
 
 // MaxWait is the longest read-your-writes wait a request may ask for.
 const MaxWait = 30 * time.Second
+
+// waitPattern is the form of a wait: 0, up to 30 seconds in seconds with at most three
+// decimals, or up to 30,000 milliseconds. /openapi.json documents it as is.
+const waitPattern = `^(0|([0-9]|[12][0-9])(\.[0-9]{1,3})?s|30(\.0{1,3})?s|([0-9]{1,4}|[12][0-9]{4}|30000)ms)$`
+
+var waitForm = regexp.MustCompile(waitPattern)
 
 // Options tune the API.
 type Options struct {
@@ -67,7 +74,7 @@ func readWait(q httpx.Query) (readmodel.Wait, error) {
 	}
 	if hasWait {
 		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 || d > MaxWait {
+		if err != nil || !waitForm.MatchString(s) || d < 0 || d > MaxWait {
 			return w, httpx.Invalidf("wait", "must be a duration from 0s to %s, such as 2s or 500ms", MaxWait)
 		}
 		w.For, w.MinVersion = d, 0

@@ -210,6 +210,8 @@ func TestGetUser(t *testing.T) {
 		{"BadWait", "/v1/users/" + id.String() + "?min_version=1&wait=soon", "wait"},
 		{"NegativeWait", "/v1/users/" + id.String() + "?wait=-1s", "wait"},
 		{"WaitTooLong", "/v1/users/" + id.String() + "?wait=31s", "wait"},
+		{"WaitInMinutes", "/v1/users/" + id.String() + "?wait=0.1m", "wait"},
+		{"WaitTooPrecise", "/v1/users/" + id.String() + "?wait=1.0001s", "wait"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if f := e.get(t, tc.path).fail(t, http.StatusBadRequest, api.CodeInvalidRequest); f["field"] != tc.field {

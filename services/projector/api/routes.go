@@ -9,8 +9,9 @@ import (
 func (a *API) Register(r *httpx.Router) {
 	r.HandleFunc("GET", "/v1/users/{id}", singleOp("A user as the read model holds it.", userSchema), a.errs.Handler(a.getUser))
 	r.HandleFunc("GET", "/v1/users", listOp("Users in id order, paged with limit and cursor.", userStatusParam, "users", userSchema), a.errs.Handler(a.listUsers))
-	r.HandleFunc("GET", "/v1/users/{id}/orders", listOp("A user's orders in id order, paged with limit and cursor.", orderStatusParam, "orders", orderSchema,
-		404), a.errs.Handler(a.userOrders))
+	userOrders := listOp("A user's orders in id order, paged with limit and cursor.", orderStatusParam, "orders", orderSchema, 404)
+	userOrders.Path = []httpx.Param{idParam}
+	r.HandleFunc("GET", "/v1/users/{id}/orders", userOrders, a.errs.Handler(a.userOrders))
 	r.HandleFunc("GET", "/v1/orders/{id}", singleOp("An order as the read model holds it.", orderSchema), a.errs.Handler(a.getOrder))
 	r.HandleFunc("GET", "/v1/orders", listOp("Orders in id order, paged with limit and cursor.", orderStatusParam, "orders", orderSchema), a.errs.Handler(a.listOrders))
 	r.HandleFunc("GET", "/v1/stats/orders", httpx.Operation{
@@ -28,11 +29,13 @@ func singleOp(summary string, schema map[string]any) httpx.Operation {
 		Summary: summary + " With min_version (and wait), it answers once the read model has applied that " +
 			"version of the stream: read-your-writes after a command to the writer.",
 		Tags: []string{"read models"},
+		Path: []httpx.Param{idParam},
 		Query: []httpx.Param{
 			{Name: "min_version", Description: "the stream version the read model must have applied (the writer's ETag or version)",
 				Schema: httpx.Int64(0)},
-			{Name: "wait", Description: "how long to wait for min_version, or for the row to exist, such as 2s (default 0s, at most 30s)",
-				Schema: map[string]any{"type": "string", "example": "2s"}},
+			{Name: "wait", Description: "how long to wait for min_version, or for the row to exist: 0, whole or decimal seconds " +
+				"such as 2s or 1.5s, or milliseconds such as 500ms (default 0s, at most 30s)",
+				Schema: map[string]any{"type": "string", "pattern": waitPattern, "example": "2s"}},
 		},
 		Responses: map[int]string{
 			200: "the row; ETag is its version",
@@ -70,6 +73,7 @@ func listOp(summary string, status httpx.Param, member string, item map[string]a
 }
 
 var (
+	idParam          = httpx.Param{Name: "id", Description: "the row's id, a UUID", Schema: httpx.UUIDSchema}
 	userStatusParam  = httpx.Param{Name: "status", Description: "only users with this status", Schema: httpx.Enum(userStatuses)}
 	orderStatusParam = httpx.Param{Name: "status", Description: "only orders with this status", Schema: httpx.Enum(orderStatuses)}
 

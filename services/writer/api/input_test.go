@@ -159,6 +159,7 @@ func TestAPI_BadQuery(t *testing.T) {
 		{"SinceNotATime", "/v1/events?since=2026-13-01", "since"},
 		{"UntilBeforeSince", "/v1/events?since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z", "until"},
 		{"EmptyType", "/v1/events?type=", "type"},
+		{"TypeWithNUL", "/v1/events?type=User%00Created", "type"},
 		{"MalformedQuery", "/v1/events?after=%zz", "query"},
 		{"StreamIDMalformed", "/v1/streams/nocategory", "stream_id"},
 		{"StreamEventsFromNegative", "/v1/streams/user-" + user + "/events?from=-1", "from"},

@@ -11,12 +11,11 @@ import (
 
 // Paging limits.
 const (
-	DefaultLimit       = 100
-	MaxLimit           = 1000
-	MaxTypes           = 20 // type parameters of GET /v1/events
-	DefaultRecent      = 10 // recent events in GET /v1/stats
-	MaxRecent          = 100
-	maxEventTypeLength = 200
+	DefaultLimit  = 100
+	MaxLimit      = 1000
+	MaxTypes      = 20 // type parameters of GET /v1/events
+	DefaultRecent = 10 // recent events in GET /v1/stats
+	MaxRecent     = 100
 )
 
 type userView struct {
@@ -218,8 +217,8 @@ func (a *API) allEvents(r *http.Request) (allPage, error) {
 		return allPage{}, httpx.Invalidf("type", "at most %d types", MaxTypes)
 	}
 	for _, t := range aq.Types {
-		if t == "" || len(t) > maxEventTypeLength {
-			return allPage{}, httpx.Invalidf("type", "must be 1 to %d characters", maxEventTypeLength)
+		if !httpx.ValidFilter(t) {
+			return allPage{}, httpx.Invalidf("type", "must be 1 to %d characters of UTF-8, without NUL", httpx.MaxFilterLength)
 		}
 	}
 	evs, err := a.store.ReadAll(r.Context(), aq)

@@ -16,7 +16,9 @@ func (a *API) Register(r *httpx.Router) {
 
 	r.HandleFunc("POST", "/v1/orders", commandOp("Place an order for an active user. Without id, the server picks a UUIDv7.", true, createOrderSchema, false), a.errs.Handler(a.createOrder))
 	r.HandleFunc("POST", "/v1/orders/{id}/items", commandOp("Add an item to a pending order.", false, itemSchema, false), a.errs.Handler(a.addItem))
-	r.HandleFunc("DELETE", "/v1/orders/{id}/items/{item_id}", commandOp("Remove an item from a pending order.", false, emptySchema, true), a.errs.Handler(a.removeItem))
+	removeItem := commandOp("Remove an item from a pending order.", false, emptySchema, true)
+	removeItem.Path = append(removeItem.Path, httpx.Param{Name: "item_id", Description: "the item's id", Schema: itemIDSchema})
+	r.HandleFunc("DELETE", "/v1/orders/{id}/items/{item_id}", removeItem, a.errs.Handler(a.removeItem))
 	r.HandleFunc("POST", "/v1/orders/{id}/confirm", commandOp("Confirm a pending order that has items.", false, emptySchema, true), a.errs.Handler(a.confirmOrder))
 	r.HandleFunc("POST", "/v1/orders/{id}/cancel", commandOp("Cancel an order that is not shipped.", false, reasonSchema, false), a.errs.Handler(a.cancelOrder))
 	r.HandleFunc("POST", "/v1/orders/{id}/ship", commandOp("Ship a confirmed order.", false, emptySchema, true), a.errs.Handler(a.shipOrder))
@@ -25,6 +27,7 @@ func (a *API) Register(r *httpx.Router) {
 	r.HandleFunc("GET", "/v1/streams/{stream_id}", httpx.Operation{
 		Summary: "A stream's metadata: category, version, event count, creation and last change.",
 		Tags:    []string{"history"},
+		Path:    []httpx.Param{streamIDParam},
 		Responses: map[int]string{200: "the stream", 400: "malformed stream id",
 			404: "no such stream", 503: "the event store is unavailable"},
 		Schemas: map[int]map[string]any{200: streamInfoSchema, 400: errorSchema, 404: errorSchema, 503: errorSchema},
@@ -32,6 +35,7 @@ func (a *API) Register(r *httpx.Router) {
 	r.HandleFunc("GET", "/v1/streams/{stream_id}/events", httpx.Operation{
 		Summary: "One stream's events in version order, paged with from, to and limit.",
 		Tags:    []string{"history"},
+		Path:    []httpx.Param{streamIDParam},
 		Query: []httpx.Param{
 			{Name: "from", Description: "first version (default 0)", Schema: httpx.Int64(0)},
 			{Name: "to", Description: "last version, inclusive (default: the end)", Schema: httpx.Int64(0)},
@@ -50,7 +54,7 @@ func (a *API) Register(r *httpx.Router) {
 			{Name: "since", Description: "recorded at or after this RFC 3339 time", Schema: httpx.TimeSchema},
 			{Name: "until", Description: "recorded before this RFC 3339 time", Schema: httpx.TimeSchema},
 			{Name: "type", Description: "only these event types (repeat the parameter for several)",
-				Schema: map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "maxItems": MaxTypes}},
+				Schema: map[string]any{"type": "array", "items": eventTypeSchema, "maxItems": MaxTypes}},
 		},
 		Responses: map[int]string{200: "a page of events; pass next_after as after for the next page",
 			400: "malformed query", 503: "the event store is unavailable"},
@@ -68,9 +72,11 @@ func (a *API) Register(r *httpx.Router) {
 }
 
 var commandHeaders = []httpx.Param{
-	{Name: IfMatchHeader, Description: `the stream version the command expects, such as "3"; another version gives 409`},
-	{Name: IdempotencyKeyHeader, Description: "1 to 200 printable characters; a retry with the same key and request returns the first response and appends nothing",
-		Schema: map[string]any{"type": "string", "minLength": 1, "maxLength": MaxIdempotencyKeyLength}},
+	{Name: IfMatchHeader, Description: `the stream version the command expects, such as "3" (quotes optional); another version gives 409`,
+		Schema: map[string]any{"type": "string", "pattern": `^("[0-9]{1,18}"|[0-9]{1,18})$`}},
+	{Name: IdempotencyKeyHeader, Description: "1 to 200 printable ASCII characters, not starting or ending with a space; " +
+		"a retry with the same key and request returns the first response and appends nothing",
+		Schema: map[string]any{"type": "string", "minLength": 1, "maxLength": MaxIdempotencyKeyLength, "pattern": "^[!-~]([ -~]*[!-~])?$"}},
 	{Name: httpx.CorrelationHeader, Description: "stored on the events as their correlation id; generated when absent"},
 }
 
@@ -82,6 +88,7 @@ func commandOp(summary string, create bool, body map[string]any, bodyOptional bo
 	op := httpx.Operation{
 		Summary:             summary,
 		Tags:                []string{"commands"},
+		Path:                []httpx.Param{idParam},
 		Headers:             commandHeaders,
 		RequestBody:         body,
 		RequestBodyOptional: bodyOptional,
@@ -111,6 +118,7 @@ func stateOp(summary string, schema map[string]any) httpx.Operation {
 	return httpx.Operation{
 		Summary: summary,
 		Tags:    []string{"state"},
+		Path:    []httpx.Param{idParam},
 		Query: []httpx.Param{
 			{Name: "version", Description: "the state at this stream version", Schema: httpx.Int64(0)},
 			{Name: "at", Description: "the state at this RFC 3339 time", Schema: httpx.TimeSchema},
@@ -123,22 +131,39 @@ func stateOp(summary string, schema map[string]any) httpx.Operation {
 
 // JSON schemas of the bodies.
 
-func str(minLen, maxLen int) map[string]any {
-	return map[string]any{"type": "string", "minLength": minLen, "maxLength": maxLen}
+func withMinProperties(schema map[string]any, n int) map[string]any {
+	schema["minProperties"] = n
+	return schema
+}
+
+// text is the schema of a name or reason: at most maxLen characters, no control character,
+// and not only white space (the server trims it).
+func text(maxLen int) map[string]any {
+	return map[string]any{"type": "string", "minLength": 1, "maxLength": maxLen,
+		"pattern": `^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$`}
 }
 
 var (
+	idParam       = httpx.Param{Name: "id", Description: "the aggregate's id, a UUID", Schema: httpx.UUIDSchema}
+	streamIDParam = httpx.Param{Name: "stream_id", Description: "<category>-<id>, at most 200 bytes, such as user-0190a4b2-7f3c-7a00-8000-000000000001",
+		Schema: map[string]any{"type": "string", "maxLength": 200, "pattern": "^[a-z0-9_]+-[!-~]+$"}}
+	// itemIDSchema is an item's id: 1 to 100 printable characters without surrounding space.
+	// The server takes any printable Unicode; the document says printable ASCII, the ids
+	// that clients should use.
+	itemIDSchema    = map[string]any{"type": "string", "minLength": 1, "maxLength": domain.MaxItemIDLength, "pattern": "^[!-~]([ -~]*[!-~])?$"}
+	eventTypeSchema = httpx.FilterSchema
+
 	emailSchema  = map[string]any{"type": "string", "format": "email", "maxLength": domain.MaxEmailLength}
-	nameSchema   = str(1, domain.MaxNameLength)
+	nameSchema   = text(domain.MaxNameLength)
 	emptySchema  = httpx.Object(nil, map[string]any{})
-	reasonSchema = httpx.Object([]string{"reason"}, map[string]any{"reason": str(1, domain.MaxReasonLength)})
+	reasonSchema = httpx.Object([]string{"reason"}, map[string]any{"reason": text(domain.MaxReasonLength)})
 	limitParam   = httpx.Param{Name: "limit", Description: "page size (default 100)",
 		Schema: map[string]any{"type": "integer", "minimum": 1, "maximum": MaxLimit}}
 
 	createUserSchema = httpx.Object([]string{"email", "name"}, map[string]any{"id": httpx.UUIDSchema, "email": emailSchema, "name": nameSchema})
-	updateUserSchema = httpx.Object(nil, map[string]any{"email": emailSchema, "name": nameSchema})
+	updateUserSchema = withMinProperties(httpx.Object(nil, map[string]any{"email": emailSchema, "name": nameSchema}), 1)
 	itemSchema       = httpx.Object([]string{"id", "name", "price_cents", "quantity"}, map[string]any{
-		"id":          str(1, domain.MaxItemIDLength),
+		"id":          itemIDSchema,
 		"name":        nameSchema,
 		"price_cents": map[string]any{"type": "integer", "format": "int64", "minimum": 0, "maximum": domain.MaxPriceCents},
 		"quantity":    map[string]any{"type": "integer", "format": "int64", "minimum": 1, "maximum": domain.MaxQuantity},

@@ -27,6 +27,8 @@ func (a *API) registerSchemas(r *httpx.Router) {
 	r.HandleFunc("GET", "/v1/schemas/{fingerprint}", httpx.Operation{
 		Summary: "The Avro schema with this fingerprint: the one named by a value's single-object header or its schema-fingerprint header.",
 		Tags:    []string{"schemas"},
+		Path: []httpx.Param{{Name: "fingerprint", Description: "16 hex digits",
+			Schema: map[string]any{"type": "string", "pattern": "^[0-9a-fA-F]{16}$"}}},
 		Responses: map[int]string{200: "the schema",
 			400: "the fingerprint is not 16 hex digits", 404: "no schema has this fingerprint",
 			503: "the database is unavailable"},
