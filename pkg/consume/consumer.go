@@ -548,12 +548,19 @@ func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, 
 	// The streams whose messages go one by one: blocked ones (their messages are parked) and
 	// those with a record that could not be decoded (it is dead-lettered and blocks them).
 	var slow map[string]bool
+	var unavailable error // a dependency of the decoder (the catalog table) that is down
 	for _, it := range lane {
 		it.m = Message{
 			Topic: it.raw.Topic, Partition: it.raw.Partition, Offset: it.raw.Offset,
 			Key: it.raw.Key, Value: it.raw.Value, Headers: it.raw.Headers, Time: it.raw.Time,
 		}
-		it.m.Event, it.decodeErr = c.cfg.Decode(it.raw)
+		if unavailable != nil {
+			// The lane stops at the first of these anyway; decoding the rest would wait on the
+			// dependency once more for each, past the drain timeout.
+			it.decodeErr = unavailable
+		} else if it.m.Event, it.decodeErr = c.cfg.Decode(it.raw); IsUnavailable(it.decodeErr) {
+			unavailable = it.decodeErr
+		}
 		if it.decodeErr != nil || bs.has(string(it.raw.Key)) {
 			if slow == nil {
 				slow = map[string]bool{}

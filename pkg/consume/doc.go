@@ -16,8 +16,9 @@
 //   - A message that keeps failing is retried Config.Attempts times with exponential backoff,
 //     then written to the dead-letter topic with its reason; its stream is blocked (BlockStore),
 //     so the stream's later messages go to the dead-letter topic too ("parked") instead of
-//     being applied out of order. Other streams keep flowing. A record that cannot be decoded
-//     is dead-lettered at once, and blocks its stream as a failing one does.
+//     being applied out of order. Other streams keep flowing. A record of the relay's that
+//     cannot be decoded is dead-lettered at once, and blocks its stream as a failing one does
+//     (one that is not known to be the relay's is quarantined instead: see below).
 //   - A blocked stream stays blocked until an operator settles it (BlockTable, `annals dlq`):
 //     a release lets its later events through; a redrive has the member that owns its
 //     partition apply its dead-lettered and parked events again, from the dead-letter topic,

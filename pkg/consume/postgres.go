@@ -29,11 +29,11 @@ func WithTx(ctx context.Context, tx pgx.Tx) context.Context {
 
 // PostgresUnit runs each unit of work in one transaction of pool, which handlers reach with
 // Tx(ctx). The transaction commits when the unit's work returns nil and rolls back otherwise.
-// Its errors, the work's and the commit's, are marked by PostgresError: a failure of the
-// database rather than of the event (no connection, a connection lost in the middle, a
-// deadlock, a serialization failure, a cancelled statement, a read-only server, a full disk)
-// comes back Unavailable, so that the runtime pauses and tries again instead of
-// dead-lettering the event. The work's errors are judged on the server's word alone
+// A failure of the database rather than of the event (no connection, a connection lost in the
+// middle, a deadlock, a serialization failure, a cancelled statement, a read-only server, a
+// full disk) comes back Unavailable, so that the runtime pauses and tries again instead of
+// dead-lettering the event; data the server refuses comes back Permanent. The commit's errors
+// are marked by PostgresError; the work's are judged on the server's word alone
 // (postgres.ServerTransient), so that an end of file or a deadline of something else the
 // handler called is not taken for the database's.
 func PostgresUnit(pool *pgxpool.Pool) Unit {

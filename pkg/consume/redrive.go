@@ -92,6 +92,17 @@ func (c *Consumer) redrive(ctx, gctx context.Context, b Block, upTo int64, bs *b
 		it.m = Message{Topic: it.raw.Topic, Partition: it.raw.Partition, Offset: it.raw.Offset,
 			Key: it.raw.Key, Value: it.raw.Value, Headers: it.raw.Headers, Time: it.raw.Time}
 		it.m.Event, it.decodeErr = c.cfg.Decode(it.raw)
+		if IsQuarantined(it.decodeErr) {
+			// It was taken for the relay's when it was parked, and no longer verifies (its key
+			// is no longer accepted): applying nothing and moving on would skip a genuine event.
+			refused := cur
+			refused.Reason, refused.Redrive = "redrive refused: "+it.decodeErr.Error(), false
+			if _, err := c.cfg.Blocks.Replace(hctx, c.cfg.Group, cur, &refused); err != nil {
+				log.Warn("consume: cannot record a refused redrive", "error", err)
+			}
+			log.Error("consume: cannot redrive the stream; it stays blocked", "reason", it.decodeErr)
+			return true
+		}
 		if !c.one(hctx, gctx, it, fresh, pm) {
 			return false
 		}

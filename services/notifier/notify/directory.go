@@ -267,8 +267,9 @@ func (d *Directory) position(ctx context.Context, partition int) (int64, error) 
 // apply applies a partition's records and moves its position past them, in one transaction.
 // When that fails for another reason than the database's own (postgres.Transient: the server
 // unreachable, a deadlock, a read-only server, ...), which is retried, it applies them one by
-// one, skipping (and logging) each record that cannot be applied, so that one bad record never
-// stops the directory (a record the relay did not publish among them) and no good one is ever skipped for the database's sake.
+// one, skipping (and logging) each record that cannot be applied (a record the relay did not
+// publish among them), so that one bad record never stops the directory and no good one is
+// ever skipped for the database's sake.
 func (d *Directory) apply(ctx context.Context, partition int, batch []kafka.Message) error {
 	err := d.applyTx(ctx, partition, batch, false)
 	if err == nil || postgres.Transient(err) || consume.IsUnavailable(err) || ctx.Err() != nil {

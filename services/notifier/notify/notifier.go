@@ -235,7 +235,9 @@ func (n *Notifier) deliver(ctx context.Context, e events.Envelope, kind template
 
 // record writes the sent log's row of an email the server accepted. The email is out, so it
 // tries again after any failure of the database that is not the row's (postgres.Transient),
-// for RecordTimeout even past ctx's end: failing here means sending the email again.
+// for RecordTimeout even past ctx's end: failing here means sending the email again. A row
+// the database refuses is Permanent: the event is dead-lettered rather than mailed again
+// and again.
 func (n *Notifier) record(ctx context.Context, row Notification) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.opts.RecordTimeout)
 	defer cancel()
@@ -245,7 +247,13 @@ func (n *Notifier) record(ctx context.Context, row Notification) error {
 		if err == nil {
 			return nil
 		}
-		if !postgres.Transient(err) || rctx.Err() != nil {
+		if !postgres.Transient(err) {
+			// The row itself is refused: another try would send the email again for nothing.
+			// The event goes to the dead-letter topic with the reason; the email is out.
+			n.log.ErrorContext(ctx, "notify: "+errNotRecorded.Error(), "event_id", row.EventID, "message_id", row.MessageID, "error", err)
+			return consume.Permanent(fmt.Errorf("%w: %w", errNotRecorded, err))
+		}
+		if rctx.Err() != nil {
 			n.log.ErrorContext(ctx, "notify: "+errNotRecorded.Error(), "event_id", row.EventID, "message_id", row.MessageID, "error", err)
 			return consume.Unavailable(fmt.Errorf("%w: %w", errNotRecorded, err))
 		}
