@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
+	"github.com/annals-dev/annals/pkg/events"
 )
 
 // A stream parked behind a handler that fails for it is redriven once the handler is fixed:
@@ -113,5 +116,65 @@ func TestConsumer_RedriveAppliesParkedEventsInOrderOnce(t *testing.T) {
 	r.halt(t)
 	if _, err := table.RequestRedrive(ctx, group, fixed); !errors.Is(err, consume.ErrNotBlocked) {
 		t.Errorf("a redrive of a released stream: %v, want ErrNotBlocked", err)
+	}
+}
+
+// A parked event that no longer verifies when it is redriven (its signing key was dropped from
+// the accepted ones meanwhile) stops the redrive: the stream stays blocked with the reason, and
+// no event of it is skipped.
+func TestConsumer_RedriveStopsAtARecordThatNoLongerVerifies(t *testing.T) {
+	pool := migrated(t)
+	ctx := context.Background()
+	topic, dlq := testenv.Topic(t, 2), testenv.Topic(t, 2)
+	recs := streams("rq", 3, 4)
+	publish(t, topic, recs)
+	const parked = "user-rq-2"
+	var broken, keyDropped atomic.Bool
+	broken.Store(true)
+	h := newRecorder()
+	h.fail = func(m *consume.Message) error {
+		if broken.Load() && m.Event.StreamID == parked && m.Event.Version == 1 {
+			return consume.Permanent(errors.New("cannot apply: broken on purpose"))
+		}
+		return nil
+	}
+	group := testenv.UniqueName(t)
+	cfg := config(t, []string{topic}, dlq, group)
+	decode := cfg.Decode
+	cfg.Decode = func(m kafka.Message) (events.Envelope, error) {
+		if keyDropped.Load() && string(m.Key) == parked {
+			return events.Envelope{}, &consume.QuarantineError{Reason: consume.QuarantineSignature,
+				Err: errors.New("signature: key k-old is not accepted")}
+		}
+		return decode(m)
+	}
+	table := consume.PostgresBlocks(pool)
+	cfg.Blocks, cfg.BlockRefresh = table, 200*time.Millisecond
+	r := start(t, cfg, h)
+	waitFor(t, 60*time.Second, "the stream to be blocked", func() bool { return slices.Contains(r.c.Blocked(), parked) })
+
+	broken.Store(false)
+	keyDropped.Store(true)
+	if _, err := table.RequestRedrive(ctx, group, parked); err != nil {
+		t.Fatal(err)
+	}
+	var b consume.Block
+	waitFor(t, 30*time.Second, "the redrive to be refused", func() bool {
+		var err error
+		b, err = table.Get(ctx, group, parked)
+		return err == nil && !b.Redrive
+	})
+	if !strings.HasPrefix(b.Reason, "redrive refused: ") || !strings.Contains(b.Reason, "not accepted") {
+		t.Errorf("the block's reason is %q, want the refused redrive's", b.Reason)
+	}
+	if !slices.Contains(r.c.Blocked(), parked) {
+		t.Error("the consumer released a stream whose parked records no longer verify")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for v := int64(1); v < 4; v++ {
+		if n := h.seen[rec{parked, v}]; n != 0 {
+			t.Errorf("%s v%d applied %d times, want none while it stays blocked", parked, v, n)
+		}
 	}
 }
