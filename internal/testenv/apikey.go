@@ -1,0 +1,32 @@
+package testenv
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/annals-dev/annals/internal/auth"
+)
+
+// APIKey is the tests' API key (a test key, never a deployment's); APIKeys is the API_KEYS
+// entry that gives it every scope, for the services the tests start.
+const APIKey = "annals_test-key-with-every-scope-0123456789"
+
+// APIKeys is the API_KEYS setting that accepts APIKey, named "test", with every scope.
+var APIKeys = "test:" + strings.Join(auth.Scopes(), "+") + ":" + auth.HashKey(APIKey)
+
+// Authorize makes r carry APIKey.
+func Authorize(r *http.Request) { r.Header.Set("Authorization", "Bearer "+APIKey) }
+
+// Client is an HTTP client whose every request carries APIKey, unless it has an
+// Authorization header of its own.
+var Client = &http.Client{Transport: authorizing{http.DefaultTransport}}
+
+type authorizing struct{ next http.RoundTripper }
+
+func (a authorizing) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("Authorization") == "" {
+		r = r.Clone(r.Context())
+		Authorize(r)
+	}
+	return a.next.RoundTrip(r)
+}
