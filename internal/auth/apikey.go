@@ -37,11 +37,13 @@ func ParseAPIKeys(s string) ([]APIKey, error) {
 		if entry == "" {
 			continue
 		}
-		parts := strings.Split(entry, ":")
-		if len(parts) != 3 {
+		// Scopes may hold ':' (events:read); the name and the hash never do.
+		name, rest, ok1 := strings.Cut(entry, ":")
+		i2 := strings.LastIndexByte(rest, ':')
+		if !ok1 || i2 < 0 {
 			return nil, fmt.Errorf("API key %d: want name:scope+scope:sha256hex", i+1)
 		}
-		name, scopes, hash := parts[0], parts[1], parts[2]
+		scopes, hash := rest[:i2], rest[i2+1:]
 		if !keyName.MatchString(name) {
 			return nil, fmt.Errorf("API key %d: the name must be 1 to 64 letters, digits, '.', '_' or '-'", i+1)
 		}
