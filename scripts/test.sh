@@ -20,6 +20,8 @@ scripts/stack.sh up
 # Prometheus and promtool, for the alert rules' and dashboards' test (not started here: the
 # test runs its own).
 scripts/stack.sh install prometheus
+# Dex, the OpenID Connect provider the authentication tests start (built once, cached).
+scripts/stack.sh install dex
 eval "$(scripts/stack.sh env)"
 
 step "modules tidy; lint (gofmt, go vet, staticcheck)"
