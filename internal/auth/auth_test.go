@@ -412,5 +412,4 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
-
 func base64RawURL(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
