@@ -19,7 +19,11 @@ func Authorize(r *http.Request) { r.Header.Set("Authorization", "Bearer "+APIKey
 
 // Client is an HTTP client whose every request carries APIKey, unless it has an
 // Authorization header of its own.
-var Client = &http.Client{Transport: authorizing{http.DefaultTransport}}
+var Client = &http.Client{Transport: Authorizing(http.DefaultTransport)}
+
+// Authorizing wraps next so that every request carries APIKey, unless it has an
+// Authorization header of its own.
+func Authorizing(next http.RoundTripper) http.RoundTripper { return authorizing{next} }
 
 type authorizing struct{ next http.RoundTripper }
 
