@@ -14,8 +14,10 @@
 #                              start (never a server of the stack): built once from source into
 #                              the cache; DEX_BIN in `env` names it
 #   scripts/stack.sh status    what runs where
-#   scripts/stack.sh env       shell exports for clients (DATABASE_URL, KAFKA_BROKERS, ..., and
-#                              EVENT_SIGNING_KEY, the stack's own key, made in .stack/signing.key)
+#   scripts/stack.sh env       shell exports for clients (DATABASE_URL, KAFKA_BROKERS, ...,
+#                              EVENT_SIGNING_KEY, the stack's own key, made in .stack/signing.key,
+#                              and API_KEYS / ANNALS_API_KEY, the stack's API key with every
+#                              scope, made in .stack/api-key)
 #
 # Everything is configurable through the environment; see the defaults below.
 set -euo pipefail
@@ -517,7 +519,29 @@ signing_key() {
 	cat "$file"
 }
 
+# The scopes of the services' routes (internal/auth.Scopes; a test keeps this list true).
+API_SCOPES="commands+events:read+read-models:read+notifications:read+audit:read+personal-data"
+
+# api_key prints the stack's API key, made on first use: "annals_" and 32 random bytes in
+# base64url, in .stack/api-key, readable by this user only. The services get only its SHA-256
+# (API_KEYS); clients send it as "Authorization: Bearer <key>". A key for this machine's stack,
+# never for a deployment.
+api_key() {
+	local file=$STATE_DIR/api-key
+	if [[ ! -s $file ]]; then
+		mkdir -p "$STATE_DIR"
+		local tmp=$file.$$
+		(umask 077 && printf 'annals_%s\n' "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')" >"$tmp")
+		mv -n "$tmp" "$file" # two first uses at once keep one key
+		rm -f "$tmp"
+	fi
+	chmod 600 "$file"
+	head -n 1 "$file"
+}
+
 print_env() {
+	local key
+	key=$(api_key)
 	cat <<EOF
 export DATABASE_URL='postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB?sslmode=disable'
 export KAFKA_BROKERS='127.0.0.1:$KAFKA_PORT'
@@ -527,6 +551,8 @@ export KAFKA_LIBS='$KAFKA_LIBS'
 export PROMETHEUS_URL='http://127.0.0.1:$PROMETHEUS_PORT'
 export EVENT_SIGNING_KEY='$(signing_key)'
 export DEX_BIN='$DEX_BIN'
+export API_KEYS='local:$API_SCOPES:$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)'
+export ANNALS_API_KEY='$key'
 EOF
 }
 

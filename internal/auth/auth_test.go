@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -413,3 +415,18 @@ func mustJSON(v any) string {
 }
 
 func base64RawURL(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+// The local stack's key (scripts/stack.sh) has every scope.
+func TestStackKeyScopes(t *testing.T) {
+	b, err := os.ReadFile("../../scripts/stack.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^API_SCOPES="([^"]*)"$`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("scripts/stack.sh sets no API_SCOPES")
+	}
+	if got, want := string(m[1]), strings.Join(auth.Scopes(), "+"); got != want {
+		t.Errorf("scripts/stack.sh API_SCOPES = %q, want %q", got, want)
+	}
+}
