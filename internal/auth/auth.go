@@ -162,18 +162,18 @@ type Policy map[string]string
 // Middleware enforces policy in front of next. route names the route a request matches
 // ("METHOD /path", as the Policy's keys; "" when none does, as httpx.Router.Pattern). A route
 // without an entry is refused (403): a route nobody gave a scope is reachable by nobody. A
-// request that matches no route must still authenticate, so that its 404 or 405 tells nothing
-// to a caller without credentials.
+// request that matches no route goes on to the router's 404 or 405 without credentials: the
+// routes are no secret (the public /openapi.json lists them).
 func (a *Authenticator) Middleware(next http.Handler, route func(*http.Request) string, policy Policy) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		pattern := route(r)
 		need, known := policy[pattern]
-		if need == Public {
+		if need == Public || pattern == "" {
 			next.ServeHTTP(w, r)
 			return
 		}
 		p, err := a.Authenticate(r)
-		if err == nil && pattern != "" && (!known || !p.Has(need)) {
+		if err == nil && (!known || !p.Has(need)) {
 			err = &Failure{Reason: ReasonScope, Scope: need, Message: "the credentials lack the scope this route needs: " + need}
 			if !known {
 				err = &Failure{Reason: ReasonScope, Message: "no scope opens this route"}
