@@ -31,7 +31,9 @@ else
 	say "Prometheus is not installed: no metrics are collected (scripts/stack.sh install prometheus installs it)"
 fi
 # The stack's env holds EVENT_SIGNING_KEY (made on first use in .stack/signing.key): the relay
-# signs every record with it and the consumers accept only records signed with it.
+# signs every record with it and the consumers accept only records signed with it. It holds
+# API_KEYS too: the SHA-256 of the local API key, with every scope, that clients send (made on
+# first use in .stack/api-key, mode 0600; ANNALS_API_KEY holds the key itself for bin/annals).
 eval "$(scripts/stack.sh env)"
 
 say "building"
@@ -102,13 +104,16 @@ done
 
 say "Mailpit UI      $MAILPIT_URL"
 say "signing key     ${ANNALS_STACK_DIR:-$ROOT/.stack}/signing.key (EVENT_SIGNING_KEY of the four services)"
+key_file=${ANNALS_STACK_DIR:-$ROOT/.stack}/api-key
+say "API key         $key_file (every scope; send it as Authorization: Bearer <key>)"
 if $prometheus; then
 	say "Prometheus      $PROMETHEUS_URL  (alerts: $PROMETHEUS_URL/alerts)"
 fi
 cat <<EOF
 run: try it:
-  curl -s -X POST http://127.0.0.1:${ports[writer]}/v1/users -H 'Content-Type: application/json' -d '{"email":"ada@example.com","name":"Ada Lovelace"}'
-  curl -s http://127.0.0.1:${ports[writer]}/v1/stats
+  curl -s -X POST http://127.0.0.1:${ports[writer]}/v1/users -H "Authorization: Bearer \$(cat $key_file)" -H 'Content-Type: application/json' -d '{"email":"ada@example.com","name":"Ada Lovelace"}'
+  curl -s http://127.0.0.1:${ports[writer]}/v1/stats -H "Authorization: Bearer \$(cat $key_file)"
+  curl -s http://127.0.0.1:${ports[projector]}/v1/users -H "Authorization: Bearer \$(cat $key_file)"
   curl -s http://127.0.0.1:${ports[writer]}/openapi.json
 run: all four services are ready; Ctrl-C stops them.
 EOF

@@ -12,9 +12,14 @@
 #                              run.sh writes to .stack/prometheus/targets/
 #   scripts/stack.sh install schemathesis   Schemathesis, the OpenAPI fuzzer of the tests, in a
 #                              virtualenv in the cache (pip from PyPI); never started
+#   scripts/stack.sh install dex   Dex, the OpenID Connect provider the authentication tests
+#                              start (never a server of the stack): built once from source into
+#                              the cache; DEX_BIN in `env` names it
 #   scripts/stack.sh status    what runs where
-#   scripts/stack.sh env       shell exports for clients (DATABASE_URL, KAFKA_BROKERS, ..., and
-#                              EVENT_SIGNING_KEY, the stack's own key, made in .stack/signing.key)
+#   scripts/stack.sh env       shell exports for clients (DATABASE_URL, KAFKA_BROKERS, ...,
+#                              EVENT_SIGNING_KEY, the stack's own key, made in .stack/signing.key,
+#                              and API_KEYS / ANNALS_API_KEY, the stack's API key with every
+#                              scope, made in .stack/api-key)
 #
 # Everything is configurable through the environment; see the defaults below.
 set -euo pipefail
@@ -35,10 +40,15 @@ SMTP_PORT=${ANNALS_SMTP_PORT:-1025}
 MAILPIT_PORT=${ANNALS_MAILPIT_PORT:-8025}
 MAILPIT_VERSION=${ANNALS_MAILPIT_VERSION:-v1.33.1}
 PROMETHEUS_PORT=${ANNALS_PROMETHEUS_PORT:-9090}
+# Dex v2.45.1. Its tags are v2 tags on a v0/v1 module path and its go.mod replaces a module of
+# its own, so `go install ...@v2.45.1` cannot work: it is built from the tag's pseudo-version
+# in a throwaway module instead (install_dex).
+DEX_VERSION=${ANNALS_DEX_VERSION:-v0.0.0-20260303133905-11d2eeb52b42}
 TIMEOUT=${ANNALS_STACK_TIMEOUT:-120}
 
 KAFKA_LIBS=$CACHE_DIR/kafka-$KAFKA_VERSION/libs
 MAILPIT_BIN=$CACHE_DIR/bin/mailpit-$MAILPIT_VERSION
+DEX_BIN=$CACHE_DIR/bin/dex-$DEX_VERSION
 
 PG_DIR=$STATE_DIR/postgres
 KAFKA_DIR=$STATE_DIR/kafka
@@ -371,6 +381,30 @@ install_mailpit() {
 	rm -rf "$tmp" "$tmp.log"
 }
 
+# ---------------------------------------------------------------- Dex
+
+# install_dex builds Dex (cmd/dex) once into the cache. The tests that verify tokens against a
+# real OpenID Connect provider start it themselves, on a free port, with a static configuration.
+install_dex() {
+	[[ -x $DEX_BIN ]] && return 0
+	command -v go >/dev/null 2>&1 || fail "Go is needed to build Dex $DEX_VERSION"
+	say "building Dex $DEX_VERSION into $DEX_BIN (once; a few minutes)"
+	local tmp=$CACHE_DIR/bin/.tmp-dex.$$
+	rm -rf "$tmp"
+	mkdir -p "$tmp"
+	(
+		cd "$tmp" &&
+			go mod init annals.local/dexbuild &&
+			GOFLAGS=-mod=mod go get "github.com/dexidp/dex@$DEX_VERSION" &&
+			GOFLAGS=-mod=mod go build -buildvcs=false -trimpath -o dex github.com/dexidp/dex/cmd/dex
+	) >"$tmp.log" 2>&1 || fail "building Dex $DEX_VERSION failed; see $tmp.log"
+	mv "$tmp/dex" "$DEX_BIN"
+	rm -rf "$tmp" "$tmp.log"
+}
+
+up_dex() { fail "Dex is not a server of the stack: the tests start their own; scripts/stack.sh install dex builds it"; }
+down_dex() { up_dex; }
+
 mailpit_ready() { curl -fsS -o /dev/null "http://127.0.0.1:$MAILPIT_PORT/readyz" 2>/dev/null; }
 
 up_mailpit() {
@@ -510,7 +544,29 @@ signing_key() {
 	cat "$file"
 }
 
+# The scopes of the services' routes (internal/auth.Scopes; a test keeps this list true).
+API_SCOPES="commands+events:read+read-models:read+notifications:read+audit:read+personal-data"
+
+# api_key prints the stack's API key, made on first use: "annals_" and 32 random bytes in
+# base64url, in .stack/api-key, readable by this user only. The services get only its SHA-256
+# (API_KEYS); clients send it as "Authorization: Bearer <key>". A key for this machine's stack,
+# never for a deployment.
+api_key() {
+	local file=$STATE_DIR/api-key
+	if [[ ! -s $file ]]; then
+		mkdir -p "$STATE_DIR"
+		local tmp=$file.$$
+		(umask 077 && printf 'annals_%s\n' "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')" >"$tmp")
+		mv -n "$tmp" "$file" # two first uses at once keep one key
+		rm -f "$tmp"
+	fi
+	chmod 600 "$file"
+	head -n 1 "$file"
+}
+
 print_env() {
+	local key
+	key=$(api_key)
 	cat <<EOF
 export DATABASE_URL='postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB?sslmode=disable'
 export KAFKA_BROKERS='127.0.0.1:$KAFKA_PORT'
@@ -519,6 +575,9 @@ export MAILPIT_URL='http://127.0.0.1:$MAILPIT_PORT'
 export KAFKA_LIBS='$KAFKA_LIBS'
 export PROMETHEUS_URL='http://127.0.0.1:$PROMETHEUS_PORT'
 export EVENT_SIGNING_KEY='$(signing_key)'
+export DEX_BIN='$DEX_BIN'
+export API_KEYS='local:$API_SCOPES:$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)'
+export ANNALS_API_KEY='$key'
 EOF
 }
 
@@ -567,9 +626,9 @@ preflight() {
 
 component() {
 	case $1 in
-	postgres | kafka | mailpit | prometheus) return 0 ;;
+	postgres | kafka | mailpit | prometheus | dex) return 0 ;;
 	esac
-	fail "unknown component $1 (postgres, kafka, mailpit, prometheus)"
+	fail "unknown component $1 (postgres, kafka, mailpit, prometheus, dex)"
 }
 
 main() {

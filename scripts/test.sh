@@ -22,6 +22,8 @@ scripts/stack.sh up
 scripts/stack.sh install prometheus
 # Schemathesis, the OpenAPI fuzzer that the stack tests run over the services' documents.
 scripts/stack.sh install schemathesis
+# Dex, the OpenID Connect provider the authentication tests start (built once, cached).
+scripts/stack.sh install dex
 eval "$(scripts/stack.sh env)"
 
 step "modules tidy; lint (gofmt, go vet, staticcheck)"

@@ -7,12 +7,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/annals-dev/annals/internal/load"
 )
 
 // loadCmd drives a writer with the realistic command mix of internal/load.
+// APIKeyEnv names the environment variable whose API key (or OIDC token) the commands that
+// call the services send as "Authorization: Bearer <key>". `make run` writes a local key to
+// .stack/api-key.
+const APIKeyEnv = "ANNALS_API_KEY"
+
 func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -35,7 +41,7 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case *duration <= 0:
 		return fmt.Errorf("%w: --duration must be positive", errUsage)
 	}
-	cfg := load.Config{BaseURL: *url, Rate: *rate, Concurrency: *concurrency, Duration: *duration}
+	cfg := load.Config{BaseURL: *url, Rate: *rate, Concurrency: *concurrency, Duration: *duration, Token: os.Getenv(APIKeyEnv)}
 	if !*quiet {
 		cfg.Progress = stderr
 	}

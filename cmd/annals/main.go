@@ -15,7 +15,8 @@
 //	projector      the projector's read models: migrate (apply their migrations) or rebuild
 //	               (build them anew from the event store and switch to them atomically)
 //	load           drive the writer with a realistic mix of commands and report throughput and
-//	               latency: load [--url U] [--rate R | --concurrency C] [--duration D] [--json]
+//	               latency: load [--url U] [--rate R | --concurrency C] [--duration D] [--json];
+//	               it sends $ANNALS_API_KEY as its bearer token
 //	bench          measure the whole pipeline against the physical limits of its servers (pgbench,
 //	               Kafka's own tools, plain SMTP) in one run and write the table and results.json:
 //	               bench [--quick] [--out bench] [--bin DIR] [--pgbench P] [--kafka-libs DIR]
@@ -75,7 +76,8 @@ commands:
                  the projector keeps serving, then switch to them atomically)
   load           drive the writer with a realistic mix of commands and report throughput,
                  latency percentiles and errors by code: load [--url http://127.0.0.1:8080]
-                 [--rate R (open loop) | --concurrency C (closed loop)] [--duration 10s] [--json]
+                 [--rate R (open loop) | --concurrency C (closed loop)] [--duration 10s] [--json];
+                 sends $ANNALS_API_KEY (a key with the commands scope) as its bearer token
   bench          measure the whole pipeline against the physical limits of its servers:
                  pgbench, Kafka's ProducerPerformance, ConsumerPerformance and
                  EndToEndLatency, plain SMTP; then appends, commands over HTTP, the relay,

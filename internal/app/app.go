@@ -35,6 +35,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/annals-dev/annals/internal/auth"
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/pkg/logctx"
@@ -77,6 +78,7 @@ type Main struct {
 	Router *httpx.Router
 
 	configPath string
+	policy     auth.Policy
 	server     *http.Server
 	listener   net.Listener
 	checks     []Check
@@ -188,6 +190,9 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 
 	m.Router = httpx.NewRouter()
+	// The standard routes need no credentials: probes and scrapers carry none, and none of
+	// them shows an event, a name or an email (see Authentication in the README).
+	m.policy = auth.Policy{"GET /livez": auth.Public, "GET /readyz": auth.Public, "GET /metrics": auth.Public, "GET /openapi.json": auth.Public}
 	m.Router.HandleFunc("GET", "/livez", httpx.Operation{Summary: "Liveness: the process serves HTTP. Checks no dependency.", Tags: []string{"health"}}, m.livez)
 	m.Router.HandleFunc("GET", "/readyz", httpx.Operation{Summary: readiness, Tags: []string{"health"},
 		Responses: map[int]string{200: "ready", 503: "a dependency is unreachable"}}, m.readyz)
@@ -230,6 +235,7 @@ func (m *Main) AddReport(name string, fn func(ctx context.Context) (status any, 
 		panic("app: a report may not be named " + name)
 	}
 	m.reports = append(m.reports, Report{Name: name, Func: fn})
+	m.policy["GET /healthz/"+name] = auth.Public
 	m.Router.HandleFunc("GET", "/healthz/"+name, httpx.Operation{Summary: "The health of " + name + ", which readiness does not depend on.",
 		Tags: []string{"health"}, Responses: map[int]string{200: "healthy", 503: "not healthy"}},
 		func(w http.ResponseWriter, r *http.Request) {
@@ -244,13 +250,58 @@ func (m *Main) AddReport(name string, fn func(ctx context.Context) (status any, 
 		})
 }
 
+// Protect gives the service's routes their scopes (see internal/auth): every route the
+// service registers on Router must be in a Policy, or Run refuses to start.
+func (m *Main) Protect(p auth.Policy) {
+	maps.Copy(m.policy, p)
+}
+
+// authenticate builds the authenticator of the [auth] section and wraps h with it, after
+// checking that every route has a policy.
+func (m *Main) authenticate(ctx context.Context, h http.Handler) (http.Handler, error) {
+	for _, route := range m.Router.Routes() {
+		if _, ok := m.policy[route]; !ok {
+			return nil, fmt.Errorf("route %s has no scope (app.Main.Protect)", route)
+		}
+	}
+	c := m.Config.Auth
+	keys, err := auth.ParseAPIKeys(c.APIKeys.Reveal())
+	if err != nil {
+		return nil, fmt.Errorf("configuration: API_KEYS: %w", err)
+	}
+	a, err := auth.New(ctx, auth.Config{
+		Disabled: c.Disabled,
+		APIKeys:  keys,
+		OIDC: auth.OIDC{Issuer: c.OIDCIssuer, Audience: c.OIDCAudience, JWKSURL: c.OIDCJWKSURL,
+			Algorithms: c.OIDCAlgorithms, ScopesClaim: c.OIDCScopesClaim},
+		Registerer: m.Registry,
+		Logger:     m.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	switch {
+	case c.Disabled:
+		m.Logger.Warn("authentication is OFF (AUTH_DISABLED=true): whoever reaches this port may do anything; for local experiments only")
+	case !a.Accepts():
+		m.Logger.Warn("no API key (API_KEYS) and no token issuer (OIDC_ISSUER) is configured: every route but the public ones answers 401")
+	default:
+		m.Logger.Info("authentication", "api_keys", len(keys), "oidc_issuer", c.OIDCIssuer)
+	}
+	return a.Middleware(h, m.Router.Pattern, m.policy), nil
+}
+
 // Addr is the address the HTTP server listens on (useful with port 0).
 func (m *Main) Addr() string { return m.listener.Addr().String() }
 
 // Run serves HTTP until ctx ends, then shuts down gracefully within SHUTDOWN_TIMEOUT.
 func (m *Main) Run(ctx context.Context) error {
 	metrics := httpx.NewMetrics(m.Registry)
-	var handler http.Handler = httpx.Middleware(m.Router, metrics, m.Logger)
+	authed, err := m.authenticate(ctx, m.Router)
+	if err != nil {
+		return err
+	}
+	var handler http.Handler = httpx.Middleware(authed, metrics, m.Logger)
 	if m.Config.Monitoring.PprofEnabled {
 		handler = withPprof(handler)
 	}

@@ -34,6 +34,7 @@ type Config struct {
 	SMTP          SMTP          `json:"smtp"`
 	Notifier      Notifier      `json:"notifier"`
 	Auditor       Auditor       `json:"auditor"`
+	Auth          Auth          `json:"auth"`
 	HTTP          HTTP          `json:"http"`
 	Log           Log           `json:"log"`
 	Writer        Writer        `json:"writer"`
@@ -126,6 +127,18 @@ type EventSigning struct {
 	Key          Secret `json:"key"`
 	AcceptedKeys Secret `json:"accepted_keys"`
 	Required     bool   `json:"required"`
+}
+
+// Auth is the [auth] section: who may call the services' HTTP APIs (internal/auth reads it).
+// APIKeys holds hashes of keys, never keys, and is a secret all the same.
+type Auth struct {
+	Disabled        bool     `json:"disabled"`
+	APIKeys         Secret   `json:"api_keys"`
+	OIDCIssuer      string   `json:"oidc_issuer"`
+	OIDCAudience    string   `json:"oidc_audience"`
+	OIDCJWKSURL     string   `json:"oidc_jwks_url"`
+	OIDCAlgorithms  []string `json:"oidc_algorithms"`
+	OIDCScopesClaim string   `json:"oidc_scopes_claim"`
 }
 
 // ConsumerHeartbeat is how often the services' consumers tell the broker they are alive.

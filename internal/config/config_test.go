@@ -57,6 +57,7 @@ func TestDefault(t *testing.T) {
 			Timeout: 10 * time.Second},
 		Notifier: config.Notifier{RateLimit: 100, UserWait: 30 * time.Second},
 		Auditor:  config.Auditor{VerifyInterval: time.Hour},
+		Auth:     config.Auth{OIDCAlgorithms: []string{"RS256", "ES256"}, OIDCScopesClaim: "scope"},
 		HTTP:     config.HTTP{Addr: "", ShutdownTimeout: 15 * time.Second},
 		Log:      config.Log{Level: "info", Format: "json"},
 		Writer:   config.Writer{MigrateOnStart: false},
@@ -90,7 +91,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 58; got != want {
+	if got, want := len(keys), 65; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}
@@ -293,7 +294,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "unknown section",
 			file: "[event_sourcing]\nenabled: true\n\n[eventstore]\nhost: x\n",
-			want: []string{":4: unknown section [eventstore]; known sections: event_sourcing, event_store, projections, aggregates, handlers, monitoring, kafka, relay, event_signing, smtp, notifier, auditor, http, log, writer"},
+			want: []string{":4: unknown section [eventstore]; known sections: event_sourcing, event_store, projections, aggregates, handlers, monitoring, kafka, relay, event_signing, smtp, notifier, auditor, auth, http, log, writer"},
 		},
 		{
 			name: "unknown key",

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/annals-dev/annals/internal/auth"
 	"github.com/annals-dev/annals/pkg/signing"
 )
 
@@ -281,6 +282,47 @@ func checkSigningKey(v any, _ bool) string {
 // checkSigningKeys checks a secret list of signing keys; the message never quotes them.
 func checkSigningKeys(v any, _ bool) string {
 	if _, err := signing.ParseKeys(v.(Secret).Reveal()); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// checkAPIKeys checks API_KEYS; the message never quotes a hash.
+func checkAPIKeys(v any, _ bool) string {
+	if _, err := auth.ParseAPIKeys(v.(Secret).Reveal()); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// checkIssuer checks an issuer: empty, or an https URL (http only on a loopback host).
+func checkIssuer(v any, hide bool) string {
+	s := v.(string)
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && loopback(u.Hostname()))) {
+		return show(s, hide) + " is not an https URL (http only on 127.0.0.1, ::1 or localhost)"
+	}
+	return ""
+}
+
+// checkOptionalURL checks an optional key set URL like an issuer.
+func checkOptionalURL(v any, hide bool) string { return checkIssuer(v, hide) }
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkAlgorithms accepts only asymmetric JWS algorithms.
+func checkAlgorithms(v any, _ bool) string {
+	o := auth.OIDC{Issuer: "x", Audience: "x", Algorithms: v.([]string)}
+	if err := o.Validate(); err != nil {
 		return err.Error()
 	}
 	return ""

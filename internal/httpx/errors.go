@@ -15,10 +15,19 @@ import (
 // to its own rules.
 const (
 	CodeInvalidRequest   = "invalid_request"    // 400, with field when one is named
+	CodeUnauthorized     = "unauthorized"       // 401: no valid credentials
+	CodeForbidden        = "forbidden"          // 403: credentials without the route's scope
 	CodeNotFound         = "not_found"          // 404
 	CodeMethodNotAllowed = "method_not_allowed" // 405
 	CodeUnavailable      = "unavailable"        // 503
 	CodeInternal         = "internal"           // 500
+)
+
+// The refusals of authentication (internal/auth): errors that are ErrUnauthorized answer 401
+// unauthorized, and ErrForbidden 403 forbidden, with the error's text as the message.
+var (
+	ErrUnauthorized = errors.New("unauthorized")
+	ErrForbidden    = errors.New("forbidden")
 )
 
 // Problem is an error as the client sees it: the status, and the envelope's code, message and
@@ -65,6 +74,7 @@ func As[E error](problem func(E) Problem) Rule {
 //
 //   - an *InputError: 400 invalid_request, with the field when it names one;
 //   - Rules, in order;
+//   - ErrUnauthorized: 401 unauthorized; ErrForbidden: 403 forbidden;
 //   - events.ErrNotFound: 404 not_found;
 //   - events.ErrInvalid: 400 invalid_request;
 //   - a failure that may pass (postgres.Transient): 503 unavailable, "<Dependency> is
@@ -92,6 +102,10 @@ func (t Errors) Problem(err error) Problem {
 		}
 	}
 	switch {
+	case errors.Is(err, ErrUnauthorized):
+		return Problem{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: err.Error()}
+	case errors.Is(err, ErrForbidden):
+		return Problem{Status: http.StatusForbidden, Code: CodeForbidden, Message: err.Error()}
 	case errors.Is(err, events.ErrNotFound):
 		return Problem{Status: http.StatusNotFound, Code: CodeNotFound, Message: err.Error()}
 	case errors.Is(err, events.ErrInvalid):

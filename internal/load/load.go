@@ -39,6 +39,9 @@ type Config struct {
 	// Progress, when set, gets a line a second and none at the end.
 	Progress io.Writer
 	Client   *http.Client
+	// Token, when set, is sent as "Authorization: Bearer <Token>": an API key with the
+	// commands scope, or an OIDC token with it.
+	Token string
 	// Seed makes the mix of commands repeatable (0: random).
 	Seed uint64
 	// OnCommand, when set, is called after every successful command with the stream it
@@ -353,6 +356,9 @@ func (c *client) send(ctx context.Context, method, path string, body any) (writt
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
 	}
 	resp, err := c.cfg.Client.Do(req)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"time"
 )
@@ -206,7 +207,7 @@ func (r *Repository[S]) SaveWith(ctx context.Context, app Appender, a *Aggregate
 	if len(a.pending) == 0 {
 		return AppendResult{}, ErrNothingToSave
 	}
-	res, err := app.Append(ctx, a.streamID, Exact(a.loaded), a.pending, opts)
+	res, err := app.Append(ctx, a.streamID, Exact(a.loaded), withMetadata(a.pending, opts.Metadata), opts)
 	if err != nil {
 		return res, err
 	}
@@ -217,6 +218,23 @@ func (r *Repository[S]) SaveWith(ctx context.Context, app Appender, a *Aggregate
 	a.loaded = res.LastVersion
 	a.version = res.LastVersion
 	return res, nil
+}
+
+// withMetadata returns evs with md added to each one's metadata (the event's own keys win),
+// leaving evs as they are.
+func withMetadata(evs []Event, md map[string]string) []Event {
+	if len(md) == 0 {
+		return evs
+	}
+	out := make([]Event, len(evs))
+	for i, ev := range evs {
+		m := make(map[string]string, len(md)+len(ev.Metadata))
+		maps.Copy(m, md)
+		maps.Copy(m, ev.Metadata)
+		ev.Metadata = m
+		out[i] = ev
+	}
+	return out
 }
 
 // Snapshot stores the aggregate's state after a committed save res, when that save crossed a

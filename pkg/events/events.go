@@ -64,6 +64,9 @@ func marshal(v any) ([]byte, error) {
 type AppendOptions struct {
 	CorrelationID string
 	CausationID   string
+	// Metadata is added to the metadata of every event a Repository saves (an event's own
+	// keys win): who caused the events, for example. Stores themselves do not read it.
+	Metadata map[string]string
 }
 
 // AppendResult says where an append landed.

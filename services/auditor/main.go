@@ -58,6 +58,7 @@ func wire(ctx context.Context, m *app.Main) error {
 	m.AddCheck("postgres_as_"+role, func(ctx context.Context) error { return pool.Ping(ctx) })
 	l := auditlog.New(pool, auditlog.Options{Metrics: auditlog.NewMetrics(m.Registry)})
 	api.New(l, api.Options{Logger: m.Logger}).Register(m.Router)
+	m.Protect(api.Policy())
 	var c *consume.Consumer
 	if m.Config.Handlers.Enabled {
 		var cc consume.Config

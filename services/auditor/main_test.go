@@ -46,6 +46,7 @@ func TestAuditor(t *testing.T) {
 		"KAFKA_TOPIC_PARTITIONS": "3",
 		"LOG_LEVEL":              "warn",
 		"EVENT_SIGNING_KEY":      testenv.SigningKey,
+		"API_KEYS":               testenv.APIKeys,
 	}
 	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 	m, err := app.New(app.Auditor, []string{"-addr", "127.0.0.1:0"}, lookup, io.Discard)
@@ -157,7 +158,7 @@ func TestAuditor(t *testing.T) {
 
 func getJSON(tb testing.TB, url string, out any) int {
 	tb.Helper()
-	resp, err := http.Get(url)
+	resp, err := testenv.Client.Get(url)
 	if err != nil {
 		tb.Fatal(err)
 	}

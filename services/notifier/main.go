@@ -59,6 +59,7 @@ func wire(_ context.Context, m *app.Main) error {
 		Registerer:      m.Registry,
 	})
 	api.New(n.SentLog(), api.Options{Logger: m.Logger}).Register(m.Router)
+	m.Protect(api.Policy())
 	prep := wiring.NewPrep(m.Logger, "prepare the database", func(ctx context.Context) error { return migrate(ctx, m) })
 	m.AddCheck("database_prepared", prep.Check)
 	if !cfg.Handlers.Enabled {

@@ -55,6 +55,7 @@ func TestNotifier(t *testing.T) {
 		"NOTIFIER_RATE_LIMIT":    "0",
 		"LOG_LEVEL":              "error",
 		"EVENT_SIGNING_KEY":      testenv.SigningKey,
+		"API_KEYS":               testenv.APIKeys,
 	}
 	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 	m, err := app.New(app.Notifier, []string{"-addr", "127.0.0.1:0"}, lookup, io.Discard)
@@ -152,7 +153,7 @@ func TestNotifier(t *testing.T) {
 
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := testenv.Client.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}

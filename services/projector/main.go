@@ -38,6 +38,7 @@ func migrate(ctx context.Context, m *app.Main) error {
 func wire(_ context.Context, m *app.Main) error {
 	p := readmodel.New(m.DB, readmodel.Options{BatchSize: m.Config.Projections.BatchSize, Metrics: readmodel.NewMetrics(m.Registry)})
 	api.New(p, api.Options{Logger: m.Logger}).Register(m.Router)
+	m.Protect(api.Policy())
 	prep := wiring.NewPrep(m.Logger, "prepare the database", func(ctx context.Context) error { return migrate(ctx, m) })
 	m.AddCheck("database_prepared", prep.Check)
 	if !m.Config.Projections.Enabled {

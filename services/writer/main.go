@@ -75,6 +75,7 @@ func wire(ctx context.Context, m *app.Main) error {
 	store := postgres.New(m.DB, opts)
 	a := api.New(store, api.OptionsFrom(m.Config, m.Logger))
 	a.Register(m.Router)
+	m.Protect(api.Policy())
 	go a.PruneSnapshots(ctx, time.Hour, m.Config.Aggregates.SnapshotRetention)
 	return nil
 }

@@ -41,6 +41,7 @@ func TestWriter_ReadyWithoutKafka(t *testing.T) {
 		"MIGRATE_ON_START":   "true",
 		"LOG_LEVEL":          "error",
 		"EVENT_SIGNING_KEY":  testenv.SigningKey,
+		"API_KEYS":           testenv.APIKeys,
 	}
 	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 	m, err := app.New(app.Writer, []string{"-addr", "127.0.0.1:0"}, lookup, io.Discard)
@@ -68,7 +69,7 @@ func TestWriter_ReadyWithoutKafka(t *testing.T) {
 	base := "http://" + m.Addr()
 	get := func(path string) (int, map[string]any) {
 		t.Helper()
-		resp, err := http.Get(base + path)
+		resp, err := testenv.Client.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +91,7 @@ func TestWriter_ReadyWithoutKafka(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // polling with a deadline
 	}
 
-	resp, err := http.Post(base+"/v1/users", "application/json", strings.NewReader(`{"email":"ada@example.com","name":"Ada"}`))
+	resp, err := testenv.Client.Post(base+"/v1/users", "application/json", strings.NewReader(`{"email":"ada@example.com","name":"Ada"}`))
 	if err != nil {
 		t.Fatal(err)
 	}

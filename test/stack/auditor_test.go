@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 )
 
@@ -42,7 +43,7 @@ func buildAuditorBinaries(t *testing.T) auditorBinaries {
 }
 
 // auditorClient is the test's HTTP client for the auditor.
-var auditorClient = &http.Client{Timeout: 30 * time.Second}
+var auditorClient = &http.Client{Timeout: 30 * time.Second, Transport: testenv.Authorizing(http.DefaultTransport)}
 
 // auditorProcess is a running auditor with its base URL.
 type auditorProcess struct {

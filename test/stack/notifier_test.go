@@ -128,7 +128,7 @@ func (p *notifierProc) kill() {
 	<-p.done
 }
 
-var notifierHTTP = &http.Client{Timeout: 30 * time.Second}
+var notifierHTTP = &http.Client{Timeout: 30 * time.Second, Transport: testenv.Authorizing(http.DefaultTransport)}
 
 // notifierCommand sends a command to the writer and decodes the answer's id.
 func notifierCommand(ctx context.Context, base, method, path string, body any) (string, error) {

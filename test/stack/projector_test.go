@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 )
@@ -85,6 +86,10 @@ func buildBinaries(t *testing.T) binaries {
 }
 
 func TestMain(m *testing.M) {
+	// Every service these tests start accepts the tests' API key (its processes inherit the
+	// environment), and the CLI commands that call them send it.
+	os.Setenv("API_KEYS", testenv.APIKeys)
+	os.Setenv("ANNALS_API_KEY", testenv.APIKey)
 	code := m.Run()
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
@@ -95,7 +100,7 @@ func TestMain(m *testing.M) {
 // httpc is the tests' HTTP client: enough idle connections for the workload's clients.
 var httpc = &http.Client{
 	Timeout:   time.Minute, // above the longest read-your-writes wait the checks ask for
-	Transport: &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 32, IdleConnTimeout: 30 * time.Second},
+	Transport: testenv.Authorizing(&http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 32, IdleConnTimeout: 30 * time.Second}),
 }
 
 // service is a service process with its HTTP address.

@@ -35,10 +35,12 @@ type EndToEnd struct {
 // EndToEndConfig describes a run.
 type EndToEndConfig struct {
 	WriterURL, ProjectorURL string
-	Rate                    float64
-	Duration                time.Duration
-	Progress                io.Writer
-	Client                  *http.Client
+	// Token is sent as a bearer token: a key with the commands and read-models:read scopes.
+	Token    string
+	Rate     float64
+	Duration time.Duration
+	Progress io.Writer
+	Client   *http.Client
 }
 
 // ReadsPerSec bounds the read-backs of an end-to-end run: above that command rate, every
@@ -66,7 +68,15 @@ func RunEndToEnd(ctx context.Context, cfg EndToEndConfig) (EndToEnd, error) {
 	var wg sync.WaitGroup
 	read := func(url string, accepted time.Time) {
 		for {
-			resp, err := client.Get(url)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			if cfg.Token != "" {
+				req.Header.Set("Authorization", "Bearer "+cfg.Token)
+			}
+			resp, err := client.Do(req)
 			if err != nil {
 				failed.Add(1)
 				return
@@ -89,7 +99,7 @@ func RunEndToEnd(ctx context.Context, cfg EndToEndConfig) (EndToEnd, error) {
 		mu.Unlock()
 	}
 	res, err := load.Run(ctx, load.Config{
-		BaseURL: cfg.WriterURL, Rate: cfg.Rate, Concurrency: 64, Duration: cfg.Duration, Progress: cfg.Progress,
+		BaseURL: cfg.WriterURL, Token: cfg.Token, Rate: cfg.Rate, Concurrency: 64, Duration: cfg.Duration, Progress: cfg.Progress,
 		OnCommand: func(stream string, version int64, accepted time.Time) {
 			if seen.Add(1)%every != 0 {
 				return

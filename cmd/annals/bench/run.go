@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/annals-dev/annals/internal/auth"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -218,6 +220,7 @@ type runner struct {
 	raw      Raw
 	id       string // names of schemas: bench_<unix time>_<pid>
 	prefix   string // of topics and groups: bench-<unix time>-<pid>
+	token    string // the API key of the services it starts
 	log      *slog.Logger
 	kafka    Kafka
 	admin    *pgxpool.Pool
@@ -480,6 +483,13 @@ func (r *runner) pipeline(ctx context.Context) error {
 		"KAFKA_TOPIC_PARTITIONS": strconv.Itoa(cfg.Kafka.TopicPartitions), "SMTP_ADDR": cfg.SMTP.Addr, "ANNALS_CONFIG": "",
 		"EVENT_SIGNING_KEY": cfg.EventSigning.Key.Reveal(),
 	}
+	// The run's own API key: commands to the writer, reads of the projector's read models.
+	token, entry, err := auth.NewAPIKey("bench", auth.ScopeCommands, auth.ScopeReadModelsRead)
+	if err != nil {
+		return err
+	}
+	env["API_KEYS"] = entry
+	r.token = token
 	if r.opts.ConfigPath != "" {
 		abs, err := filepath.Abs(r.opts.ConfigPath)
 		if err != nil {
@@ -510,7 +520,7 @@ func (r *runner) pipeline(ctx context.Context) error {
 
 	if r.set.WarmUp > 0 {
 		r.say("commands: warming up for %v, 8 clients (not measured)", r.set.WarmUp)
-		if _, err := load.Run(ctx, load.Config{BaseURL: writer, Concurrency: 8, Duration: r.set.WarmUp}); err != nil {
+		if _, err := load.Run(ctx, load.Config{BaseURL: writer, Token: r.token, Concurrency: 8, Duration: r.set.WarmUp}); err != nil {
 			return err
 		}
 	}
@@ -527,7 +537,7 @@ func (r *runner) pipeline(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		res, err := load.Run(ctx, load.Config{BaseURL: writer, Concurrency: c, Duration: r.set.CommandTime, Progress: r.opts.Progress})
+		res, err := load.Run(ctx, load.Config{BaseURL: writer, Token: r.token, Concurrency: c, Duration: r.set.CommandTime, Progress: r.opts.Progress})
 		if err != nil {
 			return err
 		}
@@ -579,7 +589,7 @@ func (r *runner) pipeline(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		e, err := RunEndToEnd(ctx, EndToEndConfig{WriterURL: writer, ProjectorURL: projector, Rate: rate, Duration: r.set.EndToEndTime, Progress: r.opts.Progress})
+		e, err := RunEndToEnd(ctx, EndToEndConfig{WriterURL: writer, ProjectorURL: projector, Token: r.token, Rate: rate, Duration: r.set.EndToEndTime, Progress: r.opts.Progress})
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,8 @@ import (
 	"math"
 	"net/http"
 
+	"github.com/annals-dev/annals/internal/auth"
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/services/auditor/auditlog"
 )
@@ -59,6 +61,11 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 	entries, more, err := a.log.Query(r.Context(), aq)
 	if err != nil {
 		return err
+	}
+	if !auth.SeesPersonalData(r.Context()) {
+		for i := range entries {
+			entries[i].Data = domain.RedactPersonalData(entries[i].Type, entries[i].Data, auth.Redacted)
+		}
 	}
 	p := page{Entries: entries, NextAfter: aq.After, More: more}
 	if len(entries) > 0 {

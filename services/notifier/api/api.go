@@ -1,11 +1,13 @@
 package api
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 
 	"github.com/google/uuid"
 
+	"github.com/annals-dev/annals/internal/auth"
 	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/services/notifier/notify"
@@ -44,9 +46,20 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	personal := auth.SeesPersonalData(r.Context())
+	if q.To != "" && !personal {
+		// Filtering by address would tell a caller who may not see addresses which ones
+		// were sent to.
+		return fmt.Errorf("%w: the to filter needs the %s scope", httpx.ErrForbidden, auth.ScopePersonalData)
+	}
 	rows, more, err := a.sent.List(r.Context(), q)
 	if err != nil {
 		return err
+	}
+	if !personal {
+		for i := range rows { // the subject carries the user's name
+			rows[i].To, rows[i].Subject = auth.Redacted, auth.Redacted
+		}
 	}
 	p := page{Notifications: rows}
 	if more {

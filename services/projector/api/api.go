@@ -138,7 +138,11 @@ func getOne[T any](w http.ResponseWriter, r *http.Request, at func(context.Conte
 }
 
 func (a *API) getUser(w http.ResponseWriter, r *http.Request) error {
-	return getOne(w, r, a.p.UserAt, func(u readmodel.User) int64 { return u.Version })
+	at := func(ctx context.Context, id uuid.UUID, wait readmodel.Wait) (readmodel.User, error) {
+		u, err := a.p.UserAt(ctx, id, wait)
+		return redactUser(r, u), err
+	}
+	return getOne(w, r, at, func(u readmodel.User) int64 { return u.Version })
 }
 
 func (a *API) getOrder(w http.ResponseWriter, r *http.Request) error {
@@ -174,6 +178,9 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) error {
 	users, more, err := a.p.Users(r.Context(), readmodel.UserQuery{Status: domain.UserStatus(status), After: after, Limit: limit})
 	if err != nil {
 		return err
+	}
+	for i := range users {
+		users[i] = redactUser(r, users[i])
 	}
 	httpx.WriteJSON(w, http.StatusOK, userPage{Users: users, NextCursor: nextCursor(users, more, func(u readmodel.User) uuid.UUID { return u.ID })})
 	return nil

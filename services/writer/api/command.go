@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/annals-dev/annals/internal/auth"
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
@@ -182,7 +183,8 @@ func execute[S any](a *API, w http.ResponseWriter, r *http.Request, req *request
 	ctx := r.Context()
 	commandID := uuid.Must(uuid.NewV7())
 	w.Header().Set(CommandIDHeader, commandID.String())
-	opts := events.AppendOptions{CorrelationID: httpx.CorrelationID(r), CausationID: commandID.String()}
+	// The actor, who sent the command, goes on every event it records (internal/auth).
+	opts := events.AppendOptions{CorrelationID: httpx.CorrelationID(r), CausationID: commandID.String(), Metadata: auth.Actor(ctx)}
 	status := http.StatusOK
 	if c.create {
 		status = http.StatusCreated

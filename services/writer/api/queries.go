@@ -77,7 +77,7 @@ func getState[S, V any](w http.ResponseWriter, r *http.Request, repo *events.Rep
 
 func (a *API) getUser(w http.ResponseWriter, r *http.Request) error {
 	return getState(w, r, a.users, func(u *events.Aggregate[domain.UserState]) userView {
-		return userView{UserState: u.State(), StreamID: u.StreamID(), Version: u.Version()}
+		return userView{UserState: redactUser(r, u.State()), StreamID: u.StreamID(), Version: u.Version()}
 	})
 }
 
@@ -168,7 +168,7 @@ func (a *API) streamEvents(r *http.Request) (streamPage, error) {
 		}
 		evs = []events.Envelope{}
 	}
-	page := streamPage{StreamID: id, Events: evs}
+	page := streamPage{StreamID: id, Events: redactEvents(r, evs)}
 	if len(evs) == int(limit) {
 		if next := evs[len(evs)-1].Version + 1; !hasTo || next <= to {
 			page.NextFrom = &next
@@ -225,7 +225,7 @@ func (a *API) allEvents(r *http.Request) (allPage, error) {
 	if err != nil {
 		return allPage{}, err
 	}
-	page := allPage{Events: evs, NextAfter: aq.After}
+	page := allPage{Events: redactEvents(r, evs), NextAfter: aq.After}
 	if len(evs) == 0 {
 		page.Events = []events.Envelope{}
 	} else {
@@ -247,6 +247,7 @@ func (a *API) stats(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	st.RecentEvents = redactEvents(r, st.RecentEvents)
 	httpx.WriteJSON(w, http.StatusOK, st)
 	return nil
 }

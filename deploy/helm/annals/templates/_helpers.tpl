@@ -147,13 +147,14 @@ environment variables.
 {{- with $v.smtp.password }}{{ $_ := set $data "SMTP_PASSWORD" . }}{{ end -}}
 {{- with $v.signing.key }}{{ $_ := set $data "EVENT_SIGNING_KEY" . }}{{ end -}}
 {{- with $v.signing.acceptedKeys }}{{ $_ := set $data "EVENT_SIGNING_ACCEPTED_KEYS" . }}{{ end -}}
+{{- with $v.auth.apiKeys }}{{ $_ := set $data "API_KEYS" . }}{{ end -}}
 {{- if $data }}{{ toYaml $data }}{{ end -}}
 {{- end -}}
 
 {{/*
 Environment entries for secrets, read from the chart's Secret or from existingSecret; call
 with (dict "root" $ "smtp" true|false "signing" true|false "secretName" name): the SMTP
-credentials for the notifier, the signing keys for the services (not the migrations). With existingSecret every key is
+credentials for the notifier, the signing keys and API keys for the services (not the migrations). With existingSecret every key is
 optional: a key the Secret lacks leaves its setting unset. The chart's Secret holds only
 the keys that have a value, so only those are referenced.
 */}}
@@ -164,7 +165,7 @@ the keys that have a value, so only those are referenced.
 {{- $entries = concat $entries (list (list "SMTP_USERNAME" $v.existingSecretKeys.smtpUsername) (list "SMTP_PASSWORD" $v.existingSecretKeys.smtpPassword)) -}}
 {{- end -}}
 {{- if .signing -}}
-{{- $entries = concat $entries (list (list "EVENT_SIGNING_KEY" $v.existingSecretKeys.signingKey) (list "EVENT_SIGNING_ACCEPTED_KEYS" $v.existingSecretKeys.signingAcceptedKeys)) -}}
+{{- $entries = concat $entries (list (list "EVENT_SIGNING_KEY" $v.existingSecretKeys.signingKey) (list "EVENT_SIGNING_ACCEPTED_KEYS" $v.existingSecretKeys.signingAcceptedKeys) (list "API_KEYS" $v.existingSecretKeys.apiKeys)) -}}
 {{- end -}}
 {{- if $v.existingSecret -}}
 {{- range $entries }}
