@@ -342,7 +342,12 @@ log.retention.hours=168
 EOF
 	if [[ ! -f $KAFKA_DIR/data/meta.properties ]]; then
 		local id
-		id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+		# A cluster id is 16 random bytes in URL-safe base64; one that starts with "-" would be
+		# read as an option by the storage tool, so draw again until it does not.
+		id=-
+		while [[ $id == -* ]]; do
+			id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+		done
 		say "formatting Kafka storage in $KAFKA_DIR/data (cluster $id)"
 		kafka_java kafka.tools.StorageTool format --ignore-formatted -t "$id" -c "$KAFKA_DIR/server.properties"
 		"${KAFKA_CMD[@]}" >"$KAFKA_DIR/format.log" 2>&1 ||
