@@ -99,7 +99,18 @@ func TestDLQCmd(t *testing.T) {
 		return len(applied[other]) == 4 && len(c.Blocked()) == 2
 	})
 
-	code, out, errOut := runCLI(t, env, "dlq", "list", "--group", "notifier")
+	// The streams block at their first failure; their later events reach the dead-letter
+	// topic as the consumer goes on, so the list is read until it has them all.
+	var code int
+	var out, errOut string
+	listed := func() bool {
+		code, out, errOut = runCLI(t, env, "dlq", "list", "--group", "notifier")
+		return code == 0 && strings.Contains(out, "dead letters in "+cfg.DLQTopic(group)+": 6 (4 parked")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !listed() && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
 	if code != 0 || !strings.Contains(out, "group "+group+": 2 blocked stream(s)") || !strings.Contains(out, redriven) ||
 		!strings.Contains(out, "dead letters in "+cfg.DLQTopic(group)+": 6 (4 parked") {
 		t.Fatalf("dlq list = %d:\n%s\n%s", code, out, errOut)
