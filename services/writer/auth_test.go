@@ -6,7 +6,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -24,63 +23,31 @@ import (
 )
 
 // startWriter runs the writer as a program, in process, on real PostgreSQL and Kafka, with
-// the issuer's keys and tokens accepted. It returns its base URL and its configuration.
+// the issuer's keys and tokens accepted, and topics of its own. It returns its base URL and its
+// configuration.
 func startWriter(t *testing.T, is *authtest.Issuer) (string, *app.Main) {
 	t.Helper()
-	_, schemaName := testenv.SchemaPool(t)
-	ctx := context.Background()
-	u, err := url.Parse(testenv.PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schemaName)
-	u.RawQuery = q.Encode()
-	vars := map[string]string{
-		"DATABASE_URL":       u.String(),
-		"KAFKA_BROKERS":      strings.Join(testenv.KafkaBrokers(t), ","),
-		"KAFKA_TOPIC_PREFIX": "test-" + testenv.UniqueName(t),
-		"MIGRATE_ON_START":   "true",
-		"LOG_LEVEL":          "error",
-		"EVENT_SIGNING_KEY":  testenv.SigningKey,
-	}
-	maps.Copy(vars, is.Env())
-	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
-	m, err := app.New(app.Writer, []string{"-addr", "127.0.0.1:0"}, lookup, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	topics := wiring.Topics(m.Config)
-	if err := relay.EnsureTopics(ctx, m.Config.Kafka.Brokers, topics, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		names := make([]string, len(topics))
-		for i, tp := range topics {
-			names[i] = tp.Name
+	vars := map[string]string{"KAFKA_TOPIC_PREFIX": "test-" + testenv.UniqueName(t), "MIGRATE_ON_START": "true"}
+	return is.StartService(t, app.Writer, vars, ownTopics(t), migrateOnStart, wire)
+}
+
+// ownTopics is a start-up step that creates the writer's topics, deleted when the test ends.
+func ownTopics(t *testing.T) func(context.Context, *app.Main) error {
+	return func(ctx context.Context, m *app.Main) error {
+		topics := wiring.Topics(m.Config)
+		if err := relay.EnsureTopics(ctx, m.Config.Kafka.Brokers, topics, io.Discard); err != nil {
+			return err
 		}
-		client := &kafka.Client{Addr: kafka.TCP(m.Config.Kafka.Brokers...), Timeout: 30 * time.Second}
-		client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: names})
-	})
-	if err := m.Open(ctx); err != nil {
-		t.Fatal(err)
+		t.Cleanup(func() {
+			names := make([]string, len(topics))
+			for i, tp := range topics {
+				names[i] = tp.Name
+			}
+			client := &kafka.Client{Addr: kafka.TCP(m.Config.Kafka.Brokers...), Timeout: 30 * time.Second}
+			client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: names})
+		})
+		return nil
 	}
-	for _, step := range []func(context.Context, *app.Main) error{migrateOnStart, wire} {
-		if err := step(ctx, m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	ran := make(chan error, 1)
-	go func() { ran <- m.Run(runCtx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-ran; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return "http://" + m.Addr(), m
 }
 
 const someID = "0190a4b2-7f3c-7a00-8000-000000000001"
