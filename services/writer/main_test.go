@@ -1,17 +1,15 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/annals-dev/annals/internal/app"
+	"github.com/annals-dev/annals/internal/auth/authtest"
 	"github.com/annals-dev/annals/internal/testenv"
 )
 
@@ -19,15 +17,6 @@ import (
 // outbox keeps it accepting commands, so it is ready; the relay's health, reported beside
 // readiness and on its own route, says it is not publishing.
 func TestWriter_ReadyWithoutKafka(t *testing.T) {
-	_, schemaName := testenv.SchemaPool(t)
-	ctx := context.Background()
-	u, err := url.Parse(testenv.PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schemaName)
-	u.RawQuery = q.Encode()
 	ln, err := net.Listen("tcp", "127.0.0.1:0") // a port where nothing answers once closed
 	if err != nil {
 		t.Fatal(err)
@@ -35,38 +24,12 @@ func TestWriter_ReadyWithoutKafka(t *testing.T) {
 	noBroker := ln.Addr().String()
 	ln.Close()
 	vars := map[string]string{
-		"DATABASE_URL":       u.String(),
 		"KAFKA_BROKERS":      noBroker,
 		"KAFKA_TOPIC_PREFIX": "test-" + testenv.UniqueName(t),
 		"MIGRATE_ON_START":   "true",
-		"LOG_LEVEL":          "error",
-		"EVENT_SIGNING_KEY":  testenv.SigningKey,
 		"API_KEYS":           testenv.APIKeys,
 	}
-	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
-	m, err := app.New(app.Writer, []string{"-addr", "127.0.0.1:0"}, lookup, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if err := m.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for _, step := range []func(context.Context, *app.Main) error{migrateOnStart, wire} {
-		if err := step(ctx, m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	ran := make(chan error, 1)
-	go func() { ran <- m.Run(runCtx) }()
-	defer func() {
-		stop()
-		if err := <-ran; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	base := "http://" + m.Addr()
+	base, _ := authtest.NewIssuer(t).StartService(t, app.Writer, vars, migrateOnStart, wire)
 	get := func(path string) (int, map[string]any) {
 		t.Helper()
 		resp, err := testenv.Client.Get(base + path)
