@@ -9,7 +9,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/services/auditor/auditlog"
@@ -61,11 +60,7 @@ func auditCmd(ctx context.Context, args []string, loadConfig func() (*config.Con
 
 // auditVerify verifies the chain and prints the report. It only reads.
 func auditVerify(ctx context.Context, loadConfig func() (*config.Config, error), pageSize int, asJSON bool, stdout io.Writer) error {
-	cfg, err := loadConfig()
-	if err != nil {
-		return err
-	}
-	pool, err := app.NewPool(ctx, cfg.EventStore, "annals-audit-verify")
+	_, pool, err := openDatabase(ctx, loadConfig, "annals-audit-verify")
 	if err != nil {
 		return err
 	}
@@ -109,11 +104,7 @@ func printReport(w io.Writer, r auditlog.Report) {
 }
 
 func auditMigrate(ctx context.Context, loadConfig func() (*config.Config, error), stdout io.Writer) error {
-	cfg, err := loadConfig()
-	if err != nil {
-		return err
-	}
-	pool, err := app.NewPool(ctx, cfg.EventStore, "annals-audit-migrate")
+	_, pool, err := openDatabase(ctx, loadConfig, "annals-audit-migrate")
 	if err != nil {
 		return err
 	}

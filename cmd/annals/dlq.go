@@ -12,7 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/consume"
@@ -80,11 +79,7 @@ func dlqCmd(ctx context.Context, args []string, loadConfig func() (*config.Confi
 	case wait != nil && *wait < 0:
 		return fmt.Errorf("%w: --wait must not be negative", errUsage)
 	}
-	cfg, err := loadConfig()
-	if err != nil {
-		return err
-	}
-	pool, err := app.NewPool(ctx, cfg.EventStore, "annals-dlq")
+	cfg, pool, err := openDatabase(ctx, loadConfig, "annals-dlq")
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/internal/config"
 )
@@ -178,4 +180,18 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return 1
 	}
 	return 0
+}
+
+// openDatabase loads the configuration and connects to its event store's database as the
+// application name; the caller closes the pool.
+func openDatabase(ctx context.Context, loadConfig func() (*config.Config, error), name string) (*config.Config, *pgxpool.Pool, error) {
+	cfg, err := loadConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := app.NewPool(ctx, cfg.EventStore, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, pool, nil
 }

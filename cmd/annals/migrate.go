@@ -6,7 +6,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 )
@@ -15,11 +14,7 @@ func migrateCmd(ctx context.Context, args []string, loadConfig func() (*config.C
 	if len(args) > 0 {
 		return fmt.Errorf("%w: migrate takes no arguments", errUsage)
 	}
-	cfg, err := loadConfig()
-	if err != nil {
-		return err
-	}
-	pool, err := app.NewPool(ctx, cfg.EventStore, "annals-migrate")
+	_, pool, err := openDatabase(ctx, loadConfig, "annals-migrate")
 	if err != nil {
 		return err
 	}

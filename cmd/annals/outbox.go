@@ -12,7 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/pkg/events/outbox"
 	"github.com/annals-dev/annals/pkg/events/postgres"
@@ -78,11 +77,7 @@ func outboxCmd(ctx context.Context, args []string, loadConfig func() (*config.Co
 	default:
 		return fmt.Errorf("%w: unknown outbox subcommand %q\n\n%s", errUsage, sub, outboxUsage)
 	}
-	cfg, err := loadConfig()
-	if err != nil {
-		return err
-	}
-	pool, err := app.NewPool(ctx, cfg.EventStore, "annals-outbox")
+	_, pool, err := openDatabase(ctx, loadConfig, "annals-outbox")
 	if err != nil {
 		return err
 	}

@@ -51,11 +51,7 @@ func projectorCmd(ctx context.Context, args []string, loadConfig func() (*config
 }
 
 func projectorMigrate(ctx context.Context, loadConfig func() (*config.Config, error), stdout io.Writer) error {
-	cfg, err := loadConfig()
-	if err != nil {
-		return err
-	}
-	pool, err := app.NewPool(ctx, cfg.EventStore, "annals-projector-migrate")
+	_, pool, err := openDatabase(ctx, loadConfig, "annals-projector-migrate")
 	if err != nil {
 		return err
 	}
