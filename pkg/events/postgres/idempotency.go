@@ -65,6 +65,12 @@ func (s *Store) PruneIdempotency(ctx context.Context, ttl time.Duration) (int64,
 }
 
 // InTx runs fn in a transaction, committing when it returns nil and rolling back otherwise.
+// Once the transaction has committed it calls Wake, so that a relay woken by
+// Options.OnAppend finds what fn appended with AppendTx.
 func (s *Store) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, fn)
+	if err := pgx.BeginFunc(ctx, s.pool, fn); err != nil {
+		return err
+	}
+	s.Wake()
+	return nil
 }

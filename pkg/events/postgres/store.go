@@ -35,9 +35,12 @@ type Options struct {
 	// appends (measured here: 8 concurrent single-event appenders lose more than half their
 	// throughput). A relay in the same process is woken through OnAppend instead.
 	Notify bool
-	// OnAppend, when set, is called after each successful append, for example to wake the
-	// relay of the same process. It must not block. After AppendTx the caller's transaction
-	// may not have committed yet: treat the call as a hint.
+	// OnAppend, when set, is called once appended events are committed, for example to wake
+	// the relay of the same process. It must not block. Append calls it after its statement;
+	// AppendTx does not, because the caller's transaction has not committed yet and a relay
+	// woken then finds nothing and sleeps until its next poll: InTx calls it once its
+	// transaction has committed, and a caller that commits a transaction of its own calls
+	// Wake.
 	OnAppend func()
 	// Metrics, when set, count appends by result and time them.
 	Metrics *Metrics
@@ -90,15 +93,28 @@ type querier interface {
 // Append appends events to the stream in one statement, which is one transaction: all of
 // them with their outbox row, or nothing.
 func (s *Store) Append(ctx context.Context, streamID string, expected events.ExpectedVersion, evs []events.Event, opts events.AppendOptions) (events.AppendResult, error) {
-	return s.appendOn(ctx, s.pool, streamID, expected, evs, opts)
+	res, err := s.appendOn(ctx, s.pool, streamID, expected, evs, opts)
+	if err == nil {
+		s.Wake()
+	}
+	return res, err
 }
 
 // AppendTx appends inside the caller's transaction, so that other rows (an idempotency
 // record, a read model) commit or roll back with the events. The append runs in a savepoint:
 // after a refusal (a version conflict, a full stream, bad input) the transaction is still
-// usable, and nothing of the append remains in it.
+// usable, and nothing of the append remains in it. It does not call Options.OnAppend: see
+// InTx and Wake.
 func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, streamID string, expected events.ExpectedVersion, evs []events.Event, opts events.AppendOptions) (events.AppendResult, error) {
 	return s.appendOn(ctx, tx, streamID, expected, evs, opts)
+}
+
+// Wake calls Options.OnAppend, if set: the caller has committed a transaction in which it
+// appended with AppendTx.
+func (s *Store) Wake() {
+	if s.opts.OnAppend != nil {
+		s.opts.OnAppend()
+	}
 }
 
 // TxAppender is an events.Appender bound to a transaction.
@@ -287,9 +303,6 @@ func (s *Store) appendEvents(ctx context.Context, q querier, streamID string, ex
 		res, err := s.tryAppend(ctx, q, sql, args)
 		if err == nil {
 			res.StreamID, res.EventIDs = streamID, ids
-			if s.opts.OnAppend != nil {
-				s.opts.OnAppend()
-			}
 			return res, nil
 		}
 		var pg *pgconn.PgError

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -685,5 +686,50 @@ func TestRepository_SnapshotAfterCommit(t *testing.T) {
 	}
 	if res.LastVersion != 2 {
 		t.Fatalf("result %+v", res)
+	}
+}
+
+// TestOnAppend_AfterCommit: the wake-up a relay gets from OnAppend comes only once the events
+// are visible to it. A wake-up sent from inside a transaction that has not committed yet finds
+// nothing, and the relay then sleeps until its next poll with the events waiting.
+func TestOnAppend_AfterCommit(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	var seen []int // committed events visible to another connection at each wake-up
+	var s *postgres.Store
+	var pool *pgxpool.Pool
+	s, pool = newStore(t, postgres.Options{OnAppend: func() {
+		var n int
+		if err := pool.QueryRow(ctx, `select count(*) from annals_events`).Scan(&n); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		seen = append(seen, n)
+		mu.Unlock()
+	}})
+	if _, err := s.Append(ctx, "order-wake", events.NoStream(), evs(t, 1, "OrderCreated"), events.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		_, err := s.AppendTx(ctx, tx, "order-wake", events.Exact(0), evs(t, 2, "ItemAdded"), events.AppendOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rollback := errors.New("roll back")
+	err = s.InTx(ctx, func(tx pgx.Tx) error {
+		if _, err := s.AppendTx(ctx, tx, "order-wake", events.Exact(2), evs(t, 1, "ItemAdded"), events.AppendOptions{}); err != nil {
+			return err
+		}
+		return rollback
+	})
+	if !errors.Is(err, rollback) {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(seen, []int{1, 3}) {
+		t.Errorf("events visible at each wake-up: %v; want [1 3]: one wake-up per committed append, none for the rollback", seen)
 	}
 }
