@@ -79,6 +79,7 @@ type Main struct {
 
 	configPath string
 	policy     auth.Policy
+	security   httpx.Security // what /openapi.json says of policy, set by Run
 	server     *http.Server
 	listener   net.Listener
 	checks     []Check
@@ -257,7 +258,7 @@ func (m *Main) Protect(p auth.Policy) {
 }
 
 // authenticate builds the authenticator of the [auth] section and wraps h with it, after
-// checking that every route has a policy.
+// checking that every route has a policy; /openapi.json then declares what it enforces.
 func (m *Main) authenticate(ctx context.Context, h http.Handler) (http.Handler, error) {
 	for _, route := range m.Router.Routes() {
 		if _, ok := m.policy[route]; !ok {
@@ -288,6 +289,7 @@ func (m *Main) authenticate(ctx context.Context, h http.Handler) (http.Handler, 
 	default:
 		m.Logger.Info("authentication", "api_keys", len(keys), "oidc_issuer", c.OIDCIssuer)
 	}
+	m.security = a.Security(m.policy)
 	return a.Middleware(h, m.Router.Pattern, m.policy), nil
 }
 
@@ -410,7 +412,7 @@ func (m *Main) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *Main) openapi(w http.ResponseWriter, _ *http.Request) {
-	doc := m.Router.OpenAPI("annals-"+m.Service.Name, Version)
+	doc := m.Router.OpenAPIWith("annals-"+m.Service.Name, Version, m.security)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(doc)
 }

@@ -7,7 +7,9 @@
 // expired, not yet valid, wrong issuer or audience, unknown key, bad signature, an algorithm
 // that is not allowed) or 403 (the credentials lack the route's scope), in the standard error
 // envelope through the shared error table (httpx), with a WWW-Authenticate header, and counted
-// by reason in annals_auth_failures_total.
+// by reason in annals_auth_failures_total. What it enforces is what the services' OpenAPI
+// documents declare (Authenticator.Security): the schemes, the scope of every operation, and
+// the 401 and 403 answers.
 //
 // It must never log, label, echo or store a credential: API keys live in the configuration
 // only as SHA-256 hashes and are compared in constant time; error messages and metric labels

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"net/http"
 	"sort"
 	"strconv"
@@ -123,8 +124,33 @@ func (r *Router) Routes() []string {
 	return out
 }
 
-// OpenAPI returns an OpenAPI 3.0 document describing the registered routes.
+// OpenAPIVersion is the version of the OpenAPI specification the documents follow. 3.1 lets
+// an operation name the scopes it needs under any kind of security scheme (an HTTP bearer
+// scheme here), where 3.0 allows scopes under OAuth 2 and OpenID Connect only.
+const OpenAPIVersion = "3.1.0"
+
+// Security is what an OpenAPI document says of authentication.
+type Security struct {
+	// Schemes are the document's security schemes (components.securitySchemes): OpenAPI
+	// security scheme objects by name.
+	Schemes map[string]any
+	// Requirements give each route ("METHOD /path", as Routes lists them) its operation's
+	// security: alternatives, each a scheme's name to the scopes it must carry. A route with
+	// an empty list is public (security: []); a route not in the map gets no security field.
+	Requirements map[string][]map[string][]string
+	// Refusals are OpenAPI response objects by status code (401, 403) that every operation
+	// with a requirement may answer. Where an operation documents the code itself, its
+	// description and body stay and only what it lacks (headers, a body) is added.
+	Refusals map[int]map[string]any
+}
+
+// OpenAPI returns an OpenAPI 3.1 document describing the registered routes, without security.
 func (r *Router) OpenAPI(title, version string) map[string]any {
+	return r.OpenAPIWith(title, version, Security{})
+}
+
+// OpenAPIWith returns an OpenAPI 3.1 document describing the registered routes and sec.
+func (r *Router) OpenAPIWith(title, version string, sec Security) map[string]any {
 	paths := map[string]any{}
 	for _, rt := range r.routes {
 		item, _ := paths[rt.path].(map[string]any)
@@ -167,12 +193,40 @@ func (r *Router) OpenAPI(title, version string) map[string]any {
 				"content":  jsonContent(rt.op.RequestBody),
 			}
 		}
+		if reqs, ok := sec.Requirements[rt.method+" "+rt.path]; ok {
+			op["security"] = append([]map[string][]string{}, reqs...) // [] rather than null when public
+			if len(reqs) > 0 {
+				addRefusals(responses, sec.Refusals)
+			}
+		}
 		item[strings.ToLower(rt.method)] = op
 	}
-	return map[string]any{
-		"openapi": "3.0.3",
+	doc := map[string]any{
+		"openapi": OpenAPIVersion,
 		"info":    map[string]any{"title": title, "version": version},
 		"paths":   paths,
+	}
+	if len(sec.Schemes) > 0 {
+		doc["components"] = map[string]any{"securitySchemes": sec.Schemes}
+	}
+	return doc
+}
+
+// addRefusals adds refusals to an operation's responses: a code it does not document whole,
+// and what it lacks to one it does.
+func addRefusals(responses map[string]any, refusals map[int]map[string]any) {
+	for code, refusal := range refusals {
+		key := strconv.Itoa(code)
+		own, _ := responses[key].(map[string]any)
+		if own == nil {
+			responses[key] = maps.Clone(refusal)
+			continue
+		}
+		for k, v := range refusal {
+			if _, ok := own[k]; !ok {
+				own[k] = v
+			}
+		}
 	}
 }
 

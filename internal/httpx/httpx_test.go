@@ -228,6 +228,73 @@ func TestRouter_OpenAPIParamsAndSchemas(t *testing.T) {
 	}
 }
 
+func TestRouter_OpenAPIWith(t *testing.T) {
+	r := httpx.NewRouter()
+	noop := func(http.ResponseWriter, *http.Request) {}
+	r.HandleFunc("GET", "/v1/things", httpx.Operation{Summary: "things", Responses: map[int]string{200: "the things",
+		403: "forbidden: also for a filter the caller may not use"}}, noop)
+	r.HandleFunc("GET", "/livez", httpx.Operation{Summary: "alive"}, noop)
+	r.HandleFunc("GET", "/internal", httpx.Operation{Summary: "no word on it"}, noop)
+	refusal := func(desc string) map[string]any {
+		return map[string]any{"description": desc, "headers": map[string]any{"WWW-Authenticate": map[string]any{"required": true}}}
+	}
+	sec := httpx.Security{
+		Schemes: map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer"}},
+		Requirements: map[string][]map[string][]string{
+			"GET /v1/things": {{"bearer": {"things:read"}}},
+			"GET /livez":     {},
+		},
+		Refusals: map[int]map[string]any{401: refusal("unauthorized"), 403: refusal("forbidden")},
+	}
+	b, err := json.Marshal(r.OpenAPIWith("test", "1", sec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type response struct {
+		Description string         `json:"description"`
+		Headers     map[string]any `json:"headers"`
+	}
+	var doc struct {
+		OpenAPI    string `json:"openapi"`
+		Components struct {
+			SecuritySchemes map[string]map[string]string `json:"securitySchemes"`
+		} `json:"components"`
+		Paths map[string]map[string]struct {
+			Security  json.RawMessage     `json:"security"`
+			Responses map[string]response `json:"responses"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.OpenAPI != httpx.OpenAPIVersion || doc.Components.SecuritySchemes["bearer"]["scheme"] != "bearer" {
+		t.Errorf("openapi %q, securitySchemes %v", doc.OpenAPI, doc.Components.SecuritySchemes)
+	}
+	things := doc.Paths["/v1/things"]["get"]
+	if got, want := string(things.Security), `[{"bearer":["things:read"]}]`; got != want {
+		t.Errorf("protected security = %s, want %s", got, want)
+	}
+	if got := things.Responses["401"]; got.Description != "unauthorized" || got.Headers["WWW-Authenticate"] == nil {
+		t.Errorf("protected 401 = %+v, want the refusal", got)
+	}
+	if got := things.Responses["403"]; got.Description != "forbidden: also for a filter the caller may not use" || got.Headers["WWW-Authenticate"] == nil {
+		t.Errorf("protected 403 = %+v, want the operation's own description with the refusal's header", got)
+	}
+	livez := doc.Paths["/livez"]["get"]
+	if got := string(livez.Security); got != "[]" {
+		t.Errorf("public security = %s, want []", got)
+	}
+	if _, ok := livez.Responses["401"]; ok {
+		t.Errorf("public route documents 401: %v", livez.Responses)
+	}
+	if got := doc.Paths["/internal"]["get"].Security; got != nil {
+		t.Errorf("a route without a requirement has security %s, want none", got)
+	}
+	if bare, _ := json.Marshal(r.OpenAPI("test", "1")); strings.Contains(string(bare), "security") {
+		t.Errorf("OpenAPI without security declares some: %s", bare)
+	}
+}
+
 // TestMiddleware_LogsCarryCorrelationID: a line a handler logs with the request's context
 // carries the request's correlation id, through a logctx handler.
 func TestMiddleware_LogsCarryCorrelationID(t *testing.T) {

@@ -44,17 +44,20 @@ func ensureTopics(t *testing.T, m *app.Main) {
 
 // The audit log refuses bad credentials and only audit:read reaches it; it keeps the actor of
 // each event, as the writer's relay publishes it in the metadata header, and shows it; the
-// emails and names in the entries' data are redacted without personal-data.
+// emails and names in the entries' data are redacted without personal-data. /openapi.json
+// declares the scope the routes need.
 func TestAuditor_AuthAndActor(t *testing.T) {
 	is := authtest.NewIssuer(t)
 	prefix := "test-" + testenv.UniqueName(t)
 	topicsFirst := func(ctx context.Context, m *app.Main) error { ensureTopics(t, m); return nil }
 	base, m := is.StartService(t, app.Auditor, map[string]string{"KAFKA_TOPIC_PREFIX": prefix, "KAFKA_TOPIC_PARTITIONS": "1"},
 		topicsFirst, migrate, wire)
-	is.Check(t, base, api.Policy(), map[string]authtest.Route{
+	routes := map[string]authtest.Route{
 		"GET /v1/audit":        authtest.Req(auth.ScopeAuditRead, "GET", "/v1/audit", ""),
 		"GET /v1/audit/verify": authtest.Req(auth.ScopeAuditRead, "GET", "/v1/audit/verify", ""),
-	}, nil)
+	}
+	is.Check(t, base, api.Policy(), routes, nil)
+	t.Run("OpenAPI", func(t *testing.T) { authtest.CheckOpenAPI(t, base, api.Policy(), routes) })
 
 	actor := map[string]string{auth.MetaActor: "alice", auth.MetaActorKind: auth.KindToken, auth.MetaActorIssuer: is.URL}
 	md, _ := json.Marshal(actor)

@@ -14,16 +14,18 @@ import (
 )
 
 // The notifier's sent log refuses bad credentials, and only notifications:read reaches it;
-// its to filter needs personal-data too.
+// its to filter needs personal-data too. /openapi.json declares the route's scope.
 func TestNotifier_AuthRoutes(t *testing.T) {
 	is := authtest.NewIssuer(t)
 	topics := notifiertest.NewTopics(t, 1, notify.Group)
 	base, _ := is.StartService(t, app.Notifier, map[string]string{
 		"KAFKA_TOPIC_PREFIX": topics.Prefix, "SMTP_ADDR": testenv.SMTPAddr(t), "SMTP_STARTTLS": "none",
 	}, migrate, wire)
-	is.Check(t, base, api.Policy(), map[string]authtest.Route{
+	routes := map[string]authtest.Route{
 		"GET /v1/notifications": authtest.Req(auth.ScopeNotificationsRead, "GET", "/v1/notifications", ""),
-	}, nil)
+	}
+	is.Check(t, base, api.Policy(), routes, nil)
+	t.Run("OpenAPI", func(t *testing.T) { authtest.CheckOpenAPI(t, base, api.Policy(), routes) })
 	for i, tc := range []struct {
 		key  string
 		want int

@@ -13,7 +13,7 @@ import (
 const someID = "0190a4b2-7f3c-7a00-8000-000000000001"
 
 // Every route of the projector refuses bad credentials, and only read-models:read reaches
-// them.
+// them, as /openapi.json declares.
 func TestProjector_AuthRoutes(t *testing.T) {
 	is := authtest.NewIssuer(t)
 	// Serving without consuming: the routes are what is checked.
@@ -21,12 +21,14 @@ func TestProjector_AuthRoutes(t *testing.T) {
 		"PROJECTIONS_ENABLED": "false", "KAFKA_TOPIC_PREFIX": "test-" + testenv.UniqueName(t),
 	}, migrate, wire)
 	r := auth.ScopeReadModelsRead
-	is.Check(t, base, api.Policy(), map[string]authtest.Route{
+	routes := map[string]authtest.Route{
 		"GET /v1/users/{id}":        authtest.Req(r, "GET", "/v1/users/"+someID, ""),
 		"GET /v1/users":             authtest.Req(r, "GET", "/v1/users", ""),
 		"GET /v1/users/{id}/orders": authtest.Req(r, "GET", "/v1/users/"+someID+"/orders", ""),
 		"GET /v1/orders/{id}":       authtest.Req(r, "GET", "/v1/orders/"+someID, ""),
 		"GET /v1/orders":            authtest.Req(r, "GET", "/v1/orders", ""),
 		"GET /v1/stats/orders":      authtest.Req(r, "GET", "/v1/stats/orders", ""),
-	}, nil)
+	}
+	is.Check(t, base, api.Policy(), routes, nil)
+	t.Run("OpenAPI", func(t *testing.T) { authtest.CheckOpenAPI(t, base, api.Policy(), routes) })
 }

@@ -74,7 +74,7 @@ var writerRoutes = map[string]authtest.Route{
 }
 
 // Every route of the writer refuses bad credentials without appending anything, and each
-// scope reaches exactly its routes.
+// scope reaches exactly its routes, as /openapi.json declares.
 func TestWriter_AuthRoutes(t *testing.T) {
 	is := authtest.NewIssuer(t)
 	base, m := startWriter(t, is)
@@ -88,6 +88,7 @@ func TestWriter_AuthRoutes(t *testing.T) {
 		return n
 	}
 	is.Check(t, base, api.Policy(), writerRoutes, rows)
+	t.Run("OpenAPI", func(t *testing.T) { authtest.CheckOpenAPI(t, base, api.Policy(), writerRoutes) })
 }
 
 type envelope struct {

@@ -17,11 +17,12 @@ var listOp = httpx.Operation{
 	Responses: map[int]string{
 		200: "a page; next_cursor is set while more rows follow",
 		400: "invalid_request: malformed or unknown query parameter",
+		403: "forbidden: the credentials lack notifications:read, or to is given without personal-data",
 		503: "unavailable: the database cannot be reached",
 	},
 	Schemas: map[int]map[string]any{
 		200: httpx.CursorPage("notifications", notificationSchema),
-		400: errorSchema, 503: errorSchema,
+		400: errorSchema, 403: errorSchema, 503: errorSchema,
 	},
 }
 

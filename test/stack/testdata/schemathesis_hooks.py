@@ -1,6 +1,6 @@
 """Schemathesis hooks of TestOpenAPI_Schemathesis (test/stack/schemathesis_test.go).
 
-OpenAPI 3.0 describes each parameter on its own. Three rules of the services relate two
+OpenAPI describes each parameter on its own. Three rules of the services relate two
 parameters, and the documents can only say them in words: a time range's until must be after
 its since (GET /v1/events, GET /v1/audit), a version range's to must not be below its from
 (GET /v1/streams/{stream_id}/events), and a state is asked for at a version or at a time, not
@@ -8,14 +8,45 @@ both (the writer's GET /v1/users/{id} and GET /v1/orders/{id}). One relates arra
 an order's items have distinct ids (POST /v1/orders). The servers answer a request that breaks
 one with 400, as they should; the fuzzer is kept from sending those.
 
+OpenAPI 3.1's schemas are JSON Schema 2020-12, whose integer is any number with a zero
+fractional part: 1007.0 is one. The writer takes an integer in a body written as one, without
+a fraction or exponent, as its document says in words (the integer fields' descriptions), and
+answers 400 otherwise. A whole number the fuzzer writes with a fraction in a JSON body is
+written as the integer it is.
+
+An Idempotency-Key sent again with another request is refused with 422
+idempotency_key_reused, by design; the fuzzer draws the same short keys again and again. A
+valid key it draws is replaced by a fresh one, still valid, so that every command has its own.
+
 A read model's wait may be up to 30 seconds, and the fuzzer asks for rows that do not exist:
 a wait it draws is shortened to 20ms, still a valid wait, so that the run stays short.
+
+A command the fuzzer made of valid data may still break a rule of the domain that depends on
+what is stored (schemathesis.toml lists the commands that can, and why). The check
+rule_violation_on_valid_data holds such a 422 to RULES_ON_VALID_DATA: the writer's
+rule_violation, with a rule that the operation can break on valid data.
 """
 
 import re
+import uuid
 from datetime import datetime
 
 import schemathesis
+
+# The rules each command can break on schema-valid data, by (method, path): those of
+# internal/domain that depend on the stored state (the command's aggregate, or the order's user).
+RULES_ON_VALID_DATA = {
+    ("POST", "/v1/users"): {"user_already_exists"},
+    ("POST", "/v1/users/{id}/deactivate"): {"user_already_deactivated"},
+    ("POST", "/v1/orders"): {"order_already_exists", "user_not_found", "user_deactivated"},
+    ("POST", "/v1/orders/{id}/items"): {"order_not_modifiable", "item_already_in_order", "too_many_items", "total_overflow"},
+    ("DELETE", "/v1/orders/{id}/items/{item_id}"): {"order_not_modifiable", "item_not_in_order"},
+    ("POST", "/v1/orders/{id}/confirm"): {"order_already_confirmed", "order_cancelled", "order_has_no_items"},
+    ("POST", "/v1/orders/{id}/cancel"): {"order_already_cancelled", "order_already_shipped"},
+    ("POST", "/v1/orders/{id}/ship"): {"order_already_shipped", "order_cancelled", "order_not_confirmed"},
+}
+
+IDEMPOTENCY_KEY = re.compile(r"^[!-~]([ -~]*[!-~])?$")
 
 WAIT = re.compile(r"^(0|([0-9]|[12][0-9])(\.[0-9]{1,3})?s|30(\.0{1,3})?s|([0-9]{1,4}|[12][0-9]{4}|30000)ms)$")
 
@@ -64,9 +95,46 @@ def filter_case(ctx, case):
     return True
 
 
+def _whole(v):
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, dict):
+        return {k: _whole(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_whole(x) for x in v]
+    return v
+
+
 @schemathesis.hook
 def map_case(ctx, case):
+    if isinstance(case.body, (dict, list)):
+        case.body = _whole(case.body)
     q = case.query
     if q and isinstance(q.get("wait"), str) and WAIT.match(q["wait"]):
         q["wait"] = "20ms"
+    h = case.headers
+    if h:
+        for name in h:
+            if name.lower() == "idempotency-key" and isinstance(h[name], str) and IDEMPOTENCY_KEY.match(h[name]) and len(h[name]) <= 200:
+                h[name] = uuid.uuid4().hex
     return case
+
+
+@schemathesis.check
+def rule_violation_on_valid_data(ctx, response, case):
+    """A 422 to valid data is rule_violation with a rule the operation can break on valid data."""
+    if response.status_code != 422 or case.meta is None or not case.meta.generation.mode.is_positive:
+        return None
+    label = f"{case.operation.method.upper()} {case.operation.path}"
+    allowed = RULES_ON_VALID_DATA.get((case.operation.method.upper(), case.operation.path), set())
+    try:
+        error = response.json()["error"]
+        code, rule = error.get("code"), error.get("rule")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise AssertionError(f"{label} answered valid data with 422 without the error envelope")
+    if code != "rule_violation" or rule not in allowed:
+        raise AssertionError(
+            f"{label} answered valid data with 422 {code} (rule {rule!r}); "
+            f"the rules it can break on valid data: {', '.join(sorted(allowed)) or 'none'}"
+        )
+    return None
