@@ -211,8 +211,8 @@ func walk(dec *json.Decoder, t reflect.Type, path string) error {
 		if !ok {
 			return typeErr()
 		}
-		if _, err := strconv.ParseInt(string(n), 10, 64); err != nil {
-			if _, ferr := strconv.ParseFloat(string(n), 64); ferr == nil && !strings.ContainsAny(string(n), ".eE") {
+		if _, err := parseWhole(string(n)); err != nil {
+			if errors.Is(err, errOutOfRange) {
 				return httpx.Invalidf(path, "is out of range")
 			}
 			return httpx.Invalidf(path, "must be an integer, got %s", n)
@@ -221,6 +221,73 @@ func walk(dec *json.Decoder, t reflect.Type, path string) error {
 		return fmt.Errorf("decode: unsupported field type %s", t) // a programming error
 	}
 	return nil
+}
+
+// wholeNumber is an integer field of a body. JSON has one kind of number, and JSON Schema
+// (OpenAPI 3.1) counts every number without a fractional part as an integer: 2, 2.0, 2e0 and
+// 20e-1 are the same integer, and a client that follows the document may send any of them.
+type wholeNumber int64
+
+// UnmarshalJSON takes a JSON number whose value is an integer that fits in 64 bits.
+func (w *wholeNumber) UnmarshalJSON(b []byte) error {
+	n, err := parseWhole(string(b))
+	if err != nil {
+		return err
+	}
+	*w = wholeNumber(n)
+	return nil
+}
+
+var (
+	errOutOfRange = errors.New("out of range")
+	errNotWhole   = errors.New("not an integer")
+)
+
+// maxDigits is the most decimal digits of an int64.
+const maxDigits = 19
+
+// parseWhole reads a JSON number (as the decoder has already checked its syntax) whose value
+// is an integer, without floating point and without arithmetic whose cost grows with the
+// exponent: the digits are shifted by the exponent as text, so 1e999999999 is refused as out
+// of range at once rather than computed.
+func parseWhole(s string) (int64, error) {
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	mant, expText, hasExp := strings.Cut(strings.ToLower(s), "e")
+	intPart, frac, _ := strings.Cut(mant, ".")
+	digits := strings.TrimLeft(intPart+frac, "0")
+	if digits == "" {
+		return 0, nil // zero, whatever its exponent
+	}
+	exp := -len(frac)
+	if hasExp {
+		e, err := strconv.Atoi(expText)
+		switch {
+		case err != nil && strings.HasPrefix(expText, "-"), err == nil && e < -2*maxDigits-len(s):
+			return 0, errNotWhole // a fraction far below 1
+		case err != nil, e > maxDigits+len(s):
+			return 0, errOutOfRange
+		}
+		exp += e
+	}
+	for exp < 0 && strings.HasSuffix(digits, "0") {
+		digits, exp = digits[:len(digits)-1], exp+1
+	}
+	if exp < 0 {
+		return 0, errNotWhole
+	}
+	if len(digits)+exp > maxDigits+1 {
+		return 0, errOutOfRange
+	}
+	text := digits + strings.Repeat("0", exp)
+	if neg {
+		text = "-" + text
+	}
+	n, err := strconv.ParseInt(text, 10, 64)
+	if err != nil {
+		return 0, errOutOfRange
+	}
+	return n, nil
 }
 
 func joinPath(path, key string) string {
@@ -258,8 +325,8 @@ type (
 	itemBody struct {
 		ID         *string `json:"id"`
 		Name       *string `json:"name"`
-		PriceCents *int64  `json:"price_cents"`
-		Quantity   *int64  `json:"quantity"`
+		PriceCents *wholeNumber `json:"price_cents"`
+		Quantity   *wholeNumber `json:"quantity"`
 	}
 	createOrderBody struct {
 		ID     *string    `json:"id"`
@@ -392,12 +459,14 @@ func (b itemBody) item(field string) (domain.Item, error) {
 	if it.Name, err = required(joinPath(field, "name"), b.Name); err != nil {
 		return it, err
 	}
-	if it.PriceCents, err = required(joinPath(field, "price_cents"), b.PriceCents); err != nil {
+	var price, quantity wholeNumber
+	if price, err = required(joinPath(field, "price_cents"), b.PriceCents); err != nil {
 		return it, err
 	}
-	if it.Quantity, err = required(joinPath(field, "quantity"), b.Quantity); err != nil {
+	if quantity, err = required(joinPath(field, "quantity"), b.Quantity); err != nil {
 		return it, err
 	}
+	it.PriceCents, it.Quantity = int64(price), int64(quantity)
 	return it, nil
 }
 

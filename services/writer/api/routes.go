@@ -143,14 +143,6 @@ func text(maxLen int) map[string]any {
 		"pattern": `^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$`}
 }
 
-// wholeInt is the schema of an integer field of a body, from minimum to maximum. The writer
-// takes it written as an integer, without a fraction or exponent; JSON Schema 2020-12 (OpenAPI
-// 3.1) counts 2.0 as an integer too, so the description says it in words.
-func wholeInt(minimum, maximum int64) map[string]any {
-	return map[string]any{"type": "integer", "format": "int64", "minimum": minimum, "maximum": maximum,
-		"description": "an integer written without a fraction or exponent (2, not 2.0 or 2e0)"}
-}
-
 var (
 	idParam       = httpx.Param{Name: "id", Description: "the aggregate's id, a UUID", Schema: httpx.UUIDSchema}
 	streamIDParam = httpx.Param{Name: "stream_id", Description: "<category>-<id>, at most 200 bytes, such as user-0190a4b2-7f3c-7a00-8000-000000000001",
@@ -173,8 +165,8 @@ var (
 	itemSchema       = httpx.Object([]string{"id", "name", "price_cents", "quantity"}, map[string]any{
 		"id":          itemIDSchema,
 		"name":        nameSchema,
-		"price_cents": wholeInt(0, domain.MaxPriceCents),
-		"quantity":    wholeInt(1, domain.MaxQuantity),
+		"price_cents": map[string]any{"type": "integer", "format": "int64", "minimum": 0, "maximum": domain.MaxPriceCents},
+		"quantity":    map[string]any{"type": "integer", "format": "int64", "minimum": 1, "maximum": domain.MaxQuantity},
 	})
 	createOrderSchema = httpx.Object([]string{"user_id"}, map[string]any{
 		"id": httpx.UUIDSchema, "user_id": httpx.UUIDSchema,
