@@ -183,9 +183,13 @@ type Log struct {
 	Format string `json:"format"`
 }
 
-// Writer is the [writer] section.
+// Writer is the [writer] section. CommandRateLimit is the commands per second a principal may
+// send to one writer process (0: no limit), CommandRateBurst how many at once (0: as many as
+// CommandRateLimit).
 type Writer struct {
-	MigrateOnStart bool `json:"migrate_on_start"`
+	MigrateOnStart   bool `json:"migrate_on_start"`
+	CommandRateLimit int  `json:"command_rate_limit"`
+	CommandRateBurst int  `json:"command_rate_burst"`
 }
 
 // Default returns the configuration made of the schema defaults.

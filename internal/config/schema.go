@@ -332,6 +332,14 @@ var specs = []spec{
 	{Key: Key{Section: "writer", Name: "migrate_on_start", Env: "MIGRATE_ON_START", Kind: KindBool, Default: "false",
 		Doc: "Apply the event store's migrations when a service starts (otherwise `annals migrate` does)."},
 		field: func(c *Config) any { return &c.Writer.MigrateOnStart }},
+	{Key: Key{Section: "writer", Name: "command_rate_limit", Env: "COMMAND_RATE_LIMIT", Kind: KindInt, Default: "0",
+		Doc: "Most commands per second one principal (an API key, or a token's issuer and subject) may send to one writer process; more answer 429 rate_limited with Retry-After. 0 means no limit."},
+		bounds: atLeast(0),
+		field:  func(c *Config) any { return &c.Writer.CommandRateLimit }},
+	{Key: Key{Section: "writer", Name: "command_rate_burst", Env: "COMMAND_RATE_BURST", Kind: KindInt, Default: "0",
+		Doc: "Commands one principal may send at once, after a quiet spell, within COMMAND_RATE_LIMIT; 0 means COMMAND_RATE_LIMIT."},
+		bounds: atLeast(0),
+		field:  func(c *Config) any { return &c.Writer.CommandRateBurst }},
 }
 
 // Keys returns every known key, in file order.
