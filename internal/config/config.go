@@ -159,9 +159,10 @@ type SMTP struct {
 // Notifier is the [notifier] section. An empty TemplatesDir means the built-in templates
 // only; RateLimit is in emails per second, 0 for no limit.
 type Notifier struct {
-	TemplatesDir string        `json:"templates_dir"`
-	RateLimit    int           `json:"rate_limit"`
-	UserWait     time.Duration `json:"user_wait"`
+	TemplatesDir           string        `json:"templates_dir"`
+	RateLimit              int           `json:"rate_limit"`
+	UserWait               time.Duration `json:"user_wait"`
+	EmailsPerPrincipalHour int           `json:"emails_per_principal_hour"`
 }
 
 // Auditor is the [auditor] section. VerifyInterval is how often the auditor verifies the

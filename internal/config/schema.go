@@ -274,6 +274,10 @@ var specs = []spec{
 		Doc: "How long an order email waits for its user's address before the notifier asks the event store: an unknown user's order goes to the dead-letter topic, a known one pauses the group until the directory has caught up."},
 		bounds: positiveDuration,
 		field:  func(c *Config) any { return &c.Notifier.UserWait }},
+	{Key: Key{Section: "notifier", Name: "emails_per_principal_hour", Env: "NOTIFIER_EMAILS_PER_PRINCIPAL_HOUR", Kind: KindInt, Default: "100",
+		Doc: "Most emails the commands of one principal (the actor of an event: an API key, or a token's issuer and subject) recorded within one hour may cause, counted in the notifier's database across its processes; the others are not sent and are logged as suppressed. 0 means no limit."},
+		bounds: atLeast(0),
+		field:  func(c *Config) any { return &c.Notifier.EmailsPerPrincipalHour }},
 
 	// [auditor]
 	{Key: Key{Section: "auditor", Name: "verify_interval", Env: "AUDITOR_VERIFY_INTERVAL", Kind: KindDuration, Default: "1h",
