@@ -159,9 +159,10 @@ type SMTP struct {
 // Notifier is the [notifier] section. An empty TemplatesDir means the built-in templates
 // only; RateLimit is in emails per second, 0 for no limit.
 type Notifier struct {
-	TemplatesDir string        `json:"templates_dir"`
-	RateLimit    int           `json:"rate_limit"`
-	UserWait     time.Duration `json:"user_wait"`
+	TemplatesDir           string        `json:"templates_dir"`
+	RateLimit              int           `json:"rate_limit"`
+	UserWait               time.Duration `json:"user_wait"`
+	EmailsPerPrincipalHour int           `json:"emails_per_principal_hour"`
 }
 
 // Auditor is the [auditor] section. VerifyInterval is how often the auditor verifies the
@@ -183,9 +184,13 @@ type Log struct {
 	Format string `json:"format"`
 }
 
-// Writer is the [writer] section.
+// Writer is the [writer] section. CommandRateLimit is the commands per second a principal may
+// send to one writer process (0: no limit), CommandRateBurst how many at once (0: as many as
+// CommandRateLimit).
 type Writer struct {
-	MigrateOnStart bool `json:"migrate_on_start"`
+	MigrateOnStart   bool `json:"migrate_on_start"`
+	CommandRateLimit int  `json:"command_rate_limit"`
+	CommandRateBurst int  `json:"command_rate_burst"`
 }
 
 // Default returns the configuration made of the schema defaults.

@@ -55,7 +55,7 @@ func TestDefault(t *testing.T) {
 		EventSigning: config.EventSigning{Required: true},
 		SMTP: config.SMTP{Addr: "127.0.0.1:1025", From: "Annals <noreply@annals.local>", StartTLS: "opportunistic",
 			Timeout: 10 * time.Second},
-		Notifier: config.Notifier{RateLimit: 100, UserWait: 30 * time.Second},
+		Notifier: config.Notifier{RateLimit: 100, UserWait: 30 * time.Second, EmailsPerPrincipalHour: 100},
 		Auditor:  config.Auditor{VerifyInterval: time.Hour},
 		Auth:     config.Auth{OIDCAlgorithms: []string{"RS256", "ES256"}, OIDCScopesClaim: "scope"},
 		HTTP:     config.HTTP{Addr: "", ShutdownTimeout: 15 * time.Second},
@@ -91,7 +91,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 65; got != want {
+	if got, want := len(keys), 68; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}

@@ -274,6 +274,10 @@ var specs = []spec{
 		Doc: "How long an order email waits for its user's address before the notifier asks the event store: an unknown user's order goes to the dead-letter topic, a known one pauses the group until the directory has caught up."},
 		bounds: positiveDuration,
 		field:  func(c *Config) any { return &c.Notifier.UserWait }},
+	{Key: Key{Section: "notifier", Name: "emails_per_principal_hour", Env: "NOTIFIER_EMAILS_PER_PRINCIPAL_HOUR", Kind: KindInt, Default: "100",
+		Doc: "Most emails the commands of one principal (the actor of an event: an API key, or a token's issuer and subject) recorded within one hour may cause, counted in the notifier's database across its processes; the others are not sent and are logged as suppressed. 0 means no limit."},
+		bounds: atLeast(0),
+		field:  func(c *Config) any { return &c.Notifier.EmailsPerPrincipalHour }},
 
 	// [auditor]
 	{Key: Key{Section: "auditor", Name: "verify_interval", Env: "AUDITOR_VERIFY_INTERVAL", Kind: KindDuration, Default: "1h",
@@ -332,6 +336,14 @@ var specs = []spec{
 	{Key: Key{Section: "writer", Name: "migrate_on_start", Env: "MIGRATE_ON_START", Kind: KindBool, Default: "false",
 		Doc: "Apply the event store's migrations when a service starts (otherwise `annals migrate` does)."},
 		field: func(c *Config) any { return &c.Writer.MigrateOnStart }},
+	{Key: Key{Section: "writer", Name: "command_rate_limit", Env: "COMMAND_RATE_LIMIT", Kind: KindInt, Default: "0",
+		Doc: "Most commands per second one principal (an API key, or a token's issuer and subject) may send to one writer process; more answer 429 rate_limited with Retry-After. 0 means no limit."},
+		bounds: atLeast(0),
+		field:  func(c *Config) any { return &c.Writer.CommandRateLimit }},
+	{Key: Key{Section: "writer", Name: "command_rate_burst", Env: "COMMAND_RATE_BURST", Kind: KindInt, Default: "0",
+		Doc: "Commands one principal may send at once, after a quiet spell, within COMMAND_RATE_LIMIT; 0 means COMMAND_RATE_LIMIT."},
+		bounds: atLeast(0),
+		field:  func(c *Config) any { return &c.Writer.CommandRateBurst }},
 }
 
 // Keys returns every known key, in file order.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
@@ -19,6 +21,7 @@ const (
 	CodeForbidden        = "forbidden"          // 403: credentials without the route's scope
 	CodeNotFound         = "not_found"          // 404
 	CodeMethodNotAllowed = "method_not_allowed" // 405
+	CodeRateLimited      = "rate_limited"       // 429, with Retry-After
 	CodeUnavailable      = "unavailable"        // 503
 	CodeInternal         = "internal"           // 500
 )
@@ -30,13 +33,34 @@ var (
 	ErrForbidden    = errors.New("forbidden")
 )
 
-// Problem is an error as the client sees it: the status, and the envelope's code, message and
-// extra members.
+// RateLimitError refuses a request whose caller is over a rate limit: 429 rate_limited, with
+// a Retry-After header that says when the caller may try again.
+type RateLimitError struct {
+	// Limit names the limit, such as "commands".
+	Limit string
+	// RetryAfter is how long the caller must wait before its next request can pass.
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitError) Error() string {
+	return "too many " + e.Limit + " from these credentials; retry after " + strconv.Itoa(e.RetryAfterSeconds()) + " s"
+}
+
+// RetryAfterSeconds is RetryAfter in whole seconds, rounded up, at least 1: the value of the
+// Retry-After header.
+func (e *RateLimitError) RetryAfterSeconds() int {
+	s := int((e.RetryAfter + time.Second - 1) / time.Second)
+	return max(s, 1)
+}
+
+// Problem is an error as the client sees it: the status, the envelope's code, message and
+// extra members, and the headers that go with it.
 type Problem struct {
 	Status  int
 	Code    string
 	Message string
 	Fields  map[string]any
+	Header  http.Header
 }
 
 // Rule maps the errors it knows to their Problem, and reports whether it knew err.
@@ -75,6 +99,7 @@ func As[E error](problem func(E) Problem) Rule {
 //   - an *InputError: 400 invalid_request, with the field when it names one;
 //   - Rules, in order;
 //   - ErrUnauthorized: 401 unauthorized; ErrForbidden: 403 forbidden;
+//   - a *RateLimitError: 429 rate_limited, with Retry-After;
 //   - events.ErrNotFound: 404 not_found;
 //   - events.ErrInvalid: 400 invalid_request;
 //   - a failure that may pass (postgres.Transient): 503 unavailable, "<Dependency> is
@@ -101,11 +126,15 @@ func (t Errors) Problem(err error) Problem {
 			return p
 		}
 	}
+	var limited *RateLimitError
 	switch {
 	case errors.Is(err, ErrUnauthorized):
 		return Problem{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: err.Error()}
 	case errors.Is(err, ErrForbidden):
 		return Problem{Status: http.StatusForbidden, Code: CodeForbidden, Message: err.Error()}
+	case errors.As(err, &limited):
+		return Problem{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: limited.Error(),
+			Header: http.Header{"Retry-After": {strconv.Itoa(limited.RetryAfterSeconds())}}}
 	case errors.Is(err, events.ErrNotFound):
 		return Problem{Status: http.StatusNotFound, Code: CodeNotFound, Message: err.Error()}
 	case errors.Is(err, events.ErrInvalid):
@@ -120,7 +149,7 @@ func (t Errors) Problem(err error) Problem {
 	return Problem{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
 }
 
-// Write answers with the envelope of err's Problem. A failure on the server's side (a 5xx,
+// Write answers with the envelope of err's Problem, and its headers. A failure on the server's side (a 5xx,
 // but a 504, which is a wait the client asked for running out) is logged with LogFailure.
 func (t Errors) Write(w http.ResponseWriter, r *http.Request, err error) {
 	p := t.Problem(err)
@@ -130,6 +159,9 @@ func (t Errors) Write(w http.ResponseWriter, r *http.Request, err error) {
 			log = slog.Default()
 		}
 		LogFailure(log, r, p.Status, err)
+	}
+	for k, v := range p.Header {
+		w.Header()[k] = v
 	}
 	WriteErrorFields(w, p.Status, p.Code, p.Message, p.Fields)
 }

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -64,6 +65,9 @@ func TestErrors_Problem(t *testing.T) {
 			httpx.Problem{Status: 503, Code: "unavailable", Message: "the widgets is unavailable; retry later"}},
 		{"ClientWentAway", fmt.Errorf("read: %w", context.Canceled),
 			httpx.Problem{Status: 503, Code: "unavailable", Message: "the widgets is unavailable; retry later"}},
+		{"RateLimited", fmt.Errorf("create: %w", &httpx.RateLimitError{Limit: "commands", RetryAfter: 1500 * time.Millisecond}),
+			httpx.Problem{Status: 429, Code: "rate_limited", Message: "too many commands from these credentials; retry after 2 s",
+				Header: http.Header{"Retry-After": {"2"}}}},
 		{"Internal", fmt.Errorf("read: %w", &pgconn.PgError{Code: "42P01", Message: "relation secret_table does not exist"}),
 			httpx.Problem{Status: 500, Code: "internal", Message: "internal error"}},
 	} {
@@ -91,6 +95,8 @@ func TestErrors_Handler(t *testing.T) {
 		{"Internal", errors.New("boom"), 500, `{"error":{"code":"internal","message":"internal error"}}`, "ERROR"},
 		{"Unavailable", &pgconn.PgError{Code: "08006"}, 503, `{"error":{"code":"unavailable","message":"the widgets is unavailable; retry later"}}`, "ERROR"},
 		{"ClientWentAway", context.Canceled, 503, `{"error":{"code":"unavailable","message":"the widgets is unavailable; retry later"}}`, "DEBUG"},
+		{"RateLimited", &httpx.RateLimitError{Limit: "widgets", RetryAfter: 10 * time.Millisecond}, 429,
+			`{"error":{"code":"rate_limited","message":"too many widgets from these credentials; retry after 1 s"}}`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer
@@ -106,6 +112,9 @@ func TestErrors_Handler(t *testing.T) {
 			r.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/widgets", strings.NewReader(`{"secret":"s3cret"}`)))
 			if got := strings.TrimSpace(rec.Body.String()); rec.Code != tc.status || got != tc.body {
 				t.Errorf("got %d %s, want %d %s", rec.Code, got, tc.status, tc.body)
+			}
+			if got, want := rec.Header().Get("Retry-After"), map[bool]string{true: "1"}[tc.status == 429]; got != want {
+				t.Errorf("Retry-After %q, want %q", got, want)
 			}
 			if tc.logged == "" {
 				if logs.Len() > 0 {
@@ -135,5 +144,21 @@ func TestErrorSchema(t *testing.T) {
 	}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v\nwant %v", got, want)
+	}
+}
+
+// Retry-After is whole seconds, rounded up, and never 0: a client told to wait 0 s would
+// come straight back.
+func TestRateLimitError_RetryAfterSeconds(t *testing.T) {
+	for _, tc := range []struct {
+		wait time.Duration
+		want int
+	}{
+		{0, 1}, {-time.Second, 1}, {time.Nanosecond, 1}, {time.Second, 1}, {time.Second + time.Nanosecond, 2},
+		{2500 * time.Millisecond, 3}, {time.Minute, 60},
+	} {
+		if got := (&httpx.RateLimitError{RetryAfter: tc.wait}).RetryAfterSeconds(); got != tc.want {
+			t.Errorf("RetryAfter %s: %d s, want %d", tc.wait, got, tc.want)
+		}
 	}
 }

@@ -53,10 +53,11 @@ func wire(_ context.Context, m *app.Main) error {
 		return err
 	}
 	n := notify.New(m.DB, snd, tpl, notify.Options{
-		MessageIDDomain: snd.Domain(),
-		UserWait:        cfg.Notifier.UserWait,
-		Logger:          m.Logger,
-		Registerer:      m.Registry,
+		MessageIDDomain:        snd.Domain(),
+		UserWait:               cfg.Notifier.UserWait,
+		EmailsPerPrincipalHour: cfg.Notifier.EmailsPerPrincipalHour,
+		Logger:                 m.Logger,
+		Registerer:             m.Registry,
 	})
 	api.New(n.SentLog(), api.Options{Logger: m.Logger}).Register(m.Router)
 	m.Protect(api.Policy())

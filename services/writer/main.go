@@ -34,8 +34,8 @@ func migrateOnStart(ctx context.Context, m *app.Main) error {
 }
 
 // wire builds the event store, the relay that publishes its outbox, the lag exporter (unless
-// LAG_EXPORTER_ENABLED=false) and the command API on the process's pool, registers the API's
-// routes, and prunes superseded snapshots and the consumer groups' inbox rows older than
+// LAG_EXPORTER_ENABLED=false) and the command API on the process's pool, with each principal's
+// commands limited to COMMAND_RATE_LIMIT a second, registers the API's routes, and prunes superseded snapshots and the consumer groups' inbox rows older than
 // INBOX_RETENTION every hour until ctx ends.
 func wire(ctx context.Context, m *app.Main) error {
 	r, err := wiring.NewRelay(m.DB, m.Config, m.Logger, m.Registry)
@@ -73,7 +73,11 @@ func wire(ctx context.Context, m *app.Main) error {
 	opts.OnAppend = r.Wake
 	opts.Metrics = postgres.NewMetrics(m.Registry)
 	store := postgres.New(m.DB, opts)
-	a := api.New(store, api.OptionsFrom(m.Config, m.Logger))
+	apiOpts := api.OptionsFrom(m.Config, m.Logger)
+	if apiOpts.Commands, err = api.CommandLimit(m.Config.Writer, m.Registry); err != nil {
+		return err
+	}
+	a := api.New(store, apiOpts)
 	a.Register(m.Router)
 	m.Protect(api.Policy())
 	go a.PruneSnapshots(ctx, time.Hour, m.Config.Aggregates.SnapshotRetention)

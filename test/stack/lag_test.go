@@ -355,6 +355,7 @@ func TestLag_StoppedConsumer(t *testing.T) {
 	e.vars["SMTP_ADDR"] = testenv.SMTPAddr(t)
 	e.vars["SMTP_STARTTLS"] = "none"
 	e.vars["NOTIFIER_RATE_LIMIT"] = "0"
+	e.vars["NOTIFIER_EMAILS_PER_PRINCIPAL_HOUR"] = "0" // one API key makes every user
 	e.vars["LAG_EXPORTER_ENABLED"] = "true"
 	e.vars["LAG_POLL_INTERVAL"] = lagInterval.String()
 	e.vars["LAG_STATUS_WINDOW"] = strconv.Itoa(lagWindow)

@@ -118,18 +118,19 @@ func brokerKillRound(t *testing.T, broker *privateBroker, bins notifierBins) {
 	domain := "b" + strconv.FormatInt(time.Now().UnixNano(), 36) + ".annals-test.invalid"
 	t.Cleanup(func() { notifierDeleteMail(t, domain) })
 	vars := map[string]string{
-		"DATABASE_URL":           u.String(),
-		"KAFKA_BROKERS":          broker.addr,
-		"KAFKA_TOPIC_PREFIX":     "bk-" + testenv.UniqueName(t),
-		"KAFKA_TOPIC_PARTITIONS": "6",
-		"EVENT_SERIALIZATION":    "avro",
-		"ANNALS_CONFIG":          "",
-		"MIGRATE_ON_START":       "true",
-		"LOG_FORMAT":             "json",
-		"SMTP_ADDR":              testenv.SMTPAddr(t),
-		"SMTP_STARTTLS":          "none",
-		"NOTIFIER_RATE_LIMIT":    "0",
-		"NOTIFIER_USER_WAIT":     "1s",
+		"DATABASE_URL":                       u.String(),
+		"KAFKA_BROKERS":                      broker.addr,
+		"KAFKA_TOPIC_PREFIX":                 "bk-" + testenv.UniqueName(t),
+		"KAFKA_TOPIC_PARTITIONS":             "6",
+		"EVENT_SERIALIZATION":                "avro",
+		"ANNALS_CONFIG":                      "",
+		"MIGRATE_ON_START":                   "true",
+		"LOG_FORMAT":                         "json",
+		"SMTP_ADDR":                          testenv.SMTPAddr(t),
+		"SMTP_STARTTLS":                      "none",
+		"NOTIFIER_RATE_LIMIT":                "0",
+		"NOTIFIER_EMAILS_PER_PRINCIPAL_HOUR": "0",
+		"NOTIFIER_USER_WAIT":                 "1s",
 	}
 	cfg, err := config.Load("", func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
 	if err != nil {

@@ -269,6 +269,7 @@ func TestNotifier_SIGKILL(t *testing.T) {
 	vars["SMTP_ADDR"] = testenv.SMTPAddr(t)
 	vars["SMTP_STARTTLS"] = "none"
 	vars["NOTIFIER_RATE_LIMIT"] = "0"
+	vars["NOTIFIER_EMAILS_PER_PRINCIPAL_HOUR"] = "0" // one API key makes every user
 	vars["NOTIFIER_USER_WAIT"] = "2m"
 	ports := freePorts(t, 2)
 	writerAddr, notifierAddr := "127.0.0.1:"+strconv.Itoa(ports[0]), "127.0.0.1:"+strconv.Itoa(ports[1])

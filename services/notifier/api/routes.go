@@ -8,7 +8,8 @@ import (
 
 var listOp = httpx.Operation{
 	Summary: "The sent log: one row per email event the notifier handled (status sent once the SMTP server " +
-		"accepted the email, skipped when none was due), in event id order, paged with limit and cursor.",
+		"accepted the email, skipped when none was due, suppressed when the commands of its principal had caused " +
+		"NOTIFIER_EMAILS_PER_PRINCIPAL_HOUR emails in the hour already), in event id order, paged with limit and cursor.",
 	Tags: []string{"notifications"},
 	Query: append([]httpx.Param{
 		{Name: "to", Description: "only emails to this address (case-insensitive)", Schema: map[string]any{"type": "string", "format": "email", "maxLength": domain.MaxEmailLength}},
@@ -34,8 +35,8 @@ var (
 			"to":         httpx.StringSchema,
 			"subject":    httpx.StringSchema,
 			"message_id": map[string]any{"type": "string", "description": "the email's Message-ID, without angle brackets"},
-			"status":     map[string]any{"type": "string", "enum": []string{notify.StatusSent, notify.StatusSkipped}},
-			"reason":     map[string]any{"type": "string", "description": "why no email was due (status skipped)"},
+			"status":     map[string]any{"type": "string", "enum": []string{notify.StatusSent, notify.StatusSkipped, notify.StatusSuppressed}},
+			"reason":     map[string]any{"type": "string", "description": "why no email was due (status skipped) or sent (status suppressed)"},
 			"sent_at":    httpx.TimeSchema,
 		})
 	errorSchema = httpx.ErrorSchema(map[string]any{

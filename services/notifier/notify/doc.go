@@ -95,6 +95,26 @@
 // An order email whose event was recorded after its user's deactivation is not sent; the sent
 // log records it as skipped, with the reason.
 //
+// # The limit per principal
+//
+// Options.EmailsPerPrincipalHour (NOTIFIER_EMAILS_PER_PRINCIPAL_HOUR) bounds the emails the
+// commands of one principal cause: the actor in the event's metadata (actor_kind,
+// actor_issuer, actor), counted per hour of the events' recording, so that a redelivery, a
+// backlog or a restart counts an event in the hour it belongs to. Events whose metadata names
+// no actor (recorded before the writer stored one) share one principal, UnknownActorKind:
+// nothing escapes the limit by carrying no actor. The count lives in the notifier's tables
+// (annals_notifier_principal_hours), so it holds across the notifier's processes and restarts.
+//
+// An email is decided once it is rendered and just before it is sent, in one transaction: the
+// count of its principal's hour goes up when it has room (the row lock of that statement
+// makes concurrent lanes and processes take turns, so the limit is exact), or the email is
+// recorded in the sent log as suppressed, with the reason, and counted in
+// annals_notifier_emails_suppressed_total. The decision is kept by event id
+// (annals_notifier_principal_emails), so an event delivered again, after a failed send or a
+// crash, is neither counted again nor decided otherwise. A suppressed email is no failure: the
+// consumer moves on, nothing is dead-lettered or blocked. An admitted email that then fails for
+// good (a 5xx) keeps its place in the count.
+//
 // The package never writes to the event store or to Kafka (the consumer runtime writes the
 // dead letters); it reads the event store only to learn whether an order's user exists.
 package notify

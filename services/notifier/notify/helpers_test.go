@@ -43,6 +43,8 @@ type setup struct {
 	rate       float64
 	partitions int // 4 when zero
 	logLevel   slog.Level
+	// emailsPerPrincipalHour is Options.EmailsPerPrincipalHour (0: no limit).
+	emailsPerPrincipalHour int
 }
 
 // harness is a notifier on a schema, topics and a mail domain of the test's own, run
@@ -100,7 +102,7 @@ func newHarness(tb testing.TB, s setup) *harness {
 	}
 	h.sender = snd
 	h.n = notify.New(pool, snd, tpl, notify.Options{MessageIDDomain: snd.Domain(), UserWait: s.userWait,
-		Logger: testLogger(tb, s.logLevel), Registerer: h.reg})
+		EmailsPerPrincipalHour: s.emailsPerPrincipalHour, Logger: testLogger(tb, s.logLevel), Registerer: h.reg})
 	return h
 }
 

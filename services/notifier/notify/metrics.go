@@ -6,11 +6,12 @@ import (
 
 // Outcomes of an email event, the outcome label of annals_notifier_emails_total.
 const (
-	OutcomeSent      = "sent"      // the SMTP server accepted the email
-	OutcomeDuplicate = "duplicate" // the sent log had it already: nothing sent
-	OutcomeSkipped   = "skipped"   // no email was due (a deactivated user)
-	OutcomeRejected  = "rejected"  // refused for good (invalid, or a 5xx): dead-lettered
-	OutcomeFailed    = "failed"    // a transient failure: delivered again later
+	OutcomeSent       = "sent"       // the SMTP server accepted the email
+	OutcomeDuplicate  = "duplicate"  // the sent log had it already: nothing sent
+	OutcomeSkipped    = "skipped"    // no email was due (a deactivated user)
+	OutcomeSuppressed = "suppressed" // over NOTIFIER_EMAILS_PER_PRINCIPAL_HOUR: not sent
+	OutcomeRejected   = "rejected"   // refused for good (invalid, or a 5xx): dead-lettered
+	OutcomeFailed     = "failed"     // a transient failure: delivered again later
 )
 
 type metrics struct {
@@ -20,13 +21,14 @@ type metrics struct {
 	directory       *prometheus.CounterVec
 	directoryLag    *prometheus.GaugeVec
 	directoryBehind prometheus.Counter
+	suppressed      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		emails: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "annals_notifier_emails_total",
-			Help: "Email events handled, by kind of email and outcome (sent, duplicate, skipped, rejected, failed).",
+			Help: "Email events handled, by kind of email and outcome (sent, duplicate, skipped, suppressed, rejected, failed).",
 		}, []string{"kind", "outcome"}),
 		smtp: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "annals_notifier_smtp_send_seconds",
@@ -50,9 +52,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "annals_notifier_directory_behind_total",
 			Help: "Order emails that paused the group because the directory lacked a user the event store has, after NOTIFIER_USER_WAIT.",
 		}),
+		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "annals_notifier_emails_suppressed_total",
+			Help: "Emails not sent on purpose, by reason (principal_limit: the commands of their principal caused NOTIFIER_EMAILS_PER_PRINCIPAL_HOUR emails in the hour already).",
+		}, []string{"reason"}),
 	}
+	m.suppressed.WithLabelValues(ReasonPrincipalLimit)
 	if reg != nil {
-		reg.MustRegister(m.emails, m.smtp, m.userWait, m.directory, m.directoryLag, m.directoryBehind)
+		reg.MustRegister(m.emails, m.smtp, m.userWait, m.directory, m.directoryLag, m.directoryBehind, m.suppressed)
 	}
 	return m
 }

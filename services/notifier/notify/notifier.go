@@ -65,7 +65,11 @@ type Options struct {
 	// RecordTimeout bounds the retries of the sent log's write after the SMTP server has
 	// accepted an email (10 s): past it the event is delivered again, and the email with it.
 	RecordTimeout time.Duration
-	Logger        *slog.Logger
+	// EmailsPerPrincipalHour is how many emails the commands of one principal (the actor in
+	// an event's metadata) recorded within one hour may cause; the others are not sent but
+	// recorded as suppressed. 0 means no limit.
+	EmailsPerPrincipalHour int
+	Logger                 *slog.Logger
 	// Registerer takes the notifier's metrics (none when nil).
 	Registerer prometheus.Registerer
 }
@@ -197,6 +201,23 @@ func (n *Notifier) deliver(ctx context.Context, e events.Envelope, kind template
 		return consume.Permanent(err)
 	}
 	row.Subject = r.Subject
+	if n.opts.EmailsPerPrincipalHour > 0 {
+		ok, fresh, err := n.admit(ctx, e, row)
+		if err != nil {
+			return dbError(err)
+		}
+		if !ok {
+			if fresh {
+				count(OutcomeSuppressed)
+				n.metrics.suppressed.WithLabelValues(ReasonPrincipalLimit).Inc()
+				n.log.InfoContext(ctx, "notify: email suppressed: its principal's commands caused NOTIFIER_EMAILS_PER_PRINCIPAL_HOUR emails in the hour already",
+					"event_id", e.EventID, "kind", kind, "actor_kind", principalOf(e.Metadata).kind, "hour", hourOf(e))
+			} else {
+				count(OutcomeDuplicate)
+			}
+			return nil
+		}
+	}
 	email := sender.Email{
 		MessageID: row.MessageID,
 		To:        out.to,

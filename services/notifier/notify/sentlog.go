@@ -10,13 +10,15 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Statuses of the sent log.
 const (
-	StatusSent    = "sent"    // the SMTP server accepted the email
-	StatusSkipped = "skipped" // no email was due; Reason says why
+	StatusSent       = "sent"       // the SMTP server accepted the email
+	StatusSkipped    = "skipped"    // no email was due; Reason says why
+	StatusSuppressed = "suppressed" // not sent: its principal was over NOTIFIER_EMAILS_PER_PRINCIPAL_HOUR; Reason says so
 )
 
 // Paging of List.
@@ -69,7 +71,17 @@ func (l *SentLog) Has(ctx context.Context, eventID uuid.UUID) (bool, error) {
 
 // Record writes n's row; a row of the same event stays as it is.
 func (l *SentLog) Record(ctx context.Context, n Notification) error {
-	_, err := l.pool.Exec(ctx, `insert into annals_notifier_sent
+	return record(ctx, l.pool, n)
+}
+
+// execer runs a statement: the pool, or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// record writes n's row through db; a row of the same event stays as it is.
+func record(ctx context.Context, db execer, n Notification) error {
+	_, err := db.Exec(ctx, `insert into annals_notifier_sent
 		(event_id, event_type, stream_id, kind, recipient, subject, message_id, status, reason)
 		values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict (event_id) do nothing`,
 		n.EventID, clean(n.EventType), clean(n.StreamID), n.Kind, clean(n.To), clean(n.Subject),

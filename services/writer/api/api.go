@@ -2,12 +2,17 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/httpx"
+	"github.com/annals-dev/annals/internal/ratelimit"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 )
@@ -25,6 +30,8 @@ type Options struct {
 	Retries int
 	// Logger receives server-side failures (slog.Default when nil).
 	Logger *slog.Logger
+	// Commands limits each principal's commands (COMMAND_RATE_LIMIT); nil limits none.
+	Commands *ratelimit.Limiter
 }
 
 // API serves the writer's routes on an event store.
@@ -33,6 +40,7 @@ type API struct {
 	users   *events.Repository[domain.UserState]
 	orders  *events.Repository[domain.OrderState]
 	retries int
+	limit   *ratelimit.Limiter
 	log     *slog.Logger
 	errs    httpx.Errors
 }
@@ -44,6 +52,7 @@ func New(store *postgres.Store, opts Options) *API {
 		users:   &events.Repository[domain.UserState]{Store: store, Def: domain.User, SnapshotEvery: max(opts.SnapshotEvery, 0)},
 		orders:  &events.Repository[domain.OrderState]{Store: store, Def: domain.Order, SnapshotEvery: max(opts.SnapshotEvery, 0)},
 		retries: opts.Retries,
+		limit:   opts.Commands,
 		log:     opts.Logger,
 	}
 	if a.retries == 0 {
@@ -75,6 +84,28 @@ func OptionsFrom(c *config.Config, log *slog.Logger) Options {
 		o.SnapshotEvery = c.EventSourcing.SnapshotFrequency
 	}
 	return o
+}
+
+// CommandLimit is the limiter of each principal's commands that the [writer] section asks
+// for: COMMAND_RATE_LIMIT a second, COMMAND_RATE_BURST at once (none when the rate is 0). Its
+// metrics go to reg.
+func CommandLimit(c config.Writer, reg prometheus.Registerer) (*ratelimit.Limiter, error) {
+	l, err := ratelimit.New(ratelimit.Config{Name: "commands", Rate: float64(c.CommandRateLimit), Burst: c.CommandRateBurst, Registerer: reg})
+	if err != nil {
+		return nil, fmt.Errorf("command rate limit: %w", err)
+	}
+	return l, nil
+}
+
+// command refuses a command whose principal is over its rate limit (429), before h reads
+// anything of the request.
+func (a *API) command(h httpx.HandlerFunc) httpx.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := a.limit.Check(r); err != nil {
+			return err
+		}
+		return h(w, r)
+	}
 }
 
 // IdempotencyKeyTTL is how long a command's Idempotency-Key is remembered; a retry after that

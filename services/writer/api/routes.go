@@ -9,19 +9,19 @@ import (
 
 // Register adds the writer's routes to r, documented for /openapi.json.
 func (a *API) Register(r *httpx.Router) {
-	r.HandleFunc("POST", "/v1/users", commandOp("Create a user. Without id, the server picks a UUIDv7.", true, createUserSchema, false), a.errs.Handler(a.createUser))
-	r.HandleFunc("PATCH", "/v1/users/{id}", commandOp("Change a user's name or email.", false, updateUserSchema, false), a.errs.Handler(a.updateUser))
-	r.HandleFunc("POST", "/v1/users/{id}/deactivate", commandOp("Deactivate a user.", false, reasonSchema, false), a.errs.Handler(a.deactivateUser))
+	r.HandleFunc("POST", "/v1/users", commandOp("Create a user. Without id, the server picks a UUIDv7.", true, createUserSchema, false), a.errs.Handler(a.command(a.createUser)))
+	r.HandleFunc("PATCH", "/v1/users/{id}", commandOp("Change a user's name or email.", false, updateUserSchema, false), a.errs.Handler(a.command(a.updateUser)))
+	r.HandleFunc("POST", "/v1/users/{id}/deactivate", commandOp("Deactivate a user.", false, reasonSchema, false), a.errs.Handler(a.command(a.deactivateUser)))
 	r.HandleFunc("GET", "/v1/users/{id}", stateOp("A user, rebuilt from its events; ?version or ?at give it as it was then.", userSchema), a.errs.Handler(a.getUser))
 
-	r.HandleFunc("POST", "/v1/orders", commandOp("Place an order for an active user. Without id, the server picks a UUIDv7.", true, createOrderSchema, false), a.errs.Handler(a.createOrder))
-	r.HandleFunc("POST", "/v1/orders/{id}/items", commandOp("Add an item to a pending order.", false, itemSchema, false), a.errs.Handler(a.addItem))
+	r.HandleFunc("POST", "/v1/orders", commandOp("Place an order for an active user. Without id, the server picks a UUIDv7.", true, createOrderSchema, false), a.errs.Handler(a.command(a.createOrder)))
+	r.HandleFunc("POST", "/v1/orders/{id}/items", commandOp("Add an item to a pending order.", false, itemSchema, false), a.errs.Handler(a.command(a.addItem)))
 	removeItem := commandOp("Remove an item from a pending order.", false, emptySchema, true)
 	removeItem.Path = append(removeItem.Path, httpx.Param{Name: "item_id", Description: "the item's id", Schema: itemIDSchema})
-	r.HandleFunc("DELETE", "/v1/orders/{id}/items/{item_id}", removeItem, a.errs.Handler(a.removeItem))
-	r.HandleFunc("POST", "/v1/orders/{id}/confirm", commandOp("Confirm a pending order that has items.", false, emptySchema, true), a.errs.Handler(a.confirmOrder))
-	r.HandleFunc("POST", "/v1/orders/{id}/cancel", commandOp("Cancel an order that is not shipped.", false, reasonSchema, false), a.errs.Handler(a.cancelOrder))
-	r.HandleFunc("POST", "/v1/orders/{id}/ship", commandOp("Ship a confirmed order.", false, emptySchema, true), a.errs.Handler(a.shipOrder))
+	r.HandleFunc("DELETE", "/v1/orders/{id}/items/{item_id}", removeItem, a.errs.Handler(a.command(a.removeItem)))
+	r.HandleFunc("POST", "/v1/orders/{id}/confirm", commandOp("Confirm a pending order that has items.", false, emptySchema, true), a.errs.Handler(a.command(a.confirmOrder)))
+	r.HandleFunc("POST", "/v1/orders/{id}/cancel", commandOp("Cancel an order that is not shipped.", false, reasonSchema, false), a.errs.Handler(a.command(a.cancelOrder)))
+	r.HandleFunc("POST", "/v1/orders/{id}/ship", commandOp("Ship a confirmed order.", false, emptySchema, true), a.errs.Handler(a.command(a.shipOrder)))
 	r.HandleFunc("GET", "/v1/orders/{id}", stateOp("An order, rebuilt from its events; ?version or ?at give it as it was then.", orderSchema), a.errs.Handler(a.getOrder))
 
 	r.HandleFunc("GET", "/v1/streams/{stream_id}", httpx.Operation{
@@ -99,6 +99,7 @@ func commandOp(summary string, create bool, body map[string]any, bodyOptional bo
 			413: "too_large: the body exceeds 1 MiB, or an event of the command exceeds MAX_EVENT_BYTES (max_bytes)",
 			415: "unsupported_media_type: the body is not application/json",
 			422: "rule_violation (the domain refuses the command) or idempotency_key_reused",
+			429: "rate_limited: these credentials sent more commands than COMMAND_RATE_LIMIT allows; Retry-After gives the seconds to wait",
 			503: "unavailable: the event store cannot be reached",
 		},
 		Schemas: map[int]map[string]any{ok: commandResponseSchema},

@@ -105,6 +105,9 @@ type Event struct {
 	Type       string
 	Data       any // marshalled to JSON
 	RecordedAt time.Time
+	// Metadata goes in the metadata header, as the relay publishes it: the actor of the
+	// command (internal/auth's actor, actor_kind, actor_issuer). None when empty.
+	Metadata map[string]string
 }
 
 // Publish writes the events to their category's topic as the relay does (Avro single-object
@@ -133,6 +136,7 @@ func Publish(tb testing.TB, t Topics, evs ...Event) []events.Envelope {
 		env := events.Envelope{
 			EventID: ev.EventID, StreamID: ev.StreamID, Category: events.Category(ev.StreamID), Version: ev.Version,
 			GlobalPosition: int64(i + 1), Type: ev.Type, Data: data, RecordedAt: ev.RecordedAt.UTC().Truncate(time.Microsecond),
+			Metadata: ev.Metadata,
 		}
 		value, fp, err := domain.Catalog().Encode(env)
 		if err != nil {
@@ -152,6 +156,14 @@ func Publish(tb testing.TB, t Topics, evs ...Event) []events.Envelope {
 				{Key: kafkawire.HeaderContentType, Value: []byte(schema.ContentTypeAvro)},
 				{Key: kafkawire.HeaderFingerprint, Value: []byte(schema.FormatFingerprint(fp))},
 			}})
+		if len(ev.Metadata) > 0 {
+			md, err := json.Marshal(ev.Metadata)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			last := &msgs[len(msgs)-1]
+			last.Headers = append(last.Headers, kafka.Header{Key: kafkawire.HeaderMetadata, Value: md})
+		}
 		testenv.Sign(&msgs[len(msgs)-1]) // as the relay does, with the key the tests' services accept
 		out = append(out, env)
 	}
