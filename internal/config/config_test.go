@@ -55,12 +55,12 @@ func TestDefault(t *testing.T) {
 		EventSigning: config.EventSigning{Required: true},
 		SMTP: config.SMTP{Addr: "127.0.0.1:1025", From: "Annals <noreply@annals.local>", StartTLS: "opportunistic",
 			Timeout: 10 * time.Second},
-		Notifier: config.Notifier{RateLimit: 100, UserWait: 30 * time.Second, EmailsPerPrincipalHour: 100},
+		Notifier: config.Notifier{RateLimit: 100, UserWait: 30 * time.Second, EmailsPerPrincipalHour: 1000},
 		Auditor:  config.Auditor{VerifyInterval: time.Hour},
 		Auth:     config.Auth{OIDCAlgorithms: []string{"RS256", "ES256"}, OIDCScopesClaim: "scope"},
 		HTTP:     config.HTTP{Addr: "", ShutdownTimeout: 15 * time.Second},
 		Log:      config.Log{Level: "info", Format: "json"},
-		Writer:   config.Writer{MigrateOnStart: false},
+		Writer:   config.Writer{MigrateOnStart: false, CommandRateLimit: 100},
 	}
 	if got := config.Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Default():\ngot  %+v\nwant %+v", got, want)
