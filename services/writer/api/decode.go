@@ -323,8 +323,8 @@ type (
 		Reason *string `json:"reason"`
 	}
 	itemBody struct {
-		ID         *string `json:"id"`
-		Name       *string `json:"name"`
+		ID         *string      `json:"id"`
+		Name       *string      `json:"name"`
 		PriceCents *wholeNumber `json:"price_cents"`
 		Quantity   *wholeNumber `json:"quantity"`
 	}
