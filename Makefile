@@ -11,7 +11,8 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 run:
 	@scripts/run.sh
 
-## up / down / stack-status: the local stack (PostgreSQL, Kafka, Mailpit) without Docker
+## up / down / stack-status: the local stack (PostgreSQL, Kafka, Mailpit) without Docker; with
+## ANNALS_SECURE=1, the secured stack beside it (TLS-only PostgreSQL, SASL_SSL Kafka with ACLs)
 up:
 	@scripts/stack.sh up
 down:

@@ -21,21 +21,39 @@
 #                              and API_KEYS / ANNALS_API_KEY, the stack's API key with every
 #                              scope, made in .stack/api-key)
 #
+# ANNALS_SECURE=1 switches every command to the secured stack, which runs beside the plain one
+# on ports and in a folder of its own (.stack/secure): Kafka with only a SASL_SSL listener
+# (SCRAM-SHA-512, an identity and least-privilege ACLs per service) and PostgreSQL with TLS only,
+# both with certificates the stack makes. scripts/stack-secure.sh holds its parts and says more;
+#   ANNALS_SECURE=1 scripts/stack.sh up|down|status|env   as above, for postgres and kafka
+#   ANNALS_SECURE=1 scripts/stack.sh acls [--remove] PREFIX...   grant (or take back) the
+#                              services' ACLs on the topics and groups of a topic prefix
+#
 # Everything is configurable through the environment; see the defaults below.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-STATE_DIR=${ANNALS_STACK_DIR:-$ROOT/.stack}
+# BASE_DIR is the plain stack's folder; STATE_DIR the folder of the stack this run works on
+# (the secured stack's is BASE_DIR/secure). The signing key and the API key are the clients' and
+# live in BASE_DIR for both.
+BASE_DIR=${ANNALS_STACK_DIR:-$ROOT/.stack}
+STATE_DIR=$BASE_DIR
 CACHE_DIR=${ANNALS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/annals}
 PG_PORT=${ANNALS_PG_PORT:-55432}
+PG_PORT_VAR=ANNALS_PG_PORT
 PG_USER=annals
 PG_PASSWORD=annals
+PG_CLIENT_ENV=()
+PG_SHARED_BUFFERS=256MB
 PG_DB=annals
 KAFKA_PORT=${ANNALS_KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${ANNALS_KAFKA_CONTROLLER_PORT:-9093}
+KAFKA_PORT_VAR=ANNALS_KAFKA_PORT
+KAFKA_CONTROLLER_PORT_VAR=ANNALS_KAFKA_CONTROLLER_PORT
 KAFKA_VERSION=${ANNALS_KAFKA_VERSION:-4.1.1}
 KAFKA_HEAP=${ANNALS_KAFKA_HEAP:--Xms256m -Xmx1g}
+KAFKA_FORMAT_ARGS=() # more arguments of the storage format (the secured stack's SCRAM users)
 SMTP_PORT=${ANNALS_SMTP_PORT:-1025}
 MAILPIT_PORT=${ANNALS_MAILPIT_PORT:-8025}
 MAILPIT_VERSION=${ANNALS_MAILPIT_VERSION:-v1.33.1}
@@ -50,14 +68,30 @@ KAFKA_LIBS=$CACHE_DIR/kafka-$KAFKA_VERSION/libs
 MAILPIT_BIN=$CACHE_DIR/bin/mailpit-$MAILPIT_VERSION
 DEX_BIN=$CACHE_DIR/bin/dex-$DEX_VERSION
 
-PG_DIR=$STATE_DIR/postgres
-KAFKA_DIR=$STATE_DIR/kafka
 MAILPIT_DIR=$STATE_DIR/mailpit
 PROMETHEUS_DIR=$STATE_DIR/prometheus
 
-say() { printf 'stack: %s\n' "$*"; }
+SECURE=false
+case ${ANNALS_SECURE:-} in
+1 | true | yes) SECURE=true ;;
+"" | 0 | false | no) ;;
+*)
+	printf 'stack: error: ANNALS_SECURE=%s: want 1 (the secured stack) or 0\n' "$ANNALS_SECURE" >&2
+	exit 2
+	;;
+esac
+LABEL=stack
+if $SECURE; then
+	# shellcheck source=scripts/stack-secure.sh
+	source "$ROOT/scripts/stack-secure.sh"
+fi
+
+PG_DIR=$STATE_DIR/postgres
+KAFKA_DIR=$STATE_DIR/kafka
+
+say() { printf '%s: %s\n' "$LABEL" "$*"; }
 fail() {
-	printf 'stack: error: %s\n' "$*" >&2
+	printf '%s: error: %s\n' "$LABEL" "$*" >&2
 	exit 1
 }
 
@@ -185,8 +219,12 @@ pg_running() {
 	as_pg "$(pg_bindir)/pg_ctl" -D "$PG_DIR/data" status >/dev/null 2>&1
 }
 
+# pg_client COMMAND ARGS...: run a PostgreSQL client with the stack's password (and, for the
+# secured stack, its TLS settings: PG_CLIENT_ENV).
+pg_client() { env PGPASSWORD="$PG_PASSWORD" "${PG_CLIENT_ENV[@]}" "$@"; }
+
 pg_ready() {
-	PGPASSWORD=$PG_PASSWORD "$(pg_bindir)/psql" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d "$PG_DB" \
+	pg_client "$(pg_bindir)/psql" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d "$PG_DB" \
 		-XAtqc 'select 1' >/dev/null 2>&1
 }
 
@@ -200,13 +238,13 @@ up_postgres() {
 		say "postgres already running on 127.0.0.1:$PG_PORT"
 		return 0
 	fi
-	require_free_port "$PG_PORT" ANNALS_PG_PORT PostgreSQL
+	require_free_port "$PG_PORT" "$PG_PORT_VAR" PostgreSQL
 	mkdir -p "$PG_DIR"
 	if [[ ! -f $PG_DIR/data/PG_VERSION ]]; then
 		say "initialising a PostgreSQL cluster in $PG_DIR/data"
 		rm -rf "$PG_DIR/data"
 		local pwfile=$PG_DIR/pwfile
-		printf '%s\n' "$PG_PASSWORD" >"$pwfile"
+		(umask 077 && printf '%s\n' "$PG_PASSWORD" >"$pwfile")
 		[[ $(id -u) -eq 0 ]] && chown -R "$owner" "$PG_DIR"
 		as_pg test -w "$PG_DIR" ||
 			fail "user $owner cannot write $PG_DIR (every parent folder must be searchable by it); set ANNALS_STACK_DIR to another folder"
@@ -221,9 +259,10 @@ listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = ''
 max_connections = 200
-shared_buffers = 256MB
+shared_buffers = $PG_SHARED_BUFFERS
 log_min_messages = warning
 EOF
+	if $SECURE; then secure_postgres_conf >>"$PG_DIR/annals.conf"; fi
 	grep -q "include_if_exists = '$PG_DIR/annals.conf'" "$PG_DIR/data/postgresql.conf" ||
 		echo "include_if_exists = '$PG_DIR/annals.conf'" >>"$PG_DIR/data/postgresql.conf"
 	[[ $(id -u) -eq 0 ]] && chown "$owner" "$PG_DIR" "$PG_DIR/annals.conf"
@@ -232,9 +271,9 @@ EOF
 	as_pg "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -s -w -t "$TIMEOUT" start ||
 		fail "PostgreSQL did not start; see $PG_DIR/postgres.log"
 	wait_for "PostgreSQL" "$PG_DIR/postgres.log" port_open "$PG_PORT"
-	if ! PGPASSWORD=$PG_PASSWORD "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -XAtqc \
+	if ! pg_client "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -XAtqc \
 		"select 1 from pg_database where datname = '$PG_DB'" | grep -q 1; then
-		PGPASSWORD=$PG_PASSWORD "$bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" "$PG_DB" ||
+		pg_client "$bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" "$PG_DB" ||
 			fail "could not create database $PG_DB; see $PG_DIR/postgres.log"
 	fi
 	wait_for "PostgreSQL" "$PG_DIR/postgres.log" pg_ready
@@ -309,21 +348,32 @@ up_kafka() {
 	if pid_alive "$pidfile" "$KAFKA_DIR/server.properties"; then
 		wait_for "Kafka" "$KAFKA_DIR/server.log" kafka_ready
 		say "kafka already running on 127.0.0.1:$KAFKA_PORT"
+		if $SECURE; then secure_kafka_started; fi
 		return 0
 	fi
-	require_free_port "$KAFKA_PORT" ANNALS_KAFKA_PORT Kafka
-	require_free_port "$KAFKA_CONTROLLER_PORT" ANNALS_KAFKA_CONTROLLER_PORT "the Kafka controller"
+	require_free_port "$KAFKA_PORT" "$KAFKA_PORT_VAR" Kafka
+	require_free_port "$KAFKA_CONTROLLER_PORT" "$KAFKA_CONTROLLER_PORT_VAR" "the Kafka controller"
 	mkdir -p "$KAFKA_DIR/data"
-	cat >"$KAFKA_DIR/server.properties" <<EOF
-# Written by scripts/stack.sh on every start.
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+	# The secured broker's file holds its own password: readable by this user only.
+	: >"$KAFKA_DIR/server.properties"
+	if $SECURE; then chmod 600 "$KAFKA_DIR/server.properties"; fi
+	{
+		echo "# Written by scripts/stack.sh on every start."
+		if $SECURE; then
+			secure_kafka_listeners
+		else
+			cat <<EOF
 listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+EOF
+		fi
+		cat <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
 log.dirs=$KAFKA_DIR/data
 num.partitions=6
 default.replication.factor=1
@@ -340,6 +390,7 @@ num.network.threads=2
 num.io.threads=4
 log.retention.hours=168
 EOF
+	} >"$KAFKA_DIR/server.properties"
 	if [[ ! -f $KAFKA_DIR/data/meta.properties ]]; then
 		local id
 		# A cluster id is 16 random bytes in URL-safe base64; one that starts with "-" would be
@@ -349,7 +400,8 @@ EOF
 			id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
 		done
 		say "formatting Kafka storage in $KAFKA_DIR/data (cluster $id)"
-		kafka_java kafka.tools.StorageTool format --ignore-formatted -t "$id" -c "$KAFKA_DIR/server.properties"
+		kafka_java kafka.tools.StorageTool format --ignore-formatted -t "$id" -c "$KAFKA_DIR/server.properties" \
+			"${KAFKA_FORMAT_ARGS[@]}"
 		"${KAFKA_CMD[@]}" >"$KAFKA_DIR/format.log" 2>&1 ||
 			fail "formatting Kafka storage failed; see $KAFKA_DIR/format.log"
 	fi
@@ -359,6 +411,7 @@ EOF
 	kafka_java kafka.Kafka "$KAFKA_DIR/server.properties"
 	start_daemon "$pidfile" "$KAFKA_DIR/stdout.log" "${KAFKA_CMD[@]}"
 	wait_for "Kafka" "$KAFKA_DIR/server.log (and stdout.log)" kafka_ready_or_dead
+	if $SECURE; then secure_kafka_started; fi
 }
 
 kafka_ready_or_dead() {
@@ -538,9 +591,9 @@ install_schemathesis() {
 # random bytes, readable by this user only. A key for this machine's stack, never for a
 # deployment.
 signing_key() {
-	local file=$STATE_DIR/signing.key
+	local file=$BASE_DIR/signing.key
 	if [[ ! -s $file ]]; then
-		mkdir -p "$STATE_DIR"
+		mkdir -p "$BASE_DIR"
 		local tmp=$file.$$
 		(umask 077 && printf 'local:%s\n' "$(head -c 32 /dev/urandom | base64)" >"$tmp")
 		mv -n "$tmp" "$file" # two first uses at once keep one key
@@ -557,9 +610,9 @@ API_SCOPES="commands+events:read+read-models:read+notifications:read+audit:read+
 # (API_KEYS); clients send it as "Authorization: Bearer <key>". A key for this machine's stack,
 # never for a deployment.
 api_key() {
-	local file=$STATE_DIR/api-key
+	local file=$BASE_DIR/api-key
 	if [[ ! -s $file ]]; then
-		mkdir -p "$STATE_DIR"
+		mkdir -p "$BASE_DIR"
 		local tmp=$file.$$
 		(umask 077 && printf 'annals_%s\n' "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')" >"$tmp")
 		mv -n "$tmp" "$file" # two first uses at once keep one key
@@ -600,6 +653,9 @@ status() {
 		say "kafka     stopped"
 		rc=1
 	fi
+	if $SECURE; then
+		return $rc # no Mailpit or Prometheus of its own: it uses the plain stack's
+	fi
 	if pid_alive "$STATE_DIR/mailpit.pid" "$MAILPIT_DIR/mailpit.db" && mailpit_ready; then
 		say "mailpit   running  smtp 127.0.0.1:$SMTP_PORT  ui http://127.0.0.1:$MAILPIT_PORT  pid=$(<"$STATE_DIR/mailpit.pid")"
 	else
@@ -617,19 +673,22 @@ status() {
 # be free, so that a taken port fails the whole start-up and leaves nothing half started.
 preflight() {
 	if ! pg_running 2>/dev/null; then
-		require_free_port "$PG_PORT" ANNALS_PG_PORT PostgreSQL
+		require_free_port "$PG_PORT" "$PG_PORT_VAR" PostgreSQL
 	fi
 	if ! pid_alive "$STATE_DIR/kafka.pid" "$KAFKA_DIR/server.properties"; then
-		require_free_port "$KAFKA_PORT" ANNALS_KAFKA_PORT Kafka
-		require_free_port "$KAFKA_CONTROLLER_PORT" ANNALS_KAFKA_CONTROLLER_PORT "the Kafka controller"
+		require_free_port "$KAFKA_PORT" "$KAFKA_PORT_VAR" Kafka
+		require_free_port "$KAFKA_CONTROLLER_PORT" "$KAFKA_CONTROLLER_PORT_VAR" "the Kafka controller"
 	fi
-	if ! pid_alive "$STATE_DIR/mailpit.pid" "$MAILPIT_DIR/mailpit.db"; then
+	if ! $SECURE && ! pid_alive "$STATE_DIR/mailpit.pid" "$MAILPIT_DIR/mailpit.db"; then
 		require_free_port "$SMTP_PORT" ANNALS_SMTP_PORT "Mailpit SMTP"
 		require_free_port "$MAILPIT_PORT" ANNALS_MAILPIT_PORT "the Mailpit UI"
 	fi
 }
 
 component() {
+	if $SECURE && [[ $1 != postgres && $1 != kafka ]]; then
+		fail "the secured stack has postgres and kafka only, not $1 (it uses the plain stack's Mailpit)"
+	fi
 	case $1 in
 	postgres | kafka | mailpit | prometheus | dex) return 0 ;;
 	esac
@@ -658,11 +717,22 @@ main() {
 	up)
 		shift
 		if (($# > 0)); then
+			for c in "$@"; do component "$c"; done
 			mkdir -p "$STATE_DIR"
-			for c in "$@"; do component "$c" && "up_$c"; done
+			if $SECURE; then secure_prepare; fi
+			for c in "$@"; do "up_$c"; done
 			return
 		fi
 		mkdir -p "$STATE_DIR"
+		if $SECURE; then
+			secure_prepare
+			preflight
+			up_postgres
+			up_kafka
+			status
+			say "clients: eval \"\$(ANNALS_SECURE=1 scripts/stack.sh env)\""
+			return
+		fi
 		preflight
 		up_postgres
 		up_kafka
@@ -676,16 +746,32 @@ main() {
 			for c in "$@"; do component "$c" && "down_$c"; done
 			return
 		fi
-		down_prometheus
-		down_mailpit
+		if ! $SECURE; then
+			down_prometheus
+			down_mailpit
+		fi
 		down_kafka
 		down_postgres
 		say "stopped"
 		;;
-	status) status ;;
-	env) print_env ;;
+	status)
+		if $SECURE; then secure_loaded || true; fi
+		status
+		;;
+	env)
+		if $SECURE; then
+			secure_print_env
+		else
+			print_env
+		fi
+		;;
+	acls)
+		shift
+		$SECURE || fail "acls is a command of the secured stack: ANNALS_SECURE=1 $0 acls [--remove] PREFIX..."
+		secure_acls "$@"
+		;;
 	*)
-		echo "usage: $0 install|up|down|status|env" >&2
+		echo "usage: $0 install|up|down|status|env  (ANNALS_SECURE=1: also acls [--remove] PREFIX...)" >&2
 		exit 2
 		;;
 	esac

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# make test: brings up the local stack (installing what is missing), then runs every test
-# against the real PostgreSQL, Kafka and Mailpit: the library and services with the race
-# detector, the configuration fuzzer for a few seconds, the deployment checks (compose file,
-# Dockerfile build) and the stack's own lifecycle tests (which start and stop a second stack on
-# other ports, and `make run`).
+# make test: brings up the local stack (installing what is missing) and the secured stack beside
+# it (ANNALS_SECURE=1: TLS-only PostgreSQL and SASL_SSL Kafka with ACLs, on ports of its own),
+# then runs every test against the real PostgreSQL, Kafka and Mailpit: the library and services
+# with the race detector, the configuration fuzzer for a few seconds, the deployment checks
+# (compose file, Dockerfile build) and the stack's own tests (which start and stop a second
+# stack on other ports, check the secured stack with Kafka's tools and psql, and `make run`).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,6 +18,9 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "stack"
 scripts/stack.sh up
+# The secured stack, for the tests of TLS, SASL and ACLs (test/stack/secure_stack_test.go, and
+# the tests that read `ANNALS_SECURE=1 scripts/stack.sh env`).
+ANNALS_SECURE=1 scripts/stack.sh up
 # Prometheus and promtool, for the alert rules' and dashboards' test (not started here: the
 # test runs its own).
 scripts/stack.sh install prometheus

@@ -6,10 +6,13 @@
 // rebuilt while live, fed records the relay did not publish (Kafka's own console producer);
 // the writer's lag
 // exporter read while the notifier is stopped, and checked against Kafka's own
-// kafka-consumer-groups. Each test runs in a fresh PostgreSQL schema with a topic prefix (and
-// so consumer groups) of its own.
+// kafka-consumer-groups; the secured stack (ANNALS_SECURE=1) probed with Kafka's console tools
+// and psql. Each test runs in a fresh PostgreSQL schema with a topic prefix (and so consumer
+// groups) of its own; on the secured stack, it grants that prefix the services' ACLs
+// (ANNALS_SECURE=1 scripts/stack.sh acls PREFIX) and removes them when it ends.
 //
-// The lifecycle tests start a second stack on free ports in a folder of their own; so do the
+// The lifecycle tests start a second stack (plain or secured) on free ports in a folder of
+// their own; so do the
 // outage memory test, for a broker it stops and starts, and the notifier's broker test, for a
 // broker it kills with SIGKILL while the writer and the notifier run on it. The relay's broker
 // test stops and starts the stack's own broker (scripts/stack.sh down kafka / up kafka), so
