@@ -30,6 +30,8 @@ const CorrelationHeader = "X-Correlation-ID"
 // Operation documents one route for the OpenAPI document.
 type Operation struct {
 	Summary string
+	// Description says more than Summary, when there is more to say (CommonMark).
+	Description string
 	// Responses maps a status code to its description. A route without any gets "200: OK".
 	Responses map[int]string
 	// Tags group operations in the document.
@@ -45,6 +47,9 @@ type Operation struct {
 	RequestBodyOptional bool
 	// Schemas maps a status code to the JSON schema of its application/json response body.
 	Schemas map[int]map[string]any
+	// Media maps a status code of Schemas to the media type of its body when that is not
+	// application/json, such as text/event-stream for a stream of Server-Sent Events.
+	Media map[int]string
 }
 
 // Param documents one query or header parameter.
@@ -168,7 +173,11 @@ func (r *Router) OpenAPIWith(title, version string, sec Security) map[string]any
 				resp = map[string]any{"description": http.StatusText(code)}
 				responses[strconv.Itoa(code)] = resp
 			}
-			resp["content"] = jsonContent(schema)
+			media := rt.op.Media[code]
+			if media == "" {
+				media = "application/json"
+			}
+			resp["content"] = map[string]any{media: map[string]any{"schema": schema}}
 		}
 		if len(responses) == 0 {
 			responses["200"] = map[string]any{"description": "OK"}
@@ -177,6 +186,9 @@ func (r *Router) OpenAPIWith(title, version string, sec Security) map[string]any
 			"summary":     rt.op.Summary,
 			"operationId": operationID(rt.method, rt.path),
 			"responses":   responses,
+		}
+		if rt.op.Description != "" {
+			op["description"] = rt.op.Description
 		}
 		if len(rt.op.Tags) > 0 {
 			op["tags"] = rt.op.Tags

@@ -228,6 +228,41 @@ func TestRouter_OpenAPIParamsAndSchemas(t *testing.T) {
 	}
 }
 
+// A response whose body is not JSON names its media type; a description goes beside the
+// summary.
+func TestRouter_OpenAPIMediaAndDescription(t *testing.T) {
+	r := httpx.NewRouter()
+	r.HandleFunc("GET", "/v1/stream", httpx.Operation{
+		Summary:     "a stream",
+		Description: "It goes on.",
+		Schemas:     map[int]map[string]any{200: {"type": "string"}, 400: {"type": "object"}},
+		Media:       map[int]string{200: "text/event-stream"},
+	}, func(http.ResponseWriter, *http.Request) {})
+	b, err := json.Marshal(r.OpenAPI("test", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Description string                                      `json:"description"`
+			Responses   map[string]struct{ Content map[string]any } `json:"responses"`
+		}
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	op := doc.Paths["/v1/stream"]["get"]
+	if op.Description != "It goes on." {
+		t.Errorf("description = %q", op.Description)
+	}
+	if c := op.Responses["200"].Content; len(c) != 1 || c["text/event-stream"] == nil {
+		t.Errorf("200 content = %v, want text/event-stream only", c)
+	}
+	if c := op.Responses["400"].Content; len(c) != 1 || c["application/json"] == nil {
+		t.Errorf("400 content = %v, want application/json", c)
+	}
+}
+
 func TestRouter_OpenAPIWith(t *testing.T) {
 	r := httpx.NewRouter()
 	noop := func(http.ResponseWriter, *http.Request) {}
