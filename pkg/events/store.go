@@ -28,6 +28,26 @@ type AllQuery struct {
 	Types []string  // empty: every type
 }
 
+// AllReader reads the all-stream: every stream's events in global-position order.
+//
+// Its reads are commit-safe. Positions are handed out as events are appended, and an append
+// that took a lower position may commit after one that took a higher: so ReadAll returns no
+// event above the head, a position at or below which every append has committed or rolled
+// back. A reader that pages forward, each page after the last position of the one before,
+// therefore never skips an event: whatever commits later has a position above every position
+// it has read. An open transaction that appended holds the all-stream back from its position
+// on until it ends; reads of one stream (StreamReader) are not held.
+type AllReader interface {
+	// ReadAll returns up to q.Limit events with a global position above q.After and at or
+	// below the head, in position order, filtered as q says.
+	ReadAll(ctx context.Context, q AllQuery) ([]Envelope, error)
+	// Head returns the position the all-stream is complete up to: every append that took a
+	// position at or below it has committed or rolled back. It is 0 before the first append
+	// and, while no append is under way, at least the last position committed. While appends
+	// are under way it may lag behind the events that ReadAll would return.
+	Head(ctx context.Context) (int64, error)
+}
+
 // StreamInfo is a stream's metadata.
 type StreamInfo struct {
 	StreamID   string    `json:"stream_id"`
@@ -49,7 +69,7 @@ type Stats struct {
 // Reader answers the store's queries.
 type Reader interface {
 	StreamReader
-	ReadAll(ctx context.Context, q AllQuery) ([]Envelope, error)
+	AllReader
 	// StreamInfo returns ErrNotFound for a stream without events.
 	StreamInfo(ctx context.Context, streamID string) (StreamInfo, error)
 	Stats(ctx context.Context, recent int) (Stats, error)

@@ -49,6 +49,10 @@ type Pruner interface {
 //     is ErrInvalid;
 //   - data is kept byte for byte; metadata reads back as a map, empty but never nil; recording
 //     times are UTC; global positions are above 0 and increase with every event;
+//   - the all-stream is commit-safe (events.AllReader): a reader that pages forward through
+//     it while others append reads every event exactly once; the head is 0 before the first
+//     append and, with no append under way, at least the last position, with nothing after
+//     it;
 //   - Stats returns a non-nil EventsByType and RecentEvents;
 //   - a cancelled context makes every method fail with an error that wraps the context's.
 func TestStore(t *testing.T, newStore func(t *testing.T) events.Store) {
@@ -66,6 +70,8 @@ func TestStore(t *testing.T, newStore func(t *testing.T) events.Store) {
 		{"CancelledContext", testCancelledContext},
 		{"ReadStream", testReadStream},
 		{"ReadAll", testReadAll},
+		{"ReadAllWhileAppending", testReadAllWhileAppending},
+		{"Head", testHead},
 		{"StreamInfo", testStreamInfo},
 		{"Stats", testStats},
 		{"VersionAt", testVersionAt},

@@ -100,6 +100,7 @@ func testCancelledContext(t *testing.T, s events.Store) {
 		},
 		"ReadStream": func() error { _, err := s.ReadStream(ctx, "user-1", 0, -1, 10); return err },
 		"ReadAll":    func() error { _, err := s.ReadAll(ctx, events.AllQuery{Limit: 10}); return err },
+		"Head":       func() error { _, err := s.Head(ctx); return err },
 		"StreamInfo": func() error { _, err := s.StreamInfo(ctx, "user-1"); return err },
 		"Stats":      func() error { _, err := s.Stats(ctx, 10); return err },
 		"VersionAt":  func() error { _, err := s.VersionAt(ctx, "user-1", time.Now()); return err },

@@ -72,6 +72,17 @@ func (s *Store) ReadAll(ctx context.Context, q events.AllQuery) ([]events.Envelo
 	return out, nil
 }
 
+// Head returns the last position: an append here is complete when it returns, so the
+// all-stream is always complete up to its end.
+func (s *Store) Head(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("head: %w", err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return int64(len(s.log)), nil
+}
+
 // StreamInfo returns the stream's metadata, or ErrNotFound when it has no events.
 func (s *Store) StreamInfo(ctx context.Context, streamID string) (events.StreamInfo, error) {
 	info := events.StreamInfo{StreamID: streamID}

@@ -14,7 +14,12 @@
 // counters that settling an outbox row keeps, in the same statement, to what the outbox still
 // holds, so they are right whoever settles the rows, and while nobody does.
 //
+// The all-stream (ReadAll, Head) is commit-safe: every append holds a fence, a shared advisory
+// lock that names a position below its own, until it ends, and a read stops below the lowest
+// fence (all.go). So a reader that pages forward never skips an append that commits late.
+//
 // It must never commit events without their outbox row, nor an outbox row without its events,
 // nor remove an outbox row without counting its events, nor keep a row behind a hold that does
-// not exist.
+// not exist, nor insert an event without its fence, nor let ReadAll return a position at or
+// below which an append is still open.
 package postgres

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,6 +57,8 @@ type Store struct {
 	// appendSQL[mode][one] is the statement of an append in an expected-version mode (the
 	// order of bases), of several events or of one.
 	appendSQL [len(bases)][2]string
+	// head is the highest head of the all-stream read so far (all.go).
+	head atomic.Int64
 }
 
 var _ events.Store = (*Store)(nil)
@@ -154,15 +157,16 @@ const (
 )
 
 // appendMany inserts the events, which come as arrays with one element per event, after the
-// base version, the stream's row when the append creates it and the append's outbox row, all
-// in one statement.
-const appendMany = `with b as (%s),
+// fence (see all.go) and the base version, the stream's row when the append creates it and
+// the append's outbox row, all in one statement.
+const appendMany = `with ` + fenceCTE + `,
+b as (%s),
 ev as (
 	insert into annals_events (event_id, stream_id, category, version, type, schema_version, data, metadata,
 		correlation_id, causation_id, recorded_at)
 	select u.id, $1, $2, b.v + u.ord, u.type, u.sv, u.data::json, u.meta::json,
 		nullif($10, ''), nullif($11, ''), clock_timestamp()
-	from b, unnest($6::uuid[], $7::text[], $8::int[], $9::text[], $12::text[]) with ordinality as u(id, type, sv, data, meta, ord)
+	from fence, b, unnest($6::uuid[], $7::text[], $8::int[], $9::text[], $12::text[]) with ordinality as u(id, type, sv, data, meta, ord)
 	returning global_position, version, recorded_at
 ),
 %sob as (
@@ -177,14 +181,15 @@ having count(*) > 0`
 
 // appendOne is appendMany for the most common append, of a single event, whose fields come
 // as plain values: encoding five one-element arrays costs the client more than the
-// database's whole insert. Its plan has no join, no common table for the base and no
-// aggregate, which spares the server a sixth of its work per append.
-const appendOne = `with ev as (
+// database's whole insert. Its plan joins nothing but the fence's one row, and has no common
+// table for the base and no aggregate, which spares the server a sixth of its work per append.
+const appendOne = `with ` + fenceCTE + `,
+ev as (
 	insert into annals_events (event_id, stream_id, category, version, type, schema_version, data, metadata,
 		correlation_id, causation_id, recorded_at)
 	select $6::uuid, $1, $2, b.v + 1, $7::text, $8::int, $9::text::json, $12::text::json,
 		nullif($10, ''), nullif($11, ''), clock_timestamp()
-	from (%s) b
+	from fence, (%s) b
 	returning global_position, version, recorded_at
 ),
 %sob as (
@@ -445,38 +450,6 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, from, to int64,
 		streamID, max(from, 0), to, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", streamID, err)
-	}
-	return scanEnvelopes(rows)
-}
-
-// ReadAll reads one page of every stream in global-position order.
-//
-// Positions are handed out before commit, so a page can miss an event whose transaction
-// commits after the page was read with a lower position than the page's last. That is fine
-// for browsing; delivery uses the outbox, which is read in commit-safe order.
-func (s *Store) ReadAll(ctx context.Context, q events.AllQuery) ([]events.Envelope, error) {
-	if q.Limit <= 0 {
-		return nil, fmt.Errorf("%w: read all: limit must be positive", events.ErrInvalid)
-	}
-	var since, until *time.Time
-	if !q.Since.IsZero() {
-		since = &q.Since
-	}
-	if !q.Until.IsZero() {
-		until = &q.Until
-	}
-	types := q.Types
-	if types == nil {
-		types = []string{}
-	}
-	rows, err := s.pool.Query(ctx, `select `+envelopeColumns+` from annals_events
-		where global_position > $1
-		  and ($2::timestamptz is null or recorded_at >= $2)
-		  and ($3::timestamptz is null or recorded_at < $3)
-		  and (cardinality($4::text[]) = 0 or type = any($4))
-		order by global_position limit $5`, q.After, since, until, types, q.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("read all: %w", err)
 	}
 	return scanEnvelopes(rows)
 }
