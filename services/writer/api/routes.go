@@ -46,8 +46,9 @@ func (a *API) Register(r *httpx.Router) {
 		Schemas: map[int]map[string]any{200: streamPageSchema, 400: errorSchema, 404: errorSchema, 503: errorSchema},
 	}, a.errs.Handler(a.getStreamEvents))
 	r.HandleFunc("GET", "/v1/events", httpx.Operation{
-		Summary: "The all-stream: every event in global-position order, paged with after and limit.",
-		Tags:    []string{"history"},
+		Summary:     "The all-stream: every event in global-position order, paged with after and limit.",
+		Description: allStreamGuarantee,
+		Tags:        []string{"history"},
 		Query: []httpx.Param{
 			{Name: "after", Description: "return events after this global position (default 0)", Schema: httpx.Int64(0)},
 			limitParam,
@@ -70,6 +71,13 @@ func (a *API) Register(r *httpx.Router) {
 	}, a.errs.Handler(a.stats))
 	a.registerSchemas(r)
 }
+
+// allStreamGuarantee is what the all-stream's readers (GET /v1/events, GET /v1/subscribe) may
+// rely on.
+const allStreamGuarantee = "Commit-safe: an event's position is handed out when it is appended, and an append may commit " +
+	"after one with a higher position. Pages therefore end before the first position whose append is still open (until it " +
+	"commits or rolls back), so that a client that pages forward with next_after never skips an event: whatever commits " +
+	"later has a position above every position it has read. A page may be short, or empty, while an append is open; ask again."
 
 var commandHeaders = []httpx.Param{
 	{Name: IfMatchHeader, Description: `the stream version the command expects, such as "3" (quotes optional); another version gives 409`,
