@@ -186,11 +186,16 @@ type Log struct {
 
 // Writer is the [writer] section. CommandRateLimit is the commands per second a principal may
 // send to one writer process (0: no limit), CommandRateBurst how many at once (0: as many as
-// CommandRateLimit).
+// CommandRateLimit). The Feed settings bound the live feed, GET /v1/subscribe: the heartbeat of
+// an idle stream, the events a subscriber may fall behind before it is dropped, and the
+// subscribers at once.
 type Writer struct {
-	MigrateOnStart   bool `json:"migrate_on_start"`
-	CommandRateLimit int  `json:"command_rate_limit"`
-	CommandRateBurst int  `json:"command_rate_burst"`
+	MigrateOnStart        bool          `json:"migrate_on_start"`
+	CommandRateLimit      int           `json:"command_rate_limit"`
+	CommandRateBurst      int           `json:"command_rate_burst"`
+	FeedHeartbeatInterval time.Duration `json:"feed_heartbeat_interval"`
+	FeedBuffer            int           `json:"feed_buffer"`
+	FeedMaxSubscribers    int           `json:"feed_max_subscribers"`
 }
 
 // Default returns the configuration made of the schema defaults.

@@ -60,7 +60,8 @@ func TestDefault(t *testing.T) {
 		Auth:     config.Auth{OIDCAlgorithms: []string{"RS256", "ES256"}, OIDCScopesClaim: "scope"},
 		HTTP:     config.HTTP{Addr: "", ShutdownTimeout: 15 * time.Second},
 		Log:      config.Log{Level: "info", Format: "json"},
-		Writer:   config.Writer{MigrateOnStart: false, CommandRateLimit: 100},
+		Writer: config.Writer{MigrateOnStart: false, CommandRateLimit: 100, FeedHeartbeatInterval: 15 * time.Second,
+			FeedBuffer: 256, FeedMaxSubscribers: 1000},
 	}
 	if got := config.Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Default():\ngot  %+v\nwant %+v", got, want)
@@ -91,7 +92,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 68; got != want {
+	if got, want := len(keys), 71; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}

@@ -344,6 +344,18 @@ var specs = []spec{
 		Doc: "Commands one principal may send at once, after a quiet spell, within COMMAND_RATE_LIMIT; 0 means COMMAND_RATE_LIMIT."},
 		bounds: atLeast(0),
 		field:  func(c *Config) any { return &c.Writer.CommandRateBurst }},
+	{Key: Key{Section: "writer", Name: "feed_heartbeat_interval", Env: "FEED_HEARTBEAT_INTERVAL", Kind: KindDuration, Default: "15s",
+		Doc: "How often GET /v1/subscribe sends a comment line to a subscriber that received nothing meanwhile, so that proxies and clients see the stream alive."},
+		bounds: positiveDuration,
+		field:  func(c *Config) any { return &c.Writer.FeedHeartbeatInterval }},
+	{Key: Key{Section: "writer", Name: "feed_buffer", Env: "FEED_BUFFER", Kind: KindInt, Default: "256",
+		Doc: "Events a subscriber of GET /v1/subscribe may fall behind before the writer drops it (event: dropped); it may resume with Last-Event-ID."},
+		bounds: between(1, 100000),
+		field:  func(c *Config) any { return &c.Writer.FeedBuffer }},
+	{Key: Key{Section: "writer", Name: "feed_max_subscribers", Env: "FEED_MAX_SUBSCRIBERS", Kind: KindInt, Default: "1000",
+		Doc: "Most subscribers of GET /v1/subscribe at once per writer process; more answer 503 unavailable with Retry-After."},
+		bounds: between(1, 1000000),
+		field:  func(c *Config) any { return &c.Writer.FeedMaxSubscribers }},
 }
 
 // Keys returns every known key, in file order.
