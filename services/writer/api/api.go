@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,7 @@ import (
 	"github.com/annals-dev/annals/internal/ratelimit"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/pkg/feed"
 )
 
 // DefaultRetries is how often a command without If-Match is re-run after a version conflict.
@@ -32,6 +34,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Commands limits each principal's commands (COMMAND_RATE_LIMIT); nil limits none.
 	Commands *ratelimit.Limiter
+	// Feed is the live feed that GET /v1/subscribe streams; without one it answers 503.
+	Feed *feed.Feed
+	// Heartbeat is how often an idle stream of GET /v1/subscribe gets a comment line
+	// (FEED_HEARTBEAT_INTERVAL; DefaultHeartbeat when 0).
+	Heartbeat time.Duration
 }
 
 // API serves the writer's routes on an event store.
@@ -41,19 +48,27 @@ type API struct {
 	orders  *events.Repository[domain.OrderState]
 	retries int
 	limit   *ratelimit.Limiter
-	log     *slog.Logger
-	errs    httpx.Errors
+	feed    *feed.Feed
+	// heartbeat is how often an idle stream of GET /v1/subscribe gets a comment line.
+	heartbeat time.Duration
+	log       *slog.Logger
+	errs      httpx.Errors
 }
 
 // New returns the API on store.
 func New(store *postgres.Store, opts Options) *API {
 	a := &API{
-		store:   store,
-		users:   &events.Repository[domain.UserState]{Store: store, Def: domain.User, SnapshotEvery: max(opts.SnapshotEvery, 0)},
-		orders:  &events.Repository[domain.OrderState]{Store: store, Def: domain.Order, SnapshotEvery: max(opts.SnapshotEvery, 0)},
-		retries: opts.Retries,
-		limit:   opts.Commands,
-		log:     opts.Logger,
+		store:     store,
+		users:     &events.Repository[domain.UserState]{Store: store, Def: domain.User, SnapshotEvery: max(opts.SnapshotEvery, 0)},
+		orders:    &events.Repository[domain.OrderState]{Store: store, Def: domain.Order, SnapshotEvery: max(opts.SnapshotEvery, 0)},
+		retries:   opts.Retries,
+		limit:     opts.Commands,
+		feed:      opts.Feed,
+		heartbeat: opts.Heartbeat,
+		log:       opts.Logger,
+	}
+	if a.heartbeat <= 0 {
+		a.heartbeat = DefaultHeartbeat
 	}
 	if a.retries == 0 {
 		a.retries = DefaultRetries
@@ -62,7 +77,7 @@ func New(store *postgres.Store, opts Options) *API {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
-	a.errs = httpx.Errors{Dependency: "the event store", Rules: errorRules, Logger: a.log}
+	a.errs = httpx.Errors{Dependency: "the event store", Rules: append(slices.Clone(errorRules), subscribeRules...), Logger: a.log}
 	return a
 }
 
@@ -77,13 +92,26 @@ func StoreOptions(c config.Aggregates) postgres.Options {
 }
 
 // OptionsFrom reads the API's options from the configuration: a snapshot every
-// SNAPSHOT_FREQUENCY events when AGGREGATE_SNAPSHOTS_ENABLED.
+// SNAPSHOT_FREQUENCY events when AGGREGATE_SNAPSHOTS_ENABLED, and the live feed's heartbeat
+// every FEED_HEARTBEAT_INTERVAL. The feed itself is FeedFrom's.
 func OptionsFrom(c *config.Config, log *slog.Logger) Options {
-	o := Options{Logger: log}
+	o := Options{Logger: log, Heartbeat: c.Writer.FeedHeartbeatInterval}
 	if c.Aggregates.SnapshotEnabled {
 		o.SnapshotEvery = c.EventSourcing.SnapshotFrequency
 	}
 	return o
+}
+
+// FeedFrom builds the live feed of GET /v1/subscribe on store, as the [writer] section asks:
+// FEED_BUFFER events of buffer per subscriber, FEED_MAX_SUBSCRIBERS at once; its metrics go to
+// reg. The store's OnAppend should call its Wake, and Close ends every stream.
+func FeedFrom(store events.AllReader, c config.Writer, log *slog.Logger, reg prometheus.Registerer) (*feed.Feed, error) {
+	f, err := feed.New(feed.Config{Source: store, Buffer: c.FeedBuffer, MaxSubscribers: c.FeedMaxSubscribers,
+		Logger: log, Metrics: feed.NewMetrics(reg)})
+	if err != nil {
+		return nil, fmt.Errorf("live feed: %w", err)
+	}
+	return f, nil
 }
 
 // CommandLimit is the limiter of each principal's commands that the [writer] section asks

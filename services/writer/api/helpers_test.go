@@ -11,12 +11,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/pkg/feed"
 	"github.com/annals-dev/annals/services/writer/api"
 )
 
@@ -32,6 +34,7 @@ type env struct {
 type setup struct {
 	api   api.Options
 	store postgres.Options
+	feed  feed.Config // its Source is the store
 }
 
 func newEnv(tb testing.TB, opts ...func(*setup)) *env {
@@ -44,12 +47,24 @@ func newEnv(tb testing.TB, opts ...func(*setup)) *env {
 	for _, o := range opts {
 		o(&c)
 	}
+	var live *feed.Feed
+	c.store.OnAppend = func() { live.Wake() }
 	store := postgres.New(pool, c.store)
+	c.feed.Source = store
+	if c.feed.Poll == 0 {
+		c.feed.Poll = 50 * time.Millisecond
+	}
+	live, err := feed.New(c.feed)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.api.Feed = live
 	a := api.New(store, c.api)
 	r := httpx.NewRouter()
 	a.Register(r)
 	srv := httptest.NewServer(httpx.Middleware(r, nil, nil))
 	tb.Cleanup(srv.Close)
+	tb.Cleanup(live.Close) // first: the streams end, and the server can close
 	return &env{url: srv.URL, pool: pool, store: store, api: a, router: r}
 }
 

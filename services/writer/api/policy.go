@@ -21,6 +21,7 @@ func Policy() auth.Policy {
 		"GET /v1/streams/{stream_id}":            auth.ScopeEventsRead,
 		"GET /v1/streams/{stream_id}/events":     auth.ScopeEventsRead,
 		"GET /v1/events":                         auth.ScopeEventsRead,
+		"GET /v1/subscribe":                      auth.ScopeEventsRead,
 		"GET /v1/stats":                          auth.ScopeEventsRead,
 		"GET /v1/schemas":                        auth.ScopeEventsRead,
 		"GET /v1/schemas/{fingerprint}":          auth.ScopeEventsRead,

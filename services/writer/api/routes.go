@@ -61,6 +61,31 @@ func (a *API) Register(r *httpx.Router) {
 			400: "malformed query", 503: "the event store is unavailable"},
 		Schemas: map[int]map[string]any{200: allPageSchema, 400: errorSchema, 503: errorSchema},
 	}, a.errs.Handler(a.listEvents))
+	r.HandleFunc("GET", "/v1/subscribe", httpx.Operation{
+		Summary:     "The live feed: the all-stream as Server-Sent Events as it commits, by type and category, from now or resumed after a position.",
+		Description: subscribeDescription,
+		Tags:        []string{"history"},
+		Query: []httpx.Param{
+			{Name: "types", Description: "only these event types, separated by commas (at most 20)",
+				Schema: map[string]any{"type": "string", "pattern": typesPattern}},
+			{Name: "category", Description: "only the events of the streams of this category, such as order",
+				Schema: map[string]any{"type": "string", "pattern": categoryPattern}},
+			{Name: "after", Description: "start after this global position (default: now, the head of the all-stream)", Schema: httpx.Int64(0)},
+			{Name: "wait", Description: "end the stream after this long: 0, whole or decimal seconds such as 2s or 1.5s, or milliseconds " +
+				"such as 500ms, at most 30s (default: the stream stays open until the client leaves)",
+				Schema: map[string]any{"type": "string", "pattern": waitPattern, "example": "2s"}},
+		},
+		Headers: []httpx.Param{{Name: LastEventIDHeader, Description: "resume after this position: the id of the last event received, " +
+			"as EventSource sends it when it reconnects; it wins over after",
+			Schema: map[string]any{"type": "string", "pattern": "^[0-9]{1,18}$"}}},
+		Responses: map[int]string{
+			200: "a stream of Server-Sent Events (text/event-stream)",
+			400: "malformed query or Last-Event-ID",
+			503: "the event store is unavailable, this writer has FEED_MAX_SUBSCRIBERS subscribers already (with Retry-After), or it is stopping",
+		},
+		Schemas: map[int]map[string]any{200: {"type": "string", "description": "Server-Sent Events"}, 400: errorSchema, 503: errorSchema},
+		Media:   map[int]string{200: "text/event-stream"},
+	}, a.errs.Handler(a.subscribe))
 	r.HandleFunc("GET", "/v1/stats", httpx.Operation{
 		Summary: "Totals of events and streams, counts by event type and the most recent events.",
 		Tags:    []string{"history"},
@@ -78,6 +103,16 @@ const allStreamGuarantee = "Commit-safe: an event's position is handed out when 
 	"after one with a higher position. Pages therefore end before the first position whose append is still open (until it " +
 	"commits or rolls back), so that a client that pages forward with next_after never skips an event: whatever commits " +
 	"later has a position above every position it has read. A page may be short, or empty, while an append is open; ask again."
+
+// subscribeDescription says what GET /v1/subscribe sends.
+const subscribeDescription = "Each event is a message with `id:` its global position, `event:` its type and `data:` the event " +
+	"as one line of JSON, as GET /v1/events shows it (emails and names redacted without the personal-data scope). The stream " +
+	"opens with a message that has only an `id:`, the position it starts after, so that a client that reconnects with " +
+	"Last-Event-ID before any event misses nothing. A comment line (`: heartbeat`) comes every FEED_HEARTBEAT_INTERVAL " +
+	"while nothing else does. A subscriber that falls more than FEED_BUFFER events behind gets a last event `dropped`, whose " +
+	"data has reason, message and last_event_id, and the stream ends: it resumes with Last-Event-ID. Commit-safe, as GET " +
+	"/v1/events is: an event goes out once every append with a lower position has committed or rolled back, so the stream " +
+	"is in position order and never skips an event that commits late."
 
 var commandHeaders = []httpx.Param{
 	{Name: IfMatchHeader, Description: `the stream version the command expects, such as "3" (quotes optional); another version gives 409`,
