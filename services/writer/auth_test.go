@@ -68,6 +68,7 @@ var writerRoutes = map[string]authtest.Route{
 	"GET /v1/streams/{stream_id}":            authtest.Req(auth.ScopeEventsRead, "GET", "/v1/streams/user-"+someID, ""),
 	"GET /v1/streams/{stream_id}/events":     authtest.Req(auth.ScopeEventsRead, "GET", "/v1/streams/user-"+someID+"/events", ""),
 	"GET /v1/events":                         authtest.Req(auth.ScopeEventsRead, "GET", "/v1/events", ""),
+	"GET /v1/subscribe":                      authtest.Req(auth.ScopeEventsRead, "GET", "/v1/subscribe?wait=0", ""),
 	"GET /v1/stats":                          authtest.Req(auth.ScopeEventsRead, "GET", "/v1/stats", ""),
 	"GET /v1/schemas":                        authtest.Req(auth.ScopeEventsRead, "GET", "/v1/schemas", ""),
 	"GET /v1/schemas/{fingerprint}":          authtest.Req(auth.ScopeEventsRead, "GET", "/v1/schemas/0000000000000000", ""),

@@ -17,6 +17,7 @@ import (
 	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/pkg/feed"
 	"github.com/annals-dev/annals/pkg/lag"
 	"github.com/annals-dev/annals/services/writer/api"
 )
@@ -34,9 +35,10 @@ func migrateOnStart(ctx context.Context, m *app.Main) error {
 }
 
 // wire builds the event store, the relay that publishes its outbox, the lag exporter (unless
-// LAG_EXPORTER_ENABLED=false) and the command API on the process's pool, with each principal's
-// commands limited to COMMAND_RATE_LIMIT a second, registers the API's routes, and prunes superseded snapshots and the consumer groups' inbox rows older than
-// INBOX_RETENTION every hour until ctx ends.
+// LAG_EXPORTER_ENABLED=false), the live feed of GET /v1/subscribe and the command API on the
+// process's pool, with each principal's commands limited to COMMAND_RATE_LIMIT a second,
+// registers the API's routes, and prunes superseded snapshots and the consumer groups' inbox
+// rows older than INBOX_RETENTION every hour until ctx ends.
 func wire(ctx context.Context, m *app.Main) error {
 	r, err := wiring.NewRelay(m.DB, m.Config, m.Logger, m.Registry)
 	if err != nil {
@@ -69,11 +71,23 @@ func wire(ctx context.Context, m *app.Main) error {
 		defer r.Close()
 		return wiring.RunRelay(ctx, r, m.DB, m.Config, m.Logger)
 	})
+	// Appends wake the relay and the live feed of GET /v1/subscribe at once.
+	var live *feed.Feed
 	opts := api.StoreOptions(m.Config.Aggregates)
-	opts.OnAppend = r.Wake
+	opts.OnAppend = func() { r.Wake(); live.Wake() }
 	opts.Metrics = postgres.NewMetrics(m.Registry)
 	store := postgres.New(m.DB, opts)
+	if live, err = api.FeedFrom(store, m.Config.Writer, m.Logger, m.Registry); err != nil {
+		return err
+	}
+	// The streams end when the service begins to stop, so that they hold up no shutdown.
+	m.Go("live feed", func(ctx context.Context) error {
+		<-ctx.Done()
+		live.Close()
+		return nil
+	})
 	apiOpts := api.OptionsFrom(m.Config, m.Logger)
+	apiOpts.Feed = live
 	if apiOpts.Commands, err = api.CommandLimit(m.Config.Writer, m.Registry); err != nil {
 		return err
 	}
