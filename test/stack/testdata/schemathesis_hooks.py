@@ -15,6 +15,12 @@ valid key it draws is replaced by a fresh one, still valid, so that every comman
 A read model's wait may be up to 30 seconds, and the fuzzer asks for rows that do not exist:
 a wait it draws is shortened to 20ms, still a valid wait, so that the run stays short.
 
+The writer's live feed, GET /v1/subscribe, is a stream that stays open until the client leaves
+unless its wait bounds it: a request without a wait would never be answered in full, and the
+fuzzer would wait for it until its request timeout. Every request to it is given wait=20ms when
+it has none, so that each stream opens, says where it starts and ends; what the fuzzer draws for
+the other parameters and headers is sent as drawn.
+
 A command the fuzzer made of valid data may still break a rule of the domain that depends on
 what is stored (schemathesis.toml lists the commands that can, and why). The check
 rule_violation_on_valid_data holds such a 422 to RULES_ON_VALID_DATA: the writer's
@@ -91,6 +97,10 @@ def filter_case(ctx, case):
 
 @schemathesis.hook
 def map_case(ctx, case):
+    if case.operation.method.upper() == "GET" and case.operation.path == "/v1/subscribe":
+        if case.query is None:
+            case.query = {}
+        case.query.setdefault("wait", "20ms")
     q = case.query
     if q and isinstance(q.get("wait"), str) and WAIT.match(q["wait"]):
         q["wait"] = "20ms"
