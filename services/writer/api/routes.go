@@ -83,7 +83,7 @@ func (a *API) Register(r *httpx.Router) {
 			400: "malformed query or Last-Event-ID",
 			503: "the event store is unavailable, this writer has FEED_MAX_SUBSCRIBERS subscribers already (with Retry-After), or it is stopping",
 		},
-		Schemas: map[int]map[string]any{200: {"type": "string", "description": "Server-Sent Events"}, 400: errorSchema, 503: errorSchema},
+		Schemas: map[int]map[string]any{200: sseEventSchema, 400: errorSchema, 503: errorSchema},
 		Media:   map[int]string{200: "text/event-stream"},
 	}, a.errs.Handler(a.subscribe))
 	r.HandleFunc("GET", "/v1/stats", httpx.Operation{
@@ -254,6 +254,22 @@ var (
 	allPageSchema = map[string]any{"type": "object", "properties": map[string]any{
 		"events": eventsSchema, "next_after": httpx.Int64(0),
 	}}
+	// sseEventSchema is one Server-Sent Event of GET /v1/subscribe, its fields as EventSource
+	// parses them (OpenAPI 3.1 gives a text/event-stream's schema per event; 3.2 calls it
+	// itemSchema): the data is a JSON event of the all-stream, or the reason for a drop.
+	sseEventSchema = map[string]any{"type": "object", "required": []string{"data"},
+		"description": "one Server-Sent Event; messages without data (the opening id, the heartbeats) are not events",
+		"properties": map[string]any{
+			"id":    map[string]any{"type": "string", "pattern": "^[0-9]+$", "description": "the event's global position"},
+			"event": map[string]any{"type": "string", "description": "the event's type, or dropped"},
+			"data": map[string]any{"type": "string", "contentMediaType": "application/json",
+				"contentSchema": map[string]any{"oneOf": []any{envelopeSchema, droppedSchema}}},
+			"retry": map[string]any{"type": "integer", "minimum": 0},
+		}}
+	droppedSchema = httpx.Object([]string{"reason", "message", "last_event_id"}, map[string]any{
+		"reason": httpx.Enum([]string{"slow"}), "message": httpx.StringSchema,
+		"last_event_id": map[string]any{"type": "string", "pattern": "^[0-9]+$"},
+	})
 	statsSchema = map[string]any{"type": "object", "properties": map[string]any{
 		"total_events": httpx.Int64(0), "total_streams": httpx.Int64(0),
 		"events_by_type": map[string]any{"type": "object", "additionalProperties": httpx.Int64(0)},
