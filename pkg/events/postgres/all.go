@@ -37,9 +37,11 @@ import (
 // transaction that ended before it began, and only up to the head.
 //
 // Costs: an append reads the sequence and takes one lock; a read adds a look at the lock
-// table (pg_locks), in the same round trip as its page. An open transaction that appended
-// holds the all-stream (not the stream reads) below its floor until it ends, as it holds the
-// relay back. Two limits, both far from any deployment: the floor is kept in 32 bits and read
+// table (pg_locks), in the same round trip as its page, when positions were handed out above
+// the last head it read. An open transaction that appended holds the all-stream (not the
+// stream reads, nor the relay, which publishes appends as they commit) below its floor until
+// it ends: Fences lists such transactions, WatchFences measures them and EndFence ends one
+// (fences.go; annals fences). Two limits, both far from any deployment: the floor is kept in 32 bits and read
 // back next to the last value, so no transaction may stay open while 2^31 positions are handed
 // out; and the identity sequence must hand out one value at a time (CACHE 1, the default), so
 // that its last value bounds every position handed out. Events inserted by any other means than

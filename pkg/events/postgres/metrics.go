@@ -15,6 +15,9 @@ type Metrics struct {
 	events   prometheus.Counter
 	duration *prometheus.HistogramVec
 	retries  prometheus.Counter
+	// fences and fenceAge measure the open appends that hold the all-stream (WatchFences).
+	fences   prometheus.Gauge
+	fenceAge prometheus.Gauge
 }
 
 // Append outcomes, the values of the result label.
@@ -49,12 +52,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "annals_store_append_retries_total",
 			Help: "Appends tried again after losing the race for a stream's next version (expected version any or stream_exists).",
 		}),
+		fences: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "annals_store_open_appends",
+			Help: "Appends whose transaction is still open: each holds the all-stream (GET /v1/events, GET /v1/subscribe) below its position until it ends (annals fences).",
+		}),
+		fenceAge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "annals_store_all_stream_held_seconds",
+			Help: "How long the oldest open append's transaction has been open, holding the all-stream below its position; 0 when none is open (annals fences).",
+		}),
 	}
 	for _, r := range []string{resultOK, resultConflict, resultFull, resultTooLarge, resultInvalid, resultError} {
 		m.appends.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.appends, m.events, m.duration, m.retries)
+		reg.MustRegister(m.appends, m.events, m.duration, m.retries, m.fences, m.fenceAge)
 	}
 	return m
 }
@@ -88,4 +99,23 @@ func (m *Metrics) retried() {
 	if m != nil {
 		m.retries.Inc()
 	}
+}
+
+// fenced records the open appends fs as measured at now.
+func (m *Metrics) fenced(fs []Fence, now time.Time) {
+	if m == nil {
+		return
+	}
+	m.fences.Set(float64(len(fs)))
+	var oldest time.Time
+	for _, f := range fs {
+		if !f.Since.IsZero() && (oldest.IsZero() || f.Since.Before(oldest)) {
+			oldest = f.Since
+		}
+	}
+	age := 0.0
+	if !oldest.IsZero() {
+		age = max(now.Sub(oldest).Seconds(), 0)
+	}
+	m.fenceAge.Set(age)
 }

@@ -105,7 +105,7 @@ func gathered(t *testing.T, reg *prometheus.Registry, name, label, value string)
 				}
 			}
 			if match {
-				return m.GetCounter().GetValue()
+				return m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 	}
