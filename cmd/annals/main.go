@@ -11,6 +11,8 @@
 //	outbox         the streams the relay holds: holds [-json] (list them and why), retry STREAM...
 //	               | -all (try their held append again), skip STREAM -version V -reason WHY
 //	               [-by WHO] (give up on the held append, recorded with who and why)
+//	fences         the appends whose transaction is still open, which hold the all-stream:
+//	               list [-json], end PID (end the backend's session: its transaction rolls back)
 //	topics         create the event topics and dead-letter topics (idempotent)
 //	projector      the projector's read models: migrate (apply their migrations) or rebuild
 //	               (build them anew from the event store and switch to them atomically)
@@ -72,6 +74,10 @@ commands:
                  (once the cause is fixed: try the held append again), outbox skip STREAM
                  -version V -reason WHY [-by WHO] (give up on the held append for good,
                  recorded with who and why; the stream's later appends are then published)
+  fences         the appends whose transaction is still open: each holds the all-stream
+                 (GET /v1/events, GET /v1/subscribe) below its position until it ends:
+                 fences list [-json] (their backend, position, state and age), fences end PID
+                 (end the backend's session: its transaction rolls back, its appends with it)
   topics         create the event topics and dead-letter topics (idempotent)
   projector      the projector's read models: projector migrate (apply their migrations),
                  projector rebuild [-batch-size N] (build them anew from the event store while
@@ -143,6 +149,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = relayCmd(ctx, rest, loadConfig, stderr)
 	case "outbox":
 		err = outboxCmd(ctx, rest, loadConfig, stdout)
+	case "fences":
+		err = fencesCmd(ctx, rest, loadConfig, stdout)
 	case "topics":
 		err = topicsCmd(ctx, rest, loadConfig, stdout)
 	case "projector":
