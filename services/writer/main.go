@@ -80,18 +80,13 @@ func wire(ctx context.Context, m *app.Main) error {
 	if live, err = api.FeedFrom(store, m.Config.Writer, m.Logger, m.Registry); err != nil {
 		return err
 	}
-	// The streams end when the service begins to stop, so that they hold up no shutdown.
-	m.Go("live feed", func(ctx context.Context) error {
-		<-ctx.Done()
-		live.Close()
-		return nil
-	})
 	apiOpts := api.OptionsFrom(m.Config, m.Logger)
 	apiOpts.Feed = live
 	if apiOpts.Commands, err = api.CommandLimit(m.Config.Writer, m.Registry); err != nil {
 		return err
 	}
 	a := api.New(store, apiOpts)
+	m.Go("all-stream", a.WatchAllStream)
 	a.Register(m.Router)
 	m.Protect(api.Policy())
 	go a.PruneSnapshots(ctx, time.Hour, m.Config.Aggregates.SnapshotRetention)

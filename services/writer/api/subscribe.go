@@ -54,6 +54,21 @@ var (
 // categoryPattern is a stream category: what comes before the first '-' of a stream id.
 const categoryPattern = `^[a-z0-9_]{1,198}$`
 
+// FenceWatch is how often WatchAllStream measures the appends left open.
+const FenceWatch = 10 * time.Second
+
+// WatchAllStream measures the appends left open, which hold the all-stream
+// (annals_store_all_stream_held_seconds), every FenceWatch until ctx ends; then it closes the
+// live feed, whose streams end at once rather than hold up the shutdown. Run it as one of the
+// process's components.
+func (a *API) WatchAllStream(ctx context.Context) error {
+	a.store.WatchFences(ctx, FenceWatch)
+	if a.feed != nil {
+		a.feed.Close()
+	}
+	return nil
+}
+
 // subscribeRules map the feed's refusals.
 var subscribeRules = []httpx.Rule{
 	httpx.Is(feed.ErrTooManySubscribers, httpx.Problem{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
