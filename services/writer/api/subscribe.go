@@ -101,7 +101,7 @@ func parseSubscribe(r *http.Request) (subscribeRequest, error) {
 			return req, httpx.Invalidf("types", "at most %d types", MaxTypes)
 		}
 		for _, t := range types {
-			if !httpx.ValidFilter(t) || strings.Contains(t, ",") {
+			if !httpx.ValidFilter(t) {
 				return req, httpx.Invalidf("types", "must be event types separated by commas, each 1 to %d characters of UTF-8 without NUL", httpx.MaxFilterLength)
 			}
 		}
@@ -196,6 +196,7 @@ func (a *API) stream(ctx context.Context, expired <-chan time.Time, s *stream, s
 			}
 			last = s.event(e, redact)
 		}
+	drain: // what else waits goes out in the same flush
 		for range drainBatch {
 			select {
 			case e, ok := <-sub.Events():
@@ -204,10 +205,9 @@ func (a *API) stream(ctx context.Context, expired <-chan time.Time, s *stream, s
 					return
 				}
 				last = s.event(e, redact)
-				continue
 			default:
+				break drain
 			}
-			break
 		}
 		if s.flush() != nil {
 			return
@@ -216,16 +216,16 @@ func (a *API) stream(ctx context.Context, expired <-chan time.Time, s *stream, s
 	}
 }
 
-// ended tells a subscriber dropped for falling behind why, and where to resume.
+// ended sends what is written of a stream whose subscription ended, and tells a subscriber
+// dropped for falling behind why, and where to resume.
 func (a *API) ended(s *stream, sub *feed.Subscription, last int64) {
-	if !errors.Is(sub.Err(), feed.ErrSlow) {
-		return
+	if errors.Is(sub.Err(), feed.ErrSlow) {
+		s.named("dropped", map[string]string{
+			"reason":        "slow",
+			"message":       "this subscriber fell more than FEED_BUFFER events behind; subscribe again with Last-Event-ID to resume",
+			"last_event_id": strconv.FormatInt(last, 10),
+		})
 	}
-	s.named("dropped", map[string]string{
-		"reason":        "slow",
-		"message":       "this subscriber fell more than FEED_BUFFER events behind; subscribe again with Last-Event-ID to resume",
-		"last_event_id": strconv.FormatInt(last, 10),
-	})
 	_ = s.flush()
 }
 
