@@ -49,7 +49,8 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, from, to int64,
 }
 
 // ReadAll returns a page of every stream's events in global-position order, filtered as q
-// says.
+// says. It is commit-safe as events.AllReader asks: an append here is whole when it returns,
+// under the lock, so no position is ever handed out before the ones below it are readable.
 func (s *Store) ReadAll(ctx context.Context, q events.AllQuery) ([]events.Envelope, error) {
 	if q.Limit <= 0 {
 		return nil, fmt.Errorf("%w: read all: limit must be positive", events.ErrInvalid)
