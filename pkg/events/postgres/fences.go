@@ -62,13 +62,14 @@ func (s *Store) Fences(ctx context.Context) ([]Fence, error) {
 	return out, nil
 }
 
-// EndFence ends the session of backend pid, which must hold a fence on this store: its open
-// transaction rolls back, appends included, and the all-stream moves on. It returns
-// events.ErrNotFound when pid holds no fence here (it ended meanwhile, or it is another
-// store's), and an error when this role may not end it.
+// EndFence ends the session of backend pid, which must hold a fence on this store, and waits
+// up to five seconds for it to be gone: its open transaction rolls back, appends included, and
+// the all-stream moves on. It returns events.ErrNotFound when pid holds no fence here (it ended
+// meanwhile, or it is another store's), and an error when this role may not end it or it did
+// not end in time.
 func (s *Store) EndFence(ctx context.Context, pid int32) error {
 	var ended *bool
-	err := s.pool.QueryRow(ctx, `select bool_or(pg_terminate_backend(pid)) from (
+	err := s.pool.QueryRow(ctx, `select bool_or(pg_terminate_backend(pid, 5000)) from (
 			select distinct pid from pg_locks
 			where locktype = 'advisory' and objsubid = 2 and classid = `+fenceClass+` and pid = $1
 			  and database = (select oid from pg_database where datname = current_database())) f`, pid).Scan(&ended)
@@ -78,7 +79,7 @@ func (s *Store) EndFence(ctx context.Context, pid int32) error {
 	case ended == nil:
 		return fmt.Errorf("end fence of backend %d: %w", pid, events.ErrNotFound)
 	case !*ended:
-		return fmt.Errorf("end fence of backend %d: it could not be ended", pid)
+		return fmt.Errorf("end fence of backend %d: it did not end within 5 s", pid)
 	}
 	return nil
 }
