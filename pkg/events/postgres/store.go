@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"time"
 
@@ -12,8 +13,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/hops"
 )
 
 // Options tune a Store.
@@ -44,6 +51,14 @@ type Options struct {
 	OnAppend func()
 	// Metrics, when set, count appends by result and time them.
 	Metrics *Metrics
+	// Tracing gives every append a span, a child of the caller's, and writes that span's W3C
+	// trace context into the metadata of each event it appends (traceparent, and a short
+	// tracestate; hops.TraceMetadata), unless the event's metadata has a traceparent already.
+	// The relay publishes each record in that trace, however much later and from whichever
+	// process. The trace context is not counted against MaxEventBytes. The zero value uses
+	// OpenTelemetry's global provider and propagator: nothing is written until a program sets
+	// them.
+	Tracing hops.Tracing
 }
 
 // OutboxChannel is the LISTEN/NOTIFY channel on which appends wake the relay.
@@ -51,8 +66,10 @@ const OutboxChannel = "annals_outbox"
 
 // Store is the PostgreSQL event store.
 type Store struct {
-	pool *pgxpool.Pool
-	opts Options
+	pool   *pgxpool.Pool
+	opts   Options
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
 	// appendSQL[mode][one] is the statement of an append in an expected-version mode (the
 	// order of bases), of several events or of one.
 	appendSQL [len(bases)][2]string
@@ -62,7 +79,7 @@ var _ events.Store = (*Store)(nil)
 
 // New returns a Store on pool. The schema must be migrated (Migrate).
 func New(pool *pgxpool.Pool, opts Options) *Store {
-	s := &Store{pool: pool, opts: opts}
+	s := &Store{pool: pool, opts: opts, tracer: opts.Tracing.Tracer(tracerScope), prop: opts.Tracing.TextMapPropagator()}
 	notify := ""
 	if opts.Notify {
 		notify = "\ncross join (select pg_notify('" + OutboxChannel + "', '')) as wake"
@@ -215,10 +232,25 @@ const (
 // instead of colliding again.
 const maxRetries = 50
 
+// tracerScope is the instrumentation scope of the store's spans.
+const tracerScope = "github.com/annals-dev/annals/pkg/events/postgres"
+
 func (s *Store) appendOn(ctx context.Context, q querier, streamID string, expected events.ExpectedVersion, evs []events.Event, opts events.AppendOptions) (events.AppendResult, error) {
 	start := time.Now()
+	ctx, span := s.tracer.Start(ctx, "append "+events.Category(streamID), trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(semconv.DBSystemNamePostgreSQL, semconv.DBOperationName("append"),
+			semconv.DBCollectionName("annals_events"), attribute.String("annals.stream_id", streamID),
+			attribute.Int("annals.events", len(evs)), attribute.String("annals.expected_version", expected.String())))
+	defer span.End()
 	res, err := s.appendEvents(ctx, q, streamID, expected, evs, opts)
 	s.opts.Metrics.appended(len(evs), time.Since(start), err)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	} else if span.IsRecording() {
+		span.SetAttributes(attribute.Int64("annals.first_version", res.FirstVersion), attribute.Int64("annals.last_version", res.LastVersion),
+			attribute.Int64("annals.first_position", res.FirstPosition), attribute.Int64("annals.last_position", res.LastPosition))
+	}
 	return res, err
 }
 
@@ -249,6 +281,7 @@ func (s *Store) appendEvents(ctx context.Context, q querier, streamID string, ex
 	svs := make([]int32, n)
 	data := make([]string, n)
 	metas := make([]string, n)
+	traced := hops.TraceMetadata(ctx, s.prop) // nil unless tracing
 	for i, e := range evs {
 		if e.Type == "" || len(e.Type) > 200 {
 			return res, fmt.Errorf("%w: event %d of %s: type must be 1 to 200 characters", events.ErrInvalid, i, streamID)
@@ -272,8 +305,14 @@ func (s *Store) appendEvents(ctx context.Context, q querier, streamID string, ex
 		svs[i] = int32(max(e.SchemaVersion, 1))
 		data[i] = string(e.Data)
 		metas[i] = "{}"
-		if len(e.Metadata) > 0 {
-			b, err := json.Marshal(e.Metadata)
+		md := e.Metadata
+		if traced != nil && md[hops.MetadataTraceparent] == "" {
+			md = make(map[string]string, len(e.Metadata)+len(traced))
+			maps.Copy(md, e.Metadata)
+			maps.Copy(md, traced)
+		}
+		if len(md) > 0 {
+			b, err := json.Marshal(md)
 			if err != nil {
 				return res, err
 			}
