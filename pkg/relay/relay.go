@@ -9,9 +9,12 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/outbox"
+	"github.com/annals-dev/annals/pkg/hops"
 )
 
 // Encoder turns an event into a Kafka record value. Encoding is deterministic: an error means
@@ -67,6 +70,12 @@ type Config struct {
 	Signer  Signer
 	Logger  *slog.Logger
 	Metrics *Metrics
+	// Tracing gives each append the relay sends a publish span, a child of the append's own
+	// (the traceparent in its events' metadata), and puts that span's trace context in its
+	// records' headers, so that the consumers' handling joins the trace. The zero value uses
+	// OpenTelemetry's global provider and propagator, which do nothing until a program sets
+	// them.
+	Tracing hops.Tracing
 }
 
 func (c *Config) setDefaults() {
@@ -113,6 +122,8 @@ type Relay struct {
 	wake     chan struct{}
 	log      *slog.Logger
 	m        *Metrics
+	tracer   trace.Tracer
+	prop     propagation.TextMapPropagator
 
 	client *kafka.Client
 	// The state below belongs to the goroutine that leads.
@@ -139,6 +150,8 @@ func New(o Outbox, enc Encoder, cfg Config) (*Relay, error) {
 		wake:       make(chan struct{}, 1),
 		log:        cfg.Logger,
 		m:          m,
+		tracer:     cfg.Tracing.Tracer(tracerScope),
+		prop:       cfg.Tracing.TextMapPropagator(),
 		client:     &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.WriteTimeout, Transport: &kafka.Transport{}},
 		topics:     map[string]*topicInfo{},
 		alone:      map[partitionKey]int{},
