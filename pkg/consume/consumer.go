@@ -15,8 +15,12 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/sourcegraph/conc"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/hops"
 	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/logctx"
 )
@@ -81,6 +85,12 @@ type Config struct {
 
 	Logger  *slog.Logger
 	Metrics *Metrics // NewMetrics(nil) when nil
+	// Tracing gives each message a process span from its fetch to the end of its handling,
+	// a child of the span whose trace context the record's headers carry (the relay's
+	// publish span), or else its event's metadata: the handler's context carries it. The zero
+	// value uses OpenTelemetry's global provider and propagator, which do nothing until a
+	// program sets them.
+	Tracing hops.Tracing
 }
 
 func (c *Config) defaults() error {
@@ -146,6 +156,8 @@ type Consumer struct {
 	h        Handler
 	batch    BatchHandler // h's, when it has one and there is a Unit
 	log      *slog.Logger
+	tracer   trace.Tracer
+	prop     propagation.TextMapPropagator
 	dlq      *kafka.Writer
 	assigned atomic.Pointer[map[string][]int]
 	blocks   atomic.Pointer[blockSet] // the session's, nil between sessions
@@ -161,9 +173,11 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 	}
 	log := cfg.Logger.With("group", cfg.Group)
 	c := &Consumer{
-		cfg: cfg,
-		h:   Chain(h, append([]Middleware{Recover(log)}, cfg.Middleware...)...),
-		log: log,
+		cfg:    cfg,
+		h:      Chain(h, append([]Middleware{Recover(log)}, cfg.Middleware...)...),
+		log:    log,
+		tracer: cfg.Tracing.Tracer(tracerScope),
+		prop:   cfg.Tracing.TextMapPropagator(),
 		dlq: &kafka.Writer{
 			Addr:         kafka.TCP(cfg.Brokers...),
 			Topic:        cfg.DLQTopic,
@@ -339,7 +353,7 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 	defer c.blocks.Store(nil)
 	c.cfg.Metrics.blocked.WithLabelValues(c.cfg.Group).Set(float64(len(blocked)))
 	fctx, stopFetching := context.WithCancel(context.Background())
-	msgs := make(chan kafka.Message, c.cfg.BatchSize)
+	msgs := make(chan fetched, c.cfg.BatchSize)
 	var fetchers sync.WaitGroup
 	pms := map[topicPartition]*partitionMetrics{}
 	readers := make([]*kafka.Reader, 0, len(offsets))
@@ -425,8 +439,14 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 	}
 }
 
+// fetched is a record and when the runtime fetched it.
+type fetched struct {
+	kafka.Message
+	at time.Time
+}
+
 // fetch feeds one partition's records to msgs until ctx ends.
-func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, msgs chan<- kafka.Message) {
+func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, msgs chan<- fetched) {
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
@@ -442,7 +462,7 @@ func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, msgs chan<- kafka
 			continue
 		}
 		select {
-		case msgs <- m:
+		case msgs <- fetched{Message: m, at: time.Now()}:
 		case <-ctx.Done():
 			return
 		}
@@ -453,8 +473,8 @@ func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, msgs chan<- kafka
 // BatchSize. It returns nil when no message came within wait, and once the generation has
 // ended: messages not yet started are dropped, and the partitions' next owner reads them from
 // the committed offsets.
-func (c *Consumer) collect(gctx context.Context, msgs <-chan kafka.Message, wait time.Duration) []kafka.Message {
-	var batch []kafka.Message
+func (c *Consumer) collect(gctx context.Context, msgs <-chan fetched, wait time.Duration) []fetched {
+	var batch []fetched
 	idle := time.NewTimer(max(wait, 0))
 	defer idle.Stop()
 	select {
@@ -483,20 +503,23 @@ func (c *Consumer) collect(gctx context.Context, msgs <-chan kafka.Message, wait
 // item is one message of a batch and how far it got.
 type item struct {
 	raw       kafka.Message
+	fetchedAt time.Time // zero for a message that was not fetched from its topic (a redrive)
 	m         Message
 	decodeErr error
 	done      bool
+	span      trace.Span // from begin to endSpan
+	outcome   string     // why its span ends in error, when it was set aside
 }
 
 // process handles a batch in lanes and reports whether every message finished. Once the
 // generation ends, no lane starts another message, and the handlers of those started get
 // DrainTimeout more before their context is cancelled: what the member still does after a
 // rebalance is bounded by the messages in flight, not by the batch.
-func (c *Consumer) process(ctx, gctx context.Context, batch []kafka.Message, bs *blockSet, pms map[topicPartition]*partitionMetrics) ([]item, bool) {
+func (c *Consumer) process(ctx, gctx context.Context, batch []fetched, bs *blockSet, pms map[topicPartition]*partitionMetrics) ([]item, bool) {
 	items := make([]item, len(batch))
 	lanes := make([][]*item, c.cfg.Lanes)
 	for i, m := range batch {
-		items[i].raw = m
+		items[i].raw, items[i].fetchedAt = m.Message, m.at
 		l := laneOf(m.Key, c.cfg.Lanes)
 		lanes[l] = append(lanes[l], &items[i])
 	}
@@ -549,6 +572,11 @@ func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, 
 	// those with a record that could not be decoded (it is dead-lettered and blocks them).
 	var slow map[string]bool
 	var unavailable error // a dependency of the decoder (the catalog table) that is down
+	defer func() {
+		for _, it := range lane {
+			c.endSpan(it)
+		}
+	}()
 	for _, it := range lane {
 		it.m = Message{
 			Topic: it.raw.Topic, Partition: it.raw.Partition, Offset: it.raw.Offset,
@@ -561,6 +589,7 @@ func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, 
 		} else if it.m.Event, it.decodeErr = c.cfg.Decode(it.raw); IsUnavailable(it.decodeErr) {
 			unavailable = it.decodeErr
 		}
+		c.begin(it)
 		if it.decodeErr != nil || bs.has(string(it.raw.Key)) {
 			if slow == nil {
 				slow = map[string]bool{}
@@ -599,7 +628,7 @@ func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, 
 				return c.handleBatch(uctx, batch)
 			}
 			for _, it := range batch {
-				if err := c.h.Handle(uctx, &it.m); err != nil {
+				if err := c.h.Handle(trace.ContextWithSpan(uctx, it.span), &it.m); err != nil {
 					return err
 				}
 			}
@@ -644,17 +673,30 @@ func (c *Consumer) handleBatch(ctx context.Context, lane []*item) (err error) {
 }
 
 func (c *Consumer) finished(it *item, pms map[topicPartition]*partitionMetrics) {
+	c.handled(it, pms[topicPartition{it.m.Topic, it.m.Partition}])
+}
+
+// handled counts a message the handler finished with, and ends its span.
+func (c *Consumer) handled(it *item, pm *partitionMetrics) {
 	it.done = true
-	pm := pms[topicPartition{it.m.Topic, it.m.Partition}]
 	pm.processed.Inc()
 	if !it.m.Event.RecordedAt.IsZero() {
 		pm.age.Observe(time.Since(it.m.Event.RecordedAt).Seconds())
 	}
+	if !it.fetchedAt.IsZero() {
+		c.cfg.Metrics.hops.Observe(hops.FetchToApplied, time.Since(it.fetchedAt))
+	}
+	c.endSpan(it)
 }
 
 // one handles a single message: parks it behind its blocked stream, or tries it up to
 // Attempts times and dead-letters it when that fails.
 func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *partitionMetrics) bool {
+	if it.span == nil {
+		c.begin(it) // a redriven event, read from the dead-letter topic
+	}
+	defer c.endSpan(it)
+	hctx = trace.ContextWithSpan(hctx, it.span)
 	// What the handler and the runtime log about this message carries its event's identity
 	// (none for a record that could not be decoded).
 	if it.decodeErr == nil {
@@ -693,13 +735,10 @@ func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *p
 			err = c.h.Handle(hctx, &it.m)
 		}
 		if err == nil {
-			pm.processed.Inc()
-			if !it.m.Event.RecordedAt.IsZero() {
-				pm.age.Observe(time.Since(it.m.Event.RecordedAt).Seconds())
-			}
-			it.done = true
+			c.handled(it, pm)
 			return true
 		}
+		it.span.RecordError(err, trace.WithAttributes(attribute.Int("annals.attempt", attempt)))
 		if IsUnavailable(err) || hctx.Err() != nil {
 			c.log.WarnContext(hctx, "consume: handler stopped", "message", it.m.String(), "error", err)
 			return false
@@ -767,6 +806,7 @@ func (c *Consumer) deadLetter(ctx context.Context, it *item, reason string, atte
 	}
 	counter.Inc()
 	it.done = true
+	it.outcome = "set aside to the dead-letter topic: " + reason
 	return true
 }
 

@@ -62,6 +62,15 @@
 // fetched when the generation ends. Nothing read under one generation is processed or
 // committed under the next.
 //
+// # Tracing
+//
+// Each message is handled in a process span (Config.Tracing) from its fetch to the end of its
+// handling, a child of the span whose W3C trace context its record carries (the relay's
+// publish span) or, failing that, its event's metadata (the append's): the handler's context
+// carries it, so that the handler's own spans and log lines join the trace of the command that
+// recorded the event. A BatchHandler links its work to its messages' spans (Links). With no
+// OpenTelemetry SDK installed the spans are no-ops.
+//
 // # Exactly-once effects
 //
 // With Config.Unit = PostgresUnit(pool), each lane's share of a batch runs in one transaction
