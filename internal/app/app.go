@@ -1,7 +1,8 @@
 // Package app is the process frame every Annals service runs in: it loads the configuration,
 // builds the JSON logger, the Prometheus registry, the PostgreSQL pool and the Kafka readiness
-// check, serves /livez, /readyz, /metrics and /openapi.json next to the service's own routes,
-// and shuts everything down in order when its context ends (SIGINT or SIGTERM in main).
+// check, installs OpenTelemetry's SDK when tracing is configured (internal/telemetry), serves
+// /livez, /readyz, /metrics and /openapi.json next to the service's own routes, and shuts
+// everything down in order when its context ends (SIGINT or SIGTERM in main).
 //
 // A service's main only names the service and wires its parts onto a Main. Main never logs a
 // secret: configuration secrets are redacted types, and connection strings are never printed.
@@ -38,6 +39,7 @@ import (
 	"github.com/annals-dev/annals/internal/auth"
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/httpx"
+	"github.com/annals-dev/annals/internal/telemetry"
 	"github.com/annals-dev/annals/pkg/logctx"
 )
 
@@ -85,6 +87,7 @@ type Main struct {
 	checks     []Check
 	reports    []Report
 	workers    []worker
+	tracing    *telemetry.Tracing // nil while tracing is off
 	closeOnce  sync.Once
 }
 
@@ -152,16 +155,27 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 	_ = level.UnmarshalText([]byte(c.Level)) // validated by config.Load
 	opts := &slog.HandlerOptions{Level: level}
 	// logctx adds what the context carries: the correlation id of a request, the event id
-	// and correlation id of a message being handled.
+	// and correlation id of a message being handled; telemetry the trace and span ids of a
+	// request or message being traced.
 	if c.Format == "text" {
-		return slog.New(logctx.Handler(slog.NewTextHandler(w, opts)))
+		return slog.New(telemetry.LogHandler(logctx.Handler(slog.NewTextHandler(w, opts))))
 	}
-	return slog.New(logctx.Handler(slog.NewJSONHandler(w, opts)))
+	return slog.New(telemetry.LogHandler(logctx.Handler(slog.NewJSONHandler(w, opts))))
 }
 
-// Open creates the registry, the pool, the readiness checks and the router with the standard
-// routes, and binds the listener (so that a port in use fails here, with its address).
+// Open installs OpenTelemetry's SDK when tracing is configured (OTEL_EXPORTER_OTLP_ENDPOINT;
+// internal/telemetry), creates the registry, the pool, the readiness checks and the router
+// with the standard routes, and binds the listener (so that a port in use fails here, with its
+// address).
 func (m *Main) Open(ctx context.Context) error {
+	t, err := telemetry.New(ctx, m.Config.Monitoring, m.Service.Name, Version)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if t != nil {
+		t.Install(m.Logger)
+		m.tracing = t
+	}
 	m.Registry = prometheus.NewRegistry()
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -176,7 +190,6 @@ func (m *Main) Open(ctx context.Context) error {
 	info.Set(1)
 	m.Registry.MustRegister(info)
 
-	var err error
 	if m.DB, err = NewPool(ctx, m.Config.EventStore, "annals-"+m.Service.Name); err != nil {
 		return err
 	}
@@ -357,6 +370,15 @@ func (m *Main) Close() {
 		}
 		if m.DB != nil {
 			m.DB.Close()
+		}
+		if m.tracing != nil {
+			// The spans still queued, within a bound: a receiver that is away holds up the
+			// exit no longer than this.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := m.tracing.Shutdown(ctx); err != nil && m.Logger != nil {
+				m.Logger.Warn("tracing: spans not sent at shutdown", "error", err)
+			}
+			cancel()
 		}
 		if m.Logger != nil {
 			m.Logger.Info("stopped")

@@ -89,7 +89,9 @@ type Handlers struct {
 
 // Monitoring is the [monitoring] section. The lag keys configure the consumer lag exporter:
 // whether the writer embeds one, how often it polls the broker and over how many polls it
-// judges a group's status.
+// judges a group's status. The OTLP and trace keys say where the services send their
+// OpenTelemetry traces (internal/telemetry reads them); an empty OTLPEndpoint turns tracing
+// off.
 type Monitoring struct {
 	MetricsEnabled        bool          `json:"metrics_enabled"`
 	EventTracking         bool          `json:"event_tracking"`
@@ -98,6 +100,11 @@ type Monitoring struct {
 	LagPollInterval       time.Duration `json:"lag_poll_interval"`
 	LagStatusWindow       int           `json:"lag_status_window"`
 	PprofEnabled          bool          `json:"pprof_enabled"`
+	OTLPEndpoint          string        `json:"otlp_endpoint"`
+	OTLPProtocol          string        `json:"otlp_protocol"`
+	ServiceName           string        `json:"service_name"`
+	TracesSampler         string        `json:"traces_sampler"`
+	TracesSamplerArg      string        `json:"traces_sampler_arg"`
 }
 
 // Kafka is the [kafka] section. SessionTimeout and DrainTimeout are the consumer groups'

@@ -48,7 +48,8 @@ func TestDefault(t *testing.T) {
 			OptimisticConcurrency: true, MaxEventsPerAggregate: 10000, MaxEventBytes: 983040},
 		Handlers: config.Handlers{Enabled: true, AsyncProcessing: true, ErrorHandling: true, RetryFailedEvents: true},
 		Monitoring: config.Monitoring{MetricsEnabled: true, EventTracking: true, PerformanceMonitoring: true,
-			LagExporterEnabled: true, LagPollInterval: 10 * time.Second, LagStatusWindow: 10},
+			LagExporterEnabled: true, LagPollInterval: 10 * time.Second, LagStatusWindow: 10,
+			OTLPProtocol: "http/protobuf", TracesSampler: "parentbased_always_on", TracesSamplerArg: "1"},
 		Kafka: config.Kafka{Brokers: []string{"127.0.0.1:9092"}, TopicPrefix: "annals", TopicPartitions: 12,
 			ReplicationFactor: 1, SessionTimeout: 10 * time.Second, DrainTimeout: 6 * time.Second},
 		Relay:        config.Relay{MaxReadBytes: 16 << 20},
@@ -91,7 +92,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 68; got != want {
+	if got, want := len(keys), 73; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}
@@ -271,7 +272,8 @@ func TestLagKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got, want := c.Monitoring, (config.Monitoring{MetricsEnabled: true, EventTracking: true, PerformanceMonitoring: true,
-		LagExporterEnabled: false, LagPollInterval: 250 * time.Millisecond, LagStatusWindow: 2}); got != want {
+		LagExporterEnabled: false, LagPollInterval: 250 * time.Millisecond, LagStatusWindow: 2,
+		OTLPProtocol: "http/protobuf", TracesSampler: "parentbased_always_on", TracesSamplerArg: "1"}); got != want {
 		t.Errorf("from the environment: got %+v, want %+v", got, want)
 	}
 	path := writeFile(t, "[monitoring]\nlag_poll_interval: 1m30s\nlag_status_window: @env(\"LAG_STATUS_WINDOW\", \"30\")\n")
@@ -786,5 +788,35 @@ func TestResolvePath(t *testing.T) {
 	t.Chdir(t.TempDir())
 	if got, want := config.ResolvePath("", env()), ""; got != want {
 		t.Errorf("no default file: got %q, want %q", got, want)
+	}
+}
+
+// TestTracingKeys: OpenTelemetry's environment variables configure the traces, and a value
+// that cannot work stops start-up naming its key.
+func TestTracingKeys(t *testing.T) {
+	c, err := config.Load("", env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317", "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc",
+		"OTEL_SERVICE_NAME", "billing", "OTEL_TRACES_SAMPLER", "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG", "0.25"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Monitoring
+	if m.OTLPEndpoint != "http://collector:4317" || m.OTLPProtocol != "grpc" || m.ServiceName != "billing" ||
+		m.TracesSampler != "parentbased_traceidratio" || m.TracesSamplerArg != "0.25" {
+		t.Errorf("got %+v", m)
+	}
+	for _, tc := range []struct{ name, env, value, want string }{
+		{"EndpointWithoutScheme", "OTEL_EXPORTER_OTLP_ENDPOINT", "127.0.0.1:4318", "OTEL_EXPORTER_OTLP_ENDPOINT (monitoring.otlp_endpoint)"},
+		{"EndpointNotHTTP", "OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector:4318", "is not an http:// or https:// URL"},
+		{"ProtocolUnsupported", "OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "allowed: http/protobuf, grpc"},
+		{"SamplerUnknown", "OTEL_TRACES_SAMPLER", "jaeger_remote", "OTEL_TRACES_SAMPLER (monitoring.traces_sampler)"},
+		{"RatioAboveOne", "OTEL_TRACES_SAMPLER_ARG", "2", "is not a number from 0 to 1"},
+		{"RatioNotANumber", "OTEL_TRACES_SAMPLER_ARG", "half", "is not a number from 0 to 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Load("", env(tc.env, tc.value))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s=%s: error %v, want one containing %q", tc.env, tc.value, err, tc.want)
+			}
+		})
 	}
 }

@@ -194,6 +194,27 @@ var specs = []spec{
 		bounds: atLeast(2),
 		field:  func(c *Config) any { return &c.Monitoring.LagStatusWindow }},
 
+	// Tracing: OpenTelemetry's own environment variables, with their meanings.
+	{Key: Key{Section: "monitoring", Name: "otlp_endpoint", Env: "OTEL_EXPORTER_OTLP_ENDPOINT", Kind: KindString, Default: "",
+		Doc: "Where the services send their OpenTelemetry traces: the base URL of an OTLP receiver (the collector or trace backend), such as http://127.0.0.1:4318 for OTLP/HTTP (the traces go to its /v1/traces) or http://127.0.0.1:4317 for gRPC. Empty turns tracing off."},
+		check: checkOTLPEndpoint,
+		field: func(c *Config) any { return &c.Monitoring.OTLPEndpoint }},
+	{Key: Key{Section: "monitoring", Name: "otlp_protocol", Env: "OTEL_EXPORTER_OTLP_PROTOCOL", Kind: KindString, Default: "http/protobuf",
+		Allowed: []string{"http/protobuf", "grpc"},
+		Doc:     "The OTLP transport: http/protobuf or grpc."},
+		field: func(c *Config) any { return &c.Monitoring.OTLPProtocol }},
+	{Key: Key{Section: "monitoring", Name: "service_name", Env: "OTEL_SERVICE_NAME", Kind: KindString, Default: "",
+		Doc: "The service name the traces carry; empty means annals-<service> (annals-writer, annals-projector, ...)."},
+		field: func(c *Config) any { return &c.Monitoring.ServiceName }},
+	{Key: Key{Section: "monitoring", Name: "traces_sampler", Env: "OTEL_TRACES_SAMPLER", Kind: KindString, Default: "parentbased_always_on",
+		Allowed: []string{"always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"},
+		Doc:     "Which traces are recorded: always_on, always_off, traceidratio (the share OTEL_TRACES_SAMPLER_ARG of the trace ids), or the parentbased_ variants, which follow the caller's decision when a request or record carries one."},
+		field: func(c *Config) any { return &c.Monitoring.TracesSampler }},
+	{Key: Key{Section: "monitoring", Name: "traces_sampler_arg", Env: "OTEL_TRACES_SAMPLER_ARG", Kind: KindString, Default: "1",
+		Doc: "The share of traces the ratio samplers record, from 0 to 1."},
+		check: checkRatio,
+		field: func(c *Config) any { return &c.Monitoring.TracesSamplerArg }},
+
 	// [kafka]
 	{Key: Key{Section: "kafka", Name: "brokers", Env: "KAFKA_BROKERS", Kind: KindList, Default: "127.0.0.1:9092",
 		Doc: "Comma-separated host:port bootstrap brokers."},
