@@ -17,6 +17,7 @@ import (
 	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/pkg/hops"
 	"github.com/annals-dev/annals/pkg/lag"
 	"github.com/annals-dev/annals/services/writer/api"
 )
@@ -74,6 +75,7 @@ func wire(ctx context.Context, m *app.Main) error {
 	opts.Metrics = postgres.NewMetrics(m.Registry)
 	store := postgres.New(m.DB, opts)
 	apiOpts := api.OptionsFrom(m.Config, m.Logger)
+	apiOpts.Hops = hops.NewHistogram(m.Registry, hops.CommandToCommit)
 	if apiOpts.Commands, err = api.CommandLimit(m.Config.Writer, m.Registry); err != nil {
 		return err
 	}

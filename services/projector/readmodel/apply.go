@@ -76,7 +76,10 @@ func (p *Projection) Handle(ctx context.Context, m *consume.Message) error {
 	if tx == nil {
 		return consume.Permanent(fmt.Errorf("projector: %s runs outside a PostgreSQL unit", m))
 	}
-	if err := p.Apply(ctx, tx, m.Event); err != nil {
+	ctx, span := tracer.Start(ctx, "apply "+m.Event.Type)
+	err := p.Apply(ctx, tx, m.Event)
+	endSpan(span, err)
+	if err != nil {
 		return err
 	}
 	noteApplied(ctx, m.Event.StreamID, m.Event.RecordedAt)

@@ -15,6 +15,7 @@ import (
 	"github.com/annals-dev/annals/internal/ratelimit"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/pkg/hops"
 )
 
 // DefaultRetries is how often a command without If-Match is re-run after a version conflict.
@@ -32,6 +33,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Commands limits each principal's commands (COMMAND_RATE_LIMIT); nil limits none.
 	Commands *ratelimit.Limiter
+	// Hops, when set, receives the command_to_commit hop of every command that recorded
+	// events: from the request's arrival to the commit of its events.
+	Hops *hops.Histogram
 }
 
 // API serves the writer's routes on an event store.
@@ -41,6 +45,7 @@ type API struct {
 	orders  *events.Repository[domain.OrderState]
 	retries int
 	limit   *ratelimit.Limiter
+	hops    *hops.Histogram
 	log     *slog.Logger
 	errs    httpx.Errors
 }
@@ -53,6 +58,7 @@ func New(store *postgres.Store, opts Options) *API {
 		orders:  &events.Repository[domain.OrderState]{Store: store, Def: domain.Order, SnapshotEvery: max(opts.SnapshotEvery, 0)},
 		retries: opts.Retries,
 		limit:   opts.Commands,
+		hops:    opts.Hops,
 		log:     opts.Logger,
 	}
 	if a.retries == 0 {
