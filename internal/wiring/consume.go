@@ -31,7 +31,9 @@ func EventTopics(cfg *config.Config) []string {
 // CONSUMER_DRAIN_TIMEOUT with a heartbeat every config.ConsumerHeartbeat (config.Validate
 // has checked that they fit together). Its decoder (Decoder) verifies the relay's signature
 // and reads newer writers' schemas from the catalog table in db; without a signing key it
-// fails unless EVENT_SIGNING_REQUIRED=false. Unit, Blocks and Middleware are the caller's.
+// fails unless EVENT_SIGNING_REQUIRED=false. With LOG_LEVEL=debug every message handled gets
+// a log line (consume.Logging). Unit and Blocks are the caller's, and so is the rest of the
+// middleware.
 func ConsumerConfig(cfg *config.Config, db *pgxpool.Pool, group string, log *slog.Logger, metrics *consume.Metrics) (consume.Config, error) {
 	decode, err := Decoder(cfg, db, log)
 	if err != nil {
@@ -55,6 +57,11 @@ func ConsumerConfig(cfg *config.Config, db *pgxpool.Pool, group string, log *slo
 	}
 	if !cfg.Handlers.RetryFailedEvents {
 		c.Attempts = 1
+	}
+	if cfg.Log.Level == "debug" {
+		// A line for each message handled (and each failed attempt), with the trace and span
+		// ids of its process span while tracing.
+		c.Middleware = append(c.Middleware, consume.Logging(log))
 	}
 	c.SessionTimeout = cfg.Kafka.SessionTimeout
 	c.HeartbeatInterval = config.ConsumerHeartbeat
