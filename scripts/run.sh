@@ -4,6 +4,8 @@
 # /readyz, prints where they are, and stops them on Ctrl-C (the stack keeps running; `make down`
 # stops it). When Prometheus is installed (scripts/stack.sh install prometheus), it is started
 # too, scraping the four services and evaluating the alert rules of deploy/prometheus/rules.
+# With ANNALS_TRACING=1 it starts Jaeger v2 (scripts/stack.sh up jaeger; built once, a few
+# minutes the first time) and the services send their OpenTelemetry traces to it.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,6 +21,15 @@ fail() {
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 scripts/stack.sh up
+tracing=false
+case ${ANNALS_TRACING:-} in
+1 | true | yes)
+	scripts/stack.sh up jaeger
+	tracing=true
+	;;
+"" | 0 | false | no) ;;
+*) fail "ANNALS_TRACING=$ANNALS_TRACING: want 1 (trace into a local Jaeger) or 0" ;;
+esac
 prometheus=false
 if command -v "${ANNALS_PROMETHEUS_BIN:-prometheus}" >/dev/null 2>&1; then
 	# Optional: a Prometheus that cannot start (its port taken, say) does not stop the run.
@@ -35,6 +46,11 @@ fi
 # API_KEYS too: the SHA-256 of the local API key, with every scope, that clients send (made on
 # first use in .stack/api-key, mode 0600; ANNALS_API_KEY holds the key itself for bin/annals).
 eval "$(scripts/stack.sh env)"
+if $tracing; then
+	# The services' traces go to the local Jaeger's OTLP/HTTP receiver.
+	export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:${ANNALS_JAEGER_OTLP_PORT:-4318}
+	export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
+fi
 
 say "building"
 make --no-print-directory build >/dev/null
@@ -109,14 +125,24 @@ say "API key         $key_file (every scope; send it as Authorization: Bearer <k
 if $prometheus; then
 	say "Prometheus      $PROMETHEUS_URL  (alerts: $PROMETHEUS_URL/alerts)"
 fi
+if $tracing; then
+	say "Jaeger          $JAEGER_URL  (a trace: $JAEGER_URL/api/traces/<trace id>; see Tracing in the README)"
+fi
 cat <<EOF
 run: try it:
   curl -s -X POST http://127.0.0.1:${ports[writer]}/v1/users -H "Authorization: Bearer \$(cat $key_file)" -H 'Content-Type: application/json' -d '{"email":"ada@example.com","name":"Ada Lovelace"}'
   curl -s http://127.0.0.1:${ports[writer]}/v1/stats -H "Authorization: Bearer \$(cat $key_file)"
   curl -s http://127.0.0.1:${ports[projector]}/v1/users -H "Authorization: Bearer \$(cat $key_file)"
   curl -s http://127.0.0.1:${ports[writer]}/openapi.json
-run: all four services are ready; Ctrl-C stops them.
 EOF
+if $tracing; then
+	cat <<EOF
+run: one command's trace (a trace id of your own in the traceparent header; spans arrive within about a second):
+  trace=\$(openssl rand -hex 16); curl -s -X POST http://127.0.0.1:${ports[writer]}/v1/users -H "traceparent: 00-\$trace-\$(openssl rand -hex 8)-01" -H "Authorization: Bearer \$(cat $key_file)" -H 'Content-Type: application/json' -d '{"email":"ada@example.com","name":"Ada Lovelace"}'
+  curl -s $JAEGER_URL/api/traces/\$trace | jq -r '.data[0] as \$t | \$t.spans[] | [\$t.processes[.processID].serviceName, .operationName] | @tsv'
+EOF
+fi
+say "all four services are ready; Ctrl-C stops them."
 
 # Wait until Ctrl-C, or until a service exits by itself (which is an error).
 set +e

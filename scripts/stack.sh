@@ -15,6 +15,11 @@
 #   scripts/stack.sh install dex   Dex, the OpenID Connect provider the authentication tests
 #                              start (never a server of the stack): built once from source into
 #                              the cache; DEX_BIN in `env` names it
+#   scripts/stack.sh install|up|down jaeger   Jaeger v2, a trace backend (OTLP in, query API
+#                              out, spans in memory), not part of the default set: built once
+#                              from the version tools/go.mod names into the cache (JAEGER_BIN in
+#                              `env`); `ANNALS_TRACING=1 make run` starts it and sends the
+#                              services' traces to it; the tracing test starts one of its own
 #   scripts/stack.sh status    what runs where
 #   scripts/stack.sh env       shell exports for clients (DATABASE_URL, KAFKA_BROKERS, ...,
 #                              EVENT_SIGNING_KEY, the stack's own key, made in .stack/signing.key,
@@ -62,14 +67,24 @@ PROMETHEUS_PORT=${ANNALS_PROMETHEUS_PORT:-9090}
 # its own, so `go install ...@v2.45.1` cannot work: it is built from the tag's pseudo-version
 # in a throwaway module instead (install_dex).
 DEX_VERSION=${ANNALS_DEX_VERSION:-v0.0.0-20260303133905-11d2eeb52b42}
+# Jaeger v2 (cmd/jaeger of github.com/jaegertracing/jaeger), at the version the tools module
+# requires it: `go get -tool` there changes it.
+JAEGER_VERSION=$(awk '$1 == "github.com/jaegertracing/jaeger" { print $2; exit }' "$ROOT/tools/go.mod")
+JAEGER_OTLP_PORT=${ANNALS_JAEGER_OTLP_PORT:-4318}           # OTLP over HTTP
+JAEGER_OTLP_GRPC_PORT=${ANNALS_JAEGER_OTLP_GRPC_PORT:-4317} # OTLP over gRPC
+JAEGER_PORT=${ANNALS_JAEGER_PORT:-16686}                    # query API (and UI)
+JAEGER_QUERY_GRPC_PORT=${ANNALS_JAEGER_QUERY_GRPC_PORT:-16685}
+JAEGER_MAX_TRACES=${ANNALS_JAEGER_MAX_TRACES:-20000}
 TIMEOUT=${ANNALS_STACK_TIMEOUT:-120}
 
 KAFKA_LIBS=$CACHE_DIR/kafka-$KAFKA_VERSION/libs
 MAILPIT_BIN=$CACHE_DIR/bin/mailpit-$MAILPIT_VERSION
 DEX_BIN=$CACHE_DIR/bin/dex-$DEX_VERSION
+JAEGER_BIN=$CACHE_DIR/bin/jaeger-$JAEGER_VERSION
 
 MAILPIT_DIR=$STATE_DIR/mailpit
 PROMETHEUS_DIR=$STATE_DIR/prometheus
+JAEGER_DIR=$STATE_DIR/jaeger
 
 SECURE=false
 case ${ANNALS_SECURE:-} in
@@ -561,6 +576,105 @@ down_prometheus() {
 	stop_pid "$STATE_DIR/prometheus.pid" "$PROMETHEUS_DIR/prometheus.yml" prometheus
 }
 
+# ---------------------------------------------------------------- Jaeger
+
+# install_jaeger builds Jaeger v2 once into the cache, from the tools module, which requires
+# it as a tool (so its many dependencies stay out of the main module).
+install_jaeger() {
+	[[ -n $JAEGER_VERSION ]] || fail "tools/go.mod does not require github.com/jaegertracing/jaeger"
+	[[ -x $JAEGER_BIN ]] && return 0
+	command -v go >/dev/null 2>&1 || fail "Go is needed to build Jaeger $JAEGER_VERSION"
+	say "building Jaeger $JAEGER_VERSION into $JAEGER_BIN (once; several minutes)"
+	local tmp=$CACHE_DIR/bin/.tmp-jaeger.$$
+	rm -rf "$tmp"
+	mkdir -p "$tmp"
+	(cd "$ROOT/tools" && go build -buildvcs=false -trimpath -o "$tmp/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger) \
+		>"$tmp.log" 2>&1 || fail "building Jaeger $JAEGER_VERSION failed; see $tmp.log"
+	mv "$tmp/jaeger" "$JAEGER_BIN"
+	rm -rf "$tmp" "$tmp.log"
+}
+
+jaeger_ready() {
+	curl -fsS -o /dev/null "http://127.0.0.1:$JAEGER_PORT/api/services" 2>/dev/null && port_open "$JAEGER_OTLP_PORT"
+}
+
+# jaeger_config: Jaeger v2's configuration (an OpenTelemetry Collector's), rewritten on every
+# start: OTLP receivers, spans kept in memory (the newest JAEGER_MAX_TRACES traces), the query
+# service, everything on loopback, and no listener of the collector's own telemetry.
+jaeger_config() {
+	mkdir -p "$JAEGER_DIR"
+	cat >"$JAEGER_DIR/jaeger.yaml" <<EOF
+# Written by scripts/stack.sh on every start; edits are lost.
+service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: warn
+extensions:
+  jaeger_storage:
+    backends:
+      memory_store:
+        memory:
+          max_traces: $JAEGER_MAX_TRACES
+  jaeger_query:
+    storage:
+      traces: memory_store
+    http:
+      endpoint: 127.0.0.1:$JAEGER_PORT
+    grpc:
+      endpoint: 127.0.0.1:$JAEGER_QUERY_GRPC_PORT
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:$JAEGER_OTLP_PORT
+      grpc:
+        endpoint: 127.0.0.1:$JAEGER_OTLP_GRPC_PORT
+processors:
+  batch:
+    timeout: 200ms
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memory_store
+EOF
+}
+
+up_jaeger() {
+	install_jaeger
+	local pidfile=$STATE_DIR/jaeger.pid
+	if pid_alive "$pidfile" "$JAEGER_DIR/jaeger.yaml"; then
+		wait_for "Jaeger" "$JAEGER_DIR/jaeger.log" jaeger_ready
+		say "jaeger already running: OTLP http://127.0.0.1:$JAEGER_OTLP_PORT, API http://127.0.0.1:$JAEGER_PORT"
+		return 0
+	fi
+	require_free_port "$JAEGER_OTLP_PORT" ANNALS_JAEGER_OTLP_PORT "Jaeger's OTLP/HTTP receiver"
+	require_free_port "$JAEGER_OTLP_GRPC_PORT" ANNALS_JAEGER_OTLP_GRPC_PORT "Jaeger's OTLP/gRPC receiver"
+	require_free_port "$JAEGER_PORT" ANNALS_JAEGER_PORT "Jaeger's query API"
+	require_free_port "$JAEGER_QUERY_GRPC_PORT" ANNALS_JAEGER_QUERY_GRPC_PORT "Jaeger's query gRPC API"
+	jaeger_config
+	say "starting jaeger: OTLP http://127.0.0.1:$JAEGER_OTLP_PORT (gRPC :$JAEGER_OTLP_GRPC_PORT), API http://127.0.0.1:$JAEGER_PORT"
+	start_daemon "$pidfile" "$JAEGER_DIR/jaeger.log" "$JAEGER_BIN" --config "$JAEGER_DIR/jaeger.yaml"
+	wait_for "Jaeger" "$JAEGER_DIR/jaeger.log" jaeger_ready_or_dead
+}
+
+jaeger_ready_or_dead() {
+	if ! pid_alive "$STATE_DIR/jaeger.pid" "$JAEGER_DIR/jaeger.yaml" 2>/dev/null; then
+		fail "Jaeger exited during start-up; see $JAEGER_DIR/jaeger.log"
+	fi
+	jaeger_ready
+}
+
+down_jaeger() {
+	stop_pid "$STATE_DIR/jaeger.pid" "$JAEGER_DIR/jaeger.yaml" jaeger
+}
+
 # ---------------------------------------------------------------- Schemathesis
 
 # Schemathesis, the OpenAPI fuzzer that test/stack runs over the services' documents, in a
@@ -634,6 +748,8 @@ export KAFKA_LIBS='$KAFKA_LIBS'
 export PROMETHEUS_URL='http://127.0.0.1:$PROMETHEUS_PORT'
 export EVENT_SIGNING_KEY='$(signing_key)'
 export DEX_BIN='$DEX_BIN'
+export JAEGER_BIN='$JAEGER_BIN'
+export JAEGER_URL='http://127.0.0.1:$JAEGER_PORT'
 export API_KEYS='local:$API_SCOPES:$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)'
 export ANNALS_API_KEY='$key'
 EOF
@@ -666,6 +782,10 @@ status() {
 	if pid_alive "$STATE_DIR/prometheus.pid" "$PROMETHEUS_DIR/prometheus.yml" 2>/dev/null && prometheus_ready; then
 		say "prometheus running  http://127.0.0.1:$PROMETHEUS_PORT  pid=$(<"$STATE_DIR/prometheus.pid")"
 	fi
+	# Jaeger too.
+	if pid_alive "$STATE_DIR/jaeger.pid" "$JAEGER_DIR/jaeger.yaml" 2>/dev/null && jaeger_ready; then
+		say "jaeger    running  otlp http://127.0.0.1:$JAEGER_OTLP_PORT  api http://127.0.0.1:$JAEGER_PORT  pid=$(<"$STATE_DIR/jaeger.pid")"
+	fi
 	return $rc
 }
 
@@ -690,9 +810,9 @@ component() {
 		fail "the secured stack has postgres and kafka only, not $1 (it uses the plain stack's Mailpit)"
 	fi
 	case $1 in
-	postgres | kafka | mailpit | prometheus | dex) return 0 ;;
+	postgres | kafka | mailpit | prometheus | dex | jaeger) return 0 ;;
 	esac
-	fail "unknown component $1 (postgres, kafka, mailpit, prometheus, dex)"
+	fail "unknown component $1 (postgres, kafka, mailpit, prometheus, dex, jaeger)"
 }
 
 main() {
@@ -747,6 +867,7 @@ main() {
 			return
 		fi
 		if ! $SECURE; then
+			down_jaeger
 			down_prometheus
 			down_mailpit
 		fi

@@ -28,6 +28,8 @@ scripts/stack.sh install prometheus
 scripts/stack.sh install schemathesis
 # Dex, the OpenID Connect provider the authentication tests start (built once, cached).
 scripts/stack.sh install dex
+# Jaeger v2, the trace backend the tracing test starts on ports of its own (built once, cached).
+scripts/stack.sh install jaeger
 eval "$(scripts/stack.sh env)"
 
 step "modules tidy; lint (gofmt, go vet, staticcheck)"
