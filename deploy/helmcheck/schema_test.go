@@ -148,6 +148,7 @@ var chartSetEnv = []string{
 	"HTTP_ADDR",              // each container listens on its service's own port
 	"MIGRATE_ON_START",       // from migrations.enabled
 	"NOTIFIER_TEMPLATES_DIR", // from notifier.templates
+	"OTEL_SERVICE_NAME",      // each container's own: <fullname>-<service>
 }
 
 // TestSchema_Config: config accepts every configuration key of internal/config that the
