@@ -65,6 +65,7 @@ type Projections struct {
 	Enabled        bool          `json:"enabled"`
 	RealTime       bool          `json:"real_time"`
 	BatchSize      int           `json:"batch_size"`
+	Interval       time.Duration `json:"interval"`
 	Parallel       bool          `json:"parallel_processing"`
 	RetryAttempts  int           `json:"retry_attempts"`
 	InboxRetention time.Duration `json:"inbox_retention"`

@@ -42,7 +42,7 @@ func TestDefault(t *testing.T) {
 		EventSourcing: config.EventSourcing{Enabled: true, StoreType: "postgresql", SnapshotFrequency: 100, Serialization: "avro"},
 		EventStore: config.EventStore{Host: "127.0.0.1", Port: 55432, Database: "annals", Username: "annals",
 			ConnectionPool: 10},
-		Projections: config.Projections{Enabled: true, RealTime: true, BatchSize: 1000, Parallel: true, RetryAttempts: 3,
+		Projections: config.Projections{Enabled: true, RealTime: true, BatchSize: 1000, Interval: 5 * time.Second, Parallel: true, RetryAttempts: 3,
 			InboxRetention: 7 * 24 * time.Hour},
 		Aggregates: config.Aggregates{SnapshotEnabled: true, SnapshotRetention: 30 * 24 * time.Hour,
 			OptimisticConcurrency: true, MaxEventsPerAggregate: 10000, MaxEventBytes: 983040},
@@ -91,7 +91,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 68; got != want {
+	if got, want := len(keys), 69; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}

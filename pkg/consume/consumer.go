@@ -51,6 +51,26 @@ type Config struct {
 	Attempts   int
 	Backoff    time.Duration
 	MaxBackoff time.Duration
+	// Sequential commits each batch before the next one starts, rather than while the next
+	// one is processed. With Lanes 1 the handler then runs one message at a time, in the
+	// order of each partition, and never beside the commit of an earlier batch: the
+	// synchronous processing of ASYNC_EVENT_PROCESSING=false.
+	Sequential bool
+	// Interval, when set, makes the consumer work in rounds rather than as messages arrive:
+	// at most every Interval it applies what has arrived, in batches of BatchSize until none
+	// is waiting, and then waits for the next round (the periodic projection of
+	// REAL_TIME_PROJECTIONS=false). Messages are fetched meanwhile, but none is handled
+	// between two rounds. Zero handles messages as they arrive.
+	Interval time.Duration
+	// StopOnFailure stops a partition at a message that fails (after Attempts, which should
+	// then be 1) or cannot be decoded, instead of dead-lettering it: the message is neither
+	// dead-lettered nor committed, its stream gets a stopped Block (Block.Stopped), and no
+	// later message of its partition is handled or committed until an operator releases the
+	// block (BlockTable.Release, or a redrive request, which does the same for a stopped
+	// block); the member then reads the partition again from the stopped message and tries it
+	// once more. Other partitions keep flowing. annals_consumer_stopped_partitions counts the
+	// stopped partitions. A quarantined record (not the relay's) never stops anything.
+	StopOnFailure bool
 	// Unit, when set, wraps the handling of each lane's share of a batch in one unit of work
 	// (PostgresUnit: one transaction), and each message in one of its own after a failure.
 	Unit Unit
@@ -307,8 +327,14 @@ func (c *Consumer) generation(ctx, gctx context.Context, gen *kafka.Generation) 
 	c.log.Info("consume: generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", assigned)
 	backoff := c.cfg.Backoff
 	for {
-		progressed, stalled := c.session(ctx, gctx, gen, offsets)
-		if !stalled || gctx.Err() != nil {
+		progressed, stalled, again := c.session(ctx, gctx, gen, offsets)
+		if gctx.Err() != nil {
+			return
+		}
+		if again {
+			continue // a stopped partition was released: read it again from its commit
+		}
+		if !stalled {
 			return
 		}
 		if progressed {
@@ -326,13 +352,14 @@ func (c *Consumer) generation(ctx, gctx context.Context, gen *kafka.Generation) 
 }
 
 // session reads the assigned partitions from offsets and processes batch after batch until
-// the generation ends (stalled false) or a batch could not finish (stalled true). It moves
-// offsets on past what it committed.
-func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, offsets map[topicPartition]int64) (progressed, stalled bool) {
+// the generation ends (stalled false) or a batch could not finish (stalled true), or a
+// stopped partition was released (again true: it must be read again from its commit). It
+// moves offsets on past what it committed.
+func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, offsets map[topicPartition]int64) (progressed, stalled, again bool) {
 	blocked, err := c.cfg.Blocks.Load(gctx, c.cfg.Group)
 	if err != nil {
 		c.log.Warn("consume: cannot load the blocked streams", "error", err)
-		return false, true
+		return false, true, false
 	}
 	bs := &blockSet{m: blocked}
 	c.blocks.Store(bs)
@@ -343,6 +370,7 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 	var fetchers sync.WaitGroup
 	pms := map[topicPartition]*partitionMetrics{}
 	readers := make([]*kafka.Reader, 0, len(offsets))
+	stopFetcher := map[topicPartition]context.CancelFunc{}
 	for tp, off := range offsets {
 		pms[tp] = c.cfg.Metrics.partition(c.cfg.Group, tp.topic, tp.partition)
 		r := kafka.NewReader(kafka.ReaderConfig{
@@ -364,7 +392,9 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 			c.log.Error("consume: cannot set the reader's offset", "topic", tp.topic, "partition", tp.partition, "offset", off, "error", err)
 			continue
 		}
-		fetchers.Go(func() { c.fetch(fctx, r, msgs) })
+		pctx, cancel := context.WithCancel(fctx)
+		stopFetcher[tp] = cancel
+		fetchers.Go(func() { c.fetch(pctx, r, msgs) })
 	}
 	defer func() {
 		stopFetching()
@@ -387,21 +417,43 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 		}
 	}
 	defer waitCommit() // before the readers close: deferred calls run last in, first out
+	stopped := c.stoppedPartitions(bs, offsets, stopFetcher)
 	nextRefresh := time.Now().Add(c.cfg.BlockRefresh)
+	r := rounds{interval: c.cfg.Interval, start: time.Now(), on: true}
 	for {
 		if !time.Now().Before(nextRefresh) {
 			// Between batches no lane runs: the blocks can change under none of them.
 			if !c.refreshBlocks(ctx, gctx, bs, offsets, pms) {
-				return progressed, true
+				return progressed, true, false
 			}
 			nextRefresh = time.Now().Add(c.cfg.BlockRefresh)
+			now := c.stoppedPartitions(bs, offsets, stopFetcher)
+			for tp := range stopped {
+				if _, still := now[tp]; !still {
+					c.log.Info("consume: a stopped partition was released; reading it again from its committed offset",
+						"topic", tp.topic, "partition", tp.partition, "offset", offsets[tp])
+					return progressed, false, true
+				}
+			}
+			stopped = now
 		}
-		batch := c.collect(gctx, msgs, time.Until(nextRefresh))
+		wait, due := r.wait(time.Until(nextRefresh))
+		if !due {
+			select {
+			case <-gctx.Done():
+				return progressed, false, false
+			case <-time.After(wait):
+			}
+			continue // the round or the refresh is due
+		}
+		batch := c.collect(gctx, msgs, wait)
 		if gctx.Err() != nil {
-			return progressed, false
+			return progressed, false, false
 		}
+		batch = dropStopped(batch, stopped)
 		if len(batch) == 0 {
-			continue // the blocks are due for a refresh
+			r.end() // nothing is waiting: the round is over
+			continue
 		}
 		start := time.Now()
 		items, ok := c.process(ctx, gctx, batch, bs, pms)
@@ -410,17 +462,25 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 			progressed = true
 			done := make(chan struct{})
 			committing = done
-			go func() {
+			commit := func() {
 				defer close(done)
 				c.commit(gen, next, pms)
 				c.cfg.Metrics.batch.WithLabelValues(c.cfg.Group).Observe(time.Since(start).Seconds())
-			}()
+			}
+			if c.cfg.Sequential {
+				commit()
+			} else {
+				go commit()
+			}
 		} else {
 			c.cfg.Metrics.batch.WithLabelValues(c.cfg.Group).Observe(time.Since(start).Seconds())
 		}
 		c.cfg.Metrics.batchSize.WithLabelValues(c.cfg.Group).Observe(float64(len(batch)))
 		if !ok {
-			return progressed, true
+			return progressed, true, false
+		}
+		if c.cfg.StopOnFailure {
+			stopped = c.stoppedPartitions(bs, offsets, stopFetcher)
 		}
 	}
 }
@@ -664,8 +724,11 @@ func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *p
 	if IsQuarantined(it.decodeErr) {
 		return c.quarantine(hctx, it, pm)
 	}
+	if bs.stoppedAt(it.m.Topic, it.m.Partition, it.m.Offset) {
+		return true // its partition stopped at an earlier message: left undone, not committed
+	}
 	key := string(it.m.Key)
-	if b, blocked := bs.get(key); blocked {
+	if b, blocked := bs.get(key); blocked && !b.Stopped {
 		if b.Topic == it.m.Topic && b.Partition == it.m.Partition && b.Offset == it.m.Offset {
 			// The dead letter itself, delivered again: its block was saved but its commit was not.
 			return c.deadLetter(hctx, it, b.Reason, 0, pm.dead)
@@ -678,6 +741,9 @@ func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *p
 		if IsUnavailable(it.decodeErr) {
 			c.log.WarnContext(hctx, "consume: cannot decode the record yet; pausing", "message", it.m.String(), "error", it.decodeErr)
 			return false
+		}
+		if c.cfg.StopOnFailure {
+			return c.stop(hctx, it, bs, fmt.Sprintf("decode: %v", it.decodeErr), 0)
 		}
 		return c.poison(hctx, it, bs, fmt.Sprintf("decode: %v", it.decodeErr), 0, pm)
 	}
@@ -706,6 +772,9 @@ func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *p
 		}
 		pm.failed.Inc()
 		if IsPermanent(err) || attempt >= c.cfg.Attempts {
+			if c.cfg.StopOnFailure {
+				return c.stop(hctx, it, bs, err.Error(), attempt)
+			}
 			return c.poison(hctx, it, bs, err.Error(), attempt, pm)
 		}
 		pause := min(c.cfg.Backoff<<(attempt-1), c.cfg.MaxBackoff)
@@ -860,3 +929,107 @@ func (s *blockSet) replace(m map[string]Block) map[string]Block {
 	s.m = m
 	return old
 }
+
+// stoppedAt reports whether a stopped block holds the partition at or before offset.
+func (s *blockSet) stoppedAt(topic string, partition int, offset int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range s.m {
+		if b.Stopped && b.Topic == topic && b.Partition == partition && b.Offset <= offset {
+			return true
+		}
+	}
+	return false
+}
+
+// stoppedPartitions returns the partitions of offsets that a stopped block holds, at the
+// block's offset, and stops fetching them: what is fetched past a failing event is read again
+// once it is released. It sets the group's count of stopped partitions.
+func (c *Consumer) stoppedPartitions(bs *blockSet, offsets map[topicPartition]int64, stopFetcher map[topicPartition]context.CancelFunc) map[topicPartition]int64 {
+	bs.mu.Lock()
+	all := map[topicPartition]int64{}
+	for _, b := range bs.m {
+		if !b.Stopped {
+			continue
+		}
+		tp := topicPartition{b.Topic, b.Partition}
+		if off, ok := all[tp]; !ok || b.Offset < off {
+			all[tp] = b.Offset
+		}
+	}
+	bs.mu.Unlock()
+	c.cfg.Metrics.stopped.WithLabelValues(c.cfg.Group).Set(float64(len(all)))
+	owned := map[topicPartition]int64{}
+	for tp, off := range all {
+		if _, ok := offsets[tp]; ok {
+			owned[tp] = off
+			if cancel := stopFetcher[tp]; cancel != nil {
+				cancel()
+			}
+		}
+	}
+	return owned
+}
+
+// dropStopped leaves out the messages of stopped partitions from their stop on.
+func dropStopped(batch []kafka.Message, stopped map[topicPartition]int64) []kafka.Message {
+	if len(stopped) == 0 {
+		return batch
+	}
+	return slices.DeleteFunc(batch, func(m kafka.Message) bool {
+		off, ok := stopped[topicPartition{m.Topic, m.Partition}]
+		return ok && m.Offset >= off
+	})
+}
+
+// stop stops the message's partition at it (Config.StopOnFailure): its stream gets a stopped
+// block, and the message stays undone, so that nothing of its partition is committed past it.
+// It reports false when the block could not be saved, which pauses the group as a
+// dependency's failure does.
+func (c *Consumer) stop(ctx context.Context, it *item, bs *blockSet, reason string, attempts int) bool {
+	key := string(it.m.Key)
+	if key == "" {
+		key = fmt.Sprintf("%s/%d@%d", it.m.Topic, it.m.Partition, it.m.Offset)
+	}
+	b := Block{StreamID: key, EventID: it.m.Event.EventID, Topic: it.m.Topic, Partition: it.m.Partition,
+		Offset: it.m.Offset, Reason: stoppedPrefix + reason, Stopped: true}
+	if err := c.cfg.Blocks.Add(ctx, c.cfg.Group, b); err != nil {
+		c.log.WarnContext(ctx, "consume: cannot record the stopped partition", "stream_id", key, "error", err)
+		return false
+	}
+	bs.add(b)
+	c.log.ErrorContext(ctx, "consume: stopped at a failing event; its partition waits for an operator (annals dlq release)",
+		"message", it.m.String(), "event_id", it.m.Event.EventID, "type", it.m.Event.Type, "stream_id", key,
+		"attempts", attempts, "reason", reason)
+	return true
+}
+
+// roundLinger is how long a round waits for the first message of its next batch before it
+// takes the round to be over.
+const roundLinger = 250 * time.Millisecond
+
+// rounds paces a consumer with an Interval: a round starts at most every interval and lasts
+// until no message is waiting.
+type rounds struct {
+	interval time.Duration
+	start    time.Time
+	on       bool
+}
+
+// wait returns how long to wait for messages (due) or, between two rounds, how long to wait
+// before looking again (not due), given the time left until the blocks' refresh.
+func (r *rounds) wait(refresh time.Duration) (time.Duration, bool) {
+	if r.interval <= 0 {
+		return refresh, true
+	}
+	if !r.on {
+		if d := time.Until(r.start.Add(r.interval)); d > 0 {
+			return max(min(d, refresh), 0), false
+		}
+		r.start, r.on = time.Now(), true
+	}
+	return max(min(refresh, roundLinger), 0), true
+}
+
+// end ends the round in progress.
+func (r *rounds) end() { r.on = false }

@@ -25,6 +25,11 @@
 //     in order and each once, moving the block past each, and then release it. A running
 //     consumer reads its group's blocks again every Config.BlockRefresh, between batches, so
 //     neither waits for a restart.
+//   - With Config.StopOnFailure a failing event is not dead-lettered: its partition stops at it
+//     (a stopped Block), nothing of the partition from it on is handled or committed, and an
+//     operator's release has the member read the partition again from it and try it once more.
+//     Config.Sequential commits each batch before the next starts; Config.Interval handles
+//     messages in periodic rounds instead of as they arrive.
 //   - Only records the relay published are events: with a Verifier (NewDecoder), a record
 //     without a valid signature is quarantined, written to the dead-letter topic with its
 //     reason and counted (annals_consumer_quarantined_total), without blocking its key's

@@ -77,6 +77,9 @@ func wire(ctx context.Context, m *app.Main) error {
 	if apiOpts.Commands, err = api.CommandLimit(m.Config.Writer, m.Registry); err != nil {
 		return err
 	}
+	if apiOpts.Disabled {
+		m.Logger.Warn("event sourcing is disabled (EVENT_SOURCING_ENABLED=false): every command is refused with 503 event_sourcing_disabled; reads, the relay and the consumer groups keep working")
+	}
 	a := api.New(store, apiOpts)
 	a.Register(m.Router)
 	m.Protect(api.Policy())
