@@ -12,16 +12,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/segmentio/kafka-go/protocol"
-	"github.com/segmentio/kafka-go/protocol/apiversions"
-	"github.com/segmentio/kafka-go/protocol/metadata"
-	"github.com/segmentio/kafka-go/protocol/saslauthenticate"
-	"github.com/segmentio/kafka-go/protocol/saslhandshake"
 )
 
 // authority is a certificate authority made for a test.
@@ -173,126 +166,8 @@ func listen(tb testing.TB, serve func(net.Conn)) string {
 	return ln.Addr().String()
 }
 
-// overTLS serves each connection with serve after a TLS handshake with cfg.
-func overTLS(cfg *tls.Config, serve func(net.Conn)) func(net.Conn) {
-	return func(c net.Conn) {
-		t := tls.Server(c, cfg)
-		if err := t.Handshake(); err != nil {
-			return
-		}
-		serve(t)
-	}
-}
-
 // closeAtOnce reads what the client sends first, then closes the connection without a word,
 // as a Kafka listener does with a request it cannot parse (a TLS ClientHello, say).
 func closeAtOnce(c net.Conn) {
 	_, _ = c.Read(make([]byte, 512))
-}
-
-// fakeBroker is a Kafka broker that speaks just enough of the protocol for a client to
-// connect, authenticate and ask for metadata.
-type fakeBroker struct {
-	// mechanisms are the SASL mechanisms of the listener; nil means a listener without SASL,
-	// which answers a handshake with IllegalSaslState, as Kafka does.
-	mechanisms []string
-	// password is the one the broker accepts (PLAIN only); authentication with another fails.
-	password string
-	// requireSASL makes the listener close a connection that asks for metadata before it
-	// authenticated, as a SASL listener of Kafka does.
-	requireSASL bool
-	// advertise is the broker its metadata advertises; itself when empty.
-	advertise string
-	addr      string // where it listens
-}
-
-func (b *fakeBroker) serve(c net.Conn) {
-	authenticated := false
-	for {
-		version, correlation, _, msg, err := protocol.ReadRequest(c)
-		if err != nil {
-			return
-		}
-		var res protocol.Message
-		switch req := msg.(type) {
-		case *apiversions.Request:
-			res = &apiversions.Response{ApiKeys: []apiversions.ApiKeyResponse{
-				{ApiKey: int16(protocol.Metadata), MinVersion: 1, MaxVersion: 1},
-				{ApiKey: int16(protocol.ApiVersions), MinVersion: 0, MaxVersion: 0},
-				{ApiKey: int16(protocol.SaslHandshake), MinVersion: 0, MaxVersion: 1},
-				{ApiKey: int16(protocol.SaslAuthenticate), MinVersion: 0, MaxVersion: 1},
-			}}
-		case *saslhandshake.Request:
-			r := &saslhandshake.Response{Mechanisms: b.mechanisms}
-			switch {
-			case b.mechanisms == nil:
-				r.ErrorCode = 34 // IllegalSaslState
-			case !contains(b.mechanisms, req.Mechanism):
-				r.ErrorCode = 33 // UnsupportedSaslMechanism
-			}
-			res = r
-		case *saslauthenticate.Request:
-			// PLAIN: "\x00user\x00password".
-			r := &saslauthenticate.Response{}
-			if parts := splitNUL(req.AuthBytes); len(parts) != 3 || parts[2] != b.password {
-				r.ErrorCode, r.ErrorMessage = 58, "Authentication failed: Invalid username or password"
-			} else {
-				authenticated = true
-			}
-			res = r
-		case *metadata.Request:
-			if b.requireSASL && !authenticated {
-				return // Kafka closes the connection of a request before authentication
-			}
-			advertised := b.advertise
-			if advertised == "" {
-				advertised = b.addr
-			}
-			host, port, _ := net.SplitHostPort(advertised)
-			p, _ := strconv.Atoi(port)
-			res = &metadata.Response{Brokers: []metadata.ResponseBroker{{NodeID: 1, Host: host, Port: int32(p)}}, ControllerID: 1}
-		default:
-			return
-		}
-		if err := protocol.WriteResponse(c, version, correlation, res); err != nil {
-			return
-		}
-	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func splitNUL(b []byte) []string {
-	var out []string
-	start := 0
-	for i, c := range b {
-		if c == 0 {
-			out = append(out, string(b[start:i]))
-			start = i + 1
-		}
-	}
-	return append(out, string(b[start:]))
-}
-
-// start serves the broker on a loopback port, through wrap (overTLS, say) when not nil.
-func (b *fakeBroker) start(tb testing.TB, wrap func(func(net.Conn)) func(net.Conn)) string {
-	tb.Helper()
-	ready := make(chan struct{})
-	serve := func(c net.Conn) {
-		<-ready
-		b.serve(c)
-	}
-	if wrap != nil {
-		serve = wrap(serve)
-	}
-	b.addr = listen(tb, serve)
-	close(ready)
-	return b.addr
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/kafkasec"
 )
 
@@ -50,18 +51,17 @@ func TestProbe(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		for _, tt := range []struct {
 			name   string
-			broker *fakeBroker
-			wrap   func(func(net.Conn)) func(net.Conn)
+			broker *testenv.FakeKafka
 			s      kafkasec.Security
 		}{
-			{"Plaintext", &fakeBroker{}, nil, kafkasec.Security{}},
-			{"SSL", &fakeBroker{}, tlsWith(serverTLS), kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file}},
-			{"SASLPlaintext", &fakeBroker{mechanisms: []string{"PLAIN"}, password: "s3cret", requireSASL: true}, nil,
+			{"Plaintext", &testenv.FakeKafka{}, kafkasec.Security{}},
+			{"SSL", &testenv.FakeKafka{TLS: serverTLS}, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file}},
+			{"SASLPlaintext", &testenv.FakeKafka{Mechanisms: []string{"PLAIN"}, Password: "s3cret", RequireSASL: true},
 				kafkasec.Security{Protocol: kafkasec.SASLPlaintext, Mechanism: kafkasec.Plain, Username: "projector", Password: "s3cret"}},
-			{"SASLSSL", &fakeBroker{mechanisms: []string{"PLAIN"}, password: "s3cret", requireSASL: true}, tlsWith(serverTLS), scram},
+			{"SASLSSL", &testenv.FakeKafka{Mechanisms: []string{"PLAIN"}, Password: "s3cret", RequireSASL: true, TLS: serverTLS}, scram},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
-				if err := probe(t, tt.broker.start(t, tt.wrap), tt.s); err != nil {
+				if err := probe(t, tt.broker.Start(t), tt.s); err != nil {
 					t.Fatalf("Probe() = %v", err)
 				}
 			})
@@ -69,29 +69,29 @@ func TestProbe(t *testing.T) {
 	})
 
 	t.Run("ErrAuthentication", func(t *testing.T) {
-		addr := (&fakeBroker{mechanisms: []string{"PLAIN"}, password: "another", requireSASL: true}).start(t, tlsWith(serverTLS))
+		addr := (&testenv.FakeKafka{Mechanisms: []string{"PLAIN"}, Password: "another", RequireSASL: true, TLS: serverTLS}).Start(t)
 		e := wantFault(t, probe(t, addr, scram), kafkasec.FaultAuthentication)
 		if e.Broker != addr || e.Inferred {
 			t.Errorf("Broker %q, Inferred %v: want %s, from the broker's answer", e.Broker, e.Inferred, addr)
 		}
 	})
 	t.Run("ErrMechanism", func(t *testing.T) {
-		addr := (&fakeBroker{mechanisms: []string{"SCRAM-SHA-512"}, requireSASL: true}).start(t, tlsWith(serverTLS))
+		addr := (&testenv.FakeKafka{Mechanisms: []string{"SCRAM-SHA-512"}, RequireSASL: true, TLS: serverTLS}).Start(t)
 		wantFault(t, probe(t, addr, scram), kafkasec.FaultMechanism)
 	})
 	t.Run("ErrSASLNotEnabled", func(t *testing.T) {
-		addr := (&fakeBroker{}).start(t, tlsWith(serverTLS))
+		addr := (&testenv.FakeKafka{TLS: serverTLS}).Start(t)
 		wantFault(t, probe(t, addr, scram), kafkasec.FaultSASLNotEnabled)
 	})
 	t.Run("ErrExpectsSASL", func(t *testing.T) {
-		addr := (&fakeBroker{mechanisms: []string{"PLAIN"}, requireSASL: true}).start(t, tlsWith(serverTLS))
+		addr := (&testenv.FakeKafka{Mechanisms: []string{"PLAIN"}, RequireSASL: true, TLS: serverTLS}).Start(t)
 		e := wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file}), kafkasec.FaultExpectsSASL)
 		if !e.Inferred {
 			t.Error("Inferred is false for a fault read from a closed connection")
 		}
 	})
 	t.Run("ErrUntrusted", func(t *testing.T) {
-		addr := (&fakeBroker{}).start(t, tlsWith(serverTLS))
+		addr := (&testenv.FakeKafka{TLS: serverTLS}).Start(t)
 		e := wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: newAuthority(t, "other-ca").file}), kafkasec.FaultUntrusted)
 		var unknown x509.UnknownAuthorityError
 		if !errors.As(e, &unknown) {
@@ -99,7 +99,7 @@ func TestProbe(t *testing.T) {
 		}
 	})
 	t.Run("ErrUntrustedBySystemRoots", func(t *testing.T) {
-		addr := (&fakeBroker{}).start(t, tlsWith(serverTLS))
+		addr := (&testenv.FakeKafka{TLS: serverTLS}).Start(t)
 		e := wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL}), kafkasec.FaultUntrusted)
 		if !strings.Contains(e.Error(), "system's roots") {
 			t.Errorf("got %v, want it to say the system's roots were used", e)
@@ -107,19 +107,19 @@ func TestProbe(t *testing.T) {
 	})
 	t.Run("ErrHostname", func(t *testing.T) {
 		misnamed := ca.issue(t, "elsewhere", []string{"kafka.elsewhere.example"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
-		addr := (&fakeBroker{}).start(t, tlsWith(&tls.Config{Certificates: []tls.Certificate{misnamed.tls}}))
+		addr := (&testenv.FakeKafka{TLS: &tls.Config{Certificates: []tls.Certificate{misnamed.tls}}}).Start(t)
 		wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file}), kafkasec.FaultHostname)
 	})
 	t.Run("ErrExpired", func(t *testing.T) {
 		expired := ca.issue(t, "expired", []string{"127.0.0.1"}, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
-		addr := (&fakeBroker{}).start(t, tlsWith(&tls.Config{Certificates: []tls.Certificate{expired.tls}}))
+		addr := (&testenv.FakeKafka{TLS: &tls.Config{Certificates: []tls.Certificate{expired.tls}}}).Start(t)
 		wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file}), kafkasec.FaultExpired)
 	})
 	t.Run("ErrClientCertificate", func(t *testing.T) {
 		pool := x509.NewCertPool()
 		pool.AddCert(ca.cert)
 		mutual := &tls.Config{Certificates: serverTLS.Certificates, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
-		addr := (&fakeBroker{}).start(t, tlsWith(mutual))
+		addr := (&testenv.FakeKafka{TLS: mutual}).Start(t)
 		wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file}), kafkasec.FaultClientCertificate)
 
 		stranger := newAuthority(t, "stranger").issue(t, "client", nil, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
@@ -153,7 +153,7 @@ func TestProbe(t *testing.T) {
 		}
 	})
 	t.Run("ErrExpectsTLS", func(t *testing.T) {
-		addr := (&fakeBroker{}).start(t, tlsWith(serverTLS))
+		addr := (&testenv.FakeKafka{TLS: serverTLS}).Start(t)
 		wantFault(t, probe(t, addr, kafkasec.Security{}), kafkasec.FaultExpectsTLS)
 		wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SASLPlaintext, Mechanism: kafkasec.Plain, Username: "u", Password: "s3cret"}),
 			kafkasec.FaultExpectsTLS)
@@ -181,8 +181,8 @@ func TestProbe(t *testing.T) {
 		// The bootstrap broker is fine, but it advertises one whose certificate names
 		// another host: the clients would fail there.
 		misnamed := ca.issue(t, "elsewhere", []string{"kafka.elsewhere.example"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
-		advertised := (&fakeBroker{}).start(t, tlsWith(&tls.Config{Certificates: []tls.Certificate{misnamed.tls}}))
-		addr := (&fakeBroker{advertise: advertised}).start(t, tlsWith(serverTLS))
+		advertised := (&testenv.FakeKafka{TLS: &tls.Config{Certificates: []tls.Certificate{misnamed.tls}}}).Start(t)
+		addr := (&testenv.FakeKafka{Advertise: advertised, TLS: serverTLS}).Start(t)
 		e := wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file}), kafkasec.FaultHostname)
 		if e.Broker != advertised {
 			t.Errorf("Broker = %q, want the advertised %s", e.Broker, advertised)
@@ -195,8 +195,4 @@ func TestProbe(t *testing.T) {
 			t.Fatalf("Probe() = %v, want a *ConfigError of CAFile", err)
 		}
 	})
-}
-
-func tlsWith(cfg *tls.Config) func(func(net.Conn)) func(net.Conn) {
-	return func(serve func(net.Conn)) func(net.Conn) { return overTLS(cfg, serve) }
 }
