@@ -335,6 +335,26 @@ func (s Security) Transport() (*kafka.Transport, error) {
 	return &kafka.Transport{TLS: t, SASL: m}, nil
 }
 
+// RoundTripper returns the transport of clients that come and go (a few requests, one
+// command), and release, which its user calls once done with it. For plaintext it is
+// kafka.DefaultTransport, shared by the whole process as a kafka.Client or kafka.Writer
+// without a transport shares it (with its cache of the cluster's metadata), and release does
+// nothing; otherwise it is a new Transport with s's security, whose idle connections release
+// closes. Problems with s are *ConfigErrors, as Transport's.
+func (s Security) RoundTripper() (rt kafka.RoundTripper, release func(), err error) {
+	if err := s.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if s.protocol() == Plaintext {
+		return kafka.DefaultTransport, func() {}, nil
+	}
+	t, err := s.Transport()
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, t.CloseIdleConnections, nil
+}
+
 // String describes s without its password: "SASL_SSL SCRAM-SHA-512 user=projector
 // ca=/etc/kafka/ca.crt".
 func (s Security) String() string {

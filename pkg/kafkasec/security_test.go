@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/annals-dev/annals/pkg/kafkasec"
 )
 
@@ -193,6 +195,29 @@ func TestSecurity_SASL(t *testing.T) {
 			t.Errorf("Transport() = %+v, %v, want a plaintext transport", tr, err)
 		}
 	})
+}
+
+func TestSecurity_RoundTripper(t *testing.T) {
+	rt, release, err := kafkasec.Security{}.RoundTripper()
+	if err != nil || rt != kafka.DefaultTransport {
+		t.Errorf("plaintext: RoundTripper() = %v, %v, want kafka.DefaultTransport, as clients without a transport share it", rt, err)
+	}
+	release()
+	ca := newAuthority(t, "ca")
+	rt, release, err = kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file}.RoundTripper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if tr, ok := rt.(*kafka.Transport); !ok || tr == kafka.DefaultTransport || tr.TLS == nil {
+		t.Errorf("SSL: RoundTripper() = %#v, want a transport of its own with TLS", rt)
+	}
+	if _, _, err := (kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file + ".missing"}).RoundTripper(); err == nil {
+		t.Error("a missing CA file: RoundTripper() error = nil")
+	}
+	if _, _, err := (kafkasec.Security{Username: "u"}).RoundTripper(); err == nil {
+		t.Error("PLAINTEXT with a user name: RoundTripper() error = nil")
+	}
 }
 
 func TestSecurity_String(t *testing.T) {
