@@ -1,7 +1,9 @@
 package testenv
 
 import (
+	"bufio"
 	"crypto/tls"
+	"encoding/binary"
 	"net"
 	"slices"
 	"strconv"
@@ -96,11 +98,20 @@ func (f *FakeKafka) deny(api protocol.ApiKey) int16 {
 	return int16(f.Deny[api])
 }
 
+// maxRequest is Kafka's socket.request.max.bytes: a broker closes the connection of a
+// larger request (a TLS ClientHello read as a request's size is one).
+const maxRequest = 100 << 20
+
 func (f *FakeKafka) serve(c net.Conn) {
 	authenticated := false
 	var offset int64
+	r := bufio.NewReader(c)
 	for {
-		version, correlation, _, msg, err := protocol.ReadRequest(c)
+		size, err := r.Peek(4)
+		if err != nil || binary.BigEndian.Uint32(size) > maxRequest {
+			return
+		}
+		version, correlation, _, msg, err := protocol.ReadRequest(r)
 		if err != nil {
 			return
 		}
