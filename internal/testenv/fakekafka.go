@@ -60,8 +60,15 @@ func (f *FakeKafka) Start(tb testing.TB) string {
 	f.addr = ln.Addr().String()
 	f.seen = map[protocol.ApiKey]int{}
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	open := map[net.Conn]bool{}
 	tb.Cleanup(func() {
 		_ = ln.Close()
+		mu.Lock()
+		for c := range open { // clients keep idle connections (kafka.DefaultTransport's)
+			_ = c.Close()
+		}
+		mu.Unlock()
 		wg.Wait()
 	})
 	wg.Go(func() {
@@ -70,7 +77,15 @@ func (f *FakeKafka) Start(tb testing.TB) string {
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			open[c] = true
+			mu.Unlock()
 			wg.Go(func() {
+				defer func() {
+					mu.Lock()
+					delete(open, c)
+					mu.Unlock()
+				}()
 				defer c.Close()
 				_ = c.SetDeadline(time.Now().Add(time.Minute))
 				if f.TLS != nil {

@@ -20,18 +20,26 @@ import (
 // its group, refuses the consumer on every try; no retry cures that. Run stops and returns an
 // error that names the ACL missing, instead of waiting or rejoining for ever.
 func TestConsumer_Refused(t *testing.T) {
+	ca := testenv.NewCA(t, "ca")
+	sasl := kafkasec.Security{Protocol: kafkasec.SASLSSL, Mechanism: kafkasec.Plain, Username: "projector", Password: "projector-pw", CAFile: ca.CertFile}
 	for _, tt := range []struct {
 		name string
 		deny map[protocol.ApiKey]kafka.Error
+		sec  kafkasec.Security
 		want string
 	}{
-		{"DescribeTopic", map[protocol.ApiKey]kafka.Error{protocol.Metadata: kafka.TopicAuthorizationFailed}, `Describe on topic "refused.user"`},
-		{"ReadGroup", map[protocol.ApiKey]kafka.Error{protocol.FindCoordinator: kafka.GroupAuthorizationFailed}, `Read on group "refused-projector"`},
+		{"DescribeTopic", map[protocol.ApiKey]kafka.Error{protocol.Metadata: kafka.TopicAuthorizationFailed}, kafkasec.Security{}, `Describe on topic "refused.user"`},
+		{"ReadGroup", map[protocol.ApiKey]kafka.Error{protocol.FindCoordinator: kafka.GroupAuthorizationFailed}, kafkasec.Security{}, `Read on group "refused-projector"`},
+		{"ReadGroupOverSASLSSL", map[protocol.ApiKey]kafka.Error{protocol.FindCoordinator: kafka.GroupAuthorizationFailed}, sasl,
+			`do not grant User:projector (Security.Username) Read on group "refused-projector"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			broker := &testenv.FakeKafka{Topics: map[string]int{"refused.user": 3}, Deny: tt.deny}
+			if tt.sec.Protocol == kafkasec.SASLSSL {
+				broker.TLS, broker.Mechanisms, broker.Password, broker.RequireSASL = ca.ServerTLS(t), []string{"PLAIN"}, tt.sec.Password, true
+			}
 			c, err := consume.New(consume.Config{
-				Brokers: []string{broker.Start(t)}, Group: "refused-projector", Topics: []string{"refused.user"}, DLQTopic: "refused.dlq",
+				Brokers: []string{broker.Start(t)}, Group: "refused-projector", Topics: []string{"refused.user"}, DLQTopic: "refused.dlq", Security: tt.sec,
 				Decode: func(kafka.Message) (events.Envelope, error) { return events.Envelope{}, nil },
 			}, consume.HandlerFunc(func(context.Context, *consume.Message) error { return nil }))
 			if err != nil {

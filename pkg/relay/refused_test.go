@@ -22,13 +22,17 @@ import (
 // that names the ACL missing, holds no stream, and publishes nothing, instead of retrying
 // for ever with a warning.
 func TestRelay_Refused(t *testing.T) {
+	ca := testenv.NewCA(t, "ca")
+	sasl := kafkasec.Security{Protocol: kafkasec.SASLSSL, Mechanism: kafkasec.Plain, Username: "relay", Password: "relay-pw", CAFile: ca.CertFile}
 	for _, tt := range []struct {
 		name      string
 		deny      map[protocol.ApiKey]kafka.Error
 		operation string
+		sec       kafkasec.Security
 	}{
-		{"Describe", map[protocol.ApiKey]kafka.Error{protocol.Metadata: kafka.TopicAuthorizationFailed}, "Describe"},
-		{"Write", map[protocol.ApiKey]kafka.Error{protocol.Produce: kafka.TopicAuthorizationFailed}, "Write"},
+		{"Describe", map[protocol.ApiKey]kafka.Error{protocol.Metadata: kafka.TopicAuthorizationFailed}, "Describe", kafkasec.Security{}},
+		{"Write", map[protocol.ApiKey]kafka.Error{protocol.Produce: kafka.TopicAuthorizationFailed}, "Write", kafkasec.Security{}},
+		{"WriteOverSASLSSL", map[protocol.ApiKey]kafka.Error{protocol.Produce: kafka.TopicAuthorizationFailed}, "Write", sasl},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			pool, _ := testenv.SchemaPool(t)
@@ -38,10 +42,13 @@ func TestRelay_Refused(t *testing.T) {
 			e := &env{store: postgres.New(pool, postgres.Options{}), pool: pool, prefix: "test-" + testenv.UniqueName(t)}
 			topic := kafkawire.Topic(e.prefix, "user")
 			broker := &testenv.FakeKafka{Topics: map[string]int{topic: 3, kafkawire.Topic(e.prefix, "order"): 3}, Deny: tt.deny}
+			if tt.sec.Protocol == kafkasec.SASLSSL {
+				broker.TLS, broker.Mechanisms, broker.Password, broker.RequireSASL = ca.ServerTLS(t), []string{"PLAIN"}, tt.sec.Password, true
+			}
 			e.brokers = []string{broker.Start(t)}
 			e.append(t, "user-1", 2, "UserRegistered")
 
-			r, err := relay.New(e.store.Outbox(), jsonEncoder{}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix,
+			r, err := relay.New(e.store.Outbox(), jsonEncoder{}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix, Security: tt.sec,
 				RetryBackoff: 20 * time.Millisecond, PollInterval: 10 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
