@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/consume"
@@ -84,6 +85,9 @@ func dlqCmd(ctx context.Context, args []string, loadConfig func() (*config.Confi
 		return err
 	}
 	defer pool.Close()
+	if err := app.CheckKafka(ctx, cfg.Kafka, nil); err != nil {
+		return err
+	}
 	d := &dlq{cfg: cfg, blocks: consume.PostgresBlocks(pool), stdout: stdout, stderr: stderr}
 	g := d.group(*group)
 	switch sub {
@@ -115,7 +119,7 @@ func (d *dlq) group(name string) string {
 func (d *dlq) scan(ctx context.Context, group, stream string, fn func(consume.DeadLetter) error) error {
 	topic := d.cfg.DLQTopic(group)
 	return consume.ScanDeadLetters(ctx, consume.DeadLetterScan{
-		Brokers: d.cfg.Kafka.Brokers, Topic: topic, StreamID: stream,
+		Brokers: d.cfg.Kafka.Brokers, Security: d.cfg.Kafka.Security(), Topic: topic, StreamID: stream,
 		Progress: func(read, total int64) {
 			if read > 0 && read < total {
 				fmt.Fprintf(d.stderr, "reading %s: %d of %d records\n", topic, read, total)

@@ -27,6 +27,9 @@ func relayCmd(ctx context.Context, args []string, loadConfig func() (*config.Con
 		return err
 	}
 	log := app.NewLogger(cfg.Log, stderr).With("service", "relay")
+	if err := app.CheckKafka(ctx, cfg.Kafka, log); err != nil {
+		return err
+	}
 	pool, err := app.NewPool(ctx, cfg.EventStore, "annals-relay")
 	if err != nil {
 		return err

@@ -41,7 +41,7 @@ func TestDefault(t *testing.T) {
 	want := &config.Config{
 		EventSourcing: config.EventSourcing{Enabled: true, StoreType: "postgresql", SnapshotFrequency: 100, Serialization: "avro"},
 		EventStore: config.EventStore{Host: "127.0.0.1", Port: 55432, Database: "annals", Username: "annals",
-			ConnectionPool: 10},
+			ConnectionPool: 10, SSLMode: "prefer"},
 		Projections: config.Projections{Enabled: true, RealTime: true, BatchSize: 1000, Interval: 5 * time.Second, Parallel: true, RetryAttempts: 3,
 			InboxRetention: 7 * 24 * time.Hour},
 		Aggregates: config.Aggregates{SnapshotEnabled: true, SnapshotRetention: 30 * 24 * time.Hour,
@@ -50,7 +50,7 @@ func TestDefault(t *testing.T) {
 		Monitoring: config.Monitoring{MetricsEnabled: true, EventTracking: true, PerformanceMonitoring: true,
 			LagExporterEnabled: true, LagPollInterval: 10 * time.Second, LagStatusWindow: 10},
 		Kafka: config.Kafka{Brokers: []string{"127.0.0.1:9092"}, TopicPrefix: "annals", TopicPartitions: 12,
-			ReplicationFactor: 1, SessionTimeout: 10 * time.Second, DrainTimeout: 6 * time.Second},
+			ReplicationFactor: 1, SessionTimeout: 10 * time.Second, DrainTimeout: 6 * time.Second, SecurityProtocol: "PLAINTEXT"},
 		Relay:        config.Relay{MaxReadBytes: 16 << 20},
 		EventSigning: config.EventSigning{Required: true},
 		SMTP: config.SMTP{Addr: "127.0.0.1:1025", From: "Annals <noreply@annals.local>", StartTLS: "opportunistic",
@@ -91,7 +91,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 69; got != want {
+	if got, want := len(keys), 80; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}
@@ -660,7 +660,7 @@ func TestConnString(t *testing.T) {
 		{
 			name:  "defaults",
 			store: config.Default().EventStore,
-			want:  "postgres://annals@127.0.0.1:55432/annals?sslmode=disable&pool_max_conns=10",
+			want:  "postgres://annals@127.0.0.1:55432/annals?sslmode=prefer&pool_max_conns=10",
 		},
 		{
 			name: "escaping",

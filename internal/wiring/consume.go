@@ -34,7 +34,7 @@ func EventTopics(cfg *config.Config) []string {
 // rounds every PROJECTION_INTERVAL (consume.Config.Interval), the others as events arrive;
 // and the group membership timings KAFKA_SESSION_TIMEOUT and
 // CONSUMER_DRAIN_TIMEOUT with a heartbeat every config.ConsumerHeartbeat (config.Validate
-// has checked that they fit together). Its decoder (Decoder) verifies the relay's signature
+// has checked that they fit together), and the brokers' security (KAFKA_SECURITY_PROTOCOL, ...). Its decoder (Decoder) verifies the relay's signature
 // and reads newer writers' schemas from the catalog table in db; without a signing key it
 // fails unless EVENT_SIGNING_REQUIRED=false. Unit, Blocks and Middleware are the caller's.
 func ConsumerConfig(cfg *config.Config, db *pgxpool.Pool, group string, log *slog.Logger, metrics *consume.Metrics) (consume.Config, error) {
@@ -52,6 +52,7 @@ func ConsumerConfig(cfg *config.Config, db *pgxpool.Pool, group string, log *slo
 		BatchSize: cfg.Projections.BatchSize,
 		Lanes:     8,
 		Attempts:  1 + cfg.Projections.RetryAttempts,
+		Security:  cfg.Kafka.Security(),
 		Logger:    log,
 		Metrics:   metrics,
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/sourcegraph/conc"
 
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/kafkasec"
 	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/logctx"
 )
@@ -99,6 +100,11 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	RebalanceTimeout  time.Duration
 
+	// Security is how the consumer connects to the brokers (TLS, SASL); the zero value is
+	// plaintext. A broker that refuses it, or whose ACLs do not let the group read its topics,
+	// commit or write its dead letters, stops Run (see Run).
+	Security kafkasec.Security
+
 	Logger  *slog.Logger
 	Metrics *Metrics // NewMetrics(nil) when nil
 }
@@ -162,13 +168,17 @@ func (c *Config) defaults() error {
 // Consumer runs a handler over the topics of one consumer group. See the package comment
 // for what it promises.
 type Consumer struct {
-	cfg      Config
-	h        Handler
-	batch    BatchHandler // h's, when it has one and there is a Unit
-	log      *slog.Logger
-	dlq      *kafka.Writer
-	assigned atomic.Pointer[map[string][]int]
-	blocks   atomic.Pointer[blockSet] // the session's, nil between sessions
+	cfg       Config
+	h         Handler
+	batch     BatchHandler // h's, when it has one and there is a Unit
+	log       *slog.Logger
+	dialer    *kafka.Dialer      // the group's and the readers' connections
+	transport kafka.RoundTripper // the dead-letter writer's and the metadata requests'
+	release   func()             // releases transport's connections
+	dlq       *kafka.Writer
+	assigned  atomic.Pointer[map[string][]int]
+	blocks    atomic.Pointer[blockSet]                // the session's, nil between sessions
+	stop      atomic.Pointer[context.CancelCauseFunc] // ends Run with a refusal
 }
 
 // New checks cfg and builds a Consumer of h.
@@ -179,11 +189,22 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
+	dialer, err := cfg.Security.Dialer()
+	if err != nil {
+		return nil, fmt.Errorf("consume: %w", err)
+	}
+	transport, release, err := cfg.Security.RoundTripper()
+	if err != nil {
+		return nil, fmt.Errorf("consume: %w", err)
+	}
 	log := cfg.Logger.With("group", cfg.Group)
 	c := &Consumer{
-		cfg: cfg,
-		h:   Chain(h, append([]Middleware{Recover(log)}, cfg.Middleware...)...),
-		log: log,
+		cfg:       cfg,
+		h:         Chain(h, append([]Middleware{Recover(log)}, cfg.Middleware...)...),
+		log:       log,
+		dialer:    dialer,
+		transport: transport,
+		release:   release,
 		dlq: &kafka.Writer{
 			Addr:         kafka.TCP(cfg.Brokers...),
 			Topic:        cfg.DLQTopic,
@@ -191,6 +212,7 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 			RequiredAcks: kafka.RequireAll,
 			BatchTimeout: time.Millisecond,
 			WriteTimeout: 10 * time.Second,
+			Transport:    transport,
 		},
 	}
 	if bh, ok := h.(BatchHandler); ok && cfg.Unit != nil {
@@ -217,12 +239,21 @@ func (c *Consumer) Blocked() []string {
 }
 
 // Run consumes until ctx ends, then finishes the messages in flight (within DrainTimeout),
-// commits what finished, leaves the group and returns nil. It returns an error only when the group
-// cannot be set up at all.
+// commits what finished, leaves the group and returns nil. It returns an error only when the
+// group cannot be set up at all, or when a broker refuses the consumer: its credentials or
+// certificate, or an ACL it lacks (Describe on a topic, Read on a topic or on the group, Write
+// on the dead-letter topic). No retry cures that until an operator changes a setting, a
+// certificate or an ACL, so Run stops as it does when ctx ends, and returns the refusal, a
+// *kafkasec.Error that names what is missing. Every other failure of the brokers pauses and
+// retries, however long it lasts.
 func (c *Consumer) Run(ctx context.Context) error {
+	defer c.release()
 	defer c.dlq.Close()
-	if !c.waitForTopics(ctx) {
-		return nil
+	rctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	c.stop.Store(&stop)
+	if !c.waitForTopics(rctx) {
+		return c.refusal(rctx)
 	}
 	kerr := kafka.LoggerFunc(func(msg string, args ...any) {
 		c.log.Warn("consume: kafka: " + fmt.Sprintf(msg, args...))
@@ -230,6 +261,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                    c.cfg.Group,
 		Brokers:               c.cfg.Brokers,
+		Dialer:                c.dialer,
 		Topics:                c.cfg.Topics,
 		StartOffset:           kafka.FirstOffset,
 		SessionTimeout:        c.cfg.SessionTimeout,
@@ -243,7 +275,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return fmt.Errorf("consume: %w", err)
 	}
 	left := make(chan struct{})
-	context.AfterFunc(ctx, func() {
+	context.AfterFunc(rctx, func() {
 		_ = cg.Close() // the generation's work drains and commits, then the member leaves
 		close(left)
 	})
@@ -251,11 +283,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 		gen, err := cg.Next(context.Background())
 		if errors.Is(err, kafka.ErrGroupClosed) {
 			<-left
+			if err := c.refusal(rctx); err != nil {
+				return err
+			}
 			c.log.Info("consume: left the group")
 			return nil
 		}
 		if err != nil {
-			c.log.Warn("consume: joining the group failed; retrying", "error", err)
+			if !c.refuse(err, kafkasec.Access{Operation: "Read", Group: c.cfg.Group}) {
+				c.log.Warn("consume: joining the group failed; retrying", "error", err)
+			}
 			continue
 		}
 		finished := make(chan struct{})
@@ -267,20 +304,53 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
+// refuse stops Run with err when err is a broker refusing the consumer (kafkasec.Classify),
+// or its permission for a (kafkasec.Denied), and reports whether it did.
+func (c *Consumer) refuse(err error, a kafkasec.Access) bool {
+	if a.Group == "" {
+		a.Group = c.cfg.Group
+	}
+	err = kafkasec.Classify(kafkasec.Denied(err, a, c.cfg.Security), c.cfg.Security)
+	var e *kafkasec.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	if stop := c.stop.Load(); stop != nil {
+		c.log.Error("consume: the brokers refuse the consumer; stopping", "error", err)
+		(*stop)(err)
+	}
+	return true
+}
+
+// refusal is the refusal that ended ctx (Run's), nil when it ended otherwise.
+func (c *Consumer) refusal(ctx context.Context) error {
+	var e *kafkasec.Error
+	if err := context.Cause(ctx); errors.As(err, &e) {
+		return err
+	}
+	return nil
+}
+
 // waitForTopics waits until every topic exists, and reports false if ctx ended first. A member
 // that joins before its topics exist gets no partitions, and kafka-go's partition watcher
 // misses topics created between the assignment and its first look: such a member would never
 // consume.
 func (c *Consumer) waitForTopics(ctx context.Context) bool {
-	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second}
+	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second, Transport: c.transport}
 	logged := false
 	for {
 		resp, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: c.cfg.Topics})
 		missing := slices.Clone(c.cfg.Topics)
+		if err != nil && c.refuse(err, kafkasec.Access{Operation: "Describe", Topic: c.cfg.Topics[0]}) {
+			return false
+		}
 		if err == nil {
 			for _, t := range resp.Topics {
 				if t.Error == nil && len(t.Partitions) > 0 {
 					missing = slices.DeleteFunc(missing, func(name string) bool { return name == t.Name })
+				}
+				if kafkasec.IsAuthorization(t.Error) && c.refuse(t.Error, kafkasec.Access{Operation: "Describe", Topic: t.Name}) {
+					return false
 				}
 			}
 			if len(missing) == 0 {
@@ -375,6 +445,7 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 		pms[tp] = c.cfg.Metrics.partition(c.cfg.Group, tp.topic, tp.partition)
 		r := kafka.NewReader(kafka.ReaderConfig{
 			Brokers:   c.cfg.Brokers,
+			Dialer:    c.dialer,
 			Topic:     tp.topic,
 			Partition: tp.partition,
 			MinBytes:  1,
@@ -490,7 +561,7 @@ func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, msgs chan<- kafka
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || c.refuse(err, kafkasec.Access{Operation: "Read", Topic: r.Config().Topic}) {
 				return
 			}
 			c.log.Warn("consume: fetch failed; retrying", "topic", r.Config().Topic, "partition", r.Config().Partition, "error", err)
@@ -743,7 +814,7 @@ func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *p
 			return false
 		}
 		if c.cfg.StopOnFailure {
-			return c.stop(hctx, it, bs, fmt.Sprintf("decode: %v", it.decodeErr), 0)
+			return c.stopAt(hctx, it, bs, fmt.Sprintf("decode: %v", it.decodeErr), 0)
 		}
 		return c.poison(hctx, it, bs, fmt.Sprintf("decode: %v", it.decodeErr), 0, pm)
 	}
@@ -773,7 +844,7 @@ func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *p
 		pm.failed.Inc()
 		if IsPermanent(err) || attempt >= c.cfg.Attempts {
 			if c.cfg.StopOnFailure {
-				return c.stop(hctx, it, bs, err.Error(), attempt)
+				return c.stopAt(hctx, it, bs, err.Error(), attempt)
 			}
 			return c.poison(hctx, it, bs, err.Error(), attempt, pm)
 		}
@@ -831,7 +902,9 @@ func (c *Consumer) deadLetter(ctx context.Context, it *item, reason string, atte
 	)
 	err := c.dlq.WriteMessages(ctx, kafka.Message{Key: it.m.Key, Value: it.m.Value, Headers: headers, Time: it.m.Time})
 	if err != nil {
-		c.log.Warn("consume: cannot write to the dead-letter topic", "topic", c.cfg.DLQTopic, "error", err)
+		if !c.refuse(err, kafkasec.Access{Operation: "Write", Topic: c.cfg.DLQTopic}) {
+			c.log.Warn("consume: cannot write to the dead-letter topic", "topic", c.cfg.DLQTopic, "error", err)
+		}
 		return false
 	}
 	counter.Inc()
@@ -871,7 +944,9 @@ func (c *Consumer) commit(gen *kafka.Generation, next map[topicPartition]int64, 
 		req[tp.topic][tp.partition] = off
 	}
 	if err := gen.CommitOffsets(req); err != nil {
-		c.log.Warn("consume: commit failed; the messages will be delivered again", "error", err)
+		if !c.refuse(err, kafkasec.Access{Operation: "Read", Group: c.cfg.Group}) {
+			c.log.Warn("consume: commit failed; the messages will be delivered again", "error", err)
+		}
 		return
 	}
 	for tp, off := range next {
@@ -982,11 +1057,11 @@ func dropStopped(batch []kafka.Message, stopped map[topicPartition]int64) []kafk
 	})
 }
 
-// stop stops the message's partition at it (Config.StopOnFailure): its stream gets a stopped
+// stopAt stops the message's partition at it (Config.StopOnFailure): its stream gets a stopped
 // block, and the message stays undone, so that nothing of its partition is committed past it.
 // It reports false when the block could not be saved, which pauses the group as a
 // dependency's failure does.
-func (c *Consumer) stop(ctx context.Context, it *item, bs *blockSet, reason string, attempts int) bool {
+func (c *Consumer) stopAt(ctx context.Context, it *item, bs *blockSet, reason string, attempts int) bool {
 	key := string(it.m.Key)
 	if key == "" {
 		key = fmt.Sprintf("%s/%d@%d", it.m.Topic, it.m.Partition, it.m.Offset)

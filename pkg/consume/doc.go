@@ -50,6 +50,11 @@
 //     lasts (annals_consumer_stalls_total counts the pauses). Only a fault of the message
 //     itself is poison: an error marked Permanent, a record that cannot be decoded, or an
 //     ordinary error that outlasts Config.Attempts.
+//   - A broker that refuses the consumer itself is no dependency that comes back by waiting:
+//     its credentials or certificate (Config.Security, pkg/kafkasec), or an ACL it lacks
+//     (Describe or Read on a topic, Read on the group, Write on the dead-letter topic). Run
+//     then stops as it does when its context ends, and returns the refusal, naming what is
+//     missing; no message is dead-lettered or blocked for it.
 //   - On a rebalance or when Run's context ends, the messages already started finish (within
 //     Config.DrainTimeout), no other message of the batch starts, and what finished is
 //     committed while the member still owns its partitions; messages fetched but not started

@@ -71,7 +71,7 @@ func (c *Consumer) redrive(ctx, gctx context.Context, b Block, upTo int64, bs *b
 		return true // this member has not read the stream's block yet
 	}
 	var letters []DeadLetter
-	err := ScanDeadLetters(gctx, DeadLetterScan{Brokers: c.cfg.Brokers, Topic: c.cfg.DLQTopic, StreamID: b.StreamID},
+	err := ScanDeadLetters(gctx, DeadLetterScan{Brokers: c.cfg.Brokers, Security: c.cfg.Security, Topic: c.cfg.DLQTopic, StreamID: b.StreamID},
 		func(d DeadLetter) error { letters = append(letters, d); return nil })
 	if err != nil {
 		if gctx.Err() == nil {

@@ -46,7 +46,7 @@ func wire(ctx context.Context, m *app.Main) error {
 	// consumer is down. A deployment that runs `annals lag-exporter` instead turns it off.
 	if mc := m.Config.Monitoring; mc.LagExporterEnabled {
 		mon, err := lag.New(lag.Config{
-			Brokers: m.Config.Kafka.Brokers, Topics: wiring.EventTopics(m.Config),
+			Brokers: m.Config.Kafka.Brokers, Security: m.Config.Kafka.Security(), Topics: wiring.EventTopics(m.Config),
 			Interval: mc.LagPollInterval, Window: mc.LagStatusWindow, Logger: m.Logger,
 		})
 		if err != nil {
