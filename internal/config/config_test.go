@@ -422,14 +422,9 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`:2: EVENT_STORE_TYPE (event_sourcing.event_store_type): "mongodb" is not supported; allowed: postgresql`},
 		},
 		{
-			name: "msgpack serialization",
-			env:  env("EVENT_SERIALIZATION", "msgpack"),
-			want: []string{`EVENT_SERIALIZATION (event_sourcing.event_serialization): "msgpack" is not supported; allowed: avro, json`},
-		},
-		{
-			name: "protobuf serialization",
-			env:  env("EVENT_SERIALIZATION", "protobuf"),
-			want: []string{`EVENT_SERIALIZATION (event_sourcing.event_serialization): "protobuf" is not supported; allowed: avro, json`},
+			name: "xml serialization",
+			env:  env("EVENT_SERIALIZATION", "xml"),
+			want: []string{`EVENT_SERIALIZATION (event_sourcing.event_serialization): "xml" is not supported; allowed: avro, json, msgpack, protobuf`},
 		},
 		{
 			name: "bad log level",

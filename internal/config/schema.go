@@ -81,8 +81,8 @@ var specs = []spec{
 		bounds: atLeast(1),
 		field:  func(c *Config) any { return &c.EventSourcing.SnapshotFrequency }},
 	{Key: Key{Section: "event_sourcing", Name: "event_serialization", Env: "EVENT_SERIALIZATION", Kind: KindString, Default: "avro",
-		Allowed: []string{"avro", "json"},
-		Doc:     "Encoding of event values on Kafka: Avro single-object encoding or JSON."},
+		Allowed: []string{"avro", "json", "msgpack", "protobuf"},
+		Doc:     "Encoding of event values the relay writes to Kafka: Avro single-object encoding, JSON, MessagePack or Protocol Buffers; consumers read all four."},
 		field: func(c *Config) any { return &c.EventSourcing.Serialization }},
 
 	// [event_store]

@@ -45,7 +45,7 @@ func Topics(cfg *config.Config) []relay.Topic {
 // annals_relay_healthy, 1 while its Health is OK. It signs every record with
 // EVENT_SIGNING_KEY, and refuses to build without one unless EVENT_SIGNING_REQUIRED=false.
 func NewRelay(pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*relay.Relay, error) {
-	enc := relay.SchemaEncoder{Catalog: domain.Catalog(), JSON: cfg.EventSourcing.Serialization == "json"}
+	enc := relay.SchemaEncoder{Catalog: domain.Catalog(), Format: cfg.EventSourcing.Serialization}
 	rc := relay.Config{
 		Brokers:      cfg.Kafka.Brokers,
 		TopicPrefix:  cfg.Kafka.TopicPrefix,
