@@ -12,6 +12,9 @@
 #                              run.sh writes to .stack/prometheus/targets/
 #   scripts/stack.sh install schemathesis   Schemathesis, the OpenAPI fuzzer of the tests, in a
 #                              virtualenv in the cache (pip from PyPI); never started
+#   scripts/stack.sh install pyreaders   Python's msgpack, protobuf, grpcio-tools and
+#                              confluent-kafka in a virtualenv in the cache: the independent
+#                              readers of the relay's payloads in pkg/relay's tests
 #   scripts/stack.sh install dex   Dex, the OpenID Connect provider the authentication tests
 #                              start (never a server of the stack): built once from source into
 #                              the cache; DEX_BIN in `env` names it
@@ -698,6 +701,29 @@ install_schemathesis() {
 	"$st" --version >/dev/null || fail "Schemathesis was installed but $st does not run"
 }
 
+# The independent readers of the relay's MessagePack and Protocol Buffers payloads
+# (pkg/relay/testdata/read_formats.py): Python's own packages in a virtualenv of their own,
+# $CACHE_DIR/pyreaders/bin/python.
+PYREADERS_DIR=$CACHE_DIR/pyreaders
+PYREADERS_PACKAGES="msgpack==1.2.4 protobuf==7.36.2 grpcio-tools==1.85.4 confluent-kafka==2.16.2"
+
+install_pyreaders() {
+	local py=$PYREADERS_DIR/bin/python
+	if [[ -x $py && -f $PYREADERS_DIR/packages && $(cat "$PYREADERS_DIR/packages") == "$PYREADERS_PACKAGES" ]]; then
+		return 0
+	fi
+	command -v python3 >/dev/null 2>&1 || fail "the Python readers need python3 with venv (Debian: apt-get install python3-venv)"
+	say "installing the Python readers ($PYREADERS_PACKAGES; pip, into $PYREADERS_DIR)"
+	rm -rf "$PYREADERS_DIR"
+	mkdir -p "$CACHE_DIR"
+	python3 -m venv "$PYREADERS_DIR" >/dev/null ||
+		fail "python3 -m venv $PYREADERS_DIR failed (Debian: apt-get install python3-venv)"
+	# shellcheck disable=SC2086 # one word per package
+	"$py" -m pip install -q $PYREADERS_PACKAGES >"$PYREADERS_DIR.log" 2>&1 ||
+		fail "pip install of the Python readers failed; see $PYREADERS_DIR.log"
+	printf '%s' "$PYREADERS_PACKAGES" >"$PYREADERS_DIR/packages"
+}
+
 # ---------------------------------------------------------------- commands
 
 # signing_key prints the stack's event signing key (EVENT_SIGNING_KEY: the relay signs every
@@ -824,6 +850,8 @@ main() {
 			for c in "$@"; do
 				if [[ $c == schemathesis ]]; then
 					install_schemathesis # a tool of the tests: installed, never started
+				elif [[ $c == pyreaders ]]; then
+					install_pyreaders # likewise
 				else
 					component "$c" && "install_$c"
 				fi

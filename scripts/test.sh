@@ -26,6 +26,8 @@ ANNALS_SECURE=1 scripts/stack.sh up
 scripts/stack.sh install prometheus
 # Schemathesis, the OpenAPI fuzzer that the stack tests run over the services' documents.
 scripts/stack.sh install schemathesis
+# Python's msgpack and protobuf packages, the independent readers of the relay's payloads.
+scripts/stack.sh install pyreaders
 # Dex, the OpenID Connect provider the authentication tests start (built once, cached).
 scripts/stack.sh install dex
 # Jaeger v2, the trace backend the tracing test starts on ports of its own (built once, cached).

@@ -133,6 +133,9 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		if err != nil {
 			return nil, fmt.Errorf("configuration: %w", err)
 		}
+		if err := cfg.CheckFiles(); err != nil {
+			return nil, err
+		}
 		return cfg, nil
 	}
 	var err error
@@ -176,7 +179,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return 2
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "annals %s: %v\n", cmd, err)
+		// A broker refusing the Kafka settings reads with the settings' names.
+		fmt.Fprintf(stderr, "annals %s: %v\n", cmd, config.ExplainKafka(err))
 		return 1
 	}
 	return 0

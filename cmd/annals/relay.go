@@ -29,6 +29,9 @@ func relayCmd(ctx context.Context, args []string, loadConfig func() (*config.Con
 		return err
 	}
 	log := app.NewLogger(cfg.Log, stderr).With("service", "relay")
+	if err := app.CheckKafka(ctx, cfg.Kafka, log); err != nil {
+		return err
+	}
 	// Its publish spans join the commands' traces, as the writer's relay's do.
 	tracing, err := telemetry.New(ctx, cfg.Monitoring, "relay", app.Version)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/consume"
@@ -80,11 +81,15 @@ func replayCmd(ctx context.Context, args []string, loadConfig func() (*config.Co
 		}
 	}
 
-	replay := consume.Replay
-	if *dryRun {
-		replay = consume.PlanReplay
+	if err := app.CheckKafka(ctx, cfg.Kafka, nil); err != nil {
+		return err
 	}
-	plan, err := replay(ctx, cfg.Kafka.Brokers, *group, topics, since, until)
+	r := consume.Replayer{Brokers: cfg.Kafka.Brokers, Security: cfg.Kafka.Security()}
+	replay := r.Replay
+	if *dryRun {
+		replay = r.Plan
+	}
+	plan, err := replay(ctx, *group, topics, since, until)
 	if err != nil {
 		return err
 	}

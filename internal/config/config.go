@@ -48,7 +48,8 @@ type EventSourcing struct {
 	Serialization     string `json:"event_serialization"`
 }
 
-// EventStore is the [event_store] section.
+// EventStore is the [event_store] section. URL, when set, wins over the other keys; SSLMode
+// (libpq's sslmode) and the SSL files apply to the URL built from the parts (ConnString).
 type EventStore struct {
 	URL            Secret `json:"url"`
 	Host           string `json:"host"`
@@ -57,6 +58,10 @@ type EventStore struct {
 	Username       string `json:"username"`
 	Password       Secret `json:"password"`
 	ConnectionPool int    `json:"connection_pool"`
+	SSLMode        string `json:"sslmode"`
+	SSLRootCert    string `json:"sslrootcert"`
+	SSLCert        string `json:"sslcert"`
+	SSLKey         string `json:"sslkey"`
 }
 
 // Projections is the [projections] section: how the consumer groups batch, retry and
@@ -65,6 +70,7 @@ type Projections struct {
 	Enabled        bool          `json:"enabled"`
 	RealTime       bool          `json:"real_time"`
 	BatchSize      int           `json:"batch_size"`
+	Interval       time.Duration `json:"interval"`
 	Parallel       bool          `json:"parallel_processing"`
 	RetryAttempts  int           `json:"retry_attempts"`
 	InboxRetention time.Duration `json:"inbox_retention"`
@@ -110,7 +116,8 @@ type Monitoring struct {
 // Kafka is the [kafka] section. SessionTimeout and DrainTimeout are the consumer groups'
 // membership timings: a consumer drains its work in flight within DrainTimeout, sending no
 // heartbeat meanwhile, so DrainTimeout plus ConsumerHeartbeat must stay below SessionTimeout
-// (Validate checks it).
+// (Validate checks it). SecurityProtocol and the SASL and TLS keys say how the clients connect
+// (Security).
 type Kafka struct {
 	Brokers           []string      `json:"brokers"`
 	TopicPrefix       string        `json:"topic_prefix"`
@@ -118,6 +125,13 @@ type Kafka struct {
 	ReplicationFactor int           `json:"replication_factor"`
 	SessionTimeout    time.Duration `json:"session_timeout"`
 	DrainTimeout      time.Duration `json:"consumer_drain_timeout"`
+	SecurityProtocol  string        `json:"security_protocol"`
+	SASLMechanism     string        `json:"sasl_mechanism"`
+	SASLUsername      string        `json:"sasl_username"`
+	SASLPassword      Secret        `json:"sasl_password"`
+	TLSCAFile         string        `json:"tls_ca_file"`
+	TLSCertFile       string        `json:"tls_cert_file"`
+	TLSKeyFile        string        `json:"tls_key_file"`
 }
 
 // Relay is the [relay] section: the outbox relay's (the writer's, and `annals relay`'s).
@@ -327,6 +341,8 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.Kafka.validateSecurity()...)
+	errs = append(errs, c.EventStore.validateTLS()...)
 	return errors.Join(errs...)
 }
 
@@ -351,7 +367,9 @@ func (c Config) LogValue() slog.Value {
 
 // ConnString returns the URL if set, otherwise a postgres:// URL built
 // from the parts:
-// postgres://user:password@host:port/database?sslmode=disable&pool_max_conns=N.
+// postgres://user:password@host:port/database?sslmode=M&pool_max_conns=N,
+// with sslrootcert, sslcert and sslkey when set. An empty SSLMode is
+// "disable", as the parts said before there was a key for it.
 // The result holds the password: never log it.
 func (s EventStore) ConnString() string {
 	if s.URL != "" {
@@ -369,7 +387,17 @@ func (s EventStore) ConnString() string {
 	case s.Username != "":
 		u.User = url.User(s.Username)
 	}
-	u.RawQuery = "sslmode=disable&pool_max_conns=" + strconv.Itoa(s.ConnectionPool)
+	mode := s.SSLMode
+	if mode == "" {
+		mode = "disable"
+	}
+	q := "sslmode=" + url.QueryEscape(mode)
+	for _, p := range []struct{ name, path string }{{"sslrootcert", s.SSLRootCert}, {"sslcert", s.SSLCert}, {"sslkey", s.SSLKey}} {
+		if p.path != "" {
+			q += "&" + p.name + "=" + url.QueryEscape(p.path)
+		}
+	}
+	u.RawQuery = q + "&pool_max_conns=" + strconv.Itoa(s.ConnectionPool)
 	return u.String()
 }
 

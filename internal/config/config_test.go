@@ -41,8 +41,8 @@ func TestDefault(t *testing.T) {
 	want := &config.Config{
 		EventSourcing: config.EventSourcing{Enabled: true, StoreType: "postgresql", SnapshotFrequency: 100, Serialization: "avro"},
 		EventStore: config.EventStore{Host: "127.0.0.1", Port: 55432, Database: "annals", Username: "annals",
-			ConnectionPool: 10},
-		Projections: config.Projections{Enabled: true, RealTime: true, BatchSize: 1000, Parallel: true, RetryAttempts: 3,
+			ConnectionPool: 10, SSLMode: "prefer"},
+		Projections: config.Projections{Enabled: true, RealTime: true, BatchSize: 1000, Interval: 5 * time.Second, Parallel: true, RetryAttempts: 3,
 			InboxRetention: 7 * 24 * time.Hour},
 		Aggregates: config.Aggregates{SnapshotEnabled: true, SnapshotRetention: 30 * 24 * time.Hour,
 			OptimisticConcurrency: true, MaxEventsPerAggregate: 10000, MaxEventBytes: 983040},
@@ -51,7 +51,7 @@ func TestDefault(t *testing.T) {
 			LagExporterEnabled: true, LagPollInterval: 10 * time.Second, LagStatusWindow: 10,
 			OTLPProtocol: "http/protobuf", TracesSampler: "parentbased_always_on", TracesSamplerArg: "1"},
 		Kafka: config.Kafka{Brokers: []string{"127.0.0.1:9092"}, TopicPrefix: "annals", TopicPartitions: 12,
-			ReplicationFactor: 1, SessionTimeout: 10 * time.Second, DrainTimeout: 6 * time.Second},
+			ReplicationFactor: 1, SessionTimeout: 10 * time.Second, DrainTimeout: 6 * time.Second, SecurityProtocol: "PLAINTEXT"},
 		Relay:        config.Relay{MaxReadBytes: 16 << 20},
 		EventSigning: config.EventSigning{Required: true},
 		SMTP: config.SMTP{Addr: "127.0.0.1:1025", From: "Annals <noreply@annals.local>", StartTLS: "opportunistic",
@@ -92,7 +92,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 73; got != want {
+	if got, want := len(keys), 85; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}
@@ -424,14 +424,9 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`:2: EVENT_STORE_TYPE (event_sourcing.event_store_type): "mongodb" is not supported; allowed: postgresql`},
 		},
 		{
-			name: "msgpack serialization",
-			env:  env("EVENT_SERIALIZATION", "msgpack"),
-			want: []string{`EVENT_SERIALIZATION (event_sourcing.event_serialization): "msgpack" is not supported; allowed: avro, json`},
-		},
-		{
-			name: "protobuf serialization",
-			env:  env("EVENT_SERIALIZATION", "protobuf"),
-			want: []string{`EVENT_SERIALIZATION (event_sourcing.event_serialization): "protobuf" is not supported; allowed: avro, json`},
+			name: "xml serialization",
+			env:  env("EVENT_SERIALIZATION", "xml"),
+			want: []string{`EVENT_SERIALIZATION (event_sourcing.event_serialization): "xml" is not supported; allowed: avro, json, msgpack, protobuf`},
 		},
 		{
 			name: "bad log level",
@@ -662,7 +657,7 @@ func TestConnString(t *testing.T) {
 		{
 			name:  "defaults",
 			store: config.Default().EventStore,
-			want:  "postgres://annals@127.0.0.1:55432/annals?sslmode=disable&pool_max_conns=10",
+			want:  "postgres://annals@127.0.0.1:55432/annals?sslmode=prefer&pool_max_conns=10",
 		},
 		{
 			name: "escaping",

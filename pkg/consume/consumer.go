@@ -21,6 +21,7 @@ import (
 
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/hops"
+	"github.com/annals-dev/annals/pkg/kafkasec"
 	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/logctx"
 )
@@ -55,6 +56,26 @@ type Config struct {
 	Attempts   int
 	Backoff    time.Duration
 	MaxBackoff time.Duration
+	// Sequential commits each batch before the next one starts, rather than while the next
+	// one is processed. With Lanes 1 the handler then runs one message at a time, in the
+	// order of each partition, and never beside the commit of an earlier batch: the
+	// synchronous processing of ASYNC_EVENT_PROCESSING=false.
+	Sequential bool
+	// Interval, when set, makes the consumer work in rounds rather than as messages arrive:
+	// at most every Interval it applies what has arrived, in batches of BatchSize until none
+	// is waiting, and then waits for the next round (the periodic projection of
+	// REAL_TIME_PROJECTIONS=false). Messages are fetched meanwhile, but none is handled
+	// between two rounds. Zero handles messages as they arrive.
+	Interval time.Duration
+	// StopOnFailure stops a partition at a message that fails (after Attempts, which should
+	// then be 1) or cannot be decoded, instead of dead-lettering it: the message is neither
+	// dead-lettered nor committed, its stream gets a stopped Block (Block.Stopped), and no
+	// later message of its partition is handled or committed until an operator releases the
+	// block (BlockTable.Release, or a redrive request, which does the same for a stopped
+	// block); the member then reads the partition again from the stopped message and tries it
+	// once more. Other partitions keep flowing. annals_consumer_stopped_partitions counts the
+	// stopped partitions. A quarantined record (not the relay's) never stops anything.
+	StopOnFailure bool
 	// Unit, when set, wraps the handling of each lane's share of a batch in one unit of work
 	// (PostgresUnit: one transaction), and each message in one of its own after a failure.
 	Unit Unit
@@ -82,6 +103,11 @@ type Config struct {
 	SessionTimeout    time.Duration
 	HeartbeatInterval time.Duration
 	RebalanceTimeout  time.Duration
+
+	// Security is how the consumer connects to the brokers (TLS, SASL); the zero value is
+	// plaintext. A broker that refuses it, or whose ACLs do not let the group read its topics,
+	// commit or write its dead letters, stops Run (see Run).
+	Security kafkasec.Security
 
 	Logger  *slog.Logger
 	Metrics *Metrics // NewMetrics(nil) when nil
@@ -152,15 +178,19 @@ func (c *Config) defaults() error {
 // Consumer runs a handler over the topics of one consumer group. See the package comment
 // for what it promises.
 type Consumer struct {
-	cfg      Config
-	h        Handler
-	batch    BatchHandler // h's, when it has one and there is a Unit
-	log      *slog.Logger
-	tracer   trace.Tracer
-	prop     propagation.TextMapPropagator
-	dlq      *kafka.Writer
-	assigned atomic.Pointer[map[string][]int]
-	blocks   atomic.Pointer[blockSet] // the session's, nil between sessions
+	cfg       Config
+	h         Handler
+	batch     BatchHandler // h's, when it has one and there is a Unit
+	log       *slog.Logger
+	tracer    trace.Tracer
+	prop      propagation.TextMapPropagator
+	dialer    *kafka.Dialer      // the group's and the readers' connections
+	transport kafka.RoundTripper // the dead-letter writer's and the metadata requests'
+	release   func()             // releases transport's connections
+	dlq       *kafka.Writer
+	assigned  atomic.Pointer[map[string][]int]
+	blocks    atomic.Pointer[blockSet]                // the session's, nil between sessions
+	stop      atomic.Pointer[context.CancelCauseFunc] // ends Run with a refusal
 }
 
 // New checks cfg and builds a Consumer of h.
@@ -171,13 +201,24 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
+	dialer, err := cfg.Security.Dialer()
+	if err != nil {
+		return nil, fmt.Errorf("consume: %w", err)
+	}
+	transport, release, err := cfg.Security.RoundTripper()
+	if err != nil {
+		return nil, fmt.Errorf("consume: %w", err)
+	}
 	log := cfg.Logger.With("group", cfg.Group)
 	c := &Consumer{
-		cfg:    cfg,
-		h:      Chain(h, append([]Middleware{Recover(log)}, cfg.Middleware...)...),
-		log:    log,
-		tracer: cfg.Tracing.Tracer(tracerScope),
-		prop:   cfg.Tracing.TextMapPropagator(),
+		cfg:       cfg,
+		h:         Chain(h, append([]Middleware{Recover(log)}, cfg.Middleware...)...),
+		log:       log,
+		tracer:    cfg.Tracing.Tracer(tracerScope),
+		prop:      cfg.Tracing.TextMapPropagator(),
+		dialer:    dialer,
+		transport: transport,
+		release:   release,
 		dlq: &kafka.Writer{
 			Addr:         kafka.TCP(cfg.Brokers...),
 			Topic:        cfg.DLQTopic,
@@ -185,6 +226,7 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 			RequiredAcks: kafka.RequireAll,
 			BatchTimeout: time.Millisecond,
 			WriteTimeout: 10 * time.Second,
+			Transport:    transport,
 		},
 	}
 	if bh, ok := h.(BatchHandler); ok && cfg.Unit != nil {
@@ -211,12 +253,21 @@ func (c *Consumer) Blocked() []string {
 }
 
 // Run consumes until ctx ends, then finishes the messages in flight (within DrainTimeout),
-// commits what finished, leaves the group and returns nil. It returns an error only when the group
-// cannot be set up at all.
+// commits what finished, leaves the group and returns nil. It returns an error only when the
+// group cannot be set up at all, or when a broker refuses the consumer: its credentials or
+// certificate, or an ACL it lacks (Describe on a topic, Read on a topic or on the group, Write
+// on the dead-letter topic). No retry cures that until an operator changes a setting, a
+// certificate or an ACL, so Run stops as it does when ctx ends, and returns the refusal, a
+// *kafkasec.Error that names what is missing. Every other failure of the brokers pauses and
+// retries, however long it lasts.
 func (c *Consumer) Run(ctx context.Context) error {
+	defer c.release()
 	defer c.dlq.Close()
-	if !c.waitForTopics(ctx) {
-		return nil
+	rctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	c.stop.Store(&stop)
+	if !c.waitForTopics(rctx) {
+		return c.refusal(rctx)
 	}
 	kerr := kafka.LoggerFunc(func(msg string, args ...any) {
 		c.log.Warn("consume: kafka: " + fmt.Sprintf(msg, args...))
@@ -224,6 +275,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                    c.cfg.Group,
 		Brokers:               c.cfg.Brokers,
+		Dialer:                c.dialer,
 		Topics:                c.cfg.Topics,
 		StartOffset:           kafka.FirstOffset,
 		SessionTimeout:        c.cfg.SessionTimeout,
@@ -237,7 +289,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return fmt.Errorf("consume: %w", err)
 	}
 	left := make(chan struct{})
-	context.AfterFunc(ctx, func() {
+	context.AfterFunc(rctx, func() {
 		_ = cg.Close() // the generation's work drains and commits, then the member leaves
 		close(left)
 	})
@@ -245,11 +297,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 		gen, err := cg.Next(context.Background())
 		if errors.Is(err, kafka.ErrGroupClosed) {
 			<-left
+			if err := c.refusal(rctx); err != nil {
+				return err
+			}
 			c.log.Info("consume: left the group")
 			return nil
 		}
 		if err != nil {
-			c.log.Warn("consume: joining the group failed; retrying", "error", err)
+			if !c.refuse(err, kafkasec.Access{Operation: "Read", Group: c.cfg.Group}) {
+				c.log.Warn("consume: joining the group failed; retrying", "error", err)
+			}
 			continue
 		}
 		finished := make(chan struct{})
@@ -261,20 +318,53 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
+// refuse stops Run with err when err is a broker refusing the consumer (kafkasec.Classify),
+// or its permission for a (kafkasec.Denied), and reports whether it did.
+func (c *Consumer) refuse(err error, a kafkasec.Access) bool {
+	if a.Group == "" {
+		a.Group = c.cfg.Group
+	}
+	err = kafkasec.Classify(kafkasec.Denied(err, a, c.cfg.Security), c.cfg.Security)
+	var e *kafkasec.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	if stop := c.stop.Load(); stop != nil {
+		c.log.Error("consume: the brokers refuse the consumer; stopping", "error", err)
+		(*stop)(err)
+	}
+	return true
+}
+
+// refusal is the refusal that ended ctx (Run's), nil when it ended otherwise.
+func (c *Consumer) refusal(ctx context.Context) error {
+	var e *kafkasec.Error
+	if err := context.Cause(ctx); errors.As(err, &e) {
+		return err
+	}
+	return nil
+}
+
 // waitForTopics waits until every topic exists, and reports false if ctx ended first. A member
 // that joins before its topics exist gets no partitions, and kafka-go's partition watcher
 // misses topics created between the assignment and its first look: such a member would never
 // consume.
 func (c *Consumer) waitForTopics(ctx context.Context) bool {
-	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second}
+	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second, Transport: c.transport}
 	logged := false
 	for {
 		resp, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: c.cfg.Topics})
 		missing := slices.Clone(c.cfg.Topics)
+		if err != nil && c.refuse(err, kafkasec.Access{Operation: "Describe", Topic: c.cfg.Topics[0]}) {
+			return false
+		}
 		if err == nil {
 			for _, t := range resp.Topics {
 				if t.Error == nil && len(t.Partitions) > 0 {
 					missing = slices.DeleteFunc(missing, func(name string) bool { return name == t.Name })
+				}
+				if kafkasec.IsAuthorization(t.Error) && c.refuse(t.Error, kafkasec.Access{Operation: "Describe", Topic: t.Name}) {
+					return false
 				}
 			}
 			if len(missing) == 0 {
@@ -321,8 +411,14 @@ func (c *Consumer) generation(ctx, gctx context.Context, gen *kafka.Generation) 
 	c.log.Info("consume: generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", assigned)
 	backoff := c.cfg.Backoff
 	for {
-		progressed, stalled := c.session(ctx, gctx, gen, offsets)
-		if !stalled || gctx.Err() != nil {
+		progressed, stalled, again := c.session(ctx, gctx, gen, offsets)
+		if gctx.Err() != nil {
+			return
+		}
+		if again {
+			continue // a stopped partition was released: read it again from its commit
+		}
+		if !stalled {
 			return
 		}
 		if progressed {
@@ -340,13 +436,14 @@ func (c *Consumer) generation(ctx, gctx context.Context, gen *kafka.Generation) 
 }
 
 // session reads the assigned partitions from offsets and processes batch after batch until
-// the generation ends (stalled false) or a batch could not finish (stalled true). It moves
-// offsets on past what it committed.
-func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, offsets map[topicPartition]int64) (progressed, stalled bool) {
+// the generation ends (stalled false) or a batch could not finish (stalled true), or a
+// stopped partition was released (again true: it must be read again from its commit). It
+// moves offsets on past what it committed.
+func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, offsets map[topicPartition]int64) (progressed, stalled, again bool) {
 	blocked, err := c.cfg.Blocks.Load(gctx, c.cfg.Group)
 	if err != nil {
 		c.log.Warn("consume: cannot load the blocked streams", "error", err)
-		return false, true
+		return false, true, false
 	}
 	bs := &blockSet{m: blocked}
 	c.blocks.Store(bs)
@@ -357,10 +454,12 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 	var fetchers sync.WaitGroup
 	pms := map[topicPartition]*partitionMetrics{}
 	readers := make([]*kafka.Reader, 0, len(offsets))
+	stopFetcher := map[topicPartition]context.CancelFunc{}
 	for tp, off := range offsets {
 		pms[tp] = c.cfg.Metrics.partition(c.cfg.Group, tp.topic, tp.partition)
 		r := kafka.NewReader(kafka.ReaderConfig{
 			Brokers:   c.cfg.Brokers,
+			Dialer:    c.dialer,
 			Topic:     tp.topic,
 			Partition: tp.partition,
 			MinBytes:  1,
@@ -378,7 +477,9 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 			c.log.Error("consume: cannot set the reader's offset", "topic", tp.topic, "partition", tp.partition, "offset", off, "error", err)
 			continue
 		}
-		fetchers.Go(func() { c.fetch(fctx, r, msgs) })
+		pctx, cancel := context.WithCancel(fctx)
+		stopFetcher[tp] = cancel
+		fetchers.Go(func() { c.fetch(pctx, r, msgs) })
 	}
 	defer func() {
 		stopFetching()
@@ -401,21 +502,43 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 		}
 	}
 	defer waitCommit() // before the readers close: deferred calls run last in, first out
+	stopped := c.stoppedPartitions(bs, offsets, stopFetcher)
 	nextRefresh := time.Now().Add(c.cfg.BlockRefresh)
+	r := rounds{interval: c.cfg.Interval, start: time.Now(), on: true}
 	for {
 		if !time.Now().Before(nextRefresh) {
 			// Between batches no lane runs: the blocks can change under none of them.
 			if !c.refreshBlocks(ctx, gctx, bs, offsets, pms) {
-				return progressed, true
+				return progressed, true, false
 			}
 			nextRefresh = time.Now().Add(c.cfg.BlockRefresh)
+			now := c.stoppedPartitions(bs, offsets, stopFetcher)
+			for tp := range stopped {
+				if _, still := now[tp]; !still {
+					c.log.Info("consume: a stopped partition was released; reading it again from its committed offset",
+						"topic", tp.topic, "partition", tp.partition, "offset", offsets[tp])
+					return progressed, false, true
+				}
+			}
+			stopped = now
 		}
-		batch := c.collect(gctx, msgs, time.Until(nextRefresh))
+		wait, due := r.wait(time.Until(nextRefresh))
+		if !due {
+			select {
+			case <-gctx.Done():
+				return progressed, false, false
+			case <-time.After(wait):
+			}
+			continue // the round or the refresh is due
+		}
+		batch := c.collect(gctx, msgs, wait)
 		if gctx.Err() != nil {
-			return progressed, false
+			return progressed, false, false
 		}
+		batch = dropStopped(batch, stopped)
 		if len(batch) == 0 {
-			continue // the blocks are due for a refresh
+			r.end() // nothing is waiting: the round is over
+			continue
 		}
 		start := time.Now()
 		items, ok := c.process(ctx, gctx, batch, bs, pms)
@@ -424,17 +547,25 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 			progressed = true
 			done := make(chan struct{})
 			committing = done
-			go func() {
+			commit := func() {
 				defer close(done)
 				c.commit(gen, next, pms)
 				c.cfg.Metrics.batch.WithLabelValues(c.cfg.Group).Observe(time.Since(start).Seconds())
-			}()
+			}
+			if c.cfg.Sequential {
+				commit()
+			} else {
+				go commit()
+			}
 		} else {
 			c.cfg.Metrics.batch.WithLabelValues(c.cfg.Group).Observe(time.Since(start).Seconds())
 		}
 		c.cfg.Metrics.batchSize.WithLabelValues(c.cfg.Group).Observe(float64(len(batch)))
 		if !ok {
-			return progressed, true
+			return progressed, true, false
+		}
+		if c.cfg.StopOnFailure {
+			stopped = c.stoppedPartitions(bs, offsets, stopFetcher)
 		}
 	}
 }
@@ -450,7 +581,7 @@ func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, msgs chan<- fetch
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || c.refuse(err, kafkasec.Access{Operation: "Read", Topic: r.Config().Topic}) {
 				return
 			}
 			c.log.Warn("consume: fetch failed; retrying", "topic", r.Config().Topic, "partition", r.Config().Partition, "error", err)
@@ -706,8 +837,11 @@ func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *p
 	if IsQuarantined(it.decodeErr) {
 		return c.quarantine(hctx, it, pm)
 	}
+	if bs.stoppedAt(it.m.Topic, it.m.Partition, it.m.Offset) {
+		return true // its partition stopped at an earlier message: left undone, not committed
+	}
 	key := string(it.m.Key)
-	if b, blocked := bs.get(key); blocked {
+	if b, blocked := bs.get(key); blocked && !b.Stopped {
 		if b.Topic == it.m.Topic && b.Partition == it.m.Partition && b.Offset == it.m.Offset {
 			// The dead letter itself, delivered again: its block was saved but its commit was not.
 			return c.deadLetter(hctx, it, b.Reason, 0, pm.dead)
@@ -720,6 +854,9 @@ func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *p
 		if IsUnavailable(it.decodeErr) {
 			c.log.WarnContext(hctx, "consume: cannot decode the record yet; pausing", "message", it.m.String(), "error", it.decodeErr)
 			return false
+		}
+		if c.cfg.StopOnFailure {
+			return c.stopAt(hctx, it, bs, fmt.Sprintf("decode: %v", it.decodeErr), 0)
 		}
 		return c.poison(hctx, it, bs, fmt.Sprintf("decode: %v", it.decodeErr), 0, pm)
 	}
@@ -745,6 +882,9 @@ func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *p
 		}
 		pm.failed.Inc()
 		if IsPermanent(err) || attempt >= c.cfg.Attempts {
+			if c.cfg.StopOnFailure {
+				return c.stopAt(hctx, it, bs, err.Error(), attempt)
+			}
 			return c.poison(hctx, it, bs, err.Error(), attempt, pm)
 		}
 		pause := min(c.cfg.Backoff<<(attempt-1), c.cfg.MaxBackoff)
@@ -801,7 +941,9 @@ func (c *Consumer) deadLetter(ctx context.Context, it *item, reason string, atte
 	)
 	err := c.dlq.WriteMessages(ctx, kafka.Message{Key: it.m.Key, Value: it.m.Value, Headers: headers, Time: it.m.Time})
 	if err != nil {
-		c.log.Warn("consume: cannot write to the dead-letter topic", "topic", c.cfg.DLQTopic, "error", err)
+		if !c.refuse(err, kafkasec.Access{Operation: "Write", Topic: c.cfg.DLQTopic}) {
+			c.log.Warn("consume: cannot write to the dead-letter topic", "topic", c.cfg.DLQTopic, "error", err)
+		}
 		return false
 	}
 	counter.Inc()
@@ -842,7 +984,9 @@ func (c *Consumer) commit(gen *kafka.Generation, next map[topicPartition]int64, 
 		req[tp.topic][tp.partition] = off
 	}
 	if err := gen.CommitOffsets(req); err != nil {
-		c.log.Warn("consume: commit failed; the messages will be delivered again", "error", err)
+		if !c.refuse(err, kafkasec.Access{Operation: "Read", Group: c.cfg.Group}) {
+			c.log.Warn("consume: commit failed; the messages will be delivered again", "error", err)
+		}
 		return
 	}
 	for tp, off := range next {
@@ -900,3 +1044,107 @@ func (s *blockSet) replace(m map[string]Block) map[string]Block {
 	s.m = m
 	return old
 }
+
+// stoppedAt reports whether a stopped block holds the partition at or before offset.
+func (s *blockSet) stoppedAt(topic string, partition int, offset int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range s.m {
+		if b.Stopped && b.Topic == topic && b.Partition == partition && b.Offset <= offset {
+			return true
+		}
+	}
+	return false
+}
+
+// stoppedPartitions returns the partitions of offsets that a stopped block holds, at the
+// block's offset, and stops fetching them: what is fetched past a failing event is read again
+// once it is released. It sets the group's count of stopped partitions.
+func (c *Consumer) stoppedPartitions(bs *blockSet, offsets map[topicPartition]int64, stopFetcher map[topicPartition]context.CancelFunc) map[topicPartition]int64 {
+	bs.mu.Lock()
+	all := map[topicPartition]int64{}
+	for _, b := range bs.m {
+		if !b.Stopped {
+			continue
+		}
+		tp := topicPartition{b.Topic, b.Partition}
+		if off, ok := all[tp]; !ok || b.Offset < off {
+			all[tp] = b.Offset
+		}
+	}
+	bs.mu.Unlock()
+	c.cfg.Metrics.stopped.WithLabelValues(c.cfg.Group).Set(float64(len(all)))
+	owned := map[topicPartition]int64{}
+	for tp, off := range all {
+		if _, ok := offsets[tp]; ok {
+			owned[tp] = off
+			if cancel := stopFetcher[tp]; cancel != nil {
+				cancel()
+			}
+		}
+	}
+	return owned
+}
+
+// dropStopped leaves out the messages of stopped partitions from their stop on.
+func dropStopped(batch []fetched, stopped map[topicPartition]int64) []fetched {
+	if len(stopped) == 0 {
+		return batch
+	}
+	return slices.DeleteFunc(batch, func(m fetched) bool {
+		off, ok := stopped[topicPartition{m.Topic, m.Partition}]
+		return ok && m.Offset >= off
+	})
+}
+
+// stopAt stops the message's partition at it (Config.StopOnFailure): its stream gets a stopped
+// block, and the message stays undone, so that nothing of its partition is committed past it.
+// It reports false when the block could not be saved, which pauses the group as a
+// dependency's failure does.
+func (c *Consumer) stopAt(ctx context.Context, it *item, bs *blockSet, reason string, attempts int) bool {
+	key := string(it.m.Key)
+	if key == "" {
+		key = fmt.Sprintf("%s/%d@%d", it.m.Topic, it.m.Partition, it.m.Offset)
+	}
+	b := Block{StreamID: key, EventID: it.m.Event.EventID, Topic: it.m.Topic, Partition: it.m.Partition,
+		Offset: it.m.Offset, Reason: stoppedPrefix + reason, Stopped: true}
+	if err := c.cfg.Blocks.Add(ctx, c.cfg.Group, b); err != nil {
+		c.log.WarnContext(ctx, "consume: cannot record the stopped partition", "stream_id", key, "error", err)
+		return false
+	}
+	bs.add(b)
+	c.log.ErrorContext(ctx, "consume: stopped at a failing event; its partition waits for an operator (annals dlq release)",
+		"message", it.m.String(), "event_id", it.m.Event.EventID, "type", it.m.Event.Type, "stream_id", key,
+		"attempts", attempts, "reason", reason)
+	return true
+}
+
+// roundLinger is how long a round waits for the first message of its next batch before it
+// takes the round to be over.
+const roundLinger = 250 * time.Millisecond
+
+// rounds paces a consumer with an Interval: a round starts at most every interval and lasts
+// until no message is waiting.
+type rounds struct {
+	interval time.Duration
+	start    time.Time
+	on       bool
+}
+
+// wait returns how long to wait for messages (due) or, between two rounds, how long to wait
+// before looking again (not due), given the time left until the blocks' refresh.
+func (r *rounds) wait(refresh time.Duration) (time.Duration, bool) {
+	if r.interval <= 0 {
+		return refresh, true
+	}
+	if !r.on {
+		if d := time.Until(r.start.Add(r.interval)); d > 0 {
+			return max(min(d, refresh), 0), false
+		}
+		r.start, r.on = time.Now(), true
+	}
+	return max(min(refresh, roundLinger), 0), true
+}
+
+// end ends the round in progress.
+func (r *rounds) end() { r.on = false }

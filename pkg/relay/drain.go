@@ -245,7 +245,7 @@ func (r *Relay) publish(ctx context.Context, rd *round) (refused int, retriable 
 	for p, err := range rd.failed {
 		if !refusedForGood(err) {
 			rd.failedRetriable++
-			errs = append(errs, fmt.Errorf("%s[%d]: %w", p.topic, p.partition, err))
+			errs = append(errs, fmt.Errorf("%s[%d]: %w", p.topic, p.partition, r.refusal(err, "Write", p.topic)))
 			continue
 		}
 		refused++

@@ -36,30 +36,35 @@ type Options struct {
 	// Hops, when set, receives the command_to_commit hop of every command that recorded
 	// events: from the request's arrival to the commit of its events.
 	Hops *hops.Histogram
+	// Disabled refuses every command with httpx.ErrEventSourcingDisabled, appending nothing,
+	// while the reads keep working (EVENT_SOURCING_ENABLED=false).
+	Disabled bool
 }
 
 // API serves the writer's routes on an event store.
 type API struct {
-	store   *postgres.Store
-	users   *events.Repository[domain.UserState]
-	orders  *events.Repository[domain.OrderState]
-	retries int
-	limit   *ratelimit.Limiter
-	hops    *hops.Histogram
-	log     *slog.Logger
-	errs    httpx.Errors
+	store    *postgres.Store
+	users    *events.Repository[domain.UserState]
+	orders   *events.Repository[domain.OrderState]
+	retries  int
+	limit    *ratelimit.Limiter
+	hops     *hops.Histogram
+	disabled bool
+	log      *slog.Logger
+	errs     httpx.Errors
 }
 
 // New returns the API on store.
 func New(store *postgres.Store, opts Options) *API {
 	a := &API{
-		store:   store,
-		users:   &events.Repository[domain.UserState]{Store: store, Def: domain.User, SnapshotEvery: max(opts.SnapshotEvery, 0)},
-		orders:  &events.Repository[domain.OrderState]{Store: store, Def: domain.Order, SnapshotEvery: max(opts.SnapshotEvery, 0)},
-		retries: opts.Retries,
-		limit:   opts.Commands,
-		hops:    opts.Hops,
-		log:     opts.Logger,
+		store:    store,
+		users:    &events.Repository[domain.UserState]{Store: store, Def: domain.User, SnapshotEvery: max(opts.SnapshotEvery, 0)},
+		orders:   &events.Repository[domain.OrderState]{Store: store, Def: domain.Order, SnapshotEvery: max(opts.SnapshotEvery, 0)},
+		retries:  opts.Retries,
+		limit:    opts.Commands,
+		hops:     opts.Hops,
+		disabled: opts.Disabled,
+		log:      opts.Logger,
 	}
 	if a.retries == 0 {
 		a.retries = DefaultRetries
@@ -83,9 +88,10 @@ func StoreOptions(c config.Aggregates) postgres.Options {
 }
 
 // OptionsFrom reads the API's options from the configuration: a snapshot every
-// SNAPSHOT_FREQUENCY events when AGGREGATE_SNAPSHOTS_ENABLED.
+// SNAPSHOT_FREQUENCY events when AGGREGATE_SNAPSHOTS_ENABLED, and no command at all unless
+// EVENT_SOURCING_ENABLED.
 func OptionsFrom(c *config.Config, log *slog.Logger) Options {
-	o := Options{Logger: log}
+	o := Options{Logger: log, Disabled: !c.EventSourcing.Enabled}
 	if c.Aggregates.SnapshotEnabled {
 		o.SnapshotEvery = c.EventSourcing.SnapshotFrequency
 	}
@@ -103,10 +109,13 @@ func CommandLimit(c config.Writer, reg prometheus.Registerer) (*ratelimit.Limite
 	return l, nil
 }
 
-// command refuses a command whose principal is over its rate limit (429), before h reads
-// anything of the request.
+// command refuses every command while event sourcing is disabled (503), and a command whose
+// principal is over its rate limit (429), before h reads anything of the request.
 func (a *API) command(h httpx.HandlerFunc) httpx.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
+		if a.disabled {
+			return httpx.ErrEventSourcingDisabled
+		}
 		if err := a.limit.Check(r); err != nil {
 			return err
 		}
