@@ -99,7 +99,11 @@ func (p *Projection) Reprocess(ctx context.Context, since, until time.Time, prog
 	say("reprocess: %d streams with %d events in [%s, %s)", st.Streams, st.Events,
 		since.UTC().Format(time.RFC3339Nano), until.UTC().Format(time.RFC3339Nano))
 	done := 0
-	for chunk := range slices.Chunk(streams, reprocessChunk) {
+	size := reprocessChunk
+	if p.reprocessChunk > 0 {
+		size = p.reprocessChunk
+	}
+	for chunk := range slices.Chunk(streams, size) {
 		var c chunkResult
 		for attempt := 1; ; attempt++ {
 			c, err = p.reprocessStreams(ctx, chunk, since, until)
