@@ -27,7 +27,9 @@
 //	lag-exporter   serve the consumer lag as Prometheus metrics on /metrics, with /livez and
 //	               /readyz: lag-exporter [--addr :9308] [--interval 10s] [--window 10]
 //	replay         move a stopped consumer group's offsets back to a time (--group G --since T
-//	               [--until T] [--topics a,b] [--dry-run]; T is RFC 3339 or a duration back from now: 2h, 7d)
+//	               [--until T] [--topics a,b] [--dry-run]; T is RFC 3339 or a duration back from now: 2h, 7d);
+//	               with --reprocess [--json]: apply the events of [since, until) again to the
+//	               projector's read models (the notifier's and auditor's groups are refused)
 //	dlq            the streams consumer groups have blocked and their dead letters: list
 //	               [--group G] [--stream S] [--limit 20], redrive --group G --stream S [--dry-run]
 //	               [--wait 2m] (apply the parked events in order, then release), release --group G
@@ -97,7 +99,13 @@ commands:
   replay         move a stopped consumer group's committed offsets back to a time, so that it
                  receives the events from then on again: replay --group G --since T
                  [--until T] [--topics a,b] [--dry-run]; T is RFC 3339 or a duration back
-                 from now (2h, 7d)
+                 from now (2h, 7d). replay --group projector --since T [--until T]
+                 --reprocess [--json] [--dry-run] applies the events of [since, until) again:
+                 the read-model rows of the streams with an event in the range are rebuilt
+                 from their whole histories in the event store (the projector may keep
+                 running), then it prints the events processed, the errors and the duration;
+                 the notifier's group is refused (a second email), the auditor's too
+                 (duplicate entries in its chain)
   dlq            the streams consumer groups have blocked behind a dead letter, and their
                  dead letters: dlq list [--group G] [--stream S] [--limit 20];
                  dlq redrive --group G --stream S [--dry-run] [--wait 2m] (once the cause is
@@ -159,7 +167,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	case "lag-exporter":
 		err = lagExporterCmd(ctx, rest, loadConfig, stderr)
 	case "replay":
-		err = replayCmd(ctx, rest, loadConfig, stdout)
+		err = replayCmd(ctx, rest, loadConfig, stdout, stderr)
 	case "dlq":
 		err = dlqCmd(ctx, rest, loadConfig, stdout, stderr)
 	case "audit":

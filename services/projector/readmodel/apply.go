@@ -52,7 +52,9 @@ type Projection struct {
 	// it holds the switch lock, with the transaction's backend pid (tests).
 	pollHook, readHook func()
 	switchHook         func(pid int)
-	wake               wakeups
+	// reprocessChunk, when set, is the streams a reprocess rebuilds per transaction (tests).
+	reprocessChunk int
+	wake           wakeups
 	// polls are the first and the longest pause of a read-your-writes wait.
 	polls [2]time.Duration
 }
