@@ -41,7 +41,10 @@ type Config struct {
 	Decode   Decoder // required
 
 	// BatchSize is the most messages processed and committed together (500). Linger is how
-	// long a batch waits to fill once it has a message (5 ms).
+	// long a batch waits to fill once it has a message; zero waits for nothing: a batch takes
+	// the messages that have already arrived. Batches still grow with the load without it,
+	// since messages arrive while the previous batch is processed, and a linger would add its
+	// whole length to the latency of every message at a low rate.
 	BatchSize int
 	Linger    time.Duration
 	// Lanes is how many streams are handled at once (8). Messages are put in lanes by key, so
@@ -145,7 +148,6 @@ func (c *Config) defaults() error {
 	seti(&c.BatchSize, 500)
 	seti(&c.Lanes, 8)
 	seti(&c.Attempts, 3)
-	set(&c.Linger, 5*time.Millisecond)
 	set(&c.Backoff, 100*time.Millisecond)
 	set(&c.MaxBackoff, 5*time.Second)
 	set(&c.BlockRefresh, 5*time.Second)
@@ -600,10 +602,10 @@ func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, msgs chan<- fetch
 	}
 }
 
-// collect waits up to wait for a first message, then takes what arrives within Linger, up to
-// BatchSize. It returns nil when no message came within wait, and once the generation has
-// ended: messages not yet started are dropped, and the partitions' next owner reads them from
-// the committed offsets.
+// collect waits up to wait for a first message, then takes what has arrived meanwhile and,
+// with a Linger, what arrives within it, up to BatchSize. It returns nil when no message came
+// within wait, and once the generation has ended: messages not yet started are dropped, and
+// the partitions' next owner reads them from the committed offsets.
 func (c *Consumer) collect(gctx context.Context, msgs <-chan fetched, wait time.Duration) []fetched {
 	var batch []fetched
 	idle := time.NewTimer(max(wait, 0))
@@ -615,6 +617,17 @@ func (c *Consumer) collect(gctx context.Context, msgs <-chan fetched, wait time.
 		return nil
 	case <-gctx.Done():
 		return nil
+	}
+	if c.cfg.Linger <= 0 {
+		for len(batch) < c.cfg.BatchSize {
+			select {
+			case m := <-msgs:
+				batch = append(batch, m)
+			default:
+				return batch
+			}
+		}
+		return batch
 	}
 	linger := time.NewTimer(c.cfg.Linger)
 	defer linger.Stop()
