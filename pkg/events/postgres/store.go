@@ -369,31 +369,46 @@ func (s *Store) appendEvents(ctx context.Context, q querier, streamID string, ex
 
 // tryAppend runs the append statement once. In a transaction it runs inside a savepoint, so
 // that a refused append leaves the caller's transaction usable: for a retry, for reading why
-// it was refused, and for the caller.
+// it was refused, and for the caller. The savepoint, the statement and its release go to the
+// server in one round trip; a refused statement makes the server skip the release, and a
+// second round trip rolls back to the savepoint.
 func (s *Store) tryAppend(ctx context.Context, q querier, sql string, args []any) (events.AppendResult, error) {
 	var res events.AppendResult
-	run := func(q querier) error {
+	scan := func(row pgx.Row) error {
 		var got int64
 		var at time.Time
-		err := q.QueryRow(ctx, sql, args...).
-			Scan(&res.FirstPosition, &res.LastPosition, &res.FirstVersion, &res.LastVersion, &at, &got)
+		err := row.Scan(&res.FirstPosition, &res.LastPosition, &res.FirstVersion, &res.LastVersion, &at, &got)
 		res.RecordedAt = at.UTC()
 		return err
 	}
 	tx, ok := q.(pgx.Tx)
 	if !ok {
-		return res, run(q)
+		return res, scan(q.QueryRow(ctx, sql, args...))
 	}
-	sp, err := tx.Begin(ctx)
-	if err != nil {
-		return res, err
+	b := &pgx.Batch{}
+	b.Queue("savepoint " + appendSavepoint)
+	b.Queue(sql, args...)
+	b.Queue("release savepoint " + appendSavepoint)
+	br := tx.SendBatch(ctx, b)
+	_, err := br.Exec()
+	if err == nil {
+		if err = scan(br.QueryRow()); err == nil {
+			_, err = br.Exec()
+		}
 	}
-	if err := run(sp); err != nil {
-		_ = sp.Rollback(ctx)
-		return res, err
+	if cerr := br.Close(); err == nil {
+		err = cerr
 	}
-	return res, sp.Commit(ctx)
+	if err != nil && tx.Conn().PgConn().TxStatus() == 'E' {
+		if _, rerr := tx.Exec(ctx, "rollback to savepoint "+appendSavepoint); rerr != nil {
+			return res, rerr
+		}
+	}
+	return res, err
 }
+
+// appendSavepoint is the savepoint of an append in the caller's transaction.
+const appendSavepoint = "annals_append"
 
 // refusal explains a refused append: the stream is not where it was expected, or it is full.
 func (s *Store) refusal(ctx context.Context, q querier, streamID string, expected events.ExpectedVersion, n int, limit int64) error {
