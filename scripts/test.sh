@@ -43,10 +43,12 @@ make --no-print-directory lint
 step "unit and integration tests (race detector)"
 $GO test -race -count=1 -timeout 10m ./...
 
-step "fuzz: configuration parser, command decoders, Avro decoder ($FUZZTIME executions each)"
+step "fuzz: configuration parser, command decoders, Avro, MessagePack and Protocol Buffers decoders ($FUZZTIME executions each)"
 $GO test -run '^$' -fuzz '^FuzzParse$' -fuzztime "$FUZZTIME" -fuzzminimizetime 0x ./internal/config
 $GO test -run '^$' -fuzz '^FuzzDecodeCommands$' -fuzztime "$FUZZTIME" -fuzzminimizetime 0x ./services/writer/api
 $GO test -run '^$' -fuzz '^FuzzDecode$' -fuzztime "$FUZZTIME" -fuzzminimizetime 0x ./pkg/schema
+$GO test -run '^$' -fuzz '^FuzzDecodeMsgpack$' -fuzztime "$FUZZTIME" -fuzzminimizetime 0x ./pkg/schema
+$GO test -run '^$' -fuzz '^FuzzDecodeProtobuf$' -fuzztime "$FUZZTIME" -fuzzminimizetime 0x ./pkg/schema
 
 step "deployment: docker-compose.yml and Dockerfile"
 (cd deploy && $GO test -count=1 -timeout 30m ./...)
