@@ -168,8 +168,9 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 }
 
 // Open creates the registry, the pool, the readiness checks and the router with the standard
-// routes, checks the Kafka brokers' answer to the service's security settings (CheckKafka),
-// and binds the listener (so that a port in use fails here, with its address).
+// routes, checks PostgreSQL's answer to the connection's settings (CheckPostgres) and the
+// Kafka brokers' answer to the service's security settings (CheckKafka), and binds the
+// listener (so that a port in use fails here, with its address).
 func (m *Main) Open(ctx context.Context) error {
 	m.Registry = prometheus.NewRegistry()
 	m.Registry.MustRegister(
@@ -187,6 +188,11 @@ func (m *Main) Open(ctx context.Context) error {
 
 	var err error
 	if m.DB, err = NewPool(ctx, m.Config.EventStore, "annals-"+m.Service.Name); err != nil {
+		return err
+	}
+	if err := CheckPostgres(ctx, m.Config.EventStore, m.DB, m.Logger); err != nil {
+		m.DB.Close()
+		m.DB = nil
 		return err
 	}
 
