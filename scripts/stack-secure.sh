@@ -385,10 +385,11 @@ secure_acls() {
 	done
 	secure_load
 	kafka_ready || fail "the secured Kafka is not running: ANNALS_SECURE=1 $0 up"
-	local log=$KAFKA_DIR/acls.log line running=0 failed=0 args runs extra=()
+	local log=$KAFKA_DIR/acls.log tmp line running=0 failed=0 args runs extra=()
 	if [[ $action == --remove ]]; then extra=(--force); fi
 	mapfile -t runs < <(for p in "$@"; do acl_runs "$p"; done)
-	: >"$log.tmp"
+	# A file of this run's own: tests grant and remove the ACLs of their prefixes at once.
+	tmp=$(mktemp "$log.XXXXXX")
 	for line in "${runs[@]}"; do
 		read -r -a args <<<"$line"
 		if ((running >= 4)); then
@@ -396,15 +397,15 @@ secure_acls() {
 			running=$((running - 1))
 		fi
 		kafka_tool AclCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
-			--command-config "$KAFKA_CLIENTS_DIR/admin.properties" "$action" "${extra[@]}" "${args[@]}" >>"$log.tmp" 2>&1 &
+			--command-config "$KAFKA_CLIENTS_DIR/admin.properties" "$action" "${extra[@]}" "${args[@]}" >>"$tmp" 2>&1 &
 		running=$((running + 1))
 	done
 	while ((running > 0)); do
 		wait -n || failed=1
 		running=$((running - 1))
 	done
-	cat "$log.tmp" >>"$log"
-	rm -f "$log.tmp"
+	cat "$tmp" >>"$log"
+	rm -f "$tmp"
 	((failed == 0)) || fail "kafka-acls $action failed for $*; see $log"
 	if [[ $action == --add ]]; then
 		say "ACLs granted for the topic prefix(es) $*"
