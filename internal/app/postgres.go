@@ -71,7 +71,7 @@ func ExplainPostgres(err error, c config.EventStore) error {
 	case errors.As(err, &host):
 		msg = fmt.Sprintf("postgres: the certificate of the server does not name the host the client dialled: the host in %s must be among its names", s.hostSetting)
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
-		msg = "postgres: the certificate of the server has expired or is not valid yet (or this machine's clock is wrong)"
+		msg = fmt.Sprintf("postgres: the certificate of the server has expired or is not valid yet (or this machine's clock is wrong): the server in %s must present a valid certificate", s.hostSetting)
 	case strings.Contains(err.Error(), "server refused TLS connection"):
 		msg = fmt.Sprintf("postgres: the server does not speak TLS, but %s expects it (sslmode=disable, or a server with ssl = on)", s.setting("sslmode", s.mode))
 	default:

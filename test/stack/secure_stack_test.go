@@ -486,7 +486,7 @@ func TestSecureStackLifecycle(t *testing.T) {
 		}
 		checkRefusedStarts(t, buildBinaries(t).projector, base, []string{s.env["ANNALS_SECURE_PROJECTOR_PASSWORD"], s.env["EVENT_STORE_PASSWORD"]}, []secureStart{
 			{"Expired", map[string]string{"KAFKA_BROKERS": s.env["ANNALS_SECURE_KAFKA_EXPIRED"]},
-				[]string{"kafka: the certificate of broker " + s.env["ANNALS_SECURE_KAFKA_EXPIRED"] + " has expired or is not valid yet"}},
+				[]string{"kafka: the certificate of broker " + s.env["ANNALS_SECURE_KAFKA_EXPIRED"] + " has expired or is not valid yet", "the brokers in KAFKA_BROKERS must present a valid certificate"}},
 			{"WrongHost", map[string]string{"KAFKA_BROKERS": s.env["ANNALS_SECURE_KAFKA_WRONGHOST"]},
 				[]string{"kafka: the certificate of broker " + s.env["ANNALS_SECURE_KAFKA_WRONGHOST"] + " does not name the host the client dialled", "the host in KAFKA_BROKERS"}},
 		})
