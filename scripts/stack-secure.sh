@@ -410,6 +410,8 @@ secure_acls() {
 	if [[ $action == --add ]]; then
 		say "ACLs granted for the topic prefix(es) $*"
 	else
+		# A prefix whose ACLs `up` granted is granted again by the next `up` that asks for it.
+		for p in "$@"; do rm -f "$KAFKA_DIR/data/.acls-$p"; done
 		say "ACLs removed for the topic prefix(es) $*"
 	fi
 }

@@ -419,12 +419,13 @@ func TestSecureStart_Refused(t *testing.T) {
 // TestMakeRun_Secure: `ANNALS_SECURE=1 make run` runs the four services on the secured stack,
 // each as its own Kafka identity over SASL_SSL, says so and how to use the CLI, and stops them
 // on Ctrl-C. It uses a topic prefix of its own (whose ACLs `up` grants, and the test takes
-// back), free ports, and no Prometheus.
+// back with its topics), free ports, and no Prometheus.
 func TestMakeRun_Secure(t *testing.T) {
 	s := openSecureStack(t)
 	root := repoRoot(t)
 	prefix := "run-" + testenv.UniqueName(t)
 	t.Cleanup(func() {
+		(&secureDeployment{s: s, prefix: prefix}).deleteTopics(t)
 		if out, err := s.script("acls", "--remove", prefix); err != nil {
 			t.Errorf("scripts/stack.sh acls --remove %s: %v\n%s", prefix, err, out)
 		}
