@@ -371,6 +371,7 @@ up_kafka() {
 	fi
 	require_free_port "$KAFKA_PORT" "$KAFKA_PORT_VAR" Kafka
 	require_free_port "$KAFKA_CONTROLLER_PORT" "$KAFKA_CONTROLLER_PORT_VAR" "the Kafka controller"
+	if $SECURE; then secure_kafka_ports; fi
 	mkdir -p "$KAFKA_DIR/data"
 	# The secured broker's file holds its own password: readable by this user only.
 	: >"$KAFKA_DIR/server.properties"
@@ -824,6 +825,7 @@ preflight() {
 	if ! pid_alive "$STATE_DIR/kafka.pid" "$KAFKA_DIR/server.properties"; then
 		require_free_port "$KAFKA_PORT" "$KAFKA_PORT_VAR" Kafka
 		require_free_port "$KAFKA_CONTROLLER_PORT" "$KAFKA_CONTROLLER_PORT_VAR" "the Kafka controller"
+		if $SECURE; then secure_kafka_ports; fi
 	fi
 	if ! $SECURE && ! pid_alive "$STATE_DIR/mailpit.pid" "$MAILPIT_DIR/mailpit.db"; then
 		require_free_port "$SMTP_PORT" ANNALS_SMTP_PORT "Mailpit SMTP"

@@ -195,7 +195,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 }
 
 // openDatabase loads the configuration and connects to its event store's database as the
-// application name; the caller closes the pool.
+// application name, stopping with the setting at fault named when the server refuses the
+// connection's settings (app.CheckPostgres); the caller closes the pool.
 func openDatabase(ctx context.Context, loadConfig func() (*config.Config, error), name string) (*config.Config, *pgxpool.Pool, error) {
 	cfg, err := loadConfig()
 	if err != nil {
@@ -203,6 +204,10 @@ func openDatabase(ctx context.Context, loadConfig func() (*config.Config, error)
 	}
 	pool, err := app.NewPool(ctx, cfg.EventStore, name)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := app.CheckPostgres(ctx, cfg.EventStore, pool, nil); err != nil {
+		pool.Close()
 		return nil, nil, err
 	}
 	return cfg, pool, nil

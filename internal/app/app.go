@@ -173,9 +173,9 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 
 // Open installs OpenTelemetry's SDK when tracing is configured (OTEL_EXPORTER_OTLP_ENDPOINT;
 // internal/telemetry), creates the registry, the pool, the readiness checks and the router
-// with the standard routes, checks the Kafka brokers' answer to the service's security
-// settings (CheckKafka), and binds the listener (so that a port in use fails here, with its
-// address).
+// with the standard routes, checks PostgreSQL's answer to the connection's settings
+// (CheckPostgres) and the Kafka brokers' answer to the service's security settings
+// (CheckKafka), and binds the listener (so that a port in use fails here, with its address).
 func (m *Main) Open(ctx context.Context) error {
 	t, err := telemetry.New(ctx, m.Config.Monitoring, m.Service.Name, Version)
 	if err != nil {
@@ -200,6 +200,11 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Registry.MustRegister(info)
 
 	if m.DB, err = NewPool(ctx, m.Config.EventStore, "annals-"+m.Service.Name); err != nil {
+		return err
+	}
+	if err := CheckPostgres(ctx, m.Config.EventStore, m.DB, m.Logger); err != nil {
+		m.DB.Close()
+		m.DB = nil
 		return err
 	}
 

@@ -128,7 +128,8 @@ func (e *Error) Describe(name func(field string) string) string {
 		msg = fmt.Sprintf("kafka: the certificate of broker%s does not name the host the client dialled: the host in %s, and the brokers' advertised listeners, must be among its names (verification cannot be turned off)",
 			at, name(FieldBrokers))
 	case FaultExpired:
-		msg = fmt.Sprintf("kafka: the certificate of broker%s has expired or is not valid yet (or this machine's clock is wrong)", at)
+		msg = fmt.Sprintf("kafka: the certificate of broker%s has expired or is not valid yet (or this machine's clock is wrong): the brokers in %s must present a valid certificate, which no client setting replaces",
+			at, name(FieldBrokers))
 	case FaultClientCertificate:
 		if s.CertFile == "" {
 			msg = fmt.Sprintf("kafka: broker%s wants a client certificate (mutual TLS), and %s and %s are empty", at, name(FieldCertFile), name(FieldKeyFile))

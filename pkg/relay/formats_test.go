@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/annals-dev/annals/internal/domain"
+	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/kafkawire"
@@ -95,7 +97,55 @@ func TestSchemaEncoder_SwitchFormats(t *testing.T) {
 			t.Errorf("record %d with a byte more: %v, want quarantined (the signature covers the value)", i, err)
 		}
 	}
+	consumeAll(t, e.brokers, topic, verifier, types, data)
 	readWithPython(t, e.brokers, topic, msgs, data)
+}
+
+// consumeAll runs the consumer runtime over topic, as a service would: its handler must get
+// the stream's events in order, whatever format each record has, and nothing dead-lettered.
+func consumeAll(t *testing.T, brokers []string, topic string, verifier *signing.Verifier, types, data []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var got []*consume.Message
+	handled := make(chan struct{}, len(types))
+	h := consume.HandlerFunc(func(_ context.Context, m *consume.Message) error {
+		mu.Lock()
+		got = append(got, m)
+		mu.Unlock()
+		handled <- struct{}{}
+		return nil
+	})
+	c, err := consume.New(consume.Config{
+		Brokers: brokers, Group: "formats-" + testenv.UniqueName(t), Topics: []string{topic}, DLQTopic: testenv.Topic(t, 1),
+		Decode:         consume.NewDecoder(consume.DecoderConfig{Catalog: domain.Catalog(), Verifier: verifier}),
+		SessionTimeout: 6 * time.Second, HeartbeatInterval: 300 * time.Millisecond,
+		RebalanceTimeout: 10 * time.Second, DrainTimeout: 5 * time.Second,
+	}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	deadline := time.After(time.Minute)
+	for range types {
+		select {
+		case <-handled:
+		case <-deadline:
+			cancel()
+			<-done
+			t.Fatalf("the consumer handled %d of %d records in a minute", len(got), len(types))
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("consumer: %v", err)
+	}
+	for i, m := range got {
+		if m.Event.Version != int64(i) || m.Event.Type != types[i] || string(m.Event.Data) != data[i] {
+			t.Errorf("handled %d: %s v%d %s; want %s v%d %s", i, m.Event.Type, m.Event.Version, m.Event.Data, types[i], i, data[i])
+		}
+	}
 }
 
 func readAll(t *testing.T, brokers []string, topic string, n int) []kafka.Message {
