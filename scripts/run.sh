@@ -4,11 +4,18 @@
 # /readyz, prints where they are, and stops them on Ctrl-C (the stack keeps running; `make down`
 # stops it). When Prometheus is installed (scripts/stack.sh install prometheus), it is started
 # too, scraping the four services and evaluating the alert rules of deploy/prometheus/rules.
+# With ANNALS_TRACING=1 it starts Jaeger v2 (scripts/stack.sh up jaeger; built once, a few
+# minutes the first time) and the services send their OpenTelemetry traces to it.
+#
+# ANNALS_SECURE=1 runs the pipeline on the secured stack instead (scripts/stack-secure.sh):
+# PostgreSQL over TLS with sslmode=verify-full, Kafka over SASL_SSL with SCRAM-SHA-512 and
+# ACLs, each service with its own identity (ANNALS_SECURE_<SERVICE>_PASSWORD of its env), the
+# topics created by the cli identity; the plain stack still runs, for its Mailpit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-LOG_DIR=${ANNALS_STACK_DIR:-$ROOT/.stack}/logs
+LOG_DIR=${ANNALS_RUN_LOG_DIR:-${ANNALS_STACK_DIR:-$ROOT/.stack}/logs}
 TIMEOUT=${ANNALS_RUN_TIMEOUT:-60}
 
 say() { printf 'run: %s\n' "$*"; }
@@ -18,11 +25,28 @@ fail() {
 }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-scripts/stack.sh up
+tracing=false
+case ${ANNALS_TRACING:-} in
+1 | true | yes) tracing=true ;;
+"" | 0 | false | no) ;;
+*) fail "ANNALS_TRACING=$ANNALS_TRACING: want 1 (trace into a local Jaeger) or 0" ;;
+esac
+secure=false
+case ${ANNALS_SECURE:-} in
+1 | true | yes) secure=true ;;
+esac
+# The plain stack, always: the secured one has no Mailpit or Prometheus of its own.
+ANNALS_SECURE=0 scripts/stack.sh up
+if $secure; then
+	ANNALS_SECURE=1 scripts/stack.sh up
+fi
+if $tracing; then
+	ANNALS_SECURE=0 scripts/stack.sh up jaeger
+fi
 prometheus=false
 if command -v "${ANNALS_PROMETHEUS_BIN:-prometheus}" >/dev/null 2>&1; then
 	# Optional: a Prometheus that cannot start (its port taken, say) does not stop the run.
-	if scripts/stack.sh up prometheus; then
+	if ANNALS_SECURE=0 scripts/stack.sh up prometheus; then
 		prometheus=true
 	else
 		say "Prometheus did not start (see above); the services run without it"
@@ -34,13 +58,27 @@ fi
 # signs every record with it and the consumers accept only records signed with it. It holds
 # API_KEYS too: the SHA-256 of the local API key, with every scope, that clients send (made on
 # first use in .stack/api-key, mode 0600; ANNALS_API_KEY holds the key itself for bin/annals).
-eval "$(scripts/stack.sh env)"
+eval "$(ANNALS_SECURE=0 scripts/stack.sh env)"
+if $tracing; then
+	# The services' traces go to the local Jaeger's OTLP/HTTP receiver.
+	export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:${ANNALS_JAEGER_OTLP_PORT:-4318}
+	export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
+fi
+if $secure; then
+	# Over the plain stack's settings (Mailpit's and Prometheus' stay): PostgreSQL and Kafka.
+	eval "$(ANNALS_SECURE=1 scripts/stack.sh env)"
+	# The identity of the operator's commands: cli, not the super user admin that env exports.
+	export KAFKA_SASL_USERNAME=cli KAFKA_SASL_PASSWORD=$ANNALS_SECURE_CLI_PASSWORD
+fi
 
 say "building"
 make --no-print-directory build >/dev/null
 
 bin/annals migrate
 bin/annals topics
+if $secure; then
+	DATABASE_URL_REDACTED=$(printf '%s' "$DATABASE_URL" | sed -E 's#://([^:@/]*):[^@]*@#://\1:***@#')
+fi
 
 services=(writer projector notifier auditor)
 declare -A ports=(
@@ -87,7 +125,13 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 for s in "${services[@]}"; do
-	HTTP_ADDR=127.0.0.1:${ports[$s]} bin/annals-"$s" >"$LOG_DIR/$s.log" 2>&1 &
+	if $secure; then
+		# Each service as its own Kafka identity.
+		pw=ANNALS_SECURE_${s^^}_PASSWORD
+		KAFKA_SASL_USERNAME=$s KAFKA_SASL_PASSWORD=${!pw} HTTP_ADDR=127.0.0.1:${ports[$s]} bin/annals-"$s" >"$LOG_DIR/$s.log" 2>&1 &
+	else
+		HTTP_ADDR=127.0.0.1:${ports[$s]} bin/annals-"$s" >"$LOG_DIR/$s.log" 2>&1 &
+	fi
 	pids[$s]=$!
 done
 
@@ -109,14 +153,29 @@ say "API key         $key_file (every scope; send it as Authorization: Bearer <k
 if $prometheus; then
 	say "Prometheus      $PROMETHEUS_URL  (alerts: $PROMETHEUS_URL/alerts)"
 fi
+if $tracing; then
+	say "Jaeger          $JAEGER_URL  (a trace: $JAEGER_URL/api/traces/<trace id>; see Tracing in the README)"
+fi
+if $secure; then
+	say "secured stack   PostgreSQL $DATABASE_URL_REDACTED (sslmode=verify-full), Kafka $KAFKA_BROKERS (SASL_SSL, SCRAM-SHA-512, ACLs)"
+	say "identities      writer, projector, notifier, auditor: one per service; topics created as cli"
+	say "the CLI         eval \"\$(ANNALS_SECURE=1 scripts/stack.sh env)\"; KAFKA_SASL_USERNAME=cli KAFKA_SASL_PASSWORD=\$ANNALS_SECURE_CLI_PASSWORD bin/annals lag"
+fi
 cat <<EOF
 run: try it:
   curl -s -X POST http://127.0.0.1:${ports[writer]}/v1/users -H "Authorization: Bearer \$(cat $key_file)" -H 'Content-Type: application/json' -d '{"email":"ada@example.com","name":"Ada Lovelace"}'
   curl -s http://127.0.0.1:${ports[writer]}/v1/stats -H "Authorization: Bearer \$(cat $key_file)"
   curl -s http://127.0.0.1:${ports[projector]}/v1/users -H "Authorization: Bearer \$(cat $key_file)"
   curl -s http://127.0.0.1:${ports[writer]}/openapi.json
-run: all four services are ready; Ctrl-C stops them.
 EOF
+if $tracing; then
+	cat <<EOF
+run: one command's trace (a trace id of your own in the traceparent header; spans arrive within about a second):
+  trace=\$(openssl rand -hex 16); curl -s -X POST http://127.0.0.1:${ports[writer]}/v1/users -H "traceparent: 00-\$trace-\$(openssl rand -hex 8)-01" -H "Authorization: Bearer \$(cat $key_file)" -H 'Content-Type: application/json' -d '{"email":"ada@example.com","name":"Ada Lovelace"}'
+  curl -s $JAEGER_URL/api/traces/\$trace | jq -r '.data[0] as \$t | \$t.spans[] | [\$t.processes[.processID].serviceName, .operationName] | @tsv'
+EOF
+fi
+say "all four services are ready; Ctrl-C stops them."
 
 # Wait until Ctrl-C, or until a service exits by itself (which is an error).
 set +e

@@ -9,7 +9,12 @@
 #               SCRAM-SHA-512; the controller on 127.0.0.1:9193
 #               (ANNALS_SECURE_KAFKA_CONTROLLER_PORT) speaks SSL and wants the broker's own
 #               certificate (no password can reach it); StandardAuthorizer with
-#               allow.everyone.if.no.acl.found=false
+#               allow.everyone.if.no.acl.found=false. Two more SASL_SSL listeners serve bad
+#               certificates, for tests of what a client does with them: EXPIRED on
+#               127.0.0.1:9194 (ANNALS_SECURE_KAFKA_EXPIRED_PORT) presents tls/expired.crt,
+#               WRONGHOST on 127.0.0.1:9195 (ANNALS_SECURE_KAFKA_WRONGHOST_PORT)
+#               tls/wrong-host.crt; each advertises itself, so a client that bootstraps there
+#               stays there
 #
 # It has no Mailpit or Prometheus of its own: `env` points SMTP_ADDR and MAILPIT_URL at the
 # plain stack's. Files, made on the first `up` and kept (a certificate is made again only when
@@ -63,6 +68,8 @@ KAFKA_PORT=${ANNALS_SECURE_KAFKA_PORT:-9192}
 KAFKA_CONTROLLER_PORT=${ANNALS_SECURE_KAFKA_CONTROLLER_PORT:-9193}
 KAFKA_PORT_VAR=ANNALS_SECURE_KAFKA_PORT
 KAFKA_CONTROLLER_PORT_VAR=ANNALS_SECURE_KAFKA_CONTROLLER_PORT
+KAFKA_EXPIRED_PORT=${ANNALS_SECURE_KAFKA_EXPIRED_PORT:-9194}
+KAFKA_WRONGHOST_PORT=${ANNALS_SECURE_KAFKA_WRONGHOST_PORT:-9195}
 KAFKA_HEAP=${ANNALS_SECURE_KAFKA_HEAP:--Xms128m -Xmx512m}
 
 TLS_DIR=$STATE_DIR/tls
@@ -176,8 +183,11 @@ secure_tls() {
 		tls_ca untrusted-ca "/O=Nobody/CN=Untrusted CA"
 	fi
 	[[ -s $TLS_DIR/untrusted.crt && -s $TLS_DIR/untrusted.key ]] || tls_leaf untrusted untrusted-ca localhost "$local_san"
-	# Kafka's PEM key store: the key, then the chain.
-	(umask 077 && cat "$TLS_DIR/server.key" "$TLS_DIR/server.crt" "$TLS_DIR/ca.crt" >"$TLS_DIR/kafka-keystore.pem")
+	# Kafka's PEM key stores, one per listener: the key, then the chain.
+	local ks
+	for ks in server:kafka-keystore expired:kafka-expired-keystore wrong-host:kafka-wrong-host-keystore; do
+		(umask 077 && cat "$TLS_DIR/${ks%%:*}.key" "$TLS_DIR/${ks%%:*}.crt" "$TLS_DIR/ca.crt" >"$TLS_DIR/${ks#*:}.pem")
+	done
 	chmod 600 "$TLS_DIR"/*.key "$TLS_DIR"/*.pem
 	chmod 644 "$TLS_DIR"/*.crt
 }
@@ -293,16 +303,27 @@ EOF
 
 # secure_kafka_listeners prints the broker's listeners and security settings.
 secure_kafka_listeners() {
+	local l
 	cat <<EOF
-listeners=CLIENT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=CLIENT://127.0.0.1:$KAFKA_PORT
+listeners=CLIENT://127.0.0.1:$KAFKA_PORT,EXPIRED://127.0.0.1:$KAFKA_EXPIRED_PORT,WRONGHOST://127.0.0.1:$KAFKA_WRONGHOST_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=CLIENT://127.0.0.1:$KAFKA_PORT,EXPIRED://127.0.0.1:$KAFKA_EXPIRED_PORT,WRONGHOST://127.0.0.1:$KAFKA_WRONGHOST_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=CLIENT
-listener.security.protocol.map=CLIENT:SASL_SSL,CONTROLLER:SSL
+listener.security.protocol.map=CLIENT:SASL_SSL,EXPIRED:SASL_SSL,WRONGHOST:SASL_SSL,CONTROLLER:SSL
 sasl.enabled.mechanisms=$SCRAM
 sasl.mechanism.inter.broker.protocol=$SCRAM
-listener.name.client.sasl.enabled.mechanisms=$SCRAM
-listener.name.client.${SCRAM,,}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(secret_value kafka-admin)";
+EOF
+	for l in client expired wronghost; do
+		echo "listener.name.$l.sasl.enabled.mechanisms=$SCRAM"
+		echo "listener.name.$l.${SCRAM,,}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"$(secret_value kafka-admin)\";"
+	done
+	cat <<EOF
+# The listeners of bad certificates, for tests: an expired certificate of the stack's CA, and
+# one of the stack's CA for another host name.
+listener.name.expired.ssl.keystore.type=PEM
+listener.name.expired.ssl.keystore.location=$TLS_DIR/kafka-expired-keystore.pem
+listener.name.wronghost.ssl.keystore.type=PEM
+listener.name.wronghost.ssl.keystore.location=$TLS_DIR/kafka-wrong-host-keystore.pem
 ssl.keystore.type=PEM
 ssl.keystore.location=$TLS_DIR/kafka-keystore.pem
 ssl.truststore.type=PEM
@@ -316,6 +337,12 @@ authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 allow.everyone.if.no.acl.found=false
 super.users=User:admin;User:CN=localhost
 EOF
+}
+
+# secure_kafka_ports fails when a port of the listeners of bad certificates is taken.
+secure_kafka_ports() {
+	require_free_port "$KAFKA_EXPIRED_PORT" ANNALS_SECURE_KAFKA_EXPIRED_PORT "Kafka's EXPIRED listener"
+	require_free_port "$KAFKA_WRONGHOST_PORT" ANNALS_SECURE_KAFKA_WRONGHOST_PORT "Kafka's WRONGHOST listener"
 }
 
 # kafka_tool CLASS ARGS...: one of Kafka's tools (a class under org.apache.kafka.tools) with a
@@ -358,10 +385,11 @@ secure_acls() {
 	done
 	secure_load
 	kafka_ready || fail "the secured Kafka is not running: ANNALS_SECURE=1 $0 up"
-	local log=$KAFKA_DIR/acls.log line running=0 failed=0 args runs extra=()
+	local log=$KAFKA_DIR/acls.log tmp line running=0 failed=0 args runs extra=()
 	if [[ $action == --remove ]]; then extra=(--force); fi
 	mapfile -t runs < <(for p in "$@"; do acl_runs "$p"; done)
-	: >"$log.tmp"
+	# A file of this run's own: tests grant and remove the ACLs of their prefixes at once.
+	tmp=$(mktemp "$log.XXXXXX")
 	for line in "${runs[@]}"; do
 		read -r -a args <<<"$line"
 		if ((running >= 4)); then
@@ -369,19 +397,21 @@ secure_acls() {
 			running=$((running - 1))
 		fi
 		kafka_tool AclCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
-			--command-config "$KAFKA_CLIENTS_DIR/admin.properties" "$action" "${extra[@]}" "${args[@]}" >>"$log.tmp" 2>&1 &
+			--command-config "$KAFKA_CLIENTS_DIR/admin.properties" "$action" "${extra[@]}" "${args[@]}" >>"$tmp" 2>&1 &
 		running=$((running + 1))
 	done
 	while ((running > 0)); do
 		wait -n || failed=1
 		running=$((running - 1))
 	done
-	cat "$log.tmp" >>"$log"
-	rm -f "$log.tmp"
+	cat "$tmp" >>"$log"
+	rm -f "$tmp"
 	((failed == 0)) || fail "kafka-acls $action failed for $*; see $log"
 	if [[ $action == --add ]]; then
 		say "ACLs granted for the topic prefix(es) $*"
 	else
+		# A prefix whose ACLs `up` granted is granted again by the next `up` that asks for it.
+		for p in "$@"; do rm -f "$KAFKA_DIR/data/.acls-$p"; done
 		say "ACLs removed for the topic prefix(es) $*"
 	fi
 }
@@ -429,6 +459,8 @@ EOF
 	cat <<EOF
 export ANNALS_SECURE_KAFKA_CLIENTS='$KAFKA_CLIENTS_DIR'
 export ANNALS_SECURE_KAFKA_CONTROLLER='127.0.0.1:$KAFKA_CONTROLLER_PORT'
+export ANNALS_SECURE_KAFKA_EXPIRED='127.0.0.1:$KAFKA_EXPIRED_PORT'
+export ANNALS_SECURE_KAFKA_WRONGHOST='127.0.0.1:$KAFKA_WRONGHOST_PORT'
 export ANNALS_SECURE_TLS_DIR='$TLS_DIR'
 export SMTP_ADDR='127.0.0.1:$SMTP_PORT'
 export MAILPIT_URL='http://127.0.0.1:$MAILPIT_PORT'

@@ -12,9 +12,17 @@
 #                              run.sh writes to .stack/prometheus/targets/
 #   scripts/stack.sh install schemathesis   Schemathesis, the OpenAPI fuzzer of the tests, in a
 #                              virtualenv in the cache (pip from PyPI); never started
+#   scripts/stack.sh install pyreaders   Python's msgpack, protobuf, grpcio-tools and
+#                              confluent-kafka in a virtualenv in the cache: the independent
+#                              readers of the relay's payloads in pkg/relay's tests
 #   scripts/stack.sh install dex   Dex, the OpenID Connect provider the authentication tests
 #                              start (never a server of the stack): built once from source into
 #                              the cache; DEX_BIN in `env` names it
+#   scripts/stack.sh install|up|down jaeger   Jaeger v2, a trace backend (OTLP in, query API
+#                              out, spans in memory), not part of the default set: built once
+#                              from the version tools/go.mod names into the cache (JAEGER_BIN in
+#                              `env`); `ANNALS_TRACING=1 make run` starts it and sends the
+#                              services' traces to it; the tracing test starts one of its own
 #   scripts/stack.sh status    what runs where
 #   scripts/stack.sh env       shell exports for clients (DATABASE_URL, KAFKA_BROKERS, ...,
 #                              EVENT_SIGNING_KEY, the stack's own key, made in .stack/signing.key,
@@ -62,14 +70,24 @@ PROMETHEUS_PORT=${ANNALS_PROMETHEUS_PORT:-9090}
 # its own, so `go install ...@v2.45.1` cannot work: it is built from the tag's pseudo-version
 # in a throwaway module instead (install_dex).
 DEX_VERSION=${ANNALS_DEX_VERSION:-v0.0.0-20260303133905-11d2eeb52b42}
+# Jaeger v2 (cmd/jaeger of github.com/jaegertracing/jaeger), at the version the tools module
+# requires it: `go get -tool` there changes it.
+JAEGER_VERSION=$(awk '$1 == "github.com/jaegertracing/jaeger" { print $2; exit }' "$ROOT/tools/go.mod")
+JAEGER_OTLP_PORT=${ANNALS_JAEGER_OTLP_PORT:-4318}           # OTLP over HTTP
+JAEGER_OTLP_GRPC_PORT=${ANNALS_JAEGER_OTLP_GRPC_PORT:-4317} # OTLP over gRPC
+JAEGER_PORT=${ANNALS_JAEGER_PORT:-16686}                    # query API (and UI)
+JAEGER_QUERY_GRPC_PORT=${ANNALS_JAEGER_QUERY_GRPC_PORT:-16685}
+JAEGER_MAX_TRACES=${ANNALS_JAEGER_MAX_TRACES:-20000}
 TIMEOUT=${ANNALS_STACK_TIMEOUT:-120}
 
 KAFKA_LIBS=$CACHE_DIR/kafka-$KAFKA_VERSION/libs
 MAILPIT_BIN=$CACHE_DIR/bin/mailpit-$MAILPIT_VERSION
 DEX_BIN=$CACHE_DIR/bin/dex-$DEX_VERSION
+JAEGER_BIN=$CACHE_DIR/bin/jaeger-$JAEGER_VERSION
 
 MAILPIT_DIR=$STATE_DIR/mailpit
 PROMETHEUS_DIR=$STATE_DIR/prometheus
+JAEGER_DIR=$STATE_DIR/jaeger
 
 SECURE=false
 case ${ANNALS_SECURE:-} in
@@ -353,6 +371,7 @@ up_kafka() {
 	fi
 	require_free_port "$KAFKA_PORT" "$KAFKA_PORT_VAR" Kafka
 	require_free_port "$KAFKA_CONTROLLER_PORT" "$KAFKA_CONTROLLER_PORT_VAR" "the Kafka controller"
+	if $SECURE; then secure_kafka_ports; fi
 	mkdir -p "$KAFKA_DIR/data"
 	# The secured broker's file holds its own password: readable by this user only.
 	: >"$KAFKA_DIR/server.properties"
@@ -561,6 +580,105 @@ down_prometheus() {
 	stop_pid "$STATE_DIR/prometheus.pid" "$PROMETHEUS_DIR/prometheus.yml" prometheus
 }
 
+# ---------------------------------------------------------------- Jaeger
+
+# install_jaeger builds Jaeger v2 once into the cache, from the tools module, which requires
+# it as a tool (so its many dependencies stay out of the main module).
+install_jaeger() {
+	[[ -n $JAEGER_VERSION ]] || fail "tools/go.mod does not require github.com/jaegertracing/jaeger"
+	[[ -x $JAEGER_BIN ]] && return 0
+	command -v go >/dev/null 2>&1 || fail "Go is needed to build Jaeger $JAEGER_VERSION"
+	say "building Jaeger $JAEGER_VERSION into $JAEGER_BIN (once; several minutes)"
+	local tmp=$CACHE_DIR/bin/.tmp-jaeger.$$
+	rm -rf "$tmp"
+	mkdir -p "$tmp"
+	(cd "$ROOT/tools" && go build -buildvcs=false -trimpath -o "$tmp/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger) \
+		>"$tmp.log" 2>&1 || fail "building Jaeger $JAEGER_VERSION failed; see $tmp.log"
+	mv "$tmp/jaeger" "$JAEGER_BIN"
+	rm -rf "$tmp" "$tmp.log"
+}
+
+jaeger_ready() {
+	curl -fsS -o /dev/null "http://127.0.0.1:$JAEGER_PORT/api/services" 2>/dev/null && port_open "$JAEGER_OTLP_PORT"
+}
+
+# jaeger_config: Jaeger v2's configuration (an OpenTelemetry Collector's), rewritten on every
+# start: OTLP receivers, spans kept in memory (the newest JAEGER_MAX_TRACES traces), the query
+# service, everything on loopback, and no listener of the collector's own telemetry.
+jaeger_config() {
+	mkdir -p "$JAEGER_DIR"
+	cat >"$JAEGER_DIR/jaeger.yaml" <<EOF
+# Written by scripts/stack.sh on every start; edits are lost.
+service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: warn
+extensions:
+  jaeger_storage:
+    backends:
+      memory_store:
+        memory:
+          max_traces: $JAEGER_MAX_TRACES
+  jaeger_query:
+    storage:
+      traces: memory_store
+    http:
+      endpoint: 127.0.0.1:$JAEGER_PORT
+    grpc:
+      endpoint: 127.0.0.1:$JAEGER_QUERY_GRPC_PORT
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:$JAEGER_OTLP_PORT
+      grpc:
+        endpoint: 127.0.0.1:$JAEGER_OTLP_GRPC_PORT
+processors:
+  batch:
+    timeout: 200ms
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memory_store
+EOF
+}
+
+up_jaeger() {
+	install_jaeger
+	local pidfile=$STATE_DIR/jaeger.pid
+	if pid_alive "$pidfile" "$JAEGER_DIR/jaeger.yaml"; then
+		wait_for "Jaeger" "$JAEGER_DIR/jaeger.log" jaeger_ready
+		say "jaeger already running: OTLP http://127.0.0.1:$JAEGER_OTLP_PORT, API http://127.0.0.1:$JAEGER_PORT"
+		return 0
+	fi
+	require_free_port "$JAEGER_OTLP_PORT" ANNALS_JAEGER_OTLP_PORT "Jaeger's OTLP/HTTP receiver"
+	require_free_port "$JAEGER_OTLP_GRPC_PORT" ANNALS_JAEGER_OTLP_GRPC_PORT "Jaeger's OTLP/gRPC receiver"
+	require_free_port "$JAEGER_PORT" ANNALS_JAEGER_PORT "Jaeger's query API"
+	require_free_port "$JAEGER_QUERY_GRPC_PORT" ANNALS_JAEGER_QUERY_GRPC_PORT "Jaeger's query gRPC API"
+	jaeger_config
+	say "starting jaeger: OTLP http://127.0.0.1:$JAEGER_OTLP_PORT (gRPC :$JAEGER_OTLP_GRPC_PORT), API http://127.0.0.1:$JAEGER_PORT"
+	start_daemon "$pidfile" "$JAEGER_DIR/jaeger.log" "$JAEGER_BIN" --config "$JAEGER_DIR/jaeger.yaml"
+	wait_for "Jaeger" "$JAEGER_DIR/jaeger.log" jaeger_ready_or_dead
+}
+
+jaeger_ready_or_dead() {
+	if ! pid_alive "$STATE_DIR/jaeger.pid" "$JAEGER_DIR/jaeger.yaml" 2>/dev/null; then
+		fail "Jaeger exited during start-up; see $JAEGER_DIR/jaeger.log"
+	fi
+	jaeger_ready
+}
+
+down_jaeger() {
+	stop_pid "$STATE_DIR/jaeger.pid" "$JAEGER_DIR/jaeger.yaml" jaeger
+}
+
 # ---------------------------------------------------------------- Schemathesis
 
 # Schemathesis, the OpenAPI fuzzer that test/stack runs over the services' documents, in a
@@ -582,6 +700,29 @@ install_schemathesis() {
 	"$SCHEMATHESIS_DIR/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION" >"$SCHEMATHESIS_DIR.log" 2>&1 ||
 		fail "pip install schemathesis==$SCHEMATHESIS_VERSION failed; see $SCHEMATHESIS_DIR.log"
 	"$st" --version >/dev/null || fail "Schemathesis was installed but $st does not run"
+}
+
+# The independent readers of the relay's MessagePack and Protocol Buffers payloads
+# (pkg/relay/testdata/read_formats.py): Python's own packages in a virtualenv of their own,
+# $CACHE_DIR/pyreaders/bin/python.
+PYREADERS_DIR=$CACHE_DIR/pyreaders
+PYREADERS_PACKAGES="msgpack==1.2.4 protobuf==7.36.2 grpcio-tools==1.85.4 confluent-kafka==2.16.2"
+
+install_pyreaders() {
+	local py=$PYREADERS_DIR/bin/python
+	if [[ -x $py && -f $PYREADERS_DIR/packages && $(cat "$PYREADERS_DIR/packages") == "$PYREADERS_PACKAGES" ]]; then
+		return 0
+	fi
+	command -v python3 >/dev/null 2>&1 || fail "the Python readers need python3 with venv (Debian: apt-get install python3-venv)"
+	say "installing the Python readers ($PYREADERS_PACKAGES; pip, into $PYREADERS_DIR)"
+	rm -rf "$PYREADERS_DIR"
+	mkdir -p "$CACHE_DIR"
+	python3 -m venv "$PYREADERS_DIR" >/dev/null ||
+		fail "python3 -m venv $PYREADERS_DIR failed (Debian: apt-get install python3-venv)"
+	# shellcheck disable=SC2086 # one word per package
+	"$py" -m pip install -q $PYREADERS_PACKAGES >"$PYREADERS_DIR.log" 2>&1 ||
+		fail "pip install of the Python readers failed; see $PYREADERS_DIR.log"
+	printf '%s' "$PYREADERS_PACKAGES" >"$PYREADERS_DIR/packages"
 }
 
 # ---------------------------------------------------------------- commands
@@ -634,6 +775,8 @@ export KAFKA_LIBS='$KAFKA_LIBS'
 export PROMETHEUS_URL='http://127.0.0.1:$PROMETHEUS_PORT'
 export EVENT_SIGNING_KEY='$(signing_key)'
 export DEX_BIN='$DEX_BIN'
+export JAEGER_BIN='$JAEGER_BIN'
+export JAEGER_URL='http://127.0.0.1:$JAEGER_PORT'
 export API_KEYS='local:$API_SCOPES:$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)'
 export ANNALS_API_KEY='$key'
 EOF
@@ -666,6 +809,10 @@ status() {
 	if pid_alive "$STATE_DIR/prometheus.pid" "$PROMETHEUS_DIR/prometheus.yml" 2>/dev/null && prometheus_ready; then
 		say "prometheus running  http://127.0.0.1:$PROMETHEUS_PORT  pid=$(<"$STATE_DIR/prometheus.pid")"
 	fi
+	# Jaeger too.
+	if pid_alive "$STATE_DIR/jaeger.pid" "$JAEGER_DIR/jaeger.yaml" 2>/dev/null && jaeger_ready; then
+		say "jaeger    running  otlp http://127.0.0.1:$JAEGER_OTLP_PORT  api http://127.0.0.1:$JAEGER_PORT  pid=$(<"$STATE_DIR/jaeger.pid")"
+	fi
 	return $rc
 }
 
@@ -678,6 +825,7 @@ preflight() {
 	if ! pid_alive "$STATE_DIR/kafka.pid" "$KAFKA_DIR/server.properties"; then
 		require_free_port "$KAFKA_PORT" "$KAFKA_PORT_VAR" Kafka
 		require_free_port "$KAFKA_CONTROLLER_PORT" "$KAFKA_CONTROLLER_PORT_VAR" "the Kafka controller"
+		if $SECURE; then secure_kafka_ports; fi
 	fi
 	if ! $SECURE && ! pid_alive "$STATE_DIR/mailpit.pid" "$MAILPIT_DIR/mailpit.db"; then
 		require_free_port "$SMTP_PORT" ANNALS_SMTP_PORT "Mailpit SMTP"
@@ -690,9 +838,9 @@ component() {
 		fail "the secured stack has postgres and kafka only, not $1 (it uses the plain stack's Mailpit)"
 	fi
 	case $1 in
-	postgres | kafka | mailpit | prometheus | dex) return 0 ;;
+	postgres | kafka | mailpit | prometheus | dex | jaeger) return 0 ;;
 	esac
-	fail "unknown component $1 (postgres, kafka, mailpit, prometheus, dex)"
+	fail "unknown component $1 (postgres, kafka, mailpit, prometheus, dex, jaeger)"
 }
 
 main() {
@@ -704,6 +852,8 @@ main() {
 			for c in "$@"; do
 				if [[ $c == schemathesis ]]; then
 					install_schemathesis # a tool of the tests: installed, never started
+				elif [[ $c == pyreaders ]]; then
+					install_pyreaders # likewise
 				else
 					component "$c" && "install_$c"
 				fi
@@ -747,6 +897,7 @@ main() {
 			return
 		fi
 		if ! $SECURE; then
+			down_jaeger
 			down_prometheus
 			down_mailpit
 		fi

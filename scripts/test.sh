@@ -4,7 +4,9 @@
 # then runs every test against the real PostgreSQL, Kafka and Mailpit: the library and services
 # with the race detector, the configuration fuzzer for a few seconds, the deployment checks
 # (compose file, Dockerfile build) and the stack's own tests (which start and stop a second
-# stack on other ports, check the secured stack with Kafka's tools and psql, and `make run`).
+# stack on other ports, check the secured stack with Kafka's tools and psql, run the whole
+# pipeline on it, and `make run`, plain and secured). test/secure runs twice: skipping with
+# the plain stack's settings, then with the secured stack's.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,8 +28,12 @@ ANNALS_SECURE=1 scripts/stack.sh up
 scripts/stack.sh install prometheus
 # Schemathesis, the OpenAPI fuzzer that the stack tests run over the services' documents.
 scripts/stack.sh install schemathesis
+# Python's msgpack and protobuf packages, the independent readers of the relay's payloads.
+scripts/stack.sh install pyreaders
 # Dex, the OpenID Connect provider the authentication tests start (built once, cached).
 scripts/stack.sh install dex
+# Jaeger v2, the trace backend the tracing test starts on ports of its own (built once, cached).
+scripts/stack.sh install jaeger
 eval "$(scripts/stack.sh env)"
 
 step "modules tidy; lint (gofmt, go vet, staticcheck)"
@@ -39,10 +45,17 @@ make --no-print-directory lint
 step "unit and integration tests (race detector)"
 $GO test -race -count=1 -timeout 10m ./...
 
-step "fuzz: configuration parser, command decoders, Avro decoder ($FUZZTIME executions each)"
+step "secure transport: the clients and the pool against the secured stack (test/secure)"
+# test/secure skips without the secured stack's settings, which the run above does not
+# export: here they are, over the plain stack's (its Mailpit).
+(eval "$(ANNALS_SECURE=1 scripts/stack.sh env)" && $GO test -race -count=1 -timeout 5m ./test/secure)
+
+step "fuzz: configuration parser, command decoders, Avro, MessagePack and Protocol Buffers decoders ($FUZZTIME executions each)"
 $GO test -run '^$' -fuzz '^FuzzParse$' -fuzztime "$FUZZTIME" -fuzzminimizetime 0x ./internal/config
 $GO test -run '^$' -fuzz '^FuzzDecodeCommands$' -fuzztime "$FUZZTIME" -fuzzminimizetime 0x ./services/writer/api
 $GO test -run '^$' -fuzz '^FuzzDecode$' -fuzztime "$FUZZTIME" -fuzzminimizetime 0x ./pkg/schema
+$GO test -run '^$' -fuzz '^FuzzDecodeMsgpack$' -fuzztime "$FUZZTIME" -fuzzminimizetime 0x ./pkg/schema
+$GO test -run '^$' -fuzz '^FuzzDecodeProtobuf$' -fuzztime "$FUZZTIME" -fuzzminimizetime 0x ./pkg/schema
 
 step "deployment: docker-compose.yml and Dockerfile"
 (cd deploy && $GO test -count=1 -timeout 30m ./...)

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/consume"
@@ -84,6 +85,9 @@ func dlqCmd(ctx context.Context, args []string, loadConfig func() (*config.Confi
 		return err
 	}
 	defer pool.Close()
+	if err := app.CheckKafka(ctx, cfg.Kafka, nil); err != nil {
+		return err
+	}
 	d := &dlq{cfg: cfg, blocks: consume.PostgresBlocks(pool), stdout: stdout, stderr: stderr}
 	g := d.group(*group)
 	switch sub {
@@ -115,7 +119,7 @@ func (d *dlq) group(name string) string {
 func (d *dlq) scan(ctx context.Context, group, stream string, fn func(consume.DeadLetter) error) error {
 	topic := d.cfg.DLQTopic(group)
 	return consume.ScanDeadLetters(ctx, consume.DeadLetterScan{
-		Brokers: d.cfg.Kafka.Brokers, Topic: topic, StreamID: stream,
+		Brokers: d.cfg.Kafka.Brokers, Security: d.cfg.Kafka.Security(), Topic: topic, StreamID: stream,
 		Progress: func(read, total int64) {
 			if read > 0 && read < total {
 				fmt.Fprintf(d.stderr, "reading %s: %d of %d records\n", topic, read, total)
@@ -262,6 +266,9 @@ func (d *dlq) redrive(ctx context.Context, group, stream string, dryRun bool, wa
 	if err != nil {
 		return err
 	}
+	if p.block.Stopped {
+		return d.releaseStopped(ctx, group, stream, p.block, dryRun) // nothing was dead-lettered: a redrive is its release
+	}
 	if p.refused != nil {
 		return fmt.Errorf("the consumers would refuse to redrive the stream: %w; `annals dlq release` releases it without its parked events", p.refused)
 	}
@@ -312,6 +319,9 @@ func (d *dlq) release(ctx context.Context, group, stream string, dryRun bool) er
 	if err != nil {
 		return err
 	}
+	if p.block.Stopped {
+		return d.releaseStopped(ctx, group, stream, p.block, dryRun)
+	}
 	parked := p.parked
 	if dryRun {
 		fmt.Fprintf(d.stdout, "dry run: not released; a release leaves these %d event(s) unapplied in the dead-letter topic.\n", len(parked))
@@ -322,6 +332,23 @@ func (d *dlq) release(ctx context.Context, group, stream string, dryRun bool) er
 	}
 	fmt.Fprintf(d.stdout, "released: the running consumers of %s apply the stream's later events again within their block refresh; "+
 		"these %d event(s) stay unapplied in %s\n", group, len(parked), d.cfg.DLQTopic(group))
+	return nil
+}
+
+// releaseStopped releases a stream whose partition stopped at a failing event
+// (EVENT_HANDLER_ERROR_HANDLING=false): the consumer that owns the partition reads it again
+// from that event and tries it once more.
+func (d *dlq) releaseStopped(ctx context.Context, group, stream string, b consume.Block, dryRun bool) error {
+	if dryRun {
+		fmt.Fprintf(d.stdout, "dry run: not released; a release has the consumer of %s that owns %s/%d try the event at offset %d again.\n",
+			group, b.Topic, b.Partition, b.Offset)
+		return nil
+	}
+	if _, err := d.blocks.Release(ctx, group, stream); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.stdout, "released: the consumer of %s that owns %s/%d reads it again from offset %d within its block refresh "+
+		"and tries the failing event once more; if it fails again, the partition stops there again\n", group, b.Topic, b.Partition, b.Offset)
 	return nil
 }
 

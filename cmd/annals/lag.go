@@ -68,12 +68,15 @@ func lagCmd(ctx context.Context, args []string, loadConfig func() (*config.Confi
 	if err != nil {
 		return err
 	}
+	if err := app.CheckKafka(ctx, cfg.Kafka, nil); err != nil {
+		return err
+	}
 	var groups []string
 	if *group != "" {
 		groups = []string{*group}
 	}
 	mon, err := lag.New(lag.Config{
-		Brokers: cfg.Kafka.Brokers, Topics: wiring.EventTopics(cfg), Groups: groups, Interval: *interval, Window: *window,
+		Brokers: cfg.Kafka.Brokers, Security: cfg.Kafka.Security(), Topics: wiring.EventTopics(cfg), Groups: groups, Interval: *interval, Window: *window,
 	})
 	if err != nil {
 		return err
@@ -225,8 +228,11 @@ func lagExporterCmd(ctx context.Context, args []string, loadConfig func() (*conf
 		*window = cfg.Monitoring.LagStatusWindow
 	}
 	log := app.NewLogger(cfg.Log, stderr).With("service", "lag-exporter")
+	if err := app.CheckKafka(ctx, cfg.Kafka, log); err != nil {
+		return err
+	}
 	mon, err := lag.New(lag.Config{
-		Brokers: cfg.Kafka.Brokers, Topics: wiring.EventTopics(cfg), Interval: *interval, Window: *window, Logger: log,
+		Brokers: cfg.Kafka.Brokers, Security: cfg.Kafka.Security(), Topics: wiring.EventTopics(cfg), Interval: *interval, Window: *window, Logger: log,
 	})
 	if err != nil {
 		return err

@@ -28,6 +28,7 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	duration := fs.Duration("duration", 10*time.Second, "how long to send commands")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	quiet := fs.Bool("quiet", false, "no progress lines")
+	keys := fs.Bool("idempotency-keys", false, "send each command with an Idempotency-Key of its own, as a client that retries would")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -41,7 +42,8 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case *duration <= 0:
 		return fmt.Errorf("%w: --duration must be positive", errUsage)
 	}
-	cfg := load.Config{BaseURL: *url, Rate: *rate, Concurrency: *concurrency, Duration: *duration, Token: os.Getenv(APIKeyEnv)}
+	cfg := load.Config{BaseURL: *url, Rate: *rate, Concurrency: *concurrency, Duration: *duration, Token: os.Getenv(APIKeyEnv),
+		IdempotencyKeys: *keys}
 	if !*quiet {
 		cfg.Progress = stderr
 	}

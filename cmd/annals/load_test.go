@@ -97,3 +97,22 @@ func TestLoadRun_OpenLoopRate(t *testing.T) {
 		t.Errorf("no progress lines: %q", progress.String())
 	}
 }
+
+// With IdempotencyKeys, every command is recorded under a key of its own.
+func TestLoadRun_IdempotencyKeys(t *testing.T) {
+	url, store := writer(t)
+	res, err := load.Run(context.Background(), load.Config{BaseURL: url, Concurrency: 4, Duration: time.Second, Seed: 3, IdempotencyKeys: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Errors) > 0 || res.Commands == 0 {
+		t.Fatalf("%d commands, errors %v", res.Commands, res.Errors)
+	}
+	var keys int
+	if err := store.Pool().QueryRow(context.Background(), `select count(*) from annals_idempotency`).Scan(&keys); err != nil {
+		t.Fatal(err)
+	}
+	if keys != res.Commands {
+		t.Errorf("%d idempotency keys stored for %d commands", keys, res.Commands)
+	}
+}

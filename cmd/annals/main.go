@@ -29,7 +29,9 @@
 //	lag-exporter   serve the consumer lag as Prometheus metrics on /metrics, with /livez and
 //	               /readyz: lag-exporter [--addr :9308] [--interval 10s] [--window 10]
 //	replay         move a stopped consumer group's offsets back to a time (--group G --since T
-//	               [--until T] [--topics a,b] [--dry-run]; T is RFC 3339 or a duration back from now: 2h, 7d)
+//	               [--until T] [--topics a,b] [--dry-run]; T is RFC 3339 or a duration back from now: 2h, 7d);
+//	               with --reprocess [--json]: apply the events of [since, until) again to the
+//	               projector's read models (the notifier's and auditor's groups are refused)
 //	dlq            the streams consumer groups have blocked and their dead letters: list
 //	               [--group G] [--stream S] [--limit 20], redrive --group G --stream S [--dry-run]
 //	               [--wait 2m] (apply the parked events in order, then release), release --group G
@@ -103,7 +105,13 @@ commands:
   replay         move a stopped consumer group's committed offsets back to a time, so that it
                  receives the events from then on again: replay --group G --since T
                  [--until T] [--topics a,b] [--dry-run]; T is RFC 3339 or a duration back
-                 from now (2h, 7d)
+                 from now (2h, 7d). replay --group projector --since T [--until T]
+                 --reprocess [--json] [--dry-run] applies the events of [since, until) again:
+                 the read-model rows of the streams with an event in the range are rebuilt
+                 from their whole histories in the event store (the projector may keep
+                 running), then it prints the events processed, the errors and the duration;
+                 the notifier's group is refused (a second email), the auditor's too
+                 (duplicate entries in its chain)
   dlq            the streams consumer groups have blocked behind a dead letter, and their
                  dead letters: dlq list [--group G] [--stream S] [--limit 20];
                  dlq redrive --group G --stream S [--dry-run] [--wait 2m] (once the cause is
@@ -139,6 +147,9 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		if err != nil {
 			return nil, fmt.Errorf("configuration: %w", err)
 		}
+		if err := cfg.CheckFiles(); err != nil {
+			return nil, err
+		}
 		return cfg, nil
 	}
 	var err error
@@ -164,7 +175,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	case "lag-exporter":
 		err = lagExporterCmd(ctx, rest, loadConfig, stderr)
 	case "replay":
-		err = replayCmd(ctx, rest, loadConfig, stdout)
+		err = replayCmd(ctx, rest, loadConfig, stdout, stderr)
 	case "dlq":
 		err = dlqCmd(ctx, rest, loadConfig, stdout, stderr)
 	case "audit":
@@ -184,14 +195,16 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return 2
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "annals %s: %v\n", cmd, err)
+		// A broker refusing the Kafka settings reads with the settings' names.
+		fmt.Fprintf(stderr, "annals %s: %v\n", cmd, config.ExplainKafka(err))
 		return 1
 	}
 	return 0
 }
 
 // openDatabase loads the configuration and connects to its event store's database as the
-// application name; the caller closes the pool.
+// application name, stopping with the setting at fault named when the server refuses the
+// connection's settings (app.CheckPostgres); the caller closes the pool.
 func openDatabase(ctx context.Context, loadConfig func() (*config.Config, error), name string) (*config.Config, *pgxpool.Pool, error) {
 	cfg, err := loadConfig()
 	if err != nil {
@@ -199,6 +212,10 @@ func openDatabase(ctx context.Context, loadConfig func() (*config.Config, error)
 	}
 	pool, err := app.NewPool(ctx, cfg.EventStore, name)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := app.CheckPostgres(ctx, cfg.EventStore, pool, nil); err != nil {
+		pool.Close()
 		return nil, nil, err
 	}
 	return cfg, pool, nil

@@ -13,11 +13,13 @@ import (
 
 	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/internal/config"
+	"github.com/annals-dev/annals/internal/telemetry"
 	"github.com/annals-dev/annals/internal/wiring"
 )
 
 // relayCmd runs the outbox relay on its own, for deployments that keep it apart from the
-// writers. With HTTP_ADDR set it serves /metrics there.
+// writers. With HTTP_ADDR set it serves /metrics there; with OTEL_EXPORTER_OTLP_ENDPOINT set
+// it traces its publishes as annals-relay.
 func relayCmd(ctx context.Context, args []string, loadConfig func() (*config.Config, error), stderr io.Writer) error {
 	if len(args) > 0 {
 		return fmt.Errorf("%w: relay takes no arguments", errUsage)
@@ -27,6 +29,24 @@ func relayCmd(ctx context.Context, args []string, loadConfig func() (*config.Con
 		return err
 	}
 	log := app.NewLogger(cfg.Log, stderr).With("service", "relay")
+	if err := app.CheckKafka(ctx, cfg.Kafka, log); err != nil {
+		return err
+	}
+	// Its publish spans join the commands' traces, as the writer's relay's do.
+	tracing, err := telemetry.New(ctx, cfg.Monitoring, "relay", app.Version)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if tracing != nil {
+		tracing.Install(log)
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tracing.Shutdown(sctx); err != nil {
+				log.Warn("tracing: spans not sent at shutdown", "error", err)
+			}
+		}()
+	}
 	pool, err := app.NewPool(ctx, cfg.EventStore, "annals-relay")
 	if err != nil {
 		return err

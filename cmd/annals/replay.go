@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/consume"
@@ -24,11 +25,20 @@ const replayUsage = `replay --group G --since T [--until T] [--topics a,b] [--dr
   reports, per partition, which offsets hold the records before it: the records after it are
   delivered again too, and consumers with an inbox skip the events they already applied.
   A group with live members is refused: stop its consumers first. --dry-run prints the plan
-  and commits nothing.`
+  and commits nothing.
+replay --group projector --since T [--until T] --reprocess [--json] [--dry-run]
+  Applies the events recorded in [T, until) again to the projector's read models (--until
+  defaults to now; later events are not reprocessed): every user and order stream with an
+  event in the range is rebuilt from its whole history in the event store, so its row ends as
+  the full history makes it; other streams are left alone. The projector may keep running; its
+  offsets and inbox are not touched. Prints progress, then the streams rebuilt, the events
+  processed, skipped and applied, the errors (events refused, exit status 1) and the duration;
+  --json prints them as JSON (progress on stderr); --dry-run only counts. The notifier's group
+  is refused (it would send a second email), the auditor's too (duplicate chain entries).`
 
 // replayCmd moves a stopped consumer group's committed offsets back to a point in time.
 // Relative times count back from the moment the command starts.
-func replayCmd(ctx context.Context, args []string, loadConfig func() (*config.Config, error), stdout io.Writer) error {
+func replayCmd(ctx context.Context, args []string, loadConfig func() (*config.Config, error), stdout, stderr io.Writer) error {
 	now := time.Now()
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -37,6 +47,8 @@ func replayCmd(ctx context.Context, args []string, loadConfig func() (*config.Co
 	untilFlag := fs.String("until", "", "RFC 3339 time or duration back from now")
 	topicsFlag := fs.String("topics", "", "comma-separated topics")
 	dryRun := fs.Bool("dry-run", false, "print the plan, commit nothing")
+	reprocess := fs.Bool("reprocess", false, "apply the events of [since, until) again (the projector's group)")
+	asJSON := fs.Bool("json", false, "print the reprocess report as JSON")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(stdout, "usage: annals "+replayUsage)
 		return nil
@@ -50,6 +62,10 @@ func replayCmd(ctx context.Context, args []string, loadConfig func() (*config.Co
 		return fmt.Errorf("%w: replay needs --group", errUsage)
 	case *sinceFlag == "":
 		return fmt.Errorf("%w: replay needs --since", errUsage)
+	case *reprocess && *topicsFlag != "":
+		return fmt.Errorf("%w: --reprocess takes no --topics: it reprocesses the streams the group's read models are made of", errUsage)
+	case *asJSON && !*reprocess:
+		return fmt.Errorf("%w: --json goes with --reprocess", errUsage)
 	}
 	since, err := replayParseTime("since", *sinceFlag, now)
 	if err != nil {
@@ -63,6 +79,14 @@ func replayCmd(ctx context.Context, args []string, loadConfig func() (*config.Co
 		if !until.After(since) {
 			return fmt.Errorf("--until %s must be after --since %s", replayFormatTime(until), replayFormatTime(since))
 		}
+	} else if *reprocess && !now.After(since) {
+		return fmt.Errorf("--since %s must be before now when --until is not given", replayFormatTime(since))
+	}
+	if *reprocess {
+		if until.IsZero() {
+			until = now
+		}
+		return replayReprocess(ctx, loadConfig, reprocessRun{group: *group, since: since, until: until, dryRun: *dryRun, json: *asJSON}, stdout, stderr)
 	}
 	cfg, err := loadConfig()
 	if err != nil {
@@ -80,11 +104,15 @@ func replayCmd(ctx context.Context, args []string, loadConfig func() (*config.Co
 		}
 	}
 
-	replay := consume.Replay
-	if *dryRun {
-		replay = consume.PlanReplay
+	if err := app.CheckKafka(ctx, cfg.Kafka, nil); err != nil {
+		return err
 	}
-	plan, err := replay(ctx, cfg.Kafka.Brokers, *group, topics, since, until)
+	r := consume.Replayer{Brokers: cfg.Kafka.Brokers, Security: cfg.Kafka.Security()}
+	replay := r.Replay
+	if *dryRun {
+		replay = r.Plan
+	}
+	plan, err := replay(ctx, *group, topics, since, until)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ func replayCLI(t *testing.T, brokers []string, prefix string, args ...string) (s
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	loadConfig := func() (*config.Config, error) { return config.Load("../../config/event_sourcing.tsk", lookup) }
 	var out strings.Builder
-	err := replayCmd(context.Background(), args, loadConfig, &out)
+	err := replayCmd(context.Background(), args, loadConfig, &out, io.Discard)
 	return out.String(), err
 }
 

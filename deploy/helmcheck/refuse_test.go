@@ -56,6 +56,20 @@ func TestChartRefuses(t *testing.T) {
 			`signing.key is set together with existingSecret "mine"`},
 		{"SMTP password without a user", values("smtp.password", "x"),
 			"smtp.password is set but smtp.username is empty"},
+		{"unknown Kafka protocol", values("kafka.securityProtocol", "TLS"), "kafka/securityProtocol"},
+		{"unknown SASL mechanism", values("kafka.securityProtocol", "SASL_SSL", "kafka.sasl.mechanism", "GSSAPI"), "kafka/sasl/mechanism"},
+		{"unknown sslmode", values("database.sslmode", "on"), "database/sslmode"},
+		{"Kafka password with existingSecret", values("existingSecret", "mine", "kafka.securityProtocol", "SASL_SSL",
+			"kafka.sasl.mechanism", "PLAIN", "kafka.sasl.username", "u", "kafka.sasl.password", "x"),
+			`kafka.sasl.password is set together with existingSecret "mine"`},
+		{"SASL without a mechanism", values("kafka.securityProtocol", "SASL_SSL", "kafka.sasl.username", "u"),
+			"kafka.securityProtocol is SASL_SSL: set kafka.sasl.mechanism and kafka.sasl.username"},
+		{"SASL values without SASL", values("kafka.securityProtocol", "SSL", "kafka.sasl.username", "u"),
+			"kafka.sasl is set, but kafka.securityProtocol SSL does not use SASL"},
+		{"Kafka TLS Secret without TLS", values("kafka.tls.caSecret", "kafka-ca"),
+			"kafka.tls is set, but kafka.securityProtocol PLAINTEXT does not use TLS"},
+		{"PostgreSQL TLS Secret with sslmode disable", values("database.sslmode", "disable", "database.tls.caSecret", "pg-ca"),
+			"database.tls is set, but database.sslmode is disable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

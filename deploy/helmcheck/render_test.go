@@ -39,10 +39,11 @@ const (
 	signingSecret  = "signing-secret-5d08c3-0123456789abcdef"
 	signingKey     = "k1:" + signingSecret
 	existingSecret = "annals-credentials"
+	kafkaPassword  = "kafka-password-2f81d4"
 )
 
 // secretNeedles are the strings that must appear in no manifest but a Secret.
-var secretNeedles = []string{dbPassword, dbURLPassword, dbURL, smtpUser, smtpPassword, signingSecret}
+var secretNeedles = []string{dbPassword, dbURLPassword, dbURL, smtpUser, smtpPassword, signingSecret, kafkaPassword}
 
 // chartCase is one way of installing the chart.
 type chartCase struct {
@@ -87,6 +88,36 @@ func chartCases(t *testing.T) []chartCase {
 				"EVENT_STORE_PASSWORD": dbPassword,
 				"SMTP_USERNAME":        smtpUser,
 				"smtp-pass":            smtpPassword,
+			},
+		},
+		{
+			name: "secured Kafka and PostgreSQL",
+			values: values(
+				"kafka.securityProtocol", "SASL_SSL",
+				"kafka.sasl.mechanism", "SCRAM-SHA-512",
+				"kafka.sasl.username", "annals",
+				"kafka.sasl.password", kafkaPassword,
+				"kafka.tls.caSecret", "kafka-ca",
+				"kafka.tls.caKey", "ca.pem",
+				"kafka.tls.clientSecret", "annals-kafka-client",
+				"database.password", dbPassword,
+				"database.sslmode", "verify-full",
+				"database.tls.caSecret", "postgres-ca",
+				"signing.key", signingKey,
+			),
+		},
+		{
+			name: "secured Kafka with existingSecret",
+			values: values(
+				"existingSecret", existingSecret,
+				"kafka.securityProtocol", "SASL_PLAINTEXT",
+				"kafka.sasl.mechanism", "SCRAM-SHA-256",
+				"kafka.sasl.username", "annals",
+				"database.tls.clientSecret", "annals-postgres-client",
+			),
+			existing: map[string]string{
+				"EVENT_STORE_PASSWORD": dbPassword,
+				"KAFKA_SASL_PASSWORD":  kafkaPassword,
 			},
 		},
 		{
@@ -177,6 +208,7 @@ func TestChart(t *testing.T) {
 			t.Run("hooks", func(t *testing.T) { checkHooks(t, rel) })
 			t.Run("notifier templates", func(t *testing.T) { checkNotifierTemplates(t, rel) })
 			t.Run("signing key", func(t *testing.T) { checkSigningNote(t, rel) })
+			t.Run("tls files", func(t *testing.T) { checkTLSFiles(t, rel, c.existing) })
 		})
 	}
 }

@@ -1,7 +1,13 @@
 // Package app is the process frame every Annals service runs in: it loads the configuration,
 // builds the JSON logger, the Prometheus registry, the PostgreSQL pool and the Kafka readiness
-// check, serves /livez, /readyz, /metrics and /openapi.json next to the service's own routes,
-// and shuts everything down in order when its context ends (SIGINT or SIGTERM in main).
+// check, installs OpenTelemetry's SDK when tracing is configured (internal/telemetry), serves
+// /livez, /readyz, /metrics and /openapi.json next to the service's own routes, and shuts
+// everything down in order when its context ends (SIGINT or SIGTERM in main).
+//
+// At start it connects to the Kafka brokers once with the service's security settings
+// (CheckKafka): a broker that refuses them stops the service at once with one error that names
+// the setting at fault, and so does a component that a broker refuses later (an ACL it lacks).
+// Brokers that cannot be reached are an outage, which the service waits out.
 //
 // A service's main only names the service and wires its parts onto a Main. Main never logs a
 // secret: configuration secrets are redacted types, and connection strings are never printed.
@@ -33,11 +39,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/annals-dev/annals/internal/auth"
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/httpx"
+	"github.com/annals-dev/annals/internal/telemetry"
+	"github.com/annals-dev/annals/pkg/kafkasec"
 	"github.com/annals-dev/annals/pkg/logctx"
 )
 
@@ -85,6 +92,7 @@ type Main struct {
 	checks     []Check
 	reports    []Report
 	workers    []worker
+	tracing    *telemetry.Tracing // nil while tracing is off
 	closeOnce  sync.Once
 }
 
@@ -132,6 +140,9 @@ func New(svc Service, args []string, lookupEnv func(string) (string, bool), stde
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
+	if err := cfg.CheckFiles(); err != nil {
+		return nil, err
+	}
 	if *addrFlag != "" {
 		cfg.HTTP.Addr = *addrFlag
 	}
@@ -152,16 +163,28 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 	_ = level.UnmarshalText([]byte(c.Level)) // validated by config.Load
 	opts := &slog.HandlerOptions{Level: level}
 	// logctx adds what the context carries: the correlation id of a request, the event id
-	// and correlation id of a message being handled.
+	// and correlation id of a message being handled; telemetry the trace and span ids of a
+	// request or message being traced.
 	if c.Format == "text" {
-		return slog.New(logctx.Handler(slog.NewTextHandler(w, opts)))
+		return slog.New(telemetry.LogHandler(logctx.Handler(slog.NewTextHandler(w, opts))))
 	}
-	return slog.New(logctx.Handler(slog.NewJSONHandler(w, opts)))
+	return slog.New(telemetry.LogHandler(logctx.Handler(slog.NewJSONHandler(w, opts))))
 }
 
-// Open creates the registry, the pool, the readiness checks and the router with the standard
-// routes, and binds the listener (so that a port in use fails here, with its address).
+// Open installs OpenTelemetry's SDK when tracing is configured (OTEL_EXPORTER_OTLP_ENDPOINT;
+// internal/telemetry), creates the registry, the pool, the readiness checks and the router
+// with the standard routes, checks PostgreSQL's answer to the connection's settings
+// (CheckPostgres) and the Kafka brokers' answer to the service's security settings
+// (CheckKafka), and binds the listener (so that a port in use fails here, with its address).
 func (m *Main) Open(ctx context.Context) error {
+	t, err := telemetry.New(ctx, m.Config.Monitoring, m.Service.Name, Version)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if t != nil {
+		t.Install(m.Logger)
+		m.tracing = t
+	}
 	m.Registry = prometheus.NewRegistry()
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -176,12 +199,21 @@ func (m *Main) Open(ctx context.Context) error {
 	info.Set(1)
 	m.Registry.MustRegister(info)
 
-	var err error
 	if m.DB, err = NewPool(ctx, m.Config.EventStore, "annals-"+m.Service.Name); err != nil {
 		return err
 	}
+	if err := CheckPostgres(ctx, m.Config.EventStore, m.DB, m.Logger); err != nil {
+		m.DB.Close()
+		m.DB = nil
+		return err
+	}
 
-	kafkaCheck := func(ctx context.Context) error { return KafkaReachable(ctx, m.Config.Kafka.Brokers) }
+	if err := CheckKafka(ctx, m.Config.Kafka, m.Logger); err != nil {
+		m.DB.Close()
+		m.DB = nil
+		return err
+	}
+	kafkaCheck := func(ctx context.Context) error { return KafkaReachable(ctx, m.Config.Kafka) }
 	m.AddCheck("postgres", func(ctx context.Context) error { return m.DB.Ping(ctx) })
 	readiness := "Readiness: PostgreSQL and Kafka are reachable."
 	if !m.Service.ReadyWithoutKafka {
@@ -325,7 +357,7 @@ func (m *Main) Run(ctx context.Context) error {
 	for _, w := range m.workers {
 		wg.Go(func() {
 			if err := w.run(wctx); err != nil && wctx.Err() == nil {
-				errc <- fmt.Errorf("%s: %w", w.name, err)
+				errc <- fmt.Errorf("%s: %w", w.name, config.ExplainKafka(err))
 			}
 		})
 	}
@@ -357,6 +389,15 @@ func (m *Main) Close() {
 		}
 		if m.DB != nil {
 			m.DB.Close()
+		}
+		if m.tracing != nil {
+			// The spans still queued, within a bound: a receiver that is away holds up the
+			// exit no longer than this.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := m.tracing.Shutdown(ctx); err != nil && m.Logger != nil {
+				m.Logger.Warn("tracing: spans not sent at shutdown", "error", err)
+			}
+			cancel()
 		}
 		if m.Logger != nil {
 			m.Logger.Info("stopped")
@@ -417,30 +458,63 @@ func (m *Main) openapi(w http.ResponseWriter, _ *http.Request) {
 	_ = json.NewEncoder(w).Encode(doc)
 }
 
-// KafkaReachable asks the first broker that answers for the cluster's metadata.
-func KafkaReachable(ctx context.Context, brokers []string) error {
-	var errs []error
-	for _, addr := range brokers {
-		conn, err := (&kafka.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, "tcp", addr)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if deadline, ok := ctx.Deadline(); ok {
-			_ = conn.SetDeadline(deadline)
-		}
-		_, err = conn.Brokers()
-		_ = conn.Close()
-		if err == nil {
-			return nil
-		}
-		errs = append(errs, fmt.Errorf("metadata from %s: %w", addr, err))
-	}
-	if len(errs) == 0 {
+// KafkaReachable connects to the brokers of c with its security settings, the way the
+// clients do, and asks the first that answers for the cluster's metadata (kafkasec.Probe). A
+// broker that refuses the settings is an error that names the setting at fault and what it
+// expected (config.ExplainKafka), so that /readyz says why.
+func KafkaReachable(ctx context.Context, c config.Kafka) error {
+	if len(c.Brokers) == 0 {
 		return errors.New("no Kafka brokers configured (KAFKA_BROKERS)")
 	}
-	return errors.Join(errs...)
+	return config.ExplainKafka(kafkasec.Probe(ctx, c.Brokers, c.Security()))
 }
+
+// CheckKafka connects to the brokers of c once, at start, with its security settings
+// (kafkasec.Probe), within a few seconds. A broker that refuses them (SASL credentials or
+// mechanism, an untrusted, expired or misnamed certificate, a client certificate, a protocol
+// the listener does not speak) is an error naming the setting at fault and what was expected:
+// the program stops at once instead of retrying what no retry cures. A refusal read from a
+// closed connection only counts when it repeats, since a broker going down looks the same
+// once. Brokers that cannot be reached are logged to log (when not nil), and CheckKafka
+// returns nil: the program's parts wait for the brokers as they wait through any outage.
+func CheckKafka(ctx context.Context, k config.Kafka, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sec := k.Security()
+	if sec.Protocol == kafkasec.SASLPlaintext && sec.Mechanism == kafkasec.Plain {
+		log.Warn("kafka: KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT with KAFKA_SASL_MECHANISM=PLAIN sends the password in clear text: use SASL_SSL, or SCRAM")
+	}
+	ctx, cancel := context.WithTimeout(ctx, startupProbe)
+	defer cancel()
+	for inferred := 0; ; {
+		err := kafkasec.Probe(ctx, k.Brokers, sec)
+		var refused *kafkasec.Error
+		var bad *kafkasec.ConfigError
+		switch {
+		case err == nil:
+			log.Info("kafka: the brokers accept the connection", "kafka_security", sec)
+			return nil
+		case errors.As(err, &bad):
+			return config.ExplainKafka(err)
+		case errors.As(err, &refused) && (!refused.Inferred || inferred == 2):
+			return config.ExplainKafka(err)
+		case errors.As(err, &refused) && ctx.Err() == nil:
+			inferred++
+			select {
+			case <-ctx.Done():
+				return config.ExplainKafka(err)
+			case <-time.After(500 * time.Millisecond):
+			}
+			continue
+		}
+		log.Warn("kafka: the brokers cannot be reached yet; going on, and waiting for them", "error", err)
+		return nil
+	}
+}
+
+// startupProbe bounds CheckKafka.
+const startupProbe = 10 * time.Second
 
 // NewPool builds the PostgreSQL pool that the configuration describes (EVENT_STORE_CONNECTION_POOL
 // connections, named application in pg_stat_activity unless the connection string names

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -266,14 +265,8 @@ func TestOpen_PortInUse(t *testing.T) {
 // they neither touch nor consume the stack's default deployment.
 func TestServices_SIGTERM(t *testing.T) {
 	_, schemaName := testenv.SchemaPool(t)
-	u, err := url.Parse(testenv.PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schemaName) // pgx sends it to the server as a run-time parameter
-	u.RawQuery = q.Encode()
-	dbURL, brokers := u.String(), strings.Join(testenv.KafkaBrokers(t), ",")
+	dbURL := testenv.SchemaURL(t, schemaName)
+	brokers := strings.Join(testenv.KafkaBrokers(t), ",")
 	prefix := "sigterm-" + testenv.UniqueName(t)
 	t.Cleanup(func() {
 		topics := []string{kafkawire.Topic(prefix, "user"), kafkawire.Topic(prefix, "order")}

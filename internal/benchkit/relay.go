@@ -10,6 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/annals-dev/annals/pkg/kafkasec"
+
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/relay"
 )
@@ -72,7 +74,16 @@ func WaitOutboxDrained(ctx context.Context, pool *pgxpool.Pool, within, every ti
 // is now, and returns the size of each value and of each whole record as the broker stores
 // it without framing (value, key, header names and values).
 func RecordSizes(ctx context.Context, brokers []string, topic string, partition, n int) (values, records []int, err error) {
-	conn, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, partition)
+	return RecordSizesWith(ctx, brokers, kafkasec.Security{}, topic, partition, n)
+}
+
+// RecordSizesWith is RecordSizes over brokers reached with sec.
+func RecordSizesWith(ctx context.Context, brokers []string, sec kafkasec.Security, topic string, partition, n int) (values, records []int, err error) {
+	dialer, err := sec.Dialer()
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: %w", err)
+	}
+	conn, err := dialer.DialLeader(ctx, "tcp", brokers[0], topic, partition)
 	if err != nil {
 		return nil, nil, fmt.Errorf("bench: %s/%d: %w", topic, partition, err)
 	}
@@ -84,7 +95,7 @@ func RecordSizes(ctx context.Context, brokers []string, topic string, partition,
 	if last <= first {
 		return nil, nil, nil
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: partition, MaxWait: 100 * time.Millisecond})
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Dialer: dialer, Topic: topic, Partition: partition, MaxWait: 100 * time.Millisecond})
 	defer r.Close()
 	if err := r.SetOffset(first); err != nil {
 		return nil, nil, err

@@ -48,7 +48,8 @@ type EventSourcing struct {
 	Serialization     string `json:"event_serialization"`
 }
 
-// EventStore is the [event_store] section.
+// EventStore is the [event_store] section. URL, when set, wins over the other keys; SSLMode
+// (libpq's sslmode) and the SSL files apply to the URL built from the parts (ConnString).
 type EventStore struct {
 	URL            Secret `json:"url"`
 	Host           string `json:"host"`
@@ -57,6 +58,10 @@ type EventStore struct {
 	Username       string `json:"username"`
 	Password       Secret `json:"password"`
 	ConnectionPool int    `json:"connection_pool"`
+	SSLMode        string `json:"sslmode"`
+	SSLRootCert    string `json:"sslrootcert"`
+	SSLCert        string `json:"sslcert"`
+	SSLKey         string `json:"sslkey"`
 }
 
 // Projections is the [projections] section: how the consumer groups batch, retry and
@@ -65,6 +70,7 @@ type Projections struct {
 	Enabled        bool          `json:"enabled"`
 	RealTime       bool          `json:"real_time"`
 	BatchSize      int           `json:"batch_size"`
+	Interval       time.Duration `json:"interval"`
 	Parallel       bool          `json:"parallel_processing"`
 	RetryAttempts  int           `json:"retry_attempts"`
 	InboxRetention time.Duration `json:"inbox_retention"`
@@ -89,7 +95,9 @@ type Handlers struct {
 
 // Monitoring is the [monitoring] section. The lag keys configure the consumer lag exporter:
 // whether the writer embeds one, how often it polls the broker and over how many polls it
-// judges a group's status.
+// judges a group's status. The OTLP and trace keys say where the services send their
+// OpenTelemetry traces (internal/telemetry reads them); an empty OTLPEndpoint turns tracing
+// off.
 type Monitoring struct {
 	MetricsEnabled        bool          `json:"metrics_enabled"`
 	EventTracking         bool          `json:"event_tracking"`
@@ -98,12 +106,18 @@ type Monitoring struct {
 	LagPollInterval       time.Duration `json:"lag_poll_interval"`
 	LagStatusWindow       int           `json:"lag_status_window"`
 	PprofEnabled          bool          `json:"pprof_enabled"`
+	OTLPEndpoint          string        `json:"otlp_endpoint"`
+	OTLPProtocol          string        `json:"otlp_protocol"`
+	ServiceName           string        `json:"service_name"`
+	TracesSampler         string        `json:"traces_sampler"`
+	TracesSamplerArg      string        `json:"traces_sampler_arg"`
 }
 
 // Kafka is the [kafka] section. SessionTimeout and DrainTimeout are the consumer groups'
 // membership timings: a consumer drains its work in flight within DrainTimeout, sending no
 // heartbeat meanwhile, so DrainTimeout plus ConsumerHeartbeat must stay below SessionTimeout
-// (Validate checks it).
+// (Validate checks it). SecurityProtocol and the SASL and TLS keys say how the clients connect
+// (Security).
 type Kafka struct {
 	Brokers           []string      `json:"brokers"`
 	TopicPrefix       string        `json:"topic_prefix"`
@@ -111,6 +125,13 @@ type Kafka struct {
 	ReplicationFactor int           `json:"replication_factor"`
 	SessionTimeout    time.Duration `json:"session_timeout"`
 	DrainTimeout      time.Duration `json:"consumer_drain_timeout"`
+	SecurityProtocol  string        `json:"security_protocol"`
+	SASLMechanism     string        `json:"sasl_mechanism"`
+	SASLUsername      string        `json:"sasl_username"`
+	SASLPassword      Secret        `json:"sasl_password"`
+	TLSCAFile         string        `json:"tls_ca_file"`
+	TLSCertFile       string        `json:"tls_cert_file"`
+	TLSKeyFile        string        `json:"tls_key_file"`
 }
 
 // Relay is the [relay] section: the outbox relay's (the writer's, and `annals relay`'s).
@@ -325,6 +346,8 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.Kafka.validateSecurity()...)
+	errs = append(errs, c.EventStore.validateTLS()...)
 	return errors.Join(errs...)
 }
 
@@ -349,7 +372,9 @@ func (c Config) LogValue() slog.Value {
 
 // ConnString returns the URL if set, otherwise a postgres:// URL built
 // from the parts:
-// postgres://user:password@host:port/database?sslmode=disable&pool_max_conns=N.
+// postgres://user:password@host:port/database?sslmode=M&pool_max_conns=N,
+// with sslrootcert, sslcert and sslkey when set. An empty SSLMode is
+// "disable", as the parts said before there was a key for it.
 // The result holds the password: never log it.
 func (s EventStore) ConnString() string {
 	if s.URL != "" {
@@ -367,7 +392,17 @@ func (s EventStore) ConnString() string {
 	case s.Username != "":
 		u.User = url.User(s.Username)
 	}
-	u.RawQuery = "sslmode=disable&pool_max_conns=" + strconv.Itoa(s.ConnectionPool)
+	mode := s.SSLMode
+	if mode == "" {
+		mode = "disable"
+	}
+	q := "sslmode=" + url.QueryEscape(mode)
+	for _, p := range []struct{ name, path string }{{"sslrootcert", s.SSLRootCert}, {"sslcert", s.SSLCert}, {"sslkey", s.SSLKey}} {
+		if p.path != "" {
+			q += "&" + p.name + "=" + url.QueryEscape(p.path)
+		}
+	}
+	u.RawQuery = q + "&pool_max_conns=" + strconv.Itoa(s.ConnectionPool)
 	return u.String()
 }
 

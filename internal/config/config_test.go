@@ -41,16 +41,17 @@ func TestDefault(t *testing.T) {
 	want := &config.Config{
 		EventSourcing: config.EventSourcing{Enabled: true, StoreType: "postgresql", SnapshotFrequency: 100, Serialization: "avro"},
 		EventStore: config.EventStore{Host: "127.0.0.1", Port: 55432, Database: "annals", Username: "annals",
-			ConnectionPool: 10},
-		Projections: config.Projections{Enabled: true, RealTime: true, BatchSize: 1000, Parallel: true, RetryAttempts: 3,
+			ConnectionPool: 10, SSLMode: "prefer"},
+		Projections: config.Projections{Enabled: true, RealTime: true, BatchSize: 1000, Interval: 5 * time.Second, Parallel: true, RetryAttempts: 3,
 			InboxRetention: 7 * 24 * time.Hour},
 		Aggregates: config.Aggregates{SnapshotEnabled: true, SnapshotRetention: 30 * 24 * time.Hour,
 			OptimisticConcurrency: true, MaxEventsPerAggregate: 10000, MaxEventBytes: 983040},
 		Handlers: config.Handlers{Enabled: true, AsyncProcessing: true, ErrorHandling: true, RetryFailedEvents: true},
 		Monitoring: config.Monitoring{MetricsEnabled: true, EventTracking: true, PerformanceMonitoring: true,
-			LagExporterEnabled: true, LagPollInterval: 10 * time.Second, LagStatusWindow: 10},
+			LagExporterEnabled: true, LagPollInterval: 10 * time.Second, LagStatusWindow: 10,
+			OTLPProtocol: "http/protobuf", TracesSampler: "parentbased_always_on", TracesSamplerArg: "1"},
 		Kafka: config.Kafka{Brokers: []string{"127.0.0.1:9092"}, TopicPrefix: "annals", TopicPartitions: 12,
-			ReplicationFactor: 1, SessionTimeout: 10 * time.Second, DrainTimeout: 6 * time.Second},
+			ReplicationFactor: 1, SessionTimeout: 10 * time.Second, DrainTimeout: 6 * time.Second, SecurityProtocol: "PLAINTEXT"},
 		Relay:        config.Relay{MaxReadBytes: 16 << 20},
 		EventSigning: config.EventSigning{Required: true},
 		SMTP: config.SMTP{Addr: "127.0.0.1:1025", From: "Annals <noreply@annals.local>", StartTLS: "opportunistic",
@@ -92,7 +93,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 71; got != want {
+	if got, want := len(keys), 88; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}
@@ -272,7 +273,8 @@ func TestLagKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got, want := c.Monitoring, (config.Monitoring{MetricsEnabled: true, EventTracking: true, PerformanceMonitoring: true,
-		LagExporterEnabled: false, LagPollInterval: 250 * time.Millisecond, LagStatusWindow: 2}); got != want {
+		LagExporterEnabled: false, LagPollInterval: 250 * time.Millisecond, LagStatusWindow: 2,
+		OTLPProtocol: "http/protobuf", TracesSampler: "parentbased_always_on", TracesSamplerArg: "1"}); got != want {
 		t.Errorf("from the environment: got %+v, want %+v", got, want)
 	}
 	path := writeFile(t, "[monitoring]\nlag_poll_interval: 1m30s\nlag_status_window: @env(\"LAG_STATUS_WINDOW\", \"30\")\n")
@@ -423,14 +425,9 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`:2: EVENT_STORE_TYPE (event_sourcing.event_store_type): "mongodb" is not supported; allowed: postgresql`},
 		},
 		{
-			name: "msgpack serialization",
-			env:  env("EVENT_SERIALIZATION", "msgpack"),
-			want: []string{`EVENT_SERIALIZATION (event_sourcing.event_serialization): "msgpack" is not supported; allowed: avro, json`},
-		},
-		{
-			name: "protobuf serialization",
-			env:  env("EVENT_SERIALIZATION", "protobuf"),
-			want: []string{`EVENT_SERIALIZATION (event_sourcing.event_serialization): "protobuf" is not supported; allowed: avro, json`},
+			name: "xml serialization",
+			env:  env("EVENT_SERIALIZATION", "xml"),
+			want: []string{`EVENT_SERIALIZATION (event_sourcing.event_serialization): "xml" is not supported; allowed: avro, json, msgpack, protobuf`},
 		},
 		{
 			name: "bad log level",
@@ -661,7 +658,7 @@ func TestConnString(t *testing.T) {
 		{
 			name:  "defaults",
 			store: config.Default().EventStore,
-			want:  "postgres://annals@127.0.0.1:55432/annals?sslmode=disable&pool_max_conns=10",
+			want:  "postgres://annals@127.0.0.1:55432/annals?sslmode=prefer&pool_max_conns=10",
 		},
 		{
 			name: "escaping",
@@ -787,5 +784,35 @@ func TestResolvePath(t *testing.T) {
 	t.Chdir(t.TempDir())
 	if got, want := config.ResolvePath("", env()), ""; got != want {
 		t.Errorf("no default file: got %q, want %q", got, want)
+	}
+}
+
+// TestTracingKeys: OpenTelemetry's environment variables configure the traces, and a value
+// that cannot work stops start-up naming its key.
+func TestTracingKeys(t *testing.T) {
+	c, err := config.Load("", env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317", "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc",
+		"OTEL_SERVICE_NAME", "billing", "OTEL_TRACES_SAMPLER", "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG", "0.25"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Monitoring
+	if m.OTLPEndpoint != "http://collector:4317" || m.OTLPProtocol != "grpc" || m.ServiceName != "billing" ||
+		m.TracesSampler != "parentbased_traceidratio" || m.TracesSamplerArg != "0.25" {
+		t.Errorf("got %+v", m)
+	}
+	for _, tc := range []struct{ name, env, value, want string }{
+		{"EndpointWithoutScheme", "OTEL_EXPORTER_OTLP_ENDPOINT", "127.0.0.1:4318", "OTEL_EXPORTER_OTLP_ENDPOINT (monitoring.otlp_endpoint)"},
+		{"EndpointNotHTTP", "OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector:4318", "is not an http:// or https:// URL"},
+		{"ProtocolUnsupported", "OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "allowed: http/protobuf, grpc"},
+		{"SamplerUnknown", "OTEL_TRACES_SAMPLER", "jaeger_remote", "OTEL_TRACES_SAMPLER (monitoring.traces_sampler)"},
+		{"RatioAboveOne", "OTEL_TRACES_SAMPLER_ARG", "2", "is not a number from 0 to 1"},
+		{"RatioNotANumber", "OTEL_TRACES_SAMPLER_ARG", "half", "is not a number from 0 to 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Load("", env(tc.env, tc.value))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s=%s: error %v, want one containing %q", tc.env, tc.value, err, tc.want)
+			}
+		})
 	}
 }

@@ -25,5 +25,6 @@
 //   - read anything but the file it is given and the environment lookup
 //     function it is given (a nil lookup means an empty environment). The
 //     only other filesystem access is ResolvePath checking whether
-//     DefaultPath exists.
+//     DefaultPath exists, and CheckFiles reading the TLS files the settings
+//     name (KAFKA_TLS_*, EVENT_STORE_SSL*), which programs call after Load.
 package config

@@ -308,6 +308,29 @@ func checkIssuer(v any, hide bool) string {
 	return ""
 }
 
+// checkOTLPEndpoint checks a trace receiver's base URL: empty, or http(s)://host[:port][/path].
+func checkOTLPEndpoint(v any, hide bool) string {
+	s := v.(string)
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.RawQuery != "" || u.Fragment != "" {
+		return show(s, hide) + " is not an http:// or https:// URL of an OTLP receiver, such as http://127.0.0.1:4318"
+	}
+	return ""
+}
+
+// checkRatio checks a share: a number from 0 to 1.
+func checkRatio(v any, hide bool) string {
+	s := v.(string)
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(f >= 0 && f <= 1) {
+		return show(s, hide) + " is not a number from 0 to 1"
+	}
+	return ""
+}
+
 // checkOptionalURL checks an optional key set URL like an issuer.
 func checkOptionalURL(v any, hide bool) string { return checkIssuer(v, hide) }
 

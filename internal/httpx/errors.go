@@ -23,7 +23,10 @@ const (
 	CodeMethodNotAllowed = "method_not_allowed" // 405
 	CodeRateLimited      = "rate_limited"       // 429, with Retry-After
 	CodeUnavailable      = "unavailable"        // 503
-	CodeInternal         = "internal"           // 500
+	// CodeEventSourcingDisabled: 503 without Retry-After, the deployment takes no commands
+	// (EVENT_SOURCING_ENABLED=false).
+	CodeEventSourcingDisabled = "event_sourcing_disabled"
+	CodeInternal              = "internal" // 500
 )
 
 // The refusals of authentication (internal/auth): errors that are ErrUnauthorized answer 401
@@ -32,6 +35,14 @@ var (
 	ErrUnauthorized = errors.New("unauthorized")
 	ErrForbidden    = errors.New("forbidden")
 )
+
+// ErrEventSourcingDisabled refuses a command while event sourcing is turned off
+// (EVENT_SOURCING_ENABLED=false): 503 event_sourcing_disabled, without Retry-After, since it
+// lasts until an operator turns it on again. It is 503 and not 409 because the refusal is the
+// server's state, not the resource's: the same request succeeds unchanged once the setting is
+// back, and clients and proxies treat it as the server declining, not as a conflict the
+// client could resolve. It is not logged as a failure.
+var ErrEventSourcingDisabled = errors.New("event sourcing is disabled (EVENT_SOURCING_ENABLED=false): this deployment takes no commands; reads keep working")
 
 // RateLimitError refuses a request whose caller is over a rate limit: 429 rate_limited, with
 // a Retry-After header that says when the caller may try again.
@@ -100,6 +111,7 @@ func As[E error](problem func(E) Problem) Rule {
 //   - Rules, in order;
 //   - ErrUnauthorized: 401 unauthorized; ErrForbidden: 403 forbidden;
 //   - a *RateLimitError: 429 rate_limited, with Retry-After;
+//   - ErrEventSourcingDisabled: 503 event_sourcing_disabled, without Retry-After;
 //   - events.ErrNotFound: 404 not_found;
 //   - events.ErrInvalid: 400 invalid_request;
 //   - a failure that may pass (postgres.Transient): 503 unavailable, "<Dependency> is
@@ -135,6 +147,8 @@ func (t Errors) Problem(err error) Problem {
 	case errors.As(err, &limited):
 		return Problem{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: limited.Error(),
 			Header: http.Header{"Retry-After": {strconv.Itoa(limited.RetryAfterSeconds())}}}
+	case errors.Is(err, ErrEventSourcingDisabled):
+		return Problem{Status: http.StatusServiceUnavailable, Code: CodeEventSourcingDisabled, Message: ErrEventSourcingDisabled.Error()}
 	case errors.Is(err, events.ErrNotFound):
 		return Problem{Status: http.StatusNotFound, Code: CodeNotFound, Message: err.Error()}
 	case errors.Is(err, events.ErrInvalid):
@@ -150,10 +164,11 @@ func (t Errors) Problem(err error) Problem {
 }
 
 // Write answers with the envelope of err's Problem, and its headers. A failure on the server's side (a 5xx,
-// but a 504, which is a wait the client asked for running out) is logged with LogFailure.
+// but a 504, which is a wait the client asked for running out, and a 503 event_sourcing_disabled, which is
+// the configuration) is logged with LogFailure.
 func (t Errors) Write(w http.ResponseWriter, r *http.Request, err error) {
 	p := t.Problem(err)
-	if p.Status >= 500 && p.Status != http.StatusGatewayTimeout {
+	if p.Status >= 500 && p.Status != http.StatusGatewayTimeout && p.Code != CodeEventSourcingDisabled {
 		log := t.Logger
 		if log == nil {
 			log = slog.Default()

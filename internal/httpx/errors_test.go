@@ -68,6 +68,8 @@ func TestErrors_Problem(t *testing.T) {
 		{"RateLimited", fmt.Errorf("create: %w", &httpx.RateLimitError{Limit: "commands", RetryAfter: 1500 * time.Millisecond}),
 			httpx.Problem{Status: 429, Code: "rate_limited", Message: "too many commands from these credentials; retry after 2 s",
 				Header: http.Header{"Retry-After": {"2"}}}},
+		{"EventSourcingDisabled", fmt.Errorf("create: %w", httpx.ErrEventSourcingDisabled),
+			httpx.Problem{Status: 503, Code: "event_sourcing_disabled", Message: httpx.ErrEventSourcingDisabled.Error()}},
 		{"Internal", fmt.Errorf("read: %w", &pgconn.PgError{Code: "42P01", Message: "relation secret_table does not exist"}),
 			httpx.Problem{Status: 500, Code: "internal", Message: "internal error"}},
 	} {
@@ -97,6 +99,8 @@ func TestErrors_Handler(t *testing.T) {
 		{"ClientWentAway", context.Canceled, 503, `{"error":{"code":"unavailable","message":"the widgets is unavailable; retry later"}}`, "DEBUG"},
 		{"RateLimited", &httpx.RateLimitError{Limit: "widgets", RetryAfter: 10 * time.Millisecond}, 429,
 			`{"error":{"code":"rate_limited","message":"too many widgets from these credentials; retry after 1 s"}}`, ""},
+		{"EventSourcingDisabled", httpx.ErrEventSourcingDisabled, 503,
+			`{"error":{"code":"event_sourcing_disabled","message":"event sourcing is disabled (EVENT_SOURCING_ENABLED=false): this deployment takes no commands; reads keep working"}}`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer

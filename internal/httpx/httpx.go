@@ -8,6 +8,7 @@
 package httpx
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -20,6 +21,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/annals-dev/annals/pkg/logctx"
 )
@@ -309,10 +316,22 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 
 type ctxKey struct{}
 
+// request is what Middleware stores in a request's context.
+type request struct {
+	correlationID string
+	started       time.Time
+}
+
 // CorrelationID returns the correlation id that Middleware stored for the request.
 func CorrelationID(r *http.Request) string {
-	id, _ := r.Context().Value(ctxKey{}).(string)
-	return id
+	v, _ := r.Context().Value(ctxKey{}).(request)
+	return v.correlationID
+}
+
+// Started returns when Middleware received the request; zero outside it.
+func Started(r *http.Request) time.Time {
+	v, _ := r.Context().Value(ctxKey{}).(request)
+	return v.started
 }
 
 // NewID returns a random 128-bit id in hex, used for generated correlation ids.
@@ -367,10 +386,14 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Middleware wraps next with the correlation id (read from X-Correlation-ID, generated when
-// absent or unusable, echoed in the response), request metrics and a debug log line. Their
-// labels are bounded: the route is a registered pattern or "unmatched", the method one of
-// MethodLabel's.
+// absent or unusable, echoed in the response), request metrics, a debug log line and, for
+// every route but the probes and /metrics, a server span (OpenTelemetry's global tracer
+// provider and propagator, read here: a no-op unless a program installed an SDK), a child of
+// the caller's span when the request carries a W3C traceparent. Their labels and names are
+// bounded: the route is a registered pattern or "unmatched", the method one of MethodLabel's.
 func Middleware(next http.Handler, m *Metrics, log *slog.Logger) http.Handler {
+	tracer := otel.GetTracerProvider().Tracer(tracerScope)
+	prop := otel.GetTextMapPropagator()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get(CorrelationHeader)
@@ -378,7 +401,13 @@ func Middleware(next http.Handler, m *Metrics, log *slog.Logger) http.Handler {
 			id = NewID()
 		}
 		w.Header().Set(CorrelationHeader, id)
-		r = r.WithContext(logctx.With(contextWith(r, id), slog.String("correlation_id", id)))
+		ctx := context.WithValue(r.Context(), ctxKey{}, request{correlationID: id, started: start})
+		var span trace.Span
+		if traced(r.URL.Path) {
+			ctx, span = tracer.Start(prop.Extract(ctx, propagation.HeaderCarrier(r.Header)), MethodLabel(r.Method),
+				trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start))
+		}
+		r = r.WithContext(logctx.With(ctx, slog.String("correlation_id", id)))
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		if sw.status == 0 {
@@ -391,6 +420,9 @@ func Middleware(next http.Handler, m *Metrics, log *slog.Logger) http.Handler {
 			pattern = pattern[i+1:]
 		}
 		method := MethodLabel(r.Method)
+		if span != nil {
+			endSpan(span, method, pattern, sw.status, id)
+		}
 		if m != nil {
 			m.requests.WithLabelValues(pattern, method, strconv.Itoa(sw.status)).Inc()
 			m.duration.WithLabelValues(pattern, method).Observe(time.Since(start).Seconds())
@@ -402,6 +434,33 @@ func Middleware(next http.Handler, m *Metrics, log *slog.Logger) http.Handler {
 				slog.String("correlation_id", id))
 		}
 	})
+}
+
+// tracerScope is the instrumentation scope of the server spans.
+const tracerScope = "github.com/annals-dev/annals/internal/httpx"
+
+// traced reports whether requests to path get a server span: not the probes and /metrics,
+// which orchestrators and scrapers call every few seconds.
+func traced(path string) bool {
+	switch path {
+	case "/livez", "/readyz", "/metrics":
+		return false
+	}
+	return !strings.HasPrefix(path, "/healthz/")
+}
+
+// endSpan names a server span after its route, as OpenTelemetry's HTTP conventions do
+// ("POST /v1/users"), records the outcome and ends it.
+func endSpan(span trace.Span, method, route string, status int, correlationID string) {
+	if span.IsRecording() {
+		span.SetName(method + " " + route)
+		span.SetAttributes(semconv.HTTPRequestMethodKey.String(method), semconv.HTTPRoute(route),
+			semconv.HTTPResponseStatusCode(status), attribute.String("annals.correlation_id", correlationID))
+		if status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(status))
+		}
+	}
+	span.End()
 }
 
 // MethodLabel is method as the request metrics and log lines name it: one of the methods of

@@ -14,6 +14,7 @@ package load
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +43,10 @@ type Config struct {
 	// Token, when set, is sent as "Authorization: Bearer <Token>": an API key with the
 	// commands scope, or an OIDC token with it.
 	Token string
+	// IdempotencyKeys sends each command with an Idempotency-Key of its own, as a client that
+	// retries should: the writer then records the events and the key's response in one
+	// transaction.
+	IdempotencyKeys bool
 	// Seed makes the mix of commands repeatable (0: random).
 	Seed uint64
 	// OnCommand, when set, is called after every successful command with the stream it
@@ -359,6 +364,9 @@ func (c *client) send(ctx context.Context, method, path string, body any) (writt
 	}
 	if c.cfg.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	}
+	if c.cfg.IdempotencyKeys && method != http.MethodGet {
+		req.Header.Set("Idempotency-Key", crand.Text())
 	}
 	resp, err := c.cfg.Client.Do(req)
 	if err != nil {

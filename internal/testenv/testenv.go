@@ -9,6 +9,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -126,6 +127,21 @@ func SchemaPool(tb testing.TB) (*pgxpool.Pool, string) {
 		}
 	})
 	return pool, schema
+}
+
+// SchemaURL is PostgresURL with schema as the search_path of its connections: the
+// DATABASE_URL of a program that is to use the schema of SchemaPool (pgx sends a URL parameter
+// it does not know to the server as a run-time parameter).
+func SchemaURL(tb testing.TB, schema string) string {
+	tb.Helper()
+	u, err := url.Parse(PostgresURL(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // UniqueName is a name for test resources: the test's name and the time, lower-case.

@@ -27,11 +27,18 @@ func EventTopics(cfg *config.Config) []string {
 // ConsumerConfig is the consume.Config of a group from the configuration:
 // PROJECTION_BATCH_SIZE events per batch, parallel lanes unless PARALLEL_PROJECTIONS=false,
 // PROJECTION_RETRY_ATTEMPTS retries unless RETRY_FAILED_EVENTS=false, dead letters to the
-// group's DLQ topic, and the group membership timings KAFKA_SESSION_TIMEOUT and
+// group's DLQ topic; ASYNC_EVENT_PROCESSING=false: one lane and each batch committed before
+// the next (consume.Config.Sequential); EVENT_HANDLER_ERROR_HANDLING=false: no retry and no
+// dead letter, the group stops at a failing event (consume.Config.StopOnFailure);
+// REAL_TIME_PROJECTIONS=false: the projector's group (ConsumerGroup("projector")) applies in
+// rounds every PROJECTION_INTERVAL (consume.Config.Interval), the others as events arrive;
+// and the group membership timings KAFKA_SESSION_TIMEOUT and
 // CONSUMER_DRAIN_TIMEOUT with a heartbeat every config.ConsumerHeartbeat (config.Validate
-// has checked that they fit together). Its decoder (Decoder) verifies the relay's signature
+// has checked that they fit together), and the brokers' security (KAFKA_SECURITY_PROTOCOL, ...). Its decoder (Decoder) verifies the relay's signature
 // and reads newer writers' schemas from the catalog table in db; without a signing key it
-// fails unless EVENT_SIGNING_REQUIRED=false. Unit, Blocks and Middleware are the caller's.
+// fails unless EVENT_SIGNING_REQUIRED=false. With LOG_LEVEL=debug every message handled gets
+// a log line (consume.Logging). Unit and Blocks are the caller's, and so is the rest of the
+// middleware.
 func ConsumerConfig(cfg *config.Config, db *pgxpool.Pool, group string, log *slog.Logger, metrics *consume.Metrics) (consume.Config, error) {
 	decode, err := Decoder(cfg, db, log)
 	if err != nil {
@@ -47,6 +54,7 @@ func ConsumerConfig(cfg *config.Config, db *pgxpool.Pool, group string, log *slo
 		BatchSize: cfg.Projections.BatchSize,
 		Lanes:     8,
 		Attempts:  1 + cfg.Projections.RetryAttempts,
+		Security:  cfg.Kafka.Security(),
 		Logger:    log,
 		Metrics:   metrics,
 	}
@@ -55,6 +63,20 @@ func ConsumerConfig(cfg *config.Config, db *pgxpool.Pool, group string, log *slo
 	}
 	if !cfg.Handlers.RetryFailedEvents {
 		c.Attempts = 1
+	}
+	if cfg.Log.Level == "debug" {
+		// A line for each message handled (and each failed attempt), with the trace and span
+		// ids of its process span while tracing.
+		c.Middleware = append(c.Middleware, consume.Logging(log))
+	}
+	if !cfg.Handlers.AsyncProcessing {
+		c.Lanes, c.Sequential = 1, true
+	}
+	if !cfg.Handlers.ErrorHandling {
+		c.Attempts, c.StopOnFailure = 1, true
+	}
+	if !cfg.Projections.RealTime && group == cfg.ConsumerGroup("projector") {
+		c.Interval = cfg.Projections.Interval
 	}
 	c.SessionTimeout = cfg.Kafka.SessionTimeout
 	c.HeartbeatInterval = config.ConsumerHeartbeat

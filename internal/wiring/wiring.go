@@ -17,6 +17,7 @@ import (
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/pkg/kafkasec"
 	"github.com/annals-dev/annals/pkg/relay"
 	"github.com/annals-dev/annals/pkg/schema"
 )
@@ -44,11 +45,12 @@ func Topics(cfg *config.Config) []relay.Topic {
 // annals_relay_healthy, 1 while its Health is OK. It signs every record with
 // EVENT_SIGNING_KEY, and refuses to build without one unless EVENT_SIGNING_REQUIRED=false.
 func NewRelay(pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*relay.Relay, error) {
-	enc := relay.SchemaEncoder{Catalog: domain.Catalog(), JSON: cfg.EventSourcing.Serialization == "json"}
+	enc := relay.SchemaEncoder{Catalog: domain.Catalog(), Format: cfg.EventSourcing.Serialization}
 	rc := relay.Config{
 		Brokers:      cfg.Kafka.Brokers,
 		TopicPrefix:  cfg.Kafka.TopicPrefix,
 		MaxReadBytes: int64(cfg.Relay.MaxReadBytes),
+		Security:     cfg.Kafka.Security(),
 		Logger:       log,
 		Metrics:      relay.NewMetrics(reg),
 	}
@@ -91,22 +93,28 @@ func RelayReport(r *relay.Relay) func(context.Context) (any, bool) {
 
 // RunRelay registers the event schemas in the database's catalog and ensures the topics
 // (retrying while PostgreSQL or Kafka is unreachable, so that a service starts before its
-// dependencies), then runs the relay until ctx ends.
+// dependencies), then runs the relay until ctx ends. A broker that refuses the relay (its
+// security, or an ACL it lacks) ends it with an error that names the setting or the ACL at
+// fault (config.ExplainKafka): no retry cures that.
 func RunRelay(ctx context.Context, r *relay.Relay, pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger) error {
 	for _, step := range []struct {
 		what string
 		do   func() error
 	}{
 		{"register the event schemas", func() error { return domain.Catalog().Register(ctx, pool) }},
-		{"ensure the topics", func() error { return relay.EnsureTopics(ctx, cfg.Kafka.Brokers, Topics(cfg), io.Discard) }},
+		{"ensure the topics", func() error {
+			return relay.EnsureTopicsWith(ctx, cfg.Kafka.Brokers, cfg.Kafka.Security(), Topics(cfg), io.Discard)
+		}},
 	} {
 		for {
 			err := step.do()
 			if err == nil {
 				break
 			}
-			if errors.Is(err, schema.ErrConflict) {
-				return fmt.Errorf("%s: %w", step.what, err) // a conflict does not clear by waiting
+			var refused *kafkasec.Error
+			if errors.Is(err, schema.ErrConflict) || errors.As(err, &refused) {
+				// A conflict, or a broker refusing the relay, does not clear by waiting.
+				return fmt.Errorf("%s: %w", step.what, config.ExplainKafka(err))
 			}
 			r.Preparing(fmt.Errorf("cannot %s yet: %w", step.what, err))
 			log.Warn("relay: cannot "+step.what+" yet; retrying", "error", err)
@@ -118,5 +126,5 @@ func RunRelay(ctx context.Context, r *relay.Relay, pool *pgxpool.Pool, cfg *conf
 		}
 	}
 	r.Preparing(nil)
-	return r.Run(ctx)
+	return config.ExplainKafka(r.Run(ctx))
 }

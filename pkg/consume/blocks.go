@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,7 +28,15 @@ type Block struct {
 	// applied again, in order (BlockTable.RequestRedrive): the member that owns the block's
 	// partition does it, and releases the stream when none is left.
 	Redrive bool
+	// Stopped says the block stops the stream's partition at a failing event that was not
+	// dead-lettered (Config.StopOnFailure): nothing of the partition from Offset on is
+	// handled or committed until the block is released, and the member then tries the event
+	// again. Its Reason starts with "stopped: ", which is how BlockTable keeps the flag.
+	Stopped bool
 }
+
+// stoppedPrefix starts the reason of a stopped block.
+const stoppedPrefix = "stopped: "
 
 // at reports whether b blocks the stream at the same record as o: the same block, whatever
 // its reason or redrive request.
@@ -75,6 +84,7 @@ func scanBlock(row pgx.CollectableRow) (Block, error) {
 	var b Block
 	err := row.Scan(&b.StreamID, &b.EventID, &b.Topic, &b.Partition, &b.Offset, &b.Reason, &b.Since, &b.Redrive)
 	b.Since = b.Since.UTC()
+	b.Stopped = strings.HasPrefix(b.Reason, stoppedPrefix)
 	return b, err
 }
 
@@ -144,6 +154,7 @@ func (s *BlockTable) List(ctx context.Context, group string) ([]BlockedStream, e
 		var bs BlockedStream
 		err := row.Scan(&bs.Group, &bs.StreamID, &bs.EventID, &bs.Topic, &bs.Partition, &bs.Offset, &bs.Reason, &bs.Since, &bs.Redrive)
 		bs.Since = bs.Since.UTC()
+		bs.Stopped = strings.HasPrefix(bs.Reason, stoppedPrefix)
 		return bs, err
 	})
 	if err != nil {
@@ -166,8 +177,10 @@ func (s *BlockTable) RequestRedrive(ctx context.Context, group, streamID string)
 }
 
 // Release deletes the stream's block in group, so that its later events are applied again;
-// the events dead-lettered and parked so far stay in the dead-letter topic, unapplied. It
-// returns the block it deleted, or ErrNotBlocked.
+// the events dead-lettered and parked so far stay in the dead-letter topic, unapplied. A
+// stopped block (Block.Stopped) has none: its release has the member that owns the partition
+// read it again from the failing event, which it tries once more. It returns the block it
+// deleted, or ErrNotBlocked.
 func (s *BlockTable) Release(ctx context.Context, group, streamID string) (Block, error) {
 	return s.one(ctx, `delete from annals_consumer_blocks where group_name = $1 and stream_id = $2 returning `+blockColumns, group, streamID)
 }

@@ -15,8 +15,13 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/sourcegraph/conc"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/hops"
+	"github.com/annals-dev/annals/pkg/kafkasec"
 	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/logctx"
 )
@@ -36,7 +41,10 @@ type Config struct {
 	Decode   Decoder // required
 
 	// BatchSize is the most messages processed and committed together (500). Linger is how
-	// long a batch waits to fill once it has a message (5 ms).
+	// long a batch waits to fill once it has a message; zero waits for nothing: a batch takes
+	// the messages that have already arrived. Batches still grow with the load without it,
+	// since messages arrive while the previous batch is processed, and a linger would add its
+	// whole length to the latency of every message at a low rate.
 	BatchSize int
 	Linger    time.Duration
 	// Lanes is how many streams are handled at once (8). Messages are put in lanes by key, so
@@ -51,6 +59,26 @@ type Config struct {
 	Attempts   int
 	Backoff    time.Duration
 	MaxBackoff time.Duration
+	// Sequential commits each batch before the next one starts, rather than while the next
+	// one is processed. With Lanes 1 the handler then runs one message at a time, in the
+	// order of each partition, and never beside the commit of an earlier batch: the
+	// synchronous processing of ASYNC_EVENT_PROCESSING=false.
+	Sequential bool
+	// Interval, when set, makes the consumer work in rounds rather than as messages arrive:
+	// at most every Interval it applies what has arrived, in batches of BatchSize until none
+	// is waiting, and then waits for the next round (the periodic projection of
+	// REAL_TIME_PROJECTIONS=false). Messages are fetched meanwhile, but none is handled
+	// between two rounds. Zero handles messages as they arrive.
+	Interval time.Duration
+	// StopOnFailure stops a partition at a message that fails (after Attempts, which should
+	// then be 1) or cannot be decoded, instead of dead-lettering it: the message is neither
+	// dead-lettered nor committed, its stream gets a stopped Block (Block.Stopped), and no
+	// later message of its partition is handled or committed until an operator releases the
+	// block (BlockTable.Release, or a redrive request, which does the same for a stopped
+	// block); the member then reads the partition again from the stopped message and tries it
+	// once more. Other partitions keep flowing. annals_consumer_stopped_partitions counts the
+	// stopped partitions. A quarantined record (not the relay's) never stops anything.
+	StopOnFailure bool
 	// Unit, when set, wraps the handling of each lane's share of a batch in one unit of work
 	// (PostgresUnit: one transaction), and each message in one of its own after a failure.
 	Unit Unit
@@ -79,8 +107,19 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	RebalanceTimeout  time.Duration
 
+	// Security is how the consumer connects to the brokers (TLS, SASL); the zero value is
+	// plaintext. A broker that refuses it, or whose ACLs do not let the group read its topics,
+	// commit or write its dead letters, stops Run (see Run).
+	Security kafkasec.Security
+
 	Logger  *slog.Logger
 	Metrics *Metrics // NewMetrics(nil) when nil
+	// Tracing gives each message a process span from its fetch to the end of its handling,
+	// a child of the span whose trace context the record's headers carry (the relay's
+	// publish span), or else its event's metadata: the handler's context carries it. The zero
+	// value uses OpenTelemetry's global provider and propagator, which do nothing until a
+	// program sets them.
+	Tracing hops.Tracing
 }
 
 func (c *Config) defaults() error {
@@ -109,7 +148,6 @@ func (c *Config) defaults() error {
 	seti(&c.BatchSize, 500)
 	seti(&c.Lanes, 8)
 	seti(&c.Attempts, 3)
-	set(&c.Linger, 5*time.Millisecond)
 	set(&c.Backoff, 100*time.Millisecond)
 	set(&c.MaxBackoff, 5*time.Second)
 	set(&c.BlockRefresh, 5*time.Second)
@@ -142,13 +180,19 @@ func (c *Config) defaults() error {
 // Consumer runs a handler over the topics of one consumer group. See the package comment
 // for what it promises.
 type Consumer struct {
-	cfg      Config
-	h        Handler
-	batch    BatchHandler // h's, when it has one and there is a Unit
-	log      *slog.Logger
-	dlq      *kafka.Writer
-	assigned atomic.Pointer[map[string][]int]
-	blocks   atomic.Pointer[blockSet] // the session's, nil between sessions
+	cfg       Config
+	h         Handler
+	batch     BatchHandler // h's, when it has one and there is a Unit
+	log       *slog.Logger
+	tracer    trace.Tracer
+	prop      propagation.TextMapPropagator
+	dialer    *kafka.Dialer      // the group's and the readers' connections
+	transport kafka.RoundTripper // the dead-letter writer's and the metadata requests'
+	release   func()             // releases transport's connections
+	dlq       *kafka.Writer
+	assigned  atomic.Pointer[map[string][]int]
+	blocks    atomic.Pointer[blockSet]                // the session's, nil between sessions
+	stop      atomic.Pointer[context.CancelCauseFunc] // ends Run with a refusal
 }
 
 // New checks cfg and builds a Consumer of h.
@@ -159,11 +203,24 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
+	dialer, err := cfg.Security.Dialer()
+	if err != nil {
+		return nil, fmt.Errorf("consume: %w", err)
+	}
+	transport, release, err := cfg.Security.RoundTripper()
+	if err != nil {
+		return nil, fmt.Errorf("consume: %w", err)
+	}
 	log := cfg.Logger.With("group", cfg.Group)
 	c := &Consumer{
-		cfg: cfg,
-		h:   Chain(h, append([]Middleware{Recover(log)}, cfg.Middleware...)...),
-		log: log,
+		cfg:       cfg,
+		h:         Chain(h, append([]Middleware{Recover(log)}, cfg.Middleware...)...),
+		log:       log,
+		tracer:    cfg.Tracing.Tracer(tracerScope),
+		prop:      cfg.Tracing.TextMapPropagator(),
+		dialer:    dialer,
+		transport: transport,
+		release:   release,
 		dlq: &kafka.Writer{
 			Addr:         kafka.TCP(cfg.Brokers...),
 			Topic:        cfg.DLQTopic,
@@ -171,6 +228,7 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 			RequiredAcks: kafka.RequireAll,
 			BatchTimeout: time.Millisecond,
 			WriteTimeout: 10 * time.Second,
+			Transport:    transport,
 		},
 	}
 	if bh, ok := h.(BatchHandler); ok && cfg.Unit != nil {
@@ -197,12 +255,21 @@ func (c *Consumer) Blocked() []string {
 }
 
 // Run consumes until ctx ends, then finishes the messages in flight (within DrainTimeout),
-// commits what finished, leaves the group and returns nil. It returns an error only when the group
-// cannot be set up at all.
+// commits what finished, leaves the group and returns nil. It returns an error only when the
+// group cannot be set up at all, or when a broker refuses the consumer: its credentials or
+// certificate, or an ACL it lacks (Describe on a topic, Read on a topic or on the group, Write
+// on the dead-letter topic). No retry cures that until an operator changes a setting, a
+// certificate or an ACL, so Run stops as it does when ctx ends, and returns the refusal, a
+// *kafkasec.Error that names what is missing. Every other failure of the brokers pauses and
+// retries, however long it lasts.
 func (c *Consumer) Run(ctx context.Context) error {
+	defer c.release()
 	defer c.dlq.Close()
-	if !c.waitForTopics(ctx) {
-		return nil
+	rctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	c.stop.Store(&stop)
+	if !c.waitForTopics(rctx) {
+		return c.refusal(rctx)
 	}
 	kerr := kafka.LoggerFunc(func(msg string, args ...any) {
 		c.log.Warn("consume: kafka: " + fmt.Sprintf(msg, args...))
@@ -210,6 +277,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                    c.cfg.Group,
 		Brokers:               c.cfg.Brokers,
+		Dialer:                c.dialer,
 		Topics:                c.cfg.Topics,
 		StartOffset:           kafka.FirstOffset,
 		SessionTimeout:        c.cfg.SessionTimeout,
@@ -223,7 +291,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return fmt.Errorf("consume: %w", err)
 	}
 	left := make(chan struct{})
-	context.AfterFunc(ctx, func() {
+	context.AfterFunc(rctx, func() {
 		_ = cg.Close() // the generation's work drains and commits, then the member leaves
 		close(left)
 	})
@@ -231,11 +299,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 		gen, err := cg.Next(context.Background())
 		if errors.Is(err, kafka.ErrGroupClosed) {
 			<-left
+			if err := c.refusal(rctx); err != nil {
+				return err
+			}
 			c.log.Info("consume: left the group")
 			return nil
 		}
 		if err != nil {
-			c.log.Warn("consume: joining the group failed; retrying", "error", err)
+			if !c.refuse(err, kafkasec.Access{Operation: "Read", Group: c.cfg.Group}) {
+				c.log.Warn("consume: joining the group failed; retrying", "error", err)
+			}
 			continue
 		}
 		finished := make(chan struct{})
@@ -247,20 +320,53 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
+// refuse stops Run with err when err is a broker refusing the consumer (kafkasec.Classify),
+// or its permission for a (kafkasec.Denied), and reports whether it did.
+func (c *Consumer) refuse(err error, a kafkasec.Access) bool {
+	if a.Group == "" {
+		a.Group = c.cfg.Group
+	}
+	err = kafkasec.Classify(kafkasec.Denied(err, a, c.cfg.Security), c.cfg.Security)
+	var e *kafkasec.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	if stop := c.stop.Load(); stop != nil {
+		c.log.Error("consume: the brokers refuse the consumer; stopping", "error", err)
+		(*stop)(err)
+	}
+	return true
+}
+
+// refusal is the refusal that ended ctx (Run's), nil when it ended otherwise.
+func (c *Consumer) refusal(ctx context.Context) error {
+	var e *kafkasec.Error
+	if err := context.Cause(ctx); errors.As(err, &e) {
+		return err
+	}
+	return nil
+}
+
 // waitForTopics waits until every topic exists, and reports false if ctx ended first. A member
 // that joins before its topics exist gets no partitions, and kafka-go's partition watcher
 // misses topics created between the assignment and its first look: such a member would never
 // consume.
 func (c *Consumer) waitForTopics(ctx context.Context) bool {
-	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second}
+	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second, Transport: c.transport}
 	logged := false
 	for {
 		resp, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: c.cfg.Topics})
 		missing := slices.Clone(c.cfg.Topics)
+		if err != nil && c.refuse(err, kafkasec.Access{Operation: "Describe", Topic: c.cfg.Topics[0]}) {
+			return false
+		}
 		if err == nil {
 			for _, t := range resp.Topics {
 				if t.Error == nil && len(t.Partitions) > 0 {
 					missing = slices.DeleteFunc(missing, func(name string) bool { return name == t.Name })
+				}
+				if kafkasec.IsAuthorization(t.Error) && c.refuse(t.Error, kafkasec.Access{Operation: "Describe", Topic: t.Name}) {
+					return false
 				}
 			}
 			if len(missing) == 0 {
@@ -307,8 +413,14 @@ func (c *Consumer) generation(ctx, gctx context.Context, gen *kafka.Generation) 
 	c.log.Info("consume: generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", assigned)
 	backoff := c.cfg.Backoff
 	for {
-		progressed, stalled := c.session(ctx, gctx, gen, offsets)
-		if !stalled || gctx.Err() != nil {
+		progressed, stalled, again := c.session(ctx, gctx, gen, offsets)
+		if gctx.Err() != nil {
+			return
+		}
+		if again {
+			continue // a stopped partition was released: read it again from its commit
+		}
+		if !stalled {
 			return
 		}
 		if progressed {
@@ -326,27 +438,30 @@ func (c *Consumer) generation(ctx, gctx context.Context, gen *kafka.Generation) 
 }
 
 // session reads the assigned partitions from offsets and processes batch after batch until
-// the generation ends (stalled false) or a batch could not finish (stalled true). It moves
-// offsets on past what it committed.
-func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, offsets map[topicPartition]int64) (progressed, stalled bool) {
+// the generation ends (stalled false) or a batch could not finish (stalled true), or a
+// stopped partition was released (again true: it must be read again from its commit). It
+// moves offsets on past what it committed.
+func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, offsets map[topicPartition]int64) (progressed, stalled, again bool) {
 	blocked, err := c.cfg.Blocks.Load(gctx, c.cfg.Group)
 	if err != nil {
 		c.log.Warn("consume: cannot load the blocked streams", "error", err)
-		return false, true
+		return false, true, false
 	}
 	bs := &blockSet{m: blocked}
 	c.blocks.Store(bs)
 	defer c.blocks.Store(nil)
 	c.cfg.Metrics.blocked.WithLabelValues(c.cfg.Group).Set(float64(len(blocked)))
 	fctx, stopFetching := context.WithCancel(context.Background())
-	msgs := make(chan kafka.Message, c.cfg.BatchSize)
+	msgs := make(chan fetched, c.cfg.BatchSize)
 	var fetchers sync.WaitGroup
 	pms := map[topicPartition]*partitionMetrics{}
 	readers := make([]*kafka.Reader, 0, len(offsets))
+	stopFetcher := map[topicPartition]context.CancelFunc{}
 	for tp, off := range offsets {
 		pms[tp] = c.cfg.Metrics.partition(c.cfg.Group, tp.topic, tp.partition)
 		r := kafka.NewReader(kafka.ReaderConfig{
 			Brokers:   c.cfg.Brokers,
+			Dialer:    c.dialer,
 			Topic:     tp.topic,
 			Partition: tp.partition,
 			MinBytes:  1,
@@ -364,7 +479,9 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 			c.log.Error("consume: cannot set the reader's offset", "topic", tp.topic, "partition", tp.partition, "offset", off, "error", err)
 			continue
 		}
-		fetchers.Go(func() { c.fetch(fctx, r, msgs) })
+		pctx, cancel := context.WithCancel(fctx)
+		stopFetcher[tp] = cancel
+		fetchers.Go(func() { c.fetch(pctx, r, msgs) })
 	}
 	defer func() {
 		stopFetching()
@@ -387,21 +504,43 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 		}
 	}
 	defer waitCommit() // before the readers close: deferred calls run last in, first out
+	stopped := c.stoppedPartitions(bs, offsets, stopFetcher)
 	nextRefresh := time.Now().Add(c.cfg.BlockRefresh)
+	r := rounds{interval: c.cfg.Interval, start: time.Now(), on: true}
 	for {
 		if !time.Now().Before(nextRefresh) {
 			// Between batches no lane runs: the blocks can change under none of them.
 			if !c.refreshBlocks(ctx, gctx, bs, offsets, pms) {
-				return progressed, true
+				return progressed, true, false
 			}
 			nextRefresh = time.Now().Add(c.cfg.BlockRefresh)
+			now := c.stoppedPartitions(bs, offsets, stopFetcher)
+			for tp := range stopped {
+				if _, still := now[tp]; !still {
+					c.log.Info("consume: a stopped partition was released; reading it again from its committed offset",
+						"topic", tp.topic, "partition", tp.partition, "offset", offsets[tp])
+					return progressed, false, true
+				}
+			}
+			stopped = now
 		}
-		batch := c.collect(gctx, msgs, time.Until(nextRefresh))
+		wait, due := r.wait(time.Until(nextRefresh))
+		if !due {
+			select {
+			case <-gctx.Done():
+				return progressed, false, false
+			case <-time.After(wait):
+			}
+			continue // the round or the refresh is due
+		}
+		batch := c.collect(gctx, msgs, wait)
 		if gctx.Err() != nil {
-			return progressed, false
+			return progressed, false, false
 		}
+		batch = dropStopped(batch, stopped)
 		if len(batch) == 0 {
-			continue // the blocks are due for a refresh
+			r.end() // nothing is waiting: the round is over
+			continue
 		}
 		start := time.Now()
 		items, ok := c.process(ctx, gctx, batch, bs, pms)
@@ -410,27 +549,41 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 			progressed = true
 			done := make(chan struct{})
 			committing = done
-			go func() {
+			commit := func() {
 				defer close(done)
 				c.commit(gen, next, pms)
 				c.cfg.Metrics.batch.WithLabelValues(c.cfg.Group).Observe(time.Since(start).Seconds())
-			}()
+			}
+			if c.cfg.Sequential {
+				commit()
+			} else {
+				go commit()
+			}
 		} else {
 			c.cfg.Metrics.batch.WithLabelValues(c.cfg.Group).Observe(time.Since(start).Seconds())
 		}
 		c.cfg.Metrics.batchSize.WithLabelValues(c.cfg.Group).Observe(float64(len(batch)))
 		if !ok {
-			return progressed, true
+			return progressed, true, false
+		}
+		if c.cfg.StopOnFailure {
+			stopped = c.stoppedPartitions(bs, offsets, stopFetcher)
 		}
 	}
 }
 
+// fetched is a record and when the runtime fetched it.
+type fetched struct {
+	kafka.Message
+	at time.Time
+}
+
 // fetch feeds one partition's records to msgs until ctx ends.
-func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, msgs chan<- kafka.Message) {
+func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, msgs chan<- fetched) {
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || c.refuse(err, kafkasec.Access{Operation: "Read", Topic: r.Config().Topic}) {
 				return
 			}
 			c.log.Warn("consume: fetch failed; retrying", "topic", r.Config().Topic, "partition", r.Config().Partition, "error", err)
@@ -442,19 +595,19 @@ func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, msgs chan<- kafka
 			continue
 		}
 		select {
-		case msgs <- m:
+		case msgs <- fetched{Message: m, at: time.Now()}:
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-// collect waits up to wait for a first message, then takes what arrives within Linger, up to
-// BatchSize. It returns nil when no message came within wait, and once the generation has
-// ended: messages not yet started are dropped, and the partitions' next owner reads them from
-// the committed offsets.
-func (c *Consumer) collect(gctx context.Context, msgs <-chan kafka.Message, wait time.Duration) []kafka.Message {
-	var batch []kafka.Message
+// collect waits up to wait for a first message, then takes what has arrived meanwhile and,
+// with a Linger, what arrives within it, up to BatchSize. It returns nil when no message came
+// within wait, and once the generation has ended: messages not yet started are dropped, and
+// the partitions' next owner reads them from the committed offsets.
+func (c *Consumer) collect(gctx context.Context, msgs <-chan fetched, wait time.Duration) []fetched {
+	var batch []fetched
 	idle := time.NewTimer(max(wait, 0))
 	defer idle.Stop()
 	select {
@@ -464,6 +617,17 @@ func (c *Consumer) collect(gctx context.Context, msgs <-chan kafka.Message, wait
 		return nil
 	case <-gctx.Done():
 		return nil
+	}
+	if c.cfg.Linger <= 0 {
+		for len(batch) < c.cfg.BatchSize {
+			select {
+			case m := <-msgs:
+				batch = append(batch, m)
+			default:
+				return batch
+			}
+		}
+		return batch
 	}
 	linger := time.NewTimer(c.cfg.Linger)
 	defer linger.Stop()
@@ -483,20 +647,23 @@ func (c *Consumer) collect(gctx context.Context, msgs <-chan kafka.Message, wait
 // item is one message of a batch and how far it got.
 type item struct {
 	raw       kafka.Message
+	fetchedAt time.Time // zero for a message that was not fetched from its topic (a redrive)
 	m         Message
 	decodeErr error
 	done      bool
+	span      trace.Span // from begin to endSpan
+	outcome   string     // why its span ends in error, when it was set aside
 }
 
 // process handles a batch in lanes and reports whether every message finished. Once the
 // generation ends, no lane starts another message, and the handlers of those started get
 // DrainTimeout more before their context is cancelled: what the member still does after a
 // rebalance is bounded by the messages in flight, not by the batch.
-func (c *Consumer) process(ctx, gctx context.Context, batch []kafka.Message, bs *blockSet, pms map[topicPartition]*partitionMetrics) ([]item, bool) {
+func (c *Consumer) process(ctx, gctx context.Context, batch []fetched, bs *blockSet, pms map[topicPartition]*partitionMetrics) ([]item, bool) {
 	items := make([]item, len(batch))
 	lanes := make([][]*item, c.cfg.Lanes)
 	for i, m := range batch {
-		items[i].raw = m
+		items[i].raw, items[i].fetchedAt = m.Message, m.at
 		l := laneOf(m.Key, c.cfg.Lanes)
 		lanes[l] = append(lanes[l], &items[i])
 	}
@@ -549,6 +716,11 @@ func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, 
 	// those with a record that could not be decoded (it is dead-lettered and blocks them).
 	var slow map[string]bool
 	var unavailable error // a dependency of the decoder (the catalog table) that is down
+	defer func() {
+		for _, it := range lane {
+			c.endSpan(it)
+		}
+	}()
 	for _, it := range lane {
 		it.m = Message{
 			Topic: it.raw.Topic, Partition: it.raw.Partition, Offset: it.raw.Offset,
@@ -561,6 +733,7 @@ func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, 
 		} else if it.m.Event, it.decodeErr = c.cfg.Decode(it.raw); IsUnavailable(it.decodeErr) {
 			unavailable = it.decodeErr
 		}
+		c.begin(it)
 		if it.decodeErr != nil || bs.has(string(it.raw.Key)) {
 			if slow == nil {
 				slow = map[string]bool{}
@@ -599,7 +772,7 @@ func (c *Consumer) lane(hctx, gctx context.Context, lane []*item, bs *blockSet, 
 				return c.handleBatch(uctx, batch)
 			}
 			for _, it := range batch {
-				if err := c.h.Handle(uctx, &it.m); err != nil {
+				if err := c.h.Handle(trace.ContextWithSpan(uctx, it.span), &it.m); err != nil {
 					return err
 				}
 			}
@@ -644,17 +817,30 @@ func (c *Consumer) handleBatch(ctx context.Context, lane []*item) (err error) {
 }
 
 func (c *Consumer) finished(it *item, pms map[topicPartition]*partitionMetrics) {
+	c.handled(it, pms[topicPartition{it.m.Topic, it.m.Partition}])
+}
+
+// handled counts a message the handler finished with, and ends its span.
+func (c *Consumer) handled(it *item, pm *partitionMetrics) {
 	it.done = true
-	pm := pms[topicPartition{it.m.Topic, it.m.Partition}]
 	pm.processed.Inc()
 	if !it.m.Event.RecordedAt.IsZero() {
 		pm.age.Observe(time.Since(it.m.Event.RecordedAt).Seconds())
 	}
+	if !it.fetchedAt.IsZero() {
+		c.cfg.Metrics.hops.Observe(hops.FetchToApplied, time.Since(it.fetchedAt))
+	}
+	c.endSpan(it)
 }
 
 // one handles a single message: parks it behind its blocked stream, or tries it up to
 // Attempts times and dead-letters it when that fails.
 func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *partitionMetrics) bool {
+	if it.span == nil {
+		c.begin(it) // a redriven event, read from the dead-letter topic
+	}
+	defer c.endSpan(it)
+	hctx = trace.ContextWithSpan(hctx, it.span)
 	// What the handler and the runtime log about this message carries its event's identity
 	// (none for a record that could not be decoded).
 	if it.decodeErr == nil {
@@ -664,8 +850,11 @@ func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *p
 	if IsQuarantined(it.decodeErr) {
 		return c.quarantine(hctx, it, pm)
 	}
+	if bs.stoppedAt(it.m.Topic, it.m.Partition, it.m.Offset) {
+		return true // its partition stopped at an earlier message: left undone, not committed
+	}
 	key := string(it.m.Key)
-	if b, blocked := bs.get(key); blocked {
+	if b, blocked := bs.get(key); blocked && !b.Stopped {
 		if b.Topic == it.m.Topic && b.Partition == it.m.Partition && b.Offset == it.m.Offset {
 			// The dead letter itself, delivered again: its block was saved but its commit was not.
 			return c.deadLetter(hctx, it, b.Reason, 0, pm.dead)
@@ -678,6 +867,9 @@ func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *p
 		if IsUnavailable(it.decodeErr) {
 			c.log.WarnContext(hctx, "consume: cannot decode the record yet; pausing", "message", it.m.String(), "error", it.decodeErr)
 			return false
+		}
+		if c.cfg.StopOnFailure {
+			return c.stopAt(hctx, it, bs, fmt.Sprintf("decode: %v", it.decodeErr), 0)
 		}
 		return c.poison(hctx, it, bs, fmt.Sprintf("decode: %v", it.decodeErr), 0, pm)
 	}
@@ -693,19 +885,19 @@ func (c *Consumer) one(hctx, gctx context.Context, it *item, bs *blockSet, pm *p
 			err = c.h.Handle(hctx, &it.m)
 		}
 		if err == nil {
-			pm.processed.Inc()
-			if !it.m.Event.RecordedAt.IsZero() {
-				pm.age.Observe(time.Since(it.m.Event.RecordedAt).Seconds())
-			}
-			it.done = true
+			c.handled(it, pm)
 			return true
 		}
+		it.span.RecordError(err, trace.WithAttributes(attribute.Int("annals.attempt", attempt)))
 		if IsUnavailable(err) || hctx.Err() != nil {
 			c.log.WarnContext(hctx, "consume: handler stopped", "message", it.m.String(), "error", err)
 			return false
 		}
 		pm.failed.Inc()
 		if IsPermanent(err) || attempt >= c.cfg.Attempts {
+			if c.cfg.StopOnFailure {
+				return c.stopAt(hctx, it, bs, err.Error(), attempt)
+			}
 			return c.poison(hctx, it, bs, err.Error(), attempt, pm)
 		}
 		pause := min(c.cfg.Backoff<<(attempt-1), c.cfg.MaxBackoff)
@@ -762,11 +954,14 @@ func (c *Consumer) deadLetter(ctx context.Context, it *item, reason string, atte
 	)
 	err := c.dlq.WriteMessages(ctx, kafka.Message{Key: it.m.Key, Value: it.m.Value, Headers: headers, Time: it.m.Time})
 	if err != nil {
-		c.log.Warn("consume: cannot write to the dead-letter topic", "topic", c.cfg.DLQTopic, "error", err)
+		if !c.refuse(err, kafkasec.Access{Operation: "Write", Topic: c.cfg.DLQTopic}) {
+			c.log.Warn("consume: cannot write to the dead-letter topic", "topic", c.cfg.DLQTopic, "error", err)
+		}
 		return false
 	}
 	counter.Inc()
 	it.done = true
+	it.outcome = "set aside to the dead-letter topic: " + reason
 	return true
 }
 
@@ -802,7 +997,9 @@ func (c *Consumer) commit(gen *kafka.Generation, next map[topicPartition]int64, 
 		req[tp.topic][tp.partition] = off
 	}
 	if err := gen.CommitOffsets(req); err != nil {
-		c.log.Warn("consume: commit failed; the messages will be delivered again", "error", err)
+		if !c.refuse(err, kafkasec.Access{Operation: "Read", Group: c.cfg.Group}) {
+			c.log.Warn("consume: commit failed; the messages will be delivered again", "error", err)
+		}
 		return
 	}
 	for tp, off := range next {
@@ -860,3 +1057,107 @@ func (s *blockSet) replace(m map[string]Block) map[string]Block {
 	s.m = m
 	return old
 }
+
+// stoppedAt reports whether a stopped block holds the partition at or before offset.
+func (s *blockSet) stoppedAt(topic string, partition int, offset int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range s.m {
+		if b.Stopped && b.Topic == topic && b.Partition == partition && b.Offset <= offset {
+			return true
+		}
+	}
+	return false
+}
+
+// stoppedPartitions returns the partitions of offsets that a stopped block holds, at the
+// block's offset, and stops fetching them: what is fetched past a failing event is read again
+// once it is released. It sets the group's count of stopped partitions.
+func (c *Consumer) stoppedPartitions(bs *blockSet, offsets map[topicPartition]int64, stopFetcher map[topicPartition]context.CancelFunc) map[topicPartition]int64 {
+	bs.mu.Lock()
+	all := map[topicPartition]int64{}
+	for _, b := range bs.m {
+		if !b.Stopped {
+			continue
+		}
+		tp := topicPartition{b.Topic, b.Partition}
+		if off, ok := all[tp]; !ok || b.Offset < off {
+			all[tp] = b.Offset
+		}
+	}
+	bs.mu.Unlock()
+	c.cfg.Metrics.stopped.WithLabelValues(c.cfg.Group).Set(float64(len(all)))
+	owned := map[topicPartition]int64{}
+	for tp, off := range all {
+		if _, ok := offsets[tp]; ok {
+			owned[tp] = off
+			if cancel := stopFetcher[tp]; cancel != nil {
+				cancel()
+			}
+		}
+	}
+	return owned
+}
+
+// dropStopped leaves out the messages of stopped partitions from their stop on.
+func dropStopped(batch []fetched, stopped map[topicPartition]int64) []fetched {
+	if len(stopped) == 0 {
+		return batch
+	}
+	return slices.DeleteFunc(batch, func(m fetched) bool {
+		off, ok := stopped[topicPartition{m.Topic, m.Partition}]
+		return ok && m.Offset >= off
+	})
+}
+
+// stopAt stops the message's partition at it (Config.StopOnFailure): its stream gets a stopped
+// block, and the message stays undone, so that nothing of its partition is committed past it.
+// It reports false when the block could not be saved, which pauses the group as a
+// dependency's failure does.
+func (c *Consumer) stopAt(ctx context.Context, it *item, bs *blockSet, reason string, attempts int) bool {
+	key := string(it.m.Key)
+	if key == "" {
+		key = fmt.Sprintf("%s/%d@%d", it.m.Topic, it.m.Partition, it.m.Offset)
+	}
+	b := Block{StreamID: key, EventID: it.m.Event.EventID, Topic: it.m.Topic, Partition: it.m.Partition,
+		Offset: it.m.Offset, Reason: stoppedPrefix + reason, Stopped: true}
+	if err := c.cfg.Blocks.Add(ctx, c.cfg.Group, b); err != nil {
+		c.log.WarnContext(ctx, "consume: cannot record the stopped partition", "stream_id", key, "error", err)
+		return false
+	}
+	bs.add(b)
+	c.log.ErrorContext(ctx, "consume: stopped at a failing event; its partition waits for an operator (annals dlq release)",
+		"message", it.m.String(), "event_id", it.m.Event.EventID, "type", it.m.Event.Type, "stream_id", key,
+		"attempts", attempts, "reason", reason)
+	return true
+}
+
+// roundLinger is how long a round waits for the first message of its next batch before it
+// takes the round to be over.
+const roundLinger = 250 * time.Millisecond
+
+// rounds paces a consumer with an Interval: a round starts at most every interval and lasts
+// until no message is waiting.
+type rounds struct {
+	interval time.Duration
+	start    time.Time
+	on       bool
+}
+
+// wait returns how long to wait for messages (due) or, between two rounds, how long to wait
+// before looking again (not due), given the time left until the blocks' refresh.
+func (r *rounds) wait(refresh time.Duration) (time.Duration, bool) {
+	if r.interval <= 0 {
+		return refresh, true
+	}
+	if !r.on {
+		if d := time.Until(r.start.Add(r.interval)); d > 0 {
+			return max(min(d, refresh), 0), false
+		}
+		r.start, r.on = time.Now(), true
+	}
+	return max(min(refresh, roundLinger), 0), true
+}
+
+// end ends the round in progress.
+func (r *rounds) end() { r.on = false }

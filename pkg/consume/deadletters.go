@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/annals-dev/annals/pkg/kafkasec"
 	"github.com/annals-dev/annals/pkg/kafkawire"
 )
 
@@ -100,7 +101,9 @@ func atoi(s string, otherwise int) int {
 // DeadLetterScan says which dead letters ScanDeadLetters reads.
 type DeadLetterScan struct {
 	Brokers []string
-	Topic   string // the group's dead-letter topic
+	// Security is how to connect to the brokers; the zero value is plaintext.
+	Security kafkasec.Security
+	Topic    string // the group's dead-letter topic
 	// StreamID, when set, reads only that stream's dead letters: the one partition that its
 	// key goes to (the dead-letter topic is keyed by stream id, murmur2, like the event topics).
 	StreamID string
@@ -116,10 +119,22 @@ func ScanDeadLetters(ctx context.Context, s DeadLetterScan, fn func(DeadLetter) 
 	if len(s.Brokers) == 0 || s.Topic == "" {
 		return errors.New("scan dead letters: no brokers or no topic")
 	}
-	client := &kafka.Client{Addr: kafka.TCP(s.Brokers...), Timeout: 10 * time.Second}
+	transport, release, err := s.Security.RoundTripper()
+	if err != nil {
+		return fmt.Errorf("scan dead letters: %w", err)
+	}
+	defer release()
+	dialer, err := s.Security.Dialer()
+	if err != nil {
+		return fmt.Errorf("scan dead letters: %w", err)
+	}
+	refusal := func(err error) error {
+		return kafkasec.Classify(kafkasec.Denied(err, kafkasec.Access{Operation: "Describe", Topic: s.Topic}, s.Security), s.Security)
+	}
+	client := &kafka.Client{Addr: kafka.TCP(s.Brokers...), Timeout: 10 * time.Second, Transport: transport}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{s.Topic}})
 	if err != nil {
-		return fmt.Errorf("scan dead letters of %s: %w", s.Topic, err)
+		return fmt.Errorf("scan dead letters of %s: %w", s.Topic, refusal(err))
 	}
 	var parts []int
 	for _, t := range meta.Topics {
@@ -127,7 +142,7 @@ func ScanDeadLetters(ctx context.Context, s DeadLetterScan, fn func(DeadLetter) 
 			continue
 		}
 		if t.Error != nil {
-			return fmt.Errorf("scan dead letters of %s: %w", s.Topic, t.Error)
+			return fmt.Errorf("scan dead letters of %s: %w", s.Topic, refusal(t.Error))
 		}
 		for _, p := range t.Partitions {
 			parts = append(parts, p.ID)
@@ -171,7 +186,7 @@ func ScanDeadLetters(ctx context.Context, s DeadLetterScan, fn func(DeadLetter) 
 		if sp.end <= sp.first {
 			continue
 		}
-		err := readPartition(ctx, s.Brokers, s.Topic, p, sp.first, sp.end, func(m kafka.Message) error {
+		err := readPartition(ctx, s.Brokers, dialer, s.Topic, p, sp.first, sp.end, func(m kafka.Message) error {
 			read++
 			if time.Since(last) >= time.Second {
 				progress()
@@ -191,8 +206,8 @@ func ScanDeadLetters(ctx context.Context, s DeadLetterScan, fn func(DeadLetter) 
 }
 
 // readPartition calls fn with each record of topic/partition from first up to end.
-func readPartition(ctx context.Context, brokers []string, topic string, partition int, first, end int64, fn func(kafka.Message) error) error {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: partition,
+func readPartition(ctx context.Context, brokers []string, dialer *kafka.Dialer, topic string, partition int, first, end int64, fn func(kafka.Message) error) error {
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Dialer: dialer, Topic: topic, Partition: partition,
 		MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 250 * time.Millisecond})
 	defer r.Close()
 	if err := r.SetOffset(first); err != nil {

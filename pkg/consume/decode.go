@@ -47,9 +47,12 @@ func SchemaDecoder(cat *schema.Catalog) Decoder {
 	return NewDecoder(DecoderConfig{Catalog: cat})
 }
 
-// NewDecoder returns the Decoder of the records the relay publishes: Avro single-object
-// encoding, or JSON when the content-type header says so (the schema then comes from the
-// schema-fingerprint header). The value carries the envelope; the event's metadata comes from
+// NewDecoder returns the Decoder of the records the relay publishes, in whichever format each
+// record's content-type header names, so that a topic whose records changed format while the
+// relay's EVENT_SERIALIZATION was switched reads in order: Avro single-object encoding (also
+// a record without the header), or JSON, MessagePack or Protocol Buffers, whose schema comes
+// from the schema-fingerprint header. A value that does not fit the schema it names is a
+// record that cannot be decoded, whatever its format. The value carries the envelope; the event's metadata comes from
 // the metadata header, as a JSON object of strings.
 //
 // A record is the relay's when it verifies; without a Verifier every record counts as the
@@ -117,16 +120,23 @@ func decode(ctx context.Context, res *schema.Resolver, m kafka.Message) (events.
 		}
 	}
 	switch ct {
-	case schema.ContentTypeJSON:
+	case schema.ContentTypeAvro, "":
+		d, err = res.Decode(ctx, m.Value)
+	case schema.ContentTypeJSON, schema.ContentTypeMsgpack, schema.ContentTypeProtobuf:
 		f, perr := schema.ParseFingerprint(fp)
 		if perr != nil {
 			return events.Envelope{}, fmt.Errorf("%s header: %w", kafkawire.HeaderFingerprint, perr)
 		}
-		d, err = res.DecodeJSON(ctx, m.Value, f)
-	case schema.ContentTypeAvro, "":
-		d, err = res.Decode(ctx, m.Value)
+		switch ct {
+		case schema.ContentTypeJSON:
+			d, err = res.DecodeJSON(ctx, m.Value, f)
+		case schema.ContentTypeMsgpack:
+			d, err = res.DecodeMsgpack(ctx, m.Value, f)
+		default:
+			d, err = res.DecodeProtobuf(ctx, m.Value, f)
+		}
 	default:
-		return events.Envelope{}, fmt.Errorf("%s %q is neither Avro nor JSON", kafkawire.HeaderContentType, ct)
+		return events.Envelope{}, fmt.Errorf("%s %q names no format of the relay's: neither Avro nor JSON, MessagePack nor Protocol Buffers", kafkawire.HeaderContentType, ct)
 	}
 	if err != nil {
 		return events.Envelope{}, err

@@ -25,6 +25,11 @@
 //     in order and each once, moving the block past each, and then release it. A running
 //     consumer reads its group's blocks again every Config.BlockRefresh, between batches, so
 //     neither waits for a restart.
+//   - With Config.StopOnFailure a failing event is not dead-lettered: its partition stops at it
+//     (a stopped Block), nothing of the partition from it on is handled or committed, and an
+//     operator's release has the member read the partition again from it and try it once more.
+//     Config.Sequential commits each batch before the next starts; Config.Interval handles
+//     messages in periodic rounds instead of as they arrive.
 //   - Only records the relay published are events: with a Verifier (NewDecoder), a record
 //     without a valid signature is quarantined, written to the dead-letter topic with its
 //     reason and counted (annals_consumer_quarantined_total), without blocking its key's
@@ -45,6 +50,11 @@
 //     lasts (annals_consumer_stalls_total counts the pauses). Only a fault of the message
 //     itself is poison: an error marked Permanent, a record that cannot be decoded, or an
 //     ordinary error that outlasts Config.Attempts.
+//   - A broker that refuses the consumer itself is no dependency that comes back by waiting:
+//     its credentials or certificate (Config.Security, pkg/kafkasec), or an ACL it lacks
+//     (Describe or Read on a topic, Read on the group, Write on the dead-letter topic). Run
+//     then stops as it does when its context ends, and returns the refusal, naming what is
+//     missing; no message is dead-lettered or blocked for it.
 //   - On a rebalance or when Run's context ends, the messages already started finish (within
 //     Config.DrainTimeout), no other message of the batch starts, and what finished is
 //     committed while the member still owns its partitions; messages fetched but not started
@@ -61,6 +71,15 @@
 // broker refuses commits of a generation that has ended), and throws away everything it
 // fetched when the generation ends. Nothing read under one generation is processed or
 // committed under the next.
+//
+// # Tracing
+//
+// Each message is handled in a process span (Config.Tracing) from its fetch to the end of its
+// handling, a child of the span whose W3C trace context its record carries (the relay's
+// publish span) or, failing that, its event's metadata (the append's): the handler's context
+// carries it, so that the handler's own spans and log lines join the trace of the command that
+// recorded the event. A BatchHandler links its work to its messages' spans (Links). With no
+// OpenTelemetry SDK installed the spans are no-ops.
 //
 // # Exactly-once effects
 //

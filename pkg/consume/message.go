@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/annals-dev/annals/pkg/events"
 )
@@ -25,7 +26,14 @@ type Message struct {
 	Event events.Envelope
 	// Attempt counts the deliveries of this message to the handler in this process, from 1.
 	Attempt int
+
+	span trace.SpanContext // of the runtime's process span
 }
+
+// SpanContext is the context of the runtime's span for this message (Config.Tracing): a
+// BatchHandler, whose context carries no message's span, links the span of its work to
+// those of its messages with it. It is not valid when nothing traces the message.
+func (m *Message) SpanContext() trace.SpanContext { return m.span }
 
 // Header returns the value of the first header named key, or "".
 func (m *Message) Header(key string) string {

@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/annals-dev/annals/pkg/hops"
 )
 
 // Metrics are the runtime's Prometheus metrics, labelled by group, topic and partition.
@@ -22,10 +24,13 @@ type Metrics struct {
 	stalls      *prometheus.CounterVec
 	committed   *prometheus.GaugeVec
 	blocked     *prometheus.GaugeVec
+	hops        *hops.Histogram
+	stopped     *prometheus.GaugeVec
 }
 
-// NewMetrics creates the runtime's metrics and registers them on reg (nil: not registered).
-// One Metrics serves any number of consumers; register it once per registry.
+// NewMetrics creates the runtime's metrics and registers them on reg (nil: not registered),
+// with the ack_to_fetch and fetch_to_applied hops of annals_hop_seconds (pkg/hops). One
+// Metrics serves any number of consumers; register it once per registry.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	tp := []string{"group", "topic", "partition"}
 	m := &Metrics{
@@ -85,10 +90,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "annals_consumer_blocked_streams",
 			Help: "Streams the group has blocked behind a dead letter, as this member last read them (annals dlq list shows them).",
 		}, []string{"group"}),
+		stopped: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "annals_consumer_stopped_partitions",
+			Help: "Partitions the group has stopped at a failing event (EVENT_HANDLER_ERROR_HANDLING=false), as this member last read its blocks: nothing of them is handled or committed until annals dlq release.",
+		}, []string{"group"}),
 	}
+	m.hops = hops.NewHistogram(reg, hops.AckToFetch, hops.FetchToApplied)
 	if reg != nil {
 		reg.MustRegister(m.processed, m.failed, m.retried, m.dead, m.parked, m.quarantined, m.age, m.batch,
-			m.batchSize, m.handler, m.stalls, m.committed, m.blocked)
+			m.batchSize, m.handler, m.stalls, m.committed, m.blocked, m.stopped)
 	}
 	return m
 }

@@ -36,6 +36,16 @@ func (c *Consumer) refreshBlocks(ctx, gctx context.Context, bs *blockSet, offset
 		if !b.Redrive || !owned {
 			continue // another member owns the partition, or none does
 		}
+		if b.Stopped {
+			// Nothing of a stopped partition was dead-lettered: its redrive is its release,
+			// after which the session reads the partition again from the failing event.
+			if _, err := c.cfg.Blocks.Replace(gctx, c.cfg.Group, b, nil); err != nil {
+				c.log.Warn("consume: cannot release a stopped stream for its redrive", "stream_id", key, "error", err)
+				continue
+			}
+			bs.remove(key)
+			continue
+		}
 		if !c.redrive(ctx, gctx, b, upTo, bs, pms[tp]) {
 			return false
 		}
@@ -61,7 +71,7 @@ func (c *Consumer) redrive(ctx, gctx context.Context, b Block, upTo int64, bs *b
 		return true // this member has not read the stream's block yet
 	}
 	var letters []DeadLetter
-	err := ScanDeadLetters(gctx, DeadLetterScan{Brokers: c.cfg.Brokers, Topic: c.cfg.DLQTopic, StreamID: b.StreamID},
+	err := ScanDeadLetters(gctx, DeadLetterScan{Brokers: c.cfg.Brokers, Security: c.cfg.Security, Topic: c.cfg.DLQTopic, StreamID: b.StreamID},
 		func(d DeadLetter) error { letters = append(letters, d); return nil })
 	if err != nil {
 		if gctx.Err() == nil {

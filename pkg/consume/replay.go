@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/annals-dev/annals/pkg/kafkasec"
 )
 
 // Replay moves the committed offsets of a stopped consumer group back to the first record at
@@ -42,14 +44,34 @@ import (
 // delivered again first. Consumers that record what they applied (Inbox) skip the events
 // they have already applied, so a replay re-runs only what they have not; a consumer without
 // such a record applies every replayed event again.
+//
+// Replay connects in plaintext; Replayer.Replay takes the brokers' security.
 func Replay(ctx context.Context, brokers []string, group string, topics []string, since, until time.Time) (*ReplayPlan, error) {
-	return replayRun(ctx, brokers, group, topics, since, until, true)
+	return Replayer{Brokers: brokers}.Replay(ctx, group, topics, since, until)
 }
 
 // PlanReplay computes what Replay would do and commits nothing (a dry run). Unlike Replay it
 // does not fail on a group with live members; the plan's State and Members tell.
 func PlanReplay(ctx context.Context, brokers []string, group string, topics []string, since, until time.Time) (*ReplayPlan, error) {
-	return replayRun(ctx, brokers, group, topics, since, until, false)
+	return Replayer{Brokers: brokers}.Plan(ctx, group, topics, since, until)
+}
+
+// Replayer replays consumer groups on brokers reached with Security (TLS, SASL); the zero
+// Security is plaintext. A broker that refuses it, or whose ACLs lack what a replay needs
+// (Describe on the group and the topics, Read on the group to commit), is a *kafkasec.Error.
+type Replayer struct {
+	Brokers  []string
+	Security kafkasec.Security
+}
+
+// Replay is the package's Replay, on r's brokers.
+func (r Replayer) Replay(ctx context.Context, group string, topics []string, since, until time.Time) (*ReplayPlan, error) {
+	return replayRun(ctx, r, group, topics, since, until, true)
+}
+
+// Plan is the package's PlanReplay, on r's brokers.
+func (r Replayer) Plan(ctx context.Context, group string, topics []string, since, until time.Time) (*ReplayPlan, error) {
+	return replayRun(ctx, r, group, topics, since, until, false)
 }
 
 // ReplayPlan is what a replay does, or would do, to a group's committed offsets.
@@ -122,7 +144,12 @@ func (e *ReplayActiveGroupError) Error() string {
 		e.Group, e.State, e.Members)
 }
 
-func replayRun(ctx context.Context, brokers []string, group string, topics []string, since, until time.Time, commit bool) (*ReplayPlan, error) {
+func replayRun(ctx context.Context, r Replayer, group string, topics []string, since, until time.Time, commit bool) (*ReplayPlan, error) {
+	plan, err := replayOn(ctx, r, group, topics, since, until, commit)
+	return plan, kafkasec.Classify(err, r.Security)
+}
+
+func replayOn(ctx context.Context, r Replayer, group string, topics []string, since, until time.Time, commit bool) (*ReplayPlan, error) {
 	topics = replayTopics(topics)
 	switch {
 	case group == "":
@@ -139,7 +166,12 @@ func replayRun(ctx context.Context, brokers []string, group string, topics []str
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
+	transport, release, err := r.Security.RoundTripper()
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	defer release()
+	client := &kafka.Client{Addr: kafka.TCP(r.Brokers...), Timeout: 30 * time.Second, Transport: transport}
 
 	plan := &ReplayPlan{Group: group, Since: since, Until: until}
 	if err := replayDescribe(ctx, client, plan); err != nil {

@@ -31,7 +31,7 @@ func olderCatalog(t testing.TB) *schema.Catalog {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if e.Name() == "UserProfileUpdated.v2.avsc" {
+		if e.Name() == "UserProfileUpdated.v2.avsc" || e.Name() == "UserProfileUpdated.v2.proto" {
 			continue
 		}
 		b, err := fs.ReadFile(domain.Schemas(), e.Name())

@@ -29,6 +29,21 @@ const (
 	HeaderSignature = "signature"
 )
 
+// Headers the relay adds to a record as it sends it, outside the signature: they say how the
+// record travels, not what it is, and a forged one can only mislead a trace or a latency
+// histogram.
+const (
+	// HeaderTraceparent and HeaderTracestate carry the W3C Trace Context of the relay's
+	// publish span (www.w3.org/TR/trace-context), when the relay traces: a consumer's
+	// handling of the record joins the trace of the command that recorded the event. The
+	// event's metadata holds the traceparent of the append itself, under the same names.
+	HeaderTraceparent = "traceparent"
+	HeaderTracestate  = "tracestate"
+	// HeaderPublishedAt is when the relay sent the record (RFC 3339 with nanoseconds, UTC),
+	// from which a consumer measures how long the record took to reach it.
+	HeaderPublishedAt = "published-at"
+)
+
 // Headers a consumer group adds to a record it writes to its dead-letter topic, beside the
 // record's own.
 const (

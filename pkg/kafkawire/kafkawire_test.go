@@ -33,7 +33,8 @@ func TestHeaders(t *testing.T) {
 		kafkawire.HeaderFingerprint: "schema-fingerprint", kafkawire.HeaderMetadata: "metadata",
 		kafkawire.HeaderError: "error", kafkawire.HeaderOriginalTopic: "original-topic",
 		kafkawire.HeaderOriginalPartition: "original-partition", kafkawire.HeaderOriginalOffset: "original-offset",
-		kafkawire.HeaderAttempts: "attempts",
+		kafkawire.HeaderAttempts: "attempts", kafkawire.HeaderTraceparent: "traceparent",
+		kafkawire.HeaderTracestate: "tracestate", kafkawire.HeaderPublishedAt: "published-at",
 	} {
 		if got != want {
 			t.Errorf("header %q, want %q", got, want)

@@ -3,6 +3,7 @@ package lag
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/annals-dev/annals/pkg/kafkasec"
 )
 
 // Defaults of Config.
@@ -36,8 +39,11 @@ type Config struct {
 	Window int
 	// Timeout bounds one poll (default 30 s).
 	Timeout time.Duration
-	// Transport carries the requests to the brokers (TLS, SASL); kafka.DefaultTransport
-	// when nil.
+	// Security is how to connect to the brokers (TLS, SASL); the zero value is plaintext,
+	// over kafka.DefaultTransport.
+	Security kafkasec.Security
+	// Transport, when set, carries the requests to the brokers instead, and Security is not
+	// used.
 	Transport kafka.RoundTripper
 	// Logger receives a warning for each failed poll; none when nil.
 	Logger *slog.Logger
@@ -69,6 +75,11 @@ func (c Config) Validate() error {
 	}
 	if c.Window < 0 || c.Window == 1 {
 		errs = append(errs, errors.New("lag: the window needs at least 2 polls"))
+	}
+	if c.Transport == nil {
+		if err := c.Security.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("lag: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -116,9 +127,18 @@ func New(cfg Config) (*Monitor, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	transport := cfg.Transport
+	if transport == nil {
+		// A monitor polls for as long as the program runs: its transport's connections stay.
+		rt, _, err := cfg.Security.RoundTripper()
+		if err != nil {
+			return nil, fmt.Errorf("lag: %w", err)
+		}
+		transport = rt
+	}
 	return &Monitor{
 		cfg:     cfg,
-		client:  &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.Timeout, Transport: cfg.Transport},
+		client:  &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.Timeout, Transport: transport},
 		log:     log,
 		history: map[string][]sample{},
 	}, nil
@@ -128,13 +148,21 @@ func New(cfg Config) (*Monitor, error) {
 func (m *Monitor) Window() int { return m.cfg.Window }
 
 // Run polls at once and then every interval until ctx ends, and returns nil then. A failed
-// poll is logged and counted; the previous snapshot stays in place.
+// poll is logged and counted; the previous snapshot stays in place. A broker that refuses the
+// monitor (its security, or an ACL it lacks: Describe on the topics and the groups) is logged
+// as an error that says so, and polled again all the same: the lag is an observer's, and the
+// program that runs it has other work.
 func (m *Monitor) Run(ctx context.Context) error {
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
 	for {
 		if _, err := m.Poll(ctx); err != nil && ctx.Err() == nil {
-			m.log.Warn("lag: poll failed", "error", err)
+			var refused *kafkasec.Error
+			if err := kafkasec.Classify(err, m.cfg.Security); errors.As(err, &refused) {
+				m.log.Error("lag: the brokers refuse the monitor; polling again all the same", "error", err)
+			} else {
+				m.log.Warn("lag: poll failed", "error", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

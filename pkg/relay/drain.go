@@ -13,6 +13,7 @@ import (
 
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/outbox"
+	"github.com/annals-dev/annals/pkg/hops"
 	"github.com/annals-dev/annals/pkg/kafkawire"
 )
 
@@ -233,16 +234,18 @@ func (r *Relay) publish(ctx context.Context, rd *round) (refused int, retriable 
 	if len(rd.msgs) == 0 {
 		return 0, nil
 	}
+	spans := r.stamp(ctx, rd)
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
 	rd.failed = r.produce(wctx, rd.msgs, rd.msgPart)
 	cancel()
 	ackedAt := time.Now()
+	defer endSpans(rd, spans, ackedAt)
 
 	var errs []error
 	for p, err := range rd.failed {
 		if !refusedForGood(err) {
 			rd.failedRetriable++
-			errs = append(errs, fmt.Errorf("%s[%d]: %w", p.topic, p.partition, err))
+			errs = append(errs, fmt.Errorf("%s[%d]: %w", p.topic, p.partition, r.refusal(err, "Write", p.topic)))
 			continue
 		}
 		refused++
@@ -284,6 +287,7 @@ func (r *Relay) publish(ctx context.Context, rd *round) (refused int, retriable 
 		if rd.failed[rd.msgPart[j]] == nil {
 			published++
 			r.m.latency.Observe(ackedAt.Sub(m.Time).Seconds())
+			r.m.hops.Observe(hops.CommitToAck, ackedAt.Sub(m.Time))
 		}
 	}
 	r.m.published.Add(float64(published))
@@ -371,10 +375,11 @@ func (r *Relay) encodeRows(batch []outbox.Append, rows []encodedRow, n int) {
 	iter.ForEachIdx(rows, func(i int, _ *encodedRow) { encode(i) })
 }
 
-// recordSize is what a record counts against the broker's limits: value, key, headers and
-// the record's own overhead (at most about 30 bytes of varints and attributes).
+// recordSize is what a record counts against the broker's limits: value, key, headers (those
+// stamp adds as it sends the record included) and the record's own overhead (at most about 30
+// bytes of varints and attributes).
 func recordSize(m kafka.Message) int {
-	n := len(m.Value) + len(m.Key) + 32
+	n := len(m.Value) + len(m.Key) + 32 + stampBytes
 	for _, h := range m.Headers {
 		n += len(h.Key) + len(h.Value) + 10
 	}

@@ -115,7 +115,8 @@ func (g *gatedEncoder) Encode(e events.Envelope) ([]byte, string, uint64, error)
 	return jsonEncoder{}.Encode(e)
 }
 
-// metric reads a counter's or gauge's value from reg; labels pick one series.
+// metric reads a counter's or gauge's value, or a histogram's count, from reg; labels pick
+// one series.
 func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -137,6 +138,9 @@ func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...strin
 			}
 			if c := m.GetCounter(); c != nil {
 				return c.GetValue()
+			}
+			if h := m.GetHistogram(); h != nil {
+				return float64(h.GetSampleCount())
 			}
 			return m.GetGauge().GetValue()
 		}

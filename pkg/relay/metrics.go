@@ -1,6 +1,10 @@
 package relay
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/annals-dev/annals/pkg/hops"
+)
 
 // Metrics are the relay's Prometheus metrics.
 type Metrics struct {
@@ -15,9 +19,11 @@ type Metrics struct {
 	leader    prometheus.Gauge
 
 	heldStreams prometheus.Gauge
+	hops        *hops.Histogram
 }
 
-// NewMetrics creates the relay's metrics and registers them on reg (nil: not registered).
+// NewMetrics creates the relay's metrics and registers them on reg (nil: not registered),
+// with the commit_to_ack hop of annals_hop_seconds (pkg/hops).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		published: prometheus.NewCounter(prometheus.CounterOpts{
@@ -63,6 +69,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Streams the relay holds: an append it cannot publish waits in the outbox with the stream's later appends behind it, until an operator retries or skips it (annals outbox).",
 		}),
 	}
+	m.hops = hops.NewHistogram(reg, hops.CommitToAck)
 	for _, cause := range []string{causeUnencodable, causeTooLarge, causeRefused, causeBehind} {
 		m.held.WithLabelValues(cause)
 	}

@@ -83,9 +83,9 @@ func produceError(res *kafka.ProduceResponse) error {
 // RecordListTooLarge), malformed or corrupt (InvalidRecord, CorruptMessage, which kafka-go
 // calls InvalidMessage, InvalidMessageSize),
 // or with a timestamp the topic does not take (InvalidTimestamp). Every other failure (the
-// broker unreachable, NotLeaderForPartition, RequestTimedOut, NotEnoughReplicas, an
-// authorization or configuration error) is a dependency's: the relay pauses and retries it,
-// and holds no stream for it.
+// broker unreachable, NotLeaderForPartition, RequestTimedOut, NotEnoughReplicas, a
+// configuration error) is a dependency's: the relay pauses and retries it, and holds no
+// stream for it. An authorization error holds no stream either, and stops the relay (Run).
 func refusedForGood(err error) bool {
 	var code kafka.Error
 	if !errors.As(err, &code) {

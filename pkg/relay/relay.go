@@ -3,15 +3,20 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/outbox"
+	"github.com/annals-dev/annals/pkg/hops"
+	"github.com/annals-dev/annals/pkg/kafkasec"
 )
 
 // Encoder turns an event into a Kafka record value. Encoding is deterministic: an error means
@@ -64,9 +69,18 @@ type Config struct {
 	// Signer, when set, adds the signature header to every record (signing.Signer), so
 	// that consumers can tell the relay's records from anyone else's. Without one the
 	// records go out unsigned, and consumers that verify set them aside.
-	Signer  Signer
-	Logger  *slog.Logger
-	Metrics *Metrics
+	Signer Signer
+	// Security is how the relay connects to the brokers (TLS, SASL); the zero value is
+	// plaintext.
+	Security kafkasec.Security
+	Logger   *slog.Logger
+	Metrics  *Metrics
+	// Tracing gives each append the relay sends a publish span, a child of the append's own
+	// (the traceparent in its events' metadata), and puts that span's trace context in its
+	// records' headers, so that the consumers' handling joins the trace. The zero value uses
+	// OpenTelemetry's global provider and propagator, which do nothing until a program sets
+	// them.
+	Tracing hops.Tracing
 }
 
 func (c *Config) setDefaults() {
@@ -113,6 +127,8 @@ type Relay struct {
 	wake     chan struct{}
 	log      *slog.Logger
 	m        *Metrics
+	tracer   trace.Tracer
+	prop     propagation.TextMapPropagator
 
 	client *kafka.Client
 	// The state below belongs to the goroutine that leads.
@@ -128,6 +144,10 @@ func New(o Outbox, enc Encoder, cfg Config) (*Relay, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("relay: no Kafka brokers")
 	}
+	transport, err := cfg.Security.Transport()
+	if err != nil {
+		return nil, fmt.Errorf("relay: %w", err)
+	}
 	m := cfg.Metrics
 	if m == nil {
 		m = NewMetrics(nil)
@@ -139,7 +159,9 @@ func New(o Outbox, enc Encoder, cfg Config) (*Relay, error) {
 		wake:       make(chan struct{}, 1),
 		log:        cfg.Logger,
 		m:          m,
-		client:     &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.WriteTimeout, Transport: &kafka.Transport{}},
+		tracer:     cfg.Tracing.Tracer(tracerScope),
+		prop:       cfg.Tracing.TextMapPropagator(),
+		client:     &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.WriteTimeout, Transport: transport},
 		topics:     map[string]*topicInfo{},
 		alone:      map[partitionKey]int{},
 		readEvents: min(cfg.MaxBatchEvents, firstReadEvents),
@@ -165,21 +187,47 @@ func (r *Relay) Close() error {
 
 // Run publishes until ctx ends. Among relays sharing a database, one at a time holds the
 // advisory lock and publishes; the others wait to take over. It returns nil when ctx ends.
+//
+// A failure of the database or of the brokers pauses and retries, however long it lasts. A
+// broker that refuses the relay itself does not: its ACLs do not let it publish to (or
+// describe) a topic, or it refuses its credentials or certificate (kafkasec.Classify). No
+// retry cures that until an operator changes a setting, a certificate or an ACL, so Run
+// returns that refusal, a *kafkasec.Error that names what is missing.
 func (r *Relay) Run(ctx context.Context) error {
 	listenCtx, stopListen := context.WithCancel(ctx)
-	defer stopListen()
 	var wg sync.WaitGroup
 	wg.Go(func() { r.listen(listenCtx) })
-	defer wg.Wait()
+	defer func() {
+		stopListen()
+		wg.Wait()
+	}()
 	for ctx.Err() == nil {
 		r.health.waiting()
-		if err := r.lead(ctx); err != nil && ctx.Err() == nil {
-			r.health.set(Failing, err)
-			r.log.Warn("relay: lost its database session; retrying", "error", err)
-			r.sleep(ctx, r.cfg.RetryBackoff)
+		err := r.lead(ctx)
+		if err == nil || ctx.Err() != nil {
+			continue
 		}
+		r.health.set(Failing, err)
+		if refused(err) {
+			r.log.Error("relay: the brokers refuse the relay; stopping", "error", err)
+			return err
+		}
+		r.log.Warn("relay: lost its database session; retrying", "error", err)
+		r.sleep(ctx, r.cfg.RetryBackoff)
 	}
 	return nil
+}
+
+// refused reports whether err is a broker refusing the relay's security or permissions.
+func refused(err error) bool {
+	var e *kafkasec.Error
+	return errors.As(err, &e)
+}
+
+// refusal is err as a *kafkasec.Error when the broker refused the relay's security, or its
+// permission for op on topic; otherwise err.
+func (r *Relay) refusal(err error, op, topic string) error {
+	return kafkasec.Classify(kafkasec.Denied(err, kafkasec.Access{Operation: op, Topic: topic}, r.cfg.Security), r.cfg.Security)
 }
 
 // lead waits for the relay lock, then publishes through the session that holds it: if that
@@ -218,7 +266,7 @@ func (r *Relay) lead(ctx context.Context) error {
 		switch {
 		case ctx.Err() != nil:
 			return nil
-		case err != nil && sess.Lost():
+		case err != nil && (sess.Lost() || refused(err)):
 			return err
 		case err != nil:
 			r.health.set(Failing, err)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/annals-dev/annals/pkg/kafkasec"
 )
 
 // Topic is a topic to ensure.
@@ -21,23 +23,39 @@ type Topic struct {
 
 // EnsureTopics creates the topics that do not exist and checks those that do: an existing
 // topic is never recreated, and one with another partition count is reported (changing it
-// would move keys between partitions). It writes one line per topic to out.
+// would move keys between partitions). It writes one line per topic to out. It connects in
+// plaintext; EnsureTopicsWith takes the brokers' security.
 func EnsureTopics(ctx context.Context, brokers []string, topics []Topic, out io.Writer) error {
+	return EnsureTopicsWith(ctx, brokers, kafkasec.Security{}, topics, out)
+}
+
+// EnsureTopicsWith is EnsureTopics with the brokers' security. A broker that refuses it, or
+// whose ACLs do not let it describe or create a topic, is a *kafkasec.Error naming what is
+// missing.
+func EnsureTopicsWith(ctx context.Context, brokers []string, sec kafkasec.Security, topics []Topic, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
+	transport, release, err := sec.RoundTripper()
+	if err != nil {
+		return fmt.Errorf("topics: %w", err)
+	}
+	defer release()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second, Transport: transport}
 	names := make([]string, len(topics))
 	for i, t := range topics {
 		names[i] = t.Name
 	}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
 	if err != nil {
-		return fmt.Errorf("topics: metadata from %v: %w", brokers, err)
+		return fmt.Errorf("topics: metadata from %v: %w", brokers, kafkasec.Classify(err, sec))
 	}
 	existing := map[string]int{}
 	for _, t := range meta.Topics {
-		if t.Error == nil {
+		switch {
+		case t.Error == nil:
 			existing[t.Name] = len(t.Partitions)
+		case kafkasec.IsAuthorization(t.Error):
+			return fmt.Errorf("topics: %w", kafkasec.Denied(t.Error, kafkasec.Access{Operation: "Describe", Topic: t.Name}, sec))
 		}
 	}
 	var create []kafka.TopicConfig
@@ -57,7 +75,7 @@ func EnsureTopics(ctx context.Context, brokers []string, topics []Topic, out io.
 	}
 	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: create})
 	if err != nil {
-		return fmt.Errorf("topics: create: %w", err)
+		return fmt.Errorf("topics: create: %w", kafkasec.Classify(kafkasec.Denied(err, kafkasec.Access{Operation: "Create", Topic: create[0].Topic}, sec), sec))
 	}
 	var errs []error
 	for _, t := range create {
@@ -67,7 +85,7 @@ func EnsureTopics(ctx context.Context, brokers []string, topics []Topic, out io.
 		case errors.Is(err, kafka.TopicAlreadyExists): // created concurrently
 			fmt.Fprintf(out, "exists  %s\n", t.Topic)
 		default:
-			errs = append(errs, fmt.Errorf("%s: %w", t.Topic, err))
+			errs = append(errs, fmt.Errorf("%s: %w", t.Topic, kafkasec.Denied(err, kafkasec.Access{Operation: "Create", Topic: t.Topic}, sec)))
 		}
 	}
 	return errors.Join(errs...)
@@ -112,12 +130,12 @@ func (r *Relay) topic(ctx context.Context, topic string) (*topicInfo, error) {
 	if !ok {
 		meta, err := r.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 		if err != nil {
-			return nil, fmt.Errorf("metadata of %s: %w", topic, err)
+			return nil, fmt.Errorf("metadata of %s: %w", topic, r.refusal(err, "Describe", topic))
 		}
 		t = &topicInfo{}
 		for _, mt := range meta.Topics {
 			if mt.Error != nil {
-				return nil, fmt.Errorf("metadata of %s: %w", topic, mt.Error)
+				return nil, fmt.Errorf("metadata of %s: %w", topic, r.refusal(mt.Error, "Describe", topic))
 			}
 			for _, p := range mt.Partitions {
 				t.partitions = append(t.partitions, p.ID)

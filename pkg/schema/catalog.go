@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/linkedin/goavro/v2"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Namespace is the Avro namespace of the reference domain's event records. A domain of
@@ -28,6 +29,12 @@ const (
 	ContentTypeAvro = "application/vnd.apache.avro+binary"
 	// ContentTypeJSON is the same record as a plain JSON object (see Catalog.EncodeJSON).
 	ContentTypeJSON = "application/json"
+	// ContentTypeMsgpack is the same record as a MessagePack map of the JSON object's fields
+	// (see Catalog.EncodeMsgpack).
+	ContentTypeMsgpack = "application/msgpack"
+	// ContentTypeProtobuf is the same record as the Protocol Buffers message of the version's
+	// .proto file (see Catalog.EncodeProtobuf).
+	ContentTypeProtobuf = "application/x-protobuf"
 )
 
 // Errors of the catalog and the codecs. Classify with errors.Is and errors.As (*FieldError).
@@ -111,6 +118,8 @@ type version struct {
 	codec       *goavro.Codec
 	root        *node
 	current     bool
+	// proto is the version's Protocol Buffers message, when the catalog has .proto files.
+	proto protoreflect.MessageDescriptor
 }
 
 // eventType holds the versions of one event type, versions[i] being version i+1.
@@ -127,6 +136,7 @@ type Catalog struct {
 	types         map[string]*eventType
 	byFingerprint map[uint64]*version
 	infos         []Info
+	protobuf      bool
 }
 
 // Load reads the schemas of a domain's events: every file <Type>.v<N>.avsc at the root of fsys
@@ -209,6 +219,9 @@ func load(fsys fs.FS) (*Catalog, error) {
 		}
 		return a.Version - b.Version
 	})
+	if err := c.loadProtos(fsys); err != nil {
+		return nil, fmt.Errorf("load schemas: %w", err)
+	}
 	return c, nil
 }
 

@@ -24,7 +24,27 @@
 // therefore the ones Java's SchemaNormalization.parsingFingerprint64 computes, and a Java
 // BinaryMessageDecoder reads the values. goavro encodes and decodes the bodies.
 // Catalog.EncodeJSON writes the same record as plain JSON (ContentTypeJSON), with the same
-// fingerprint for the headers.
+// fingerprint for the headers. Catalog.EncodeMsgpack writes the JSON object's fields, names and
+// values as a MessagePack map (ContentTypeMsgpack), and Catalog.EncodeProtobuf the record as the
+// Protocol Buffers message of its version (ContentTypeProtobuf); both go out with the
+// fingerprint of the version's Avro schema, which names the type and version the value was
+// written with. Their decoders check a value against that version by type, as DecodeJSON does:
+// a value that does not fit is ErrMalformed.
+//
+// # Protocol Buffers schemas
+//
+// Beside each <Type>.v<N>.avsc a domain may ship <Type>.v<N>.proto, the same record as a
+// proto3 message named Type in a package named as the record's namespace: a field of the same
+// name for each Avro field, string for string, int64 for long (recorded_at in microseconds
+// since the Unix epoch), int32 for int, bool for boolean, a message of the record's name for a
+// record, repeated for an array, optional for a union with null; no imports, enums, maps or
+// oneofs. Load compiles them at run time with protocompile, with no generated code: the .proto
+// files are the source of truth as the .avsc files are, so the loader that reads one reads the
+// other, and protocompile is a dependency of this package. It checks every file against its
+// .avsc and the versions of a type against Protocol Buffers' evolution rules: a field number
+// keeps its name, type, cardinality and presence; a field that is gone has its number and name
+// reserved; a reserved number or name is never used again. A catalog has a .proto for every
+// schema or none (then Protocol Buffers values are ErrNoProtobuf).
 //
 // Catalog.Decode finds the writer's schema by the fingerprint in the header and reads the body
 // with it, then presents the record as the type's current version: fields added since take

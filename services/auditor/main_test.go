@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -32,15 +31,9 @@ func TestAuditor(t *testing.T) {
 	if _, err := postgres.Migrate(ctx, pool, nil); err != nil {
 		t.Fatal(err)
 	}
-	u, err := url.Parse(testenv.PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schemaName)
-	u.RawQuery = q.Encode()
+	dbURL := testenv.SchemaURL(t, schemaName)
 	vars := map[string]string{
-		"DATABASE_URL":           u.String(),
+		"DATABASE_URL":           dbURL,
 		"KAFKA_BROKERS":          strings.Join(testenv.KafkaBrokers(t), ","),
 		"KAFKA_TOPIC_PREFIX":     "test-" + testenv.UniqueName(t),
 		"KAFKA_TOPIC_PARTITIONS": "3",

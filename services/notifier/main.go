@@ -77,10 +77,11 @@ func wire(_ context.Context, m *app.Main) error {
 		return err
 	}
 	dir, err := n.Directory(notify.DirectoryConfig{
-		Brokers: cfg.Kafka.Brokers,
-		Topic:   cfg.TopicName(domain.UserCategory),
-		Decode:  base.Decode,
-		Logger:  m.Logger,
+		Brokers:  cfg.Kafka.Brokers,
+		Security: cfg.Kafka.Security(),
+		Topic:    cfg.TopicName(domain.UserCategory),
+		Decode:   base.Decode,
+		Logger:   m.Logger,
 	})
 	if err != nil {
 		return err

@@ -31,13 +31,7 @@ func TestNotifier(t *testing.T) {
 	if _, err := postgres.Migrate(ctx, pool, nil); err != nil {
 		t.Fatal(err)
 	}
-	u, err := url.Parse(testenv.PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schemaName)
-	u.RawQuery = q.Encode()
+	dbURL := testenv.SchemaURL(t, schemaName)
 	topics := notifiertest.NewTopics(t, 3, notify.Group)
 	templates := t.TempDir()
 	if err := os.WriteFile(filepath.Join(templates, "welcome.subject.tmpl"), []byte("Hello from the folder, {{.Name}}"), 0o644); err != nil {
@@ -45,7 +39,7 @@ func TestNotifier(t *testing.T) {
 	}
 	domainName := notifiertest.MailDomain(t)
 	vars := map[string]string{
-		"DATABASE_URL":           u.String(),
+		"DATABASE_URL":           dbURL,
 		"KAFKA_BROKERS":          strings.Join(testenv.KafkaBrokers(t), ","),
 		"KAFKA_TOPIC_PREFIX":     topics.Prefix,
 		"SMTP_ADDR":              testenv.SMTPAddr(t),

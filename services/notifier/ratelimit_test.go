@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -32,17 +31,11 @@ func TestNotifier_EmailsPerPrincipalHour(t *testing.T) {
 	if _, err := postgres.Migrate(ctx, pool, nil); err != nil {
 		t.Fatal(err)
 	}
-	u, err := url.Parse(testenv.PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schemaName)
-	u.RawQuery = q.Encode()
+	dbURL := testenv.SchemaURL(t, schemaName)
 	topics := notifiertest.NewTopics(t, 3, notify.Group)
 	domainName := notifiertest.MailDomain(t)
 	vars := map[string]string{
-		"DATABASE_URL":                       u.String(),
+		"DATABASE_URL":                       dbURL,
 		"KAFKA_BROKERS":                      strings.Join(testenv.KafkaBrokers(t), ","),
 		"KAFKA_TOPIC_PREFIX":                 topics.Prefix,
 		"SMTP_ADDR":                          testenv.SMTPAddr(t),

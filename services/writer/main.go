@@ -18,6 +18,7 @@ import (
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/feed"
+	"github.com/annals-dev/annals/pkg/hops"
 	"github.com/annals-dev/annals/pkg/lag"
 	"github.com/annals-dev/annals/services/writer/api"
 )
@@ -48,7 +49,7 @@ func wire(ctx context.Context, m *app.Main) error {
 	// consumer is down. A deployment that runs `annals lag-exporter` instead turns it off.
 	if mc := m.Config.Monitoring; mc.LagExporterEnabled {
 		mon, err := lag.New(lag.Config{
-			Brokers: m.Config.Kafka.Brokers, Topics: wiring.EventTopics(m.Config),
+			Brokers: m.Config.Kafka.Brokers, Security: m.Config.Kafka.Security(), Topics: wiring.EventTopics(m.Config),
 			Interval: mc.LagPollInterval, Window: mc.LagStatusWindow, Logger: m.Logger,
 		})
 		if err != nil {
@@ -82,8 +83,12 @@ func wire(ctx context.Context, m *app.Main) error {
 	}
 	apiOpts := api.OptionsFrom(m.Config, m.Logger)
 	apiOpts.Feed = live
+	apiOpts.Hops = hops.NewHistogram(m.Registry, hops.CommandToCommit)
 	if apiOpts.Commands, err = api.CommandLimit(m.Config.Writer, m.Registry); err != nil {
 		return err
+	}
+	if apiOpts.Disabled {
+		m.Logger.Warn("event sourcing is disabled (EVENT_SOURCING_ENABLED=false): every command is refused with 503 event_sourcing_disabled; reads, the relay and the consumer groups keep working")
 	}
 	a := api.New(store, apiOpts)
 	m.Go("all-stream", a.WatchAllStream)

@@ -7,7 +7,12 @@
 // the writer's lag
 // exporter read while the notifier is stopped, and checked against Kafka's own
 // kafka-consumer-groups; the secured stack (ANNALS_SECURE=1) probed with Kafka's console tools
-// and psql. Each test runs in a fresh PostgreSQL schema with a topic prefix (and so consumer
+// and psql, the whole pipeline run on it with each service as its own identity (and
+// `ANNALS_SECURE=1 make run`), and settings it refuses stopping a service at start with one
+// line, the expired and misnamed certificates served by listeners of their own; one command
+// traced across the four services into a real Jaeger v2, which the test starts through
+// scripts/stack.sh on ports and in a folder of its own. Each test runs in a fresh PostgreSQL
+// schema with a topic prefix (and so consumer
 // groups) of its own; on the secured stack, it grants that prefix the services' ACLs
 // (ANNALS_SECURE=1 scripts/stack.sh acls PREFIX) and removes them when it ends.
 //

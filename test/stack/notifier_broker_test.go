@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,17 +107,11 @@ func TestNotifier_BrokerSIGKILL(t *testing.T) {
 
 func brokerKillRound(t *testing.T, broker *privateBroker, bins notifierBins) {
 	pool, schemaName := testenv.SchemaPool(t)
-	u, err := url.Parse(testenv.PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schemaName)
-	u.RawQuery = q.Encode()
+	dbURL := testenv.SchemaURL(t, schemaName)
 	domain := "b" + strconv.FormatInt(time.Now().UnixNano(), 36) + ".annals-test.invalid"
 	t.Cleanup(func() { notifierDeleteMail(t, domain) })
 	vars := map[string]string{
-		"DATABASE_URL":                       u.String(),
+		"DATABASE_URL":                       dbURL,
 		"KAFKA_BROKERS":                      broker.addr,
 		"KAFKA_TOPIC_PREFIX":                 "bk-" + testenv.UniqueName(t),
 		"KAFKA_TOPIC_PARTITIONS":             "6",

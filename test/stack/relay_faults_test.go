@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,15 +92,9 @@ func newFaultEnvOn(t *testing.T, brokers []string) *faultEnv {
 	}
 	// pgx passes URL parameters it does not know to the server as run-time parameters: a
 	// relay in another process gets the same schema this way.
-	u, err := url.Parse(testenv.PostgresURL(t))
-	if err != nil {
-		t.Fatalf("DATABASE_URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schemaName)
-	u.RawQuery = q.Encode()
+	dbURL := testenv.SchemaURL(t, schemaName)
 	vars := map[string]string{
-		"DATABASE_URL":           u.String(),
+		"DATABASE_URL":           dbURL,
 		"KAFKA_BROKERS":          strings.Join(brokers, ","),
 		"KAFKA_TOPIC_PREFIX":     "fault-" + testenv.UniqueName(t),
 		"KAFKA_TOPIC_PARTITIONS": "6",

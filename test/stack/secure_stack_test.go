@@ -418,9 +418,10 @@ func TestSecureStackLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	p := freePorts(t, 3)
+	p := freePorts(t, 5)
 	private := []string{"ANNALS_STACK_DIR=" + dir, "ANNALS_SECURE_PG_PORT=" + strconv.Itoa(p[0]),
-		"ANNALS_SECURE_KAFKA_PORT=" + strconv.Itoa(p[1]), "ANNALS_SECURE_KAFKA_CONTROLLER_PORT=" + strconv.Itoa(p[2])}
+		"ANNALS_SECURE_KAFKA_PORT=" + strconv.Itoa(p[1]), "ANNALS_SECURE_KAFKA_CONTROLLER_PORT=" + strconv.Itoa(p[2]),
+		"ANNALS_SECURE_KAFKA_EXPIRED_PORT=" + strconv.Itoa(p[3]), "ANNALS_SECURE_KAFKA_WRONGHOST_PORT=" + strconv.Itoa(p[4])}
 	root := repoRoot(t)
 	runMake := func(target string) (string, error) {
 		cmd := exec.Command("make", "--no-print-directory", target)
@@ -467,6 +468,29 @@ func TestSecureStackLifecycle(t *testing.T) {
 	if out, err := runPsql(t, s.env["DATABASE_URL"], "select ssl from pg_stat_ssl where pid = pg_backend_pid()"); err != nil || out != "t" {
 		t.Errorf("DATABASE_URL of the private secured stack: got %v: %q, want a TLS connection (t)", err, out)
 	}
+	t.Run("BadCertificates", func(t *testing.T) {
+		// A real broker presents the expired and the misnamed certificate, each on a listener
+		// of its own: the service stops at start with one line saying which.
+		if got, want := s.env["ANNALS_SECURE_KAFKA_EXPIRED"], "127.0.0.1:"+strconv.Itoa(p[3]); got != want {
+			t.Errorf("env: ANNALS_SECURE_KAFKA_EXPIRED=%s, want %s", got, want)
+		}
+		base := map[string]string{
+			"DATABASE_URL":            s.env["DATABASE_URL"],
+			"KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+			"KAFKA_SASL_MECHANISM":    s.env["KAFKA_SASL_MECHANISM"],
+			"KAFKA_SASL_USERNAME":     "projector",
+			"KAFKA_SASL_PASSWORD":     s.env["ANNALS_SECURE_PROJECTOR_PASSWORD"],
+			"KAFKA_TLS_CA_FILE":       s.env["KAFKA_TLS_CA_FILE"],
+			"EVENT_SIGNING_KEY":       testenv.SigningKey,
+			"ANNALS_CONFIG":           "",
+		}
+		checkRefusedStarts(t, buildBinaries(t).projector, base, []string{s.env["ANNALS_SECURE_PROJECTOR_PASSWORD"], s.env["EVENT_STORE_PASSWORD"]}, []secureStart{
+			{"Expired", map[string]string{"KAFKA_BROKERS": s.env["ANNALS_SECURE_KAFKA_EXPIRED"]},
+				[]string{"kafka: the certificate of broker " + s.env["ANNALS_SECURE_KAFKA_EXPIRED"] + " has expired or is not valid yet", "the brokers in KAFKA_BROKERS must present a valid certificate"}},
+			{"WrongHost", map[string]string{"KAFKA_BROKERS": s.env["ANNALS_SECURE_KAFKA_WRONGHOST"]},
+				[]string{"kafka: the certificate of broker " + s.env["ANNALS_SECURE_KAFKA_WRONGHOST"] + " does not name the host the client dialled", "the host in KAFKA_BROKERS"}},
+		})
+	})
 	pids := map[string]int{}
 	for name, f := range map[string]string{"postgres": "secure/postgres/data/postmaster.pid", "kafka": "secure/kafka.pid"} {
 		b, err := os.ReadFile(filepath.Join(dir, f))

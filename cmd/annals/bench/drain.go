@@ -66,7 +66,7 @@ func DrainNotifier(ctx context.Context, pool *pgxpool.Pool, app *config.Config, 
 		if err != nil {
 			return nil, err
 		}
-		dir, err := n.Directory(notify.DirectoryConfig{Brokers: cc.Brokers, Topic: userTopic, Decode: cfg.Consumer.Decode})
+		dir, err := n.Directory(notify.DirectoryConfig{Brokers: cc.Brokers, Security: cc.Security, Topic: userTopic, Decode: cfg.Consumer.Decode})
 		if err != nil {
 			return nil, err
 		}

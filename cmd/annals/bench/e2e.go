@@ -49,7 +49,8 @@ type EndToEndConfig struct {
 // projector and the database with the measurement itself.
 const ReadsPerSec = 25
 
-// RunEndToEnd drives the writer at a steady rate with internal/load's command mix and reads
+// RunEndToEnd drives the writer at a steady rate with internal/load's command mix, each
+// command with an Idempotency-Key of its own as a client that retries would send, and reads
 // commands back from the projector with read-your-writes (?min_version=<the command's
 // version>&wait=10s), as a client that shows its own write would: the time from a command's
 // acceptance until that read answers is the time it takes to become visible in the read
@@ -100,6 +101,7 @@ func RunEndToEnd(ctx context.Context, cfg EndToEndConfig) (EndToEnd, error) {
 	}
 	res, err := load.Run(ctx, load.Config{
 		BaseURL: cfg.WriterURL, Token: cfg.Token, Rate: cfg.Rate, Concurrency: 64, Duration: cfg.Duration, Progress: cfg.Progress,
+		IdempotencyKeys: true,
 		OnCommand: func(stream string, version int64, accepted time.Time) {
 			if seen.Add(1)%every != 0 {
 				return

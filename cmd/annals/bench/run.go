@@ -336,7 +336,7 @@ func (r *runner) createTopics(ctx context.Context, topics []relay.Topic) error {
 	for _, t := range topics {
 		r.topics = append(r.topics, t.Name)
 	}
-	return relay.EnsureTopics(ctx, r.opts.Config.Kafka.Brokers, topics, io.Discard)
+	return relay.EnsureTopicsWith(ctx, r.opts.Config.Kafka.Brokers, r.opts.Config.Kafka.Security(), topics, io.Discard)
 }
 
 // cleanup stops the services and removes the run's schemas, topics and groups.
@@ -357,7 +357,13 @@ func (r *runner) cleanup() {
 		}
 		r.admin.Close()
 	}
-	client := &kafka.Client{Addr: kafka.TCP(r.opts.Config.Kafka.Brokers...), Timeout: 30 * time.Second}
+	transport, release, err := r.opts.Config.Kafka.Security().RoundTripper()
+	if err != nil {
+		r.say("could not delete the consumer groups and topics: %v", err)
+		return
+	}
+	defer release()
+	client := &kafka.Client{Addr: kafka.TCP(r.opts.Config.Kafka.Brokers...), Timeout: 30 * time.Second, Transport: transport}
 	if len(r.groups) > 0 {
 		if _, err := client.DeleteGroups(ctx, &kafka.DeleteGroupsRequest{GroupIDs: r.groups}); err != nil {
 			r.say("could not delete the consumer groups: %v", err)
@@ -514,7 +520,7 @@ func (r *runner) pipeline(ctx context.Context) error {
 		groups = append(groups, cfg.ConsumerGroup(s))
 	}
 	r.groups = append(r.groups, groups...)
-	mon, err := lag.New(lag.Config{Brokers: cfg.Kafka.Brokers, Topics: wiring.EventTopics(cfg), Groups: groups})
+	mon, err := lag.New(lag.Config{Brokers: cfg.Kafka.Brokers, Security: cfg.Kafka.Security(), Topics: wiring.EventTopics(cfg), Groups: groups})
 	if err != nil {
 		return err
 	}
@@ -562,7 +568,7 @@ func (r *runner) pipeline(ctx context.Context) error {
 	var values, records []int
 	for _, category := range wiring.Categories {
 		for p := range min(2, cfg.Kafka.TopicPartitions) {
-			v, rec, err := benchkit.RecordSizes(ctx, cfg.Kafka.Brokers, cfg.TopicName(category), p, 2000)
+			v, rec, err := benchkit.RecordSizesWith(ctx, cfg.Kafka.Brokers, cfg.Kafka.Security(), cfg.TopicName(category), p, 2000)
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/annals-dev/annals/pkg/kafkasec"
 )
 
 // Config configures the service. Zero values take the defaults noted, which match the stack
@@ -34,6 +36,11 @@ type Config struct {
 	ReplicationFactor int
 	// Group is the consumer group of the balances projection ("<prefix>-balances").
 	Group string
+	// Kafka is how the relay and the consumer connect to the brokers (KAFKA_SECURITY_PROTOCOL,
+	// KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_TLS_CA_FILE,
+	// KAFKA_TLS_CERT_FILE, KAFKA_TLS_KEY_FILE, as the Annals services name them); plaintext
+	// by default.
+	Kafka kafkasec.Security
 	// SnapshotEvery takes an account snapshot every this many events (100); negative: never.
 	SnapshotEvery int
 }
@@ -48,6 +55,21 @@ const (
 	EnvPartitions        = "KAFKA_TOPIC_PARTITIONS"
 	EnvReplicationFactor = "KAFKA_REPLICATION_FACTOR"
 )
+
+// kafkaEnv names the environment variable of each field of kafkasec.Security.
+var kafkaEnv = map[string]string{
+	kafkasec.FieldBrokers:   EnvBrokers,
+	kafkasec.FieldProtocol:  "KAFKA_SECURITY_PROTOCOL",
+	kafkasec.FieldMechanism: "KAFKA_SASL_MECHANISM",
+	kafkasec.FieldUsername:  "KAFKA_SASL_USERNAME",
+	kafkasec.FieldPassword:  "KAFKA_SASL_PASSWORD",
+	kafkasec.FieldCAFile:    "KAFKA_TLS_CA_FILE",
+	kafkasec.FieldCertFile:  "KAFKA_TLS_CERT_FILE",
+	kafkasec.FieldKeyFile:   "KAFKA_TLS_KEY_FILE",
+}
+
+// kafkaSetting is the environment variable of a field of kafkasec.Security.
+func kafkaSetting(field string) string { return kafkaEnv[field] }
 
 func (c *Config) setDefaults() {
 	def := func(s *string, v string) {
@@ -99,6 +121,13 @@ func (c Config) Validate() error {
 			return errors.New(EnvBrokers + ": an empty broker address")
 		}
 	}
+	if err := c.Kafka.Validate(); err != nil {
+		var ce *kafkasec.ConfigError
+		if errors.As(err, &ce) {
+			return fmt.Errorf("%s: %s", kafkaSetting(ce.Field), ce.Msg)
+		}
+		return err
+	}
 	return nil
 }
 
@@ -109,6 +138,15 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		DatabaseURL: getenv(EnvDatabaseURL),
 		Schema:      getenv(EnvSchema),
 		TopicPrefix: getenv(EnvTopicPrefix),
+		Kafka: kafkasec.Security{
+			Protocol:  kafkasec.Protocol(strings.ToUpper(getenv(kafkaEnv[kafkasec.FieldProtocol]))),
+			Mechanism: kafkasec.Mechanism(strings.ToUpper(getenv(kafkaEnv[kafkasec.FieldMechanism]))),
+			Username:  getenv(kafkaEnv[kafkasec.FieldUsername]),
+			Password:  getenv(kafkaEnv[kafkasec.FieldPassword]),
+			CAFile:    getenv(kafkaEnv[kafkasec.FieldCAFile]),
+			CertFile:  getenv(kafkaEnv[kafkasec.FieldCertFile]),
+			KeyFile:   getenv(kafkaEnv[kafkasec.FieldKeyFile]),
+		},
 	}
 	if s := getenv(EnvBrokers); s != "" {
 		c.Brokers = strings.Split(s, ",")

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/annals-dev/annals/examples/bank/service"
+	"github.com/annals-dev/annals/pkg/kafkasec"
 )
 
 func TestConfigFromEnv(t *testing.T) {
@@ -38,6 +39,18 @@ func TestConfigFromEnv(t *testing.T) {
 		}
 		must(t, c.Validate())
 	})
+	t.Run("KafkaSecurity", func(t *testing.T) {
+		c, err := service.ConfigFromEnv(env(map[string]string{
+			"KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "KAFKA_SASL_MECHANISM": "scram-sha-256", "KAFKA_SASL_USERNAME": "bank",
+			"KAFKA_SASL_PASSWORD": "pw", "KAFKA_TLS_CA_FILE": "/ca.crt",
+		}))
+		must(t, err)
+		want := kafkasec.Security{Protocol: kafkasec.SASLSSL, Mechanism: kafkasec.ScramSHA256, Username: "bank", Password: "pw", CAFile: "/ca.crt"}
+		if c.Kafka != want {
+			t.Errorf("Kafka = %s, want %s", c.Kafka, want)
+		}
+		must(t, c.Validate())
+	})
 	for _, tc := range []struct{ name, key, value string }{
 		{"BadPartitions", service.EnvPartitions, "many"},
 		{"ZeroReplicas", service.EnvReplicationFactor, "0"},
@@ -56,6 +69,8 @@ func TestConfigFromEnv(t *testing.T) {
 		{"Schema", service.Config{Schema: "Bank; drop"}, service.EnvSchema},
 		{"TopicPrefix", service.Config{TopicPrefix: "a b"}, service.EnvTopicPrefix},
 		{"Broker", service.Config{Brokers: []string{""}}, service.EnvBrokers},
+		{"KafkaSASLWithoutPassword", service.Config{Kafka: kafkasec.Security{Protocol: kafkasec.SASLSSL, Mechanism: kafkasec.ScramSHA512, Username: "bank"}},
+			"KAFKA_SASL_PASSWORD: required with SASL_SSL"},
 	} {
 		t.Run("Invalid"+tc.name, func(t *testing.T) {
 			if err := tc.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {

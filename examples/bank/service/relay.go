@@ -25,6 +25,7 @@ func newRelay(db *pgxpool.Pool, cfg Config, log *slog.Logger, reg prometheus.Reg
 		Brokers:     cfg.Brokers,
 		TopicPrefix: cfg.TopicPrefix,
 		LockKey:     int64(h.Sum64()),
+		Security:    cfg.Kafka,
 		Logger:      log,
 		Metrics:     relay.NewMetrics(reg),
 	})

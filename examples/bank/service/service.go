@@ -31,6 +31,7 @@ import (
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/pkg/kafkasec"
 	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/relay"
 )
@@ -109,8 +110,16 @@ func (s *Service) start(ctx context.Context, log *slog.Logger) error {
 	if err := bank.Catalog().Register(ctx, db); err != nil {
 		return err
 	}
-	if err := relay.EnsureTopics(ctx, cfg.Brokers, cfg.Topics(), io.Discard); err != nil {
-		return err
+	// Settings the brokers refuse stop the service here, naming the setting at fault.
+	if err := explainKafka(kafkasec.Probe(ctx, cfg.Brokers, cfg.Kafka)); err != nil {
+		var refused *kafkasec.Error
+		if errors.As(err, &refused) {
+			return err
+		}
+		log.Warn("bank: the brokers cannot be reached yet", "error", err)
+	}
+	if err := relay.EnsureTopicsWith(ctx, cfg.Brokers, cfg.Kafka, cfg.Topics(), io.Discard); err != nil {
+		return explainKafka(err)
 	}
 	reg := prometheus.NewRegistry()
 	r, err := newRelay(db, cfg, log, reg)
@@ -128,6 +137,7 @@ func (s *Service) start(ctx context.Context, log *slog.Logger) error {
 		Topics:   []string{cfg.eventTopic()},
 		DLQTopic: cfg.dlqTopic(),
 		Decode:   consume.SchemaDecoder(bank.Catalog()),
+		Security: cfg.Kafka,
 		Logger:   log,
 		Metrics:  consume.NewMetrics(reg),
 	})
@@ -149,9 +159,9 @@ func (s *Service) start(ctx context.Context, log *slog.Logger) error {
 	s.tasks = pool.New().WithContext(ctx).WithCancelOnError().WithFirstError()
 	s.tasks.Go(func(ctx context.Context) error {
 		defer r.Close()
-		return r.Run(ctx)
+		return explainKafka(r.Run(ctx))
 	})
-	s.tasks.Go(consumer.Run)
+	s.tasks.Go(func(ctx context.Context) error { return explainKafka(consumer.Run(ctx)) })
 	s.tasks.Go(func(ctx context.Context) error { return serve(ctx, srv, ln) })
 	log.Info("bank: started", "addr", s.addr.String(), "schema", cfg.Schema, "topic", cfg.eventTopic(), "group", cfg.group())
 	return nil
@@ -186,13 +196,35 @@ func (s *Service) ready(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "postgres: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	client := &kafka.Client{Addr: kafka.TCP(s.cfg.Brokers...), Timeout: 2 * time.Second}
-	if _, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{s.cfg.eventTopic()}}); err != nil {
+	transport, release, err := s.cfg.Kafka.RoundTripper()
+	if err != nil {
 		http.Error(w, "kafka: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	defer release()
+	client := &kafka.Client{Addr: kafka.TCP(s.cfg.Brokers...), Timeout: 2 * time.Second, Transport: transport}
+	if _, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{s.cfg.eventTopic()}}); err != nil {
+		http.Error(w, "kafka: "+explainKafka(kafkasec.Classify(err, s.cfg.Kafka)).Error(), http.StatusServiceUnavailable)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// explainKafka names the environment variables at fault in a broker's refusal
+// (kafkasec.Error.Describe); other errors are returned unchanged.
+func explainKafka(err error) error {
+	var refused *kafkasec.Error
+	if errors.As(err, &refused) {
+		return kafkaRefusal{refused}
+	}
+	return err
+}
+
+// kafkaRefusal is a broker's refusal that reads with the names of the environment variables.
+type kafkaRefusal struct{ err *kafkasec.Error }
+
+func (r kafkaRefusal) Error() string { return r.err.Describe(kafkaSetting) }
+func (r kafkaRefusal) Unwrap() error { return r.err }
 
 // Addr is the address the HTTP API listens on.
 func (s *Service) Addr() string { return s.addr.String() }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"maps"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -24,15 +23,9 @@ func (is *Issuer) StartService(t *testing.T, svc app.Service, vars map[string]st
 	if _, err := postgres.Migrate(ctx, pool, nil); err != nil {
 		t.Fatal(err)
 	}
-	u, err := url.Parse(testenv.PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schemaName)
-	u.RawQuery = q.Encode()
+	dbURL := testenv.SchemaURL(t, schemaName)
 	env := map[string]string{
-		"DATABASE_URL":      u.String(),
+		"DATABASE_URL":      dbURL,
 		"KAFKA_BROKERS":     strings.Join(testenv.KafkaBrokers(t), ","),
 		"LOG_LEVEL":         "error",
 		"EVENT_SIGNING_KEY": testenv.SigningKey,

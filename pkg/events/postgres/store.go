@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -13,8 +14,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/hops"
 )
 
 // Options tune a Store.
@@ -45,6 +52,14 @@ type Options struct {
 	OnAppend func()
 	// Metrics, when set, count appends by result and time them.
 	Metrics *Metrics
+	// Tracing gives every append a span, a child of the caller's, and writes that span's W3C
+	// trace context into the metadata of each event it appends (traceparent, and a short
+	// tracestate; hops.TraceMetadata), unless the event's metadata has a traceparent already.
+	// The relay publishes each record in that trace, however much later and from whichever
+	// process. The trace context is not counted against MaxEventBytes. The zero value uses
+	// OpenTelemetry's global provider and propagator: nothing is written until a program sets
+	// them.
+	Tracing hops.Tracing
 }
 
 // OutboxChannel is the LISTEN/NOTIFY channel on which appends wake the relay.
@@ -52,8 +67,10 @@ const OutboxChannel = "annals_outbox"
 
 // Store is the PostgreSQL event store.
 type Store struct {
-	pool *pgxpool.Pool
-	opts Options
+	pool   *pgxpool.Pool
+	opts   Options
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
 	// appendSQL[mode][one] is the statement of an append in an expected-version mode (the
 	// order of bases), of several events or of one.
 	appendSQL [len(bases)][2]string
@@ -65,7 +82,7 @@ var _ events.Store = (*Store)(nil)
 
 // New returns a Store on pool. The schema must be migrated (Migrate).
 func New(pool *pgxpool.Pool, opts Options) *Store {
-	s := &Store{pool: pool, opts: opts}
+	s := &Store{pool: pool, opts: opts, tracer: opts.Tracing.Tracer(tracerScope), prop: opts.Tracing.TextMapPropagator()}
 	notify := ""
 	if opts.Notify {
 		notify = "\ncross join (select pg_notify('" + OutboxChannel + "', '')) as wake"
@@ -220,10 +237,25 @@ const (
 // instead of colliding again.
 const maxRetries = 50
 
+// tracerScope is the instrumentation scope of the store's spans.
+const tracerScope = "github.com/annals-dev/annals/pkg/events/postgres"
+
 func (s *Store) appendOn(ctx context.Context, q querier, streamID string, expected events.ExpectedVersion, evs []events.Event, opts events.AppendOptions) (events.AppendResult, error) {
 	start := time.Now()
+	ctx, span := s.tracer.Start(ctx, "append "+events.Category(streamID), trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(semconv.DBSystemNamePostgreSQL, semconv.DBOperationName("append"),
+			semconv.DBCollectionName("annals_events"), attribute.String("annals.stream_id", streamID),
+			attribute.Int("annals.events", len(evs)), attribute.String("annals.expected_version", expected.String())))
+	defer span.End()
 	res, err := s.appendEvents(ctx, q, streamID, expected, evs, opts)
 	s.opts.Metrics.appended(len(evs), time.Since(start), err)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	} else if span.IsRecording() {
+		span.SetAttributes(attribute.Int64("annals.first_version", res.FirstVersion), attribute.Int64("annals.last_version", res.LastVersion),
+			attribute.Int64("annals.first_position", res.FirstPosition), attribute.Int64("annals.last_position", res.LastPosition))
+	}
 	return res, err
 }
 
@@ -254,6 +286,7 @@ func (s *Store) appendEvents(ctx context.Context, q querier, streamID string, ex
 	svs := make([]int32, n)
 	data := make([]string, n)
 	metas := make([]string, n)
+	traced := hops.TraceMetadata(ctx, s.prop) // nil unless tracing
 	for i, e := range evs {
 		if e.Type == "" || len(e.Type) > 200 {
 			return res, fmt.Errorf("%w: event %d of %s: type must be 1 to 200 characters", events.ErrInvalid, i, streamID)
@@ -277,8 +310,14 @@ func (s *Store) appendEvents(ctx context.Context, q querier, streamID string, ex
 		svs[i] = int32(max(e.SchemaVersion, 1))
 		data[i] = string(e.Data)
 		metas[i] = "{}"
-		if len(e.Metadata) > 0 {
-			b, err := json.Marshal(e.Metadata)
+		md := e.Metadata
+		if traced != nil && md[hops.MetadataTraceparent] == "" {
+			md = make(map[string]string, len(e.Metadata)+len(traced))
+			maps.Copy(md, e.Metadata)
+			maps.Copy(md, traced)
+		}
+		if len(md) > 0 {
+			b, err := json.Marshal(md)
 			if err != nil {
 				return res, err
 			}
@@ -335,31 +374,46 @@ func (s *Store) appendEvents(ctx context.Context, q querier, streamID string, ex
 
 // tryAppend runs the append statement once. In a transaction it runs inside a savepoint, so
 // that a refused append leaves the caller's transaction usable: for a retry, for reading why
-// it was refused, and for the caller.
+// it was refused, and for the caller. The savepoint, the statement and its release go to the
+// server in one round trip; a refused statement makes the server skip the release, and a
+// second round trip rolls back to the savepoint.
 func (s *Store) tryAppend(ctx context.Context, q querier, sql string, args []any) (events.AppendResult, error) {
 	var res events.AppendResult
-	run := func(q querier) error {
+	scan := func(row pgx.Row) error {
 		var got int64
 		var at time.Time
-		err := q.QueryRow(ctx, sql, args...).
-			Scan(&res.FirstPosition, &res.LastPosition, &res.FirstVersion, &res.LastVersion, &at, &got)
+		err := row.Scan(&res.FirstPosition, &res.LastPosition, &res.FirstVersion, &res.LastVersion, &at, &got)
 		res.RecordedAt = at.UTC()
 		return err
 	}
 	tx, ok := q.(pgx.Tx)
 	if !ok {
-		return res, run(q)
+		return res, scan(q.QueryRow(ctx, sql, args...))
 	}
-	sp, err := tx.Begin(ctx)
-	if err != nil {
-		return res, err
+	b := &pgx.Batch{}
+	b.Queue("savepoint " + appendSavepoint)
+	b.Queue(sql, args...)
+	b.Queue("release savepoint " + appendSavepoint)
+	br := tx.SendBatch(ctx, b)
+	_, err := br.Exec()
+	if err == nil {
+		if err = scan(br.QueryRow()); err == nil {
+			_, err = br.Exec()
+		}
 	}
-	if err := run(sp); err != nil {
-		_ = sp.Rollback(ctx)
-		return res, err
+	if cerr := br.Close(); err == nil {
+		err = cerr
 	}
-	return res, sp.Commit(ctx)
+	if err != nil && tx.Conn().PgConn().TxStatus() == 'E' {
+		if _, rerr := tx.Exec(ctx, "rollback to savepoint "+appendSavepoint); rerr != nil {
+			return res, rerr
+		}
+	}
+	return res, err
 }
+
+// appendSavepoint is the savepoint of an append in the caller's transaction.
+const appendSavepoint = "annals_append"
 
 // refusal explains a refused append: the stream is not where it was expected, or it is full.
 func (s *Store) refusal(ctx context.Context, q querier, streamID string, expected events.ExpectedVersion, n int, limit int64) error {

@@ -102,7 +102,9 @@ func (l *Log) Handle(ctx context.Context, m *consume.Message) error {
 // at-least-once delivery brings, and the log keeps the first delivery. When any event cannot
 // be stored it fails, and the runtime appends the events one by one through Handle, which
 // sends that one to the dead-letter topic.
-func (l *Log) HandleBatch(ctx context.Context, ms []*consume.Message) error {
+func (l *Log) HandleBatch(ctx context.Context, ms []*consume.Message) (err error) {
+	ctx, span := startAppend(ctx, ms)
+	defer func() { endSpan(span, err) }()
 	tx := consume.Tx(ctx)
 	if tx == nil {
 		return consume.Permanent(errors.New("auditor: appending outside a PostgreSQL unit"))

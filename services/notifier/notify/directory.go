@@ -22,11 +22,14 @@ import (
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/pkg/kafkasec"
 )
 
 // DirectoryConfig configures a Directory. Zero values take the defaults noted.
 type DirectoryConfig struct {
 	Brokers []string
+	// Security is how to connect to the brokers (TLS, SASL); the zero value is plaintext.
+	Security kafkasec.Security
 	// Topic is the user topic (<prefix>.user).
 	Topic string
 	// Decode decodes its records (consume.SchemaDecoder).
@@ -46,10 +49,13 @@ type DirectoryConfig struct {
 // read in the same transaction, so that it resumes where it stopped and applies each event
 // exactly once. See the package comment for why it is not part of the consumer group.
 type Directory struct {
-	pool    *pgxpool.Pool
-	cfg     DirectoryConfig
-	log     *slog.Logger
-	metrics *metrics
+	pool      *pgxpool.Pool
+	cfg       DirectoryConfig
+	log       *slog.Logger
+	metrics   *metrics
+	dialer    *kafka.Dialer      // the readers'
+	transport kafka.RoundTripper // the metadata requests'
+	release   func()
 }
 
 // Directory returns the directory that feeds n's order emails.
@@ -78,12 +84,24 @@ func (n *Notifier) Directory(cfg DirectoryConfig) (*Directory, error) {
 	if log == nil {
 		log = n.log
 	}
-	return &Directory{pool: n.pool, cfg: cfg, log: log.With("component", "directory", "topic", cfg.Topic), metrics: n.metrics}, nil
+	dialer, err := cfg.Security.Dialer()
+	if err != nil {
+		return nil, fmt.Errorf("notify: directory: %w", err)
+	}
+	transport, release, err := cfg.Security.RoundTripper()
+	if err != nil {
+		return nil, fmt.Errorf("notify: directory: %w", err)
+	}
+	return &Directory{pool: n.pool, cfg: cfg, log: log.With("component", "directory", "topic", cfg.Topic), metrics: n.metrics,
+		dialer: dialer, transport: transport, release: release}, nil
 }
 
 // Run reads the user topic until ctx ends, then returns nil. Kafka or PostgreSQL being
-// unreachable only delays it.
+// unreachable only delays it. A broker that refuses the directory (its security, or an ACL:
+// Describe on the user topic) ends it with the refusal, a *kafkasec.Error: no retry cures
+// that.
 func (d *Directory) Run(ctx context.Context) error {
+	defer d.release()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	running := map[int]bool{}
@@ -94,6 +112,10 @@ func (d *Directory) Run(ctx context.Context) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
+			}
+			var refused *kafkasec.Error
+			if errors.As(err, &refused) {
+				return err
 			}
 			d.log.Warn("notify: directory: cannot list the user topic's partitions; retrying", "error", err, "pause", backoff)
 			pause, backoff = backoff, min(2*backoff, d.cfg.MaxBackoff)
@@ -115,17 +137,20 @@ func (d *Directory) Run(ctx context.Context) error {
 }
 
 func (d *Directory) partitions(ctx context.Context) ([]int, error) {
-	client := &kafka.Client{Addr: kafka.TCP(d.cfg.Brokers...), Timeout: 10 * time.Second}
+	refusal := func(err error) error {
+		return kafkasec.Classify(kafkasec.Denied(err, kafkasec.Access{Operation: "Describe", Topic: d.cfg.Topic}, d.cfg.Security), d.cfg.Security)
+	}
+	client := &kafka.Client{Addr: kafka.TCP(d.cfg.Brokers...), Timeout: 10 * time.Second, Transport: d.transport}
 	resp, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{d.cfg.Topic}})
 	if err != nil {
-		return nil, err
+		return nil, refusal(err)
 	}
 	for _, t := range resp.Topics {
 		if t.Name != d.cfg.Topic {
 			continue
 		}
 		if t.Error != nil {
-			return nil, fmt.Errorf("topic %s: %w", t.Name, t.Error)
+			return nil, fmt.Errorf("topic %s: %w", t.Name, refusal(t.Error))
 		}
 		out := make([]int, 0, len(t.Partitions))
 		for _, p := range t.Partitions {
@@ -173,6 +198,7 @@ func (d *Directory) tail(ctx context.Context, partition int) {
 	for {
 		r := kafka.NewReader(kafka.ReaderConfig{
 			Brokers:   d.cfg.Brokers,
+			Dialer:    d.dialer,
 			Topic:     d.cfg.Topic,
 			Partition: partition,
 			MinBytes:  1,

@@ -12,6 +12,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/consume"
@@ -23,6 +27,11 @@ import (
 
 // Group is the notifier's consumer group.
 const Group = "annals-notifier"
+
+// tracer makes the span of each SMTP send, a child of the consumer runtime's span of the
+// event's message: OpenTelemetry's global tracer, a no-op unless the service installed an SDK
+// (internal/telemetry). Its attributes never name a recipient.
+var tracer = otel.Tracer("github.com/annals-dev/annals/services/notifier/notify")
 
 // EventTypes are the event types the notifier's consumer handles: the three that send email
 // and the order events that tell it an order's owner and lines. Others count as processed
@@ -231,8 +240,15 @@ func (n *Notifier) deliver(ctx context.Context, e events.Envelope, kind template
 		},
 	}
 	start := time.Now()
-	err = n.mail.Send(ctx, email)
+	sctx, span := tracer.Start(ctx, "smtp send", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("annals.email_kind", string(kind)), attribute.String("annals.message_id", row.MessageID)))
+	err = n.mail.Send(sctx, email)
 	n.metrics.smtp.Observe(time.Since(start).Seconds())
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 	if err != nil {
 		if sender.IsPermanent(err) {
 			count(OutcomeRejected)

@@ -52,7 +52,9 @@ type Projection struct {
 	// it holds the switch lock, with the transaction's backend pid (tests).
 	pollHook, readHook func()
 	switchHook         func(pid int)
-	wake               wakeups
+	// reprocessChunk, when set, is the streams a reprocess rebuilds per transaction (tests).
+	reprocessChunk int
+	wake           wakeups
 	// polls are the first and the longest pause of a read-your-writes wait.
 	polls [2]time.Duration
 }
@@ -76,7 +78,10 @@ func (p *Projection) Handle(ctx context.Context, m *consume.Message) error {
 	if tx == nil {
 		return consume.Permanent(fmt.Errorf("projector: %s runs outside a PostgreSQL unit", m))
 	}
-	if err := p.Apply(ctx, tx, m.Event); err != nil {
+	ctx, span := tracer.Start(ctx, "apply "+m.Event.Type)
+	err := p.Apply(ctx, tx, m.Event)
+	endSpan(span, err)
+	if err != nil {
 		return err
 	}
 	noteApplied(ctx, m.Event.StreamID, m.Event.RecordedAt)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/annals-dev/annals/pkg/consume"
 )
@@ -44,7 +46,10 @@ var errNotClean = errors.New("projector: the batch does not apply cleanly; apply
 // once, as all its events in the batch change it (fold.go). When any event was recorded before
 // or does not apply cleanly, it fails with nothing applied (the transaction may be aborted),
 // and the runtime applies the events one by one through Handle.
-func (p *Projection) HandleBatch(ctx context.Context, ms []*consume.Message) error {
+func (p *Projection) HandleBatch(ctx context.Context, ms []*consume.Message) (err error) {
+	ctx, span := tracer.Start(ctx, "apply batch", trace.WithLinks(consume.Links(ms)...),
+		trace.WithAttributes(attribute.Int("annals.events", len(ms))))
+	defer func() { endSpan(span, err) }()
 	tx := consume.Tx(ctx)
 	if tx == nil {
 		return consume.Permanent(errors.New("projector: a batch runs outside a PostgreSQL unit"))

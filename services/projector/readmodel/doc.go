@@ -26,6 +26,10 @@
 // the switch takes exclusively). Queries read the pointer and then the live tables, without
 // locks.
 //
+// Reprocess applies the events of a time range again: it rebuilds, from the event store, the
+// rows of the streams with an event in the range, chunk by chunk on the live generation, with
+// the rows locked so that live applies wait and then carry on from the rebuilt rows.
+//
 // The package never writes to the event store, and never applies an event out of its stream's
 // order.
 package readmodel

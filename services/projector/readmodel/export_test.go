@@ -19,3 +19,6 @@ func Watching(p *Projection) int { return p.wake.watching() }
 func SetPolls(p *Projection, first, longest time.Duration) {
 	p.polls = [2]time.Duration{first, longest}
 }
+
+// SetReprocessChunk makes a reprocess rebuild n streams per transaction.
+func SetReprocessChunk(p *Projection, n int) { p.reprocessChunk = n }

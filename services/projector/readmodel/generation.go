@@ -41,7 +41,14 @@ func generationOf(n int) *generation {
 	if g, ok := generations.Load(n); ok {
 		return g.(*generation)
 	}
-	g := &generation{n: n, users: UsersTable(n), orders: OrdersTable(n)}
+	actual, _ := generations.LoadOrStore(n, newGeneration(n, UsersTable(n), OrdersTable(n)))
+	return actual.(*generation)
+}
+
+// newGeneration builds the statements on the tables users and orders, which have the columns
+// of a generation's tables.
+func newGeneration(n int, users, orders string) *generation {
+	g := &generation{n: n, users: users, orders: orders}
 	r := strings.NewReplacer("{users}", g.users, "{orders}", g.orders)
 	for k := range numKinds {
 		g.apply[k] = r.Replace(applySQL[k])
@@ -51,8 +58,7 @@ func generationOf(n int) *generation {
 	g.insertOrders, g.updateOrders = r.Replace(insertOrdersSQL), r.Replace(updateOrdersSQL)
 	g.version[usersTable] = "select version from " + g.users + " where id = $1"
 	g.version[ordersTable] = "select version from " + g.orders + " where id = $1"
-	actual, _ := generations.LoadOrStore(n, g)
-	return actual.(*generation)
+	return g
 }
 
 // querier is what a pool, a connection and a transaction offer.

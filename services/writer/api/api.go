@@ -17,6 +17,7 @@ import (
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/feed"
+	"github.com/annals-dev/annals/pkg/hops"
 )
 
 // DefaultRetries is how often a command without If-Match is re-run after a version conflict.
@@ -39,16 +40,24 @@ type Options struct {
 	// Heartbeat is how often an idle stream of GET /v1/subscribe gets a comment line
 	// (FEED_HEARTBEAT_INTERVAL; DefaultHeartbeat when 0).
 	Heartbeat time.Duration
+	// Hops, when set, receives the command_to_commit hop of every command that recorded
+	// events: from the request's arrival to the commit of its events.
+	Hops *hops.Histogram
+	// Disabled refuses every command with httpx.ErrEventSourcingDisabled, appending nothing,
+	// while the reads keep working (EVENT_SOURCING_ENABLED=false).
+	Disabled bool
 }
 
 // API serves the writer's routes on an event store.
 type API struct {
-	store   *postgres.Store
-	users   *events.Repository[domain.UserState]
-	orders  *events.Repository[domain.OrderState]
-	retries int
-	limit   *ratelimit.Limiter
-	feed    *feed.Feed
+	store    *postgres.Store
+	users    *events.Repository[domain.UserState]
+	orders   *events.Repository[domain.OrderState]
+	retries  int
+	limit    *ratelimit.Limiter
+	hops     *hops.Histogram
+	disabled bool
+	feed     *feed.Feed
 	// heartbeat is how often an idle stream of GET /v1/subscribe gets a comment line.
 	heartbeat time.Duration
 	log       *slog.Logger
@@ -63,6 +72,8 @@ func New(store *postgres.Store, opts Options) *API {
 		orders:    &events.Repository[domain.OrderState]{Store: store, Def: domain.Order, SnapshotEvery: max(opts.SnapshotEvery, 0)},
 		retries:   opts.Retries,
 		limit:     opts.Commands,
+		hops:      opts.Hops,
+		disabled:  opts.Disabled,
 		feed:      opts.Feed,
 		heartbeat: opts.Heartbeat,
 		log:       opts.Logger,
@@ -92,10 +103,11 @@ func StoreOptions(c config.Aggregates) postgres.Options {
 }
 
 // OptionsFrom reads the API's options from the configuration: a snapshot every
-// SNAPSHOT_FREQUENCY events when AGGREGATE_SNAPSHOTS_ENABLED, and the live feed's heartbeat
-// every FEED_HEARTBEAT_INTERVAL. The feed itself is FeedFrom's.
+// SNAPSHOT_FREQUENCY events when AGGREGATE_SNAPSHOTS_ENABLED, no command at all unless
+// EVENT_SOURCING_ENABLED, and the live feed's heartbeat every FEED_HEARTBEAT_INTERVAL. The
+// feed itself is FeedFrom's.
 func OptionsFrom(c *config.Config, log *slog.Logger) Options {
-	o := Options{Logger: log, Heartbeat: c.Writer.FeedHeartbeatInterval}
+	o := Options{Logger: log, Disabled: !c.EventSourcing.Enabled, Heartbeat: c.Writer.FeedHeartbeatInterval}
 	if c.Aggregates.SnapshotEnabled {
 		o.SnapshotEvery = c.EventSourcing.SnapshotFrequency
 	}
@@ -125,10 +137,13 @@ func CommandLimit(c config.Writer, reg prometheus.Registerer) (*ratelimit.Limite
 	return l, nil
 }
 
-// command refuses a command whose principal is over its rate limit (429), before h reads
-// anything of the request.
+// command refuses every command while event sourcing is disabled (503), and a command whose
+// principal is over its rate limit (429), before h reads anything of the request.
 func (a *API) command(h httpx.HandlerFunc) httpx.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
+		if a.disabled {
+			return httpx.ErrEventSourcingDisabled
+		}
 		if err := a.limit.Check(r); err != nil {
 			return err
 		}

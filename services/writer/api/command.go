@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -18,6 +19,7 @@ import (
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
+	"github.com/annals-dev/annals/pkg/hops"
 )
 
 // Headers of commands.
@@ -192,6 +194,9 @@ func execute[S any](a *API, w http.ResponseWriter, r *http.Request, req *request
 	for attempt := 0; ; attempt++ {
 		resp, err := attemptCommand(ctx, a, req, c, status, opts)
 		if err == nil {
+			if at := httpx.Started(r); !at.IsZero() {
+				a.hops.Observe(hops.CommandToCommit, time.Since(at))
+			}
 			writeCommand(w, status, resp)
 			return nil
 		}

@@ -143,7 +143,7 @@ func commandOp(summary string, create bool, body map[string]any, bodyOptional bo
 			415: "unsupported_media_type: the body is not application/json",
 			422: "rule_violation (the domain refuses the command) or idempotency_key_reused",
 			429: "rate_limited: these credentials sent more commands than COMMAND_RATE_LIMIT allows; Retry-After gives the seconds to wait",
-			503: "unavailable: the event store cannot be reached",
+			503: "unavailable: the event store cannot be reached; or event_sourcing_disabled (no Retry-After): EVENT_SOURCING_ENABLED=false, the deployment takes no commands and appends nothing, while reads keep working",
 		},
 		Schemas: map[int]map[string]any{ok: commandResponseSchema},
 	}

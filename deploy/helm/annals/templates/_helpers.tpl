@@ -127,7 +127,14 @@ data, and the migration job's environment (the job runs before the ConfigMap exi
   "LOG_LEVEL" $v.log.level
   "LOG_FORMAT" $v.log.format
   "MIGRATE_ON_START" (ternary "false" "true" $v.migrations.enabled)
+  "KAFKA_SECURITY_PROTOCOL" $v.kafka.securityProtocol
+  "EVENT_STORE_SSLMODE" $v.database.sslmode
 -}}
+{{- with $v.kafka.sasl.mechanism }}{{ $_ := set $data "KAFKA_SASL_MECHANISM" . }}{{ end -}}
+{{- with $v.kafka.sasl.username }}{{ $_ := set $data "KAFKA_SASL_USERNAME" . }}{{ end -}}
+{{- range $name, $path := include "annals.tlsFiles" . | fromYaml -}}
+{{- $_ := set $data $name $path -}}
+{{- end -}}
 {{- range $name, $value := $v.config -}}
 {{- $_ := set $data $name (include "annals.str" $value) -}}
 {{- end -}}
@@ -148,6 +155,7 @@ environment variables.
 {{- with $v.signing.key }}{{ $_ := set $data "EVENT_SIGNING_KEY" . }}{{ end -}}
 {{- with $v.signing.acceptedKeys }}{{ $_ := set $data "EVENT_SIGNING_ACCEPTED_KEYS" . }}{{ end -}}
 {{- with $v.auth.apiKeys }}{{ $_ := set $data "API_KEYS" . }}{{ end -}}
+{{- with $v.kafka.sasl.password }}{{ $_ := set $data "KAFKA_SASL_PASSWORD" . }}{{ end -}}
 {{- if $data }}{{ toYaml $data }}{{ end -}}
 {{- end -}}
 
@@ -160,7 +168,7 @@ the keys that have a value, so only those are referenced.
 */}}
 {{- define "annals.secretEnv" -}}
 {{- $v := .root.Values -}}
-{{- $entries := list (list "EVENT_STORE_PASSWORD" $v.existingSecretKeys.databasePassword) (list "DATABASE_URL" $v.existingSecretKeys.databaseUrl) -}}
+{{- $entries := list (list "EVENT_STORE_PASSWORD" $v.existingSecretKeys.databasePassword) (list "DATABASE_URL" $v.existingSecretKeys.databaseUrl) (list "KAFKA_SASL_PASSWORD" $v.existingSecretKeys.kafkaSaslPassword) -}}
 {{- if .smtp -}}
 {{- $entries = concat $entries (list (list "SMTP_USERNAME" $v.existingSecretKeys.smtpUsername) (list "SMTP_PASSWORD" $v.existingSecretKeys.smtpPassword)) -}}
 {{- end -}}
@@ -188,6 +196,54 @@ the keys that have a value, so only those are referenced.
       key: {{ index . 0 }}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The TLS files of Kafka and PostgreSQL that the pods mount from Secrets, by the configuration
+key that names them: each Secret is a volume under /etc/annals (kafka/ca, kafka/client,
+postgres/ca, postgres/client).
+*/}}
+{{- define "annals.tlsFiles" -}}
+{{- $v := .Values -}}
+{{- $files := dict -}}
+{{- with $v.kafka.tls.caSecret }}{{ $_ := set $files "KAFKA_TLS_CA_FILE" (printf "/etc/annals/kafka/ca/%s" $v.kafka.tls.caKey) }}{{ end -}}
+{{- with $v.kafka.tls.clientSecret }}{{ $_ := set $files "KAFKA_TLS_CERT_FILE" "/etc/annals/kafka/client/tls.crt" }}{{ $_ := set $files "KAFKA_TLS_KEY_FILE" "/etc/annals/kafka/client/tls.key" }}{{ end -}}
+{{- with $v.database.tls.caSecret }}{{ $_ := set $files "EVENT_STORE_SSLROOTCERT" (printf "/etc/annals/postgres/ca/%s" $v.database.tls.caKey) }}{{ end -}}
+{{- with $v.database.tls.clientSecret }}{{ $_ := set $files "EVENT_STORE_SSLCERT" "/etc/annals/postgres/client/tls.crt" }}{{ $_ := set $files "EVENT_STORE_SSLKEY" "/etc/annals/postgres/client/tls.key" }}{{ end -}}
+{{- if $files }}{{ toYaml $files }}{{ end -}}
+{{- end -}}
+
+{{/* The Secrets of the TLS files, as (volume name, Secret name, mount path) triples. */}}
+{{- define "annals.tlsSecrets" -}}
+{{- $v := .Values -}}
+{{- $mounts := list -}}
+{{- with $v.kafka.tls.caSecret }}{{ $mounts = append $mounts (list "kafka-ca" . "/etc/annals/kafka/ca") }}{{ end -}}
+{{- with $v.kafka.tls.clientSecret }}{{ $mounts = append $mounts (list "kafka-client" . "/etc/annals/kafka/client") }}{{ end -}}
+{{- with $v.database.tls.caSecret }}{{ $mounts = append $mounts (list "postgres-ca" . "/etc/annals/postgres/ca") }}{{ end -}}
+{{- with $v.database.tls.clientSecret }}{{ $mounts = append $mounts (list "postgres-client" . "/etc/annals/postgres/client") }}{{ end -}}
+{{- toJson $mounts -}}
+{{- end -}}
+
+{{/* volumeMounts entries of the TLS files' Secrets, read-only. */}}
+{{- define "annals.tlsVolumeMounts" -}}
+{{- range include "annals.tlsSecrets" . | fromJsonArray }}
+- name: {{ index . 0 }}
+  mountPath: {{ index . 2 }}
+  readOnly: true
+{{- end -}}
+{{- end -}}
+
+{{/*
+volumes entries of the TLS files' Secrets: readable by the pods' group (fsGroup) only, as a
+private key must be.
+*/}}
+{{- define "annals.tlsVolumes" -}}
+{{- range include "annals.tlsSecrets" . | fromJsonArray }}
+- name: {{ index . 0 }}
+  secret:
+    secretName: {{ index . 1 }}
+    defaultMode: 0440
 {{- end -}}
 {{- end -}}
 
