@@ -30,6 +30,9 @@ scripts/stack.sh install schemathesis
 scripts/stack.sh install pyreaders
 # Dex, the OpenID Connect provider the authentication tests start (built once, cached).
 scripts/stack.sh install dex
+# Redis, the server of pkg/events/redis's tests (Debian's package unpacked into the cache).
+scripts/stack.sh install redis
+scripts/stack.sh up redis
 eval "$(scripts/stack.sh env)"
 
 step "modules tidy; lint (gofmt, go vet, staticcheck)"
