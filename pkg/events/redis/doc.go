@@ -54,6 +54,16 @@
 // per-stream order, never skipping an entry. A stream the relay cannot publish is held (a hash
 // of holds by stream id), with the operator's Retry and Skip as in pkg/events/postgres.
 //
+// # Idempotency keys, as planned
+//
+// PostgreSQL records a command's idempotency key in the transaction of its append, with the
+// response that quotes the append's result. Here the key must be checked and written by the
+// append's own script (a second command after it could be lost in between): the script will
+// refuse a key that exists (before its first write, as for event ids), and store under it the
+// request's hash, the status and the append's result (versions, positions, recording time),
+// from which the writer renders the response again; a sorted set of keys by time lets a prune
+// delete the expired ones.
+//
 // It must never write part of an append, take a global position that no event keeps, or
 // change or delete a recorded event.
 package redis
