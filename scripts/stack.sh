@@ -23,6 +23,10 @@
 #                              from the version tools/go.mod names into the cache (JAEGER_BIN in
 #                              `env`); `ANNALS_TRACING=1 make run` starts it and sends the
 #                              services' traces to it; the tracing test starts one of its own
+#   scripts/stack.sh install|up|down redis   Redis (Debian's redis-server, unpacked into the
+#                              cache with apt-get download: nothing system-wide changes), not part
+#                              of the default set: the server of pkg/events/redis's tests, on its
+#                              own loopback port with the append-only file on (REDIS_URL in `env`)
 #   scripts/stack.sh status    what runs where
 #   scripts/stack.sh env       shell exports for clients (DATABASE_URL, KAFKA_BROKERS, ...,
 #                              EVENT_SIGNING_KEY, the stack's own key, made in .stack/signing.key,
@@ -66,6 +70,10 @@ SMTP_PORT=${ANNALS_SMTP_PORT:-1025}
 MAILPIT_PORT=${ANNALS_MAILPIT_PORT:-8025}
 MAILPIT_VERSION=${ANNALS_MAILPIT_VERSION:-v1.33.1}
 PROMETHEUS_PORT=${ANNALS_PROMETHEUS_PORT:-9090}
+REDIS_PORT=${ANNALS_REDIS_PORT:-56379}
+# appendfsync always: an append the store acknowledged survives a power loss, as a PostgreSQL
+# commit does (see pkg/events/redis's doc for everysec and no, and what they risk).
+REDIS_APPENDFSYNC=${ANNALS_REDIS_APPENDFSYNC:-always}
 # Dex v2.45.1. Its tags are v2 tags on a v0/v1 module path and its go.mod replaces a module of
 # its own, so `go install ...@v2.45.1` cannot work: it is built from the tag's pseudo-version
 # in a throwaway module instead (install_dex).
@@ -88,6 +96,8 @@ JAEGER_BIN=$CACHE_DIR/bin/jaeger-$JAEGER_VERSION
 MAILPIT_DIR=$STATE_DIR/mailpit
 PROMETHEUS_DIR=$STATE_DIR/prometheus
 JAEGER_DIR=$STATE_DIR/jaeger
+REDIS_DIR=$STATE_DIR/redis
+REDIS_ROOT=$CACHE_DIR/redis
 
 SECURE=false
 case ${ANNALS_SECURE:-} in
@@ -506,6 +516,102 @@ down_mailpit() {
 	stop_pid "$STATE_DIR/mailpit.pid" "$MAILPIT_DIR/mailpit.db" mailpit
 }
 
+# ---------------------------------------------------------------- Redis
+
+# redis_bin: ANNALS_REDIS_BIN, else the cache's unpacked Debian package, else one on the PATH.
+redis_bin() {
+	if [[ -n ${ANNALS_REDIS_BIN:-} ]]; then
+		command -v "$ANNALS_REDIS_BIN" 2>/dev/null
+	elif [[ -x $REDIS_ROOT/usr/bin/redis-server ]]; then
+		echo "$REDIS_ROOT/usr/bin/redis-server"
+	else
+		command -v redis-server 2>/dev/null
+	fi
+}
+
+# redis_run COMMAND...: run a Redis binary with the cache's libraries on the library path.
+redis_run() { env LD_LIBRARY_PATH="$REDIS_ROOT/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"; }
+
+# install_redis unpacks Debian's redis-server and redis-tools, with the two libraries they need
+# that a base system lacks, into the cache (apt-get download and dpkg -x: no package is
+# installed, no service of the distribution's own starts). The binaries find the libraries
+# through LD_LIBRARY_PATH (redis_run).
+install_redis() {
+	redis_bin >/dev/null && return 0
+	command -v apt-get >/dev/null 2>&1 ||
+		fail "Redis not found and no apt-get; install redis-server and run again, or set ANNALS_REDIS_BIN"
+	say "unpacking Debian's redis-server into $REDIS_ROOT (once)"
+	local tmp=$CACHE_DIR/.tmp-redis.$$
+	rm -rf "$tmp"
+	mkdir -p "$tmp/root"
+	(
+		cd "$tmp" &&
+			apt-get download redis-server redis-tools liblzf1 libjemalloc2 &&
+			for deb in ./*.deb; do dpkg -x "$deb" root || exit 1; done
+	) >"$tmp.log" 2>&1 || fail "apt-get download redis-server failed (run apt-get update first?); see $tmp.log"
+	rm -rf "$REDIS_ROOT"
+	mv "$tmp/root" "$REDIS_ROOT"
+	rm -rf "$tmp" "$tmp.log"
+	redis_run "$(redis_bin)" --version >/dev/null || fail "the unpacked redis-server does not run; see $REDIS_ROOT"
+}
+
+# Redis rewrites its command line to "redis-server 127.0.0.1:PORT": that is the pid's marker.
+redis_marker() { echo "127.0.0.1:$REDIS_PORT"; }
+
+redis_ready() {
+	local reply
+	reply=$(
+		exec 2>/dev/null
+		exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT" || exit 1
+		printf 'PING\r\n' >&3
+		timeout 2 head -c 5 <&3
+	)
+	[[ $reply == "+PONG" ]]
+}
+
+# redis_config: the server's configuration, rewritten on every start. Loopback only, no
+# password (as the plain stack's PostgreSQL), the append-only file on with REDIS_APPENDFSYNC,
+# no RDB snapshots, and no eviction: a store of record must refuse writes when its memory is
+# full, never drop keys.
+redis_config() {
+	mkdir -p "$REDIS_DIR/data"
+	cat >"$REDIS_DIR/redis.conf" <<EOF
+bind 127.0.0.1
+port $REDIS_PORT
+protected-mode yes
+daemonize no
+dir $REDIS_DIR/data
+logfile ""
+appendonly yes
+appendfsync $REDIS_APPENDFSYNC
+aof-use-rdb-preamble yes
+save ""
+maxmemory-policy noeviction
+EOF
+}
+
+up_redis() {
+	local bin
+	bin=$(redis_bin) || fail "Redis is not installed; scripts/stack.sh install redis unpacks it"
+	local pidfile=$STATE_DIR/redis.pid
+	if pid_alive "$pidfile" "$(redis_marker)"; then
+		wait_for "Redis" "$REDIS_DIR/redis.log" redis_ready
+		say "redis already running: redis://127.0.0.1:$REDIS_PORT"
+		return 0
+	fi
+	require_free_port "$REDIS_PORT" ANNALS_REDIS_PORT Redis
+	redis_config
+	say "starting redis: redis://127.0.0.1:$REDIS_PORT (appendfsync $REDIS_APPENDFSYNC)"
+	# env execs the server: the pid file names redis-server itself.
+	start_daemon "$pidfile" "$REDIS_DIR/redis.log" \
+		env LD_LIBRARY_PATH="$REDIS_ROOT/usr/lib/x86_64-linux-gnu" "$bin" "$REDIS_DIR/redis.conf"
+	wait_for "Redis" "$REDIS_DIR/redis.log" redis_ready
+}
+
+down_redis() {
+	stop_pid "$STATE_DIR/redis.pid" "$(redis_marker)" redis
+}
+
 # ---------------------------------------------------------------- Prometheus
 
 prometheus_bin() { command -v "${ANNALS_PROMETHEUS_BIN:-prometheus}" 2>/dev/null; }
@@ -773,6 +879,7 @@ export SMTP_ADDR='127.0.0.1:$SMTP_PORT'
 export MAILPIT_URL='http://127.0.0.1:$MAILPIT_PORT'
 export KAFKA_LIBS='$KAFKA_LIBS'
 export PROMETHEUS_URL='http://127.0.0.1:$PROMETHEUS_PORT'
+export REDIS_URL='redis://127.0.0.1:$REDIS_PORT/0'
 export EVENT_SIGNING_KEY='$(signing_key)'
 export DEX_BIN='$DEX_BIN'
 export JAEGER_BIN='$JAEGER_BIN'
@@ -813,6 +920,10 @@ status() {
 	if pid_alive "$STATE_DIR/jaeger.pid" "$JAEGER_DIR/jaeger.yaml" 2>/dev/null && jaeger_ready; then
 		say "jaeger    running  otlp http://127.0.0.1:$JAEGER_OTLP_PORT  api http://127.0.0.1:$JAEGER_PORT  pid=$(<"$STATE_DIR/jaeger.pid")"
 	fi
+	# Redis is optional too.
+	if pid_alive "$STATE_DIR/redis.pid" "$(redis_marker)" 2>/dev/null && redis_ready; then
+		say "redis     running  redis://127.0.0.1:$REDIS_PORT  pid=$(<"$STATE_DIR/redis.pid")  appendfsync=$REDIS_APPENDFSYNC"
+	fi
 	return $rc
 }
 
@@ -838,9 +949,9 @@ component() {
 		fail "the secured stack has postgres and kafka only, not $1 (it uses the plain stack's Mailpit)"
 	fi
 	case $1 in
-	postgres | kafka | mailpit | prometheus | dex | jaeger) return 0 ;;
+	postgres | kafka | mailpit | prometheus | dex | jaeger | redis) return 0 ;;
 	esac
-	fail "unknown component $1 (postgres, kafka, mailpit, prometheus, dex, jaeger)"
+	fail "unknown component $1 (postgres, kafka, mailpit, prometheus, dex, jaeger, redis)"
 }
 
 main() {
@@ -898,6 +1009,7 @@ main() {
 		fi
 		if ! $SECURE; then
 			down_jaeger
+			down_redis
 			down_prometheus
 			down_mailpit
 		fi

@@ -34,6 +34,9 @@ scripts/stack.sh install pyreaders
 scripts/stack.sh install dex
 # Jaeger v2, the trace backend the tracing test starts on ports of its own (built once, cached).
 scripts/stack.sh install jaeger
+# Redis, the server of pkg/events/redis's tests (Debian's package unpacked into the cache).
+scripts/stack.sh install redis
+scripts/stack.sh up redis
 eval "$(scripts/stack.sh env)"
 
 step "modules tidy; lint (gofmt, go vet, staticcheck)"
