@@ -18,6 +18,10 @@
 #   scripts/stack.sh install dex   Dex, the OpenID Connect provider the authentication tests
 #                              start (never a server of the stack): built once from source into
 #                              the cache; DEX_BIN in `env` names it
+#   scripts/stack.sh install|up|down ferretdb   FerretDB, a server of MongoDB's wire protocol on an
+#                              embedded SQLite backend, for pkg/events/mongodb: built once from the
+#                              tools module into the cache, not part of the default set; `env`
+#                              exports MONGODB_URI
 #   scripts/stack.sh status    what runs where
 #   scripts/stack.sh env       shell exports for clients (DATABASE_URL, KAFKA_BROKERS, ...,
 #                              EVENT_SIGNING_KEY, the stack's own key, made in .stack/signing.key,
@@ -65,14 +69,19 @@ PROMETHEUS_PORT=${ANNALS_PROMETHEUS_PORT:-9090}
 # its own, so `go install ...@v2.45.1` cannot work: it is built from the tag's pseudo-version
 # in a throwaway module instead (install_dex).
 DEX_VERSION=${ANNALS_DEX_VERSION:-v0.0.0-20260303133905-11d2eeb52b42}
+# FerretDB, the version that tools/go.mod pins (a tool of that module, never of the root one).
+FERRETDB_VERSION=${ANNALS_FERRETDB_VERSION:-v1.24.2}
+FERRETDB_PORT=${ANNALS_FERRETDB_PORT:-27117}
 TIMEOUT=${ANNALS_STACK_TIMEOUT:-120}
 
 KAFKA_LIBS=$CACHE_DIR/kafka-$KAFKA_VERSION/libs
 MAILPIT_BIN=$CACHE_DIR/bin/mailpit-$MAILPIT_VERSION
 DEX_BIN=$CACHE_DIR/bin/dex-$DEX_VERSION
+FERRETDB_BIN=$CACHE_DIR/bin/ferretdb-$FERRETDB_VERSION
 
 MAILPIT_DIR=$STATE_DIR/mailpit
 PROMETHEUS_DIR=$STATE_DIR/prometheus
+FERRETDB_DIR=$STATE_DIR/ferretdb
 
 SECURE=false
 case ${ANNALS_SECURE:-} in
@@ -610,6 +619,62 @@ install_pyreaders() {
 	printf '%s' "$PYREADERS_PACKAGES" >"$PYREADERS_DIR/packages"
 }
 
+# ---------------------------------------------------------------- FerretDB
+
+# install_ferretdb builds FerretDB (cmd/ferretdb) once into the cache, at the version that the
+# tools module pins. cmd/ferretdb refuses to start without the build/version/version.txt that
+# its release process writes and its module lacks, so it is built from a copy of the module's
+# source with that file added.
+install_ferretdb() {
+	[[ -x $FERRETDB_BIN ]] && return 0
+	command -v go >/dev/null 2>&1 || fail "Go is needed to build FerretDB $FERRETDB_VERSION"
+	say "building FerretDB $FERRETDB_VERSION into $FERRETDB_BIN (once; a few minutes)"
+	mkdir -p "$CACHE_DIR/bin"
+	local tmp=$CACHE_DIR/bin/.tmp-ferretdb.$$
+	rm -rf "$tmp"
+	(
+		src=$(cd "$ROOT/tools" && go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" |
+			sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p') &&
+			[[ -d $src ]] && cp -R "$src" "$tmp" && chmod -R u+w "$tmp" &&
+			printf '%s\n' "$FERRETDB_VERSION" >"$tmp/build/version/version.txt" &&
+			cd "$tmp" && GOFLAGS=-mod=mod go build -trimpath -o "$tmp.bin" ./cmd/ferretdb
+	) >"$tmp.log" 2>&1 || fail "building FerretDB $FERRETDB_VERSION failed; see $tmp.log"
+	mv "$tmp.bin" "$FERRETDB_BIN"
+	rm -rf "$tmp" "$tmp.log"
+}
+
+ferretdb_ready() { port_open "$FERRETDB_PORT"; }
+
+# ferretdb_started: ready, or a failure at once when the process has exited.
+ferretdb_started() {
+	ferretdb_ready && return 0
+	pid_alive "$STATE_DIR/ferretdb.pid" "$FERRETDB_DIR/data" >/dev/null ||
+		fail "FerretDB exited at start-up; see $FERRETDB_DIR/ferretdb.log"
+	return 1
+}
+
+# up_ferretdb starts FerretDB on loopback with its data in SQLite files under .stack/ferretdb
+# (one file per database), telemetry off and no debug listener.
+up_ferretdb() {
+	[[ -x $FERRETDB_BIN ]] || fail "FerretDB is not installed; scripts/stack.sh install ferretdb builds it"
+	local pidfile=$STATE_DIR/ferretdb.pid
+	if pid_alive "$pidfile" "$FERRETDB_DIR/data"; then
+		wait_for "FerretDB" "$FERRETDB_DIR/ferretdb.log" ferretdb_ready
+		say "ferretdb already running: mongodb://127.0.0.1:$FERRETDB_PORT"
+		return 0
+	fi
+	require_free_port "$FERRETDB_PORT" ANNALS_FERRETDB_PORT FerretDB
+	mkdir -p "$FERRETDB_DIR/data"
+	say "starting ferretdb: mongodb://127.0.0.1:$FERRETDB_PORT"
+	start_daemon "$pidfile" "$FERRETDB_DIR/ferretdb.log" "$FERRETDB_BIN" \
+		--listen-addr="127.0.0.1:$FERRETDB_PORT" --handler=sqlite \
+		--sqlite-url="file:$FERRETDB_DIR/data/" --state-dir="$FERRETDB_DIR" \
+		--telemetry=disable --debug-addr=- --log-level=warn
+	wait_for "FerretDB" "$FERRETDB_DIR/ferretdb.log" ferretdb_started
+}
+
+down_ferretdb() { stop_pid "$STATE_DIR/ferretdb.pid" "$FERRETDB_DIR/data" ferretdb; }
+
 # ---------------------------------------------------------------- commands
 
 # signing_key prints the stack's event signing key (EVENT_SIGNING_KEY: the relay signs every
@@ -660,6 +725,7 @@ export KAFKA_LIBS='$KAFKA_LIBS'
 export PROMETHEUS_URL='http://127.0.0.1:$PROMETHEUS_PORT'
 export EVENT_SIGNING_KEY='$(signing_key)'
 export DEX_BIN='$DEX_BIN'
+export MONGODB_URI='mongodb://127.0.0.1:$FERRETDB_PORT/'
 export API_KEYS='local:$API_SCOPES:$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)'
 export ANNALS_API_KEY='$key'
 EOF
@@ -692,6 +758,9 @@ status() {
 	if pid_alive "$STATE_DIR/prometheus.pid" "$PROMETHEUS_DIR/prometheus.yml" 2>/dev/null && prometheus_ready; then
 		say "prometheus running  http://127.0.0.1:$PROMETHEUS_PORT  pid=$(<"$STATE_DIR/prometheus.pid")"
 	fi
+	if pid_alive "$STATE_DIR/ferretdb.pid" "$FERRETDB_DIR/data" 2>/dev/null && ferretdb_ready; then
+		say "ferretdb  running  mongodb://127.0.0.1:$FERRETDB_PORT  pid=$(<"$STATE_DIR/ferretdb.pid")"
+	fi
 	return $rc
 }
 
@@ -716,9 +785,9 @@ component() {
 		fail "the secured stack has postgres and kafka only, not $1 (it uses the plain stack's Mailpit)"
 	fi
 	case $1 in
-	postgres | kafka | mailpit | prometheus | dex) return 0 ;;
+	postgres | kafka | mailpit | prometheus | dex | ferretdb) return 0 ;;
 	esac
-	fail "unknown component $1 (postgres, kafka, mailpit, prometheus, dex)"
+	fail "unknown component $1 (postgres, kafka, mailpit, prometheus, dex, ferretdb)"
 }
 
 main() {
@@ -775,6 +844,7 @@ main() {
 			return
 		fi
 		if ! $SECURE; then
+			down_ferretdb
 			down_prometheus
 			down_mailpit
 		fi

@@ -30,6 +30,9 @@ scripts/stack.sh install schemathesis
 scripts/stack.sh install pyreaders
 # Dex, the OpenID Connect provider the authentication tests start (built once, cached).
 scripts/stack.sh install dex
+# FerretDB, the MongoDB wire-protocol server of pkg/events/mongodb's tests (built once, cached).
+scripts/stack.sh install ferretdb
+scripts/stack.sh up ferretdb
 eval "$(scripts/stack.sh env)"
 
 step "modules tidy; lint (gofmt, go vet, staticcheck)"
