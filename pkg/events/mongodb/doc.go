@@ -52,7 +52,8 @@
 // It guarantees what eventstest.TestStore checks: atomic multi-event appends, the four
 // expected-version modes with exactly one winner among concurrent appends at one version,
 // versions without gaps, event ids unique across the store, temporal reads (VersionAt,
-// ReadAll's Since and Until) at microsecond precision, MaxEventsPerStream and MaxEventBytes.
+// ReadAll's Since and Until) at microsecond precision, MaxEventsPerStream and MaxEventBytes,
+// and snapshots with PruneSnapshots.
 //
 // It does not (yet) guarantee:
 //   - statistics without scanning: Stats aggregates over every append document, and ReadAll
@@ -61,8 +62,8 @@
 //   - that an id is free again after a crash: an append that dies after it recorded its event
 //     ids and before its document keeps those ids taken (a later append with the same ids is
 //     refused, as a replay of an event already recorded would be);
-//   - idempotency keys and pruning snapshots (the PostgreSQL store's Idempotent and
-//     PruneSnapshots) and the transactional outbox;
+//   - idempotency keys (the PostgreSQL store's LookupIdempotency and SaveIdempotencyTx) and
+//     the transactional outbox (see the last two sections);
 //   - that an append which returns an error other than a refusal (a lost connection, a
 //     cancelled context during the insert) did not land: read the stream to know, as with any
 //     store.
@@ -87,10 +88,22 @@
 //     positions twice here, and two concurrent upserts of a missing counter failed with a
 //     duplicate key. So the store has no counters; only unique keys decide races, and the
 //     backend enforces those atomically.
+//   - FerretDB refuses distinct when the driver adds maxTimeMS (as it does under a client
+//     timeout, options.Client().SetTimeout): the store reads keys with find instead.
 //   - FerretDB has no transactions, change streams, replica sets or write concerns; the store
 //     uses no transaction, and the relay will poll rather than wait on a change stream.
 //
 // MongoDB itself must be 4.4 or later.
+//
+// # Idempotency keys (to come)
+//
+// On PostgreSQL an idempotency key is stored in the transaction of the command's append, so
+// that the key exists exactly when the events do. Without a transaction the key must live in
+// the append document itself: Append will take the key and the request's hash in its options,
+// the document holds them with a unique index on the key (over documents that have one), and
+// a second append with the same key fails on that index and reads the first one's outcome
+// back. The stored response is what the writer derives from the AppendResult, so it can be
+// rebuilt from the document rather than stored; pruning after a time to live unsets the key.
 //
 // # The outbox and the relay
 //

@@ -62,3 +62,52 @@ func (s *Store) LatestSnapshot(ctx context.Context, streamID string, stateSchema
 	snap.Version, snap.State, snap.CreatedAt = d.Version, json.RawMessage(d.State), micro(d.At)
 	return snap, true, nil
 }
+
+// PruneSnapshots deletes the snapshots created more than retention ago, except the newest of
+// each stream (the highest version, then state-schema version), and returns how many it
+// deleted. It reads the old snapshots' keys, then deletes them stream by stream.
+func (s *Store) PruneSnapshots(ctx context.Context, retention time.Duration) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("prune snapshots: %w", err)
+	}
+	cutoff := time.Now().Add(-retention).UnixMicro()
+	// Not distinct: FerretDB refuses it with maxTimeMS, which the driver sends under a client
+	// timeout.
+	cur, err := s.snapshots.Find(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lte", Value: cutoff}}}},
+		options.Find().SetProjection(bson.D{{Key: "stream", Value: 1}}))
+	if err != nil {
+		return 0, fmt.Errorf("prune snapshots: %w", wrapCtx(ctx, err))
+	}
+	var old []struct {
+		Stream string `bson:"stream"`
+	}
+	if err := cur.All(ctx, &old); err != nil {
+		return 0, fmt.Errorf("prune snapshots: %w", wrapCtx(ctx, err))
+	}
+	streams := map[string]bool{}
+	for _, o := range old {
+		streams[o.Stream] = true
+	}
+	var n int64
+	for stream := range streams {
+		var newest struct {
+			ID bson.ObjectID `bson:"_id"`
+		}
+		err := s.snapshots.FindOne(ctx, bson.D{{Key: "stream", Value: stream}},
+			options.FindOne().SetSort(bson.D{{Key: "version", Value: -1}, {Key: "ssv", Value: -1}}).SetProjection(bson.D{{Key: "_id", Value: 1}}),
+		).Decode(&newest)
+		if err != nil {
+			return n, fmt.Errorf("prune snapshots of %s: %w", stream, wrapCtx(ctx, err))
+		}
+		res, err := s.snapshots.DeleteMany(ctx, bson.D{
+			{Key: "stream", Value: stream},
+			{Key: "at", Value: bson.D{{Key: "$lte", Value: cutoff}}},
+			{Key: "_id", Value: bson.D{{Key: "$ne", Value: newest.ID}}},
+		})
+		if err != nil {
+			return n, fmt.Errorf("prune snapshots of %s: %w", stream, wrapCtx(ctx, err))
+		}
+		n += res.DeletedCount
+	}
+	return n, nil
+}

@@ -69,6 +69,8 @@ func newStore(tb testing.TB, opts mongodb.Options) (*mongodb.Store, *mongo.Datab
 	return s, db
 }
 
+var _ eventstest.Pruner = (*mongodb.Store)(nil)
+
 // TestStore_Contract runs the contract of events.Store, each part on a fresh database.
 func TestStore_Contract(t *testing.T) {
 	eventstest.TestStore(t, func(t *testing.T) events.Store {
