@@ -197,3 +197,73 @@ func TestStore_Append_Concurrent(t *testing.T) {
 		}
 	})
 }
+
+// TestStore_ReadAll_Follow: a reader that follows ReadAll from its last position while appends
+// run on several streams, as the relay will, sees every event exactly once and in the order of
+// a ReadAll after them: no append lands below a position it has read.
+func TestStore_ReadAll_Follow(t *testing.T) {
+	s, db := newStore(t, mongodb.Options{})
+	ctx := t.Context()
+	// A second Store on the same database: appends of two processes collide on positions.
+	other, err := mongodb.New(ctx, db, mongodb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const appenders, appends = 16, 5
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range appenders {
+		wg.Go(func() {
+			st := s
+			if i%2 == 1 {
+				st = other
+			}
+			for j := range appends {
+				stream := fmt.Sprintf("note-%d", (i+j)%4)
+				if _, err := st.Append(ctx, stream, events.Any(), noted(t, 1+j%3), events.AppendOptions{}); err != nil {
+					t.Errorf("appender %d: %v", i, err)
+				}
+			}
+		})
+	}
+	go func() { wg.Wait(); close(done) }()
+
+	var followed []uuid.UUID
+	var after int64
+	follow := func() {
+		t.Helper()
+		page, err := s.ReadAll(ctx, events.AllQuery{After: after, Limit: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page {
+			followed = append(followed, e.EventID)
+			after = e.GlobalPosition
+		}
+	}
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+			follow()
+		}
+	}
+	for n := -1; n != len(followed); {
+		n = len(followed)
+		follow()
+	}
+
+	all, err := s.ReadAll(ctx, events.AllQuery{Limit: 100_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != len(followed) {
+		t.Fatalf("the follower read %d events, ReadAll afterwards %d: it skipped some", len(followed), len(all))
+	}
+	for i, e := range all {
+		if e.EventID != followed[i] {
+			t.Fatalf("event %d: the follower read %s, ReadAll afterwards %s at position %d", i, followed[i], e.EventID, e.GlobalPosition)
+		}
+	}
+}
