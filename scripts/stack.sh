@@ -27,6 +27,10 @@
 #                              cache with apt-get download: nothing system-wide changes), not part
 #                              of the default set: the server of pkg/events/redis's tests, on its
 #                              own loopback port with the append-only file on (REDIS_URL in `env`)
+#   scripts/stack.sh install|up|down ferretdb   FerretDB, a server of MongoDB's wire protocol on an
+#                              embedded SQLite backend, for pkg/events/mongodb: built once from the
+#                              tools module into the cache, not part of the default set; `env`
+#                              exports MONGODB_URI
 #   scripts/stack.sh status    what runs where
 #   scripts/stack.sh env       shell exports for clients (DATABASE_URL, KAFKA_BROKERS, ...,
 #                              EVENT_SIGNING_KEY, the stack's own key, made in .stack/signing.key,
@@ -86,18 +90,23 @@ JAEGER_OTLP_GRPC_PORT=${ANNALS_JAEGER_OTLP_GRPC_PORT:-4317} # OTLP over gRPC
 JAEGER_PORT=${ANNALS_JAEGER_PORT:-16686}                    # query API (and UI)
 JAEGER_QUERY_GRPC_PORT=${ANNALS_JAEGER_QUERY_GRPC_PORT:-16685}
 JAEGER_MAX_TRACES=${ANNALS_JAEGER_MAX_TRACES:-20000}
+# FerretDB, the version that tools/go.mod pins (a tool of that module, never of the root one).
+FERRETDB_VERSION=${ANNALS_FERRETDB_VERSION:-v1.24.2}
+FERRETDB_PORT=${ANNALS_FERRETDB_PORT:-27117}
 TIMEOUT=${ANNALS_STACK_TIMEOUT:-120}
 
 KAFKA_LIBS=$CACHE_DIR/kafka-$KAFKA_VERSION/libs
 MAILPIT_BIN=$CACHE_DIR/bin/mailpit-$MAILPIT_VERSION
 DEX_BIN=$CACHE_DIR/bin/dex-$DEX_VERSION
 JAEGER_BIN=$CACHE_DIR/bin/jaeger-$JAEGER_VERSION
+FERRETDB_BIN=$CACHE_DIR/bin/ferretdb-$FERRETDB_VERSION
 
 MAILPIT_DIR=$STATE_DIR/mailpit
 PROMETHEUS_DIR=$STATE_DIR/prometheus
 JAEGER_DIR=$STATE_DIR/jaeger
 REDIS_DIR=$STATE_DIR/redis
 REDIS_ROOT=$CACHE_DIR/redis
+FERRETDB_DIR=$STATE_DIR/ferretdb
 
 SECURE=false
 case ${ANNALS_SECURE:-} in
@@ -831,6 +840,62 @@ install_pyreaders() {
 	printf '%s' "$PYREADERS_PACKAGES" >"$PYREADERS_DIR/packages"
 }
 
+# ---------------------------------------------------------------- FerretDB
+
+# install_ferretdb builds FerretDB (cmd/ferretdb) once into the cache, at the version that the
+# tools module pins. cmd/ferretdb refuses to start without the build/version/version.txt that
+# its release process writes and its module lacks, so it is built from a copy of the module's
+# source with that file added.
+install_ferretdb() {
+	[[ -x $FERRETDB_BIN ]] && return 0
+	command -v go >/dev/null 2>&1 || fail "Go is needed to build FerretDB $FERRETDB_VERSION"
+	say "building FerretDB $FERRETDB_VERSION into $FERRETDB_BIN (once; a few minutes)"
+	mkdir -p "$CACHE_DIR/bin"
+	local tmp=$CACHE_DIR/bin/.tmp-ferretdb.$$
+	rm -rf "$tmp"
+	(
+		src=$(cd "$ROOT/tools" && go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" |
+			sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p') &&
+			[[ -d $src ]] && cp -R "$src" "$tmp" && chmod -R u+w "$tmp" &&
+			printf '%s\n' "$FERRETDB_VERSION" >"$tmp/build/version/version.txt" &&
+			cd "$tmp" && GOFLAGS=-mod=mod go build -trimpath -o "$tmp.bin" ./cmd/ferretdb
+	) >"$tmp.log" 2>&1 || fail "building FerretDB $FERRETDB_VERSION failed; see $tmp.log"
+	mv "$tmp.bin" "$FERRETDB_BIN"
+	rm -rf "$tmp" "$tmp.log"
+}
+
+ferretdb_ready() { port_open "$FERRETDB_PORT"; }
+
+# ferretdb_started: ready, or a failure at once when the process has exited.
+ferretdb_started() {
+	ferretdb_ready && return 0
+	pid_alive "$STATE_DIR/ferretdb.pid" "$FERRETDB_DIR/data" >/dev/null ||
+		fail "FerretDB exited at start-up; see $FERRETDB_DIR/ferretdb.log"
+	return 1
+}
+
+# up_ferretdb starts FerretDB on loopback with its data in SQLite files under .stack/ferretdb
+# (one file per database), telemetry off and no debug listener.
+up_ferretdb() {
+	[[ -x $FERRETDB_BIN ]] || fail "FerretDB is not installed; scripts/stack.sh install ferretdb builds it"
+	local pidfile=$STATE_DIR/ferretdb.pid
+	if pid_alive "$pidfile" "$FERRETDB_DIR/data"; then
+		wait_for "FerretDB" "$FERRETDB_DIR/ferretdb.log" ferretdb_ready
+		say "ferretdb already running: mongodb://127.0.0.1:$FERRETDB_PORT"
+		return 0
+	fi
+	require_free_port "$FERRETDB_PORT" ANNALS_FERRETDB_PORT FerretDB
+	mkdir -p "$FERRETDB_DIR/data"
+	say "starting ferretdb: mongodb://127.0.0.1:$FERRETDB_PORT"
+	start_daemon "$pidfile" "$FERRETDB_DIR/ferretdb.log" "$FERRETDB_BIN" \
+		--listen-addr="127.0.0.1:$FERRETDB_PORT" --handler=sqlite \
+		--sqlite-url="file:$FERRETDB_DIR/data/" --state-dir="$FERRETDB_DIR" \
+		--telemetry=disable --debug-addr=- --log-level=warn
+	wait_for "FerretDB" "$FERRETDB_DIR/ferretdb.log" ferretdb_started
+}
+
+down_ferretdb() { stop_pid "$STATE_DIR/ferretdb.pid" "$FERRETDB_DIR/data" ferretdb; }
+
 # ---------------------------------------------------------------- commands
 
 # signing_key prints the stack's event signing key (EVENT_SIGNING_KEY: the relay signs every
@@ -884,6 +949,7 @@ export EVENT_SIGNING_KEY='$(signing_key)'
 export DEX_BIN='$DEX_BIN'
 export JAEGER_BIN='$JAEGER_BIN'
 export JAEGER_URL='http://127.0.0.1:$JAEGER_PORT'
+export MONGODB_URI='mongodb://127.0.0.1:$FERRETDB_PORT/'
 export API_KEYS='local:$API_SCOPES:$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)'
 export ANNALS_API_KEY='$key'
 EOF
@@ -924,6 +990,9 @@ status() {
 	if pid_alive "$STATE_DIR/redis.pid" "$(redis_marker)" 2>/dev/null && redis_ready; then
 		say "redis     running  redis://127.0.0.1:$REDIS_PORT  pid=$(<"$STATE_DIR/redis.pid")  appendfsync=$REDIS_APPENDFSYNC"
 	fi
+	if pid_alive "$STATE_DIR/ferretdb.pid" "$FERRETDB_DIR/data" 2>/dev/null && ferretdb_ready; then
+		say "ferretdb  running  mongodb://127.0.0.1:$FERRETDB_PORT  pid=$(<"$STATE_DIR/ferretdb.pid")"
+	fi
 	return $rc
 }
 
@@ -949,9 +1018,9 @@ component() {
 		fail "the secured stack has postgres and kafka only, not $1 (it uses the plain stack's Mailpit)"
 	fi
 	case $1 in
-	postgres | kafka | mailpit | prometheus | dex | jaeger | redis) return 0 ;;
+	postgres | kafka | mailpit | prometheus | dex | jaeger | redis | ferretdb) return 0 ;;
 	esac
-	fail "unknown component $1 (postgres, kafka, mailpit, prometheus, dex, jaeger, redis)"
+	fail "unknown component $1 (postgres, kafka, mailpit, prometheus, dex, jaeger, redis, ferretdb)"
 }
 
 main() {
@@ -1010,6 +1079,7 @@ main() {
 		if ! $SECURE; then
 			down_jaeger
 			down_redis
+			down_ferretdb
 			down_prometheus
 			down_mailpit
 		fi

@@ -37,6 +37,9 @@ scripts/stack.sh install jaeger
 # Redis, the server of pkg/events/redis's tests (Debian's package unpacked into the cache).
 scripts/stack.sh install redis
 scripts/stack.sh up redis
+# FerretDB, the MongoDB wire-protocol server of pkg/events/mongodb's tests (built once, cached).
+scripts/stack.sh install ferretdb
+scripts/stack.sh up ferretdb
 eval "$(scripts/stack.sh env)"
 
 step "modules tidy; lint (gofmt, go vet, staticcheck)"

@@ -1,0 +1,131 @@
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+
+	"github.com/annals-dev/annals/pkg/events"
+)
+
+// Options tune a Store. The zero value means the defaults.
+type Options struct {
+	// MaxEventsPerStream refuses appends that would take a stream past this many events, as
+	// the PostgreSQL store's option of the same name does; 0 means no limit.
+	MaxEventsPerStream int
+	// MaxEventBytes refuses appends with an event larger than this (events.Event.Size, data
+	// and metadata), as the PostgreSQL store's option of the same name does; 0 means no limit.
+	MaxEventBytes int
+}
+
+// Store is an event store in one MongoDB database. It is safe for concurrent use.
+type Store struct {
+	opts      Options
+	next      sync.Mutex // held by an append while it takes the next position
+	appends   *mongo.Collection
+	ids       *mongo.Collection
+	snapshots *mongo.Collection
+}
+
+var _ events.Store = (*Store)(nil)
+
+// Names of the collections.
+const (
+	collAppends   = "appends"
+	collIDs       = "event_ids"
+	collSnapshots = "snapshots"
+)
+
+// New returns a Store in db and creates its indexes when they are missing. db's client should
+// have been connected with the write concern the package doc describes; the Store sets it on
+// its collections either way.
+func New(ctx context.Context, db *mongo.Database, opts Options) (*Store, error) {
+	co := options.Collection().
+		SetWriteConcern(&writeconcern.WriteConcern{W: "majority", Journal: ptr(true)}).
+		SetReadConcern(readconcern.Majority())
+	s := &Store{
+		opts:      opts,
+		appends:   db.Collection(collAppends, co),
+		ids:       db.Collection(collIDs, co),
+		snapshots: db.Collection(collSnapshots, co),
+	}
+	if err := s.migrate(ctx); err != nil {
+		return nil, fmt.Errorf("mongodb store: %w", err)
+	}
+	return s, nil
+}
+
+// migrate creates the indexes; creating one that exists is a no-op.
+func (s *Store) migrate(ctx context.Context) error {
+	for _, ix := range []struct {
+		coll  *mongo.Collection
+		name  string
+		model mongo.IndexModel
+	}{
+		{s.appends, "stream_first_version", mongo.IndexModel{
+			Keys:    bson.D{{Key: "stream", Value: 1}, {Key: "fv", Value: 1}},
+			Options: options.Index().SetName("stream_first_version").SetUnique(true),
+		}},
+		{s.appends, "last_position", mongo.IndexModel{
+			Keys:    bson.D{{Key: "last", Value: 1}},
+			Options: options.Index().SetName("last_position"),
+		}},
+		{s.snapshots, "stream_schema_version", mongo.IndexModel{
+			Keys:    bson.D{{Key: "stream", Value: 1}, {Key: "ssv", Value: 1}, {Key: "version", Value: 1}},
+			Options: options.Index().SetName("stream_schema_version").SetUnique(true),
+		}},
+	} {
+		if _, err := ix.coll.Indexes().CreateOne(ctx, ix.model); err != nil {
+			return fmt.Errorf("create index %s.%s: %w", ix.coll.Name(), ix.name, err)
+		}
+	}
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// appendDoc is the document of one append.
+type appendDoc struct {
+	First        int64      `bson:"_id"`  // global position of the first event
+	Last         int64      `bson:"last"` // global position of the last event
+	Stream       string     `bson:"stream"`
+	FirstVersion int64      `bson:"fv"`
+	LastVersion  int64      `bson:"lv"`
+	At           int64      `bson:"at"` // recording time, Unix microseconds
+	Correlation  string     `bson:"corr,omitempty"`
+	Causation    string     `bson:"cause,omitempty"`
+	Events       []eventDoc `bson:"events"`
+}
+
+// eventDoc is one event of an append.
+type eventDoc struct {
+	ID            string `bson:"id"`
+	Type          string `bson:"type"`
+	SchemaVersion int    `bson:"sv"`
+	Data          string `bson:"data"`
+	Meta          string `bson:"meta"`
+}
+
+// isDuplicate reports whether err is a duplicate key error (code 11000 on MongoDB and
+// FerretDB).
+func isDuplicate(err error) bool { return mongo.IsDuplicateKeyError(err) }
+
+// wrapCtx makes an error of a call whose context ended wrap the context's error, which the
+// driver does not always do.
+func wrapCtx(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w: %w", cerr, err)
+	}
+	return err
+}
+
+// micro converts a recording time of a document to a UTC time.
+func micro(us int64) time.Time { return time.UnixMicro(us).UTC() }
