@@ -15,10 +15,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -149,35 +147,11 @@ func (s *Store) Append(ctx context.Context, streamID string, expected events.Exp
 // prepare checks the append's input as the PostgreSQL store does (which refuses, besides what
 // it checks itself, text that PostgreSQL cannot hold) and copies the events into records.
 func (s *Store) prepare(streamID string, evs []events.Event, opts events.AppendOptions) ([]record, error) {
-	if err := events.ValidateStreamID(streamID); err != nil {
+	if err := events.CheckAppend(streamID, evs, opts, events.AppendLimits{MaxEventsPerStream: s.opts.MaxEventsPerStream, MaxEventBytes: s.opts.MaxEventBytes}); err != nil {
 		return nil, err
-	}
-	if !validText(streamID) {
-		return nil, fmt.Errorf("%w: append %s: stream id is not valid UTF-8", events.ErrInvalid, streamID)
-	}
-	if len(evs) == 0 {
-		return nil, fmt.Errorf("%w: append to %s: no events", events.ErrInvalid, streamID)
-	}
-	if limit := s.opts.MaxEventsPerStream; limit > 0 && len(evs) > limit {
-		return nil, &events.StreamFullError{StreamID: streamID, Version: -1, Appending: len(evs), Max: limit}
-	}
-	if !validText(opts.CorrelationID) || !validText(opts.CausationID) {
-		return nil, fmt.Errorf("%w: append %s: correlation and causation ids must be UTF-8 without NUL", events.ErrInvalid, streamID)
 	}
 	recs := make([]record, len(evs))
 	for i, e := range evs {
-		if e.Type == "" || len(e.Type) > 200 {
-			return nil, fmt.Errorf("%w: event %d of %s: type must be 1 to 200 characters", events.ErrInvalid, i, streamID)
-		}
-		if !validText(e.Type) {
-			return nil, fmt.Errorf("%w: event %d of %s: type must be UTF-8 without NUL", events.ErrInvalid, i, streamID)
-		}
-		if limit := s.opts.MaxEventBytes; limit > 0 && e.Size() > limit {
-			return nil, &events.TooLargeError{StreamID: streamID, Index: i, Type: e.Type, Size: e.Size(), Max: limit}
-		}
-		if !json.Valid(e.Data) || !utf8.Valid(e.Data) {
-			return nil, fmt.Errorf("%w: event %d (%s) of %s: data is not valid JSON", events.ErrInvalid, i, e.Type, streamID)
-		}
 		id := e.ID
 		if id == uuid.Nil {
 			var err error
@@ -200,9 +174,6 @@ func (s *Store) prepare(streamID string, evs []events.Event, opts events.AppendO
 	}
 	return recs, nil
 }
-
-// validText reports whether PostgreSQL can store s as text: valid UTF-8 without NUL.
-func validText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
 func clone(b []byte) []byte {
 	if b == nil {

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -191,37 +189,12 @@ func (s *Store) releaseIDs(owner string) {
 // list of its event ids.
 func (s *Store) prepare(streamID string, evs []events.Event, opts events.AppendOptions) (appendDoc, []uuid.UUID, error) {
 	doc := appendDoc{Stream: streamID, Correlation: opts.CorrelationID, Causation: opts.CausationID}
-	if err := events.ValidateStreamID(streamID); err != nil {
+	if err := events.CheckAppend(streamID, evs, opts, events.AppendLimits{MaxEventsPerStream: s.opts.MaxEventsPerStream, MaxEventBytes: s.opts.MaxEventBytes}); err != nil {
 		return doc, nil, err
-	}
-	if !validText(streamID) {
-		return doc, nil, fmt.Errorf("%w: append %s: stream id is not valid UTF-8", events.ErrInvalid, streamID)
-	}
-	if len(evs) == 0 {
-		return doc, nil, fmt.Errorf("%w: append to %s: no events", events.ErrInvalid, streamID)
-	}
-	if limit := s.opts.MaxEventsPerStream; limit > 0 && len(evs) > limit {
-		return doc, nil, &events.StreamFullError{StreamID: streamID, Version: -1, Appending: len(evs), Max: limit}
-	}
-	if !validText(opts.CorrelationID) || !validText(opts.CausationID) {
-		return doc, nil, fmt.Errorf("%w: append %s: correlation and causation ids must be UTF-8 without NUL", events.ErrInvalid, streamID)
 	}
 	doc.Events = make([]eventDoc, len(evs))
 	ids := make([]uuid.UUID, len(evs))
-	seen := make(map[uuid.UUID]bool, len(evs))
 	for i, e := range evs {
-		if e.Type == "" || len(e.Type) > 200 {
-			return doc, nil, fmt.Errorf("%w: event %d of %s: type must be 1 to 200 characters", events.ErrInvalid, i, streamID)
-		}
-		if !validText(e.Type) {
-			return doc, nil, fmt.Errorf("%w: event %d of %s: type must be UTF-8 without NUL", events.ErrInvalid, i, streamID)
-		}
-		if limit := s.opts.MaxEventBytes; limit > 0 && e.Size() > limit {
-			return doc, nil, &events.TooLargeError{StreamID: streamID, Index: i, Type: e.Type, Size: e.Size(), Max: limit}
-		}
-		if !json.Valid(e.Data) || !utf8.Valid(e.Data) {
-			return doc, nil, fmt.Errorf("%w: event %d (%s) of %s: data is not valid JSON", events.ErrInvalid, i, e.Type, streamID)
-		}
 		id := e.ID
 		if id == uuid.Nil {
 			var err error
@@ -229,10 +202,6 @@ func (s *Store) prepare(streamID string, evs []events.Event, opts events.AppendO
 				return doc, nil, fmt.Errorf("append %s: %w", streamID, err)
 			}
 		}
-		if seen[id] {
-			return doc, nil, fmt.Errorf("%w: append %s: event id %s appears twice", events.ErrInvalid, streamID, id)
-		}
-		seen[id] = true
 		meta := "{}"
 		if len(e.Metadata) > 0 {
 			b, err := json.Marshal(e.Metadata)
@@ -246,6 +215,3 @@ func (s *Store) prepare(streamID string, evs []events.Event, opts events.AppendO
 	}
 	return doc, ids, nil
 }
-
-// validText reports whether s is UTF-8 text without NUL, as every store takes it.
-func validText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
