@@ -75,12 +75,15 @@ const (
 select least(seq_last, ` + lowestFloor + `) from l`
 
 	// pinHeadSQL reads the head as headSQL does and keeps it for the statements after it in
-	// the transaction. When nothing was handed out above $1, a head read before or the
-	// reader's position, the last value is the head (nothing above a head read before is
-	// held, and nothing above the reader's position is to be read), and it spares itself the
-	// lock table.
+	// the transaction, and says whether it is a head (verified) that other reads may trust.
+	// When nothing was handed out above $1, a head read before, the last value is the head:
+	// nothing above a head is held. When nothing was handed out above $2, the reader's
+	// position, the last value bounds the page, which is empty, but it is no head: an append
+	// at or below it may still be open, and a position a caller made up must never be
+	// trusted by the reads after it. Either way it spares itself the lock table.
 	pinHeadSQL = `with l as materialized (select ` + lastPosition + ` as seq_last)
-select set_config('annals.head', (case when seq_last <= $1 then seq_last else least(seq_last, ` + lowestFloor + `) end)::text, true)::bigint
+select set_config('annals.head', (case when seq_last <= greatest($1::bigint, $2::bigint) then seq_last else least(seq_last, ` + lowestFloor + `) end)::text, true)::bigint,
+	seq_last <= $1::bigint or seq_last > $2::bigint
 from l`
 )
 
@@ -142,7 +145,7 @@ func (s *Store) ReadAll(ctx context.Context, q events.AllQuery) ([]events.Envelo
 	}
 	b := &pgx.Batch{}
 	b.Queue(`begin isolation level read committed read only`)
-	b.Queue(pinHeadSQL, max(q.After, s.head.Load()))
+	b.Queue(pinHeadSQL, s.head.Load(), q.After)
 	b.Queue(readAllSQL, q.After, since, until, types, q.Limit)
 	b.Queue(`commit`)
 	br := s.pool.SendBatch(ctx, b)
@@ -162,10 +165,13 @@ func (s *Store) readPage(br pgx.BatchResults) ([]events.Envelope, error) {
 		return nil, err
 	}
 	var head int64
-	if err := br.QueryRow().Scan(&head); err != nil {
+	var verified bool
+	if err := br.QueryRow().Scan(&head, &verified); err != nil {
 		return nil, err
 	}
-	s.sawHead(head)
+	if verified {
+		s.sawHead(head)
+	}
 	rows, err := br.Query()
 	if err != nil {
 		return nil, err

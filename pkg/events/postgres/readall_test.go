@@ -72,6 +72,35 @@ func TestReadAll_LateCommit(t *testing.T) {
 	}
 }
 
+// A read from a position beyond the end, which any caller may ask for, finds nothing and
+// changes nothing for the readers after it: they are still held below an open append.
+func TestReadAll_AfterTheEndTrustsNothing(t *testing.T) {
+	ctx := t.Context()
+	s, pool := newStore(t, postgres.Options{})
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	late, err := s.AppendTx(ctx, tx, "order-late", events.NoStream(), evs(t, 1, "OrderCreated"), events.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, "order-early", events.NoStream(), evs(t, 1, "OrderCreated"), events.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if page, err := s.ReadAll(ctx, events.AllQuery{After: 1 << 40, Limit: 10}); err != nil || len(page) != 0 {
+		t.Fatalf("a read after the end: %d events, %v; want none", len(page), err)
+	}
+	page, err := s.ReadAll(ctx, events.AllQuery{After: late.FirstPosition - 1, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page) != 0 {
+		t.Errorf("with the append at %d still open, a read from %d got position %d: the open append would be skipped", late.FirstPosition, late.FirstPosition-1, page[0].GlobalPosition)
+	}
+}
+
 // A transaction that rolls back holds a reader only while it is open: the positions it took
 // are a gap that the reader then passes.
 func TestReadAll_RolledBack(t *testing.T) {
