@@ -105,6 +105,23 @@ func TestMonitor_TransactionMarker(t *testing.T) {
 	testenv.KafkaTools(t, []string{"ProducerPerformance", "--topic", f.topic, "--num-records", "3", "--record-size", "100",
 		"--throughput", "-1", "--transactional-id", f.topic + ".tx", "--transaction-duration-ms", "60000",
 		"--producer-props", "bootstrap.servers=" + strings.Join(f.brokers, ",")})
+	// The coordinator answers the commit once it has decided it and writes the markers after
+	// that: wait for the marker before the next record, with a deadline.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := f.client.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{
+			Topics: map[string][]kafka.OffsetRequest{f.topic: {kafka.LastOffsetOf(0)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ps := resp.Topics[f.topic]; len(ps) == 1 && ps[0].LastOffset >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the transaction's commit marker never reached the partition")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	f.produce(t, 0, 50) // after the transaction's three records and its commit marker
 
 	// The marker is the one offset of the partition without a record.

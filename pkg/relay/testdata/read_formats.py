@@ -14,7 +14,7 @@ import sys
 import tempfile
 
 import msgpack
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.json_format import MessageToDict
 from grpc_tools import protoc
@@ -40,9 +40,12 @@ def message_class(proto_dir, name):
 def main():
     brokers, topic, count, proto_dir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     files = json.loads(sys.argv[5])
+    # Partitions assigned by hand, from the start: no group joins, so none is left on the
+    # broker for other tests' lag readers to meet.
     c = Consumer({"bootstrap.servers": brokers, "group.id": "pyreader-" + topic,
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    c.subscribe([topic])
+                  "enable.auto.commit": False})
+    parts = c.list_topics(topic, timeout=30).topics[topic].partitions
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(parts)])
     seen = 0
     while seen < count:
         m = c.poll(30)
