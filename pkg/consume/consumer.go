@@ -515,8 +515,10 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 			}
 			nextRefresh = time.Now().Add(c.cfg.BlockRefresh)
 			now := c.stoppedPartitions(bs, offsets, stopFetcher)
-			for tp := range stopped {
-				if _, still := now[tp]; !still {
+			for tp, at := range stopped {
+				// Released, or its first stop released while a later one holds: read it
+				// again from the commit, up to the stop that remains.
+				if still, ok := now[tp]; !ok || still != at {
 					c.log.Info("consume: a stopped partition was released; reading it again from its committed offset",
 						"topic", tp.topic, "partition", tp.partition, "offset", offsets[tp])
 					return progressed, false, true

@@ -321,6 +321,13 @@ func (f *Feed) catchUp(ctx context.Context, s *Subscription) {
 	defer f.running.Done()
 	pos, pause := s.after, f.cfg.Poll
 	for ctx.Err() == nil {
+		// A short page holds everything up to the store's head, which is at least the
+		// poller's head before the read: positions up to that with no event (taken by appends
+		// that lost a race or rolled back) are passed too, or an idle feed would never let
+		// the subscriber join.
+		f.mu.Lock()
+		h0 := f.head
+		f.mu.Unlock()
 		page, err := f.cfg.Source.ReadAll(ctx, events.AllQuery{After: pos, Limit: f.cfg.Page})
 		if err != nil {
 			if ctx.Err() != nil {
@@ -339,6 +346,7 @@ func (f *Feed) catchUp(ctx context.Context, s *Subscription) {
 		if len(page) == f.cfg.Page {
 			continue
 		}
+		pos = max(pos, h0)
 		if f.joined(s, pos) {
 			return
 		}
