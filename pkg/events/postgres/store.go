@@ -406,7 +406,9 @@ func (s *Store) tryAppend(ctx context.Context, q querier, sql string, args []any
 	}
 	if err != nil && tx.Conn().PgConn().TxStatus() == 'E' {
 		if _, rerr := tx.Exec(ctx, "rollback to savepoint "+appendSavepoint); rerr != nil {
-			return res, rerr
+			// Both: the append's error still says what it was (a conflict, a cancelled
+			// context), and the caller learns its transaction is unusable.
+			return res, errors.Join(err, rerr)
 		}
 	}
 	return res, err
