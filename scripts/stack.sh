@@ -554,9 +554,11 @@ install_redis() {
 	rm -rf "$tmp"
 	mkdir -p "$tmp/root"
 	(
-		cd "$tmp" &&
-			apt-get download redis-server redis-tools liblzf1 libjemalloc2 &&
-			for deb in ./*.deb; do dpkg -x "$deb" root || exit 1; done
+		cd "$tmp" || exit 1
+		get() { apt-get download redis-server redis-tools liblzf1 libjemalloc2; }
+		# Package lists that are missing or stale: refresh them once, when allowed to.
+		get || { [ "$(id -u)" = 0 ] && apt-get update && get; } || exit 1
+		for deb in ./*.deb; do dpkg -x "$deb" root || exit 1; done
 	) >"$tmp.log" 2>&1 || fail "apt-get download redis-server failed (run apt-get update first?); see $tmp.log"
 	rm -rf "$REDIS_ROOT"
 	mv "$tmp/root" "$REDIS_ROOT"
