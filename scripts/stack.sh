@@ -170,6 +170,18 @@ pid_alive() {
 	return 1
 }
 
+# started PIDFILE: the process that start_daemon just started still runs (it is not gone, nor
+# a zombie). While a program starts, this is the test of its life rather than pid_alive's:
+# while the shell that wrote the pid file turns into the program (exec), its command line
+# reads empty for a moment, and the new pid file would look stale.
+started() {
+	local pid state
+	pid=$(<"$1") || return 1
+	state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || return 1 # after "pid (comm) "
+	state=${state%% *}
+	[[ -n $state && $state != Z ]]
+}
+
 # stop_pid PIDFILE MARKER NAME: SIGTERM, wait, then SIGKILL the process of a valid pid file.
 stop_pid() {
 	local file=$1 marker=$2 name=$3 pid
@@ -453,7 +465,7 @@ EOF
 }
 
 kafka_ready_or_dead() {
-	if ! pid_alive "$STATE_DIR/kafka.pid" "$KAFKA_DIR/server.properties" 2>/dev/null; then
+	if ! started "$STATE_DIR/kafka.pid"; then
 		fail "Kafka exited during start-up; see $KAFKA_DIR/server.log and $KAFKA_DIR/stdout.log"
 	fi
 	kafka_ready
@@ -786,7 +798,7 @@ up_jaeger() {
 }
 
 jaeger_ready_or_dead() {
-	if ! pid_alive "$STATE_DIR/jaeger.pid" "$JAEGER_DIR/jaeger.yaml" 2>/dev/null; then
+	if ! started "$STATE_DIR/jaeger.pid"; then
 		fail "Jaeger exited during start-up; see $JAEGER_DIR/jaeger.log"
 	fi
 	jaeger_ready
@@ -871,7 +883,7 @@ ferretdb_ready() { port_open "$FERRETDB_PORT"; }
 # ferretdb_started: ready, or a failure at once when the process has exited.
 ferretdb_started() {
 	ferretdb_ready && return 0
-	pid_alive "$STATE_DIR/ferretdb.pid" "$FERRETDB_DIR/data" >/dev/null ||
+	started "$STATE_DIR/ferretdb.pid" ||
 		fail "FerretDB exited at start-up; see $FERRETDB_DIR/ferretdb.log"
 	return 1
 }
