@@ -65,3 +65,19 @@ func CheckAppend(streamID string, evs []Event, opts AppendOptions, limits Append
 
 // text reports whether s is UTF-8 without NUL.
 func text(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
+// Recorded returns what a store records of e besides its type and data: its id (a new UUIDv7
+// when e has none) and its metadata as a JSON object ("{}" when e has none).
+func (e Event) Recorded() (id uuid.UUID, metadata []byte, err error) {
+	id = e.ID
+	if id == uuid.Nil {
+		if id, err = uuid.NewV7(); err != nil {
+			return id, nil, err
+		}
+	}
+	if len(e.Metadata) == 0 {
+		return id, []byte("{}"), nil
+	}
+	metadata, err = json.Marshal(e.Metadata)
+	return id, metadata, err
+}

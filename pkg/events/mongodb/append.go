@@ -2,7 +2,6 @@ package mongodb
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -195,23 +194,12 @@ func (s *Store) prepare(streamID string, evs []events.Event, opts events.AppendO
 	doc.Events = make([]eventDoc, len(evs))
 	ids := make([]uuid.UUID, len(evs))
 	for i, e := range evs {
-		id := e.ID
-		if id == uuid.Nil {
-			var err error
-			if id, err = uuid.NewV7(); err != nil {
-				return doc, nil, fmt.Errorf("append %s: %w", streamID, err)
-			}
-		}
-		meta := "{}"
-		if len(e.Metadata) > 0 {
-			b, err := json.Marshal(e.Metadata)
-			if err != nil {
-				return doc, nil, fmt.Errorf("append %s: %w", streamID, err)
-			}
-			meta = string(b)
+		id, meta, err := e.Recorded()
+		if err != nil {
+			return doc, nil, fmt.Errorf("append %s: %w", streamID, err)
 		}
 		ids[i] = id
-		doc.Events[i] = eventDoc{ID: id.String(), Type: e.Type, SchemaVersion: max(e.SchemaVersion, 1), Data: string(e.Data), Meta: meta}
+		doc.Events[i] = eventDoc{ID: id.String(), Type: e.Type, SchemaVersion: max(e.SchemaVersion, 1), Data: string(e.Data), Meta: string(meta)}
 	}
 	return doc, ids, nil
 }

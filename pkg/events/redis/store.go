@@ -158,19 +158,9 @@ func (s *Store) prepare(streamID string, evs []events.Event, opts events.AppendO
 	}
 	recs := make([]record, len(evs))
 	for i, e := range evs {
-		id := e.ID
-		if id == uuid.Nil {
-			var err error
-			if id, err = uuid.NewV7(); err != nil {
-				return nil, fmt.Errorf("append %s: %w", streamID, err)
-			}
-		}
-		meta := []byte("{}")
-		if len(e.Metadata) > 0 {
-			var err error
-			if meta, err = json.Marshal(e.Metadata); err != nil {
-				return nil, fmt.Errorf("append %s: %w", streamID, err)
-			}
+		id, meta, err := e.Recorded()
+		if err != nil {
+			return nil, fmt.Errorf("append %s: %w", streamID, err)
 		}
 		p := payload{
 			ID: id, StreamID: streamID, Type: e.Type, SchemaVersion: max(e.SchemaVersion, 1),
