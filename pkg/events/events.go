@@ -67,6 +67,11 @@ type AppendOptions struct {
 	// Metadata is added to the metadata of every event a Repository saves (an event's own
 	// keys win): who caused the events, for example. Stores themselves do not read it.
 	Metadata map[string]string
+	// Idempotency, when set, is recorded with the append, atomically, by a store that keeps
+	// idempotency keys (IdempotencyStore); the append fails with ErrIdempotencyKeyTaken when
+	// the key was recorded before, and with ErrIdempotencyUnsupported on a store that keeps
+	// none.
+	Idempotency *IdempotencyKey
 }
 
 // AppendResult says where an append landed.
