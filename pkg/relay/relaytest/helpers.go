@@ -180,6 +180,11 @@ func (e *env) published(t *testing.T) []record {
 				if err == nil {
 					err = res.Error
 				}
+				if temporary(err) && ctx.Err() == nil {
+					// A new topic's partitions have no leader yet, or the metadata moved on.
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
 				if err != nil {
 					t.Fatalf("fetch %s[%d]@%d: %v", topic.Name, p.ID, offset, err)
 				}
@@ -208,6 +213,12 @@ func (e *env) published(t *testing.T) []record {
 		}
 	}
 	return out
+}
+
+// temporary reports whether err is a broker's error that goes away by trying again.
+func temporary(err error) bool {
+	var ke kafka.Error
+	return errors.As(err, &ke) && ke.Temporary()
 }
 
 // byStream returns each stream's published versions in the order published.

@@ -105,6 +105,7 @@ func Run(t *testing.T, h Harness) {
 		run  func(t *testing.T, e *env)
 	}{
 		{"PublishesEveryEvent", testPublishesEveryEvent},
+		{"Lead", testLead},
 		{"LateAppend", testLateAppend},
 		{"OnePublisherAtATime", testOnePublisherAtATime},
 		{"AbruptStop", testAbruptStop},
