@@ -94,14 +94,20 @@ type running struct {
 	done   chan error
 }
 
-// start runs a relay of the env's outbox (o, when given, in its place) with enc until the
-// test ends.
+// start runs a relay of the env's outbox with enc (nil: jsonEncoder) until the test ends.
 func (e *env) start(t *testing.T, enc relay.Encoder, cfg relay.Config) *running {
 	t.Helper()
 	return e.startOn(t, e.Outbox, enc, cfg)
 }
 
+// startOn runs a relay of o, in the place of the env's outbox, until the test ends.
 func (e *env) startOn(t *testing.T, o relay.Outbox, enc relay.Encoder, cfg relay.Config) *running {
+	t.Helper()
+	return e.startWith(t, context.Background(), o, enc, cfg)
+}
+
+// startWith runs a relay of o with enc until ctx ends, it is stopped, or the test ends.
+func (e *env) startWith(t *testing.T, parent context.Context, o relay.Outbox, enc relay.Encoder, cfg relay.Config) *running {
 	t.Helper()
 	if enc == nil {
 		enc = jsonEncoder{}
@@ -111,7 +117,7 @@ func (e *env) startOn(t *testing.T, o relay.Outbox, enc relay.Encoder, cfg relay
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(parent)
 	run := &running{Relay: r, cancel: cancel, done: make(chan error, 1)}
 	go func() { run.done <- r.Run(ctx) }()
 	t.Cleanup(func() { run.stop(t) })

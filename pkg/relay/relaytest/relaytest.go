@@ -83,10 +83,14 @@ type Harness struct {
 //     position), and nothing else is; the outbox is then empty (its Backlog says so);
 //   - an append that takes its place and commits later (Subject.LateAppend) is published
 //     once it commits, and appends committed meanwhile on other streams are not held back;
-//   - of two relays sharing the outbox, one publishes at a time (one session at a time leads
-//     for a lock key); when its context ends, the other takes over with nothing lost;
-//   - a relay stopped abruptly mid-drain, followed by a new one, loses nothing, and repeats
-//     only what the first had sent but not settled: each stream at most once steps back;
+//   - one session at a time leads for a lock key; a Lead that waits returns its context's
+//     error when that ends first;
+//   - of two relays sharing the outbox, one publishes at a time, and nothing is repeated; when
+//     the leader's context ends while writers append, the other takes over with nothing lost;
+//   - a relay stopped abruptly mid-drain (after sending a round, before settling it; or at any
+//     moment), without waiting for it, followed at once by a new one, loses nothing, and
+//     repeats only what the first had sent but not settled: each stream steps back at most
+//     once, and no more than one read's events are repeated;
 //   - an append the encoder refuses holds its stream only, with its reason, while the others
 //     flow; Operator.Holds lists it with the appends waiting; Retry publishes it and those
 //     behind it in order once the encoder takes it; Skip gives up exactly the named append,
