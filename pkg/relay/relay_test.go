@@ -25,8 +25,8 @@ import (
 )
 
 // The checks every outbox passes through the relay (every event published once and in order,
-// late commits, two relays, abrupt stops, held streams and their release, the read budget, the
-// backlog) are relaytest.Run's, run against the PostgreSQL outbox in pkg/events/postgres. The
+// late commits, two relays, abrupt stops, held streams and their release, holds in a large
+// round, the read budget, the backlog) are relaytest.Run's, run against the PostgreSQL outbox in pkg/events/postgres. The
 // tests here are of the relay's own work on that outbox: record limits, batches, topics,
 // broker refusals, metrics.
 
@@ -245,73 +245,6 @@ func TestRelay_ByteBudget(t *testing.T) {
 		t.Errorf("%d duplicates", dups)
 	}
 	waitOutboxEmpty(t, e.pool)
-}
-
-// TestRelay_HoldsInALargeRound: in a round large enough to be encoded on several goroutines,
-// the appends that cannot be published hold their streams, each with its own reason, and
-// every other append is published once, in per-stream order, up to the held ones.
-func TestRelay_HoldsInALargeRound(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	const streams, appends = 40, 12
-	poisoned := map[string]int{} // stream -> the version held
-	for a := range appends {
-		for s := range streams {
-			stream := fmt.Sprintf("order-%02d", s)
-			if s%7 == 3 && a == s%appends {
-				e.append(t, stream, 1, "Poison")
-				poisoned[stream] = a
-				continue
-			}
-			e.append(t, stream, 1, "Something")
-		}
-	}
-	total := 0
-	for s := range streams {
-		if p, ok := poisoned[fmt.Sprintf("order-%02d", s)]; ok {
-			total += p
-		} else {
-			total += appends
-		}
-	}
-	e.start(t, relay.Config{}) // the whole outbox, 480 events, is one round
-	e.consume(t, total, time.Minute)
-	e.waitOutbox(t, "only the held streams in the outbox", func(rows map[string]int) bool {
-		for s, n := range rows {
-			if p, ok := poisoned[s]; !ok || n != appends-p {
-				return false
-			}
-		}
-		return true
-	})
-	seen := e.published(t)
-	for s := range streams {
-		stream := fmt.Sprintf("order-%02d", s)
-		var want []int64
-		for v := range appends {
-			if p, ok := poisoned[stream]; ok && v >= p {
-				break
-			}
-			want = append(want, int64(v))
-		}
-		if fmt.Sprint(seen[stream]) != fmt.Sprint(want) {
-			t.Errorf("%s: published %v, want %v", stream, seen[stream], want)
-		}
-	}
-	hs, err := e.store.Outbox().Holds(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	held := map[string]int{}
-	for _, h := range hs {
-		if h.Reason != "no schema for event type Poison" {
-			t.Errorf("%s@%d held for %q", h.StreamID, h.FirstVersion, h.Reason)
-		}
-		held[h.StreamID] = int(h.FirstVersion)
-	}
-	if fmt.Sprint(held) != fmt.Sprint(poisoned) {
-		t.Errorf("held %v, want %v", held, poisoned)
-	}
 }
 
 // TestRelay_BacklogWhilePublishingFails: with the brokers unreachable, the publishing relay

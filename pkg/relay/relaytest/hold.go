@@ -220,3 +220,69 @@ func testHoldsWholeAppend(t *testing.T, e *env) {
 		t.Errorf("published %v, want order-y [0] and nothing of order-x", got)
 	}
 }
+
+// testHoldsInALargeRound: in a round large enough to be encoded on several goroutines, the
+// appends that cannot be published hold their streams, each with the reason, and every other
+// append is published once, in per-stream order, up to the held ones; only the held streams'
+// appends stay in the outbox.
+func testHoldsInALargeRound(t *testing.T, e *env) {
+	const streams, appends = 40, 12
+	poisoned := map[string]int{} // stream -> the version held
+	for a := range appends {
+		for s := range streams {
+			stream := fmt.Sprintf("order-%02d", s)
+			if s%7 == 3 && a == s%appends {
+				e.append(t, stream, 1, poison)
+				poisoned[stream] = a
+				continue
+			}
+			e.append(t, stream, 1, "Something")
+		}
+	}
+	total, waiting := 0, int64(0)
+	for s := range streams {
+		if p, ok := poisoned[fmt.Sprintf("order-%02d", s)]; ok {
+			total += p
+			waiting += int64(appends - p)
+		} else {
+			total += appends
+		}
+	}
+	e.start(t, &gatedEncoder{}, relay.Config{}) // the whole outbox, 480 events, is one round
+	e.awaitRecords(t, total)
+	waitFor(t, "only the held streams' appends in the outbox", func() bool {
+		b := e.backlog(t)
+		return b.Appends == waiting && b.HeldAppends == waiting && b.HeldStreams == int64(len(poisoned))
+	})
+	seen := byStream(e.published(t))
+	for s := range streams {
+		stream := fmt.Sprintf("order-%02d", s)
+		var want []int64
+		for v := range appends {
+			if p, ok := poisoned[stream]; ok && v >= p {
+				break
+			}
+			want = append(want, int64(v))
+		}
+		if fmt.Sprint(seen[stream]) != fmt.Sprint(want) {
+			t.Errorf("%s: published %v, want %v", stream, seen[stream], want)
+		}
+	}
+	hs, err := e.Operator.Holds(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := map[string]int{}
+	for _, h := range hs {
+		if h.Reason != "no schema for event type Poison" {
+			t.Errorf("%s@%d held for %q", h.StreamID, h.FirstVersion, h.Reason)
+		}
+		if h.Waiting != int64(appends-poisoned[h.StreamID]) {
+			t.Errorf("%s@%d: %d appends waiting, want %d", h.StreamID, h.FirstVersion, h.Waiting, appends-poisoned[h.StreamID])
+		}
+		held[h.StreamID] = int(h.FirstVersion)
+	}
+	if fmt.Sprint(held) != fmt.Sprint(poisoned) {
+		t.Errorf("held %v, want %v", held, poisoned)
+	}
+}

@@ -96,6 +96,8 @@ type Harness struct {
 //     behind it in order once the encoder takes it; Skip gives up exactly the named append,
 //     needs who and why, and records them; the store's statistics count every event once;
 //   - an append is held whole: none of its events is published when one of them is refused;
+//     and a round of many appends, some refused, holds each of their streams and publishes
+//     every other append;
 //   - no read (Session.Pending) holds more event data than the relay's MaxReadBytes, except
 //     a single transaction larger than it alone, which is still read and published;
 //   - the session's Backlog counts the appends waiting, held and not, and their age.
@@ -115,6 +117,7 @@ func Run(t *testing.T, h Harness) {
 		{"AbruptStop", testAbruptStop},
 		{"HeldStream", testHeldStream},
 		{"HoldsWholeAppend", testHoldsWholeAppend},
+		{"HoldsInALargeRound", testHoldsInALargeRound},
 		{"ReadByteBudget", testReadByteBudget},
 		{"Backlog", testBacklog},
 	} {
