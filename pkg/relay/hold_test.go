@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,7 +15,6 @@ import (
 
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/events"
-	"github.com/annals-dev/annals/pkg/events/outbox"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/relay"
@@ -158,137 +155,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("after a minute, still waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// TestRelay_HoldsAStreamItCannotPublish: an append that cannot be encoded stays in the outbox
-// and holds its stream's later appends, those appended meanwhile too, while every other stream
-// is published; the held streams are counted and listed with the reason. An operator's retry
-// once the schema is deployed publishes the stream in order; a skip moves the held append to
-// annals_outbox_dead with who and why, and publishes the appends behind it.
-func TestRelay_HoldsAStreamItCannotPublish(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	e.append(t, "order-p", 1, "Something")
-	e.append(t, "order-p", 1, "Poison")
-	e.append(t, "order-p", 1, "Something")
-	e.append(t, "order-q", 1, "Poison")
-	e.append(t, "order-q", 1, "Something")
-	want := map[string]int64{}
-	for i := range 5 {
-		e.append(t, fmt.Sprintf("order-ok%d", i), 2, "Something")
-		e.append(t, fmt.Sprintf("user-ok%d", i), 1, "Something")
-		want[fmt.Sprintf("order-ok%d", i)], want[fmt.Sprintf("user-ok%d", i)] = 2, 1
-	}
-	enc := &gatedEncoder{}
-	reg := prometheus.NewPedanticRegistry()
-	e.startWith(t, enc, relay.Config{Metrics: relay.NewMetrics(reg), StatsInterval: 50 * time.Millisecond})
-	e.waitOutbox(t, "every stream but order-p and order-q published", func(rows map[string]int) bool {
-		for s, n := range rows {
-			if s != "order-p" && s != "order-q" || n > 2 {
-				return false
-			}
-		}
-		return true
-	})
-	got := e.published(t)
-	if fmt.Sprint(got["order-p"]) != "[0]" || len(got["order-q"]) != 0 {
-		t.Fatalf("published order-p %v and order-q %v; want order-p [0] and nothing of order-q: an append that cannot be published holds the appends after it",
-			got["order-p"], got["order-q"])
-	}
-	for s, n := range want {
-		if int64(len(got[s])) != n {
-			t.Errorf("%s: %d events published, want %d", s, len(got[s]), n)
-		}
-	}
-
-	o := e.store.Outbox()
-	holds := func() string {
-		t.Helper()
-		hs, err := o.Holds(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, h := range hs {
-			out = append(out, fmt.Sprintf("%s@%d..%d (%s, %d waiting): %s", h.StreamID, h.FirstVersion, h.LastVersion, h.Category, h.Waiting, h.Reason))
-			if h.HeldAt.IsZero() {
-				t.Errorf("%s: no time of hold", h.StreamID)
-			}
-		}
-		slices.Sort(out)
-		return strings.Join(out, "; ")
-	}
-	if got, want := holds(), "order-p@1..1 (order, 2 waiting): no schema for event type Poison; order-q@0..0 (order, 2 waiting): no schema for event type Poison"; got != want {
-		t.Errorf("holds:\n got %s\nwant %s", got, want)
-	}
-	waitFor(t, "the held streams' gauge", func() bool { return metric(t, reg, "annals_relay_held_streams") == 2 })
-	if n := metric(t, reg, "annals_relay_held_appends_total", "cause", "unencodable"); n != 2 {
-		t.Errorf("held appends (unencodable) = %v, want 2", n)
-	}
-	if n := metric(t, reg, "annals_relay_held_appends_total", "cause", "behind"); n != 2 {
-		t.Errorf("held appends (behind) = %v, want 2", n)
-	}
-	// The figures come from the relay's periodic look at the outbox: the one after the last
-	// append behind a hold was marked held says the outbox has nothing unpublished but held.
-	waitFor(t, "no unpublished append but the held ones", func() bool {
-		return metric(t, reg, "annals_relay_oldest_unpublished_seconds") == 0
-	})
-
-	// An append to a held stream waits behind the hold too.
-	e.append(t, "order-p", 1, "Something")
-	waitFor(t, "order-p's new append held", func() bool {
-		var n int
-		if err := e.pool.QueryRow(ctx, `select count(*) from annals_outbox where stream_id = 'order-p' and held`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n == 3
-	})
-
-	if _, err := o.Retry(ctx, "order-ok0"); !errors.Is(err, outbox.ErrNotHeld) {
-		t.Errorf("retry of a stream that is not held: %v, want ErrNotHeld", err)
-	}
-	if _, err := o.Skip(ctx, "order-q", 1, "ops", "wrong version"); !errors.Is(err, outbox.ErrNotHeld) {
-		t.Errorf("skip of order-q at a version it is not held at: %v, want ErrNotHeld", err)
-	}
-
-	// The schema is deployed; the operator retries order-p.
-	enc.deployed.Store(true)
-	h, err := o.Retry(ctx, "order-p")
-	if err != nil || h.FirstVersion != 1 {
-		t.Fatalf("retry order-p = %+v, %v", h, err)
-	}
-	e.waitOutbox(t, "order-p published", func(rows map[string]int) bool { return rows["order-p"] == 0 })
-	if got := e.published(t)["order-p"]; fmt.Sprint(got) != "[0 1 2 3]" {
-		t.Errorf("order-p published %v after the retry, want [0 1 2 3]", got)
-	}
-
-	// The operator skips order-q's held append deliberately.
-	if h, err := o.Skip(ctx, "order-q", 0, "ops@example.com", "written by mistake"); err != nil || h.Reason != "no schema for event type Poison" {
-		t.Fatalf("skip order-q = %+v, %v", h, err)
-	}
-	e.waitOutbox(t, "order-q's append behind the skipped one published", func(rows map[string]int) bool { return len(rows) == 0 })
-	if got := e.published(t)["order-q"]; fmt.Sprint(got) != "[1]" {
-		t.Errorf("order-q published %v after the skip, want [1]", got)
-	}
-	var dead string
-	if err := e.pool.QueryRow(ctx, `select stream_id || '@' || first_version || ': ' || error || ', skipped by ' || skipped_by || ': ' || skip_reason
-		from annals_outbox_dead`).Scan(&dead); err != nil {
-		t.Fatal(err)
-	}
-	if want := "order-q@0: no schema for event type Poison, skipped by ops@example.com: written by mistake"; dead != want {
-		t.Errorf("annals_outbox_dead: %q, want %q", dead, want)
-	}
-	if got := holds(); got != "" {
-		t.Errorf("holds after the retry and the skip: %s", got)
-	}
-	waitFor(t, "the held streams' gauge back to 0", func() bool { return metric(t, reg, "annals_relay_held_streams") == 0 })
-	st, err := e.store.Stats(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.TotalEvents != 21 {
-		t.Errorf("stats count %d events, want 21 (every appended event once, the skipped one included)", st.TotalEvents)
 	}
 }
 
@@ -505,91 +371,5 @@ func TestRelay_BrokerRefusesARecord(t *testing.T) {
 	}
 	if len(hs) != 1 || hs[0].StreamID != "order-old" || !strings.Contains(hs[0].Reason, "the broker refused the append's records: [32] Invalid Timestamp") {
 		t.Errorf("holds = %+v, want order-old held for its timestamp", hs)
-	}
-}
-
-// spyOutbox records the event data of every window the relay reads.
-type spyOutbox struct {
-	relay.Outbox
-	t       *testing.T
-	mu      sync.Mutex
-	windows []int // bytes of event data per window
-}
-
-func (s *spyOutbox) Lead(ctx context.Context, key int64, poll time.Duration) (outbox.Session, error) {
-	sess, err := s.Outbox.Lead(ctx, key, poll)
-	if err != nil {
-		return nil, err
-	}
-	return &spySession{Session: sess, spy: s}, nil
-}
-
-type spySession struct {
-	outbox.Session
-	spy *spyOutbox
-}
-
-func (s *spySession) Pending(ctx context.Context, maxEvents int, maxBytes int64) ([]outbox.Append, error) {
-	batch, err := s.Session.Pending(ctx, maxEvents, maxBytes)
-	n := 0
-	for _, a := range batch {
-		counted := 0
-		for _, e := range a.Events {
-			n += len(e.Data)
-			counted += len(e.Data) + len(`{}`)
-		}
-		if a.Bytes != int64(counted) {
-			s.spy.t.Errorf("%s@%d: %d bytes counted, want %d (its events' data and empty metadata)", a.StreamID, a.FirstVersion, a.Bytes, counted)
-		}
-	}
-	if len(batch) > 0 {
-		s.spy.mu.Lock()
-		s.spy.windows = append(s.spy.windows, n)
-		s.spy.mu.Unlock()
-	}
-	return batch, err
-}
-
-// TestRelay_ReadsWithinByteBudget: however large the backlog, no window the relay reads holds
-// more event data than its byte budget; every event is still published once, in order.
-func TestRelay_ReadsWithinByteBudget(t *testing.T) {
-	e := newEnv(t)
-	const budget = 256 << 10
-	const streams, appends = 30, 10
-	blob := strings.Repeat("y", 8000)
-	want := map[string]int64{}
-	for range appends {
-		for s := range streams {
-			stream := fmt.Sprintf("order-%02d", s)
-			ev := events.Event{Type: "Something", Data: []byte(`{"blob":"` + blob + `"}`)}
-			if _, err := e.store.Append(context.Background(), stream, events.Any(), []events.Event{ev}, events.AppendOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			want[stream]++
-		}
-	}
-	spy := &spyOutbox{Outbox: e.store.Outbox(), t: t}
-	r, err := relay.New(spy, jsonEncoder{}, relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix, MaxReadBytes: budget})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	recs := e.consume(t, streams*appends, time.Minute)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if dups := checkOrder(t, recs, want); dups != 0 {
-		t.Errorf("%d duplicates", dups)
-	}
-	spy.mu.Lock()
-	defer spy.mu.Unlock()
-	for i, n := range spy.windows {
-		if n > budget {
-			t.Errorf("window %d of %d held %d bytes of event data, over the budget of %d", i+1, len(spy.windows), n, budget)
-		}
 	}
 }

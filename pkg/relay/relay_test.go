@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,12 @@ import (
 	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/relay"
 )
+
+// The checks every outbox passes through the relay (every event published once and in order,
+// late commits, two relays, abrupt stops, held streams and their release, holds in a large
+// round, the read budget, the backlog) are relaytest.Run's, run against the PostgreSQL outbox in pkg/events/postgres. The
+// tests here are of the relay's own work on that outbox: record limits, batches, topics,
+// broker refusals, metrics.
 
 // jsonEncoder is a stand-in for the Avro encoder: the envelope as JSON. Events of type
 // "Poison" cannot be encoded.
@@ -159,61 +164,6 @@ func checkOrder(t *testing.T, recs []record, want map[string]int64) int {
 	return dups
 }
 
-func TestRelay_PublishesEveryEventInOrder(t *testing.T) {
-	e := newEnv(t)
-	want := map[string]int64{}
-	for i := range 20 {
-		stream := fmt.Sprintf("order-%d", i)
-		if i%2 == 0 {
-			stream = fmt.Sprintf("user-%d", i)
-		}
-		for j := range 3 {
-			e.append(t, stream, 1+(i+j)%5, "Something")
-			want[stream] += int64(1 + (i+j)%5)
-		}
-	}
-	total := 0
-	for _, n := range want {
-		total += int(n)
-	}
-	e.start(t, relay.Config{})
-	recs := e.consume(t, total, time.Minute)
-	if dups := checkOrder(t, recs, want); dups != 0 {
-		t.Errorf("%d duplicates with one relay in steady state", dups)
-	}
-
-	stored, err := e.store.ReadStream(context.Background(), "user-0", 0, -1, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range recs {
-		if r.stream != "user-0" || r.version != 1 {
-			continue
-		}
-		ev := stored[1]
-		wantHeaders := map[string]string{
-			"event-id": ev.EventID.String(), "event-type": "Something",
-			"stream-version": "1", "global-position": strconv.FormatInt(ev.GlobalPosition, 10),
-			"correlation-id": "corr", "causation-id": "cause",
-			"recorded-at": ev.RecordedAt.Format(time.RFC3339Nano), "content-type": "application/json",
-			"schema-fingerprint": "000000000000002a", "metadata": `{"user_agent":"test"}`,
-		}
-		for k, v := range wantHeaders {
-			if r.headers[k] != v {
-				t.Errorf("header %s = %q, want %q", k, r.headers[k], v)
-			}
-		}
-	}
-	waitOutboxEmpty(t, e.pool)
-	st, err := e.store.Stats(context.Background(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.TotalEvents != int64(total) || st.TotalStreams != 20 {
-		t.Errorf("stats after publishing = %d events, %d streams; want %d, 20 (counted once, from counters)", st.TotalEvents, st.TotalStreams, total)
-	}
-}
-
 func waitOutboxEmpty(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -230,83 +180,6 @@ func waitOutboxEmpty(t *testing.T, pool *pgxpool.Pool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// TestRelay_LateCommit: a transaction takes a lower position and stays open while later
-// appends commit and are published; once it commits, its event is published too.
-func TestRelay_LateCommit(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	tx, err := e.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	early, err := e.store.AppendTx(ctx, tx, "order-late", events.NoStream(), []events.Event{{Type: "Something", Data: []byte(`{}`)}}, events.AppendOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.append(t, "order-a", 3, "Something")
-	e.append(t, "order-b", 2, "Something")
-	var later int64
-	if err := e.pool.QueryRow(ctx, `select min(global_position) from annals_events where stream_id = 'order-a'`).Scan(&later); err != nil {
-		t.Fatal(err)
-	}
-	if early.FirstPosition >= later {
-		t.Fatalf("the open transaction's position %d is not below the committed ones (%d)", early.FirstPosition, later)
-	}
-	e.start(t, relay.Config{})
-	recs := e.consume(t, 5, time.Minute)
-	checkOrder(t, recs, map[string]int64{"order-a": 3, "order-b": 2})
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	all := e.consume(t, 6, time.Minute)
-	found := false
-	for _, r := range all {
-		found = found || r.stream == "order-late"
-	}
-	if !found {
-		t.Errorf("the late-committed event never arrived")
-	}
-}
-
-// TestRelay_TwoRelays: two relays over 10,000 events in 500 streams: none lost, order kept,
-// and, with one relay publishing at a time, no duplicates.
-func TestRelay_TwoRelays(t *testing.T) {
-	if testing.Short() {
-		t.Skip("10,000 events")
-	}
-	e := newEnv(t)
-	const streams, perStream = 500, 20
-	want := map[string]int64{}
-	// Append while both relays run, from several writers at once.
-	e.start(t, relay.Config{})
-	e.start(t, relay.Config{})
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Go(func() {
-			for i := w; i < streams; i += 4 {
-				stream := fmt.Sprintf("order-%d", i)
-				for j := 0; j < perStream; j += 5 {
-					evs := slices.Repeat([]events.Event{{Type: "Something", Data: []byte(`{}`)}}, 5)
-					if _, err := e.store.Append(context.Background(), stream, events.Any(), evs, events.AppendOptions{}); err != nil {
-						t.Error(err)
-						return
-					}
-				}
-			}
-		})
-	}
-	for i := range streams {
-		want[fmt.Sprintf("order-%d", i)] = perStream
-	}
-	wg.Wait()
-	recs := e.consume(t, streams*perStream, 2*time.Minute)
-	if dups := checkOrder(t, recs, want); dups != 0 {
-		t.Errorf("%d duplicates", dups)
-	}
-	waitOutboxEmpty(t, e.pool)
 }
 
 // TestRelay_HoldsWithReasons: an append that cannot be encoded, or whose record is over the
@@ -372,102 +245,6 @@ func TestRelay_ByteBudget(t *testing.T) {
 		t.Errorf("%d duplicates", dups)
 	}
 	waitOutboxEmpty(t, e.pool)
-}
-
-// TestRelay_HoldsInALargeRound: in a round large enough to be encoded on several goroutines,
-// the appends that cannot be published hold their streams, each with its own reason, and
-// every other append is published once, in per-stream order, up to the held ones.
-func TestRelay_HoldsInALargeRound(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	const streams, appends = 40, 12
-	poisoned := map[string]int{} // stream -> the version held
-	for a := range appends {
-		for s := range streams {
-			stream := fmt.Sprintf("order-%02d", s)
-			if s%7 == 3 && a == s%appends {
-				e.append(t, stream, 1, "Poison")
-				poisoned[stream] = a
-				continue
-			}
-			e.append(t, stream, 1, "Something")
-		}
-	}
-	total := 0
-	for s := range streams {
-		if p, ok := poisoned[fmt.Sprintf("order-%02d", s)]; ok {
-			total += p
-		} else {
-			total += appends
-		}
-	}
-	e.start(t, relay.Config{}) // the whole outbox, 480 events, is one round
-	e.consume(t, total, time.Minute)
-	e.waitOutbox(t, "only the held streams in the outbox", func(rows map[string]int) bool {
-		for s, n := range rows {
-			if p, ok := poisoned[s]; !ok || n != appends-p {
-				return false
-			}
-		}
-		return true
-	})
-	seen := e.published(t)
-	for s := range streams {
-		stream := fmt.Sprintf("order-%02d", s)
-		var want []int64
-		for v := range appends {
-			if p, ok := poisoned[stream]; ok && v >= p {
-				break
-			}
-			want = append(want, int64(v))
-		}
-		if fmt.Sprint(seen[stream]) != fmt.Sprint(want) {
-			t.Errorf("%s: published %v, want %v", stream, seen[stream], want)
-		}
-	}
-	hs, err := e.store.Outbox().Holds(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	held := map[string]int{}
-	for _, h := range hs {
-		if h.Reason != "no schema for event type Poison" {
-			t.Errorf("%s@%d held for %q", h.StreamID, h.FirstVersion, h.Reason)
-		}
-		held[h.StreamID] = int(h.FirstVersion)
-	}
-	if fmt.Sprint(held) != fmt.Sprint(poisoned) {
-		t.Errorf("held %v, want %v", held, poisoned)
-	}
-}
-
-// TestRelay_HoldsWholeAppend: an append with one event that cannot be published is held whole;
-// none of its events is sent, and the stream's later append waits behind it.
-func TestRelay_HoldsWholeAppend(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	mixed := []events.Event{{Type: "Something", Data: []byte(`{}`)}, {Type: "Poison", Data: []byte(`{}`)}}
-	if _, err := e.store.Append(ctx, "order-x", events.NoStream(), mixed, events.AppendOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	e.append(t, "order-x", 1, "Something")
-	e.append(t, "order-y", 1, "Something")
-	e.start(t, relay.Config{})
-	recs := e.consume(t, 1, time.Minute)
-	if recs[0].stream != "order-y" {
-		t.Errorf("first record = %s@%d, want order-y@0", recs[0].stream, recs[0].version)
-	}
-	e.waitOutbox(t, "order-x's two appends held", func(rows map[string]int) bool { return len(rows) == 1 && rows["order-x"] == 2 })
-	hs, err := e.store.Outbox().Holds(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(hs) != 1 || hs[0].FirstVersion != 0 || hs[0].LastVersion != 1 || hs[0].Waiting != 2 {
-		t.Errorf("holds = %+v, want order-x held at 0..1 with 2 appends waiting", hs)
-	}
-	if got := e.published(t)["order-x"]; len(got) != 0 {
-		t.Errorf("order-x published %v, want nothing", got)
-	}
 }
 
 // TestRelay_BacklogWhilePublishingFails: with the brokers unreachable, the publishing relay
