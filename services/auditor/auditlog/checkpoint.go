@@ -231,8 +231,8 @@ func (e *MalformedCheckpointError) Error() string {
 
 func (e *MalformedCheckpointError) Unwrap() error { return e.Err }
 
-// ReadCheckpoints reads every checkpoint of the file path, in file order. A line that is not
-// a checkpoint is a *MalformedCheckpointError; a missing file is an error wrapping
+// ReadCheckpoints reads every checkpoint of the file path, in file order: the i-th is on line
+// i+1. A line that is not a checkpoint (an empty one too) is a *MalformedCheckpointError; a missing file is an error wrapping
 // os.ErrNotExist. It does not check signatures.
 func ReadCheckpoints(path string) ([]Checkpoint, error) {
 	f, err := os.Open(path)
@@ -243,9 +243,6 @@ func ReadCheckpoints(path string) ([]Checkpoint, error) {
 	var out []Checkpoint
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
-			continue
-		}
 		c, err := parseCheckpoint(sc.Bytes())
 		if err != nil {
 			return nil, &MalformedCheckpointError{Line: n, Err: err}
