@@ -9,6 +9,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/services/auditor/auditlog"
@@ -29,8 +31,12 @@ subcommands:
                                  write a new Ed25519 key pair for the auditor's checkpoints (PEM,
                                  mode 0600, never over an existing file; default
                                  audit-checkpoint.key and audit-checkpoint.pub)
-  migrate                        apply the audit log's migrations and grants (the auditor applies
-                                 them at start too; the event store must be migrated)
+  migrate [-member USER]         apply the audit log's migrations and grants (the auditor applies
+                                 them at start too; the event store must be migrated): the log
+                                 then belongs to the role annals_audit_owner, which no service
+                                 uses; -member lets the database user USER, the auditor's, switch
+                                 to the role annals_auditor. Run it as a superuser or a user with
+                                 CREATEROLE, not as the services' user
 `
 
 // errChainBroken is the error of a verification that found the chain broken.
@@ -74,10 +80,13 @@ func auditCmd(ctx context.Context, args []string, loadConfig func() (*config.Con
 		fmt.Fprintf(stdout, "key id      %s\n", p.ID())
 		return nil
 	case "migrate":
-		if len(rest) > 0 {
-			return fmt.Errorf("%w: audit migrate takes no arguments", errUsage)
+		fs := flag.NewFlagSet("annals audit migrate", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		member := fs.String("member", "", "the database user the auditor connects as")
+		if err := fs.Parse(rest); err != nil || fs.NArg() > 0 {
+			return fmt.Errorf("%w: audit migrate takes only -member USER\n\n%s", errUsage, auditUsage)
 		}
-		return auditMigrate(ctx, loadConfig, stdout)
+		return auditMigrate(ctx, loadConfig, *member, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, auditUsage)
 		return nil
@@ -121,9 +130,17 @@ func auditVerify(ctx context.Context, loadConfig func() (*config.Config, error),
 			return fmt.Errorf("%w: %s holds no checkpoint", errCheckpointFailed, a.checkpoints)
 		}
 	}
-	l := auditlog.New(pool, auditlog.Options{})
+	// As the auditor's role: the log belongs to a role of its own, which the database user may
+	// not read as itself.
+	role, err := auditlog.RolePool(ctx, pool, "")
+	if err != nil {
+		return err
+	}
+	defer role.Close()
+	l := auditlog.New(role, auditlog.Options{})
 	r, err := l.Verify(ctx, auditlog.VerifyOptions{PageSize: a.pageSize})
-	if postgres.UndefinedTable(err) {
+	var pe *pgconn.PgError
+	if postgres.UndefinedTable(err) || (errors.As(err, &pe) && pe.Code == "22023") { // no table, or no role yet
 		return errors.New("there is no audit log in this database (schema): start the auditor, or run `annals audit migrate`")
 	}
 	if err != nil {
@@ -214,7 +231,7 @@ func printReport(w io.Writer, r auditlog.Report) {
 	fmt.Fprintf(w, "%d entries before it are intact (last: seq %d hash %s); checked in %s\n", r.Checked, r.LastSeq, r.LastHash, took)
 }
 
-func auditMigrate(ctx context.Context, loadConfig func() (*config.Config, error), stdout io.Writer) error {
+func auditMigrate(ctx context.Context, loadConfig func() (*config.Config, error), member string, stdout io.Writer) error {
 	_, pool, err := openDatabase(ctx, loadConfig, "annals-audit-migrate")
 	if err != nil {
 		return err
@@ -226,6 +243,12 @@ func auditMigrate(ctx context.Context, loadConfig func() (*config.Config, error)
 	if err != nil {
 		return err
 	}
+	if member != "" {
+		if err := auditlog.GrantMember(ctx, pool, "", member); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s may switch to role %s\n", member, auditlog.DefaultRole)
+	}
 	for _, m := range applied {
 		fmt.Fprintf(stdout, "applied %05d %s\n", m.Version, m.Name)
 	}
@@ -233,6 +256,6 @@ func auditMigrate(ctx context.Context, loadConfig func() (*config.Config, error)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "audit log at version %d; role %s may insert and select\n", version, auditlog.DefaultRole)
+	fmt.Fprintf(stdout, "audit log at version %d, owned by %s; role %s may insert and select\n", version, auditlog.Owner, auditlog.DefaultRole)
 	return nil
 }

@@ -47,12 +47,15 @@
 //
 // # Privileges
 //
-// Migrate creates the auditor's role (DefaultRole, NOLOGIN) and grants it exactly INSERT and
-// SELECT on the log; RolePool opens a pool whose connections switch to it. Everything this
-// package does after Migrate runs on such a pool, so even a bug in it cannot UPDATE or
-// DELETE an entry: PostgreSQL refuses. A trigger refuses UPDATE, DELETE and TRUNCATE by
-// other roles too, until the table's owner disables it; what the owner can still do, the
-// chain makes visible.
+// Migrate hands the log's table and its trigger function to Owner (annals_audit_owner,
+// NOLOGIN), a role no service uses, creates the auditor's role (DefaultRole, NOLOGIN) and
+// grants it exactly INSERT and SELECT on the log; RolePool opens a pool whose connections
+// switch to it. Everything this package does after Migrate runs on such a pool, so even a bug
+// in it cannot UPDATE or DELETE an entry: PostgreSQL refuses. A trigger refuses UPDATE,
+// DELETE and TRUNCATE by other roles too, and only Owner (or a superuser) can disable it: the
+// database user the services share cannot, unless it is a superuser, a member of Owner, or
+// has CREATEROLE (which lets it make itself one). What such a user can still do, the
+// checkpoints make visible.
 //
 // The package never changes or removes an entry, and never writes to the event store.
 package auditlog
