@@ -26,10 +26,12 @@ type Checkpointer struct {
 	logger *slog.Logger
 	poked  chan struct{} // a batch was appended
 
-	mu     sync.Mutex
+	step   sync.Mutex // one Checkpoint at a time
+	loaded bool       // under step
+
+	mu     sync.Mutex  // last and failed, which Healthy and due read while a step verifies
 	last   *Checkpoint // the newest checkpoint, checked; nil before the first step
-	loaded bool
-	failed error // the last step's refusal; nil when trusted
+	failed error       // the last step's refusal; nil when trusted
 }
 
 // NewCheckpointer returns a Checkpointer that signs l's head with s and appends the
@@ -66,8 +68,8 @@ func (c *Checkpointer) due(every time.Duration) bool {
 // wrapping ErrUntrusted (the failure is counted on the metrics and kept for Healthy) and
 // nothing is signed; any other error (the database, the file) is a dependency's, to retry.
 func (c *Checkpointer) Checkpoint(ctx context.Context) (Checkpoint, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.step.Lock()
+	defer c.step.Unlock()
 	if !c.loaded && c.file != "" {
 		last, ok, err := NewestCheckpoint(c.file)
 		var bad *MalformedCheckpointError
@@ -80,12 +82,15 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (Checkpoint, error) {
 			if err := c.signer.Public().Check(last); err != nil {
 				return Checkpoint{}, c.refuse(signatureBreak(last, err))
 			}
-			c.last = &last
+			c.setLast(&last, false)
 			c.log.metrics.checkpointAt(last.At)
 		}
 		c.loaded = true
 	}
-	r, err := c.log.Verify(ctx, VerifyOptions{From: c.last})
+	c.mu.Lock()
+	from := c.last
+	c.mu.Unlock()
+	r, err := c.log.Verify(ctx, VerifyOptions{From: from})
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("checkpoint: %w", err)
 	}
@@ -98,18 +103,31 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (Checkpoint, error) {
 			return Checkpoint{}, err
 		}
 	}
-	c.last, c.failed = &cp, nil
+	c.setLast(&cp, true)
 	c.log.metrics.checkpointAt(cp.At)
 	c.logger.InfoContext(ctx, "audit: checkpoint", "seq", cp.Seq, "hash", cp.Hash.String(), "at", cp.At.Format(time.RFC3339Nano),
 		"key_id", cp.KeyID, "sig", base64.StdEncoding.EncodeToString(cp.Sig))
 	return cp, nil
 }
 
+// setLast records the newest checkpoint, and clears a refusal when clear.
+func (c *Checkpointer) setLast(cp *Checkpoint, clear bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last = cp
+	if clear {
+		c.failed = nil
+	}
+}
+
 // refuse records a refusal to sign and returns it.
 func (c *Checkpointer) refuse(b *Break) error {
-	c.failed = fmt.Errorf("%w: seq %d: %s: %s", ErrUntrusted, b.Seq, b.Problem, b.Detail)
+	err := fmt.Errorf("%w: seq %d: %s: %s", ErrUntrusted, b.Seq, b.Problem, b.Detail)
+	c.mu.Lock()
+	c.failed = err
+	c.mu.Unlock()
 	c.log.metrics.checkpointFailed()
-	return c.failed
+	return err
 }
 
 // Healthy returns the last step's refusal (wrapping ErrUntrusted), or nil.
