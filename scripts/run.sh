@@ -76,6 +76,29 @@ make --no-print-directory build >/dev/null
 
 bin/annals migrate
 bin/annals topics
+
+# The auditor signs checkpoints of its hash chain with a local key, made on first use like the
+# API key (.stack/audit-checkpoint.key, mode 0600), and appends them to a file beside it. A
+# file whose checkpoints this database does not hold (usually: the stack's data was wiped) is
+# moved aside, kept, and said so: the auditor would otherwise refuse the chain and not get
+# ready.
+checkpoint_dir=${ANNALS_STACK_DIR:-$ROOT/.stack}
+mkdir -p "$checkpoint_dir" "$LOG_DIR"
+checkpoint_name=audit-checkpoints
+$secure && checkpoint_name=audit-checkpoints-secure
+export AUDITOR_CHECKPOINT_KEY_FILE=$checkpoint_dir/audit-checkpoint.key
+export AUDITOR_CHECKPOINT_PUBLIC_KEY_FILE=$checkpoint_dir/audit-checkpoint.pub
+export AUDITOR_CHECKPOINT_FILE=$checkpoint_dir/$checkpoint_name.jsonl
+if [[ ! -s $AUDITOR_CHECKPOINT_KEY_FILE ]]; then
+	rm -f "$AUDITOR_CHECKPOINT_PUBLIC_KEY_FILE"
+	bin/annals audit keygen -key "$AUDITOR_CHECKPOINT_KEY_FILE" -public-key "$AUDITOR_CHECKPOINT_PUBLIC_KEY_FILE" >/dev/null
+fi
+if [[ -s $AUDITOR_CHECKPOINT_FILE ]] && ! bin/annals audit verify -checkpoints "$AUDITOR_CHECKPOINT_FILE" >"$LOG_DIR/audit-verify.log" 2>&1; then
+	aside=$AUDITOR_CHECKPOINT_FILE.$(date +%Y%m%dT%H%M%S).refused
+	mv "$AUDITOR_CHECKPOINT_FILE" "$aside"
+	say "the audit log does not hold the checkpoints of $AUDITOR_CHECKPOINT_FILE (see $LOG_DIR/audit-verify.log);"
+	say "  moved aside to $aside: the auditor starts a new file"
+fi
 if $secure; then
 	DATABASE_URL_REDACTED=$(printf '%s' "$DATABASE_URL" | sed -E 's#://([^:@/]*):[^@]*@#://\1:***@#')
 fi
@@ -150,6 +173,7 @@ say "Mailpit UI      $MAILPIT_URL"
 say "signing key     ${ANNALS_STACK_DIR:-$ROOT/.stack}/signing.key (EVENT_SIGNING_KEY of the four services)"
 key_file=${ANNALS_STACK_DIR:-$ROOT/.stack}/api-key
 say "API key         $key_file (every scope; send it as Authorization: Bearer <key>)"
+say "audit anchor    $AUDITOR_CHECKPOINT_FILE (check: bin/annals audit verify -checkpoints $AUDITOR_CHECKPOINT_FILE)"
 if $prometheus; then
 	say "Prometheus      $PROMETHEUS_URL  (alerts: $PROMETHEUS_URL/alerts)"
 fi

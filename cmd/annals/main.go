@@ -36,8 +36,10 @@
 //	               [--group G] [--stream S] [--limit 20], redrive --group G --stream S [--dry-run]
 //	               [--wait 2m] (apply the parked events in order, then release), release --group G
 //	               --stream S [--dry-run] (release at once, the parked events left unapplied)
-//	audit          the auditor's log: verify [-page-size N] [-json] (walk the hash chain and report the
-//	               first broken entry; exit 1 when broken) or migrate (apply its migrations and grants)
+//	audit          the auditor's log: verify [-page-size N] [-json] [-checkpoints FILE [-public-key FILE]]
+//	               (walk the hash chain and report the first broken entry, and check it holds every
+//	               signed checkpoint of FILE; exit 1 when broken), keygen [-key FILE] [-public-key FILE]
+//	               (a new key pair for the checkpoints) or migrate (apply its migrations and grants)
 //	probe URL      GET URL and exit 0 on a 2xx answer (container health checks)
 //	version        print the version
 //

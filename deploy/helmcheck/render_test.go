@@ -207,6 +207,7 @@ func TestChart(t *testing.T) {
 			t.Run("monitoring", func(t *testing.T) { checkMonitoring(t, rel, c.apis) })
 			t.Run("hooks", func(t *testing.T) { checkHooks(t, rel) })
 			t.Run("notifier templates", func(t *testing.T) { checkNotifierTemplates(t, rel) })
+			t.Run("audit checkpoints", func(t *testing.T) { checkAuditCheckpoints(t, rel) })
 			t.Run("signing key", func(t *testing.T) { checkSigningNote(t, rel) })
 			t.Run("tls files", func(t *testing.T) { checkTLSFiles(t, rel, c.existing) })
 		})
@@ -954,6 +955,62 @@ func checkHooks(t *testing.T, rel *release) {
 	}
 	if pods[0].Spec.RestartPolicy != corev1.RestartPolicyNever {
 		t.Errorf("test pod: restartPolicy %s, want Never", pods[0].Spec.RestartPolicy)
+	}
+}
+
+// checkAuditCheckpoints: auditor.checkpoints.keySecret reaches the auditor, and only it, as
+// AUDITOR_CHECKPOINT_KEY_FILE on a read-only mount of that Secret, readable by the pods' group
+// only; persistentVolumeClaim as AUDITOR_CHECKPOINT_FILE on a writable mount of that claim.
+func checkAuditCheckpoints(t *testing.T, rel *release) {
+	for _, name := range []string{"writer", "projector", "notifier"} {
+		if d, ok := deployment(rel, name); ok {
+			for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+				if strings.HasPrefix(e.Name, "AUDITOR_CHECKPOINT_") {
+					t.Errorf("%s: has %s", name, e.Name)
+				}
+			}
+		}
+	}
+	d, ok := deployment(rel, "auditor")
+	if !ok {
+		return
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	mountOf := func(file string) (corev1.VolumeMount, *corev1.Volume) {
+		for _, m := range c.VolumeMounts {
+			if strings.HasPrefix(file, m.MountPath+"/") {
+				for i, v := range d.Spec.Template.Spec.Volumes {
+					if v.Name == m.Name {
+						return m, &d.Spec.Template.Spec.Volumes[i]
+					}
+				}
+			}
+		}
+		return corev1.VolumeMount{}, nil
+	}
+	secret, key := stringValue(rel.Values, "auditor.checkpoints.keySecret"), stringValue(rel.Values, "auditor.checkpoints.keyKey")
+	file, set := env["AUDITOR_CHECKPOINT_KEY_FILE"]
+	switch m, v := mountOf(file); {
+	case secret == "" && set:
+		t.Errorf("auditor: AUDITOR_CHECKPOINT_KEY_FILE %q without auditor.checkpoints.keySecret", file)
+	case secret == "":
+	case v == nil || v.Secret == nil || v.Secret.SecretName != secret || !m.ReadOnly || filepath.Base(file) != key:
+		t.Errorf("auditor: AUDITOR_CHECKPOINT_KEY_FILE %q is not %s of a read-only mount of Secret %s", file, key, secret)
+	case v.Secret.DefaultMode == nil || *v.Secret.DefaultMode != 0o440:
+		t.Errorf("auditor: the checkpoint key's Secret is mounted with another mode than 0440")
+	}
+	claim := stringValue(rel.Values, "auditor.checkpoints.persistentVolumeClaim")
+	file, set = env["AUDITOR_CHECKPOINT_FILE"]
+	switch m, v := mountOf(file); {
+	case claim == "" && set:
+		t.Errorf("auditor: AUDITOR_CHECKPOINT_FILE %q without auditor.checkpoints.persistentVolumeClaim", file)
+	case claim == "":
+	case v == nil || v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != claim || m.ReadOnly:
+		t.Errorf("auditor: AUDITOR_CHECKPOINT_FILE %q is not on a writable mount of claim %s", file, claim)
 	}
 }
 

@@ -148,10 +148,11 @@ var chartSetEnv = []string{
 	"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", // kafka.securityProtocol, kafka.sasl
 	"KAFKA_TLS_CA_FILE", "KAFKA_TLS_CERT_FILE", "KAFKA_TLS_KEY_FILE", // the files of kafka.tls's Secrets
 	"EVENT_STORE_SSLMODE", "EVENT_STORE_SSLROOTCERT", "EVENT_STORE_SSLCERT", "EVENT_STORE_SSLKEY", // database.sslmode, database.tls
-	"HTTP_ADDR",              // each container listens on its service's own port
-	"MIGRATE_ON_START",       // from migrations.enabled
-	"NOTIFIER_TEMPLATES_DIR", // from notifier.templates
-	"OTEL_SERVICE_NAME",      // each container's own: <fullname>-<service>
+	"HTTP_ADDR",                                              // each container listens on its service's own port
+	"MIGRATE_ON_START",                                       // from migrations.enabled
+	"NOTIFIER_TEMPLATES_DIR",                                 // from notifier.templates
+	"AUDITOR_CHECKPOINT_KEY_FILE", "AUDITOR_CHECKPOINT_FILE", // from auditor.checkpoints
+	"OTEL_SERVICE_NAME", // each container's own: <fullname>-<service>
 }
 
 // TestSchema_Config: config accepts every configuration key of internal/config that the

@@ -188,8 +188,15 @@ type Notifier struct {
 
 // Auditor is the [auditor] section. VerifyInterval is how often the auditor verifies the
 // whole hash chain on its own; 0 turns that off (GET /v1/audit/verify still does it).
+// CheckpointKeyFile (empty: none) is the private key that signs a checkpoint of the chain
+// every CheckpointInterval, appended to CheckpointFile (empty: logged only);
+// CheckpointPublicKeyFile is the public key verifiers check them with.
 type Auditor struct {
-	VerifyInterval time.Duration `json:"verify_interval"`
+	VerifyInterval          time.Duration `json:"verify_interval"`
+	CheckpointKeyFile       string        `json:"checkpoint_key_file"`
+	CheckpointFile          string        `json:"checkpoint_file"`
+	CheckpointInterval      time.Duration `json:"checkpoint_interval"`
+	CheckpointPublicKeyFile string        `json:"checkpoint_public_key_file"`
 }
 
 // HTTP is the [http] section. An empty Addr means the service's own

@@ -57,7 +57,7 @@ func TestDefault(t *testing.T) {
 		SMTP: config.SMTP{Addr: "127.0.0.1:1025", From: "Annals <noreply@annals.local>", StartTLS: "opportunistic",
 			Timeout: 10 * time.Second},
 		Notifier: config.Notifier{RateLimit: 100, UserWait: 30 * time.Second, EmailsPerPrincipalHour: 1000},
-		Auditor:  config.Auditor{VerifyInterval: time.Hour},
+		Auditor:  config.Auditor{VerifyInterval: time.Hour, CheckpointInterval: time.Minute},
 		Auth:     config.Auth{OIDCAlgorithms: []string{"RS256", "ES256"}, OIDCScopesClaim: "scope"},
 		HTTP:     config.HTTP{Addr: "", ShutdownTimeout: 15 * time.Second},
 		Log:      config.Log{Level: "info", Format: "json"},
@@ -93,7 +93,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 88; got != want {
+	if got, want := len(keys), 92; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}

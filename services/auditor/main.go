@@ -8,7 +8,11 @@
 // It serves /livez, /readyz, /metrics and /openapi.json, and stops cleanly on SIGINT or SIGTERM.
 //
 // After its migrations (run as the configured database user) it works as the role
-// annals_auditor, which may only insert into and select from the audit log.
+// annals_auditor, which may only insert into and select from the audit log. With
+// AUDITOR_CHECKPOINT_KEY_FILE it signs a checkpoint of the chain's head every
+// AUDITOR_CHECKPOINT_INTERVAL and appends it to AUDITOR_CHECKPOINT_FILE and to its log; a
+// chain that no longer holds the newest checkpoint makes /readyz fail (audit_checkpoint) while
+// it keeps recording events.
 package main
 
 import (
@@ -40,6 +44,26 @@ func migrate(ctx context.Context, m *app.Main) error {
 		})
 }
 
+// checkpointKey loads the checkpoints' signing key, and the anchor every verification checks
+// when they go to a file; without a key it warns once and returns nils.
+func checkpointKey(m *app.Main) (*auditlog.Signer, *auditlog.Anchor, error) {
+	c := m.Config.Auditor
+	if c.CheckpointKeyFile == "" {
+		m.Logger.Warn("audit: no checkpoint key (AUDITOR_CHECKPOINT_KEY_FILE): the hash chain has no anchor outside PostgreSQL, " +
+			"so whoever owns the database can truncate or rewrite it unnoticed; fine for local runs only")
+		return nil, nil, nil
+	}
+	s, err := auditlog.LoadSigner(c.CheckpointKeyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.CheckpointFile == "" {
+		m.Logger.Warn("audit: checkpoints go to the log only (no AUDITOR_CHECKPOINT_FILE): the auditor cannot check its chain against them after a restart")
+		return s, nil, nil
+	}
+	return s, &auditlog.Anchor{File: c.CheckpointFile, Key: s.Public()}, nil
+}
+
 // wire runs the API and the consumer on a pool of their own that works as the auditor's role.
 func wire(ctx context.Context, m *app.Main) error {
 	pool, err := auditlog.RolePool(ctx, m.DB, role) // connects lazily
@@ -56,7 +80,24 @@ func wire(ctx context.Context, m *app.Main) error {
 	})
 	m.AddCheck("database_prepared", prep.Check)
 	m.AddCheck("postgres_as_"+role, func(ctx context.Context) error { return pool.Ping(ctx) })
-	l := auditlog.New(pool, auditlog.Options{Metrics: auditlog.NewMetrics(m.Registry)})
+	metrics := auditlog.NewMetrics(m.Registry)
+	signer, anchor, err := checkpointKey(m)
+	if err != nil {
+		pool.Close()
+		return err
+	}
+	l := auditlog.New(pool, auditlog.Options{Metrics: metrics, Anchor: anchor})
+	if signer != nil {
+		metrics.CheckpointsEnabled(true)
+		cp := l.NewCheckpointer(signer, m.Config.Auditor.CheckpointFile, m.Logger)
+		m.AddCheck("audit_checkpoint", cp.Healthy)
+		m.Go("audit checkpoints", func(ctx context.Context) error {
+			if prep.Wait(ctx) {
+				cp.Run(ctx, m.Config.Auditor.CheckpointInterval)
+			}
+			return nil
+		})
+	}
 	api.New(l, api.Options{Logger: m.Logger}).Register(m.Router)
 	m.Protect(api.Policy())
 	var c *consume.Consumer

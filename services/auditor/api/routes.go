@@ -36,7 +36,9 @@ func (a *API) Register(r *httpx.Router) {
 			"the one before, its prev_hash is the previous entry's hash (32 zero bytes for the first) and its hash " +
 			"is SHA-256 of its canonical encoding. Reports the first broken entry and what is wrong with it " +
 			"(sequence_gap, unexpected_sequence, prev_hash_mismatch, hash_mismatch, unreadable_entry); ok is false then. " +
-			"last_seq and last_hash are the last intact entry: keep them elsewhere to detect a later truncation.",
+			"last_seq and last_hash are the last intact entry: keep them elsewhere to detect a later truncation. " +
+			"With signed checkpoints configured, an intact chain must also hold the newest checkpoint (checkpoint): " +
+			"checkpoint_missing, checkpoint_mismatch or checkpoint_signature otherwise.",
 		Tags: []string{"audit"},
 		Responses: map[int]string{
 			200: "the verification's result, intact (ok) or broken (first_break)",
@@ -92,7 +94,15 @@ var (
 		"last_seq":    httpx.Int64(0),
 		"last_hash":   hashSchema,
 		"first_break": breakSchema,
+		"checkpoint":  checkpointSchema,
 		"took_ms":     map[string]any{"type": "number", "minimum": 0},
+	})
+	checkpointSchema = httpx.Object([]string{"seq", "hash", "at", "key_id", "sig"}, map[string]any{
+		"seq":    httpx.Int64(0),
+		"hash":   hashSchema,
+		"at":     map[string]any{"type": "string", "format": "date-time"},
+		"key_id": httpx.StringSchema,
+		"sig":    map[string]any{"type": "string", "format": "byte", "description": "Ed25519 signature, base64"},
 	})
 	errorSchema = httpx.ErrorSchema(map[string]any{
 		"field": map[string]any{"type": "string", "description": "the malformed parameter (400)"},

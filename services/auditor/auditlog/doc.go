@@ -26,6 +26,18 @@
 // the primary key on Seq would refuse a fork). The lock is held until the transaction ends,
 // so appends of a batch go in one multi-row statement with the hashes computed in Go.
 //
+// # Checkpoints
+//
+// The chain alone cannot show that its newest entries were removed, or that whoever can write
+// to the table rewrote an entry and every entry after it: both leave a valid chain. A
+// Checkpoint anchors the chain outside PostgreSQL: a Checkpointer verifies the entries
+// appended since the newest checkpoint, signs the head (seq, hash, time, key id) with an
+// Ed25519 private key, appends it to a file as one line of JSON (synced) and logs it. It never
+// signs a chain that does not hold the newest checkpoint. Anyone with the public key checks a
+// chain against the checkpoints (CheckCheckpoints); a Log with an Anchor checks every Verify
+// against the newest one, so that an auditor restarted on a truncated, rewritten or replaced
+// table reports it broken instead of intact.
+//
 // # Exactly once
 //
 // An event id appears at most once in the log (a unique index). An append skips the events
@@ -35,12 +47,15 @@
 //
 // # Privileges
 //
-// Migrate creates the auditor's role (DefaultRole, NOLOGIN) and grants it exactly INSERT and
-// SELECT on the log; RolePool opens a pool whose connections switch to it. Everything this
-// package does after Migrate runs on such a pool, so even a bug in it cannot UPDATE or
-// DELETE an entry: PostgreSQL refuses. A trigger refuses UPDATE, DELETE and TRUNCATE by
-// other roles too, until the table's owner disables it; what the owner can still do, the
-// chain makes visible.
+// Migrate hands the log's table and its trigger function to Owner (annals_audit_owner,
+// NOLOGIN), a role no service uses, creates the auditor's role (DefaultRole, NOLOGIN) and
+// grants it exactly INSERT and SELECT on the log; RolePool opens a pool whose connections
+// switch to it. Everything this package does after Migrate runs on such a pool, so even a bug
+// in it cannot UPDATE or DELETE an entry: PostgreSQL refuses. A trigger refuses UPDATE,
+// DELETE and TRUNCATE by other roles too, and only Owner (or a superuser) can disable it: the
+// database user the services share cannot, unless it is a superuser, a member of Owner, or
+// has CREATEROLE (which lets it make itself one). What such a user can still do, the
+// checkpoints make visible.
 //
 // The package never changes or removes an entry, and never writes to the event store.
 package auditlog

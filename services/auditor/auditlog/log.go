@@ -28,6 +28,9 @@ type Options struct {
 	Now func() time.Time
 	// Metrics counts appended and skipped events (NewMetrics(nil) when nil).
 	Metrics *Metrics
+	// Anchor, when set, is checked by every Verify: an intact chain must hold the newest
+	// checkpoint of its file.
+	Anchor *Anchor
 }
 
 // Log is the audit log in PostgreSQL. Its methods take a pool that may run as the auditor's
@@ -36,6 +39,9 @@ type Log struct {
 	pool    *pgxpool.Pool
 	now     func() time.Time
 	metrics *Metrics
+	anchor  *Anchor
+	// committed, when set (by NewCheckpointer), is called after the Consumer commits appends.
+	committed func()
 }
 
 var (
@@ -45,7 +51,7 @@ var (
 
 // New returns the audit log of the database that pool connects to. Migrate must have run.
 func New(pool *pgxpool.Pool, opts Options) *Log {
-	l := &Log{pool: pool, now: opts.Now, metrics: opts.Metrics}
+	l := &Log{pool: pool, now: opts.Now, metrics: opts.Metrics, anchor: opts.Anchor}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -76,6 +82,9 @@ func (l *Log) Consumer(base consume.Config) (*consume.Consumer, error) {
 		err := unit(context.WithValue(ctx, tallyKey{}, t), fn)
 		if err == nil {
 			l.metrics.add(*t)
+			if l.committed != nil && t.appended > 0 {
+				l.committed()
+			}
 		}
 		return err
 	}

@@ -283,3 +283,61 @@ func TestLog_AppendNormalises(t *testing.T) {
 		t.Errorf("stored %+v", got)
 	}
 }
+
+// TestMigrate_Owner: the log belongs to a role of its own, so that the database user the
+// services share (here a plain role with CREATE on the schema and the auditor's role, as an
+// administrator's `annals audit migrate -member` leaves it) cannot disable the trigger,
+// truncate, replace the trigger's function or take the table; its own Migrate at start finds
+// everything in place and changes nothing.
+func TestMigrate_Owner(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	var table, function string
+	if err := e.owner.QueryRow(ctx, `select pg_get_userbyid(relowner) from pg_class where oid = 'annals_audit_log'::regclass`).Scan(&table); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.owner.QueryRow(ctx, `select pg_get_userbyid(proowner) from pg_proc where oid = 'annals_audit_log_append_only()'::regprocedure`).Scan(&function); err != nil {
+		t.Fatal(err)
+	}
+	if table != auditlog.Owner || function != auditlog.Owner {
+		t.Errorf("the table belongs to %s and its trigger function to %s, want %s", table, function, auditlog.Owner)
+	}
+
+	shared := "annals_shared_test_" + strings.ReplaceAll(fmt.Sprint(time.Now().UnixNano()), "-", "")
+	id, sch := pgx.Identifier{shared}.Sanitize(), pgx.Identifier{currentSchema(t, e)}.Sanitize()
+	for _, s := range []string{`create role ` + id + ` nologin`, `grant usage, create on schema ` + sch + ` to ` + id} {
+		if _, err := e.owner.Exec(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		e.owner.Exec(context.Background(), `drop owned by `+id)
+		e.owner.Exec(context.Background(), `drop role if exists `+id)
+	})
+	if err := auditlog.GrantMember(ctx, e.owner, "", shared); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := auditlog.RolePool(ctx, e.owner, shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := auditlog.Migrate(ctx, pool, nil, ""); err != nil {
+		t.Fatalf("migrate as the shared user, with everything in place: %v", err)
+	}
+	for _, sql := range []string{
+		`alter table annals_audit_log disable trigger user`,
+		`truncate annals_audit_log`,
+		`delete from annals_audit_log`,
+		`create or replace function annals_audit_log_append_only() returns trigger language plpgsql as $$ begin return old; end $$`,
+		`alter table annals_audit_log owner to ` + id,
+		`grant ` + pgx.Identifier{auditlog.Owner}.Sanitize() + ` to current_user`,
+	} {
+		_, err := pool.Exec(ctx, sql)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42501" {
+			t.Errorf("%s as the shared user: %v, want permission denied", sql, err)
+		}
+	}
+}

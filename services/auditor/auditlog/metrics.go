@@ -13,6 +13,10 @@ type Metrics struct {
 	appended prometheus.Counter
 	skipped  prometheus.Counter
 	verify   *verifyCollector
+
+	checkpointFailures prometheus.Counter
+	checkpointEnabled  prometheus.Gauge
+	checkpoint         *checkpointCollector
 }
 
 var (
@@ -55,6 +59,28 @@ func (c *verifyCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descVerifyEntries, prometheus.GaugeValue, float64(c.n))
 }
 
+var descCheckpointAge = prometheus.NewDesc("annals_auditor_checkpoint_age_seconds",
+	"How old the newest checkpoint the auditor wrote or checked is, in seconds; absent until there is one.", nil, nil)
+
+// checkpointCollector exports the newest checkpoint's age at the time of the scrape, and
+// nothing before there is one.
+type checkpointCollector struct {
+	mu  sync.Mutex
+	at  time.Time
+	now func() time.Time
+}
+
+func (c *checkpointCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descCheckpointAge }
+
+func (c *checkpointCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at.IsZero() {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descCheckpointAge, prometheus.GaugeValue, c.now().Sub(c.at).Seconds())
+}
+
 // NewMetrics creates the audit log's metrics and registers them on reg (nil: not registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
@@ -67,9 +93,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Deliveries of events the audit log had already, skipped (transactions committed).",
 		}),
 		verify: &verifyCollector{},
+		checkpointFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "annals_auditor_checkpoint_failures_total",
+			Help: "Checks that found the audit log without its newest checkpoint (truncated, rewritten or replaced), or a checkpoint whose signature fails.",
+		}),
+		checkpointEnabled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "annals_auditor_checkpoints_enabled",
+			Help: "1 when the auditor signs checkpoints of the audit log (a key is configured), 0 otherwise.",
+		}),
+		checkpoint: &checkpointCollector{now: time.Now},
 	}
 	if reg != nil {
-		reg.MustRegister(m.appended, m.skipped, m.verify)
+		reg.MustRegister(m.appended, m.skipped, m.verify, m.checkpointFailures, m.checkpointEnabled, m.checkpoint)
 	}
 	return m
 }
@@ -100,4 +135,25 @@ func (m *Metrics) verified(r Report) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.done, c.ok, c.n, c.at = true, r.OK, r.Checked, time.Now()
+}
+
+func (m *Metrics) checkpointFailed() { m.checkpointFailures.Inc() }
+
+// checkpointAt records the time of the newest checkpoint written or checked.
+func (m *Metrics) checkpointAt(at time.Time) {
+	c := m.checkpoint
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if at.After(c.at) {
+		c.at = at
+	}
+}
+
+// CheckpointsEnabled records whether the auditor signs checkpoints.
+func (m *Metrics) CheckpointsEnabled(on bool) {
+	v := 0.0
+	if on {
+		v = 1
+	}
+	m.checkpointEnabled.Set(v)
 }

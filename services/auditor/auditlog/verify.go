@@ -56,6 +56,9 @@ type Report struct {
 	LastHash Hash  `json:"last_hash"`
 	// Break is the first broken entry; nil when OK.
 	Break *Break `json:"first_break,omitempty"`
+	// Checkpoint is the newest checkpoint of the log's Anchor, checked against the chain
+	// (a failing one is the Break); nil without an anchor or a checkpoint.
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
 	// Took is how long the verification took.
 	Took time.Duration `json:"-"`
 }
@@ -63,7 +66,11 @@ type Report struct {
 // String summarises the report in one line.
 func (r Report) String() string {
 	if r.OK {
-		return fmt.Sprintf("chain intact: %d entries, head seq %d hash %s", r.Checked, r.LastSeq, r.LastHash)
+		s := fmt.Sprintf("chain intact: %d entries, head seq %d hash %s", r.Checked, r.LastSeq, r.LastHash)
+		if r.Checkpoint != nil {
+			s += "; holds " + r.Checkpoint.String()
+		}
+		return s
 	}
 	b := r.Break
 	return fmt.Sprintf("chain broken at seq %d: %s (expected %s, found %s): %s; %d entries intact before it",
@@ -77,6 +84,10 @@ const DefaultPageSize = 1000
 type VerifyOptions struct {
 	// PageSize is how many entries each query reads (DefaultPageSize when 0).
 	PageSize int
+	// From, when set, is a trusted point of the chain (a checked checkpoint): the entry at its
+	// seq must have its hash, and the walk starts after it, so that only the entries appended
+	// since are read. Checked then counts those.
+	From *Checkpoint
 }
 
 // Verify walks the chain from seq 1 in order, a page at a time (memory stays bounded
@@ -88,8 +99,9 @@ type VerifyOptions struct {
 // It detects any change made to the log after the fact, by anyone, to any entry but the
 // last ones: a changed column (hash mismatch there), a changed entry rehashed (previous-hash
 // mismatch at the next), a deleted entry (sequence gap), entries swapped or renumbered. Removing
-// the newest entries leaves a shorter valid chain: compare LastSeq and LastHash with a report
-// kept elsewhere to catch that.
+// the newest entries leaves a shorter valid chain, and rewriting an entry and every one after
+// it a valid other chain: with an Anchor (Options.Anchor), an intact chain is also checked
+// against the newest checkpoint, kept outside PostgreSQL, which catches both.
 func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (Report, error) {
 	start := time.Now()
 	size := opts.PageSize
@@ -97,6 +109,17 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (Report, error) {
 		size = DefaultPageSize
 	}
 	r := Report{LastHash: Genesis}
+	if f := opts.From; f != nil && f.Seq > 0 {
+		hashes, last, err := l.hashesAt(ctx, []int64{f.Seq})
+		if err != nil {
+			return Report{}, fmt.Errorf("verify: %w", err)
+		}
+		if b := checkpointBreak(*f, hashes, last); b != nil {
+			r.Break, r.Took = b, time.Since(start)
+			return r, nil
+		}
+		r.LastSeq, r.LastHash = f.Seq, f.Hash
+	}
 	var buf []byte
 	for {
 		rows, err := l.pool.Query(ctx, `select `+entryColumns+` from annals_audit_log
@@ -122,7 +145,11 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (Report, error) {
 			break
 		}
 	}
-	r.OK, r.Took = true, time.Since(start)
+	r.OK = true
+	if err := l.checkAnchor(ctx, &r); err != nil {
+		return Report{}, err
+	}
+	r.Took = time.Since(start)
 	return r, nil
 }
 

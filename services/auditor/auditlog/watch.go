@@ -29,13 +29,21 @@ func (l *Log) NewWatch(opts VerifyOptions) *Watch { return &Watch{log: l, opts: 
 // another hash, is reported broken with ProblemTruncated (or the hash problem) there. The
 // outcome goes to the log's metrics: only a Watch writes them, because only it can tell a
 // truncated chain from an intact one, and a plain Verify (the API's) must not clear what it
-// found.
+// found. With the log's Anchor, a chain without its newest checkpoint also counts on
+// annals_auditor_checkpoint_failures_total: that is how an auditor restarted on a rewritten
+// or truncated table, whose Watch has no earlier verification to compare with, notices it.
 func (w *Watch) Check(ctx context.Context) (Report, error) {
 	r, err := w.log.Verify(ctx, w.opts)
 	if err != nil {
 		return r, err
 	}
+	if r.Checkpoint != nil && r.OK {
+		w.log.metrics.checkpointAt(r.Checkpoint.At)
+	}
 	if !r.OK {
+		if IsCheckpointProblem(r.Break.Problem) {
+			w.log.metrics.checkpointFailed()
+		}
 		w.log.metrics.verified(r)
 		return r, nil
 	}
