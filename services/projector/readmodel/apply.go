@@ -33,6 +33,10 @@ type Options struct {
 	BatchSize int
 	// Metrics, when set, receive the end-to-end latency of the events the consumer applies.
 	Metrics *Metrics
+	// Keys opens the encrypted email and name of the user events (a *shred.Keyring on the
+	// writer's key store and key-encryption key). Nil keeps the values as the events carry
+	// them: only for a deployment that records personal data in clear.
+	Keys Decrypter
 }
 
 // DefaultBatchSize is the rebuild's page size when Options.BatchSize is 0.
@@ -44,6 +48,7 @@ type Projection struct {
 	pool    *pgxpool.Pool
 	batch   int
 	metrics *Metrics
+	keys    Decrypter
 	// inbox records the events HandleBatch applies: under Group, or the group of the
 	// Consumer made from it.
 	inbox consume.Inbox
@@ -63,7 +68,7 @@ var _ consume.Handler = (*Projection)(nil)
 
 // New returns the Projection on pool. The read models must be migrated (Migrate).
 func New(pool *pgxpool.Pool, opts Options) *Projection {
-	p := &Projection{pool: pool, batch: opts.BatchSize, metrics: opts.Metrics, polls: [2]time.Duration{firstPoll, maxPoll},
+	p := &Projection{pool: pool, batch: opts.BatchSize, metrics: opts.Metrics, keys: opts.Keys, polls: [2]time.Duration{firstPoll, maxPoll},
 		inbox: consume.Inbox{Group: Group}}
 	if p.batch <= 0 {
 		p.batch = DefaultBatchSize
@@ -102,7 +107,7 @@ func (p *Projection) Handle(ctx context.Context, m *consume.Message) error {
 //
 // The statement is atomic; after an error the caller rolls tx back, as a PostgresUnit does.
 func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, e events.Envelope) error {
-	s, ok, err := plan(e)
+	s, ok, err := p.plan(ctx, e)
 	if err != nil || !ok {
 		return err
 	}
