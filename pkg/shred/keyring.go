@@ -81,6 +81,9 @@ func NewKeyring(kek KEK, store KeyStore, opts Options) *Keyring {
 	return r
 }
 
+// KEK is the keyring's key-encryption key.
+func (r *Keyring) KEK() KEK { return r.kek }
+
 // IsEncrypted reports whether value has the form Encrypt gives.
 func IsEncrypted(value string) bool { return strings.HasPrefix(value, Prefix) }
 
