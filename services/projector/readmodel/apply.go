@@ -126,6 +126,7 @@ const (
 	userCreated kind = iota
 	userProfileUpdated
 	userDeactivated
+	userErased
 	orderCreated
 	itemAdded
 	itemRemoved
@@ -171,6 +172,10 @@ var applySQL = [numKinds]string{
 	userDeactivated: `update {users} u set status = 'deactivated', deactivation_reason = x.reason,
 			deactivated_at = x.at, updated_at = x.at, version = x.version
 		from unnest($1::uuid[], $2::int8[], $3::text[], $4::timestamptz[]) as x(id, version, reason, at)
+		where u.id = any($1) and u.id = x.id and u.version = x.version - 1`,
+	// The user's personal data is erased: the row keeps the user, without email and name.
+	userErased: `update {users} u set email = '` + Erased + `', name = '` + Erased + `', updated_at = x.at, version = x.version
+		from unnest($1::uuid[], $2::int8[], $3::timestamptz[]) as x(id, version, at)
 		where u.id = any($1) and u.id = x.id and u.version = x.version - 1`,
 	orderCreated: `insert into {orders} (id, user_id, status, items, total_cents, item_count, created_at, updated_at, version)
 		select x.id, x.user_id, 'pending', x.items::jsonb, x.total, x.n, x.at, x.at, x.version
@@ -289,7 +294,7 @@ func (s step) args() []any {
 		return []any{s.id, s.e.Version, s.c.itemID, s.at}
 	case orderConfirmed:
 		return []any{s.id, s.e.Version, s.c.cents, s.at}
-	default: // orderShipped
+	default: // userErased, orderShipped
 		return []any{s.id, s.e.Version, s.at}
 	}
 }
@@ -342,6 +347,17 @@ func plan(e events.Envelope) (s step, ok bool, err error) {
 			return s, false, err
 		}
 		s.kind, s.c.reason = userDeactivated, d.Reason
+	case eventUserPersonalDataErased:
+		var d struct {
+			UserID string `json:"user_id"`
+		}
+		if err := decode(e, &d); err != nil {
+			return s, false, err
+		}
+		if d.UserID != "" && d.UserID != id.String() {
+			return s, false, fmt.Errorf("user_id %q is not the stream's id", d.UserID)
+		}
+		s.kind = userErased
 	case domain.EventOrderCreated:
 		var d domain.OrderCreated
 		if err := decode(e, &d); err != nil {
