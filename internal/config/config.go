@@ -46,6 +46,9 @@ type EventSourcing struct {
 	StoreType         string `json:"event_store_type"`
 	SnapshotFrequency int    `json:"snapshot_frequency"`
 	Serialization     string `json:"event_serialization"`
+	// PersonalDataKeyFile is the file of the KEK that wraps users' data keys (pkg/shred);
+	// empty: personal data is recorded in clear.
+	PersonalDataKeyFile string `json:"personal_data_key_file"`
 }
 
 // EventStore is the [event_store] section. URL, when set, wins over the other keys; SSLMode

@@ -93,7 +93,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 88; got != want {
+	if got, want := len(keys), 89; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}

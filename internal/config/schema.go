@@ -84,6 +84,9 @@ var specs = []spec{
 		Allowed: []string{"avro", "json", "msgpack", "protobuf"},
 		Doc:     "Encoding of event values the relay writes to Kafka: Avro single-object encoding, JSON, MessagePack or Protocol Buffers; consumers read all four."},
 		field: func(c *Config) any { return &c.EventSourcing.Serialization }},
+	{Key: Key{Section: "event_sourcing", Name: "personal_data_key_file", Env: "PERSONAL_DATA_KEY_FILE", Kind: KindString, Default: "",
+		Doc: "File holding the key (32 bytes in base64, a Secret mounted read-only) that wraps each user's data key: the writer then records emails and names encrypted with the user's data key, and DELETE /v1/users/{id}/personal-data erases them by destroying it; empty: they are recorded in clear and cannot be erased (a warning at start-up)."},
+		field: func(c *Config) any { return &c.EventSourcing.PersonalDataKeyFile }},
 
 	// [event_store]
 	{Key: Key{Section: "event_store", Name: "url", Env: "DATABASE_URL", Kind: KindSecret, Default: "", Secure: true,

@@ -21,6 +21,7 @@ const (
 	RuleUserNotFound           = "user_not_found"
 	RuleUserAlreadyDeactivated = "user_already_deactivated"
 	RuleUserDeactivated        = "user_deactivated"
+	RuleUserErased             = "user_personal_data_erased"
 
 	RuleOrderAlreadyExists    = "order_already_exists"
 	RuleOrderNotFound         = "order_not_found"

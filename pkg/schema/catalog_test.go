@@ -17,7 +17,7 @@ import (
 )
 
 var eventTypes = []string{
-	"UserCreated", "UserProfileUpdated", "UserDeactivated",
+	"UserCreated", "UserProfileUpdated", "UserDeactivated", "UserPersonalDataErased",
 	"OrderCreated", "ItemAdded", "ItemRemoved", "OrderConfirmed", "OrderCancelled", "OrderShipped",
 }
 
@@ -43,7 +43,7 @@ func TestLoad(t *testing.T) {
 		}
 	}
 	want := []string{"ItemAdded.v1", "ItemRemoved.v1", "OrderCancelled.v1", "OrderConfirmed.v1", "OrderCreated.v1",
-		"OrderShipped.v1", "UserCreated.v1", "UserDeactivated.v1", "UserProfileUpdated.v1", "UserProfileUpdated.v2"}
+		"OrderShipped.v1", "UserCreated.v1", "UserDeactivated.v1", "UserPersonalDataErased.v1", "UserProfileUpdated.v1", "UserProfileUpdated.v2"}
 	if !slices.Equal(got, want) {
 		t.Errorf("schemas = %v,\n want %v", got, want)
 	}
@@ -167,6 +167,7 @@ func TestFingerprint(t *testing.T) {
 			"OrderCreated.v1": 0xbbfdddc04922acd4, "OrderShipped.v1": 0x2251b7fab0ec892a,
 			"UserCreated.v1": 0x8b2ced335bd2f45b, "UserDeactivated.v1": 0x0a411f6ed3fe6faa,
 			"UserProfileUpdated.v1": 0x7c9c11359b443e45, "UserProfileUpdated.v2": 0xa77f28c0895afb1e,
+			"UserPersonalDataErased.v1": 0x5835b28a72f96931,
 		}
 		for _, in := range c.Schemas() {
 			key := in.Type + ".v" + strconv.Itoa(in.Version)

@@ -47,6 +47,8 @@ var examples = []example{
 	{"OrderConfirmed", 1, `{"total_cents":6397}`, `{"total_cents":6397}`},
 	{"OrderCancelled", 1, `{"reason":"changed my mind"}`, `{"reason":"changed my mind"}`},
 	{"OrderShipped", 1, `{}`, `{}`},
+	{"UserPersonalDataErased", 1, `{"user_id":"` + userID + `","erased_at":"2026-03-01T12:00:00.123456Z"}`,
+		`{"user_id":"` + userID + `","erased_at":"2026-03-01T12:00:00.123456Z"}`},
 }
 
 // envelope returns a recorded event of the given type and data.

@@ -12,6 +12,7 @@ package domaintest
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -61,6 +62,11 @@ func Histories(user uuid.UUID) []History {
 	userHistory := func(name string, steps ...step) {
 		id := uuid.Must(uuid.NewV7())
 		first := step{domain.EventUserCreated, domain.UserCreated{UserID: id.String(), Email: "ada@example.com", Name: "Ada"}}
+		for i, s := range steps { // raw JSON may name the user as {id}
+			if raw, ok := s.data.(string); ok {
+				steps[i].data = strings.ReplaceAll(raw, "{id}", id.String())
+			}
+		}
 		out = append(out, build(name, "user-"+id.String(), domain.User, append([]step{first}, steps...)))
 	}
 	orderHistory := func(name string, items []domain.Item, total int64, steps ...step) {
@@ -77,6 +83,10 @@ func Histories(user uuid.UUID) []History {
 	userHistory("UserDeactivated",
 		step{domain.EventUserProfileUpdated, domain.UserProfileUpdated{Name: &name, Email: &email}},
 		step{domain.EventUserDeactivated, domain.UserDeactivated{Reason: "moved away"}})
+	userHistory("UserPersonalDataErased",
+		step{domain.EventUserProfileUpdated, domain.UserProfileUpdated{Name: &name}},
+		step{domain.EventUserPersonalDataErased, `{"user_id":"{id}","erased_at":"2026-03-01T12:00:02Z"}`},
+		step{domain.EventUserDeactivated, domain.UserDeactivated{Reason: "erased"}})
 
 	orderHistory("OrderCreated", []domain.Item{tea, cake}, 1125)
 	orderHistory("OrderCreatedEmpty", nil, 0)
