@@ -416,16 +416,14 @@ func (d *Directory) queueUserEvent(ctx context.Context, b *pgx.Batch, e events.E
 				version = excluded.version, updated_at = clock_timestamp()
 			where u.version < excluded.version`,
 			id, e.RecordedAt, e.Version)
-	case eventUserPersonalDataErased:
-		var data struct {
-			ErasedAt *time.Time `json:"erased_at"`
-		}
+	case domain.EventUserPersonalDataErased:
+		var data domain.UserPersonalDataErased
 		if err := json.Unmarshal(e.Data, &data); err != nil {
 			return fmt.Errorf("%s data: %w", e.Type, err)
 		}
 		at := e.RecordedAt
-		if data.ErasedAt != nil {
-			at = *data.ErasedAt
+		if !data.ErasedAt.IsZero() {
+			at = data.ErasedAt
 		}
 		queueErasure(b, id, e.Version, at)
 	default:

@@ -8,21 +8,20 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/consume"
+	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/shred"
 )
 
 // Erased replaces an erased user's email and name in the sent log, and is the recipient of
 // the rows of their emails suppressed for the erasure.
-const Erased = "[erased]"
+const Erased = domain.Erased
 
 // ReasonErased is the reason of an email not sent because its user's personal data was
 // erased: in the sent log (status suppressed) and in the reason label of
 // annals_notifier_emails_suppressed_total.
 const ReasonErased = "erased"
-
-// eventUserPersonalDataErased is the event that erases a user's personal data.
-const eventUserPersonalDataErased = "UserPersonalDataErased"
 
 // Decrypter opens the personal values the writer recorded encrypted (a *shred.Keyring): a
 // value that is not encrypted comes back as it is, a value whose subject was erased fails
@@ -31,8 +30,11 @@ type Decrypter interface {
 	Decrypt(ctx context.Context, subject, value string) (string, error)
 }
 
-// subjectOf is the keyring subject of a user's personal data: the user's id.
-func subjectOf(id uuid.UUID) string { return id.String() }
+// subjectOf is the keyring subject of a user's personal data (domain.PersonalDataSubject).
+func subjectOf(id uuid.UUID) string {
+	subject, _ := domain.PersonalDataSubject(events.StreamID(domain.UserCategory, id.String()))
+	return subject
+}
 
 // reveal replaces the user's encrypted values by their clear text; erased is true when the
 // user's data key is destroyed, and the values are then Erased. Without keys, values stay as

@@ -108,4 +108,53 @@ func TestNotifier_EncryptedPersonalData(t *testing.T) {
 	}
 }
 
-var _ = notifiertest.Event{}
+// TestNotifier_UserPersonalDataErased: once a user's UserPersonalDataErased reaches the
+// directory, the sent log's rows of the user's emails lose recipient and subject, the
+// directory keeps a tombstone without email and name, and a later order email is suppressed
+// (erased) rather than sent or waited for. Another user's rows are left alone.
+func TestNotifier_UserPersonalDataErased(t *testing.T) {
+	t.Parallel()
+	keys := shred.NewKeyring(shredtest.NewKEK(t), shred.NewMemoryKeyStore(), shred.Options{CacheTTL: -1})
+	h := newHarness(t, setup{keys: keys})
+	gone, kept, order, later := newID(), newID(), newID(), newID()
+	items := []domain.Item{{ID: "a", Name: "A", PriceCents: 500, Quantity: 1}}
+	goneEmail, keptEmail := h.address("erased"), h.address("stays")
+	h.publish(
+		userCreated(gone, sealed(t, keys, gone, goneEmail), sealed(t, keys, gone, "Erin Erased")),
+		profileUpdated(gone, 1, nil, ptr(sealed(t, keys, gone, "Erin Renamed"))),
+		userCreated(kept, sealed(t, keys, kept, keptEmail), sealed(t, keys, kept, "Stan Stays")),
+	)
+	h.publish(orderCreated(order, gone, items), orderConfirmed(order, 1, 500))
+	h.start()
+	h.waitSent(3, 30*time.Second)
+	if got := h.holding(goneEmail, "Erin Erased", "Erin Renamed"); len(got) == 0 {
+		t.Fatalf("the user's personal data is in no table before the erasure")
+	}
+
+	if err := keys.Erase(context.Background(), gone.String()); err != nil {
+		t.Fatal(err)
+	}
+	h.publish(notifiertest.Event{StreamID: "user-" + gone.String(), Version: 2, Type: domain.EventUserPersonalDataErased,
+		Data: domain.UserPersonalDataErased{UserID: gone.String(), ErasedAt: time.Now().UTC()}})
+	notifiertest.WaitFor(t, 20*time.Second, "the erasure in the directory", func() bool {
+		return h.count(`select count(*) from annals_notifier_users where user_id = $1 and erased_at is not null`, gone) == 1
+	})
+	if got := h.holding(goneEmail, "Erin Erased", "Erin Renamed"); len(got) > 0 {
+		t.Errorf("the erased user's personal data is in %v", got)
+	}
+	if n := h.count(`select count(*) from annals_notifier_sent where recipient = $1 and subject = $1`, notify.Erased); n != 2 {
+		t.Errorf("%d rows of the sent log redacted, want 2 (welcome, confirmation)", n)
+	}
+	if got := h.holding(keptEmail, "Stan Stays"); len(got) < 2 {
+		t.Errorf("the other user's data is only in %v", got)
+	}
+
+	evs := h.publish(orderCreated(later, gone, items), orderConfirmed(later, 1, 500))
+	h.waitSent(4, 30*time.Second)
+	if r := h.sent()[evs[1].EventID]; r.Status != notify.StatusSuppressed || r.Reason != notify.ReasonErased || r.To != notify.Erased {
+		t.Errorf("order email after the erasure: %+v, want suppressed (erased)", r)
+	}
+	if got := h.holding(goneEmail, "Erin Erased", "Erin Renamed"); len(got) > 0 {
+		t.Errorf("the erased user's personal data is in %v", got)
+	}
+}

@@ -347,10 +347,8 @@ func plan(e events.Envelope) (s step, ok bool, err error) {
 			return s, false, err
 		}
 		s.kind, s.c.reason = userDeactivated, d.Reason
-	case eventUserPersonalDataErased:
-		var d struct {
-			UserID string `json:"user_id"`
-		}
+	case domain.EventUserPersonalDataErased:
+		var d domain.UserPersonalDataErased
 		if err := decode(e, &d); err != nil {
 			return s, false, err
 		}

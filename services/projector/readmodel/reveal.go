@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/google/uuid"
+	"github.com/annals-dev/annals/internal/domain"
 
-		"github.com/annals-dev/annals/pkg/consume"
+	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/shred"
 )
@@ -16,9 +16,7 @@ import (
 // user's email or name) that can no longer be read: its subject's data key was destroyed
 // (shred.ErrErased), or the user's UserPersonalDataErased has been applied. It keeps the
 // columns and the API's fields strings, as a redacted value ("[redacted]") does.
-const Erased = "[erased]"
-
-const eventUserPersonalDataErased = "UserPersonalDataErased"
+const Erased = domain.Erased
 
 // Decrypter opens the personal values the writer recorded encrypted (a *shred.Keyring): a
 // value that is not encrypted comes back as it is, a value whose subject was erased fails
@@ -38,7 +36,7 @@ func (p *Projection) reveal(ctx context.Context, s *step) error {
 	if p.keys == nil || (s.kind != userCreated && s.kind != userProfileUpdated) {
 		return nil
 	}
-	subject := subjectOf(s.id)
+	subject, _ := domain.PersonalDataSubject(s.e.StreamID) // a user stream's: plan checked it
 	for _, v := range []*string{s.c.email, s.c.name} {
 		if v == nil || !shred.IsEncrypted(*v) {
 			continue
@@ -56,9 +54,6 @@ func (p *Projection) reveal(ctx context.Context, s *step) error {
 	}
 	return nil
 }
-
-// subjectOf is the keyring subject of a user's personal data: the user's id.
-func subjectOf(id uuid.UUID) string { return id.String() }
 
 // plan is the package's plan with the step's personal values revealed (see reveal). An error
 // of plan is Permanent; one of reveal may be a dependency's.

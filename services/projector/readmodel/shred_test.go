@@ -20,7 +20,7 @@ import (
 // shredEnv is an env whose projection opens personal values with a keyring of its own.
 type shredEnv struct {
 	*env
-	keys  *shred.Keyring
+	keys     *shred.Keyring
 	keyStore *flakyKeys
 }
 
@@ -118,7 +118,7 @@ func TestProjection_PersonalData(t *testing.T) {
 		}
 	})
 
-	t.Run("UserPersonalDataErased", func(t *testing.T) {
+	t.Run(domain.EventUserPersonalDataErased, func(t *testing.T) {
 		e := newShredEnv(t)
 		erased, kept := uuid.New(), uuid.New()
 		for _, id := range []uuid.UUID{erased, kept} {
@@ -135,7 +135,7 @@ func TestProjection_PersonalData(t *testing.T) {
 		if err := e.keys.Erase(ctx, erased.String()); err != nil {
 			t.Fatal(err)
 		}
-		e.mustApply(t, e.appendRaw(t, "user-"+erased.String(), "UserPersonalDataErased",
+		e.mustApply(t, e.appendRaw(t, "user-"+erased.String(), domain.EventUserPersonalDataErased,
 			map[string]string{"user_id": erased.String(), "erased_at": "2026-03-01T12:00:00Z"}))
 		u, err := e.proj.User(ctx, erased)
 		if err != nil || u.Email != readmodel.Erased || u.Name != readmodel.Erased || u.Version != 2 {
@@ -178,7 +178,7 @@ func TestProjection_PersonalData(t *testing.T) {
 		if u, err := e.proj.User(ctx, id); err != nil || u.Email != "re.alan@example.com" || u.Name != "Alan II" {
 			t.Fatalf("%+v, %v", u, err)
 		}
-		if err := e.handleBatch(t, []events.Envelope{ev(stream, 2, "UserPersonalDataErased", map[string]string{"user_id": id.String()})}); err != nil {
+		if err := e.handleBatch(t, []events.Envelope{ev(stream, 2, domain.EventUserPersonalDataErased, map[string]string{"user_id": id.String()})}); err != nil {
 			t.Fatal(err)
 		}
 		if u, err := e.proj.User(ctx, id); err != nil || u.Email != readmodel.Erased || u.Name != readmodel.Erased || u.Version != 2 {
