@@ -20,7 +20,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/testenv"
+	"github.com/annals-dev/annals/pkg/shred"
 )
 
 // The erasure test: the writer (with its relay), the projector, the notifier and the auditor
@@ -33,13 +35,8 @@ import (
 // the user's events bring nothing back. A second user, not erased, keeps their clear data
 // everywhere the scan looks (so the scan can find what it looks for).
 
-// Settings of the erasure test: the key-encryption key's setting and a key for it, and what
-// the read models show for a value whose key is destroyed.
-const (
-	shredKeyEnv      = "SHRED_KEK_FILE"
-	shredTestKEK     = "0123456789abcdef0123456789abcdef"
-	shredErasedValue = "[erased]"
-)
+// shredErasedValue is what the read models show for an erased email or name.
+const shredErasedValue = domain.Erased
 
 // shredBins are the programs of the erasure test.
 type shredBins struct{ writer, projector, notifier, auditor, annals string }
@@ -302,11 +299,15 @@ func TestShred_ErasureLeavesNoClearData(t *testing.T) {
 	uniq := strconv.FormatInt(time.Now().UnixNano(), 36)
 	domain := "e" + uniq + ".annals-test.invalid"
 	t.Cleanup(func() { notifierDeleteMail(t, domain) })
-	keyFile := filepath.Join(t.TempDir(), "kek")
-	if err := os.WriteFile(keyFile, []byte(shredTestKEK), 0o600); err != nil {
+	key, err := shred.NewKeyFile()
+	if err != nil {
 		t.Fatal(err)
 	}
-	e.vars[shredKeyEnv] = keyFile
+	keyFile := filepath.Join(t.TempDir(), "personal-data.key")
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.vars["PERSONAL_DATA_KEY_FILE"] = keyFile
 	e.vars["SMTP_ADDR"] = testenv.SMTPAddr(t)
 	e.vars["SMTP_STARTTLS"] = "none"
 	e.vars["NOTIFIER_RATE_LIMIT"] = "0"
