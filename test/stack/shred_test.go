@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -193,6 +194,17 @@ func shredScanTopics(t *testing.T, e *faultEnv, secrets []string) (map[string][]
 		}
 	}
 	return out, n
+}
+
+// shredScanConsole reads every record of the deployment's topics with Kafka's own console
+// consumer (keys, values and headers as text) and returns what it printed.
+func shredScanConsole(t *testing.T, e *faultEnv) string {
+	t.Helper()
+	out := testenv.KafkaTools(t, []string{"consumer.ConsoleConsumer", "--bootstrap-server", e.brokers[0],
+		"--include", regexp.QuoteMeta(e.cfg.Kafka.TopicPrefix) + `[.-].*`, "--from-beginning", "--timeout-ms", "20000",
+		"--property", "print.key=true", "--property", "print.headers=true",
+		"--consumer-property", "group.id=shred-scan-" + testenv.UniqueName(t)})
+	return out[0]
 }
 
 // shredScanHTTP returns the answers about the user, of the writer, the projector and the
@@ -383,6 +395,13 @@ func TestShred_ErasureLeavesNoClearData(t *testing.T) {
 		}
 		if n == 0 {
 			t.Errorf("%s: the scan read no record of the topics", when)
+		}
+		console := shredScanConsole(t, e)
+		if f := shredFind([]byte(console), secrets); len(f) > 0 {
+			t.Errorf("%s: Kafka's console consumer prints clear personal data of the erased user: %v", when, f)
+		}
+		if !strings.Contains(console, "user-"+erased.id) {
+			t.Errorf("%s: Kafka's console consumer printed no record of the erased user", when)
 		}
 		if found := shredScanHTTP(t, writer.url, projector.url, notifier.url, erased, secrets); len(found) > 0 {
 			t.Errorf("%s: clear personal data of the erased user in answers: %v", when, found)
