@@ -71,6 +71,20 @@ if $secure; then
 	export KAFKA_SASL_USERNAME=cli KAFKA_SASL_PASSWORD=$ANNALS_SECURE_CLI_PASSWORD
 fi
 
+# The writer records users' emails and names encrypted with data keys that the stack's own
+# key wraps (PERSONAL_DATA_KEY_FILE, made on first use in .stack/personal-data.key: 32 random
+# bytes in base64, readable by this user only), so that DELETE /v1/users/{id}/personal-data
+# can erase them. A key for this machine's stack, never for a deployment.
+personal_data_key=${ANNALS_STACK_DIR:-$ROOT/.stack}/personal-data.key
+if [[ ! -s $personal_data_key ]]; then
+	mkdir -p "$(dirname "$personal_data_key")"
+	(umask 077 && head -c 32 /dev/urandom | base64 >"$personal_data_key.$$")
+	mv -n "$personal_data_key.$$" "$personal_data_key" # two first uses at once keep one key
+	rm -f "$personal_data_key.$$"
+fi
+chmod 400 "$personal_data_key"
+export PERSONAL_DATA_KEY_FILE=$personal_data_key
+
 say "building"
 make --no-print-directory build >/dev/null
 
@@ -148,6 +162,7 @@ done
 
 say "Mailpit UI      $MAILPIT_URL"
 say "signing key     ${ANNALS_STACK_DIR:-$ROOT/.stack}/signing.key (EVENT_SIGNING_KEY of the four services)"
+say "personal data   $personal_data_key (PERSONAL_DATA_KEY_FILE: wraps the users' data keys; losing it loses every email and name)"
 key_file=${ANNALS_STACK_DIR:-$ROOT/.stack}/api-key
 say "API key         $key_file (every scope; send it as Authorization: Bearer <key>)"
 if $prometheus; then

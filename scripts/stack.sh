@@ -929,7 +929,7 @@ signing_key() {
 }
 
 # The scopes of the services' routes (internal/auth.Scopes; a test keeps this list true).
-API_SCOPES="commands+events:read+read-models:read+notifications:read+audit:read+personal-data"
+API_SCOPES="commands+events:read+read-models:read+notifications:read+audit:read+personal-data+users:erase"
 
 # api_key prints the stack's API key, made on first use: "annals_" and 32 random bytes in
 # base64url, in .stack/api-key, readable by this user only. The services get only its SHA-256

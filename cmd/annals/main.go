@@ -6,7 +6,7 @@
 //
 // Commands:
 //
-//	migrate        apply the event store's database migrations (safe to run concurrently)
+//	migrate        apply the event store's database migrations, users' data keys included (safe to run concurrently)
 //	relay          publish the outbox to Kafka until stopped (the writer also runs one)
 //	outbox         the streams the relay holds: holds [-json] (list them and why), retry STREAM...
 //	               | -all (try their held append again), skip STREAM -version V -reason WHY
@@ -69,7 +69,7 @@ func main() {
 const usage = `usage: annals [-config file] <command> [arguments]
 
 commands:
-  migrate        apply the event store's database migrations (safe to run concurrently)
+  migrate        apply the event store's database migrations, users' data keys included (safe to run concurrently)
   relay          publish the outbox to Kafka until stopped (the writer also runs one)
   outbox         the streams the relay holds because it cannot publish one of their appends:
                  outbox holds [-json] (list them, with why), outbox retry STREAM... | -all

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/annals-dev/annals/internal/config"
+	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 )
 
@@ -21,7 +22,7 @@ func migrateCmd(ctx context.Context, args []string, loadConfig func() (*config.C
 	defer pool.Close()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	applied, err := postgres.Migrate(ctx, pool, nil)
+	applied, err := wiring.Migrate(ctx, pool, nil)
 	if err != nil {
 		return err
 	}

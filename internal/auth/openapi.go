@@ -26,6 +26,7 @@ var scopeText = map[string]string{
 	ScopeNotificationsRead: "the notifier's sent log",
 	ScopeAuditRead:         "the auditor's audit log and its verification",
 	ScopePersonalData:      "no route by itself: emails and names unredacted in what the other scopes show",
+	ScopeUsersErase:        "the writer's erasure of a user's personal data",
 }
 
 // Security is what a enforces on the routes of policy, as the service's OpenAPI document

@@ -22,11 +22,14 @@ const (
 	// ScopePersonalData: see emails and names unredacted in whatever the other scopes let
 	// one read. It opens no route by itself.
 	ScopePersonalData = "personal-data"
+	// ScopeUsersErase: erase a user's personal data for good (DELETE
+	// /v1/users/{id}/personal-data), apart from the everyday commands.
+	ScopeUsersErase = "users:erase"
 )
 
 // Scopes lists every scope, in a stable order.
 func Scopes() []string {
-	return []string{ScopeCommands, ScopeEventsRead, ScopeReadModelsRead, ScopeNotificationsRead, ScopeAuditRead, ScopePersonalData}
+	return []string{ScopeCommands, ScopeEventsRead, ScopeReadModelsRead, ScopeNotificationsRead, ScopeAuditRead, ScopePersonalData, ScopeUsersErase}
 }
 
 // KnownScope reports whether s is one of Scopes.

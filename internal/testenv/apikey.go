@@ -13,7 +13,7 @@ const APIKey = "annals_test-key-with-every-scope-0123456789"
 // APIScopes are every scope of internal/auth, as API_KEYS joins them (testenv cannot import
 // internal/auth, which sits above the library's packages whose tests use testenv; a test of
 // internal/auth keeps this list true).
-const APIScopes = "commands+events:read+read-models:read+notifications:read+audit:read+personal-data"
+const APIScopes = "commands+events:read+read-models:read+notifications:read+audit:read+personal-data+users:erase"
 
 // APIKeys is the API_KEYS setting that accepts APIKey, named "test", with every scope.
 var APIKeys = "test:" + APIScopes + ":" + func() string {

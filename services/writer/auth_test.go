@@ -57,6 +57,7 @@ var writerRoutes = map[string]authtest.Route{
 	"POST /v1/users":                         authtest.Req(auth.ScopeCommands, "POST", "/v1/users", `{"email":"matrix@example.com","name":"Matrix"}`),
 	"PATCH /v1/users/{id}":                   authtest.Req(auth.ScopeCommands, "PATCH", "/v1/users/"+someID, `{"name":"New"}`),
 	"POST /v1/users/{id}/deactivate":         authtest.Req(auth.ScopeCommands, "POST", "/v1/users/"+someID+"/deactivate", `{"reason":"test"}`),
+	"DELETE /v1/users/{id}/personal-data":    authtest.Req(auth.ScopeUsersErase, "DELETE", "/v1/users/"+someID+"/personal-data", ""),
 	"POST /v1/orders":                        authtest.Req(auth.ScopeCommands, "POST", "/v1/orders", `{"user_id":"`+someID+`"}`),
 	"POST /v1/orders/{id}/items":             authtest.Req(auth.ScopeCommands, "POST", "/v1/orders/"+someID+"/items", `{"id":"i","name":"n","price_cents":1,"quantity":1}`),
 	"DELETE /v1/orders/{id}/items/{item_id}": authtest.Req(auth.ScopeCommands, "DELETE", "/v1/orders/"+someID+"/items/i", ""),

@@ -25,20 +25,22 @@ import (
 
 func main() { app.RunProgram(app.Writer, migrateOnStart, wire) }
 
-// migrateOnStart applies the event store's migrations when MIGRATE_ON_START is set; several
-// writers starting at once are safe (postgres.Migrate serialises them).
+// migrateOnStart applies the event store's migrations, and the key store's of users' data
+// keys, when MIGRATE_ON_START is set; several writers starting at once are safe (the
+// migrations serialise them).
 func migrateOnStart(ctx context.Context, m *app.Main) error {
 	if !m.Config.Writer.MigrateOnStart {
 		return nil
 	}
-	_, err := postgres.Migrate(ctx, m.DB, m.Logger)
+	_, err := wiring.Migrate(ctx, m.DB, m.Logger)
 	return err
 }
 
 // wire builds the event store, the relay that publishes its outbox, the lag exporter (unless
 // LAG_EXPORTER_ENABLED=false), the live feed of GET /v1/subscribe and the command API on the
 // process's pool, with each principal's commands limited to COMMAND_RATE_LIMIT a second,
-// registers the API's routes, and prunes superseded snapshots and the consumer groups' inbox
+// encrypts users' personal data with the key of PERSONAL_DATA_KEY_FILE (in clear, with a
+// warning, without one), registers the API's routes, and prunes superseded snapshots and the consumer groups' inbox
 // rows older than INBOX_RETENTION every hour until ctx ends.
 func wire(ctx context.Context, m *app.Main) error {
 	r, err := wiring.NewRelay(m.DB, m.Config, m.Logger, m.Registry)
@@ -86,6 +88,12 @@ func wire(ctx context.Context, m *app.Main) error {
 	apiOpts.Hops = hops.NewHistogram(m.Registry, hops.CommandToCommit)
 	if apiOpts.Commands, err = api.CommandLimit(m.Config.Writer, m.Registry); err != nil {
 		return err
+	}
+	if apiOpts.Keys, err = wiring.Keyring(m.DB, m.Config); err != nil {
+		return err
+	}
+	if apiOpts.Keys == nil {
+		m.Logger.Warn("personal data is recorded in clear (PERSONAL_DATA_KEY_FILE is not set): users' emails and names cannot be erased; DELETE /v1/users/{id}/personal-data answers 409")
 	}
 	if apiOpts.Disabled {
 		m.Logger.Warn("event sourcing is disabled (EVENT_SOURCING_ENABLED=false): every command is refused with 503 event_sourcing_disabled; reads, the relay and the consumer groups keep working")

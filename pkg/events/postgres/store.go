@@ -625,6 +625,16 @@ func (s *Store) LatestSnapshot(ctx context.Context, streamID string, stateSchema
 	return snap, true, nil
 }
 
+// DeleteSnapshots deletes every snapshot of the stream, of every state-schema version: after
+// an erasure, no state taken before it may be loaded again. It returns how many it deleted.
+func (s *Store) DeleteSnapshots(ctx context.Context, streamID string) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `delete from annals_snapshots where stream_id = $1`, streamID)
+	if err != nil {
+		return 0, fmt.Errorf("delete snapshots of %s: %w", streamID, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // PruneSnapshots deletes snapshots created more than retention ago, except the newest of each
 // stream (SNAPSHOT_RETENTION_PERIOD). It returns how many it deleted.
 func (s *Store) PruneSnapshots(ctx context.Context, retention time.Duration) (int64, error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/feed"
 	"github.com/annals-dev/annals/pkg/hops"
+	"github.com/annals-dev/annals/pkg/shred"
 )
 
 // DefaultRetries is how often a command without If-Match is re-run after a version conflict.
@@ -46,6 +47,11 @@ type Options struct {
 	// Disabled refuses every command with httpx.ErrEventSourcingDisabled, appending nothing,
 	// while the reads keep working (EVENT_SOURCING_ENABLED=false).
 	Disabled bool
+	// Keys, when set (PERSONAL_DATA_KEY_FILE), encrypts users' emails and names with each
+	// user's data key before they are recorded, decrypts them for GET /v1/users/{id}, and
+	// erases them for DELETE /v1/users/{id}/personal-data. Without it they are recorded in
+	// clear, and erasure answers 409 personal_data_not_encrypted.
+	Keys *shred.Keyring
 }
 
 // API serves the writer's routes on an event store.
@@ -57,6 +63,7 @@ type API struct {
 	limit    *ratelimit.Limiter
 	hops     *hops.Histogram
 	disabled bool
+	keys     *shred.Keyring
 	feed     *feed.Feed
 	// heartbeat is how often an idle stream of GET /v1/subscribe gets a comment line.
 	heartbeat time.Duration
@@ -74,6 +81,7 @@ func New(store *postgres.Store, opts Options) *API {
 		limit:     opts.Commands,
 		hops:      opts.Hops,
 		disabled:  opts.Disabled,
+		keys:      opts.Keys,
 		feed:      opts.Feed,
 		heartbeat: opts.Heartbeat,
 		log:       opts.Logger,

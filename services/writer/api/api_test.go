@@ -81,7 +81,7 @@ func TestAPI_OpenAPI(t *testing.T) {
 		t.Errorf("documented = %v\nserved = %v", got, want)
 	}
 	want := []string{
-		"DELETE /v1/orders/{id}/items/{item_id}",
+		"DELETE /v1/orders/{id}/items/{item_id}", "DELETE /v1/users/{id}/personal-data",
 		"GET /v1/events", "GET /v1/orders/{id}", "GET /v1/schemas", "GET /v1/schemas/{fingerprint}", "GET /v1/stats",
 		"GET /v1/streams/{stream_id}", "GET /v1/streams/{stream_id}/events", "GET /v1/subscribe", "GET /v1/users/{id}",
 		"PATCH /v1/users/{id}",

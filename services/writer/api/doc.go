@@ -9,9 +9,16 @@
 // appends alone or, with an idempotency key, appends and stores the response in one
 // transaction. Conflicts without If-Match are retried a few times with a fresh load.
 //
+// With a keyring (Options.Keys, PERSONAL_DATA_KEY_FILE) users' emails and names are validated
+// in clear, then encrypted with the user's data key before the domain records them, so that
+// events, snapshots and stored responses hold only ciphertext. DELETE
+// /v1/users/{id}/personal-data (erasePersonalData) destroys the key and records
+// UserPersonalDataErased; it is idempotent and does not follow execute's path.
+//
 // Handlers return their errors to the services' one error table (httpx.Errors), with the
 // writer's own rules (errorRules: validation, conflicts, rules of the domain). The package
-// never writes a request body, an idempotency key's response or a secret into a log line,
+// never writes a request body, an idempotency key's response, a secret or a decrypted value
+// into a log line,
 // never appends anything for a request it refuses, and never keeps more for a subscriber of the
 // live feed than its buffer (FEED_BUFFER): one that falls further behind is dropped.
 package api

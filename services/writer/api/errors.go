@@ -7,6 +7,7 @@ import (
 	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/shred"
 )
 
 // Error codes of the API, next to the HTTP statuses they go with.
@@ -41,6 +42,10 @@ var errorRules = []httpx.Rule{
 			Fields: map[string]any{"rule": rule.Rule}}
 	}),
 	httpx.Is(errKeyReused, httpx.Problem{Status: http.StatusUnprocessableEntity, Code: CodeIdempotencyKeyReused}),
+	httpx.Is(errNotEncrypted, httpx.Problem{Status: http.StatusConflict, Code: CodePersonalDataNotEncrypted}),
+	// A user erased between the command's load and its encryption: the domain's own refusal.
+	httpx.Is(shred.ErrErased, httpx.Problem{Status: http.StatusUnprocessableEntity, Code: CodeRuleViolation,
+		Message: "the personal data of this user was erased", Fields: map[string]any{"rule": domain.RuleUserErased}}),
 	httpx.As(func(vc *events.VersionConflictError) httpx.Problem {
 		return httpx.Problem{Status: http.StatusConflict, Code: CodeVersionConflict, Message: vc.Error(),
 			Fields: map[string]any{"stream_id": vc.StreamID, "expected": expectedJSON(vc.Expected), "actual": vc.Actual}}

@@ -59,16 +59,18 @@ func change[S any](a *API, w http.ResponseWriter, r *http.Request, repo *events.
 func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
 	return create(a, w, r, a.users, func(body []byte) (string, func(context.Context, *events.Aggregate[domain.UserState]) error, error) {
 		cmd, err := decodeCreateUser(body)
-		return cmd.ID, func(_ context.Context, u *events.Aggregate[domain.UserState]) error {
-			return domain.CreateUser(u, cmd.Email, cmd.Name)
+		return cmd.ID, func(ctx context.Context, u *events.Aggregate[domain.UserState]) error {
+			return domain.CreateUserSealed(u, cmd.Email, cmd.Name, a.seal(ctx, u.ID()))
 		}, err
 	})
 }
 
 func (a *API) updateUser(w http.ResponseWriter, r *http.Request) error {
-	return change(a, w, r, a.users, func(_ *http.Request, body []byte) (func(*events.Aggregate[domain.UserState]) error, error) {
+	return change(a, w, r, a.users, func(r *http.Request, body []byte) (func(*events.Aggregate[domain.UserState]) error, error) {
 		upd, err := decodeUpdateUser(body)
-		return func(u *events.Aggregate[domain.UserState]) error { return domain.UpdateUserProfile(u, upd) }, err
+		return func(u *events.Aggregate[domain.UserState]) error {
+			return domain.UpdateUserProfileSealed(u, upd, a.seal(r.Context(), u.ID()))
+		}, err
 	})
 }
 

@@ -35,6 +35,8 @@ type setup struct {
 	api   api.Options
 	store postgres.Options
 	feed  feed.Config // its Source is the store
+	// onPool, when set, finishes the setup once the test's schema is there.
+	onPool func(tb testing.TB, pool *pgxpool.Pool, s *setup)
 }
 
 func newEnv(tb testing.TB, opts ...func(*setup)) *env {
@@ -46,6 +48,9 @@ func newEnv(tb testing.TB, opts ...func(*setup)) *env {
 	c := setup{api: api.Options{Logger: slog.New(slog.NewTextHandler(tb.Output(), nil))}}
 	for _, o := range opts {
 		o(&c)
+	}
+	if c.onPool != nil {
+		c.onPool(tb, pool, &c)
 	}
 	var live *feed.Feed
 	c.store.OnAppend = func() { live.Wake() }

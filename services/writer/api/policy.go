@@ -3,13 +3,15 @@ package api
 import "github.com/annals-dev/annals/internal/auth"
 
 // Policy is the scope each of the writer's routes needs: commands for the commands,
-// events:read for every read of the event store. Without personal-data, the reads carry
+// events:read for every read of the event store, users:erase for the erasure of a user's
+// personal data. Without personal-data, the reads carry
 // emails and names redacted.
 func Policy() auth.Policy {
 	return auth.Policy{
 		"POST /v1/users":                         auth.ScopeCommands,
 		"PATCH /v1/users/{id}":                   auth.ScopeCommands,
 		"POST /v1/users/{id}/deactivate":         auth.ScopeCommands,
+		"DELETE /v1/users/{id}/personal-data":    auth.ScopeUsersErase,
 		"POST /v1/orders":                        auth.ScopeCommands,
 		"POST /v1/orders/{id}/items":             auth.ScopeCommands,
 		"DELETE /v1/orders/{id}/items/{item_id}": auth.ScopeCommands,

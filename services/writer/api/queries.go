@@ -76,9 +76,17 @@ func getState[S, V any](w http.ResponseWriter, r *http.Request, repo *events.Rep
 }
 
 func (a *API) getUser(w http.ResponseWriter, r *http.Request) error {
-	return getState(w, r, a.users, func(u *events.Aggregate[domain.UserState]) userView {
-		return userView{UserState: redactUser(r, u.State()), StreamID: u.StreamID(), Version: u.Version()}
-	})
+	u, err := loadAt(r, a.users)
+	if err != nil {
+		return err
+	}
+	st, err := a.openUser(r, u.State())
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", etag(u.Version()))
+	httpx.WriteJSON(w, http.StatusOK, userView{UserState: st, StreamID: u.StreamID(), Version: u.Version()})
+	return nil
 }
 
 func (a *API) getOrder(w http.ResponseWriter, r *http.Request) error {

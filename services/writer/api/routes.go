@@ -12,6 +12,7 @@ func (a *API) Register(r *httpx.Router) {
 	r.HandleFunc("POST", "/v1/users", commandOp("Create a user. Without id, the server picks a UUIDv7.", true, createUserSchema, false), a.errs.Handler(a.command(a.createUser)))
 	r.HandleFunc("PATCH", "/v1/users/{id}", commandOp("Change a user's name or email.", false, updateUserSchema, false), a.errs.Handler(a.command(a.updateUser)))
 	r.HandleFunc("POST", "/v1/users/{id}/deactivate", commandOp("Deactivate a user.", false, reasonSchema, false), a.errs.Handler(a.command(a.deactivateUser)))
+	r.HandleFunc("DELETE", "/v1/users/{id}/personal-data", erasureOp, a.errs.Handler(a.erasePersonalData))
 	r.HandleFunc("GET", "/v1/users/{id}", stateOp("A user, rebuilt from its events; ?version or ?at give it as it was then.", userSchema), a.errs.Handler(a.getUser))
 
 	r.HandleFunc("POST", "/v1/orders", commandOp("Place an order for an active user. Without id, the server picks a UUIDv7.", true, createOrderSchema, false), a.errs.Handler(a.command(a.createOrder)))
@@ -114,6 +115,33 @@ const subscribeDescription = "Each event is a message with `id:` its global posi
 	"/v1/events is: an event goes out once every append with a lower position has committed or rolled back, so the stream " +
 	"is in position order and never skips an event that commits late."
 
+// erasureOp documents DELETE /v1/users/{id}/personal-data.
+var erasureOp = httpx.Operation{
+	Summary: "Erase a user's personal data: destroy the user's data key and record UserPersonalDataErased.",
+	Description: "The user's email and name are recorded encrypted with a data key of the user's own " +
+		"(PERSONAL_DATA_KEY_FILE). Erasure destroys that key, so that the values in every event, Kafka record, " +
+		"snapshot and copy no longer decrypt, appends UserPersonalDataErased (which tells the read side to drop what it " +
+		"holds) and deletes the user's snapshots. The user keeps its status, orders and history; its profile can no longer " +
+		"be changed. Idempotent: a user erased already gets the same answer again, and no second event. 202: the key is " +
+		"gone at once in this writer; other processes stop decrypting within 30 seconds (their key cache), and the read " +
+		"models follow the event.",
+	Tags:        []string{"commands"},
+	Path:        []httpx.Param{idParam},
+	Headers:     []httpx.Param{{Name: httpx.CorrelationHeader, Description: "stored on the event as its correlation id; generated when absent"}},
+	RequestBody: emptySchema, RequestBodyOptional: true,
+	Responses: map[int]string{
+		202: "erased (now or before): the erasure's event (version, position) and when the key was destroyed",
+		400: "invalid_request: malformed id or body",
+		404: "not_found: no such user",
+		409: "personal_data_not_encrypted: this deployment records personal data in clear (no PERSONAL_DATA_KEY_FILE), there is no key to destroy; or version_conflict",
+		413: "too_large: the body exceeds 1 MiB",
+		415: "unsupported_media_type: the body is not application/json",
+		503: "unavailable: the event store or the key store cannot be reached (retry: erasure is idempotent); or event_sourcing_disabled",
+	},
+	Schemas: map[int]map[string]any{202: erasureResponseSchema, 400: errorSchema, 404: errorSchema, 409: errorSchema,
+		413: errorSchema, 415: errorSchema, 503: errorSchema},
+}
+
 var commandHeaders = []httpx.Param{
 	{Name: IfMatchHeader, Description: `the stream version the command expects, such as "3" (quotes optional); another version gives 409`,
 		Schema: map[string]any{"type": "string", "pattern": `^("[0-9]{1,18}"|[0-9]{1,18})$`}},
@@ -180,6 +208,12 @@ func withMinProperties(schema map[string]any, n int) map[string]any {
 	return schema
 }
 
+// erasable is the schema of a personal value in a user's state: s, "" once the user was
+// erased, or "[erased]" when the key was destroyed but the state is from before the erasure.
+func erasable(s map[string]any) map[string]any {
+	return map[string]any{"anyOf": []any{s, map[string]any{"type": "string", "enum": []string{"", domain.Erased}}}}
+}
+
 // text is the schema of a name or reason: at most maxLen characters, no control character,
 // and not only white space (the server trims it).
 func text(maxLen int) map[string]any {
@@ -220,9 +254,15 @@ var (
 		"id": map[string]any{"type": "string"}, "stream_id": map[string]any{"type": "string"},
 		"version": httpx.Int64(0), "position": httpx.Int64(1),
 	})
+	erasureResponseSchema = httpx.Object([]string{"id", "stream_id", "version", "position", "erased_at"}, map[string]any{
+		"id": map[string]any{"type": "string"}, "stream_id": map[string]any{"type": "string"},
+		"version": httpx.Int64(0), "position": httpx.Int64(1), "erased_at": httpx.TimeSchema,
+	})
 	userSchema = httpx.Object([]string{"id", "stream_id", "version", "email", "name", "status"}, map[string]any{
 		"id": httpx.UUIDSchema, "stream_id": map[string]any{"type": "string"}, "version": httpx.Int64(0),
-		"email": emailSchema, "name": nameSchema,
+		"email": erasable(emailSchema), "name": erasable(nameSchema),
+		"erased_at":           map[string]any{"type": "string", "format": "date-time", "description": "when the user's personal data was erased; email and name are then empty"},
+		"erased_version":      map[string]any{"type": "integer", "format": "int64", "minimum": 1, "description": "the version of the erasure's event"},
 		"status":              map[string]any{"type": "string", "enum": []string{string(domain.UserStatusActive), string(domain.UserStatusDeactivated)}},
 		"deactivation_reason": map[string]any{"type": "string"},
 	})
