@@ -107,6 +107,14 @@ func chartCases(t *testing.T) []chartCase {
 			),
 		},
 		{
+			name: "personal data encrypted",
+			values: values(
+				"personalData.keySecret", "annals-personal-data",
+				"personalData.keyKey", "kek",
+				"signing.key", signingKey,
+			),
+		},
+		{
 			name: "secured Kafka with existingSecret",
 			values: values(
 				"existingSecret", existingSecret,

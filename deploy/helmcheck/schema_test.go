@@ -148,6 +148,7 @@ var chartSetEnv = []string{
 	"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", // kafka.securityProtocol, kafka.sasl
 	"KAFKA_TLS_CA_FILE", "KAFKA_TLS_CERT_FILE", "KAFKA_TLS_KEY_FILE", // the files of kafka.tls's Secrets
 	"EVENT_STORE_SSLMODE", "EVENT_STORE_SSLROOTCERT", "EVENT_STORE_SSLCERT", "EVENT_STORE_SSLKEY", // database.sslmode, database.tls
+	"PERSONAL_DATA_KEY_FILE", // the file of personalData's Secret
 	"HTTP_ADDR",              // each container listens on its service's own port
 	"MIGRATE_ON_START",       // from migrations.enabled
 	"NOTIFIER_TEMPLATES_DIR", // from notifier.templates

@@ -19,6 +19,7 @@ var tlsFiles = map[string]string{
 	"EVENT_STORE_SSLROOTCERT": "database.tls.caSecret",
 	"EVENT_STORE_SSLCERT":     "database.tls.clientSecret",
 	"EVENT_STORE_SSLKEY":      "database.tls.clientSecret",
+	"PERSONAL_DATA_KEY_FILE":  "personalData.keySecret",
 }
 
 // checkTLSFiles: every container of the services and of the migration Job that is given a
@@ -54,6 +55,7 @@ func checkTLSFiles(t *testing.T, rel *release, existing map[string]string) {
 			}
 			wantName := map[string]string{"KAFKA_TLS_CA_FILE": stringValue(rel.Values, "kafka.tls.caKey"),
 				"EVENT_STORE_SSLROOTCERT": stringValue(rel.Values, "database.tls.caKey"),
+				"PERSONAL_DATA_KEY_FILE":  stringValue(rel.Values, "personalData.keyKey"),
 				"KAFKA_TLS_KEY_FILE":      "tls.key", "EVENT_STORE_SSLKEY": "tls.key"}[key]
 			if wantName == "" {
 				wantName = "tls.crt"

@@ -200,9 +200,9 @@ the keys that have a value, so only those are referenced.
 {{- end -}}
 
 {{/*
-The TLS files of Kafka and PostgreSQL that the pods mount from Secrets, by the configuration
-key that names them: each Secret is a volume under /etc/annals (kafka/ca, kafka/client,
-postgres/ca, postgres/client).
+The TLS files of Kafka and PostgreSQL, and the key of users' personal data, that the pods mount
+from Secrets, by the configuration key that names them: each Secret is a volume under
+/etc/annals (kafka/ca, kafka/client, postgres/ca, postgres/client, personal-data).
 */}}
 {{- define "annals.tlsFiles" -}}
 {{- $v := .Values -}}
@@ -211,6 +211,7 @@ postgres/ca, postgres/client).
 {{- with $v.kafka.tls.clientSecret }}{{ $_ := set $files "KAFKA_TLS_CERT_FILE" "/etc/annals/kafka/client/tls.crt" }}{{ $_ := set $files "KAFKA_TLS_KEY_FILE" "/etc/annals/kafka/client/tls.key" }}{{ end -}}
 {{- with $v.database.tls.caSecret }}{{ $_ := set $files "EVENT_STORE_SSLROOTCERT" (printf "/etc/annals/postgres/ca/%s" $v.database.tls.caKey) }}{{ end -}}
 {{- with $v.database.tls.clientSecret }}{{ $_ := set $files "EVENT_STORE_SSLCERT" "/etc/annals/postgres/client/tls.crt" }}{{ $_ := set $files "EVENT_STORE_SSLKEY" "/etc/annals/postgres/client/tls.key" }}{{ end -}}
+{{- with $v.personalData.keySecret }}{{ $_ := set $files "PERSONAL_DATA_KEY_FILE" (printf "/etc/annals/personal-data/%s" $v.personalData.keyKey) }}{{ end -}}
 {{- if $files }}{{ toYaml $files }}{{ end -}}
 {{- end -}}
 
@@ -222,6 +223,7 @@ postgres/ca, postgres/client).
 {{- with $v.kafka.tls.clientSecret }}{{ $mounts = append $mounts (list "kafka-client" . "/etc/annals/kafka/client") }}{{ end -}}
 {{- with $v.database.tls.caSecret }}{{ $mounts = append $mounts (list "postgres-ca" . "/etc/annals/postgres/ca") }}{{ end -}}
 {{- with $v.database.tls.clientSecret }}{{ $mounts = append $mounts (list "postgres-client" . "/etc/annals/postgres/client") }}{{ end -}}
+{{- with $v.personalData.keySecret }}{{ $mounts = append $mounts (list "personal-data" . "/etc/annals/personal-data") }}{{ end -}}
 {{- toJson $mounts -}}
 {{- end -}}
 
