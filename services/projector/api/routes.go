@@ -83,6 +83,8 @@ var (
 		"email": personalSchema("the user's email"), "name": personalSchema("the user's name"), "status": httpx.Enum(userStatuses),
 		"deactivation_reason": httpx.StringSchema,
 		"created_at":          httpx.TimeSchema, "updated_at": httpx.TimeSchema, "deactivated_at": httpx.TimeSchema,
+		"erased_at": map[string]any{"type": "string", "format": "date-time",
+			"description": "when the user's personal data was erased; email and name are then empty"},
 	})
 	itemSchema = httpx.Object([]string{"id", "name", "price_cents", "quantity"}, map[string]any{
 		"id": httpx.StringSchema, "name": httpx.StringSchema, "price_cents": httpx.Int64(0), "quantity": httpx.Int64(1),
@@ -106,9 +108,10 @@ var (
 	// personalSchema is the schema of a user's email or name: what the user gave, decrypted, or
 	// a placeholder.
 	personalSchema = func(what string) map[string]any {
-		return map[string]any{"type": "string", "description": what + `; "` + readmodel.Erased + `" once the user's personal ` +
-			`data is erased (DELETE /v1/users/{id}/personal-data on the writer), "` + auth.Redacted + `" for a caller without the ` +
-			`personal-data scope`}
+		return map[string]any{"type": "string", "description": what + `; empty once the user's personal data is erased ` +
+			`(DELETE /v1/users/{id}/personal-data on the writer; erased_at says when), "` + readmodel.Erased + `" while the ` +
+			`erasure is on its way (the user's key is destroyed, the erasure event not applied yet), "` + auth.Redacted +
+			`" for a caller without the personal-data scope`}
 	}
 	errorSchema = httpx.ErrorSchema(map[string]any{
 		"field":       map[string]any{"type": "string", "description": "the malformed parameter (400)"},

@@ -13,9 +13,10 @@ import (
 )
 
 // Erased is what the read models hold, and the query API answers, for a personal value (a
-// user's email or name) that can no longer be read: its subject's data key was destroyed
-// (shred.ErrErased), or the user's UserPersonalDataErased has been applied. It keeps the
-// columns and the API's fields strings, as a redacted value ("[redacted]") does.
+// user's email or name) whose user's data key was destroyed (shred.ErrErased) when the event
+// is applied, as the writer shows it for such an event. Once the user's
+// UserPersonalDataErased is applied, the email and name are empty and erased_at is set, as in
+// the writer's aggregate.
 const Erased = domain.Erased
 
 // Decrypter opens the personal values the writer recorded encrypted (a *shred.Keyring): a
