@@ -83,8 +83,6 @@ var (
 		"email": personalSchema("the user's email"), "name": personalSchema("the user's name"), "status": httpx.Enum(userStatuses),
 		"deactivation_reason": httpx.StringSchema,
 		"created_at":          httpx.TimeSchema, "updated_at": httpx.TimeSchema, "deactivated_at": httpx.TimeSchema,
-		"erased_at": map[string]any{"type": "string", "format": "date-time",
-			"description": "when the user's personal data was erased; email and name are then empty"},
 	})
 	itemSchema = httpx.Object([]string{"id", "name", "price_cents", "quantity"}, map[string]any{
 		"id": httpx.StringSchema, "name": httpx.StringSchema, "price_cents": httpx.Int64(0), "quantity": httpx.Int64(1),
@@ -109,7 +107,7 @@ var (
 	// a placeholder.
 	personalSchema = func(what string) map[string]any {
 		return map[string]any{"type": "string", "description": what + `; empty once the user's personal data is erased ` +
-			`(DELETE /v1/users/{id}/personal-data on the writer; erased_at says when), "` + readmodel.Erased + `" while the ` +
+			`(DELETE /v1/users/{id}/personal-data on the writer), "` + readmodel.Erased + `" while the ` +
 			`erasure is on its way (the user's key is destroyed, the erasure event not applied yet), "` + auth.Redacted +
 			`" for a caller without the personal-data scope`}
 	}

@@ -175,8 +175,8 @@ var applySQL = [numKinds]string{
 		where u.id = any($1) and u.id = x.id and u.version = x.version - 1`,
 	// The user's personal data is erased: the row keeps the user, with an empty email and
 	// name, as the writer's aggregate does.
-	userErased: `update {users} u set email = '', name = '', erased_at = x.erased_at, updated_at = x.at, version = x.version
-		from unnest($1::uuid[], $2::int8[], $3::timestamptz[], $4::timestamptz[]) as x(id, version, erased_at, at)
+	userErased: `update {users} u set email = '', name = '', updated_at = x.at, version = x.version
+		from unnest($1::uuid[], $2::int8[], $3::timestamptz[]) as x(id, version, at)
 		where u.id = any($1) and u.id = x.id and u.version = x.version - 1`,
 	orderCreated: `insert into {orders} (id, user_id, status, items, total_cents, item_count, created_at, updated_at, version)
 		select x.id, x.user_id, 'pending', x.items::jsonb, x.total, x.n, x.at, x.at, x.version
@@ -273,9 +273,8 @@ type change struct {
 	lines int64 // orderCreated: the number of lines
 	// cents is, for orderCreated and orderConfirmed, the order's total and, for itemAdded, the
 	// line's total.
-	cents    int64
-	itemID   string    // itemRemoved
-	erasedAt time.Time // userErased, in UTC
+	cents  int64
+	itemID string // itemRemoved
 }
 
 // args is the step's row of its kind's statement in applySQL, in the statement's column
@@ -296,9 +295,7 @@ func (s step) args() []any {
 		return []any{s.id, s.e.Version, s.c.itemID, s.at}
 	case orderConfirmed:
 		return []any{s.id, s.e.Version, s.c.cents, s.at}
-	case userErased:
-		return []any{s.id, s.e.Version, s.c.erasedAt, s.at}
-	default: // orderShipped
+	default: // userErased, orderShipped
 		return []any{s.id, s.e.Version, s.at}
 	}
 }
@@ -359,10 +356,10 @@ func plan(e events.Envelope) (s step, ok bool, err error) {
 		if d.UserID != "" && d.UserID != id.String() {
 			return s, false, fmt.Errorf("user_id %q is not the stream's id", d.UserID)
 		}
-		if d.ErasedAt.IsZero() {
+		if d.ErasedAt.IsZero() { // as the writer's aggregate refuses it
 			return s, false, fmt.Errorf("data needs erased_at")
 		}
-		s.kind, s.c.erasedAt = userErased, d.ErasedAt.UTC()
+		s.kind = userErased
 	case domain.EventOrderCreated:
 		var d domain.OrderCreated
 		if err := decode(e, &d); err != nil {

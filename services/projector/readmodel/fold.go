@@ -28,11 +28,11 @@ import (
 
 // userRow is a row of the users table.
 type userRow struct {
-	version                 int64
-	email, name, status     string
-	reason                  *string
-	createdAt, updatedAt    time.Time
-	deactivatedAt, erasedAt *time.Time
+	version              int64
+	email, name, status  string
+	reason               *string
+	createdAt, updatedAt time.Time
+	deactivatedAt        *time.Time
 }
 
 // orderRow is a row of the orders table.
@@ -53,19 +53,18 @@ type orderRow struct {
 // insertion for every row: a row that exists although the read did not find it (another
 // transaction inserted it since) fails the batch with a unique violation instead.
 const (
-	readUsersSQL = `select id, version, email, name, status, deactivation_reason, created_at, updated_at, deactivated_at, erased_at
+	readUsersSQL = `select id, version, email, name, status, deactivation_reason, created_at, updated_at, deactivated_at
 		from {users} where id = any($1)`
 	readOrdersSQL = `select id, version, user_id, status, items::text, total_cents, item_count, cancellation_reason,
 			created_at, updated_at, confirmed_at, cancelled_at, shipped_at
 		from {orders} where id = any($1)`
-	insertUsersSQL = `insert into {users} (id, version, email, name, status, deactivation_reason, created_at, updated_at, deactivated_at, erased_at)
+	insertUsersSQL = `insert into {users} (id, version, email, name, status, deactivation_reason, created_at, updated_at, deactivated_at)
 		select * from unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[],
-			$7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[])`
+			$7::timestamptz[], $8::timestamptz[], $9::timestamptz[])`
 	updateUsersSQL = `update {users} u set version = x.version, email = x.email, name = x.name, status = x.status,
-			deactivation_reason = x.reason, updated_at = x.updated_at, deactivated_at = x.deactivated_at, erased_at = x.erased_at
+			deactivation_reason = x.reason, updated_at = x.updated_at, deactivated_at = x.deactivated_at
 		from unnest($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[],
-			$8::timestamptz[], $9::timestamptz[], $10::timestamptz[])
-			as x(id, prev, version, email, name, status, reason, updated_at, deactivated_at, erased_at)
+			$8::timestamptz[], $9::timestamptz[]) as x(id, prev, version, email, name, status, reason, updated_at, deactivated_at)
 		where u.id = any($1) and u.id = x.id and u.version = x.prev`
 	insertOrdersSQL = `insert into {orders} (id, version, user_id, status, items, total_cents, item_count, cancellation_reason,
 			created_at, updated_at, confirmed_at, cancelled_at, shipped_at)
@@ -138,7 +137,7 @@ func (f *batchFold) queueReads(b *pgx.Batch, g *generation) {
 			var id uuid.UUID
 			var u userRow
 			_, err := pgx.ForEachRow(rows, []any{&id, &u.version, &u.email, &u.name, &u.status, &u.reason,
-				&u.createdAt, &u.updatedAt, &u.deactivatedAt, &u.erasedAt}, func() error {
+				&u.createdAt, &u.updatedAt, &u.deactivatedAt}, func() error {
 				if sf := f.byID[usersTable][id]; sf != nil {
 					row := u
 					sf.found, sf.prev, sf.user = true, u.version, &row
@@ -218,8 +217,7 @@ func (u *userRow) apply(s step) bool {
 		reason, at := s.c.reason, s.at
 		u.status, u.reason, u.deactivatedAt = "deactivated", &reason, &at
 	case userErased:
-		at := s.c.erasedAt
-		u.email, u.name, u.erasedAt = "", "", &at
+		u.email, u.name = "", ""
 	default:
 		return false
 	}
@@ -301,9 +299,9 @@ func (f *batchFold) queueWrites(b *pgx.Batch, g *generation) {
 func (sf *streamFold) row() []any {
 	if u := sf.user; u != nil {
 		if sf.found {
-			return []any{[16]byte(sf.id), sf.prev, u.version, u.email, u.name, u.status, u.reason, u.updatedAt, u.deactivatedAt, u.erasedAt}
+			return []any{[16]byte(sf.id), sf.prev, u.version, u.email, u.name, u.status, u.reason, u.updatedAt, u.deactivatedAt}
 		}
-		return []any{[16]byte(sf.id), u.version, u.email, u.name, u.status, u.reason, u.createdAt, u.updatedAt, u.deactivatedAt, u.erasedAt}
+		return []any{[16]byte(sf.id), u.version, u.email, u.name, u.status, u.reason, u.createdAt, u.updatedAt, u.deactivatedAt}
 	}
 	o := sf.order
 	if sf.found {

@@ -28,9 +28,6 @@ type User struct {
 	CreatedAt          time.Time         `json:"created_at"`
 	UpdatedAt          time.Time         `json:"updated_at"`
 	DeactivatedAt      *time.Time        `json:"deactivated_at,omitempty"`
-	// ErasedAt is when the user's personal data was erased (UserPersonalDataErased); Email and
-	// Name are then empty for good.
-	ErasedAt *time.Time `json:"erased_at,omitempty"`
 }
 
 // Order is an order as the read model holds it. ItemCount is the number of lines.
@@ -102,7 +99,7 @@ func (e *NotCaughtUpError) Error() string {
 }
 
 const (
-	userColumns  = `id, version, email, name, status, coalesce(deactivation_reason, ''), created_at, updated_at, deactivated_at, erased_at`
+	userColumns  = `id, version, email, name, status, coalesce(deactivation_reason, ''), created_at, updated_at, deactivated_at`
 	orderColumns = `id, version, user_id, status, items, total_cents, item_count, coalesce(cancellation_reason, ''),
 		created_at, updated_at, confirmed_at, cancelled_at, shipped_at`
 )
@@ -110,9 +107,9 @@ const (
 func scanUser(row pgx.Row) (User, error) {
 	var u User
 	err := row.Scan(&u.ID, &u.Version, &u.Email, &u.Name, &u.Status, &u.DeactivationReason,
-		&u.CreatedAt, &u.UpdatedAt, &u.DeactivatedAt, &u.ErasedAt)
+		&u.CreatedAt, &u.UpdatedAt, &u.DeactivatedAt)
 	u.StreamID = events.StreamID(domain.UserCategory, u.ID.String())
-	u.CreatedAt, u.UpdatedAt, u.DeactivatedAt, u.ErasedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC(), utc(u.DeactivatedAt), utc(u.ErasedAt)
+	u.CreatedAt, u.UpdatedAt, u.DeactivatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC(), utc(u.DeactivatedAt)
 	return u, err
 }
 

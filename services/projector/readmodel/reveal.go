@@ -15,8 +15,8 @@ import (
 // Erased is what the read models hold, and the query API answers, for a personal value (a
 // user's email or name) whose user's data key was destroyed (shred.ErrErased) when the event
 // is applied, as the writer shows it for such an event. Once the user's
-// UserPersonalDataErased is applied, the email and name are empty and erased_at is set, as in
-// the writer's aggregate.
+// UserPersonalDataErased is applied, the email and name are empty, as in the writer's
+// aggregate.
 const Erased = domain.Erased
 
 // Decrypter opens the personal values the writer recorded encrypted (a *shred.Keyring): a
