@@ -9,6 +9,7 @@ import (
 
 	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/internal/config"
+	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/services/projector/readmodel"
 )
 
@@ -91,7 +92,11 @@ func projectorRebuild(ctx context.Context, loadConfig func() (*config.Config, er
 	if _, err := readmodel.Migrate(ctx, pool, nil); err != nil {
 		return err
 	}
-	st, err := readmodel.New(pool, readmodel.Options{BatchSize: batch}).Rebuild(ctx, stdout)
+	keys, err := wiring.PersonalDataKeyring(cfg, pool)
+	if err != nil {
+		return err
+	}
+	st, err := readmodel.New(pool, readmodel.Options{BatchSize: batch, Keys: keys}).Rebuild(ctx, stdout)
 	if err != nil {
 		return err
 	}

@@ -87,7 +87,11 @@ func replayReprocess(ctx context.Context, loadConfig func() (*config.Config, err
 		return err
 	}
 	defer pool.Close()
-	proj := readmodel.New(pool, readmodel.Options{BatchSize: cfg.Projections.BatchSize})
+	keys, err := wiring.PersonalDataKeyring(cfg, pool)
+	if err != nil {
+		return err
+	}
+	proj := readmodel.New(pool, readmodel.Options{BatchSize: cfg.Projections.BatchSize, Keys: keys})
 
 	started := time.Now()
 	var st readmodel.ReprocessStats

@@ -38,3 +38,27 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) ([]postg
 	keys, err := pgkeys.Migrate(ctx, pool, log)
 	return append(applied, keys...), err
 }
+
+// PersonalDataKeyring is Keyring for the readers of personal data (the projector, the
+// notifier, rebuild and reprocess): nil, an interface without a value, when
+// PERSONAL_DATA_KEY_FILE is empty, so that an Options field it is assigned to reads nil.
+func PersonalDataKeyring(cfg *config.Config, pool *pgxpool.Pool) (shred.Cipher, error) {
+	k, err := Keyring(pool, cfg)
+	if k == nil || err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// MigrateKeyStore applies the key store's migrations when personal data is encrypted, so that
+// a reader that starts before the writer (or before `annals migrate`) finds the table of the
+// keys; a no-op otherwise.
+func MigrateKeyStore(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger) error {
+	if cfg.EventSourcing.PersonalDataKeyFile == "" {
+		return nil
+	}
+	if _, err := pgkeys.Migrate(ctx, pool, log); err != nil {
+		return fmt.Errorf("migrate the personal data key store: %w", err)
+	}
+	return nil
+}

@@ -28,9 +28,13 @@ import (
 func main() { app.RunProgram(app.Notifier, wire) }
 
 // migrate checks the event store's schema (or applies it, with MIGRATE_ON_START) and applies
-// the migrations of the notifier's own tables.
+// the migrations of the notifier's own tables and, when personal data is encrypted, of the key
+// store.
 func migrate(ctx context.Context, m *app.Main) error {
-	return wiring.MigrateConsumer(ctx, m.DB, m.Config, m.Logger, notify.Migrate)
+	if err := wiring.MigrateConsumer(ctx, m.DB, m.Config, m.Logger, notify.Migrate); err != nil {
+		return err
+	}
+	return wiring.MigrateKeyStore(ctx, m.DB, m.Config, m.Logger)
 }
 
 func wire(_ context.Context, m *app.Main) error {
@@ -52,7 +56,12 @@ func wire(_ context.Context, m *app.Main) error {
 	if err != nil {
 		return err
 	}
+	keys, err := wiring.PersonalDataKeyring(cfg, m.DB)
+	if err != nil {
+		return err
+	}
 	n := notify.New(m.DB, snd, tpl, notify.Options{
+		Keys:                   keys,
 		MessageIDDomain:        snd.Domain(),
 		UserWait:               cfg.Notifier.UserWait,
 		EmailsPerPrincipalHour: cfg.Notifier.EmailsPerPrincipalHour,

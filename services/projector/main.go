@@ -21,10 +21,14 @@ import (
 func main() { app.RunProgram(app.Projector, wire) }
 
 // migrate checks the event store's schema (or applies it, with MIGRATE_ON_START), applies
-// the migrations of the read models' own tables, which the projector owns, and gives the
-// group's inbox the rows recorded before its name carried the topic prefix.
+// the migrations of the read models' own tables, which the projector owns, and of the personal
+// data key store when personal data is encrypted, and gives the group's inbox the rows
+// recorded before its name carried the topic prefix.
 func migrate(ctx context.Context, m *app.Main) error {
 	if err := wiring.MigrateConsumer(ctx, m.DB, m.Config, m.Logger, readmodel.Migrate); err != nil {
+		return err
+	}
+	if err := wiring.MigrateKeyStore(ctx, m.DB, m.Config, m.Logger); err != nil {
 		return err
 	}
 	inbox := consume.Inbox{Group: m.Config.ConsumerGroup("projector")}
@@ -36,7 +40,11 @@ func migrate(ctx context.Context, m *app.Main) error {
 }
 
 func wire(_ context.Context, m *app.Main) error {
-	p := readmodel.New(m.DB, readmodel.Options{BatchSize: m.Config.Projections.BatchSize, Metrics: readmodel.NewMetrics(m.Registry)})
+	keys, err := wiring.PersonalDataKeyring(m.Config, m.DB)
+	if err != nil {
+		return err
+	}
+	p := readmodel.New(m.DB, readmodel.Options{BatchSize: m.Config.Projections.BatchSize, Metrics: readmodel.NewMetrics(m.Registry), Keys: keys})
 	api.New(p, api.Options{Logger: m.Logger}).Register(m.Router)
 	m.Protect(api.Policy())
 	prep := wiring.NewPrep(m.Logger, "prepare the database", func(ctx context.Context) error { return migrate(ctx, m) })

@@ -9,7 +9,9 @@ import (
 var listOp = httpx.Operation{
 	Summary: "The sent log: one row per email event the notifier handled (status sent once the SMTP server " +
 		"accepted the email, skipped when none was due, suppressed when the commands of its principal had caused " +
-		"NOTIFIER_EMAILS_PER_PRINCIPAL_HOUR emails in the hour already), in event id order, paged with limit and cursor.",
+		"NOTIFIER_EMAILS_PER_PRINCIPAL_HOUR emails in the hour already, or when its user's personal data is erased), " +
+		"in event id order, paged with limit and cursor. The rows of a user whose personal data is erased show " +
+		"\"" + notify.Erased + "\" as to and subject.",
 	Tags: []string{"notifications"},
 	Query: append([]httpx.Param{
 		{Name: "to", Description: "only emails to this address (case-insensitive)", Schema: map[string]any{"type": "string", "format": "email", "maxLength": domain.MaxEmailLength}},
@@ -32,11 +34,11 @@ var (
 		map[string]any{
 			"event_id": httpx.UUIDSchema, "event_type": httpx.StringSchema, "stream_id": httpx.StringSchema,
 			"kind":       map[string]any{"type": "string", "enum": []string{"welcome", "order_confirmed", "order_cancelled"}},
-			"to":         httpx.StringSchema,
-			"subject":    httpx.StringSchema,
+			"to":         map[string]any{"type": "string", "description": "the recipient's address; \"" + notify.Erased + "\" once the user's personal data is erased"},
+			"subject":    map[string]any{"type": "string", "description": "the email's subject; \"" + notify.Erased + "\" once the user's personal data is erased"},
 			"message_id": map[string]any{"type": "string", "description": "the email's Message-ID, without angle brackets"},
 			"status":     map[string]any{"type": "string", "enum": []string{notify.StatusSent, notify.StatusSkipped, notify.StatusSuppressed}},
-			"reason":     map[string]any{"type": "string", "description": "why no email was due (status skipped) or sent (status suppressed)"},
+			"reason":     map[string]any{"type": "string", "description": "why no email was due (status skipped) or sent (status suppressed; \"" + notify.ReasonErased + "\" for a user whose personal data is erased)"},
 			"sent_at":    httpx.TimeSchema,
 		})
 	errorSchema = httpx.ErrorSchema(map[string]any{

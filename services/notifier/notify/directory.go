@@ -56,6 +56,7 @@ type Directory struct {
 	dialer    *kafka.Dialer      // the readers'
 	transport kafka.RoundTripper // the metadata requests'
 	release   func()
+	keys      Decrypter // the Notifier's Options.Keys
 }
 
 // Directory returns the directory that feeds n's order emails.
@@ -93,7 +94,7 @@ func (n *Notifier) Directory(cfg DirectoryConfig) (*Directory, error) {
 		return nil, fmt.Errorf("notify: directory: %w", err)
 	}
 	return &Directory{pool: n.pool, cfg: cfg, log: log.With("component", "directory", "topic", cfg.Topic), metrics: n.metrics,
-		dialer: dialer, transport: transport, release: release}, nil
+		dialer: dialer, transport: transport, release: release, keys: n.opts.Keys}, nil
 }
 
 // Run reads the user topic until ctx ends, then returns nil. Kafka or PostgreSQL being
@@ -337,7 +338,7 @@ func (d *Directory) applyTx(ctx context.Context, partition int, batch []kafka.Me
 		}
 		e, err := d.cfg.Decode(m)
 		if err == nil {
-			err = queueUserEvent(&b, e)
+			err = d.queueUserEvent(ctx, &b, e)
 		}
 		if errors.Is(err, errNotUserEvent) {
 			continue
@@ -364,36 +365,50 @@ func (d *Directory) applyTx(ctx context.Context, partition int, batch []kafka.Me
 
 var errNotUserEvent = errors.New("not a user event the directory keeps")
 
-// queueUserEvent queues the statement that applies a user event to the directory: one
-// statement, guarded by the stream's version, so a redelivered event changes nothing.
-func queueUserEvent(b *pgx.Batch, e events.Envelope) error {
+// queueUserEvent queues the statements that apply a user event to the directory: one
+// statement, guarded by the stream's version, so a redelivered event changes nothing. The
+// email and name are decrypted first (see reveal); those of a user whose data key is
+// destroyed, and a UserPersonalDataErased, erase the user's personal data (queueErasure).
+func (d *Directory) queueUserEvent(ctx context.Context, b *pgx.Batch, e events.Envelope) error {
 	id, err := domain.StreamUUID(e.StreamID, domain.UserCategory)
 	if err != nil {
 		return err
 	}
 	switch e.Type {
 	case domain.EventUserCreated:
-		var d domain.UserCreated
-		if err := json.Unmarshal(e.Data, &d); err != nil {
+		var data domain.UserCreated
+		if err := json.Unmarshal(e.Data, &data); err != nil {
 			return fmt.Errorf("%s data: %w", e.Type, err)
+		}
+		if erased, err := reveal(ctx, d.keys, id, &data.Email, &data.Name); err != nil || erased {
+			if erased {
+				queueErasure(b, id, e.Version, e.RecordedAt)
+			}
+			return err
 		}
 		b.Queue(`insert into annals_notifier_users as u (user_id, email, name, status, deactivated_at, version)
 			values ($1, $2, $3, 'active', null, $4)
 			on conflict (user_id) do update set email = excluded.email, name = excluded.name, status = 'active',
 				deactivated_at = null, version = excluded.version, updated_at = clock_timestamp()
-			where u.version < excluded.version`,
-			id, clean(d.Email), clean(d.Name), e.Version)
+			where u.version < excluded.version and u.erased_at is null`,
+			id, clean(data.Email), clean(data.Name), e.Version)
 	case domain.EventUserProfileUpdated:
-		var d domain.UserProfileUpdated
-		if err := json.Unmarshal(e.Data, &d); err != nil {
+		var data domain.UserProfileUpdated
+		if err := json.Unmarshal(e.Data, &data); err != nil {
 			return fmt.Errorf("%s data: %w", e.Type, err)
+		}
+		if erased, err := reveal(ctx, d.keys, id, data.Email, data.Name); err != nil || erased {
+			if erased {
+				queueErasure(b, id, e.Version, e.RecordedAt)
+			}
+			return err
 		}
 		b.Queue(`insert into annals_notifier_users as u (user_id, email, name, status, version)
 			values ($1, coalesce($2::text, ''), coalesce($3::text, ''), 'active', $4)
 			on conflict (user_id) do update set email = coalesce($2::text, u.email), name = coalesce($3::text, u.name),
 				version = excluded.version, updated_at = clock_timestamp()
-			where u.version < excluded.version`,
-			id, cleanPtr(d.Email), cleanPtr(d.Name), e.Version)
+			where u.version < excluded.version and u.erased_at is null`,
+			id, cleanPtr(data.Email), cleanPtr(data.Name), e.Version)
 	case domain.EventUserDeactivated:
 		b.Queue(`insert into annals_notifier_users as u (user_id, email, name, status, deactivated_at, version)
 			values ($1, '', '', 'deactivated', $2, $3)
@@ -401,6 +416,16 @@ func queueUserEvent(b *pgx.Batch, e events.Envelope) error {
 				version = excluded.version, updated_at = clock_timestamp()
 			where u.version < excluded.version`,
 			id, e.RecordedAt, e.Version)
+	case domain.EventUserPersonalDataErased:
+		var data domain.UserPersonalDataErased
+		if err := json.Unmarshal(e.Data, &data); err != nil {
+			return fmt.Errorf("%s data: %w", e.Type, err)
+		}
+		at := e.RecordedAt
+		if !data.ErasedAt.IsZero() {
+			at = data.ErasedAt
+		}
+		queueErasure(b, id, e.Version, at)
 	default:
 		return errNotUserEvent
 	}
@@ -413,13 +438,14 @@ type user struct {
 	Name          string
 	Status        string
 	DeactivatedAt *time.Time
-	Version       int64 // of the user's last event applied
+	ErasedAt      *time.Time // when the user's personal data was erased; email and name are then empty
+	Version       int64      // of the user's last event applied
 }
 
 // lookupUser returns the directory's row of a user; ok is false when there is none.
 func lookupUser(ctx context.Context, db *pgxpool.Pool, id uuid.UUID) (u user, ok bool, err error) {
-	err = db.QueryRow(ctx, `select email, name, status, deactivated_at, version from annals_notifier_users where user_id = $1`, id).
-		Scan(&u.Email, &u.Name, &u.Status, &u.DeactivatedAt, &u.Version)
+	err = db.QueryRow(ctx, `select email, name, status, deactivated_at, erased_at, version from annals_notifier_users where user_id = $1`, id).
+		Scan(&u.Email, &u.Name, &u.Status, &u.DeactivatedAt, &u.ErasedAt, &u.Version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return user{}, false, nil
 	}

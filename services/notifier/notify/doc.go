@@ -115,6 +115,17 @@
 // consumer moves on, nothing is dead-lettered or blocked. An admitted email that then fails for
 // good (a 5xx) keeps its place in the count.
 //
+// # Personal data
+//
+// Users' emails and names arrive encrypted when the writer records them so (pkg/shred):
+// Options.Keys decrypts them for the directory and the welcome email. A user whose data key is
+// destroyed, or whose UserPersonalDataErased the directory reads, becomes a tombstone in the
+// directory (no email, no name, erased_at), every sent log row of the user's emails loses its
+// recipient and subject (Erased), and each of the user's emails still due is recorded as
+// suppressed with ReasonErased instead of being sent. An erasure and the recording of one of
+// the user's emails take turns on an advisory lock of the user, so that no row written at the
+// same moment keeps the address. Emails sent before stay in the mail server and mailboxes.
+//
 // The package never writes to the event store or to Kafka (the consumer runtime writes the
 // dead letters); it reads the event store only to learn whether an order's user exists.
 package notify

@@ -45,6 +45,7 @@ type setup struct {
 	logLevel   slog.Level
 	// emailsPerPrincipalHour is Options.EmailsPerPrincipalHour (0: no limit).
 	emailsPerPrincipalHour int
+	keys                   notify.Decrypter // Options.Keys
 }
 
 // harness is a notifier on a schema, topics and a mail domain of the test's own, run
@@ -102,7 +103,7 @@ func newHarness(tb testing.TB, s setup) *harness {
 	}
 	h.sender = snd
 	h.n = notify.New(pool, snd, tpl, notify.Options{MessageIDDomain: snd.Domain(), UserWait: s.userWait,
-		EmailsPerPrincipalHour: s.emailsPerPrincipalHour, Logger: testLogger(tb, s.logLevel), Registerer: h.reg})
+		EmailsPerPrincipalHour: s.emailsPerPrincipalHour, Keys: s.keys, Logger: testLogger(tb, s.logLevel), Registerer: h.reg})
 	return h
 }
 

@@ -54,10 +54,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "annals_notifier_emails_suppressed_total",
-			Help: "Emails not sent on purpose, by reason (principal_limit: the commands of their principal caused NOTIFIER_EMAILS_PER_PRINCIPAL_HOUR emails in the hour already).",
+			Help: "Emails not sent on purpose, by reason (principal_limit: the commands of their principal caused NOTIFIER_EMAILS_PER_PRINCIPAL_HOUR emails in the hour already; erased: their user's personal data is erased).",
 		}, []string{"reason"}),
 	}
 	m.suppressed.WithLabelValues(ReasonPrincipalLimit)
+	m.suppressed.WithLabelValues(ReasonErased)
 	if reg != nil {
 		reg.MustRegister(m.emails, m.smtp, m.userWait, m.directory, m.directoryLag, m.directoryBehind, m.suppressed)
 	}

@@ -78,7 +78,12 @@ type Options struct {
 	// an event's metadata) recorded within one hour may cause; the others are not sent but
 	// recorded as suppressed. 0 means no limit.
 	EmailsPerPrincipalHour int
-	Logger                 *slog.Logger
+	// Keys opens the encrypted email and name of the user events (a *shred.Keyring on the
+	// writer's key store and key-encryption key), for the welcome emails and the directory.
+	// Nil keeps the values as the events carry them: only for a deployment that records
+	// personal data in clear.
+	Keys   Decrypter
+	Logger *slog.Logger
 	// Registerer takes the notifier's metrics (none when nil).
 	Registerer prometheus.Registerer
 }
@@ -164,9 +169,12 @@ func (n *Notifier) Handle(ctx context.Context, m *consume.Message) error {
 
 // outgoing is an email to send, or a reason to send none.
 type outgoing struct {
+	user uuid.UUID // whom it is for
 	to   mail.Address
 	data templates.Data
 	skip string
+	// erased: the user's personal data is erased; the email is suppressed (ReasonErased).
+	erased bool
 }
 
 // deliver sends the email of event e once: it checks the sent log, works out the email
@@ -190,7 +198,17 @@ func (n *Notifier) deliver(ctx context.Context, e events.Envelope, kind template
 		return err
 	}
 	row := Notification{EventID: e.EventID, EventType: e.Type, StreamID: e.StreamID, Kind: string(kind),
-		To: out.to.Address, MessageID: MessageID(e.EventID, n.opts.MessageIDDomain)}
+		To: out.to.Address, MessageID: MessageID(e.EventID, n.opts.MessageIDDomain), UserID: out.user}
+	if out.erased {
+		row.To, row.Status, row.Reason = Erased, StatusSuppressed, ReasonErased
+		if err := n.sent.Record(ctx, row); err != nil {
+			return dbError(err)
+		}
+		count(OutcomeSuppressed)
+		n.metrics.suppressed.WithLabelValues(ReasonErased).Inc()
+		n.log.InfoContext(ctx, "notify: email suppressed: its user's personal data is erased", "event_id", e.EventID, "kind", kind)
+		return nil
+	}
 	if out.skip != "" {
 		row.Status, row.Reason = StatusSkipped, out.skip
 		if err := n.sent.Record(ctx, row); err != nil {
@@ -303,7 +321,7 @@ func (n *Notifier) record(ctx context.Context, row Notification) error {
 }
 
 // welcome is the welcome email of a UserCreated: to the address in the event.
-func (n *Notifier) welcome(_ context.Context, e events.Envelope) (outgoing, error) {
+func (n *Notifier) welcome(ctx context.Context, e events.Envelope) (outgoing, error) {
 	var d domain.UserCreated
 	if err := decodeData(e, &d); err != nil {
 		return outgoing{}, err
@@ -312,7 +330,12 @@ func (n *Notifier) welcome(_ context.Context, e events.Envelope) (outgoing, erro
 	if err != nil {
 		return outgoing{}, consume.Permanent(err)
 	}
+	erased, err := reveal(ctx, n.opts.Keys, id, &d.Email, &d.Name)
+	if err != nil || erased {
+		return outgoing{user: id, erased: erased}, err
+	}
 	return outgoing{
+		user: id,
 		to:   mail.Address{Name: d.Name, Address: d.Email},
 		data: templates.Data{Name: d.Name, Email: d.Email, UserID: id.String(), EventID: e.EventID.String(), RecordedAt: e.RecordedAt},
 	}, nil
@@ -358,8 +381,11 @@ func (n *Notifier) orderEmail(ctx context.Context, e events.Envelope) (outgoing,
 	if err != nil {
 		return outgoing{}, err
 	}
+	if u.ErasedAt != nil {
+		return outgoing{user: o.UserID, erased: true}, nil
+	}
 	data.UserID, data.Name, data.Email = o.UserID.String(), u.Name, u.Email
-	out := outgoing{to: mail.Address{Name: u.Name, Address: u.Email}, data: data}
+	out := outgoing{user: o.UserID, to: mail.Address{Name: u.Name, Address: u.Email}, data: data}
 	if u.Status == string(domain.UserStatusDeactivated) && u.DeactivatedAt != nil && !e.RecordedAt.Before(*u.DeactivatedAt) {
 		out.skip = fmt.Sprintf("user %s was deactivated at %s, before this event", o.UserID, u.DeactivatedAt.UTC().Format(time.RFC3339))
 	}
@@ -381,7 +407,7 @@ func (n *Notifier) awaitUser(ctx context.Context, id uuid.UUID) (user, error) {
 			return user{}, dbError(err)
 		}
 		waited := time.Since(start)
-		if ok && u.Email != "" {
+		if ok && (u.Email != "" || u.ErasedAt != nil) {
 			n.metrics.userWait.Observe(waited.Seconds())
 			return u, nil
 		}

@@ -39,6 +39,9 @@ type Notification struct {
 	Status    string    `json:"status"`
 	Reason    string    `json:"reason,omitempty"`
 	SentAt    time.Time `json:"sent_at"`
+	// UserID is the user the email is for (uuid.Nil: unknown). The sent log keeps it so that
+	// an erasure of the user's personal data finds their rows; the API does not show it.
+	UserID uuid.UUID `json:"-"`
 }
 
 // SentQuery filters and pages the sent log. Zero values mean no filter; Limit is
@@ -71,7 +74,10 @@ func (l *SentLog) Has(ctx context.Context, eventID uuid.UUID) (bool, error) {
 
 // Record writes n's row; a row of the same event stays as it is.
 func (l *SentLog) Record(ctx context.Context, n Notification) error {
-	return record(ctx, l.pool, n)
+	if n.UserID == uuid.Nil {
+		return record(ctx, l.pool, n)
+	}
+	return pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error { return record(ctx, tx, n) })
 }
 
 // execer runs a statement: the pool, or a transaction.
@@ -79,13 +85,25 @@ type execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// record writes n's row through db; a row of the same event stays as it is.
+// record writes n's row through db; a row of the same event stays as it is. With a user, db
+// must be a transaction: it takes the user's lock (userLockSQL) first, and a row of a user
+// whose personal data is erased is written without recipient and subject.
 func record(ctx context.Context, db execer, n Notification) error {
+	var user *uuid.UUID
+	if n.UserID != uuid.Nil {
+		user = &n.UserID
+		if _, err := db.Exec(ctx, userLockSQL, n.UserID); err != nil {
+			return fmt.Errorf("sent log: %w", err)
+		}
+	}
 	_, err := db.Exec(ctx, `insert into annals_notifier_sent
-		(event_id, event_type, stream_id, kind, recipient, subject, message_id, status, reason)
-		values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict (event_id) do nothing`,
+		(event_id, event_type, stream_id, kind, recipient, subject, message_id, status, reason, user_id)
+		select $1, $2, $3, $4, case when e.erased then '`+Erased+`' else $5 end,
+			case when e.erased then '`+Erased+`' else $6 end, $7, $8, $9, $10
+		from (select exists (select from annals_notifier_users where user_id = $10 and erased_at is not null) as erased) e
+		on conflict (event_id) do nothing`,
 		n.EventID, clean(n.EventType), clean(n.StreamID), n.Kind, clean(n.To), clean(n.Subject),
-		clean(n.MessageID), n.Status, clean(n.Reason))
+		clean(n.MessageID), n.Status, clean(n.Reason), user)
 	if err != nil {
 		return fmt.Errorf("sent log: %w", err)
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"github.com/annals-dev/annals/internal/auth"
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/services/projector/readmodel"
 )
@@ -79,7 +80,7 @@ var (
 
 	userSchema = httpx.Object([]string{"id", "stream_id", "version", "email", "name", "status", "created_at", "updated_at"}, map[string]any{
 		"id": httpx.UUIDSchema, "stream_id": httpx.StringSchema, "version": httpx.Int64(0),
-		"email": httpx.StringSchema, "name": httpx.StringSchema, "status": httpx.Enum(userStatuses),
+		"email": personalSchema("the user's email"), "name": personalSchema("the user's name"), "status": httpx.Enum(userStatuses),
 		"deactivation_reason": httpx.StringSchema,
 		"created_at":          httpx.TimeSchema, "updated_at": httpx.TimeSchema, "deactivated_at": httpx.TimeSchema,
 	})
@@ -102,6 +103,14 @@ var (
 		"total_revenue_cents": httpx.Int64(0),
 		"conversion_rate":     map[string]any{"type": "number", "minimum": 0, "maximum": 100},
 	})
+	// personalSchema is the schema of a user's email or name: what the user gave, decrypted, or
+	// a placeholder.
+	personalSchema = func(what string) map[string]any {
+		return map[string]any{"type": "string", "description": what + `; empty once the user's personal data is erased ` +
+			`(DELETE /v1/users/{id}/personal-data on the writer), "` + readmodel.Erased + `" while the ` +
+			`erasure is on its way (the user's key is destroyed, the erasure event not applied yet), "` + auth.Redacted +
+			`" for a caller without the personal-data scope`}
+	}
 	errorSchema = httpx.ErrorSchema(map[string]any{
 		"field":       map[string]any{"type": "string", "description": "the malformed parameter (400)"},
 		"stream_id":   map[string]any{"type": "string", "description": "the stream that is behind (504)"},

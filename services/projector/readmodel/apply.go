@@ -33,6 +33,10 @@ type Options struct {
 	BatchSize int
 	// Metrics, when set, receive the end-to-end latency of the events the consumer applies.
 	Metrics *Metrics
+	// Keys opens the encrypted email and name of the user events (a *shred.Keyring on the
+	// writer's key store and key-encryption key). Nil keeps the values as the events carry
+	// them: only for a deployment that records personal data in clear.
+	Keys Decrypter
 }
 
 // DefaultBatchSize is the rebuild's page size when Options.BatchSize is 0.
@@ -44,6 +48,7 @@ type Projection struct {
 	pool    *pgxpool.Pool
 	batch   int
 	metrics *Metrics
+	keys    Decrypter
 	// inbox records the events HandleBatch applies: under Group, or the group of the
 	// Consumer made from it.
 	inbox consume.Inbox
@@ -63,7 +68,7 @@ var _ consume.Handler = (*Projection)(nil)
 
 // New returns the Projection on pool. The read models must be migrated (Migrate).
 func New(pool *pgxpool.Pool, opts Options) *Projection {
-	p := &Projection{pool: pool, batch: opts.BatchSize, metrics: opts.Metrics, polls: [2]time.Duration{firstPoll, maxPoll},
+	p := &Projection{pool: pool, batch: opts.BatchSize, metrics: opts.Metrics, keys: opts.Keys, polls: [2]time.Duration{firstPoll, maxPoll},
 		inbox: consume.Inbox{Group: Group}}
 	if p.batch <= 0 {
 		p.batch = DefaultBatchSize
@@ -102,7 +107,7 @@ func (p *Projection) Handle(ctx context.Context, m *consume.Message) error {
 //
 // The statement is atomic; after an error the caller rolls tx back, as a PostgresUnit does.
 func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, e events.Envelope) error {
-	s, ok, err := plan(e)
+	s, ok, err := p.plan(ctx, e)
 	if err != nil || !ok {
 		return err
 	}
@@ -121,6 +126,7 @@ const (
 	userCreated kind = iota
 	userProfileUpdated
 	userDeactivated
+	userErased
 	orderCreated
 	itemAdded
 	itemRemoved
@@ -166,6 +172,11 @@ var applySQL = [numKinds]string{
 	userDeactivated: `update {users} u set status = 'deactivated', deactivation_reason = x.reason,
 			deactivated_at = x.at, updated_at = x.at, version = x.version
 		from unnest($1::uuid[], $2::int8[], $3::text[], $4::timestamptz[]) as x(id, version, reason, at)
+		where u.id = any($1) and u.id = x.id and u.version = x.version - 1`,
+	// The user's personal data is erased: the row keeps the user, with an empty email and
+	// name, as the writer's aggregate does.
+	userErased: `update {users} u set email = '', name = '', updated_at = x.at, version = x.version
+		from unnest($1::uuid[], $2::int8[], $3::timestamptz[]) as x(id, version, at)
 		where u.id = any($1) and u.id = x.id and u.version = x.version - 1`,
 	orderCreated: `insert into {orders} (id, user_id, status, items, total_cents, item_count, created_at, updated_at, version)
 		select x.id, x.user_id, 'pending', x.items::jsonb, x.total, x.n, x.at, x.at, x.version
@@ -284,7 +295,7 @@ func (s step) args() []any {
 		return []any{s.id, s.e.Version, s.c.itemID, s.at}
 	case orderConfirmed:
 		return []any{s.id, s.e.Version, s.c.cents, s.at}
-	default: // orderShipped
+	default: // userErased, orderShipped
 		return []any{s.id, s.e.Version, s.at}
 	}
 }
@@ -337,6 +348,18 @@ func plan(e events.Envelope) (s step, ok bool, err error) {
 			return s, false, err
 		}
 		s.kind, s.c.reason = userDeactivated, d.Reason
+	case domain.EventUserPersonalDataErased:
+		var d domain.UserPersonalDataErased
+		if err := decode(e, &d); err != nil {
+			return s, false, err
+		}
+		if d.UserID != "" && d.UserID != id.String() {
+			return s, false, fmt.Errorf("user_id %q is not the stream's id", d.UserID)
+		}
+		if d.ErasedAt.IsZero() { // as the writer's aggregate refuses it
+			return s, false, fmt.Errorf("data needs erased_at")
+		}
+		s.kind = userErased
 	case domain.EventOrderCreated:
 		var d domain.OrderCreated
 		if err := decode(e, &d); err != nil {

@@ -58,9 +58,9 @@ func (p *Projection) HandleBatch(ctx context.Context, ms []*consume.Message) (er
 	var f batchFold
 	for i, m := range ms {
 		ids[i] = m.Event.EventID
-		s, ok, err := plan(m.Event)
+		s, ok, err := p.plan(ctx, m.Event)
 		if err != nil {
-			return errNotClean // Handle refuses it
+			return errNotClean // Handle refuses it, or tries it again
 		}
 		if ok && !f.add(s) {
 			return errNotClean

@@ -30,6 +30,12 @@
 // rows of the streams with an event in the range, chunk by chunk on the live generation, with
 // the rows locked so that live applies wait and then carry on from the rebuilt rows.
 //
+// Users' emails and names arrive encrypted when the writer records them so (pkg/shred):
+// Options.Keys decrypts them before they are applied, on every path (Apply, HandleBatch,
+// Rebuild, Reprocess). A value whose user's data key is destroyed is applied as Erased, and
+// UserPersonalDataErased empties the user's email and name, as the writer's aggregate does, so a rebuild after an erasure brings nothing back. The key store failing is a dependency's failure, retried; a
+// damaged ciphertext is the event's fault, Permanent.
+//
 // The package never writes to the event store, and never applies an event out of its stream's
 // order.
 package readmodel

@@ -216,6 +216,8 @@ func (u *userRow) apply(s step) bool {
 	case userDeactivated:
 		reason, at := s.c.reason, s.at
 		u.status, u.reason, u.deactivatedAt = "deactivated", &reason, &at
+	case userErased:
+		u.email, u.name = "", ""
 	default:
 		return false
 	}

@@ -184,7 +184,7 @@ func (p *Projection) fill(ctx context.Context, old, next *generation, st *Rebuil
 			}
 			lastStream, lastVersion = e.StreamID, e.Version
 		}
-		n, err := applyBatch(ctx, tx, next, page, st.Stopped)
+		n, err := p.applyBatch(ctx, tx, next, page, st.Stopped)
 		st.Filled += n
 		if err != nil {
 			return err
@@ -243,7 +243,7 @@ func (p *Projection) catchUp(ctx context.Context, q beginner, g *generation, sto
 	}
 	var n int64
 	for page := range slices.Chunk(evs, p.batch) {
-		k, err := applyBatch(ctx, tx, g, page, stopped)
+		k, err := p.applyBatch(ctx, tx, g, page, stopped)
 		n += k
 		if err != nil {
 			return n, err
@@ -340,8 +340,11 @@ func (p *Projection) dropOld(ctx context.Context) (int, error) {
 // changes fewer rows than it has (a refused event: rare, the store's events fit their
 // streams), the savepoint is rolled back and the events are applied one by one instead, each
 // in a savepoint of its own, which tells the refused one apart.
-func applyBatch(ctx context.Context, tx pgx.Tx, g *generation, evs []events.Envelope, stopped map[string]string) (int64, error) {
-	steps, b, rows := queueRounds(g, evs, stopped)
+func (p *Projection) applyBatch(ctx context.Context, tx pgx.Tx, g *generation, evs []events.Envelope, stopped map[string]string) (int64, error) {
+	steps, b, rows, err := p.queueRounds(ctx, g, evs, stopped)
+	if err != nil {
+		return 0, err
+	}
 	if len(steps) == 0 {
 		return 0, nil
 	}
@@ -375,8 +378,9 @@ func applyBatch(ctx context.Context, tx pgx.Tx, g *generation, evs []events.Enve
 
 // queueRounds plans the events (see applyBatch) and queues their statements in rounds: the
 // k-th event of every stream in round k, one multi-row statement per kind of event in a round.
-// rows is the number of rows each queued statement must change.
-func queueRounds(g *generation, evs []events.Envelope, stopped map[string]string) (steps []step, b *pgx.Batch, rows []int64) {
+// rows is the number of rows each queued statement must change. A failure to reveal an event's
+// personal values that is not the event's fault (a dependency's) is returned.
+func (p *Projection) queueRounds(ctx context.Context, g *generation, evs []events.Envelope, stopped map[string]string) (steps []step, b *pgx.Batch, rows []int64, err error) {
 	steps = make([]step, 0, len(evs))
 	var rounds [][numKinds][]step
 	nth := map[string]int{}
@@ -384,8 +388,10 @@ func queueRounds(g *generation, evs []events.Envelope, stopped map[string]string
 		if _, ok := stopped[e.StreamID]; ok {
 			continue
 		}
-		s, ok, err := plan(e)
+		s, ok, err := p.plan(ctx, e)
 		switch {
+		case err != nil && !consume.IsPermanent(err):
+			return nil, nil, nil, err
 		case err != nil:
 			stopped[e.StreamID] = err.Error()
 			continue
@@ -409,7 +415,7 @@ func queueRounds(g *generation, evs []events.Envelope, stopped map[string]string
 			}
 		}
 	}
-	return steps, b, rows
+	return steps, b, rows, nil
 }
 
 func applyOneByOne(ctx context.Context, tx pgx.Tx, g *generation, steps []step, stopped map[string]string) (int64, error) {

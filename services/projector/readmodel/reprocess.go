@@ -260,7 +260,7 @@ func (p *Projection) reprocessStreams(ctx context.Context, streams []reprocessSt
 			break
 		}
 		lastStream, lastVersion = page[len(page)-1].StreamID, page[len(page)-1].Version
-		n, err := applyBatch(ctx, tx, scratch, page, stopped)
+		n, err := p.applyBatch(ctx, tx, scratch, page, stopped)
 		c.applied += n
 		if err != nil {
 			return c, err
