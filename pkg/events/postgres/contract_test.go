@@ -29,3 +29,10 @@ func TestStore_ContractMaxEventBytes(t *testing.T) {
 		return s
 	})
 }
+
+func TestStore_ContractIdempotency(t *testing.T) {
+	eventstest.TestIdempotency(t, func(t *testing.T) events.Store {
+		s, _ := newStore(t, postgres.Options{})
+		return s
+	})
+}

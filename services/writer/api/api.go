@@ -88,6 +88,9 @@ func New(store *postgres.Store, opts Options) *API {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	// A snapshot only speeds loads up: one that fails is logged, and the command succeeds.
+	snapshotFailed := func(err error) { a.log.Warn("snapshot", "error", err) }
+	a.users.SnapshotErrors, a.orders.SnapshotErrors = snapshotFailed, snapshotFailed
 	a.errs = httpx.Errors{Dependency: "the event store", Rules: append(slices.Clone(errorRules), subscribeRules...), Logger: a.log}
 	return a
 }
