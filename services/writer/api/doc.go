@@ -1,6 +1,6 @@
 // Package api is the writer's HTTP command API: it turns requests about users and orders into
-// domain commands, appends the events they record to the PostgreSQL event store under
-// optimistic concurrency, and serves the store's history (aggregate state at a version or a
+// domain commands, appends the events they record to the event store (Store: PostgreSQL,
+// Redis or MongoDB) under optimistic concurrency, and serves the store's history (aggregate state at a version or a
 // time, streams, the all-stream, statistics) and, through pkg/feed, the all-stream live as
 // Server-Sent Events (GET /v1/subscribe).
 //
