@@ -38,7 +38,7 @@
 // # What it does not do (yet)
 //
 // It has no outbox: nothing appended here reaches the relay or Kafka, and the services do not
-// accept EVENT_STORE_TYPE=redis. It has no idempotency keys, no snapshot pruning and no
+// accept EVENT_STORE_TYPE=redis. It has no snapshot pruning and no
 // metrics. A read of all events filtered by type reads each type's index, but Since and Until
 // only narrow the range of positions.
 //
@@ -54,15 +54,16 @@
 // per-stream order, never skipping an entry. A stream the relay cannot publish is held (a hash
 // of holds by stream id), with the operator's Retry and Skip as in pkg/events/postgres.
 //
-// # Idempotency keys, as planned
+// # Idempotency keys
 //
-// PostgreSQL records a command's idempotency key in the transaction of its append, with the
-// response that quotes the append's result. Here the key must be checked and written by the
-// append's own script (a second command after it could be lost in between): the script will
-// refuse a key that exists (before its first write, as for event ids), and store under it the
-// request's hash, the status and the append's result (versions, positions, recording time),
-// from which the writer renders the response again; a sorted set of keys by time lets a prune
-// delete the expired ones.
+// An append that carries AppendOptions.Idempotency records its key in its own script, with
+// the request's hash, the status and where the append landed (versions, positions, recording
+// time, event ids): the key and the events are written together or not at all. The key is the
+// script's first check, so an append whose key was recorded before writes nothing and fails
+// with events.ErrIdempotencyKeyTaken, even if its stream moved on since; of concurrent appends
+// with one key, one wins. LookupIdempotency reads the record back; PruneIdempotency deletes
+// those older than a ttl by the server's clock, through a sorted set of keys by recording
+// time, a thousand at a time.
 //
 // It must never write part of an append, take a global position that no event keeps, or
 // change or delete a recorded event.

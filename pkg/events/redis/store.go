@@ -58,6 +58,8 @@ func (s *Store) keyStreams() string            { return s.tag + "streams" }
 func (s *Store) keyTimes() string              { return s.tag + "times" }
 func (s *Store) keyLastTime() string           { return s.tag + "last-time" }
 func (s *Store) keyType(typ string) string     { return s.tag + "type:" + typ }
+func (s *Store) keyIdempotency() string        { return s.tag + "idempotency" }
+func (s *Store) keyIdempotencyTimes() string   { return s.tag + "idempotency-times" }
 func (s *Store) keySnapshots(id string) string { return s.tag + "snapshots:" + id }
 func (s *Store) keySnapshotVersions(id string, ssv int) string {
 	return s.tag + "snapshot-versions:" + strconv.Itoa(ssv) + ":" + id
@@ -89,9 +91,13 @@ func (s *Store) Append(ctx context.Context, streamID string, expected events.Exp
 		return res, fmt.Errorf("append %s: %w", streamID, err)
 	}
 
+	idemKey, idemRecord, err := idempotencyArgs(streamID, recs, opts.Idempotency)
+	if err != nil {
+		return res, err
+	}
 	keys := []string{
 		s.keyPosition(), s.keyStream(streamID), s.keyEvents(), s.keyIDs(), s.keyTypes(),
-		s.keyStreams(), s.keyTimes(), s.keyLastTime(),
+		s.keyStreams(), s.keyTimes(), s.keyLastTime(), s.keyIdempotency(), s.keyIdempotencyTimes(),
 	}
 	kind, version := "any", int64(0)
 	switch v, exact := expected.Version(); {
@@ -102,7 +108,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected events.Exp
 	case expected.IsStreamExists():
 		kind = "stream_exists"
 	}
-	args := []any{kind, version, s.opts.MaxEventsPerStream, len(recs)}
+	args := []any{kind, version, s.opts.MaxEventsPerStream, len(recs), idemKey, idemRecord}
 	for _, r := range recs {
 		keys = append(keys, s.keyType(r.p.Type))
 		args = append(args, r.p.ID.String(), r.p.Type, r.raw)
@@ -115,6 +121,8 @@ func (s *Store) Append(ctx context.Context, streamID string, expected events.Exp
 		return res, fmt.Errorf("append %s: unexpected reply %v", streamID, reply)
 	}
 	switch reply[0] {
+	case "taken":
+		return res, fmt.Errorf("append %s: key %q: %w", streamID, idemKey, events.ErrIdempotencyKeyTaken)
 	case "conflict":
 		return res, &events.VersionConflictError{StreamID: streamID, Expected: expected, Actual: reply[1].(int64)}
 	case "full":
