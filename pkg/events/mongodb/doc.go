@@ -53,7 +53,8 @@
 // expected-version modes with exactly one winner among concurrent appends at one version,
 // versions without gaps, event ids unique across the store, temporal reads (VersionAt,
 // ReadAll's Since and Until) at microsecond precision, MaxEventsPerStream and MaxEventBytes,
-// and snapshots with PruneSnapshots.
+// and snapshots with PruneSnapshots; and idempotency keys recorded atomically with their
+// append (see below).
 //
 // It does not (yet) guarantee:
 //   - statistics without scanning: Stats aggregates over every append document, and ReadAll
@@ -62,8 +63,7 @@
 //   - that an id is free again after a crash: an append that dies after it recorded its event
 //     ids and before its document keeps those ids taken (a later append with the same ids is
 //     refused, as a replay of an event already recorded would be);
-//   - idempotency keys (the PostgreSQL store's LookupIdempotency and SaveIdempotencyTx) and
-//     the transactional outbox (see the last two sections);
+//   - the transactional outbox (see the last section);
 //   - that an append which returns an error other than a refusal (a lost connection, a
 //     cancelled context during the insert) did not land: read the stream to know, as with any
 //     store.
@@ -95,15 +95,19 @@
 //
 // MongoDB itself must be 4.4 or later.
 //
-// # Idempotency keys (to come)
+// # Idempotency keys
 //
-// On PostgreSQL an idempotency key is stored in the transaction of the command's append, so
-// that the key exists exactly when the events do. Without a transaction the key must live in
-// the append document itself: Append will take the key and the request's hash in its options,
-// the document holds them with a unique index on the key (over documents that have one), and
-// a second append with the same key fails on that index and reads the first one's outcome
-// back. The stored response is what the writer derives from the AppendResult, so it can be
-// rebuilt from the document rather than stored; pruning after a time to live unsets the key.
+// The store implements events.IdempotencyStore. On PostgreSQL an idempotency key is stored in
+// the transaction of the command's append, so that the key exists exactly when the events do.
+// Without a transaction the key lives in the append document itself: with
+// AppendOptions.Idempotency the document carries the key, the request's hash, the status and
+// the recording time, and a unique index on the key (sparse: over the documents that have one)
+// refuses a second append with the same key, as the unique _id refuses a second append at the
+// same position. The key and the events are one insert, so both are recorded or neither; an
+// append refused for its key (events.ErrIdempotencyKeyTaken) writes nothing and frees the
+// event ids it had reserved. LookupIdempotency rebuilds the whole AppendResult from the
+// document. PruneIdempotency unsets the record of the documents recorded before the time to
+// live, found through a sparse index of the records' times; the events stay.
 //
 // # The outbox and the relay
 //

@@ -78,6 +78,16 @@ func (s *Store) migrate(ctx context.Context) error {
 			Keys:    bson.D{{Key: "last", Value: 1}},
 			Options: options.Index().SetName("last_position"),
 		}},
+		// Sparse: documents without a key are not in it (on FerretDB, whose backends do not
+		// take the option, a missing key indexes as NULL, and NULLs do not collide).
+		{s.appends, "idempotency_key", mongo.IndexModel{
+			Keys:    bson.D{{Key: "ik", Value: 1}},
+			Options: options.Index().SetName("idempotency_key").SetUnique(true).SetSparse(true),
+		}},
+		{s.appends, "idempotency_time", mongo.IndexModel{
+			Keys:    bson.D{{Key: "ikat", Value: 1}},
+			Options: options.Index().SetName("idempotency_time").SetSparse(true),
+		}},
 		{s.snapshots, "stream_schema_version", mongo.IndexModel{
 			Keys:    bson.D{{Key: "stream", Value: 1}, {Key: "ssv", Value: 1}, {Key: "version", Value: 1}},
 			Options: options.Index().SetName("stream_schema_version").SetUnique(true),
@@ -103,6 +113,15 @@ type appendDoc struct {
 	Correlation  string     `bson:"corr,omitempty"`
 	Causation    string     `bson:"cause,omitempty"`
 	Events       []eventDoc `bson:"events"`
+
+	// The append's idempotency record (events.AppendOptions.Idempotency), in the same
+	// document, so that it exists exactly when the events do: the key (unique over the
+	// documents that have one), the request's hash, the status and the recording time again
+	// (what a prune goes by, in an index of its own that only keyed documents are in).
+	Key       string `bson:"ik,omitempty"`
+	KeyHash   []byte `bson:"ih,omitempty"`
+	KeyStatus int    `bson:"is,omitempty"`
+	KeyAt     int64  `bson:"ikat,omitempty"`
 }
 
 // eventDoc is one event of an append.
