@@ -59,6 +59,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected events.Exp
 	res.FirstPosition, res.LastPosition = doc.First, doc.Last
 	res.EventIDs = ids
 	res.RecordedAt = micro(doc.At)
+	s.appended()
 	return res, nil
 }
 
@@ -197,7 +198,7 @@ func (s *Store) releaseIDs(owner string) {
 // prepare checks the append's input as the other stores do and builds its document and the
 // list of its event ids.
 func (s *Store) prepare(streamID string, evs []events.Event, opts events.AppendOptions) (appendDoc, []uuid.UUID, error) {
-	doc := appendDoc{Stream: streamID, Correlation: opts.CorrelationID, Causation: opts.CausationID}
+	doc := appendDoc{Stream: streamID, Correlation: opts.CorrelationID, Causation: opts.CausationID, Outbox: true}
 	if k := opts.Idempotency; k != nil {
 		if k.Key == "" {
 			return doc, nil, fmt.Errorf("%w: append %s: an empty idempotency key", events.ErrInvalid, streamID)
