@@ -63,6 +63,16 @@ type StoreOptions struct {
 	Metrics *postgres.Metrics
 }
 
+// PostgresOptions are the PostgreSQL store's options of the [aggregates] section:
+// OPTIMISTIC_CONCURRENCY, MAX_EVENTS_PER_AGGREGATE and MAX_EVENT_BYTES.
+func PostgresOptions(c config.Aggregates) postgres.Options {
+	return postgres.Options{
+		DisableOptimisticConcurrency: !c.OptimisticConcurrency,
+		MaxEventsPerStream:           c.MaxEventsPerAggregate,
+		MaxEventBytes:                c.MaxEventBytes,
+	}
+}
+
 // connectTimeout bounds connecting to Redis or MongoDB, and MongoDB's creation of its indexes,
 // at start.
 const connectTimeout = 30 * time.Second
@@ -75,13 +85,9 @@ func OpenEventStore(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool,
 	agg := cfg.Aggregates
 	switch t := cfg.EventSourcing.StoreType; t {
 	case config.StorePostgreSQL, "":
-		s := postgres.New(pool, postgres.Options{
-			DisableOptimisticConcurrency: !agg.OptimisticConcurrency,
-			MaxEventsPerStream:           agg.MaxEventsPerAggregate,
-			MaxEventBytes:                agg.MaxEventBytes,
-			OnAppend:                     opts.OnAppend,
-			Metrics:                      opts.Metrics,
-		})
+		po := PostgresOptions(agg)
+		po.OnAppend, po.Metrics = opts.OnAppend, opts.Metrics
+		s := postgres.New(pool, po)
 		o := s.Outbox()
 		return &EventStore{Type: config.StorePostgreSQL, Store: s, Outbox: o, Holds: o, Ping: pool.Ping}, nil
 	case config.StoreRedis:

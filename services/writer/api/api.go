@@ -14,6 +14,7 @@ import (
 	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/internal/ratelimit"
+	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/feed"
@@ -102,15 +103,10 @@ func New(store Store, opts Options) *API {
 	return a
 }
 
-// StoreOptions are the event store options of the [aggregates] section:
-// OPTIMISTIC_CONCURRENCY, MAX_EVENTS_PER_AGGREGATE and MAX_EVENT_BYTES.
-func StoreOptions(c config.Aggregates) postgres.Options {
-	return postgres.Options{
-		DisableOptimisticConcurrency: !c.OptimisticConcurrency,
-		MaxEventsPerStream:           c.MaxEventsPerAggregate,
-		MaxEventBytes:                c.MaxEventBytes,
-	}
-}
+// StoreOptions are the PostgreSQL store's options of the [aggregates] section:
+// OPTIMISTIC_CONCURRENCY, MAX_EVENTS_PER_AGGREGATE and MAX_EVENT_BYTES (wiring.PostgresOptions,
+// which wiring.OpenEventStore uses).
+func StoreOptions(c config.Aggregates) postgres.Options { return wiring.PostgresOptions(c) }
 
 // OptionsFrom reads the API's options from the configuration: a snapshot every
 // SNAPSHOT_FREQUENCY events when AGGREGATE_SNAPSHOTS_ENABLED, no command at all unless
