@@ -59,6 +59,8 @@ func TestChartRefuses(t *testing.T) {
 		{"unknown Kafka protocol", values("kafka.securityProtocol", "TLS"), "kafka/securityProtocol"},
 		{"unknown SASL mechanism", values("kafka.securityProtocol", "SASL_SSL", "kafka.sasl.mechanism", "GSSAPI"), "kafka/sasl/mechanism"},
 		{"unknown sslmode", values("database.sslmode", "on"), "database/sslmode"},
+		{"Redis URL with existingSecret", values("existingSecret", "mine", "eventStore.redisUrl", "redis://redis:6379/0"),
+			`eventStore.redisUrl is set together with existingSecret "mine"`},
 		{"Kafka password with existingSecret", values("existingSecret", "mine", "kafka.securityProtocol", "SASL_SSL",
 			"kafka.sasl.mechanism", "PLAIN", "kafka.sasl.username", "u", "kafka.sasl.password", "x"),
 			`kafka.sasl.password is set together with existingSecret "mine"`},
