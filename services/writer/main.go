@@ -5,7 +5,8 @@
 //	annals-writer [-config file] [-addr host:port]
 //
 // Configuration comes from config/event_sourcing.tsk and the environment (see the README).
-// It serves /livez, /readyz (ready without Kafka: the outbox keeps the appends), /healthz/kafka,
+// It serves /livez, /readyz (PostgreSQL and the chosen store; ready without Kafka: the outbox
+// keeps the appends), /healthz/kafka,
 // /healthz/relay, /metrics and /openapi.json, and stops cleanly on SIGINT or SIGTERM.
 package main
 
