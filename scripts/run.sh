@@ -5,7 +5,9 @@
 # stops it). When Prometheus is installed (scripts/stack.sh install prometheus), it is started
 # too, scraping the four services and evaluating the alert rules of deploy/prometheus/rules.
 # With ANNALS_TRACING=1 it starts Jaeger v2 (scripts/stack.sh up jaeger; built once, a few
-# minutes the first time) and the services send their OpenTelemetry traces to it.
+# minutes the first time) and the services send their OpenTelemetry traces to it. With
+# EVENT_STORE_TYPE=redis or mongodb it starts the stack's Redis or FerretDB too, and the writer
+# keeps its events there.
 #
 # ANNALS_SECURE=1 runs the pipeline on the secured stack instead (scripts/stack-secure.sh):
 # PostgreSQL over TLS with sslmode=verify-full, Kafka over SASL_SSL with SCRAM-SHA-512 and
@@ -70,6 +72,27 @@ if $secure; then
 	# The identity of the operator's commands: cli, not the super user admin that env exports.
 	export KAFKA_SASL_USERNAME=cli KAFKA_SASL_PASSWORD=$ANNALS_SECURE_CLI_PASSWORD
 fi
+# EVENT_STORE_TYPE=redis or mongodb: the writer's event store on the stack's Redis or FerretDB
+# (installed once), unless EVENT_STORE_REDIS_URL or EVENT_STORE_MONGODB_URI names another; the
+# read side stays on PostgreSQL.
+case ${EVENT_STORE_TYPE:-postgresql} in
+postgresql) ;;
+redis)
+	if [[ -z ${EVENT_STORE_REDIS_URL:-} ]]; then
+		scripts/stack.sh install redis
+		scripts/stack.sh up redis
+		export EVENT_STORE_REDIS_URL=$REDIS_URL
+	fi
+	;;
+mongodb)
+	if [[ -z ${EVENT_STORE_MONGODB_URI:-} ]]; then
+		scripts/stack.sh install ferretdb
+		scripts/stack.sh up ferretdb
+		export EVENT_STORE_MONGODB_URI=$MONGODB_URI
+	fi
+	;;
+*) fail "EVENT_STORE_TYPE=$EVENT_STORE_TYPE: want postgresql, redis or mongodb" ;;
+esac
 
 # The writer records users' emails and names encrypted with data keys that the stack's own
 # key wraps (PERSONAL_DATA_KEY_FILE, made on first use in .stack/personal-data.key: 32 random

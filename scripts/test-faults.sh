@@ -11,7 +11,8 @@
 # console producer, set aside by every group; a broker of the test's own killed
 # with SIGKILL under the writer and the notifier and started again (every email arrives,
 # nothing is dead-lettered, no stream is blocked); a second notifier joining its group while the first sends
-# slowly (no email twice).
+# slowly (no email twice); `annals relay` killed with SIGKILL on the Redis and the MongoDB
+# event stores (EVENT_STORE_TYPE).
 # ANNALS_FAULT_ROUNDS sets the rounds per test that repeats (default here 5).
 set -euo pipefail
 
@@ -21,6 +22,11 @@ GO=${GO:-go}
 export ANNALS_FAULT_ROUNDS=${ANNALS_FAULT_ROUNDS:-5}
 
 scripts/stack.sh up
+# The event stores other than PostgreSQL: Redis and FerretDB (installed once).
+scripts/stack.sh install redis
+scripts/stack.sh up redis
+scripts/stack.sh install ferretdb
+scripts/stack.sh up ferretdb
 eval "$(scripts/stack.sh env)"
 # The broker test starts the broker again itself; this covers a run that was interrupted.
 trap 'scripts/stack.sh up kafka >/dev/null' EXIT

@@ -60,6 +60,7 @@ import (
 
 	"github.com/annals-dev/annals/internal/app"
 	"github.com/annals-dev/annals/internal/config"
+	"github.com/annals-dev/annals/internal/wiring"
 )
 
 func main() {
@@ -207,6 +208,34 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 // openDatabase loads the configuration and connects to its event store's database as the
 // application name, stopping with the setting at fault named when the server refuses the
 // connection's settings (app.CheckPostgres); the caller closes the pool.
+// openEventStore opens the event store that EVENT_STORE_TYPE names, on a checked PostgreSQL
+// pool (openDatabase) for postgresql only; close releases what it opened.
+func openEventStore(ctx context.Context, loadConfig func() (*config.Config, error), name string) (es *wiring.EventStore, close func(), err error) {
+	cfg, err := loadConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	var pool *pgxpool.Pool
+	if cfg.EventSourcing.StoreType == config.StorePostgreSQL {
+		if _, pool, err = openDatabase(ctx, func() (*config.Config, error) { return cfg, nil }, name); err != nil {
+			return nil, nil, err
+		}
+	}
+	es, err = wiring.OpenEventStore(ctx, cfg, pool, wiring.StoreOptions{})
+	if err != nil {
+		if pool != nil {
+			pool.Close()
+		}
+		return nil, nil, err
+	}
+	return es, func() {
+		es.Close()
+		if pool != nil {
+			pool.Close()
+		}
+	}, nil
+}
+
 func openDatabase(ctx context.Context, loadConfig func() (*config.Config, error), name string) (*config.Config, *pgxpool.Pool, error) {
 	cfg, err := loadConfig()
 	if err != nil {

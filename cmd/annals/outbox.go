@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/annals-dev/annals/internal/config"
+	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/events/outbox"
-	"github.com/annals-dev/annals/pkg/events/postgres"
 )
 
 const outboxUsage = `usage: annals outbox <subcommand>
@@ -47,21 +47,22 @@ func outboxCmd(ctx context.Context, args []string, loadConfig func() (*config.Co
 	sub, rest := args[0], args[1:]
 	fs := flag.NewFlagSet("annals outbox "+sub, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	var run func(o *postgres.Outbox) error
+	var run func(o wiring.Holds) error
+	skipped := "annals_outbox_dead" // where a skipped append is recorded, by store
 	switch sub {
 	case "holds":
 		asJSON := fs.Bool("json", false, "print the holds as JSON")
 		if _, err := parseInterleaved(fs, rest, 0, 0); err != nil {
 			return fmt.Errorf("%w: outbox holds takes only -json: %v", errUsage, err)
 		}
-		run = func(o *postgres.Outbox) error { return outboxHolds(ctx, o, *asJSON, stdout) }
+		run = func(o wiring.Holds) error { return outboxHolds(ctx, o, *asJSON, stdout) }
 	case "retry":
 		all := fs.Bool("all", false, "release every hold")
 		streams, err := parseInterleaved(fs, rest, 0, -1)
 		if err != nil || *all == (len(streams) > 0) {
 			return fmt.Errorf("%w: outbox retry takes the held streams, or -all", errUsage)
 		}
-		run = func(o *postgres.Outbox) error { return outboxRetry(ctx, o, streams, stdout) }
+		run = func(o wiring.Holds) error { return outboxRetry(ctx, o, streams, stdout) }
 	case "skip":
 		version := fs.Int64("version", -1, "the first version of the held append")
 		reason := fs.String("reason", "", "why the append is skipped")
@@ -70,19 +71,24 @@ func outboxCmd(ctx context.Context, args []string, loadConfig func() (*config.Co
 		if err != nil || *version < 0 || *reason == "" || *by == "" {
 			return fmt.Errorf("%w: outbox skip takes one stream, -version V (the held append's first version, from `annals outbox holds`) and -reason WHY", errUsage)
 		}
-		run = func(o *postgres.Outbox) error { return outboxSkip(ctx, o, streams[0], *version, *by, *reason, stdout) }
+		run = func(o wiring.Holds) error {
+			return outboxSkip(ctx, o, skipped, streams[0], *version, *by, *reason, stdout)
+		}
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, outboxUsage)
 		return nil
 	default:
 		return fmt.Errorf("%w: unknown outbox subcommand %q\n\n%s", errUsage, sub, outboxUsage)
 	}
-	_, pool, err := openDatabase(ctx, loadConfig, "annals-outbox")
+	es, closeStore, err := openEventStore(ctx, loadConfig, "annals-outbox")
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	return run(postgres.NewOutbox(pool))
+	defer closeStore()
+	if es.Type != config.StorePostgreSQL {
+		skipped = "the " + es.Type + " store's skipped appends"
+	}
+	return run(es.Holds)
 }
 
 // parseInterleaved parses flags that may come before or after the positional arguments, of
@@ -118,7 +124,7 @@ func defaultOperator() string {
 	return name + "@" + host
 }
 
-func outboxHolds(ctx context.Context, o *postgres.Outbox, asJSON bool, stdout io.Writer) error {
+func outboxHolds(ctx context.Context, o wiring.Holds, asJSON bool, stdout io.Writer) error {
 	holds, err := o.Holds(ctx)
 	if err != nil {
 		return err
@@ -155,7 +161,7 @@ func outboxHolds(ctx context.Context, o *postgres.Outbox, asJSON bool, stdout io
 	return nil
 }
 
-func outboxRetry(ctx context.Context, o *postgres.Outbox, streams []string, stdout io.Writer) error {
+func outboxRetry(ctx context.Context, o wiring.Holds, streams []string, stdout io.Writer) error {
 	var released []outbox.Hold
 	var errs []error
 	if len(streams) == 0 {
@@ -185,13 +191,13 @@ func outboxRetry(ctx context.Context, o *postgres.Outbox, streams []string, stdo
 	return errors.Join(errs...)
 }
 
-func outboxSkip(ctx context.Context, o *postgres.Outbox, stream string, version int64, by, reason string, stdout io.Writer) error {
+func outboxSkip(ctx context.Context, o wiring.Holds, skipped, stream string, version int64, by, reason string, stdout io.Writer) error {
 	h, err := o.Skip(ctx, stream, version, by, reason)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "skipped %s@%d..%d (held since %s: %s)\nrecorded in annals_outbox_dead, skipped by %s: %s\n",
-		h.StreamID, h.FirstVersion, h.LastVersion, h.HeldAt.Format(time.RFC3339), h.Reason, by, reason)
+	fmt.Fprintf(stdout, "skipped %s@%d..%d (held since %s: %s)\nrecorded in %s, skipped by %s: %s\n",
+		h.StreamID, h.FirstVersion, h.LastVersion, h.HeldAt.Format(time.RFC3339), h.Reason, skipped, by, reason)
 	if behind := h.Waiting - 1; behind > 0 {
 		fmt.Fprintf(stdout, "the %d appends behind it are published now\n", behind)
 	}

@@ -18,7 +18,7 @@ import (
 )
 
 // relayCmd runs the outbox relay on its own, for deployments that keep it apart from the
-// writers. With HTTP_ADDR set it serves /metrics there; with OTEL_EXPORTER_OTLP_ENDPOINT set
+// writers, on the outbox of the store EVENT_STORE_TYPE names. With HTTP_ADDR set it serves /metrics there; with OTEL_EXPORTER_OTLP_ENDPOINT set
 // it traces its publishes as annals-relay.
 func relayCmd(ctx context.Context, args []string, loadConfig func() (*config.Config, error), stderr io.Writer) error {
 	if len(args) > 0 {
@@ -47,13 +47,19 @@ func relayCmd(ctx context.Context, args []string, loadConfig func() (*config.Con
 			}
 		}()
 	}
+	// PostgreSQL holds the schema catalog with every store; the outbox is the store's.
 	pool, err := app.NewPool(ctx, cfg.EventStore, "annals-relay")
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	es, err := wiring.OpenEventStore(ctx, cfg, pool, wiring.StoreOptions{})
+	if err != nil {
+		return err
+	}
+	defer es.Close()
 	reg := prometheus.NewRegistry()
-	r, err := wiring.NewRelay(pool, cfg, log, reg)
+	r, err := wiring.NewRelayOn(es.Outbox, cfg, log, reg)
 	if err != nil {
 		return err
 	}
@@ -67,7 +73,7 @@ func relayCmd(ctx context.Context, args []string, loadConfig func() (*config.Con
 		go srv.Serve(ln)
 		defer srv.Close()
 	}
-	log.Info("relay started", "kafka_brokers", cfg.Kafka.Brokers, "topic_prefix", cfg.Kafka.TopicPrefix)
+	log.Info("relay started", "event_store", es.Type, "kafka_brokers", cfg.Kafka.Brokers, "topic_prefix", cfg.Kafka.TopicPrefix)
 	err = wiring.RunRelay(ctx, r, pool, cfg, log)
 	log.Info("relay stopped")
 	return err

@@ -129,6 +129,24 @@ func chartCases(t *testing.T) []chartCase {
 			},
 		},
 		{
+			name: "redis event store",
+			values: values(
+				"eventStore.redisUrl", "redis://:"+dbPassword+"@redis:6379/0",
+				"config", map[string]any{"EVENT_STORE_TYPE": "redis", "EVENT_STORE_REDIS_PREFIX": "shop"},
+			),
+		},
+		{
+			name: "mongodb event store with existingSecret",
+			values: values(
+				"existingSecret", existingSecret,
+				"config", map[string]any{"EVENT_STORE_TYPE": "mongodb", "EVENT_STORE_MONGODB_DATABASE": "shop"},
+			),
+			existing: map[string]string{
+				"EVENT_STORE_PASSWORD":    dbPassword,
+				"EVENT_STORE_MONGODB_URI": "mongodb://annals:" + dbPassword + "@mongodb:27017/",
+			},
+		},
+		{
 			name: "keda",
 			values: values(
 				"writer.autoscaling.enabled", true,

@@ -93,6 +93,7 @@ type Main struct {
 	reports    []Report
 	workers    []worker
 	tracing    *telemetry.Tracing // nil while tracing is off
+	closers    []func()
 	closeOnce  sync.Once
 }
 
@@ -381,11 +382,20 @@ func (m *Main) Run(ctx context.Context) error {
 	return nil
 }
 
+// OnClose adds fn to what Close releases, before the pool: a connection a service's wiring
+// opened, for example. Close calls them in the reverse of their order.
+func (m *Main) OnClose(fn func()) {
+	m.closers = append(m.closers, fn)
+}
+
 // Close releases what Open acquired. It is safe to call more than once.
 func (m *Main) Close() {
 	m.closeOnce.Do(func() {
 		if m.listener != nil && m.server == nil {
 			_ = m.listener.Close()
+		}
+		for i := len(m.closers) - 1; i >= 0; i-- {
+			m.closers[i]()
 		}
 		if m.DB != nil {
 			m.DB.Close()

@@ -1,6 +1,7 @@
 // Package testenv finds the real PostgreSQL server and Kafka broker that integration tests use
-// (started by scripts/stack.sh, found through DATABASE_URL and KAFKA_BROKERS) and gives tests
-// isolated resources on them: a fresh schema, a fresh topic.
+// (started by scripts/stack.sh, found through DATABASE_URL and KAFKA_BROKERS), and the Redis and
+// MongoDB servers of the other event stores (REDIS_URL, MONGODB_URI), and gives tests isolated
+// resources on them: a fresh schema, a fresh topic, a key prefix, a database.
 //
 // A missing server fails the test loudly; only under -short does it skip, with the reason.
 // It must never be imported by non-test code.

@@ -1,6 +1,8 @@
 // Package wiring builds, from the configuration, the parts that more than one program runs:
-// the relay with its encoder (in the writer, and alone as `annals relay`) and the list of
-// topics. It holds no logic of its own beyond choosing and connecting parts.
+// the event store that EVENT_STORE_TYPE names with its outbox (PostgreSQL, Redis or MongoDB;
+// OpenEventStore), the relay with its encoder (in the writer, and alone as `annals relay`)
+// and the list of topics. It holds no logic of its own beyond choosing and connecting parts,
+// and must never let a program use one store for its appends and another for its outbox.
 package wiring
 
 import (
@@ -41,10 +43,17 @@ func Topics(cfg *config.Config) []relay.Topic {
 	return topics
 }
 
-// NewRelay builds the relay of a deployment; its metrics go to reg, with
-// annals_relay_healthy, 1 while its Health is OK. It signs every record with
-// EVENT_SIGNING_KEY, and refuses to build without one unless EVENT_SIGNING_REQUIRED=false.
+// NewRelay builds the relay of a deployment on the PostgreSQL store's outbox in pool (see
+// NewRelayOn).
 func NewRelay(pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*relay.Relay, error) {
+	return NewRelayOn(postgres.NewOutbox(pool), cfg, log, reg)
+}
+
+// NewRelayOn builds the relay of a deployment on the outbox of its event store
+// (EventStore.Outbox); its metrics go to reg, with annals_relay_healthy, 1 while its Health
+// is OK. It signs every record with EVENT_SIGNING_KEY, and refuses to build without one
+// unless EVENT_SIGNING_REQUIRED=false.
+func NewRelayOn(ob relay.Outbox, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*relay.Relay, error) {
 	enc := relay.SchemaEncoder{Catalog: domain.Catalog(), Format: cfg.EventSourcing.Serialization}
 	rc := relay.Config{
 		Brokers:      cfg.Kafka.Brokers,
@@ -63,7 +72,7 @@ func NewRelay(pool *pgxpool.Pool, cfg *config.Config, log *slog.Logger, reg prom
 	} else {
 		log.Warn("relay: EVENT_SIGNING_REQUIRED=false and no EVENT_SIGNING_KEY: records go out unsigned, and consumers that verify will set them aside")
 	}
-	r, err := relay.New(postgres.NewOutbox(pool), enc, rc)
+	r, err := relay.New(ob, enc, rc)
 	if err != nil || reg == nil {
 		return r, err
 	}

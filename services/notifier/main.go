@@ -13,12 +13,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/annals-dev/annals/internal/app"
+	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/consume"
+	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/services/notifier/api"
 	"github.com/annals-dev/annals/services/notifier/notify"
 	"github.com/annals-dev/annals/services/notifier/sender"
@@ -37,8 +40,19 @@ func migrate(ctx context.Context, m *app.Main) error {
 	return wiring.MigrateKeyStore(ctx, m.DB, m.Config, m.Logger)
 }
 
-func wire(_ context.Context, m *app.Main) error {
+func wire(ctx context.Context, m *app.Main) error {
 	cfg := m.Config
+	// The notifier asks the event store whether an order's user exists: PostgreSQL's, on the
+	// notifier's own pool, unless EVENT_STORE_TYPE names another.
+	var users notify.StreamInfoer
+	if cfg.EventSourcing.StoreType != config.StorePostgreSQL {
+		es, err := wiring.OpenEventStore(ctx, cfg, m.DB, wiring.StoreOptions{})
+		if err != nil {
+			return err
+		}
+		m.OnClose(es.Close)
+		users = storeDependency{es.Store}
+	}
 	tpl, err := templates.Load(cfg.Notifier.TemplatesDir)
 	if err != nil {
 		return fmt.Errorf("NOTIFIER_TEMPLATES_DIR (notifier.templates_dir): %w", err)
@@ -65,6 +79,7 @@ func wire(_ context.Context, m *app.Main) error {
 		MessageIDDomain:        snd.Domain(),
 		UserWait:               cfg.Notifier.UserWait,
 		EmailsPerPrincipalHour: cfg.Notifier.EmailsPerPrincipalHour,
+		EventStore:             users,
 		Logger:                 m.Logger,
 		Registerer:             m.Registry,
 	})
@@ -109,4 +124,17 @@ func wire(_ context.Context, m *app.Main) error {
 		return c.Run(ctx)
 	})
 	return nil
+}
+
+// storeDependency asks a store other than PostgreSQL about streams. Its failures, other than
+// a stream it does not have, are the store's and never the event's: they pause the group
+// (consume.Unavailable) until the store answers, and dead-letter nothing.
+type storeDependency struct{ store notify.StreamInfoer }
+
+func (d storeDependency) StreamInfo(ctx context.Context, streamID string) (events.StreamInfo, error) {
+	info, err := d.store.StreamInfo(ctx, streamID)
+	if err != nil && !errors.Is(err, events.ErrNotFound) {
+		err = consume.Unavailable(fmt.Errorf("event store: %w", err))
+	}
+	return info, err
 }

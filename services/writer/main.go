@@ -1,11 +1,12 @@
-// Command annals-writer turns HTTP commands about users and orders into events, appends them to the PostgreSQL event store under optimistic concurrency together with their outbox rows, and runs the relay that publishes the outbox to Kafka.
+// Command annals-writer turns HTTP commands about users and orders into events, appends them to the event store that EVENT_STORE_TYPE names (PostgreSQL, Redis or MongoDB) under optimistic concurrency together with their outbox entries, and runs the relay that publishes the outbox to Kafka.
 //
 // Usage:
 //
 //	annals-writer [-config file] [-addr host:port]
 //
 // Configuration comes from config/event_sourcing.tsk and the environment (see the README).
-// It serves /livez, /readyz (ready without Kafka: the outbox keeps the appends), /healthz/kafka,
+// It serves /livez, /readyz (PostgreSQL and the chosen store; ready without Kafka: the outbox
+// keeps the appends), /healthz/kafka,
 // /healthz/relay, /metrics and /openapi.json, and stops cleanly on SIGINT or SIGTERM.
 package main
 
@@ -14,12 +15,14 @@ import (
 	"time"
 
 	"github.com/annals-dev/annals/internal/app"
+	"github.com/annals-dev/annals/internal/config"
 	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/feed"
 	"github.com/annals-dev/annals/pkg/hops"
 	"github.com/annals-dev/annals/pkg/lag"
+	"github.com/annals-dev/annals/pkg/relay"
 	"github.com/annals-dev/annals/services/writer/api"
 )
 
@@ -36,15 +39,31 @@ func migrateOnStart(ctx context.Context, m *app.Main) error {
 	return err
 }
 
-// wire builds the event store, the relay that publishes its outbox, the lag exporter (unless
-// LAG_EXPORTER_ENABLED=false), the live feed of GET /v1/subscribe and the command API on the
-// process's pool, with each principal's commands limited to COMMAND_RATE_LIMIT a second,
+// wire builds the event store EVENT_STORE_TYPE names (wiring.OpenEventStore; PostgreSQL keeps
+// the schema catalog and the inboxes with every type), the relay that publishes its outbox,
+// the lag exporter (unless LAG_EXPORTER_ENABLED=false), the live feed of GET /v1/subscribe and
+// the command API, with each principal's commands limited to COMMAND_RATE_LIMIT a second,
 // encrypts users' personal data with the key of PERSONAL_DATA_KEY_FILE (in clear, with a
-// warning, without one), registers the API's routes, and prunes superseded snapshots and the consumer groups' inbox
-// rows older than INBOX_RETENTION every hour until ctx ends.
+// warning, without one), registers the API's routes, and prunes superseded snapshots and the
+// consumer groups' inbox rows older than INBOX_RETENTION every hour until ctx ends.
 func wire(ctx context.Context, m *app.Main) error {
-	r, err := wiring.NewRelay(m.DB, m.Config, m.Logger, m.Registry)
+	// Appends wake the relay and the live feed of GET /v1/subscribe at once.
+	var r *relay.Relay
+	var live *feed.Feed
+	so := wiring.StoreOptions{OnAppend: func() { r.Wake(); live.Wake() }}
+	if m.Config.EventSourcing.StoreType == config.StorePostgreSQL {
+		so.Metrics = postgres.NewMetrics(m.Registry)
+	}
+	es, err := wiring.OpenEventStore(ctx, m.Config, m.DB, so)
 	if err != nil {
+		return err
+	}
+	m.OnClose(es.Close)
+	if es.Type != config.StorePostgreSQL {
+		// PostgreSQL stays a dependency, checked by app: the schema catalog and the inboxes.
+		m.AddCheck(es.Type, es.Ping)
+	}
+	if r, err = wiring.NewRelayOn(es.Outbox, m.Config, m.Logger, m.Registry); err != nil {
 		return err
 	}
 	// The consumer groups' lag, read from the broker, so that it shows even when every
@@ -74,17 +93,12 @@ func wire(ctx context.Context, m *app.Main) error {
 		defer r.Close()
 		return wiring.RunRelay(ctx, r, m.DB, m.Config, m.Logger)
 	})
-	// Appends wake the relay and the live feed of GET /v1/subscribe at once.
-	var live *feed.Feed
-	opts := api.StoreOptions(m.Config.Aggregates)
-	opts.OnAppend = func() { r.Wake(); live.Wake() }
-	opts.Metrics = postgres.NewMetrics(m.Registry)
-	store := postgres.New(m.DB, opts)
-	if live, err = api.FeedFrom(store, m.Config.Writer, m.Logger, m.Registry); err != nil {
+	if live, err = api.FeedFrom(es.Store, m.Config.Writer, m.Logger, m.Registry); err != nil {
 		return err
 	}
 	apiOpts := api.OptionsFrom(m.Config, m.Logger)
 	apiOpts.Feed = live
+	apiOpts.Catalog = m.DB
 	apiOpts.Hops = hops.NewHistogram(m.Registry, hops.CommandToCommit)
 	if apiOpts.Commands, err = api.CommandLimit(m.Config.Writer, m.Registry); err != nil {
 		return err
@@ -98,7 +112,7 @@ func wire(ctx context.Context, m *app.Main) error {
 	if apiOpts.Disabled {
 		m.Logger.Warn("event sourcing is disabled (EVENT_SOURCING_ENABLED=false): every command is refused with 503 event_sourcing_disabled; reads, the relay and the consumer groups keep working")
 	}
-	a := api.New(store, apiOpts)
+	a := api.New(es.Store, apiOpts)
 	m.Go("all-stream", a.WatchAllStream)
 	a.Register(m.Router)
 	m.Protect(api.Policy())

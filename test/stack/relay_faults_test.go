@@ -174,7 +174,7 @@ func itemEvent(i int) events.Event {
 
 // start appends the load in the background, paced to its rate, until every event is
 // appended or the test ends. A failed append fails the test.
-func (l load) start(t *testing.T, store *postgres.Store) *appended {
+func (l load) start(t *testing.T, store events.Appender) *appended {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &appended{stream: map[string]int64{}, done: make(chan struct{})}

@@ -31,6 +31,14 @@ type Pruner interface {
 	PruneSnapshots(ctx context.Context, retention time.Duration) (int64, error)
 }
 
+// SnapshotDeleter is a store that deletes every snapshot of a stream, of every state-schema
+// version: after the erasure of personal data, no state taken before it may be loaded again.
+// TestStore checks it when the store has it.
+type SnapshotDeleter interface {
+	// DeleteSnapshots deletes the stream's snapshots and returns how many it deleted.
+	DeleteSnapshots(ctx context.Context, streamID string) (int64, error)
+}
+
 // TestStore runs the contract of events.Store against the stores that newStore returns: each
 // call must return a fresh, empty store, which the subtest that asked for it uses alone.
 //
@@ -77,6 +85,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) events.Store) {
 		{"VersionAt", testVersionAt},
 		{"Snapshots", testSnapshots},
 		{"PruneSnapshots", testPruneSnapshots},
+		{"DeleteSnapshots", testDeleteSnapshots},
 		{"Repository", testRepository},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, newStore(t)) })

@@ -141,3 +141,36 @@ func testPruneSnapshots(t *testing.T, s events.Store) {
 		}
 	})
 }
+
+// testDeleteSnapshots: every snapshot of one stream goes, of every state-schema version, and
+// those of other streams stay; a stream without snapshots deletes none.
+func testDeleteSnapshots(t *testing.T, s events.Store) {
+	d, ok := s.(SnapshotDeleter)
+	if !ok {
+		t.Skip("the store does not delete a stream's snapshots (it has no DeleteSnapshots)")
+	}
+	for _, v := range []int64{1, 3} {
+		saveSnapshot(t, s, "counter-1", 1, v, `{"n":1}`)
+	}
+	saveSnapshot(t, s, "counter-1", 2, 4, `{"n":4}`)
+	saveSnapshot(t, s, "counter-2", 1, 2, `{"n":2}`)
+	n, err := d.DeleteSnapshots(t.Context(), "counter-1")
+	if err != nil || n != 3 {
+		t.Fatalf("DeleteSnapshots(counter-1) = %d, %v; want 3 deleted", n, err)
+	}
+	for _, schema := range []int{1, 2} {
+		if _, v := latest(t, s, "counter-1", schema, math.MaxInt64); v != -1 {
+			t.Errorf("counter-1 (schema %d) still has a snapshot at version %d", schema, v)
+		}
+	}
+	if _, v := latest(t, s, "counter-2", 1, math.MaxInt64); v != 2 {
+		t.Errorf("counter-2's snapshot is at version %d after another stream's were deleted, want 2", v)
+	}
+	if n, err := d.DeleteSnapshots(t.Context(), "counter-3"); err != nil || n != 0 {
+		t.Errorf("DeleteSnapshots of a stream without snapshots = %d, %v; want 0", n, err)
+	}
+	saveSnapshot(t, s, "counter-1", 1, 5, `{"n":5}`)
+	if _, v := latest(t, s, "counter-1", 1, math.MaxInt64); v != 5 {
+		t.Errorf("a snapshot saved after the deletion reads at version %d, want 5", v)
+	}
+}

@@ -81,3 +81,16 @@ func (s *Store) PruneSnapshots(ctx context.Context, retention time.Duration) (in
 	}
 	return n, nil
 }
+
+// DeleteSnapshots deletes every snapshot of the stream, of every state-schema version, and
+// returns how many it deleted.
+func (s *Store) DeleteSnapshots(ctx context.Context, streamID string) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("delete snapshots of %s: %w", streamID, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := int64(len(s.snaps[streamID]))
+	delete(s.snaps, streamID)
+	return n, nil
+}

@@ -111,3 +111,13 @@ func (s *Store) PruneSnapshots(ctx context.Context, retention time.Duration) (in
 	}
 	return n, nil
 }
+
+// DeleteSnapshots deletes every snapshot of the stream, of every state-schema version, and
+// returns how many it deleted.
+func (s *Store) DeleteSnapshots(ctx context.Context, streamID string) (int64, error) {
+	res, err := s.snapshots.DeleteMany(ctx, bson.D{{Key: "stream", Value: streamID}})
+	if err != nil {
+		return 0, fmt.Errorf("delete snapshots of %s: %w", streamID, err)
+	}
+	return res.DeletedCount, nil
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -81,4 +82,34 @@ func (s *Store) LatestSnapshot(ctx context.Context, streamID string, stateSchema
 	snap.State = json.RawMessage(st.State)
 	snap.CreatedAt = time.UnixMicro(st.CreatedAt).UTC()
 	return snap, true, nil
+}
+
+// DeleteSnapshots deletes every snapshot of the stream, of every state-schema version, and
+// returns how many it deleted. The state-schema versions come from the stream's hash of
+// snapshots, whose fields name them; the hash and the sorted sets go in one transaction.
+func (s *Store) DeleteSnapshots(ctx context.Context, streamID string) (int64, error) {
+	fields, err := s.rdb.HKeys(ctx, s.keySnapshots(streamID)).Result()
+	if err != nil {
+		return 0, fmt.Errorf("delete snapshots of %s: %w", streamID, err)
+	}
+	if len(fields) == 0 {
+		return 0, nil
+	}
+	keys := []string{s.keySnapshots(streamID)}
+	seen := map[string]bool{}
+	for _, f := range fields {
+		ssv, _, ok := strings.Cut(f, ":")
+		n, err := strconv.Atoi(ssv)
+		if !ok || err != nil {
+			return 0, fmt.Errorf("delete snapshots of %s: field %q: %w", streamID, f, errCorrupt)
+		}
+		if !seen[ssv] {
+			seen[ssv] = true
+			keys = append(keys, s.keySnapshotVersions(streamID, n))
+		}
+	}
+	if err := s.rdb.Del(ctx, keys...).Err(); err != nil {
+		return 0, fmt.Errorf("delete snapshots of %s: %w", streamID, err)
+	}
+	return int64(len(fields)), nil
 }

@@ -14,10 +14,12 @@ import (
 	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/internal/httpx"
 	"github.com/annals-dev/annals/internal/ratelimit"
+	"github.com/annals-dev/annals/internal/wiring"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/feed"
 	"github.com/annals-dev/annals/pkg/hops"
+	"github.com/annals-dev/annals/pkg/schema"
 	"github.com/annals-dev/annals/pkg/shred"
 )
 
@@ -47,6 +49,10 @@ type Options struct {
 	// Disabled refuses every command with httpx.ErrEventSourcingDisabled, appending nothing,
 	// while the reads keep working (EVENT_SOURCING_ENABLED=false).
 	Disabled bool
+	// Catalog is the PostgreSQL database of the schema catalog (GET /v1/schemas); the store's
+	// own pool when nil and the store is on PostgreSQL. Without either the schema routes answer
+	// 503.
+	Catalog schema.DB
 	// Keys, when set (PERSONAL_DATA_KEY_FILE), encrypts users' emails and names with each
 	// user's data key before they are recorded, decrypts them for GET /v1/users/{id}, and
 	// erases them for DELETE /v1/users/{id}/personal-data. Without it they are recorded in
@@ -56,7 +62,8 @@ type Options struct {
 
 // API serves the writer's routes on an event store.
 type API struct {
-	store    *postgres.Store
+	store    Store
+	catalog  schema.DB
 	users    *events.Repository[domain.UserState]
 	orders   *events.Repository[domain.OrderState]
 	retries  int
@@ -72,9 +79,10 @@ type API struct {
 }
 
 // New returns the API on store.
-func New(store *postgres.Store, opts Options) *API {
+func New(store Store, opts Options) *API {
 	a := &API{
 		store:     store,
+		catalog:   catalogOf(store, opts.Catalog),
 		users:     &events.Repository[domain.UserState]{Store: store, Def: domain.User, SnapshotEvery: max(opts.SnapshotEvery, 0)},
 		orders:    &events.Repository[domain.OrderState]{Store: store, Def: domain.Order, SnapshotEvery: max(opts.SnapshotEvery, 0)},
 		retries:   opts.Retries,
@@ -96,19 +104,17 @@ func New(store *postgres.Store, opts Options) *API {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	// A snapshot only speeds loads up: one that fails is logged, and the command succeeds.
+	snapshotFailed := func(err error) { a.log.Warn("snapshot", "error", err) }
+	a.users.SnapshotErrors, a.orders.SnapshotErrors = snapshotFailed, snapshotFailed
 	a.errs = httpx.Errors{Dependency: "the event store", Rules: append(slices.Clone(errorRules), subscribeRules...), Logger: a.log}
 	return a
 }
 
-// StoreOptions are the event store options of the [aggregates] section:
-// OPTIMISTIC_CONCURRENCY, MAX_EVENTS_PER_AGGREGATE and MAX_EVENT_BYTES.
-func StoreOptions(c config.Aggregates) postgres.Options {
-	return postgres.Options{
-		DisableOptimisticConcurrency: !c.OptimisticConcurrency,
-		MaxEventsPerStream:           c.MaxEventsPerAggregate,
-		MaxEventBytes:                c.MaxEventBytes,
-	}
-}
+// StoreOptions are the PostgreSQL store's options of the [aggregates] section:
+// OPTIMISTIC_CONCURRENCY, MAX_EVENTS_PER_AGGREGATE and MAX_EVENT_BYTES (wiring.PostgresOptions,
+// which wiring.OpenEventStore uses).
+func StoreOptions(c config.Aggregates) postgres.Options { return wiring.PostgresOptions(c) }
 
 // OptionsFrom reads the API's options from the configuration: a snapshot every
 // SNAPSHOT_FREQUENCY events when AGGREGATE_SNAPSHOTS_ENABLED, no command at all unless
@@ -163,18 +169,20 @@ func (a *API) command(h httpx.HandlerFunc) httpx.HandlerFunc {
 // runs as a new command.
 const IdempotencyKeyTTL = 24 * time.Hour
 
-// PruneSnapshots deletes superseded snapshots older than retention (SNAPSHOT_RETENTION_PERIOD)
-// and idempotency keys older than IdempotencyKeyTTL, now and then every interval, until ctx
-// ends. Run it in its own goroutine.
+// PruneSnapshots deletes superseded snapshots older than retention (SNAPSHOT_RETENTION_PERIOD),
+// on a store that can, and idempotency keys older than IdempotencyKeyTTL, now and then every
+// interval, until ctx ends. Run it in its own goroutine.
 func (a *API) PruneSnapshots(ctx context.Context, interval, retention time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		n, err := a.store.PruneSnapshots(ctx, retention)
-		if !a.pruned(ctx, "snapshots", n, err, "retention", retention) {
-			return
+		if p, ok := a.store.(snapshotPruner); ok {
+			n, err := p.PruneSnapshots(ctx, retention)
+			if !a.pruned(ctx, "snapshots", n, err, "retention", retention) {
+				return
+			}
 		}
-		n, err = a.store.PruneIdempotency(ctx, IdempotencyKeyTTL)
+		n, err := a.store.PruneIdempotency(ctx, IdempotencyKeyTTL)
 		if !a.pruned(ctx, "idempotency keys", n, err, "ttl", IdempotencyKeyTTL) {
 			return
 		}
