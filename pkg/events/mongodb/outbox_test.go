@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/annals-dev/annals/pkg/events/outbox"
 	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/relay"
+	"github.com/annals-dev/annals/pkg/relay/relaytest"
 )
 
 var _ relay.Outbox = (*mongodb.Outbox)(nil)
@@ -542,4 +544,43 @@ func TestOutbox_Pending(t *testing.T) {
 	if err != nil || b.Appends != 3 || b.OldestAppend <= 0 || b.HeldStreams != 0 {
 		t.Errorf("backlog %+v, %v", b, err)
 	}
+}
+
+// TestOutbox_Contract runs the contract of an outbox through the relay, each part on a fresh
+// database and topics of its own. The store has no late appends: every append is visible in
+// the order of its positions.
+func TestOutbox_Contract(t *testing.T) {
+	relaytest.Run(t, relaytest.Harness{Brokers: testenv.KafkaBrokers(t), New: func(t *testing.T) relaytest.Subject {
+		s, db := newStore(t, mongodb.Options{})
+		o := s.Outbox()
+		return relaytest.Subject{Store: s, Outbox: o, Operator: o, Skipped: func(ctx context.Context) ([]relaytest.SkippedAppend, error) {
+			return skipped(ctx, db)
+		}}
+	}})
+}
+
+// skipped reads the appends an operator skipped from their documents.
+func skipped(ctx context.Context, db *mongo.Database) ([]relaytest.SkippedAppend, error) {
+	cur, err := db.Collection("appends").Find(ctx, bson.D{{Key: "dead", Value: bson.D{{Key: "$exists", Value: true}}}},
+		options.Find().SetSort(bson.D{{Key: "stream", Value: 1}, {Key: "fv", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	var docs []struct {
+		Stream string `bson:"stream"`
+		First  int64  `bson:"fv"`
+		Dead   struct {
+			Reason string `bson:"reason"`
+			By     string `bson:"by"`
+			Why    string `bson:"why"`
+		} `bson:"dead"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	out := make([]relaytest.SkippedAppend, len(docs))
+	for i, d := range docs {
+		out[i] = relaytest.SkippedAppend{StreamID: d.Stream, FirstVersion: d.First, Reason: d.Dead.Reason, By: d.Dead.By, Why: d.Dead.Why}
+	}
+	return out, nil
 }
