@@ -47,7 +47,9 @@ type kafkaEnv struct {
 	prefix  string
 }
 
-func newKafka(t *testing.T) kafkaEnv {
+func newKafka(t *testing.T) kafkaEnv { return newKafkaTB(t) }
+
+func newKafkaTB(t testing.TB) kafkaEnv {
 	t.Helper()
 	k := kafkaEnv{brokers: testenv.KafkaBrokers(t), prefix: "test-" + testenv.UniqueName(t)}
 	topics := []relay.Topic{{Name: kafkawire.Topic(k.prefix, "note"), Partitions: 3, ReplicationFactor: 1}, {Name: kafkawire.Topic(k.prefix, "order"), Partitions: 3, ReplicationFactor: 1}}
@@ -62,7 +64,7 @@ func newKafka(t *testing.T) kafkaEnv {
 }
 
 // run runs a relay on the outbox until the returned stop is called or the test ends.
-func (k kafkaEnv) run(t *testing.T, o relay.Outbox, cfg relay.Config) (stop func()) {
+func (k kafkaEnv) run(t testing.TB, o relay.Outbox, cfg relay.Config) (stop func()) {
 	t.Helper()
 	cfg.Brokers, cfg.TopicPrefix = k.brokers, k.prefix
 	if cfg.PollInterval == 0 {
