@@ -85,10 +85,13 @@
 //
 // # FerretDB and MongoDB
 //
-// The store uses only what FerretDB 1.24 has: single-document inserts, unique indexes (on _id
-// and compound), find with a filter, sort, limit and projection, countDocuments, deleteMany and
-// the aggregation stages $unwind and $group. FerretDB reports a duplicate key as MongoDB does
-// (code 11000, mongo.IsDuplicateKeyError). Gaps between the two that shaped the design:
+// The store uses only what FerretDB 1.24 has: single-document inserts, unique indexes (on _id,
+// compound, and sparse, which FerretDB takes and its backends honour because a missing field
+// indexes as NULL and NULLs do not collide), find with a filter, sort, limit and projection,
+// countDocuments, updates with $set and $unset whose outcome no race decides, deleteOne,
+// deleteMany and the aggregation stages $unwind and $group. FerretDB reports a duplicate key
+// as MongoDB does (code 11000, mongo.IsDuplicateKeyError), without naming the index. Gaps
+// between the two that shaped the design:
 //   - findOneAndUpdate with $inc is not atomic on FerretDB 1.24 with its SQLite backend (it reads
 //     the document, then writes it back): concurrent $inc of one counter handed out the same
 //     positions twice here, and two concurrent upserts of a missing counter failed with a

@@ -371,16 +371,21 @@ func TestOutbox_RelayVanishes(t *testing.T) {
 	if err := client.Disconnect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	before := published(t, reg1)
 	more := appendMany(t, []*mongodb.Store{s}, 4, 5, streams)
 	for st, n := range more {
 		want[st] += n
 	}
-	k.run(t, mongodb.NewOutbox(db, mongodb.Options{LeaseTTL: ttl}), relay.Config{})
+	reg2 := prometheus.NewRegistry()
+	k.run(t, mongodb.NewOutbox(db, mongodb.Options{LeaseTTL: ttl}), relay.Config{Metrics: relay.NewMetrics(reg2)})
 	recs := k.consume(t, total(want), time.Minute)
 	dups := checkOrder(t, recs, want)
 	waitEmpty(t, s.Outbox())
 	stopFirst()
-	t.Logf("%d records, %d of them again after the take-over", len(recs), dups)
+	if published(t, reg2) == 0 {
+		t.Error("the second relay published nothing: it never took over")
+	}
+	t.Logf("%d records, %v published before the cut, %d again after the take-over", len(recs), before, dups)
 }
 
 // TestOutbox_Hold: a stream with an event the encoder cannot encode is held, its later
