@@ -99,10 +99,9 @@ func (s *Store) insert(ctx context.Context, streamID string, expected events.Exp
 	s.next.Lock()
 	defer s.next.Unlock()
 	for try := 0; ; try++ {
-		// The end of this Store's last append, or of the last document it read, is visible:
-		// the next position after it keeps the positions tiled. Another process's append may
-		// have taken it since; then the insert collides and the next try reads the last
-		// position.
+		// The end of this Store's last append is visible: the next position after it keeps
+		// the positions tiled. Another process's append may have taken it since; then the
+		// insert collides and the next try reads the last position.
 		last, ok := s.cache.last()
 		if !ok || try > 0 {
 			var err error
