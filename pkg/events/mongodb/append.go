@@ -36,11 +36,8 @@ func (s *Store) Append(ctx context.Context, streamID string, expected events.Exp
 	if err := s.keyFree(ctx, streamID, doc.Key); err != nil {
 		return res, err
 	}
-	h, err := s.head(ctx, streamID)
+	h, err := s.startHead(ctx, streamID, expected, len(evs))
 	if err != nil {
-		return res, err
-	}
-	if err := s.check(streamID, expected, h, len(evs)); err != nil {
 		return res, err
 	}
 	owner, err := s.reserveIDs(ctx, streamID, ids)
@@ -61,6 +58,22 @@ func (s *Store) Append(ctx context.Context, streamID string, expected events.Exp
 	res.RecordedAt = micro(doc.At)
 	s.appended()
 	return res, nil
+}
+
+// startHead is the head an append starts from: the one this Store last saw of the stream,
+// when it allows the append, else the stream's head read from the database, which must allow
+// it. A head seen earlier can only be behind the stream's (versions only grow): an append
+// from it at a version another append took is refused by the unique (stream, first version),
+// and insert reads the head then; a refusal is only ever decided on a head just read.
+func (s *Store) startHead(ctx context.Context, streamID string, expected events.ExpectedVersion, n int) (head, error) {
+	if h, ok := s.cache.head(streamID); ok && s.check(streamID, expected, h, n) == nil {
+		return h, nil
+	}
+	h, err := s.head(ctx, streamID)
+	if err != nil {
+		return h, err
+	}
+	return h, s.check(streamID, expected, h, n)
 }
 
 // check refuses an append that the stream's head does not allow.
@@ -86,9 +99,15 @@ func (s *Store) insert(ctx context.Context, streamID string, expected events.Exp
 	s.next.Lock()
 	defer s.next.Unlock()
 	for try := 0; ; try++ {
-		last, err := s.lastPosition(ctx)
-		if err != nil {
-			return fmt.Errorf("append %s: %w", streamID, err)
+		// The end of this Store's last append is visible: the next position after it keeps
+		// the positions tiled. Another process's append may have taken it since; then the
+		// insert collides and the next try reads the last position.
+		last, ok := s.cache.last()
+		if !ok || try > 0 {
+			var err error
+			if last, err = s.lastPosition(ctx); err != nil {
+				return fmt.Errorf("append %s: %w", streamID, err)
+			}
 		}
 		doc.First, doc.Last = last+1, last+n
 		doc.FirstVersion, doc.LastVersion = h.version+1, h.version+n
@@ -96,8 +115,9 @@ func (s *Store) insert(ctx context.Context, streamID string, expected events.Exp
 		if doc.Key != "" {
 			doc.KeyAt = doc.At
 		}
-		_, err = s.appends.InsertOne(ctx, doc)
+		_, err := s.appends.InsertOne(ctx, doc)
 		if err == nil {
+			s.cache.appended(streamID, doc.Last, head{version: doc.LastVersion, at: doc.At})
 			return nil
 		}
 		if !isDuplicate(err) {

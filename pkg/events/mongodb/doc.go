@@ -48,6 +48,12 @@
 // bounded by one insert round trip at a time. Within one Store a mutex queues them, so that
 // only appends of different processes collide and retry.
 //
+// A Store remembers the end of its last append and the head of each stream it appended to,
+// and starts the next append from them without reading them: what it remembers can only be
+// behind the database, and an append from a stale value collides on the unique _id or
+// (stream, first version) and reads the values then. A refusal (a version conflict, a full
+// stream) is only ever decided on a head just read.
+//
 // # What it guarantees, and what it does not
 //
 // It guarantees what eventstest.TestStore checks: atomic multi-event appends, the four
@@ -79,10 +85,13 @@
 //
 // # FerretDB and MongoDB
 //
-// The store uses only what FerretDB 1.24 has: single-document inserts, unique indexes (on _id
-// and compound), find with a filter, sort, limit and projection, countDocuments, deleteMany and
-// the aggregation stages $unwind and $group. FerretDB reports a duplicate key as MongoDB does
-// (code 11000, mongo.IsDuplicateKeyError). Gaps between the two that shaped the design:
+// The store uses only what FerretDB 1.24 has: single-document inserts, unique indexes (on _id,
+// compound, and sparse, which FerretDB takes and its backends honour because a missing field
+// indexes as NULL and NULLs do not collide), find with a filter, sort, limit and projection,
+// countDocuments, updates with $set and $unset whose outcome no race decides, deleteOne,
+// deleteMany and the aggregation stages $unwind and $group. FerretDB reports a duplicate key
+// as MongoDB does (code 11000, mongo.IsDuplicateKeyError), without naming the index. Gaps
+// between the two that shaped the design:
 //   - findOneAndUpdate with $inc is not atomic on FerretDB 1.24 with its SQLite backend (it reads
 //     the document, then writes it back): concurrent $inc of one counter handed out the same
 //     positions twice here, and two concurrent upserts of a missing counter failed with a
@@ -95,9 +104,11 @@
 //     of documents decided by their unique _id, never a compare-and-set (see below).
 //   - FerretDB 1.24 filters in the server's own code, not in its backend: every query of
 //     "appends" other than by stream reads the whole collection (20,000 appends: about a
-//     third of a second a query here), and so does the search of the last position before
-//     every append. On FerretDB the store suits tests and small stores; on MongoDB the
-//     indexes below serve every query.
+//     third of a second a query here), and so would the search of the last position and of
+//     the stream's head before every append, were they not remembered (see above): appends of
+//     one process cost the same whatever the store's size, those of several processes that
+//     collide read again. On FerretDB the store suits tests and small stores; on MongoDB the
+//     indexes serve every query.
 //   - FerretDB has no transactions, change streams, replica sets or write concerns; the store
 //     uses no transaction, and the relay polls rather than wait on a change stream.
 //

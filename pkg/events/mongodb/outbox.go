@@ -198,7 +198,10 @@ type (
 	}
 )
 
-var _ outbox.Session = (*session)(nil)
+var (
+	_ outbox.Session  = (*session)(nil)
+	_ outbox.Operator = (*Outbox)(nil)
+)
 
 // margin is how long before its lease expires a session stops trusting it: it settles
 // nothing after that, because another relay may take the lease at expiry, and clocks and

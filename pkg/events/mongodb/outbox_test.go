@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/annals-dev/annals/pkg/events/outbox"
 	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/relay"
+	"github.com/annals-dev/annals/pkg/relay/relaytest"
 )
 
 var _ relay.Outbox = (*mongodb.Outbox)(nil)
@@ -45,7 +47,9 @@ type kafkaEnv struct {
 	prefix  string
 }
 
-func newKafka(t *testing.T) kafkaEnv {
+func newKafka(t *testing.T) kafkaEnv { return newKafkaTB(t) }
+
+func newKafkaTB(t testing.TB) kafkaEnv {
 	t.Helper()
 	k := kafkaEnv{brokers: testenv.KafkaBrokers(t), prefix: "test-" + testenv.UniqueName(t)}
 	topics := []relay.Topic{{Name: kafkawire.Topic(k.prefix, "note"), Partitions: 3, ReplicationFactor: 1}, {Name: kafkawire.Topic(k.prefix, "order"), Partitions: 3, ReplicationFactor: 1}}
@@ -60,7 +64,7 @@ func newKafka(t *testing.T) kafkaEnv {
 }
 
 // run runs a relay on the outbox until the returned stop is called or the test ends.
-func (k kafkaEnv) run(t *testing.T, o relay.Outbox, cfg relay.Config) (stop func()) {
+func (k kafkaEnv) run(t testing.TB, o relay.Outbox, cfg relay.Config) (stop func()) {
 	t.Helper()
 	cfg.Brokers, cfg.TopicPrefix = k.brokers, k.prefix
 	if cfg.PollInterval == 0 {
@@ -96,8 +100,37 @@ type record struct {
 	typ     string
 }
 
-// consume reads the records of the test's topics until want arrived or the deadline.
-func (k kafkaEnv) consume(t *testing.T, want int, within time.Duration) []record {
+// consumeAll reads the records of the test's topics until every stream of want has arrived
+// whole (duplicates do not count) or the deadline.
+func (k kafkaEnv) consumeAll(t *testing.T, want map[string]int64, within time.Duration) []record {
+	t.Helper()
+	return k.consumeUntil(t, within, func(recs []record) bool {
+		next := map[string]int64{}
+		for _, r := range recs {
+			if r.version == next[r.stream] {
+				next[r.stream]++
+			}
+		}
+		for s, n := range want {
+			if next[s] < n {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// distinct counts the events among the records, each once.
+func distinct(recs []record) int {
+	seen := map[record]bool{}
+	for _, r := range recs {
+		seen[record{stream: r.stream, version: r.version}] = true
+	}
+	return len(seen)
+}
+
+// consumeUntil reads the records of the test's topics until done says so or the deadline.
+func (k kafkaEnv) consumeUntil(t *testing.T, within time.Duration, done func([]record) bool) []record {
 	t.Helper()
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: k.brokers, GroupID: "test-" + testenv.UniqueName(t),
@@ -108,10 +141,10 @@ func (k kafkaEnv) consume(t *testing.T, want int, within time.Duration) []record
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	var out []record
-	for len(out) < want {
+	for !done(out) {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
-			t.Fatalf("after %d of %d records: %v", len(out), want, err)
+			t.Fatalf("after %d records: %v", len(out), err)
 		}
 		rec := record{stream: string(m.Key)}
 		for _, h := range m.Headers {
@@ -220,7 +253,7 @@ func TestOutbox_Relay(t *testing.T) {
 	k.run(t, s.Outbox(), relay.Config{})
 	streams := []string{"note-a", "note-b", "note-c", "order-1", "order-2", "order-3"}
 	want := appendMany(t, []*mongodb.Store{s, other}, 12, 8, streams)
-	recs := k.consume(t, total(want), time.Minute)
+	recs := k.consumeAll(t, want, time.Minute)
 	if dups := checkOrder(t, recs, want); dups != 0 {
 		t.Errorf("%d duplicates with one relay in steady state", dups)
 	}
@@ -312,7 +345,7 @@ func TestOutbox_TwoRelays(t *testing.T) {
 	k.run(t, s.Outbox(), relay.Config{Metrics: relay.NewMetrics(reg2)})
 	streams := []string{"note-a", "note-b", "order-1"}
 	want := appendMany(t, []*mongodb.Store{s}, 6, 6, streams)
-	recs := k.consume(t, total(want), time.Minute)
+	recs := k.consumeAll(t, want, time.Minute)
 	if dups := checkOrder(t, recs, want); dups != 0 {
 		t.Errorf("%d duplicates with two relays", dups)
 	}
@@ -367,16 +400,21 @@ func TestOutbox_RelayVanishes(t *testing.T) {
 	if err := client.Disconnect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	before := published(t, reg1)
 	more := appendMany(t, []*mongodb.Store{s}, 4, 5, streams)
 	for st, n := range more {
 		want[st] += n
 	}
-	k.run(t, mongodb.NewOutbox(db, mongodb.Options{LeaseTTL: ttl}), relay.Config{})
-	recs := k.consume(t, total(want), time.Minute)
+	reg2 := prometheus.NewRegistry()
+	k.run(t, mongodb.NewOutbox(db, mongodb.Options{LeaseTTL: ttl}), relay.Config{Metrics: relay.NewMetrics(reg2)})
+	recs := k.consumeAll(t, want, time.Minute)
 	dups := checkOrder(t, recs, want)
 	waitEmpty(t, s.Outbox())
 	stopFirst()
-	t.Logf("%d records, %d of them again after the take-over", len(recs), dups)
+	if published(t, reg2) == 0 {
+		t.Error("the second relay published nothing: it never took over")
+	}
+	t.Logf("%d records, %v published before the cut, %d again after the take-over", len(recs), before, dups)
 }
 
 // TestOutbox_Hold: a stream with an event the encoder cannot encode is held, its later
@@ -405,7 +443,7 @@ func TestOutbox_Hold(t *testing.T) {
 	stop := k.run(t, o, relay.Config{})
 	appendTyped("order-bad", "Noted", 1) // behind the hold, written after it
 	appendTyped("note-good", "Noted", 1)
-	recs := k.consume(t, 7, time.Minute)
+	recs := k.consumeUntil(t, time.Minute, func(recs []record) bool { return distinct(recs) >= 7 })
 	checkOrder(t, recs, map[string]int64{"order-bad": 2, "note-good": 5})
 
 	holds := waitHolds(t, o, 1)
@@ -439,7 +477,7 @@ func TestOutbox_Hold(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEmpty(t, o)
-	recs = k.consume(t, 11, time.Minute)
+	recs = k.consumeUntil(t, time.Minute, func(recs []record) bool { return distinct(recs) >= 11 })
 	seen := map[int64]bool{}
 	for _, r := range recs {
 		if r.stream == "order-bad" {
@@ -542,4 +580,43 @@ func TestOutbox_Pending(t *testing.T) {
 	if err != nil || b.Appends != 3 || b.OldestAppend <= 0 || b.HeldStreams != 0 {
 		t.Errorf("backlog %+v, %v", b, err)
 	}
+}
+
+// TestOutbox_Contract runs the contract of an outbox through the relay, each part on a fresh
+// database and topics of its own. The store has no late appends: every append is visible in
+// the order of its positions.
+func TestOutbox_Contract(t *testing.T) {
+	relaytest.Run(t, relaytest.Harness{Brokers: testenv.KafkaBrokers(t), New: func(t *testing.T) relaytest.Subject {
+		s, db := newStore(t, mongodb.Options{})
+		o := s.Outbox()
+		return relaytest.Subject{Store: s, Outbox: o, Operator: o, Skipped: func(ctx context.Context) ([]relaytest.SkippedAppend, error) {
+			return skipped(ctx, db)
+		}}
+	}})
+}
+
+// skipped reads the appends an operator skipped from their documents.
+func skipped(ctx context.Context, db *mongo.Database) ([]relaytest.SkippedAppend, error) {
+	cur, err := db.Collection("appends").Find(ctx, bson.D{{Key: "dead", Value: bson.D{{Key: "$exists", Value: true}}}},
+		options.Find().SetSort(bson.D{{Key: "stream", Value: 1}, {Key: "fv", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	var docs []struct {
+		Stream string `bson:"stream"`
+		First  int64  `bson:"fv"`
+		Dead   struct {
+			Reason string `bson:"reason"`
+			By     string `bson:"by"`
+			Why    string `bson:"why"`
+		} `bson:"dead"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	out := make([]relaytest.SkippedAppend, len(docs))
+	for i, d := range docs {
+		out[i] = relaytest.SkippedAppend{StreamID: d.Stream, FirstVersion: d.First, Reason: d.Dead.Reason, By: d.Dead.By, Why: d.Dead.Why}
+	}
+	return out, nil
 }

@@ -38,6 +38,7 @@ type Options struct {
 type Store struct {
 	opts      Options
 	next      sync.Mutex // held by an append while it takes the next position
+	cache     cache      // the last position and stream heads of this Store's appends
 	appends   *mongo.Collection
 	ids       *mongo.Collection
 	snapshots *mongo.Collection
