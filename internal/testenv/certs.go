@@ -49,14 +49,24 @@ func NewCA(tb testing.TB, name string) *CA {
 	return ca
 }
 
+// Certificate is the CA's own certificate.
+func (ca *CA) Certificate() *x509.Certificate { return ca.cert }
+
 // Issue signs a certificate for hosts (DNS names or IP addresses), for servers and clients,
 // valid for an hour, and writes it and its key to files.
 func (ca *CA) Issue(tb testing.TB, name string, hosts ...string) (cert tls.Certificate, certFile, keyFile string) {
 	tb.Helper()
+	return ca.IssueValid(tb, name, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), hosts...)
+}
+
+// IssueValid is Issue for a certificate valid from notBefore to notAfter: an expired one, or
+// one not valid yet.
+func (ca *CA) IssueValid(tb testing.TB, name string, notBefore, notAfter time.Time, hosts ...string) (cert tls.Certificate, certFile, keyFile string) {
+	tb.Helper()
 	key := newKey(tb)
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serials.Add(1)), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		NotBefore: notBefore, NotAfter: notAfter,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}

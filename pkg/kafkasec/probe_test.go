@@ -44,9 +44,9 @@ func wantFault(t *testing.T, err error, want kafkasec.Fault) *kafkasec.Error {
 }
 
 func TestProbe(t *testing.T) {
-	ca := newAuthority(t, "ca")
-	serverTLS := &tls.Config{Certificates: []tls.Certificate{ca.server(t).tls}}
-	scram := kafkasec.Security{Protocol: kafkasec.SASLSSL, Mechanism: kafkasec.Plain, Username: "projector", Password: "s3cret", CAFile: ca.file}
+	ca := testenv.NewCA(t, "ca")
+	serverTLS := ca.ServerTLS(t)
+	scram := kafkasec.Security{Protocol: kafkasec.SASLSSL, Mechanism: kafkasec.Plain, Username: "projector", Password: "s3cret", CAFile: ca.CertFile}
 
 	t.Run("OK", func(t *testing.T) {
 		for _, tt := range []struct {
@@ -55,7 +55,7 @@ func TestProbe(t *testing.T) {
 			s      kafkasec.Security
 		}{
 			{"Plaintext", &testenv.FakeKafka{}, kafkasec.Security{}},
-			{"SSL", &testenv.FakeKafka{TLS: serverTLS}, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file}},
+			{"SSL", &testenv.FakeKafka{TLS: serverTLS}, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.CertFile}},
 			{"SASLPlaintext", &testenv.FakeKafka{Mechanisms: []string{"PLAIN"}, Password: "s3cret", RequireSASL: true},
 				kafkasec.Security{Protocol: kafkasec.SASLPlaintext, Mechanism: kafkasec.Plain, Username: "projector", Password: "s3cret"}},
 			{"SASLSSL", &testenv.FakeKafka{Mechanisms: []string{"PLAIN"}, Password: "s3cret", RequireSASL: true, TLS: serverTLS}, scram},
@@ -85,14 +85,14 @@ func TestProbe(t *testing.T) {
 	})
 	t.Run("ErrExpectsSASL", func(t *testing.T) {
 		addr := (&testenv.FakeKafka{Mechanisms: []string{"PLAIN"}, RequireSASL: true, TLS: serverTLS}).Start(t)
-		e := wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file}), kafkasec.FaultExpectsSASL)
+		e := wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.CertFile}), kafkasec.FaultExpectsSASL)
 		if !e.Inferred {
 			t.Error("Inferred is false for a fault read from a closed connection")
 		}
 	})
 	t.Run("ErrUntrusted", func(t *testing.T) {
 		addr := (&testenv.FakeKafka{TLS: serverTLS}).Start(t)
-		e := wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: newAuthority(t, "other-ca").file}), kafkasec.FaultUntrusted)
+		e := wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: testenv.NewCA(t, "other-ca").CertFile}), kafkasec.FaultUntrusted)
 		var unknown x509.UnknownAuthorityError
 		if !errors.As(e, &unknown) {
 			t.Errorf("the x509 error is not kept: %v", e)
@@ -106,31 +106,31 @@ func TestProbe(t *testing.T) {
 		}
 	})
 	t.Run("ErrHostname", func(t *testing.T) {
-		misnamed := ca.issue(t, "elsewhere", []string{"kafka.elsewhere.example"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+		misnamed := issue(t, ca, "elsewhere", []string{"kafka.elsewhere.example"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 		addr := (&testenv.FakeKafka{TLS: &tls.Config{Certificates: []tls.Certificate{misnamed.tls}}}).Start(t)
-		wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file}), kafkasec.FaultHostname)
+		wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.CertFile}), kafkasec.FaultHostname)
 	})
 	t.Run("ErrExpired", func(t *testing.T) {
-		expired := ca.issue(t, "expired", []string{"127.0.0.1"}, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+		expired := issue(t, ca, "expired", []string{"127.0.0.1"}, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
 		addr := (&testenv.FakeKafka{TLS: &tls.Config{Certificates: []tls.Certificate{expired.tls}}}).Start(t)
-		wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file}), kafkasec.FaultExpired)
+		wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.CertFile}), kafkasec.FaultExpired)
 	})
 	t.Run("ErrClientCertificate", func(t *testing.T) {
 		pool := x509.NewCertPool()
-		pool.AddCert(ca.cert)
+		pool.AddCert(ca.Certificate())
 		mutual := &tls.Config{Certificates: serverTLS.Certificates, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
 		addr := (&testenv.FakeKafka{TLS: mutual}).Start(t)
-		wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file}), kafkasec.FaultClientCertificate)
+		wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.CertFile}), kafkasec.FaultClientCertificate)
 
-		stranger := newAuthority(t, "stranger").issue(t, "client", nil, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
-		e := wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file, CertFile: stranger.certFile, KeyFile: stranger.keyFile}),
+		stranger := issue(t, testenv.NewCA(t, "stranger"), "client", nil, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+		e := wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.CertFile, CertFile: stranger.certFile, KeyFile: stranger.keyFile}),
 			kafkasec.FaultClientCertificate)
 		if !strings.Contains(e.Error(), stranger.certFile) {
 			t.Errorf("got %v, want it to name the certificate file", e)
 		}
 
-		client := ca.issue(t, "client", nil, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
-		if err := probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file, CertFile: client.certFile, KeyFile: client.keyFile}); err != nil {
+		client := issue(t, ca, "client", nil, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+		if err := probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.CertFile, CertFile: client.certFile, KeyFile: client.keyFile}); err != nil {
 			t.Errorf("with a certificate the broker trusts: Probe() = %v", err)
 		}
 	})
@@ -138,7 +138,7 @@ func TestProbe(t *testing.T) {
 		// A Kafka listener without TLS reads a ClientHello as a request far too large, and
 		// closes the connection.
 		addr := listen(t, closeAtOnce)
-		e := wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file}), kafkasec.FaultNotTLS)
+		e := wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.CertFile}), kafkasec.FaultNotTLS)
 		if !e.Inferred {
 			t.Error("Inferred is false for a fault read from a closed connection")
 		}
@@ -147,7 +147,7 @@ func TestProbe(t *testing.T) {
 			_, _ = c.Read(make([]byte, 512))
 			_, _ = c.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
 		})
-		e = wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file}), kafkasec.FaultNotTLS)
+		e = wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.CertFile}), kafkasec.FaultNotTLS)
 		if e.Inferred {
 			t.Error("Inferred is true for a reply that is not TLS")
 		}
@@ -180,16 +180,16 @@ func TestProbe(t *testing.T) {
 	t.Run("ErrAdvertisedBroker", func(t *testing.T) {
 		// The bootstrap broker is fine, but it advertises one whose certificate names
 		// another host: the clients would fail there.
-		misnamed := ca.issue(t, "elsewhere", []string{"kafka.elsewhere.example"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+		misnamed := issue(t, ca, "elsewhere", []string{"kafka.elsewhere.example"}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 		advertised := (&testenv.FakeKafka{TLS: &tls.Config{Certificates: []tls.Certificate{misnamed.tls}}}).Start(t)
 		addr := (&testenv.FakeKafka{Advertise: advertised, TLS: serverTLS}).Start(t)
-		e := wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file}), kafkasec.FaultHostname)
+		e := wantFault(t, probe(t, addr, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.CertFile}), kafkasec.FaultHostname)
 		if e.Broker != advertised {
 			t.Errorf("Broker = %q, want the advertised %s", e.Broker, advertised)
 		}
 	})
 	t.Run("ErrConfig", func(t *testing.T) {
-		err := kafkasec.Probe(context.Background(), []string{"127.0.0.1:9"}, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file + ".missing"})
+		err := kafkasec.Probe(context.Background(), []string{"127.0.0.1:9"}, kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.CertFile + ".missing"})
 		var ce *kafkasec.ConfigError
 		if !errors.As(err, &ce) || ce.Field != "CAFile" {
 			t.Fatalf("Probe() = %v, want a *ConfigError of CAFile", err)

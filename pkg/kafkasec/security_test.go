@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/kafkasec"
 )
 
@@ -72,12 +73,12 @@ func TestSecurity_Validate(t *testing.T) {
 }
 
 func TestSecurity_TLSConfig(t *testing.T) {
-	ca := newAuthority(t, "ca")
-	client := ca.issue(t, "client", nil, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
-	other := ca.issue(t, "other", nil, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	ca := testenv.NewCA(t, "ca")
+	client := issue(t, ca, "client", nil, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	other := issue(t, ca, "other", nil, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 
 	t.Run("OK", func(t *testing.T) {
-		cfg, err := kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file, CertFile: client.certFile, KeyFile: client.keyFile}.TLSConfig()
+		cfg, err := kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.CertFile, CertFile: client.certFile, KeyFile: client.keyFile}.TLSConfig()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +86,7 @@ func TestSecurity_TLSConfig(t *testing.T) {
 			t.Errorf("InsecureSkipVerify %v, ServerName %q, MinVersion %x: want verification of each host dialled, TLS 1.2 at least",
 				cfg.InsecureSkipVerify, cfg.ServerName, cfg.MinVersion)
 		}
-		if cfg.RootCAs == nil || !cfg.RootCAs.Equal(mustPool(t, ca.file)) || cfg.RootCAs.Equal(mustPool(t, newAuthority(t, "another").file)) {
+		if cfg.RootCAs == nil || !cfg.RootCAs.Equal(mustPool(t, ca.CertFile)) || cfg.RootCAs.Equal(mustPool(t, testenv.NewCA(t, "another").CertFile)) {
 			t.Error("RootCAs is not the CA file's")
 		}
 		if len(cfg.Certificates) != 1 {
@@ -113,7 +114,7 @@ func TestSecurity_TLSConfig(t *testing.T) {
 		s         kafkasec.Security
 		wantField string
 	}{
-		{"ErrCAFileMissing", kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file + ".missing"}, "CAFile"},
+		{"ErrCAFileMissing", kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.CertFile + ".missing"}, "CAFile"},
 		{"ErrCAFileWithoutCertificate", kafkasec.Security{Protocol: kafkasec.SSL, CAFile: client.keyFile}, "CAFile"},
 		{"ErrCAFileNotPEM", kafkasec.Security{Protocol: kafkasec.SSL, CAFile: writeFile(t, "ca.txt", "not a certificate\n")}, "CAFile"},
 		{"ErrCertFileMissing", kafkasec.Security{Protocol: kafkasec.SSL, CertFile: client.certFile + ".missing", KeyFile: client.keyFile}, "CertFile"},
@@ -203,8 +204,8 @@ func TestSecurity_RoundTripper(t *testing.T) {
 		t.Errorf("plaintext: RoundTripper() = %v, %v, want kafka.DefaultTransport, as clients without a transport share it", rt, err)
 	}
 	release()
-	ca := newAuthority(t, "ca")
-	rt, release, err = kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file}.RoundTripper()
+	ca := testenv.NewCA(t, "ca")
+	rt, release, err = kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.CertFile}.RoundTripper()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +213,7 @@ func TestSecurity_RoundTripper(t *testing.T) {
 	if tr, ok := rt.(*kafka.Transport); !ok || tr == kafka.DefaultTransport || tr.TLS == nil {
 		t.Errorf("SSL: RoundTripper() = %#v, want a transport of its own with TLS", rt)
 	}
-	if _, _, err := (kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.file + ".missing"}).RoundTripper(); err == nil {
+	if _, _, err := (kafkasec.Security{Protocol: kafkasec.SSL, CAFile: ca.CertFile + ".missing"}).RoundTripper(); err == nil {
 		t.Error("a missing CA file: RoundTripper() error = nil")
 	}
 	if _, _, err := (kafkasec.Security{Username: "u"}).RoundTripper(); err == nil {
