@@ -72,6 +72,24 @@ type Hold struct {
 // ErrNotHeld: the stream named is not held (or no longer held at the version named).
 var ErrNotHeld = errors.New("stream is not held")
 
+// Operator is the operator's side of held streams, which the store that owns the outbox
+// implements beside its Session (postgres.Outbox): tools such as the admin CLI list the holds
+// of any store and release them through it. Each method runs on its own, beside a running
+// relay.
+type Operator interface {
+	// Holds lists the held streams, oldest hold first.
+	Holds(ctx context.Context) ([]Hold, error)
+	// Retry releases the hold of a stream: the relay reads its held append again, and
+	// publishes it with the appends behind it if it can now, or holds the stream again with
+	// the new reason. It returns the hold it released, or an error wrapping ErrNotHeld.
+	Retry(ctx context.Context, streamID string) (Hold, error)
+	// Skip gives up on a stream's held append, which must start at firstVersion, recording who
+	// skipped it (by) and why; both are required. The appends behind it return to the flow.
+	// It returns the hold it ended, or an error wrapping ErrNotHeld when the stream is not
+	// held at that version.
+	Skip(ctx context.Context, streamID string, firstVersion int64, by, why string) (Hold, error)
+}
+
 // Backlog is what the outbox still holds.
 type Backlog struct {
 	Appends int64 // appends not yet published, held ones included

@@ -14,6 +14,8 @@ import (
 // held append again, or give up on a held append deliberately. Each runs on its own
 // transaction of the pool, beside a running relay.
 
+var _ outbox.Operator = (*Outbox)(nil)
+
 // holdsSQL lists the holds, oldest first, with the number of their stream's appends in the
 // outbox.
 const holdsSQL = `select h.stream_id, h.category, h.first_version, h.last_version, h.reason, h.held_at,

@@ -35,34 +35,55 @@
 // A replica does not change this: replication is asynchronous, and a failover can lose the
 // appends the replica had not received (WAIT narrows the window, it does not close it).
 //
+// # The outbox
+//
+// The append's script also enters the append in the outbox ("firstPosition:lastPosition:
+// stream" in a sorted set by position, and in its stream's own set by version), in the same
+// atomic write as its events, and PUBLISHes on the channel "{Prefix}:appended". Outbox
+// implements relay.Outbox, and the Session it hands out outbox.Session:
+//   - Lead elects one publisher among the relays: a lease key, SET NX PX with a random token,
+//     that the session renews every third of Options.LeaseTTL (5 s) with a script that checks
+//     the token. Every settlement runs in one script that checks the token before it writes:
+//     that is the fencing; a relay whose lease expired (paused, cut from the server) or was
+//     taken settles nothing, gets ErrLeaseLost, and its session is Lost, as it is once no
+//     renewal succeeded for a whole LeaseTTL. A relay that vanishes without closing its
+//     session is replaced within LeaseTTL.
+//   - Pending reads the oldest appends first, whole, within the event and byte budgets, with
+//     their events, their stream's Head (the first version of its oldest append in the outbox)
+//     and whether it is held, sorted by stream and version. An append enters the outbox when
+//     it is written, and positions are handed out in that order, so nothing is skipped or read
+//     out of a stream's order; it leaves only when a settlement says it was published (or an
+//     operator skips it): at least once.
+//   - Settle deletes the published appends, records holds (a hash by stream) and keeps the
+//     held appends and those behind them in a set that reads pass over, only while their
+//     stream's hold exists (an append to a held stream is read once, with Held set, and
+//     settled behind it). Holds are keys like any other, so they survive restarts. Reconcile returns the appends of a hold
+//     deleted by hand; Holds, Retry, RetryAll and Skip are the operator's, with the PostgreSQL
+//     store's signatures; a skipped append is kept in "{Prefix}:outbox-dead" with the hold's
+//     reason, who skipped it and why.
+//   - Listen subscribes to the channel: any append, from any process, wakes the relay, and
+//     Options.OnAppend wakes one in the same process directly. A message lost while the
+//     subscription was down is covered by the relay's poll.
+//
+// Stats count every appended event whether published or not: the counters are kept by the
+// appends, never by the outbox.
+//
 // # What it does not do (yet)
 //
-// It has no outbox: nothing appended here reaches the relay or Kafka, and the services do not
-// accept EVENT_STORE_TYPE=redis. It has no idempotency keys, no snapshot pruning and no
+// The services do not accept EVENT_STORE_TYPE=redis yet. It has no snapshot pruning and no
 // metrics. A read of all events filtered by type reads each type's index, but Since and Until
 // only narrow the range of positions.
 //
-// # The outbox, as planned
+// # Idempotency keys
 //
-// The append script will also add the append to an outbox: a Redis stream
-// "{Prefix}:outbox" (XADD with the append's first position as its id, "<position>-0", so that
-// ids increase with positions and are never reused), holding the stream id and the range of
-// positions. The relay's relay.Outbox on this store will read it in order (XRANGE from the
-// last settled id; a single publisher elected by a lease key, SET NX PX, renewed while it
-// runs), publish the events of each entry to Kafka, and settle an entry (XDEL, with an INCRBY
-// of the published count, in one script) only after Kafka acknowledged it: at least once, in
-// per-stream order, never skipping an entry. A stream the relay cannot publish is held (a hash
-// of holds by stream id), with the operator's Retry and Skip as in pkg/events/postgres.
-//
-// # Idempotency keys, as planned
-//
-// PostgreSQL records a command's idempotency key in the transaction of its append, with the
-// response that quotes the append's result. Here the key must be checked and written by the
-// append's own script (a second command after it could be lost in between): the script will
-// refuse a key that exists (before its first write, as for event ids), and store under it the
-// request's hash, the status and the append's result (versions, positions, recording time),
-// from which the writer renders the response again; a sorted set of keys by time lets a prune
-// delete the expired ones.
+// An append that carries AppendOptions.Idempotency records its key in its own script, with
+// the request's hash, the status and where the append landed (versions, positions, recording
+// time, event ids): the key and the events are written together or not at all. The key is the
+// script's first check, so an append whose key was recorded before writes nothing and fails
+// with events.ErrIdempotencyKeyTaken, even if its stream moved on since; of concurrent appends
+// with one key, one wins. LookupIdempotency reads the record back; PruneIdempotency deletes
+// those older than a ttl by the server's clock, through a sorted set of keys by recording
+// time, a thousand at a time.
 //
 // It must never write part of an append, take a global position that no event keeps, or
 // change or delete a recorded event.

@@ -27,6 +27,15 @@ type Options struct {
 	// MaxEventBytes refuses appends with an event larger than this (events.Event.Size, data
 	// and metadata), as the PostgreSQL store's option of the same name does; 0 means no limit.
 	MaxEventBytes int
+	// LeaseTTL is how long the publishing relay's lease on the outbox lasts unless renewed
+	// (Outbox.Lead); its holder renews it every third of it. It bounds how long the outbox
+	// waits for a new publisher after the last one vanished without closing its session.
+	// Zero means 5 s.
+	LeaseTTL time.Duration
+	// OnAppend, when set, is called after each append that succeeded, for example to wake a
+	// relay in the same process (relay.Wake) without waiting for the message that the append
+	// publishes to relays elsewhere (Outbox.Listen). It must not block.
+	OnAppend func()
 }
 
 // Store is an event store in Redis. It is safe for concurrent use; the zero value is not
@@ -45,19 +54,36 @@ func New(rdb goredis.UniversalClient, opts Options) *Store {
 	if opts.Prefix == "" {
 		opts.Prefix = "annals"
 	}
+	if opts.LeaseTTL <= 0 {
+		opts.LeaseTTL = 5 * time.Second
+	}
 	return &Store{rdb: rdb, opts: opts, tag: "{" + opts.Prefix + "}:"}
 }
 
 // The keys of the store. Every one starts with the hash tag, so all live in one cluster slot.
-func (s *Store) keyPosition() string           { return s.tag + "position" }
-func (s *Store) keyStream(id string) string    { return s.tag + "stream:" + id }
-func (s *Store) keyEvents() string             { return s.tag + "events" }
-func (s *Store) keyIDs() string                { return s.tag + "ids" }
-func (s *Store) keyTypes() string              { return s.tag + "types" }
-func (s *Store) keyStreams() string            { return s.tag + "streams" }
-func (s *Store) keyTimes() string              { return s.tag + "times" }
-func (s *Store) keyLastTime() string           { return s.tag + "last-time" }
-func (s *Store) keyType(typ string) string     { return s.tag + "type:" + typ }
+func (s *Store) keyPosition() string         { return s.tag + "position" }
+func (s *Store) keyStream(id string) string  { return s.tag + "stream:" + id }
+func (s *Store) keyEvents() string           { return s.tag + "events" }
+func (s *Store) keyIDs() string              { return s.tag + "ids" }
+func (s *Store) keyTypes() string            { return s.tag + "types" }
+func (s *Store) keyStreams() string          { return s.tag + "streams" }
+func (s *Store) keyTimes() string            { return s.tag + "times" }
+func (s *Store) keyLastTime() string         { return s.tag + "last-time" }
+func (s *Store) keyType(typ string) string   { return s.tag + "type:" + typ }
+func (s *Store) keyIdempotency() string      { return s.tag + "idempotency" }
+func (s *Store) keyIdempotencyTimes() string { return s.tag + "idempotency-times" }
+func (s *Store) keyOutbox() string           { return s.tag + "outbox" }
+func (s *Store) keyOutboxHeld() string       { return s.tag + "outbox-held" }
+func (s *Store) keyOutboxStream(id string) string {
+	return s.tag + "outbox-stream:" + id
+}
+func (s *Store) keyHolds() string       { return s.tag + "outbox-holds" }
+func (s *Store) keyHeldStreams() string { return s.tag + "outbox-held-streams" }
+func (s *Store) keyDead() string        { return s.tag + "outbox-dead" }
+func (s *Store) keyLease(key int64) string {
+	return s.tag + "outbox-lease:" + strconv.FormatInt(key, 10)
+}
+func (s *Store) channelAppended() string       { return s.tag + "appended" }
 func (s *Store) keySnapshots(id string) string { return s.tag + "snapshots:" + id }
 func (s *Store) keySnapshotVersions(id string, ssv int) string {
 	return s.tag + "snapshot-versions:" + strconv.Itoa(ssv) + ":" + id
@@ -89,9 +115,14 @@ func (s *Store) Append(ctx context.Context, streamID string, expected events.Exp
 		return res, fmt.Errorf("append %s: %w", streamID, err)
 	}
 
+	idemKey, idemRecord, err := idempotencyArgs(streamID, recs, opts.Idempotency)
+	if err != nil {
+		return res, err
+	}
 	keys := []string{
 		s.keyPosition(), s.keyStream(streamID), s.keyEvents(), s.keyIDs(), s.keyTypes(),
-		s.keyStreams(), s.keyTimes(), s.keyLastTime(),
+		s.keyStreams(), s.keyTimes(), s.keyLastTime(), s.keyIdempotency(), s.keyIdempotencyTimes(),
+		s.keyOutbox(), s.keyOutboxStream(streamID),
 	}
 	kind, version := "any", int64(0)
 	switch v, exact := expected.Version(); {
@@ -102,7 +133,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected events.Exp
 	case expected.IsStreamExists():
 		kind = "stream_exists"
 	}
-	args := []any{kind, version, s.opts.MaxEventsPerStream, len(recs)}
+	args := []any{kind, version, s.opts.MaxEventsPerStream, len(recs), idemKey, idemRecord, streamID, s.channelAppended()}
 	for _, r := range recs {
 		keys = append(keys, s.keyType(r.p.Type))
 		args = append(args, r.p.ID.String(), r.p.Type, r.raw)
@@ -115,6 +146,8 @@ func (s *Store) Append(ctx context.Context, streamID string, expected events.Exp
 		return res, fmt.Errorf("append %s: unexpected reply %v", streamID, reply)
 	}
 	switch reply[0] {
+	case "taken":
+		return res, fmt.Errorf("append %s: key %q: %w", streamID, idemKey, events.ErrIdempotencyKeyTaken)
 	case "conflict":
 		return res, &events.VersionConflictError{StreamID: streamID, Expected: expected, Actual: reply[1].(int64)}
 	case "full":
@@ -140,6 +173,9 @@ func (s *Store) Append(ctx context.Context, streamID string, expected events.Exp
 	res.EventIDs = make([]uuid.UUID, len(recs))
 	for i, r := range recs {
 		res.EventIDs[i] = r.p.ID
+	}
+	if s.opts.OnAppend != nil {
+		s.opts.OnAppend()
 	}
 	return res, nil
 }

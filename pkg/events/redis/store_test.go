@@ -44,6 +44,13 @@ func client(tb testing.TB) *goredis.Client {
 // test ends.
 func newStore(tb testing.TB, opts redis.Options) *redis.Store {
 	tb.Helper()
+	s, _ := newNamedStore(tb, opts)
+	return s
+}
+
+// newNamedStore is newStore that also returns the store's prefix.
+func newNamedStore(tb testing.TB, opts redis.Options) (*redis.Store, string) {
+	tb.Helper()
 	rdb := client(tb)
 	opts.Prefix = "test-" + uuid.NewString()
 	tb.Cleanup(func() {
@@ -55,7 +62,7 @@ func newStore(tb testing.TB, opts redis.Options) *redis.Store {
 			rdb.Del(ctx, iter.Val())
 		}
 	})
-	return redis.New(rdb, opts)
+	return redis.New(rdb, opts), opts.Prefix
 }
 
 func TestStore_Contract(t *testing.T) {

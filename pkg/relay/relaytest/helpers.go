@@ -1,0 +1,294 @@
+package relaytest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/kafkawire"
+	"github.com/annals-dev/annals/pkg/relay"
+)
+
+// The categories the suite's streams belong to (the part of a stream id before its first
+// "-"), each with a topic of three partitions.
+var categories = []string{"order", "user"}
+
+// env is one subtest's store and topics.
+type env struct {
+	Subject
+	brokers []string
+	prefix  string
+	// lockKey is the relays' lock key; observer sessions take lockKey+1, which no relay
+	// contends for.
+	lockKey int64
+}
+
+func newEnv(t *testing.T, h Harness) *env {
+	t.Helper()
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{Subject: h.New(t), brokers: h.Brokers, prefix: "relaytest-" + hex.EncodeToString(b[:6]),
+		lockKey: int64(binary.BigEndian.Uint64(b[:]) >> 2)}
+	var topics []relay.Topic
+	for _, c := range categories {
+		topics = append(topics, relay.Topic{Name: kafkawire.Topic(e.prefix, c), Partitions: 3, ReplicationFactor: 1})
+	}
+	if err := relay.EnsureTopics(t.Context(), e.brokers, topics, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		client := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 30 * time.Second}
+		client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: e.topics()})
+	})
+	return e
+}
+
+// topics are the names of the env's topics.
+func (e *env) topics() []string {
+	var out []string
+	for _, c := range categories {
+		out = append(out, kafkawire.Topic(e.prefix, c))
+	}
+	return out
+}
+
+// jsonEncoder is a stand-in for the Avro encoder: the envelope as JSON, fingerprint 42.
+type jsonEncoder struct{}
+
+func (jsonEncoder) Encode(ev events.Envelope) ([]byte, string, uint64, error) {
+	b, err := json.Marshal(ev)
+	return b, "application/json", 42, err
+}
+
+// poison is the event type gatedEncoder refuses until its schema is deployed.
+const poison = "Poison"
+
+// gatedEncoder is jsonEncoder, except that it refuses events of type Poison until deployed.
+type gatedEncoder struct{ deployed atomic.Bool }
+
+func (g *gatedEncoder) Encode(ev events.Envelope) ([]byte, string, uint64, error) {
+	if ev.Type == poison && !g.deployed.Load() {
+		return nil, "", 0, errors.New("no schema for event type Poison")
+	}
+	return jsonEncoder{}.Encode(ev)
+}
+
+// running is a relay that runs until stopped or the test ends.
+type running struct {
+	*relay.Relay
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// start runs a relay of the env's outbox (o, when given, in its place) with enc until the
+// test ends.
+func (e *env) start(t *testing.T, enc relay.Encoder, cfg relay.Config) *running {
+	t.Helper()
+	return e.startOn(t, e.Outbox, enc, cfg)
+}
+
+func (e *env) startOn(t *testing.T, o relay.Outbox, enc relay.Encoder, cfg relay.Config) *running {
+	t.Helper()
+	if enc == nil {
+		enc = jsonEncoder{}
+	}
+	cfg.Brokers, cfg.TopicPrefix, cfg.LockKey = e.brokers, e.prefix, e.lockKey
+	r, err := relay.New(o, enc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &running{Relay: r, cancel: cancel, done: make(chan error, 1)}
+	go func() { run.done <- r.Run(ctx) }()
+	t.Cleanup(func() { run.stop(t) })
+	return run
+}
+
+// stop cancels the relay and waits until it returned; it may be called again.
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	if err, ok := <-r.done; ok {
+		close(r.done)
+		if err != nil {
+			t.Errorf("relay: %v", err)
+		}
+		r.Close()
+	}
+}
+
+// events returns n events of type typ, numbered in their data.
+func newEvents(n int, typ string) []events.Event {
+	evs := make([]events.Event, n)
+	for i := range evs {
+		evs[i] = events.Event{Type: typ, Data: fmt.Appendf(nil, `{"i":%d}`, i)}
+	}
+	return evs
+}
+
+// append appends n events of type typ to stream.
+func (e *env) append(t *testing.T, stream string, n int, typ string) {
+	t.Helper()
+	e.appendEvents(t, stream, newEvents(n, typ)...)
+}
+
+func (e *env) appendEvents(t *testing.T, stream string, evs ...events.Event) {
+	t.Helper()
+	if _, err := e.Store.Append(context.Background(), stream, events.Any(), evs, events.AppendOptions{CorrelationID: "corr", CausationID: "cause"}); err != nil {
+		t.Fatalf("append %d events to %s: %v", len(evs), stream, err)
+	}
+}
+
+// record is a record the relay published.
+type record struct {
+	stream  string
+	version int64
+	headers map[string]string
+	value   []byte
+}
+
+// published reads every record of the env's topics up to their current ends, each
+// partition's in order (so each stream's in the order published).
+func (e *env) published(t *testing.T) []record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 10 * time.Second}
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: e.topics()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []record
+	for _, topic := range meta.Topics {
+		for _, p := range topic.Partitions {
+			for offset := int64(0); ; {
+				res, err := client.Fetch(ctx, &kafka.FetchRequest{Topic: topic.Name, Partition: p.ID, Offset: offset, MaxBytes: 8 << 20})
+				if err == nil {
+					err = res.Error
+				}
+				if temporary(err) && ctx.Err() == nil {
+					// A new topic's partitions have no leader yet, or the metadata moved on.
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				if err != nil {
+					t.Fatalf("fetch %s[%d]@%d: %v", topic.Name, p.ID, offset, err)
+				}
+				for {
+					rec, err := res.Records.ReadRecord()
+					if errors.Is(err, io.EOF) {
+						break
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					key, _ := io.ReadAll(rec.Key)
+					value, _ := io.ReadAll(rec.Value)
+					r := record{stream: string(key), headers: map[string]string{}, value: value}
+					for _, h := range rec.Headers {
+						r.headers[h.Key] = string(h.Value)
+					}
+					r.version, _ = strconv.ParseInt(r.headers[kafkawire.HeaderStreamVersion], 10, 64)
+					out = append(out, r)
+					offset = rec.Offset + 1
+				}
+				if offset >= res.HighWatermark {
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// temporary reports whether err is a broker's error that goes away by trying again.
+func temporary(err error) bool {
+	var ke kafka.Error
+	return errors.As(err, &ke) && ke.Temporary()
+}
+
+// byStream returns each stream's published versions in the order published.
+func byStream(recs []record) map[string][]int64 {
+	out := map[string][]int64{}
+	for _, r := range recs {
+		out[r.stream] = append(out[r.stream], r.version)
+	}
+	return out
+}
+
+// awaitRecords waits until at least n records are published, and returns them.
+func (e *env) awaitRecords(t *testing.T, n int) []record {
+	t.Helper()
+	var recs []record
+	waitFor(t, fmt.Sprintf("%d records", n), func() bool {
+		recs = e.published(t)
+		return len(recs) >= n
+	})
+	return recs
+}
+
+// checkOrder: per stream, the first time each version is seen, versions go 0, 1, 2, ... with
+// nothing missing, and each stream has the number of events of want (streams not in want
+// none). It returns the number of duplicates.
+func checkOrder(t *testing.T, recs []record, want map[string]int64) int {
+	t.Helper()
+	next := map[string]int64{}
+	dups := 0
+	for _, r := range recs {
+		switch {
+		case r.version == next[r.stream]:
+			next[r.stream]++
+		case r.version < next[r.stream]:
+			dups++
+		default:
+			t.Errorf("%s: version %d arrived before %d", r.stream, r.version, next[r.stream])
+			next[r.stream] = r.version + 1
+		}
+	}
+	for s, n := range want {
+		if next[s] != n {
+			t.Errorf("%s: %d events arrived, want %d", s, next[s], n)
+		}
+	}
+	for s, n := range next {
+		if _, ok := want[s]; !ok {
+			t.Errorf("%s: %d events arrived, want none", s, n)
+		}
+	}
+	return dups
+}
+
+// total is the number of events of want.
+func total(want map[string]int64) int {
+	n := 0
+	for _, v := range want {
+		n += int(v)
+	}
+	return n
+}
+
+// waitFor polls cond until it holds, for at most a minute.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s, still waiting for %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
