@@ -108,7 +108,7 @@ func TestUnknownCommand(t *testing.T) {
 }
 
 func TestBadConfiguration(t *testing.T) {
-	code, _, errOut := runCLI(t, map[string]string{"EVENT_STORE_TYPE": "mongodb"}, "topics")
+	code, _, errOut := runCLI(t, map[string]string{"EVENT_STORE_TYPE": "cassandra"}, "topics")
 	if code != 1 || !strings.Contains(errOut, "EVENT_STORE_TYPE") || !strings.Contains(errOut, "postgresql") {
 		t.Errorf("exit %d, stderr %q; want the key and the allowed values", code, errOut)
 	}

@@ -62,7 +62,20 @@ type EventStore struct {
 	SSLRootCert    string `json:"sslrootcert"`
 	SSLCert        string `json:"sslcert"`
 	SSLKey         string `json:"sslkey"`
+	// RedisURL and RedisPrefix locate the Redis event store (EVENT_STORE_TYPE=redis).
+	RedisURL    Secret `json:"redis_url"`
+	RedisPrefix string `json:"redis_prefix"`
+	// MongoDBURI and MongoDBDatabase locate the MongoDB event store (EVENT_STORE_TYPE=mongodb).
+	MongoDBURI      Secret `json:"mongodb_uri"`
+	MongoDBDatabase string `json:"mongodb_database"`
 }
+
+// The event store backends of EVENT_STORE_TYPE.
+const (
+	StorePostgreSQL = "postgresql"
+	StoreRedis      = "redis"
+	StoreMongoDB    = "mongodb"
+)
 
 // Projections is the [projections] section: how the consumer groups batch, retry and
 // remember the events they applied (InboxRetention).
@@ -345,6 +358,12 @@ func (c *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("%s (%s): must not be empty when DATABASE_URL (event_store.url) is not set", s.Env, s.Path()))
 			}
 		}
+	}
+	switch {
+	case c.EventSourcing.StoreType == StoreRedis && c.EventStore.RedisURL == "":
+		errs = append(errs, errors.New("EVENT_STORE_REDIS_URL (event_store.redis_url): must be set when EVENT_STORE_TYPE (event_sourcing.event_store_type) is redis"))
+	case c.EventSourcing.StoreType == StoreMongoDB && c.EventStore.MongoDBURI == "":
+		errs = append(errs, errors.New("EVENT_STORE_MONGODB_URI (event_store.mongodb_uri): must be set when EVENT_STORE_TYPE (event_sourcing.event_store_type) is mongodb"))
 	}
 	errs = append(errs, c.Kafka.validateSecurity()...)
 	errs = append(errs, c.EventStore.validateTLS()...)

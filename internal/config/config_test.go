@@ -41,7 +41,7 @@ func TestDefault(t *testing.T) {
 	want := &config.Config{
 		EventSourcing: config.EventSourcing{Enabled: true, StoreType: "postgresql", SnapshotFrequency: 100, Serialization: "avro"},
 		EventStore: config.EventStore{Host: "127.0.0.1", Port: 55432, Database: "annals", Username: "annals",
-			ConnectionPool: 10, SSLMode: "prefer"},
+			ConnectionPool: 10, SSLMode: "prefer", RedisPrefix: "annals", MongoDBDatabase: "annals"},
 		Projections: config.Projections{Enabled: true, RealTime: true, BatchSize: 1000, Interval: 5 * time.Second, Parallel: true, RetryAttempts: 3,
 			InboxRetention: 7 * 24 * time.Hour},
 		Aggregates: config.Aggregates{SnapshotEnabled: true, SnapshotRetention: 30 * 24 * time.Hour,
@@ -93,7 +93,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 88; got != want {
+	if got, want := len(keys), 92; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}
@@ -126,7 +126,7 @@ func TestKeys(t *testing.T) {
 
 	// Keys returns copies.
 	keys[1].Allowed[0] = "mongodb"
-	if got, _ := config.LookupEnv("EVENT_STORE_TYPE"); !slices.Equal(got.Allowed, []string{"postgresql"}) {
+	if got, _ := config.LookupEnv("EVENT_STORE_TYPE"); !slices.Equal(got.Allowed, []string{"postgresql", "redis", "mongodb"}) {
 		t.Errorf("Keys() shares Allowed with the schema: %v", got.Allowed)
 	}
 
@@ -410,19 +410,39 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`PROJECTION_RETRY_ATTEMPTS (projections.retry_attempts): "-1" is out of range; must be at least 0`},
 		},
 		{
-			name: "redis store",
+			name: "unknown store",
+			env:  env("EVENT_STORE_TYPE", "cassandra"),
+			want: []string{`EVENT_STORE_TYPE (event_sourcing.event_store_type): "cassandra" is not supported; allowed: postgresql, redis, mongodb`},
+		},
+		{
+			name: "redis store without its URL",
 			env:  env("EVENT_STORE_TYPE", "redis"),
-			want: []string{`EVENT_STORE_TYPE (event_sourcing.event_store_type): "redis" is not supported; allowed: postgresql`},
+			want: []string{`EVENT_STORE_REDIS_URL (event_store.redis_url): must be set when EVENT_STORE_TYPE (event_sourcing.event_store_type) is redis`},
 		},
 		{
-			name: "mongodb store",
+			name: "mongodb store without its URI",
 			env:  env("EVENT_STORE_TYPE", "mongodb"),
-			want: []string{`EVENT_STORE_TYPE (event_sourcing.event_store_type): "mongodb" is not supported; allowed: postgresql`},
+			want: []string{`EVENT_STORE_MONGODB_URI (event_store.mongodb_uri): must be set when EVENT_STORE_TYPE (event_sourcing.event_store_type) is mongodb`},
 		},
 		{
-			name: "mongodb store from the file",
+			name: "mongodb store from the file without its URI",
 			file: "[event_sourcing]\nevent_store_type: @env(\"EVENT_STORE_TYPE\", \"mongodb\") # postgresql, redis, mongodb\n",
-			want: []string{`:2: EVENT_STORE_TYPE (event_sourcing.event_store_type): "mongodb" is not supported; allowed: postgresql`},
+			want: []string{`EVENT_STORE_MONGODB_URI (event_store.mongodb_uri): must be set when EVENT_STORE_TYPE (event_sourcing.event_store_type) is mongodb`},
+		},
+		{
+			name: "redis URL of another scheme",
+			env:  env("EVENT_STORE_TYPE", "redis", "EVENT_STORE_REDIS_URL", "http://secret@cache:6379"),
+			want: []string{`EVENT_STORE_REDIS_URL (event_store.redis_url): the value is not a redis:// or rediss:// URL with a host`},
+		},
+		{
+			name: "mongodb URI of another scheme",
+			env:  env("EVENT_STORE_TYPE", "mongodb", "EVENT_STORE_MONGODB_URI", "postgres://secret@db"),
+			want: []string{`EVENT_STORE_MONGODB_URI (event_store.mongodb_uri): the value is not a mongodb:// or mongodb+srv:// URI with a host`},
+		},
+		{
+			name: "empty redis prefix",
+			env:  env("EVENT_STORE_REDIS_PREFIX", ""),
+			want: []string{`EVENT_STORE_REDIS_PREFIX (event_store.redis_prefix): must not be empty`},
 		},
 		{
 			name: "xml serialization",
@@ -503,11 +523,11 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "every problem at once",
 			file: "[nope]\n[event_store]\nhots: x\nport: abc\n",
-			env:  env("EVENT_STORE_TYPE", "redis", "LOG_FORMAT", "xml"),
+			env:  env("EVENT_STORE_TYPE", "cassandra", "LOG_FORMAT", "xml"),
 			want: []string{
 				`:1: unknown section [nope]`,
 				`:3: unknown key "hots"`,
-				`EVENT_STORE_TYPE (event_sourcing.event_store_type): "redis" is not supported`,
+				`EVENT_STORE_TYPE (event_sourcing.event_store_type): "cassandra" is not supported`,
 				`:4: EVENT_STORE_PORT (event_store.port): "abc" is not an integer`,
 				`LOG_FORMAT (log.format): "xml" is not supported; allowed: json, text`,
 			},
@@ -710,8 +730,13 @@ func TestValidate(t *testing.T) {
 		{"URL replaces parts", func(c *config.Config) {
 			c.EventStore.URL, c.EventStore.Host, c.EventStore.Database, c.EventStore.Username = "postgres:///annals", "", "", ""
 		}, nil},
-		{"unsupported store", func(c *config.Config) { c.EventSourcing.StoreType = "mongodb" },
-			[]string{`EVENT_STORE_TYPE (event_sourcing.event_store_type): "mongodb" is not supported; allowed: postgresql`}},
+		{"unsupported store", func(c *config.Config) { c.EventSourcing.StoreType = "cassandra" },
+			[]string{`EVENT_STORE_TYPE (event_sourcing.event_store_type): "cassandra" is not supported; allowed: postgresql, redis, mongodb`}},
+		{"mongodb store without its URI", func(c *config.Config) { c.EventSourcing.StoreType = "mongodb" },
+			[]string{`EVENT_STORE_MONGODB_URI (event_store.mongodb_uri): must be set when EVENT_STORE_TYPE (event_sourcing.event_store_type) is mongodb`}},
+		{"redis store", func(c *config.Config) {
+			c.EventSourcing.StoreType, c.EventStore.RedisURL = "redis", "redis://127.0.0.1:6379/0"
+		}, nil},
 		{"ranges", func(c *config.Config) { c.EventStore.Port, c.Kafka.TopicPartitions = 0, 0 }, []string{
 			`EVENT_STORE_PORT (event_store.port): "0" is out of range; must be between 1 and 65535`,
 			`KAFKA_TOPIC_PARTITIONS (kafka.topic_partitions): "0" is out of range; must be at least 1`,

@@ -13,7 +13,8 @@
 // wins, then the value written in the file (a literal or the default of an
 // @env call), then the schema default. Unknown sections and keys, values
 // that do not parse, values out of range and unsupported choices (such as
-// EVENT_STORE_TYPE=mongodb while only PostgreSQL exists) are errors that
+// EVENT_STORE_TYPE=cassandra), and settings a choice needs but lacks (such as
+// EVENT_STORE_TYPE=redis without EVENT_STORE_REDIS_URL), are errors that
 // name both the environment variable and the section.key; Load reports all
 // of them at once.
 //

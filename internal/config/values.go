@@ -363,3 +363,37 @@ func checkPostgresURL(v any, _ bool) string {
 	}
 	return ""
 }
+
+// checkRedisURL checks a secret redis:// or rediss:// URL; the message never quotes it.
+func checkRedisURL(v any, _ bool) string {
+	s := v.(Secret).Reveal()
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Opaque != "" || u.Host == "" {
+		return "the value is not a redis:// or rediss:// URL with a host"
+	}
+	return ""
+}
+
+// checkMongoURI checks a secret mongodb:// or mongodb+srv:// URI; the message never quotes it.
+func checkMongoURI(v any, _ bool) string {
+	s := v.(Secret).Reveal()
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") || u.Opaque != "" || u.Host == "" {
+		return "the value is not a mongodb:// or mongodb+srv:// URI with a host"
+	}
+	return ""
+}
+
+// checkNotEmpty refuses an empty value.
+func checkNotEmpty(v any, _ bool) string {
+	if v.(string) == "" {
+		return "must not be empty"
+	}
+	return ""
+}

@@ -46,7 +46,8 @@ type Store struct {
 	ids     map[uuid.UUID]bool // every recorded event id
 	byType  map[string]int64   // event counts by type
 	snaps   map[string][]events.Snapshot
-	last    time.Time // the last time handed out by now
+	keys    map[string]events.IdempotentAppend // idempotency keys (idempotency.go)
+	last    time.Time                          // the last time handed out by now
 }
 
 // record is one stored event. Its metadata is kept as JSON, as PostgreSQL keeps it, so that
@@ -72,6 +73,7 @@ func New(opts Options) *Store {
 		ids:     map[uuid.UUID]bool{},
 		byType:  map[string]int64{},
 		snaps:   map[string][]events.Snapshot{},
+		keys:    map[string]events.IdempotentAppend{},
 	}
 }
 
@@ -87,7 +89,8 @@ func (s *Store) now() time.Time {
 }
 
 // Append appends the events to the stream if it is at the expected version: all of them, or
-// none and an error.
+// none and an error. With opts.Idempotency it records the key with them, and refuses a key
+// recorded before with events.ErrIdempotencyKeyTaken.
 func (s *Store) Append(ctx context.Context, streamID string, expected events.ExpectedVersion, evs []events.Event, opts events.AppendOptions) (events.AppendResult, error) {
 	res := events.AppendResult{StreamID: streamID}
 	recs, err := s.prepare(streamID, evs, opts)
@@ -98,8 +101,17 @@ func (s *Store) Append(ctx context.Context, streamID string, expected events.Exp
 		return res, fmt.Errorf("append %s: %w", streamID, err)
 	}
 
+	if k := opts.Idempotency; k != nil && k.Key == "" {
+		return res, fmt.Errorf("%w: append %s: empty idempotency key", events.ErrInvalid, streamID)
+	}
+
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if k := opts.Idempotency; k != nil {
+		if _, taken := s.keys[k.Key]; taken {
+			return res, fmt.Errorf("append %s: %w", streamID, events.ErrIdempotencyKeyTaken)
+		}
+	}
 	st := s.streams[streamID]
 	actual := int64(-1)
 	if st != nil {
@@ -140,6 +152,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected events.Exp
 	res.LastPosition = int64(len(s.log))
 	res.FirstPosition = res.LastPosition - int64(len(recs)) + 1
 	res.RecordedAt = at
+	s.recordKey(opts.Idempotency, res)
 	return res, nil
 }
 

@@ -23,3 +23,7 @@ func TestStore_MaxEventBytes(t *testing.T) {
 		return inmem.New(inmem.Options{MaxEventBytes: max})
 	})
 }
+
+func TestStore_ContractIdempotency(t *testing.T) {
+	eventstest.TestIdempotency(t, func(*testing.T) events.Store { return inmem.New(inmem.Options{}) })
+}

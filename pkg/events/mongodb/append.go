@@ -33,6 +33,9 @@ func (s *Store) Append(ctx context.Context, streamID string, expected events.Exp
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("append %s: %w", streamID, err)
 	}
+	if err := s.keyFree(ctx, streamID, doc.Key); err != nil {
+		return res, err
+	}
 	h, err := s.head(ctx, streamID)
 	if err != nil {
 		return res, err
@@ -47,7 +50,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected events.Exp
 	if err := s.insert(ctx, streamID, expected, h, &doc); err != nil {
 		// Only a refusal frees the ids: after any other error the insert may have landed.
 		var conflict *events.VersionConflictError
-		if errors.As(err, &conflict) || errors.Is(err, events.ErrStreamFull) {
+		if errors.As(err, &conflict) || errors.Is(err, events.ErrStreamFull) || errors.Is(err, events.ErrIdempotencyKeyTaken) {
 			s.releaseIDs(owner)
 		}
 		return res, err
@@ -56,6 +59,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected events.Exp
 	res.FirstPosition, res.LastPosition = doc.First, doc.Last
 	res.EventIDs = ids
 	res.RecordedAt = micro(doc.At)
+	s.appended()
 	return res, nil
 }
 
@@ -71,10 +75,11 @@ func (s *Store) check(streamID string, expected events.ExpectedVersion, h head, 
 }
 
 // insert inserts the document after head h, at the position after the store's last event.
-// The unique _id (the first position) and the unique (stream, first version) make the insert
-// fail when another append took the same positions or the same versions first; the head
-// tells which: a conflict under an exact expectation, a new try under one that still holds,
-// and a new try at the next free position (another process's append took it).
+// The unique _id (the first position), the unique (stream, first version) and the unique
+// idempotency key make the insert fail when another append took the same positions, the same
+// versions or the same key first; the key and the head tell which: the key taken, a conflict
+// under an exact expectation, a new try under one that still holds, and a new try at the next
+// free position (another process's append took it).
 func (s *Store) insert(ctx context.Context, streamID string, expected events.ExpectedVersion, h head, doc *appendDoc) error {
 	n := int64(len(doc.Events))
 	// Appends of this Store take the next position one at a time; they would only collide.
@@ -88,12 +93,18 @@ func (s *Store) insert(ctx context.Context, streamID string, expected events.Exp
 		doc.First, doc.Last = last+1, last+n
 		doc.FirstVersion, doc.LastVersion = h.version+1, h.version+n
 		doc.At = max(time.Now().UnixMicro(), h.at)
+		if doc.Key != "" {
+			doc.KeyAt = doc.At
+		}
 		_, err = s.appends.InsertOne(ctx, doc)
 		if err == nil {
 			return nil
 		}
 		if !isDuplicate(err) {
 			return fmt.Errorf("append %s: %w", streamID, wrapCtx(ctx, err))
+		}
+		if err := s.keyFree(ctx, streamID, doc.Key); err != nil {
+			return err
 		}
 		nh, err := s.head(ctx, streamID)
 		if err != nil {
@@ -187,7 +198,13 @@ func (s *Store) releaseIDs(owner string) {
 // prepare checks the append's input as the other stores do and builds its document and the
 // list of its event ids.
 func (s *Store) prepare(streamID string, evs []events.Event, opts events.AppendOptions) (appendDoc, []uuid.UUID, error) {
-	doc := appendDoc{Stream: streamID, Correlation: opts.CorrelationID, Causation: opts.CausationID}
+	doc := appendDoc{Stream: streamID, Correlation: opts.CorrelationID, Causation: opts.CausationID, Outbox: true}
+	if k := opts.Idempotency; k != nil {
+		if k.Key == "" {
+			return doc, nil, fmt.Errorf("%w: append %s: an empty idempotency key", events.ErrInvalid, streamID)
+		}
+		doc.Key, doc.KeyHash, doc.KeyStatus = k.Key, k.RequestHash, k.Status
+	}
 	if err := events.CheckAppend(streamID, evs, opts, events.AppendLimits{MaxEventsPerStream: s.opts.MaxEventsPerStream, MaxEventBytes: s.opts.MaxEventBytes}); err != nil {
 		return doc, nil, err
 	}

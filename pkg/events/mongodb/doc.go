@@ -1,14 +1,14 @@
 // Package mongodb is an event store on MongoDB: an events.Store held in a MongoDB database (or
 // a server of its wire protocol, FerretDB), through the official Go driver. It passes the
 // contract suite of pkg/events (eventstest.TestStore), so code written against events.Store
-// behaves as it does on the PostgreSQL store. It is a library part only: no service reads
-// EVENT_STORE_TYPE=mongodb yet, and this store has no outbox, so nothing appended here reaches
-// the relay or Kafka (see "The outbox and the relay" below).
+// behaves as it does on the PostgreSQL store. It records idempotency keys with their appends
+// (events.IdempotencyStore), and its Outbox (relay.Outbox) lets pkg/relay publish every append
+// to Kafka. No service reads EVENT_STORE_TYPE=mongodb yet.
 //
 // It must never use a multi-document transaction (FerretDB has none, and a store that needs
 // one would need a replica set), never import pgx, Kafka or anything of internal/ or
-// services/, and never hand out an event of ReadAll past a position that a slower append may
-// still fill.
+// services/, never hand out an event of ReadAll past a position that a slower append may
+// still fill, and never take an append out of the outbox before the relay settled it.
 //
 // # Layout
 //
@@ -21,7 +21,8 @@
 // its first version from the stream's last document, and of two appends that read the same
 // last document only one can insert. Versions have no gaps because every document starts
 // where the stream's last one ended. The other collections are "event_ids" (one document per
-// recorded event id, for their uniqueness across the store) and "snapshots".
+// recorded event id, for their uniqueness across the store), "snapshots", and the outbox's
+// "outbox_holds" and "outbox_leases".
 //
 // Data is kept as a string, byte for byte; metadata as a JSON string, so that keys with '.' or
 // '$' need no escaping.
@@ -53,7 +54,8 @@
 // expected-version modes with exactly one winner among concurrent appends at one version,
 // versions without gaps, event ids unique across the store, temporal reads (VersionAt,
 // ReadAll's Since and Until) at microsecond precision, MaxEventsPerStream and MaxEventBytes,
-// and snapshots with PruneSnapshots.
+// and snapshots with PruneSnapshots; and idempotency keys recorded atomically with their
+// append (see below).
 //
 // It does not (yet) guarantee:
 //   - statistics without scanning: Stats aggregates over every append document, and ReadAll
@@ -62,8 +64,6 @@
 //   - that an id is free again after a crash: an append that dies after it recorded its event
 //     ids and before its document keeps those ids taken (a later append with the same ids is
 //     refused, as a replay of an event already recorded would be);
-//   - idempotency keys (the PostgreSQL store's LookupIdempotency and SaveIdempotencyTx) and
-//     the transactional outbox (see the last two sections);
 //   - that an append which returns an error other than a refusal (a lost connection, a
 //     cancelled context during the insert) did not land: read the stream to know, as with any
 //     store.
@@ -90,34 +90,76 @@
 //     backend enforces those atomically.
 //   - FerretDB refuses distinct when the driver adds maxTimeMS (as it does under a client
 //     timeout, options.Client().SetTimeout): the store reads keys with find instead.
+//   - conditional updates are not atomic either: of 30 concurrent updates of one document
+//     filtered on {v: 0}, two reported a change. The relays' lease is therefore a sequence
+//     of documents decided by their unique _id, never a compare-and-set (see below).
+//   - FerretDB 1.24 filters in the server's own code, not in its backend: every query of
+//     "appends" other than by stream reads the whole collection (20,000 appends: about a
+//     third of a second a query here), and so does the search of the last position before
+//     every append. On FerretDB the store suits tests and small stores; on MongoDB the
+//     indexes below serve every query.
 //   - FerretDB has no transactions, change streams, replica sets or write concerns; the store
-//     uses no transaction, and the relay will poll rather than wait on a change stream.
+//     uses no transaction, and the relay polls rather than wait on a change stream.
 //
 // MongoDB itself must be 4.4 or later.
 //
-// # Idempotency keys (to come)
+// # Idempotency keys
 //
-// On PostgreSQL an idempotency key is stored in the transaction of the command's append, so
-// that the key exists exactly when the events do. Without a transaction the key must live in
-// the append document itself: Append will take the key and the request's hash in its options,
-// the document holds them with a unique index on the key (over documents that have one), and
-// a second append with the same key fails on that index and reads the first one's outcome
-// back. The stored response is what the writer derives from the AppendResult, so it can be
-// rebuilt from the document rather than stored; pruning after a time to live unsets the key.
+// The store implements events.IdempotencyStore. On PostgreSQL an idempotency key is stored in
+// the transaction of the command's append, so that the key exists exactly when the events do.
+// Without a transaction the key lives in the append document itself: with
+// AppendOptions.Idempotency the document carries the key, the request's hash, the status and
+// the recording time, and a unique index on the key (sparse: over the documents that have one)
+// refuses a second append with the same key, as the unique _id refuses a second append at the
+// same position. The key and the events are one insert, so both are recorded or neither; an
+// append refused for its key (events.ErrIdempotencyKeyTaken) writes nothing and frees the
+// event ids it had reserved. LookupIdempotency rebuilds the whole AppendResult from the
+// document. PruneIdempotency unsets the record of the documents recorded before the time to
+// live, found through a sparse index of the records' times; the events stay.
 //
 // # The outbox and the relay
 //
 // On PostgreSQL the outbox is a table written in the append's transaction. Here the append
-// document is its own outbox: the documents of "appends", in position order, are exactly what
-// the relay publishes, and they become visible in that order (see above). The relay will keep
-// a checkpoint document {_id: relay name, position} per relay, read the documents after it in
-// _id order, publish each stream's events in version order (position order is version order
-// within a stream) and move the checkpoint after Kafka has acknowledged, with an update whose
-// filter holds the old position so that two relays never both move it (a unique-key insert of
-// {_id: relay name + position} if FerretDB's conditional update proves not atomic, as its $inc
-// is not): at least once, never skipping, in per-stream order. A poison event will be recorded
-// in a document of its own per stream, {_id: stream, position}, which holds the stream's later
-// events back while the rest move on, with a metric of held streams and the same operator
-// command as on PostgreSQL to release it. That is the relay.Outbox interface of pkg/relay,
-// still to be written for this store.
+// document is its own outbox: Append writes it with the field ob: true, in the same insert as
+// its events, so an append is in the outbox exactly when it is in the store. The relay reads
+// the documents that have it in position order (an index on (ob, _id)), publishes them, and
+// settles: a published append loses the field (its events stay in the store and in Stats),
+// so at least once and never skipping; positions become visible in order (see above), so the
+// oldest unpublished append is always the first read. Outbox implements relay.Outbox and
+// hands out an outbox.Session; Store.Outbox returns it, NewOutbox builds it from a database.
+//
+// A stream that cannot be published is held as on PostgreSQL: a document of "outbox_holds"
+// whose _id is the stream id (so one hold a stream), and its appends in the outbox marked
+// held: true, which reads pass over until Retry or Skip releases them. Holds survive restarts.
+// Skip takes the held append out of the outbox and records on its document who skipped it
+// and why (field "dead"); its events stay in the store. Without a transaction the writes of a
+// settlement or of a release are separate and each idempotent; a release deletes the hold
+// before it unmarks the appends, and a Settle that marked appends behind a hold checks the
+// hold again after and undoes its marks if the hold went meanwhile (Reconcile catches any
+// left behind).
+//
+// # The lease and its fence
+//
+// One relay publishes at a time: the one that holds the lease of the lock key. The lease is a
+// sequence of terms, each a document of "outbox_leases" with _id "<key>/<term>", its owner and
+// its expiry (Options.LeaseTTL, 10 s by default). A relay takes term n+1 when term n has
+// expired, by inserting its document: the unique _id lets one relay win. The owner renews its
+// term every fifth of the time to live, and is the only writer of that document; Close sets
+// its expiry to zero so that another relay takes over at once. A relay that crashes, hangs or
+// loses its connection stops renewing, and another takes over when its term expires.
+//
+// The fence: a session trusts its lease only until a fifth of the time to live before the
+// expiry it last wrote. After that, or once a renewal finds a later term, Lost reports true
+// and Pending and Settle refuse with ErrLeaseLost, so a relay that lost its lease settles
+// nothing more, and the relay elects itself again. The check precedes each write rather than
+// being part of it (FerretDB has no atomic compare-and-set to make it so), so the fence holds
+// as long as the relays' clocks agree and a settlement finishes within that fifth of the time
+// to live (2 s by default); a settlement that overran it would only repeat what the new
+// leader does too, since settling is idempotent: a record published twice, never a record lost
+// or published out of order by the new leader.
+//
+// Listen wakes the relay after every append of the Store the Outbox came from, in the same
+// process (and Options.OnAppend is called after every append). FerretDB has no change
+// streams: appends of other processes are found by the relay's poll
+// (relay.Config.PollInterval), which on FerretDB reads the whole collection each time.
 package mongodb

@@ -24,6 +24,14 @@ type Options struct {
 	// MaxEventBytes refuses appends with an event larger than this (events.Event.Size, data
 	// and metadata), as the PostgreSQL store's option of the same name does; 0 means no limit.
 	MaxEventBytes int
+	// OnAppend, when set, is called after every append that landed, for example to wake a
+	// relay of the same process. It must not block. The Outbox of Store.Outbox wakes its
+	// relay without it.
+	OnAppend func()
+	// LeaseTTL is how long the publishing relay's lease on the outbox lasts without being
+	// renewed (10 s): after a relay stops without closing its session (a crash, a lost
+	// network), another takes over after at most this long. Only the Outbox reads it.
+	LeaseTTL time.Duration
 }
 
 // Store is an event store in one MongoDB database. It is safe for concurrent use.
@@ -33,6 +41,10 @@ type Store struct {
 	appends   *mongo.Collection
 	ids       *mongo.Collection
 	snapshots *mongo.Collection
+	db        *mongo.Database
+
+	wakeMu sync.Mutex
+	wakers map[*func()]struct{} // the relays of this process listening on the store's Outbox
 }
 
 var _ events.Store = (*Store)(nil)
@@ -56,11 +68,40 @@ func New(ctx context.Context, db *mongo.Database, opts Options) (*Store, error) 
 		appends:   db.Collection(collAppends, co),
 		ids:       db.Collection(collIDs, co),
 		snapshots: db.Collection(collSnapshots, co),
+		db:        db,
+		wakers:    map[*func()]struct{}{},
 	}
 	if err := s.migrate(ctx); err != nil {
 		return nil, fmt.Errorf("mongodb store: %w", err)
 	}
+	if err := migrateOutbox(ctx, db); err != nil {
+		return nil, fmt.Errorf("mongodb store: %w", err)
+	}
 	return s, nil
+}
+
+// appended tells whoever listens that an append landed.
+func (s *Store) appended() {
+	if s.opts.OnAppend != nil {
+		s.opts.OnAppend()
+	}
+	s.wakeMu.Lock()
+	defer s.wakeMu.Unlock()
+	for w := range s.wakers {
+		(*w)()
+	}
+}
+
+// listen calls wake after every append of this Store until the returned function is called.
+func (s *Store) listen(wake func()) (stop func()) {
+	s.wakeMu.Lock()
+	defer s.wakeMu.Unlock()
+	s.wakers[&wake] = struct{}{}
+	return func() {
+		s.wakeMu.Lock()
+		defer s.wakeMu.Unlock()
+		delete(s.wakers, &wake)
+	}
 }
 
 // migrate creates the indexes; creating one that exists is a no-op.
@@ -74,9 +115,27 @@ func (s *Store) migrate(ctx context.Context) error {
 			Keys:    bson.D{{Key: "stream", Value: 1}, {Key: "fv", Value: 1}},
 			Options: options.Index().SetName("stream_first_version").SetUnique(true),
 		}},
+		{s.appends, "outbox", mongo.IndexModel{
+			Keys:    bson.D{{Key: "ob", Value: 1}, {Key: "_id", Value: 1}},
+			Options: options.Index().SetName("outbox"),
+		}},
+		{s.appends, "outbox_held", mongo.IndexModel{
+			Keys:    bson.D{{Key: "held", Value: 1}, {Key: "stream", Value: 1}},
+			Options: options.Index().SetName("outbox_held").SetSparse(true),
+		}},
 		{s.appends, "last_position", mongo.IndexModel{
 			Keys:    bson.D{{Key: "last", Value: 1}},
 			Options: options.Index().SetName("last_position"),
+		}},
+		// Sparse: documents without a key are not in it (on FerretDB, whose backends do not
+		// take the option, a missing key indexes as NULL, and NULLs do not collide).
+		{s.appends, "idempotency_key", mongo.IndexModel{
+			Keys:    bson.D{{Key: "ik", Value: 1}},
+			Options: options.Index().SetName("idempotency_key").SetUnique(true).SetSparse(true),
+		}},
+		{s.appends, "idempotency_time", mongo.IndexModel{
+			Keys:    bson.D{{Key: "ikat", Value: 1}},
+			Options: options.Index().SetName("idempotency_time").SetSparse(true),
 		}},
 		{s.snapshots, "stream_schema_version", mongo.IndexModel{
 			Keys:    bson.D{{Key: "stream", Value: 1}, {Key: "ssv", Value: 1}, {Key: "version", Value: 1}},
@@ -103,6 +162,21 @@ type appendDoc struct {
 	Correlation  string     `bson:"corr,omitempty"`
 	Causation    string     `bson:"cause,omitempty"`
 	Events       []eventDoc `bson:"events"`
+
+	// The append's state in the outbox: Outbox while it waits to be published (unset once it
+	// is), Held while it waits behind its stream's hold, Dead once an operator skipped it.
+	Outbox bool     `bson:"ob,omitempty"`
+	Held   bool     `bson:"held,omitempty"`
+	Dead   *deadDoc `bson:"dead,omitempty"`
+
+	// The append's idempotency record (events.AppendOptions.Idempotency), in the same
+	// document, so that it exists exactly when the events do: the key (unique over the
+	// documents that have one), the request's hash, the status and the recording time again
+	// (what a prune goes by, in an index of its own that only keyed documents are in).
+	Key       string `bson:"ik,omitempty"`
+	KeyHash   []byte `bson:"ih,omitempty"`
+	KeyStatus int    `bson:"is,omitempty"`
+	KeyAt     int64  `bson:"ikat,omitempty"`
 }
 
 // eventDoc is one event of an append.
@@ -129,3 +203,6 @@ func wrapCtx(ctx context.Context, err error) error {
 
 // micro converts a recording time of a document to a UTC time.
 func micro(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// isNoDocuments reports whether err says that a query found no document.
+func isNoDocuments(err error) bool { return errors.Is(err, mongo.ErrNoDocuments) }

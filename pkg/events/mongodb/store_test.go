@@ -267,3 +267,10 @@ func TestStore_ReadAll_Follow(t *testing.T) {
 		}
 	}
 }
+
+func TestStore_ContractIdempotency(t *testing.T) {
+	eventstest.TestIdempotency(t, func(t *testing.T) events.Store {
+		s, _ := newStore(t, mongodb.Options{})
+		return s
+	})
+}

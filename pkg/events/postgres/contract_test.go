@@ -35,6 +35,13 @@ func TestStore_ContractMaxEventBytes(t *testing.T) {
 	})
 }
 
+func TestStore_ContractIdempotency(t *testing.T) {
+	eventstest.TestIdempotency(t, func(t *testing.T) events.Store {
+		s, _ := newStore(t, postgres.Options{})
+		return s
+	})
+}
+
 // TestOutbox_Contract runs the contract of an outbox through the relay, each part on a fresh
 // schema and topics of its own.
 func TestOutbox_Contract(t *testing.T) {

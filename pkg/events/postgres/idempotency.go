@@ -9,49 +9,67 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/annals-dev/annals/pkg/events"
 )
 
-// IdempotentResponse is the stored outcome of a command sent with an idempotency key.
-type IdempotentResponse struct {
-	Key         string
-	RequestHash []byte // identifies the request the key was first used with
-	Status      int
-	Body        json.RawMessage
-}
+// ErrIdempotencyKeyTaken is events.ErrIdempotencyKeyTaken: an append with the same key was
+// recorded first.
+var ErrIdempotencyKeyTaken = events.ErrIdempotencyKeyTaken
 
-// ErrIdempotencyKeyTaken: another request with the same key committed first.
-var ErrIdempotencyKeyTaken = errors.New("idempotency key already used")
+var _ events.IdempotencyStore = (*Store)(nil)
 
-// LookupIdempotency returns the stored response for key, if any.
-func (s *Store) LookupIdempotency(ctx context.Context, key string) (IdempotentResponse, bool, error) {
-	r := IdempotentResponse{Key: key}
+// LookupIdempotency returns what was recorded under key. The response column holds the
+// append's result as JSON; rows written before it did hold the writer's response body, whose
+// stream_id, version and position read back the same.
+func (s *Store) LookupIdempotency(ctx context.Context, key string) (events.IdempotentAppend, bool, error) {
+	r := events.IdempotentAppend{Key: key}
 	var body []byte
-	err := s.pool.QueryRow(ctx, `select request_hash, status, response from annals_idempotency where key = $1`, key).
-		Scan(&r.RequestHash, &r.Status, &body)
+	err := s.pool.QueryRow(ctx, `select request_hash, status, response, created_at from annals_idempotency where key = $1`, key).
+		Scan(&r.RequestHash, &r.Status, &body, &r.RecordedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, false, nil
 	}
 	if err != nil {
 		return r, false, fmt.Errorf("idempotency key: %w", err)
 	}
-	r.Body = body
+	if err := json.Unmarshal(body, &r.Result); err != nil {
+		return r, false, fmt.Errorf("idempotency key: recorded result: %w", err)
+	}
+	r.RecordedAt = r.RecordedAt.UTC()
 	return r, true, nil
 }
 
-// SaveIdempotencyTx stores a response in the transaction that appended the command's events,
-// so that the key is recorded exactly when the events are. A key that a concurrent request
-// recorded first gives ErrIdempotencyKeyTaken (and aborts the transaction).
-func (s *Store) SaveIdempotencyTx(ctx context.Context, tx pgx.Tx, r IdempotentResponse) error {
-	_, err := tx.Exec(ctx, `insert into annals_idempotency (key, request_hash, status, response) values ($1, $2, $3, $4)`,
-		r.Key, r.RequestHash, r.Status, []byte(r.Body))
+// appendIdempotent appends in tx and records opts.Idempotency with it. The key goes in first:
+// a concurrent append with the same key waits on its row and, once the first has committed,
+// fails with ErrIdempotencyKeyTaken before it has taken a version or a position. The result
+// is written to the key's row once the append has one. A refused key aborts tx.
+func (s *Store) appendIdempotent(ctx context.Context, tx pgx.Tx, streamID string, expected events.ExpectedVersion, evs []events.Event, opts events.AppendOptions) (events.AppendResult, error) {
+	k := opts.Idempotency
+	res := events.AppendResult{StreamID: streamID}
+	if k.Key == "" {
+		return res, fmt.Errorf("%w: append %s: empty idempotency key", events.ErrInvalid, streamID)
+	}
+	_, err := tx.Exec(ctx, `insert into annals_idempotency (key, request_hash, status, response) values ($1, $2, $3, '{}')`,
+		k.Key, k.RequestHash, k.Status)
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) && pg.Code == "23505" {
-		return ErrIdempotencyKeyTaken
+		return res, fmt.Errorf("append %s: %w", streamID, ErrIdempotencyKeyTaken)
 	}
 	if err != nil {
-		return fmt.Errorf("idempotency key: %w", err)
+		return res, fmt.Errorf("append %s: idempotency key: %w", streamID, err)
 	}
-	return nil
+	if res, err = s.appendOn(ctx, tx, streamID, expected, evs, opts); err != nil {
+		return res, err
+	}
+	body, err := json.Marshal(res)
+	if err != nil {
+		return res, err
+	}
+	if _, err := tx.Exec(ctx, `update annals_idempotency set response = $2 where key = $1`, k.Key, body); err != nil {
+		return res, fmt.Errorf("append %s: idempotency key: %w", streamID, err)
+	}
+	return res, nil
 }
 
 // PruneIdempotency deletes idempotency keys stored more than ttl ago, and returns how many.

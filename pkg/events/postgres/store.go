@@ -111,9 +111,23 @@ type querier interface {
 }
 
 // Append appends events to the stream in one statement, which is one transaction: all of
-// them with their outbox row, or nothing.
+// them with their outbox row, or nothing. With opts.Idempotency it records the key in
+// annals_idempotency in the same transaction (see events.IdempotencyStore).
 func (s *Store) Append(ctx context.Context, streamID string, expected events.ExpectedVersion, evs []events.Event, opts events.AppendOptions) (events.AppendResult, error) {
-	res, err := s.appendOn(ctx, s.pool, streamID, expected, evs, opts)
+	var res events.AppendResult
+	var err error
+	if opts.Idempotency == nil {
+		res, err = s.appendOn(ctx, s.pool, streamID, expected, evs, opts)
+	} else {
+		var appended error
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			res, appended = s.appendIdempotent(ctx, tx, streamID, expected, evs, opts)
+			return appended
+		})
+		if err != nil && appended == nil {
+			err = fmt.Errorf("append %s: %w", streamID, err) // begin or commit
+		}
+	}
 	if err == nil {
 		s.Wake()
 	}
@@ -124,8 +138,12 @@ func (s *Store) Append(ctx context.Context, streamID string, expected events.Exp
 // record, a read model) commit or roll back with the events. The append runs in a savepoint:
 // after a refusal (a version conflict, a full stream, bad input) the transaction is still
 // usable, and nothing of the append remains in it. It does not call Options.OnAppend: see
-// InTx and Wake.
+// InTx and Wake. With opts.Idempotency it records the key in the transaction too; a key
+// recorded before gives ErrIdempotencyKeyTaken and leaves the transaction aborted.
 func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, streamID string, expected events.ExpectedVersion, evs []events.Event, opts events.AppendOptions) (events.AppendResult, error) {
+	if opts.Idempotency != nil {
+		return s.appendIdempotent(ctx, tx, streamID, expected, evs, opts)
+	}
 	return s.appendOn(ctx, tx, streamID, expected, evs, opts)
 }
 

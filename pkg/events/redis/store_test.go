@@ -185,3 +185,7 @@ func TestStore_AppendConcurrent(t *testing.T) {
 		}
 	})
 }
+
+func TestStore_ContractIdempotency(t *testing.T) {
+	eventstest.TestIdempotency(t, func(t *testing.T) events.Store { return newStore(t, redis.Options{}) })
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/feed"
 	"github.com/annals-dev/annals/pkg/hops"
+	"github.com/annals-dev/annals/pkg/schema"
 )
 
 // DefaultRetries is how often a command without If-Match is re-run after a version conflict.
@@ -46,11 +47,16 @@ type Options struct {
 	// Disabled refuses every command with httpx.ErrEventSourcingDisabled, appending nothing,
 	// while the reads keep working (EVENT_SOURCING_ENABLED=false).
 	Disabled bool
+	// Catalog is the PostgreSQL database of the schema catalog (GET /v1/schemas); the store's
+	// own pool when nil and the store is on PostgreSQL. Without either the schema routes answer
+	// 503.
+	Catalog schema.DB
 }
 
 // API serves the writer's routes on an event store.
 type API struct {
-	store    *postgres.Store
+	store    Store
+	catalog  schema.DB
 	users    *events.Repository[domain.UserState]
 	orders   *events.Repository[domain.OrderState]
 	retries  int
@@ -65,9 +71,10 @@ type API struct {
 }
 
 // New returns the API on store.
-func New(store *postgres.Store, opts Options) *API {
+func New(store Store, opts Options) *API {
 	a := &API{
 		store:     store,
+		catalog:   catalogOf(store, opts.Catalog),
 		users:     &events.Repository[domain.UserState]{Store: store, Def: domain.User, SnapshotEvery: max(opts.SnapshotEvery, 0)},
 		orders:    &events.Repository[domain.OrderState]{Store: store, Def: domain.Order, SnapshotEvery: max(opts.SnapshotEvery, 0)},
 		retries:   opts.Retries,
@@ -88,6 +95,9 @@ func New(store *postgres.Store, opts Options) *API {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	// A snapshot only speeds loads up: one that fails is logged, and the command succeeds.
+	snapshotFailed := func(err error) { a.log.Warn("snapshot", "error", err) }
+	a.users.SnapshotErrors, a.orders.SnapshotErrors = snapshotFailed, snapshotFailed
 	a.errs = httpx.Errors{Dependency: "the event store", Rules: append(slices.Clone(errorRules), subscribeRules...), Logger: a.log}
 	return a
 }
@@ -155,18 +165,20 @@ func (a *API) command(h httpx.HandlerFunc) httpx.HandlerFunc {
 // runs as a new command.
 const IdempotencyKeyTTL = 24 * time.Hour
 
-// PruneSnapshots deletes superseded snapshots older than retention (SNAPSHOT_RETENTION_PERIOD)
-// and idempotency keys older than IdempotencyKeyTTL, now and then every interval, until ctx
-// ends. Run it in its own goroutine.
+// PruneSnapshots deletes superseded snapshots older than retention (SNAPSHOT_RETENTION_PERIOD),
+// on a store that can, and idempotency keys older than IdempotencyKeyTTL, now and then every
+// interval, until ctx ends. Run it in its own goroutine.
 func (a *API) PruneSnapshots(ctx context.Context, interval, retention time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		n, err := a.store.PruneSnapshots(ctx, retention)
-		if !a.pruned(ctx, "snapshots", n, err, "retention", retention) {
-			return
+		if p, ok := a.store.(snapshotPruner); ok {
+			n, err := p.PruneSnapshots(ctx, retention)
+			if !a.pruned(ctx, "snapshots", n, err, "retention", retention) {
+				return
+			}
 		}
-		n, err = a.store.PruneIdempotency(ctx, IdempotencyKeyTTL)
+		n, err := a.store.PruneIdempotency(ctx, IdempotencyKeyTTL)
 		if !a.pruned(ctx, "idempotency keys", n, err, "ttl", IdempotencyKeyTTL) {
 			return
 		}

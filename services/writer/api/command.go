@@ -4,16 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/annals-dev/annals/internal/auth"
 	"github.com/annals-dev/annals/internal/httpx"
@@ -139,7 +136,7 @@ func (a *API) begin(w http.ResponseWriter, r *http.Request) (*request, error) {
 	return req, nil
 }
 
-// answerStored answers from the response stored under the request's idempotency key: the same
+// answerStored answers from what was recorded under the request's idempotency key: the same
 // response for the same request, errKeyReused for another. It reports whether there was one;
 // an error without it is a failure to look the key up.
 func (a *API) answerStored(w http.ResponseWriter, r *http.Request, req *request) (bool, error) {
@@ -151,13 +148,16 @@ func (a *API) answerStored(w http.ResponseWriter, r *http.Request, req *request)
 	if !bytes.Equal(stored.RequestHash, req.hash) {
 		return true, errKeyReused
 	}
-	var resp commandResponse
-	if err := json.Unmarshal(stored.Body, &resp); err != nil {
-		return false, fmt.Errorf("stored response of an idempotency key: %w", err)
-	}
 	w.Header().Set(ReplayedHeader, "true")
-	writeCommand(w, stored.Status, resp) // re-encoded: the same bytes as the first response
+	writeCommand(w, stored.Status, storedResponse(stored.Result)) // the same bytes as the first response
 	return true, nil
+}
+
+// storedResponse renders the response of a command from where its append landed; the id is
+// the stream id's after its category.
+func storedResponse(res events.AppendResult) commandResponse {
+	id := strings.TrimPrefix(res.StreamID, events.Category(res.StreamID)+"-")
+	return commandResponse{ID: id, StreamID: res.StreamID, Version: res.LastVersion, Position: res.LastPosition}
 }
 
 // command is one command on one aggregate.
@@ -230,42 +230,14 @@ func attemptCommand[S any](ctx context.Context, a *API, req *request, c command[
 	if err := c.run(ctx, agg); err != nil {
 		return commandResponse{}, err
 	}
-	if req.key == "" {
-		res, err := c.repo.Save(ctx, agg, opts)
-		if err != nil {
-			return commandResponse{}, err
-		}
-		return responseFor(agg, res), nil
+	if req.key != "" {
+		opts.Idempotency = &events.IdempotencyKey{Key: req.key, RequestHash: req.hash, Status: status}
 	}
-	return saveIdempotent(ctx, a, req, c.repo, agg, status, opts)
-}
-
-// saveIdempotent appends the events and stores the response under the idempotency key in one
-// transaction, and snapshots once that transaction has committed.
-func saveIdempotent[S any](ctx context.Context, a *API, req *request, repo *events.Repository[S], agg *events.Aggregate[S], status int, opts events.AppendOptions) (commandResponse, error) {
-	var resp commandResponse
-	var res events.AppendResult
-	err := a.store.InTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		if res, err = repo.SaveWith(ctx, postgres.TxAppender{Store: a.store, Tx: tx}, agg, opts); err != nil {
-			return err
-		}
-		resp = responseFor(agg, res)
-		body, err := json.Marshal(resp)
-		if err != nil {
-			return err
-		}
-		return a.store.SaveIdempotencyTx(ctx, tx, postgres.IdempotentResponse{
-			Key: req.key, RequestHash: req.hash, Status: status, Body: body,
-		})
-	})
+	res, err := c.repo.Save(ctx, agg, opts)
 	if err != nil {
 		return commandResponse{}, err
 	}
-	if err := repo.Snapshot(ctx, agg, res); err != nil {
-		a.log.Warn("snapshot", "stream_id", agg.StreamID(), "error", err)
-	}
-	return resp, nil
+	return responseFor(agg, res), nil
 }
 
 func responseFor[S any](agg *events.Aggregate[S], res events.AppendResult) commandResponse {
@@ -276,7 +248,7 @@ func responseFor[S any](agg *events.Aggregate[S], res events.AppendResult) comma
 // concurrent request took the idempotency key.
 func conflicted(err error) bool {
 	var vc *events.VersionConflictError
-	if errors.As(err, &vc) || errors.Is(err, postgres.ErrIdempotencyKeyTaken) {
+	if errors.As(err, &vc) || errors.Is(err, events.ErrIdempotencyKeyTaken) {
 		return true
 	}
 	return postgres.Conflict(err)

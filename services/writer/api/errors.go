@@ -28,6 +28,9 @@ const RuleStreamFull = "stream_full"
 // errKeyReused: an Idempotency-Key came back with another request.
 var errKeyReused = errors.New("this Idempotency-Key was already used with a different request (method, path or body)")
 
+// errNoCatalog: the API was built without the PostgreSQL database of the schema catalog.
+var errNoCatalog = errors.New("the schema catalog is not reachable from this writer")
+
 // errorRules are the writer's own entries of its error table (httpx.Errors), which adds the
 // ones every service shares: malformed input 400, not found 404, unavailable 503, internal 500.
 var errorRules = []httpx.Rule{
@@ -40,6 +43,7 @@ var errorRules = []httpx.Rule{
 		return httpx.Problem{Status: http.StatusUnprocessableEntity, Code: CodeRuleViolation, Message: rule.Message,
 			Fields: map[string]any{"rule": rule.Rule}}
 	}),
+	httpx.Is(errNoCatalog, httpx.Problem{Status: http.StatusServiceUnavailable, Code: CodeUnavailable}),
 	httpx.Is(errKeyReused, httpx.Problem{Status: http.StatusUnprocessableEntity, Code: CodeIdempotencyKeyReused}),
 	httpx.As(func(vc *events.VersionConflictError) httpx.Problem {
 		return httpx.Problem{Status: http.StatusConflict, Code: CodeVersionConflict, Message: vc.Error(),

@@ -62,7 +62,10 @@ func (a *API) listSchemas(w http.ResponseWriter, r *http.Request) error {
 	if _, err := httpx.ParseQuery(r); err != nil {
 		return err
 	}
-	rows, err := schema.List(r.Context(), a.store.Pool())
+	if a.catalog == nil {
+		return errNoCatalog
+	}
+	rows, err := schema.List(r.Context(), a.catalog)
 	if err != nil {
 		return err
 	}
@@ -83,7 +86,10 @@ func (a *API) getSchema(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return httpx.Invalidf("fingerprint", "want 16 hex digits, got %q", raw)
 	}
-	row, err := schema.Lookup(r.Context(), a.store.Pool(), fp)
+	if a.catalog == nil {
+		return errNoCatalog
+	}
+	row, err := schema.Lookup(r.Context(), a.catalog, fp)
 	if errors.Is(err, schema.ErrUnknownFingerprint) {
 		err = fmt.Errorf("%w: no schema has fingerprint %s", events.ErrNotFound, schema.FormatFingerprint(fp))
 	}

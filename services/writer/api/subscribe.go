@@ -58,11 +58,15 @@ const categoryPattern = `^[a-z0-9_]{1,198}$`
 const FenceWatch = 10 * time.Second
 
 // WatchAllStream measures the appends left open, which hold the all-stream
-// (annals_store_all_stream_held_seconds), every FenceWatch until ctx ends; then it closes the
-// live feed, whose streams end at once rather than hold up the shutdown. Run it as one of the
-// process's components.
+// (annals_store_all_stream_held_seconds), every FenceWatch until ctx ends, on a store whose
+// open appends can hold it (PostgreSQL); then it closes the live feed, whose streams end at
+// once rather than hold up the shutdown. Run it as one of the process's components.
 func (a *API) WatchAllStream(ctx context.Context) error {
-	a.store.WatchFences(ctx, FenceWatch)
+	if w, ok := a.store.(fenceWatcher); ok {
+		w.WatchFences(ctx, FenceWatch)
+	} else {
+		<-ctx.Done()
+	}
 	if a.feed != nil {
 		a.feed.Close()
 	}

@@ -156,6 +156,8 @@ environment variables.
 {{- with $v.signing.acceptedKeys }}{{ $_ := set $data "EVENT_SIGNING_ACCEPTED_KEYS" . }}{{ end -}}
 {{- with $v.auth.apiKeys }}{{ $_ := set $data "API_KEYS" . }}{{ end -}}
 {{- with $v.kafka.sasl.password }}{{ $_ := set $data "KAFKA_SASL_PASSWORD" . }}{{ end -}}
+{{- with $v.eventStore.redisUrl }}{{ $_ := set $data "EVENT_STORE_REDIS_URL" . }}{{ end -}}
+{{- with $v.eventStore.mongodbUri }}{{ $_ := set $data "EVENT_STORE_MONGODB_URI" . }}{{ end -}}
 {{- if $data }}{{ toYaml $data }}{{ end -}}
 {{- end -}}
 
@@ -168,7 +170,7 @@ the keys that have a value, so only those are referenced.
 */}}
 {{- define "annals.secretEnv" -}}
 {{- $v := .root.Values -}}
-{{- $entries := list (list "EVENT_STORE_PASSWORD" $v.existingSecretKeys.databasePassword) (list "DATABASE_URL" $v.existingSecretKeys.databaseUrl) (list "KAFKA_SASL_PASSWORD" $v.existingSecretKeys.kafkaSaslPassword) -}}
+{{- $entries := list (list "EVENT_STORE_PASSWORD" $v.existingSecretKeys.databasePassword) (list "DATABASE_URL" $v.existingSecretKeys.databaseUrl) (list "KAFKA_SASL_PASSWORD" $v.existingSecretKeys.kafkaSaslPassword) (list "EVENT_STORE_REDIS_URL" $v.existingSecretKeys.redisUrl) (list "EVENT_STORE_MONGODB_URI" $v.existingSecretKeys.mongodbUri) -}}
 {{- if .smtp -}}
 {{- $entries = concat $entries (list (list "SMTP_USERNAME" $v.existingSecretKeys.smtpUsername) (list "SMTP_PASSWORD" $v.existingSecretKeys.smtpPassword)) -}}
 {{- end -}}
