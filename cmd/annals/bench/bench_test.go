@@ -51,8 +51,6 @@ func TestHistogramDelta(t *testing.T) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // fakeRun is a runner holding a whole run's measurements, made up: pgbench's event rows give
 // PostgreSQL a 100-row/1-row ratio of 12, the appends one of 100.
 func fakeRun() *runner {
@@ -282,5 +280,23 @@ func TestNum(t *testing.T) {
 		if got := num(tc.in); got != tc.want {
 			t.Errorf("num(%v) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestParseRedisBenchmark reads redis-benchmark's CSV, whose command field keeps the quotes of
+// the event-sized value unescaped.
+func TestParseRedisBenchmark(t *testing.T) {
+	out := `"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+"XADD {b}:baseline * data {"item":{"id":"sku-1","name":"A thing"}}","4668.53","0.207","0.128","0.199","0.279","0.351","2.703"
+`
+	b, err := parseRedisBenchmark([]byte(out), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Clients != 8 || b.OpsPerSec != 4668.53 || b.Latency.P50 != 199*time.Microsecond || b.Latency.P99 != 351*time.Microsecond || b.Latency.Max != 2703*time.Microsecond {
+		t.Errorf("parsed %+v", b)
+	}
+	if _, err := parseRedisBenchmark([]byte(`"test","rps"`+"\n"), 1); err == nil {
+		t.Error("a header without a row parsed")
 	}
 }

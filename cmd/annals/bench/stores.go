@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -200,25 +199,37 @@ func RedisBenchmark(ctx context.Context, cmd []string, opt *goredis.Options, key
 }
 
 // parseRedisBenchmark reads redis-benchmark's --csv output: a header and one row per test,
-// with rps and the latency percentiles in milliseconds.
+// with rps and the latency percentiles in milliseconds. The row's first field, the command, is
+// not escaped (quotes in the command's arguments stay as they are), so the figures are read
+// from the end of the row, the header's names after the first field.
 func parseRedisBenchmark(out []byte, clients int) (StoreBaseline, error) {
-	rows, err := csv.NewReader(strings.NewReader(string(out))).ReadAll()
-	if err != nil || len(rows) < 2 {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 2 {
 		return StoreBaseline{}, fmt.Errorf("bench: redis-benchmark printed no figures: %q", out)
 	}
-	col := map[string]int{}
-	for i, h := range rows[0] {
-		col[h] = i
+	header := strings.Split(lines[0], ",")
+	row := strings.Split(lines[len(lines)-1], ",")
+	if len(header) < 2 || len(row) < len(header) {
+		return StoreBaseline{}, fmt.Errorf("bench: redis-benchmark printed no figures: %q", out)
+	}
+	values := map[string]string{}
+	for i, h := range header[1:] {
+		values[strings.Trim(h, `"`)] = strings.Trim(row[len(row)-len(header)+1+i], `"`)
 	}
 	num := func(name string) (float64, error) {
-		i, ok := col[name]
-		if !ok || i >= len(rows[1]) {
+		v, ok := values[name]
+		if !ok {
 			return 0, fmt.Errorf("bench: redis-benchmark printed no %s", name)
 		}
-		return strconv.ParseFloat(rows[1][i], 64)
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bench: redis-benchmark's %s: %w", name, err)
+		}
+		return f, nil
 	}
 	b := StoreBaseline{Clients: clients}
 	ms := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
+	var err error
 	if b.OpsPerSec, err = num("rps"); err != nil {
 		return b, err
 	}
