@@ -2,7 +2,7 @@
 # make bench: the whole pipeline against the physical limits of the servers it runs on, in one
 # run. Brings the local stack up, builds the services and the CLI, runs `bin/annals bench`
 # (cmd/annals/bench: pgbench, Kafka's ProducerPerformance, ConsumerPerformance and
-# EndToEndLatency, plain SMTP; then Annals' appends, commands over HTTP, relay, consumers and
+# EndToEndLatency, plain SMTP, redis-benchmark and MongoDB inserts; then Annals' appends, commands over HTTP, relay, consumers and
 # end-to-end latency, each with its ratio to its baseline and the targets met or missed), and
 # draws the latency plot from the results with tools/benchplot.
 #
@@ -20,6 +20,9 @@ GO=${GO:-go}
 OUT=${ANNALS_BENCH_OUT:-$ROOT/bench}
 
 scripts/stack.sh up >&2
+# The other event stores, each measured beside its server's baseline.
+scripts/stack.sh install redis ferretdb >&2
+scripts/stack.sh up redis ferretdb >&2
 eval "$(scripts/stack.sh env)"
 make --no-print-directory build >&2
 mkdir -p "$OUT"

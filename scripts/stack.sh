@@ -31,6 +31,8 @@
 #                              embedded SQLite backend, for pkg/events/mongodb: built once from the
 #                              tools module into the cache, not part of the default set; `env`
 #                              exports MONGODB_URI
+#   scripts/stack.sh tool redis-benchmark|redis-cli ARGS...   Redis's own tools from the cache
+#                              (REDIS_BENCHMARK in `env` names the first, for make bench)
 #   scripts/stack.sh status    what runs where
 #   scripts/stack.sh env       shell exports for clients (DATABASE_URL, KAFKA_BROKERS, ...,
 #                              EVENT_SIGNING_KEY, the stack's own key, made in .stack/signing.key,
@@ -959,6 +961,7 @@ export MAILPIT_URL='http://127.0.0.1:$MAILPIT_PORT'
 export KAFKA_LIBS='$KAFKA_LIBS'
 export PROMETHEUS_URL='http://127.0.0.1:$PROMETHEUS_PORT'
 export REDIS_URL='redis://127.0.0.1:$REDIS_PORT/0'
+export REDIS_BENCHMARK='$ROOT/scripts/stack.sh tool redis-benchmark'
 export EVENT_SIGNING_KEY='$(signing_key)'
 export DEX_BIN='$DEX_BIN'
 export JAEGER_BIN='$JAEGER_BIN'
@@ -1112,13 +1115,24 @@ main() {
 			print_env
 		fi
 		;;
+	tool)
+		shift
+		case ${1:-} in
+		redis-benchmark | redis-cli)
+			local bin
+			bin=$(redis_bin) || fail "Redis is not installed; scripts/stack.sh install redis unpacks it"
+			redis_run "$(dirname "$bin")/$1" "${@:2}"
+			;;
+		*) fail "unknown tool ${1:-} (redis-benchmark, redis-cli)" ;;
+		esac
+		;;
 	acls)
 		shift
 		$SECURE || fail "acls is a command of the secured stack: ANNALS_SECURE=1 $0 acls [--remove] PREFIX..."
 		secure_acls "$@"
 		;;
 	*)
-		echo "usage: $0 install|up|down|status|env  (ANNALS_SECURE=1: also acls [--remove] PREFIX...)" >&2
+		echo "usage: $0 install|up|down|status|env|tool  (ANNALS_SECURE=1: also acls [--remove] PREFIX...)" >&2
 		exit 2
 		;;
 	esac

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/annals-dev/annals/cmd/annals/bench"
 	"github.com/annals-dev/annals/internal/config"
@@ -27,6 +28,7 @@ func benchCmd(ctx context.Context, args []string, loadConfig func() (*config.Con
 	pgbench := fs.String("pgbench", "", "pgbench (default: $PGBENCH, else the newest /usr/lib/postgresql/*/bin/pgbench)")
 	kafkaLibs := fs.String("kafka-libs", env(lookupEnv, "KAFKA_LIBS"), "folder of Kafka's jars, tools included (scripts/stack.sh env sets KAFKA_LIBS)")
 	java := fs.String("java", "java", "the Java runtime for Kafka's tools")
+	redisBench := fs.String("redis-benchmark", envOr(lookupEnv, "REDIS_BENCHMARK", "redis-benchmark"), "the redis-benchmark command, with any leading arguments ($REDIS_BENCHMARK; scripts/stack.sh env sets it)")
 	profile := fs.String("cpuprofile", "", "folder for a CPU profile of each step run in this process (appends, relay, consumer drains)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -51,6 +53,7 @@ func benchCmd(ctx context.Context, args []string, loadConfig func() (*config.Con
 	res, err := bench.Run(ctx, bench.Options{
 		Quick: *quick, Config: cfg, ConfigPath: configPath, BinDir: *bin, WorkDir: filepath.Join(*out, "work"),
 		PGBench: *pgbench, Java: *java, KafkaLibs: *kafkaLibs, Progress: stderr, ProfileDir: *profile,
+		RedisURL: env(lookupEnv, "REDIS_URL"), MongoURI: env(lookupEnv, "MONGODB_URI"), RedisBenchmark: strings.Fields(*redisBench),
 	})
 	if err != nil {
 		return err
@@ -66,6 +69,14 @@ func benchCmd(ctx context.Context, args []string, loadConfig func() (*config.Con
 	}
 	fmt.Fprintf(stdout, "\nresults: %s (%.0f s)\n", path, res.Seconds)
 	return nil
+}
+
+// envOr is the variable name when set and not empty, else def.
+func envOr(lookupEnv func(string) (string, bool), name, def string) string {
+	if v := env(lookupEnv, name); v != "" {
+		return v
+	}
+	return def
 }
 
 func env(lookupEnv func(string) (string, bool), name string) string {

@@ -7,7 +7,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/annals-dev/annals/pkg/events"
-	"github.com/annals-dev/annals/pkg/events/postgres"
 )
 
 // AppendPayload is the data of the events the append workload writes: an ItemAdded of one
@@ -15,10 +14,10 @@ import (
 // bytes.
 const AppendPayload = `{"item":{"id":"sku-1","name":"A thing","price_cents":1999,"quantity":2}}`
 
-// Appends measures the event store's appends through the library: each worker appends batch
+// Appends measures an event store's appends through the library: each worker appends batch
 // events at a time to a stream of its own with an exact expected version, as the writer does
 // after loading an aggregate. c.EventsPerOp is set to batch.
-func Appends(ctx context.Context, s *postgres.Store, c Closed, batch int) (Throughput, error) {
+func Appends(ctx context.Context, s events.Appender, c Closed, batch int) (Throughput, error) {
 	payload := events.Event{Type: "ItemAdded", Data: []byte(AppendPayload)}
 	evs := slices.Repeat([]events.Event{payload}, batch)
 	c.EventsPerOp = batch

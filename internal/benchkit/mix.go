@@ -11,7 +11,6 @@ import (
 
 	"github.com/annals-dev/annals/internal/domain"
 	"github.com/annals-dev/annals/pkg/events"
-	"github.com/annals-dev/annals/pkg/events/postgres"
 )
 
 // Stream is the whole life of one stream, as the writer would have recorded it command by
@@ -140,7 +139,7 @@ func order(rng *rand.Rand, userID string) (Stream, error) {
 // Fill appends each stream's events in one append, from writers appenders at once. Each
 // event gets its own outbox row all the same, so the relay has as much to publish as if the
 // writer had recorded the events one command at a time.
-func Fill(ctx context.Context, s *postgres.Store, streams []Stream, writers int) error {
+func Fill(ctx context.Context, s events.Appender, streams []Stream, writers int) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	next := make(chan Stream)

@@ -16,16 +16,28 @@ import (
 	"github.com/annals-dev/annals/pkg/relay"
 )
 
+// Backlog is an outbox as a drain watches it: whether it is empty, and how many appends wait
+// in it (postgres.Outbox, and the outboxes of the other stores).
+type Backlog interface {
+	Empty(ctx context.Context) (bool, error)
+	Waiting(ctx context.Context) (int64, error)
+}
+
 // RelayDrain runs r, a relay started cold on pool's filled outbox, until the outbox is empty,
 // that is until the broker has acknowledged every record and the relay has deleted its row,
 // then stops it. It returns the time from the relay's start to the empty outbox. The caller
 // closes r.
 func RelayDrain(ctx context.Context, pool *pgxpool.Pool, r *relay.Relay, within time.Duration, progress io.Writer) (time.Duration, error) {
+	return RelayDrainOf(ctx, postgres.NewOutbox(pool), r, within, progress)
+}
+
+// RelayDrainOf is RelayDrain on any store's outbox: it runs r until box is empty.
+func RelayDrainOf(ctx context.Context, box Backlog, r *relay.Relay, within time.Duration, progress io.Writer) (time.Duration, error) {
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() { done <- r.Run(rctx) }()
-	err := WaitOutboxDrained(ctx, pool, within, 2*time.Millisecond, done, progress)
+	err := WaitDrained(ctx, box, within, 2*time.Millisecond, done, progress)
 	elapsed := time.Since(start)
 	stop()
 	if runErr := <-done; runErr != nil && err == nil {
@@ -38,11 +50,16 @@ func RelayDrain(ctx context.Context, pool *pgxpool.Pool, r *relay.Relay, within 
 // (a relay that returned) ends the wait with an error. Progress, when set, gets a line a
 // second with the rows left.
 func WaitOutboxDrained(ctx context.Context, pool *pgxpool.Pool, within, every time.Duration, stopped <-chan error, progress io.Writer) error {
+	return WaitDrained(ctx, postgres.NewOutbox(pool), within, every, stopped, progress)
+}
+
+// WaitDrained is WaitOutboxDrained on any store's outbox.
+func WaitDrained(ctx context.Context, box Backlog, within, every time.Duration, stopped <-chan error, progress io.Writer) error {
 	start := time.Now()
 	deadline := start.Add(within)
 	lastLine := start
 	for {
-		empty, err := postgres.NewOutbox(pool).Empty(ctx)
+		empty, err := box.Empty(ctx)
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
@@ -55,7 +72,7 @@ func WaitOutboxDrained(ctx context.Context, pool *pgxpool.Pool, within, every ti
 		}
 		if progress != nil && now.Sub(lastLine) >= time.Second {
 			// A count scans the outbox: once a second it costs the relay little.
-			if left, err := postgres.NewOutbox(pool).Waiting(ctx); err == nil {
+			if left, err := box.Waiting(ctx); err == nil {
 				fmt.Fprintf(progress, "bench: relay: %d appends left in the outbox, %.0fs\n", left, now.Sub(start).Seconds())
 			}
 			lastLine = now

@@ -61,7 +61,7 @@ func TestBench_Quick(t *testing.T) {
 			t.Errorf("%s (%s) has no baseline or ratio", f.ID, f.Name)
 		}
 	}
-	for _, id := range bench.FigureIDs() {
+	for _, id := range append(bench.FigureIDs(), bench.StoreFigureIDs("redis", "mongodb")...) {
 		f, ok := figures[id]
 		switch {
 		case !ok:

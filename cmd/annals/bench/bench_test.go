@@ -51,8 +51,6 @@ func TestHistogramDelta(t *testing.T) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // fakeRun is a runner holding a whole run's measurements, made up: pgbench's event rows give
 // PostgreSQL a 100-row/1-row ratio of 12, the appends one of 100.
 func fakeRun() *runner {
@@ -84,6 +82,14 @@ func fakeRun() *runner {
 	r.raw.Relay = RelayRun{EventsPerSec: 30_000}
 	r.raw.NoOp, r.raw.Projector, r.raw.Auditor = benchkit.Drain{EventsPerSec: 60_000}, benchkit.Drain{EventsPerSec: 8_000}, benchkit.Drain{EventsPerSec: 6_000}
 	r.raw.Notifier = benchkit.Drain{EmailsPerSec: 200}
+	for _, name := range []string{"redis", "mongodb"} {
+		st := StoreRun{Store: name, BaselineTool: name + "'s tool", Relay: RelayRun{EventsPerSec: 20_000}}
+		for _, c := range StoreClients {
+			st.Baseline = append(st.Baseline, StoreBaseline{Clients: c, OpsPerSec: 5000 * float64(c)})
+			st.Appends = append(st.Appends, AppendRun{Batch: 1, Concurrency: c, Result: benchkit.Throughput{EventsPerSec: 2500 * float64(c)}})
+		}
+		r.raw.Stores = append(r.raw.Stores, st)
+	}
 	for range r.set.EndToEndFractions {
 		r.raw.EndToEnd = append(r.raw.EndToEnd, EndToEnd{Latency: benchkit.Latency{P50: 12 * time.Millisecond, P99: 150 * time.Millisecond}})
 	}
@@ -103,7 +109,10 @@ func TestFigures(t *testing.T) {
 			t.Errorf("%s: value %v %q", f.ID, f.Value, f.Unit)
 		}
 	}
-	if want := FigureIDs(); !slices.Equal(got, want) {
+	want := append(FigureIDs(), StoreFigureIDs("redis", "mongodb")...)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
 		t.Errorf("figures:\n got %v\nwant %v", got, want)
 	}
 	met, missed := 0, 0
@@ -271,5 +280,23 @@ func TestNum(t *testing.T) {
 		if got := num(tc.in); got != tc.want {
 			t.Errorf("num(%v) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestParseRedisBenchmark reads redis-benchmark's CSV, whose command field keeps the quotes of
+// the event-sized value unescaped.
+func TestParseRedisBenchmark(t *testing.T) {
+	out := `"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+"XADD {b}:baseline * data {"item":{"id":"sku-1","name":"A thing"}}","4668.53","0.207","0.128","0.199","0.279","0.351","2.703"
+`
+	b, err := parseRedisBenchmark([]byte(out), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Clients != 8 || b.OpsPerSec != 4668.53 || b.Latency.P50 != 199*time.Microsecond || b.Latency.P99 != 351*time.Microsecond || b.Latency.Max != 2703*time.Microsecond {
+		t.Errorf("parsed %+v", b)
+	}
+	if _, err := parseRedisBenchmark([]byte(`"test","rps"`+"\n"), 1); err == nil {
+		t.Error("a header without a row parsed")
 	}
 }

@@ -23,14 +23,17 @@
 //     the topics the relay filled with a fresh group (DrainNoOp, DrainProjector, and
 //     services/auditor/auditbench's Drain);
 //   - the notifier draining a smaller mix into the mail server, beside plain SMTP sessions
-//     sending as many messages of the same size (DrainNotifier, SMTPSend).
+//     sending as many messages of the same size (DrainNotifier, SMTPSend);
+//   - when the run has their addresses, the Redis and MongoDB stores: each server's own write
+//     rate (RedisBenchmark, MongoInserts) at 1 and 8 clients, the store's single-event appends
+//     at 1 and 8 appenders, and the relay's drain of its filled outbox (StoreRun).
 //
 // Each figure is set against its baseline (Figure.Ratio) and, for some, a target; Results
 // holds them all with the raw measurements and the curves of latency against throughput.
 //
 // The package measures what the services do, as they are configured: it never changes how
-// they work to make a figure better. It creates only schemas, topics and groups whose names
-// start with bench, and removes them at the end of a run.
+// they work to make a figure better. It creates only schemas, topics, groups, Redis keys and
+// MongoDB databases whose names start with bench, and removes them at the end of a run.
 //
 // It sits under cmd/annals because it imports the services (the projector's, the auditor's
 // and the notifier's consumers) as well as the library: only the annals command and the

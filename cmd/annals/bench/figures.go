@@ -205,6 +205,25 @@ func (r *runner) figures() (baselines, figures []Figure, curves []Curve) {
 			P50: benchkit.Ms(e.Commands.P50), P90: benchkit.Ms(e.Commands.P90), P99: benchkit.Ms(e.Commands.P99)})
 		e2e.Points = append(e2e.Points, pointOf(label, e.Commands.Throughput, e.Latency))
 	}
+	for _, st := range raw.Stores {
+		for _, b := range st.Baseline {
+			base(Figure{ID: fmt.Sprintf("%s.baseline.c%d.ops_per_sec", st.Store, b.Clients), Name: fmt.Sprintf("%s, %d client(s)", st.BaselineTool, b.Clients),
+				Value: b.OpsPerSec, Unit: "ops/s", Detail: fmt.Sprintf("p50 %.2f ms, p99 %.2f ms", benchkit.Ms(b.Latency.P50), benchkit.Ms(b.Latency.P99))})
+		}
+	}
+	for _, st := range raw.Stores {
+		for _, a := range st.Appends {
+			t := a.Result
+			set(Figure{ID: fmt.Sprintf("stores.%s.appends.c%d.events_per_sec", st.Store, a.Concurrency),
+				Name: fmt.Sprintf("%s store: appends of 1 event, %d appender(s)", st.Store, a.Concurrency), Value: t.EventsPerSec, Unit: "events/s",
+				Detail: fmt.Sprintf("p50 %.2f ms, p99 %.2f ms per append", benchkit.Ms(t.Latency.P50), benchkit.Ms(t.Latency.P99))},
+				fmt.Sprintf("%s.baseline.c%d.ops_per_sec", st.Store, a.Concurrency), nil)
+		}
+		rl := st.Relay
+		set(Figure{ID: fmt.Sprintf("stores.%s.relay.events_per_sec", st.Store), Name: fmt.Sprintf("%s store: relay drain", st.Store),
+			Value: rl.EventsPerSec, Unit: "events/s", Detail: fmt.Sprintf("%d events in %.1f s, started cold, acks=all", rl.Events, rl.Elapsed.Seconds())},
+			"kafka.producer.records_per_sec", nil)
+	}
 	curves = []Curve{pgCurve, closed, open, e2e}
 	return baselines, figures, curves
 }

@@ -52,6 +52,12 @@ type Options struct {
 	Java      string
 	KafkaLibs string
 	Progress  io.Writer
+	// RedisURL and MongoURI, when set, add the Redis and MongoDB event stores' figures, each
+	// beside its server's baseline; RedisBenchmark is the redis-benchmark command (a program
+	// and any leading arguments).
+	RedisURL       string
+	MongoURI       string
+	RedisBenchmark []string
 	// ProfileDir, when set, takes a CPU profile of this process for each step it runs in
 	// process (appends, relay drains, consumer drains): <step>.pprof, for go tool pprof.
 	ProfileDir string
@@ -109,6 +115,10 @@ type Raw struct {
 	Auditor      benchkit.Drain `json:"auditor"`
 	Notifier     benchkit.Drain `json:"notifier"`
 	SMTP         SMTP           `json:"smtp"`
+
+	// Stores are the runs on the other event stores, Redis and MongoDB, when the run has
+	// their addresses.
+	Stores []StoreRun `json:"stores,omitempty"`
 
 	// PGBenchEvents are pgbench's runs on the event store's own table, after PGBench: one
 	// event row and a batch of 100 per transaction, by 1 and 8 clients.
@@ -193,6 +203,7 @@ func Run(ctx context.Context, opts Options) (res *Results, err error) {
 		{"kafka", r.kafkaBaselines},
 		{"relay and consumers", r.relayAndConsumers},
 		{"notifier", r.notifier},
+		{"other stores", r.stores},
 	} {
 		if err := step.run(ctx); err != nil {
 			return nil, fmt.Errorf("%s: %w", step.name, err)

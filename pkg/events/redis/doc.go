@@ -56,8 +56,8 @@
 //     operator skips it): at least once.
 //   - Settle deletes the published appends, records holds (a hash by stream) and keeps the
 //     held appends and those behind them in a set that reads pass over, only while their
-//     stream's hold exists; an append to a held stream enters that set directly. Holds are
-//     keys like any other, so they survive restarts. Reconcile returns the appends of a hold
+//     stream's hold exists (an append to a held stream is read once, with Held set, and
+//     settled behind it). Holds are keys like any other, so they survive restarts. Reconcile returns the appends of a hold
 //     deleted by hand; Holds, Retry, RetryAll and Skip are the operator's, with the PostgreSQL
 //     store's signatures; a skipped append is kept in "{Prefix}:outbox-dead" with the hold's
 //     reason, who skipped it and why.

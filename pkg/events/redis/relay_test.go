@@ -139,7 +139,13 @@ func (e *relayEnv) read() (map[string][]int64, error) {
 	}
 	got := map[string][]int64{}
 	for _, topic := range meta.Topics {
+		if topic.Error != nil || len(topic.Partitions) == 0 {
+			return nil, fmt.Errorf("topic %s: %v", topic.Name, topic.Error)
+		}
 		for _, p := range topic.Partitions {
+			if p.Error != nil {
+				return nil, fmt.Errorf("%s[%d]: %w", topic.Name, p.ID, p.Error)
+			}
 			for offset := int64(0); ; {
 				res, err := client.Fetch(ctx, &kafka.FetchRequest{Topic: topic.Name, Partition: p.ID, Offset: offset, MaxBytes: 4 << 20})
 				if err == nil {
@@ -330,10 +336,11 @@ func TestRelay_Holds(t *testing.T) {
 		holds, err = o.Holds(ctx)
 		return len(holds) == 2, err
 	})
-	waitFor(t, "the other stream published", func() (bool, error) {
-		return len(e.published(t)["order-2"]) == 3, nil
+	var got map[string][]int64
+	waitFor(t, "the other stream and order-1's first append published", func() (bool, error) {
+		got = e.published(t)
+		return len(got["order-2"]) == 3 && len(got["order-1"]) > 0, nil
 	})
-	got := e.published(t)
 	if fmt.Sprint(got["order-1"]) != "[0]" || len(got["user-1"]) != 0 {
 		t.Fatalf("held streams published %v and %v, want [0] and nothing", got["order-1"], got["user-1"])
 	}

@@ -12,9 +12,8 @@ import goredis "github.com/redis/go-redis/v9"
 // position), 5 counts by type (hash), 6 stream counter, 7 appends by time (sorted set, score
 // the recording time in µs, member the append's last position), 8 last recording time, 9
 // idempotency records (hash key -> record), 10 idempotency keys by time (sorted set, score the
-// recording time in µs), 11 the outbox, 12 the outbox's held appends, 13 the stream's appends
-// in the outbox, 14 the holds, 15 the held streams (see outbox.go), 16 ... each event's type
-// index (sorted set of positions), in the order of the events.
+// recording time in µs), 11 the outbox, 12 the stream's appends in the outbox (see outbox.go),
+// 13 ... each event's type index (sorted set of positions), in the order of the events.
 //
 // ARGV: 1 the expected version's kind (any, no_stream, stream_exists, exact), 2 the exact
 // version, 3 the most events a stream may hold (0: no limit), 4 the number of events n, 5 the
@@ -24,7 +23,8 @@ import goredis "github.com/redis/go-redis/v9"
 // The idempotency record is "firstVersion lastVersion firstPosition lastPosition µs json". The
 // key is checked first: a command retried after its append landed is told so, whatever its
 // stream did since. The append enters the outbox as its entry "firstPosition:lastPosition:
-// stream", straight among the held appends when its stream is held.
+// stream", even when its stream is held: the relay reads it once and settles it behind the
+// hold, as it counts it.
 //
 // It returns {"taken", 0}, {"conflict", actual}, {"full", actual}, {"duplicate", id} or {"ok",
 // actual, first position, recording time in µs}.
@@ -59,7 +59,7 @@ for i = 0, n - 1 do
 	redis.call('HSET', KEYS[4], ARGV[9 + 3 * i], pos)
 	redis.call('HINCRBY', KEYS[5], ARGV[10 + 3 * i], 1)
 	redis.call('ZADD', KEYS[2], pos, pos)
-	redis.call('ZADD', KEYS[16 + i], pos, pos)
+	redis.call('ZADD', KEYS[13 + i], pos, pos)
 end
 redis.call('ZADD', KEYS[7], ts, string.format('%d', first + n - 1))
 if idem ~= '' then
@@ -67,13 +67,8 @@ if idem ~= '' then
 	redis.call('ZADD', KEYS[10], ts, idem)
 end
 local entry = string.format('%d:%d:', first, first + n - 1) .. ARGV[7]
-redis.call('ZADD', KEYS[13], string.format('%d', actual + 1), entry)
-if redis.call('HEXISTS', KEYS[14], ARGV[7]) == 1 then
-	redis.call('ZADD', KEYS[12], string.format('%d', first), entry)
-	redis.call('SADD', KEYS[15], ARGV[7])
-else
-	redis.call('ZADD', KEYS[11], string.format('%d', first), entry)
-end
+redis.call('ZADD', KEYS[12], string.format('%d', actual + 1), entry)
+redis.call('ZADD', KEYS[11], string.format('%d', first), entry)
 redis.call('PUBLISH', ARGV[8], '1')
 return {'ok', actual, first, ts}
 `)

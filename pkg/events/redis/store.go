@@ -122,7 +122,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected events.Exp
 	keys := []string{
 		s.keyPosition(), s.keyStream(streamID), s.keyEvents(), s.keyIDs(), s.keyTypes(),
 		s.keyStreams(), s.keyTimes(), s.keyLastTime(), s.keyIdempotency(), s.keyIdempotencyTimes(),
-		s.keyOutbox(), s.keyOutboxHeld(), s.keyOutboxStream(streamID), s.keyHolds(), s.keyHeldStreams(),
+		s.keyOutbox(), s.keyOutboxStream(streamID),
 	}
 	kind, version := "any", int64(0)
 	switch v, exact := expected.Version(); {
