@@ -389,8 +389,18 @@ kafka_java() {
 		-cp "$KAFKA_LIBS/*" "$@")
 }
 
+# kafka_ready: the broker's port is open and it has logged that it started. The log rolls by
+# size (scripts/kafka/log4j2.properties: server.log.1, .2, ...), so a busy broker's line moves
+# to the rolled files and at last out of them: the first time it is seen, the broker's pid
+# goes into kafka.started, which says so after. A start removes both the rolled files and the
+# marker, so neither speaks of an earlier broker.
 kafka_ready() {
-	port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$KAFKA_DIR/server.log" 2>/dev/null
+	port_open "$KAFKA_PORT" || return 1
+	local pid
+	pid=$(cat "$STATE_DIR/kafka.pid" 2>/dev/null) || return 1
+	[[ -n $pid && $(cat "$STATE_DIR/kafka.started" 2>/dev/null) == "$pid" ]] && return 0
+	grep -qs 'Kafka Server started' "$KAFKA_DIR/server.log" "$KAFKA_DIR"/server.log.[0-9]* || return 1
+	echo "$pid" >"$STATE_DIR/kafka.started"
 }
 
 up_kafka() {
@@ -459,6 +469,7 @@ EOF
 	fi
 	# A fresh log per start, so readiness is read from this run only.
 	[[ -f $KAFKA_DIR/server.log ]] && mv -f "$KAFKA_DIR/server.log" "$KAFKA_DIR/server.log.prev"
+	rm -f "$KAFKA_DIR"/server.log.[0-9]* "$STATE_DIR/kafka.started"
 	say "starting kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT)"
 	kafka_java kafka.Kafka "$KAFKA_DIR/server.properties"
 	start_daemon "$pidfile" "$KAFKA_DIR/stdout.log" "${KAFKA_CMD[@]}"
