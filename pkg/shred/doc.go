@@ -19,7 +19,10 @@
 // Errors are classified so that readers can act on them: ErrErased (the subject was erased:
 // show the value as erased), ErrInvalidCiphertext (the value itself is damaged or belongs to
 // another subject: a fault of the record), ErrNoKey (an encrypted value whose subject has no
-// key). Any other error is a failure of a dependency (the key store, the KMS): retry it.
+// key), ErrKeyUnusable (the subject's data key does not unwrap: a wrong KEK or a damaged key
+// row, for an operator to fix; never the record's fault, so pause and retry rather than
+// reject the record). Any other error is a failure of a dependency (the key store, the KMS):
+// retry it.
 //
 // The package depends on the standard library only: never on pgx, a KMS client or any
 // service. It never logs, prints or returns a data key, a KEK or a clear value in an error.

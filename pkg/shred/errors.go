@@ -11,4 +11,6 @@ var (
 	// ErrInvalidCiphertext: a value is not a well-formed ciphertext, or it does not open with
 	// its subject's key (damaged, or sealed for another subject).
 	ErrInvalidCiphertext = errors.New("shred: invalid ciphertext")
+	// ErrKeyUnusable: the subject's data key cannot be unwrapped: wrong key-encryption key or a damaged key row.
+	ErrKeyUnusable = errors.New("shred: data key unusable")
 )

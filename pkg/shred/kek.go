@@ -93,11 +93,12 @@ func (k *LocalKEK) Wrap(_ context.Context, dataKey []byte) ([]byte, error) {
 	return seal(k.aead, dataKey, []byte(k.id)), nil
 }
 
-// Unwrap opens a key that Wrap sealed; a key wrapped by another KEK fails.
+// Unwrap opens a key that Wrap sealed; a key wrapped by another KEK, or damaged, fails with
+// ErrKeyUnusable.
 func (k *LocalKEK) Unwrap(_ context.Context, wrapped []byte) ([]byte, error) {
 	key, err := open(k.aead, wrapped, []byte(k.id))
 	if err != nil {
-		return nil, fmt.Errorf("local kek %s: unwrap: %w", k.id, err)
+		return nil, fmt.Errorf("local kek %s: unwrap: %w", k.id, ErrKeyUnusable)
 	}
 	return key, nil
 }

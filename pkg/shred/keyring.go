@@ -103,8 +103,10 @@ func (r *Keyring) Encrypt(ctx context.Context, subject, plaintext string) (strin
 // Decrypt opens a value that Encrypt sealed for the subject. A value without the "enc:v1:"
 // prefix (recorded before encryption was on) is returned as it is. It returns ErrErased when
 // the subject was erased, ErrInvalidCiphertext when the value is damaged or was sealed for
-// another subject, ErrNoKey when the subject never had a key; any other error is the key
-// store's or the KEK's, worth a retry.
+// another subject, ErrNoKey when the subject never had a key, ErrKeyUnusable when the
+// subject's data key does not unwrap (a wrong KEK or a damaged key row: for an operator to
+// fix, never the value's fault); any other error is the key store's or the KEK's, worth a
+// retry.
 func (r *Keyring) Decrypt(ctx context.Context, subject, value string) (string, error) {
 	if !IsEncrypted(value) {
 		return value, nil
@@ -168,16 +170,19 @@ func (r *Keyring) key(ctx context.Context, subject string, create bool) (cipher.
 		return r.failed(subject, err)
 	}
 	if wk.KEKID != r.kek.ID() {
-		return nil, fmt.Errorf("the data key is wrapped by KEK %q, this keyring has %q", wk.KEKID, r.kek.ID())
+		return nil, fmt.Errorf("%w: it is wrapped by KEK %q, this keyring has %q", ErrKeyUnusable, wk.KEKID, r.kek.ID())
 	}
 	dk, err := r.kek.Unwrap(ctx, wk.Wrapped)
+	if errors.Is(err, ErrInvalidCiphertext) { // a KEK that reuses the sentinel: the key's fault, not a value's
+		err = ErrKeyUnusable
+	}
 	if err != nil {
 		return nil, fmt.Errorf("unwrap data key: %w", err)
 	}
 	aead, err := newGCM(dk)
 	clear(dk)
 	if err != nil {
-		return nil, fmt.Errorf("data key: %w", err)
+		return nil, fmt.Errorf("%w: %v", ErrKeyUnusable, err)
 	}
 	r.remember(subject, aead)
 	return aead, nil

@@ -123,3 +123,35 @@ func TestKeyring_DependencyFailure(t *testing.T) {
 		t.Errorf("Decrypt with the store down = %v, want the store's error, neither erased nor invalid", err)
 	}
 }
+
+// damagingStore returns every key with its wrapped bytes damaged, as a corrupted row does.
+type damagingStore struct{ shred.KeyStore }
+
+func (d damagingStore) Get(ctx context.Context, subject string) (shred.WrappedKey, error) {
+	k, err := d.KeyStore.Get(ctx, subject)
+	if err == nil {
+		k.Wrapped = append([]byte(nil), k.Wrapped...)
+		k.Wrapped[len(k.Wrapped)-1] ^= 1
+	}
+	return k, err
+}
+
+func TestKeyring_KeyUnusable(t *testing.T) {
+	ctx := context.Background()
+	kek, store := shredtest.NewKEK(t), shred.NewMemoryKeyStore()
+	v, err := shred.NewKeyring(kek, store, shred.Options{}).Encrypt(ctx, "a", "clear")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range map[string]*shred.Keyring{
+		"DamagedKeyRow": shred.NewKeyring(kek, damagingStore{store}, shred.Options{}),
+		"AnotherKEK":    shred.NewKeyring(shredtest.NewKEK(t), store, shred.Options{}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := r.Decrypt(ctx, "a", v)
+			if !errors.Is(err, shred.ErrKeyUnusable) || errors.Is(err, shred.ErrInvalidCiphertext) {
+				t.Errorf("Decrypt = %v, want ErrKeyUnusable and not ErrInvalidCiphertext", err)
+			}
+		})
+	}
+}

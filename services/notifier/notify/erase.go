@@ -39,8 +39,9 @@ func subjectOf(id uuid.UUID) string {
 // reveal replaces the user's encrypted values by their clear text; erased is true when the
 // user's data key is destroyed, and the values are then Erased. Without keys, values stay as
 // they are. A value that is damaged, sealed for another user, or whose user never had a key
-// is the event's fault (consume.Permanent); any other failure is the key store's or the KEK's
-// (consume.Unavailable: tried again).
+// is the event's fault (consume.Permanent); any other failure is the key store's or the KEK's,
+// a data key that does not unwrap (shred.ErrKeyUnusable) included (consume.Unavailable: tried
+// again).
 func reveal(ctx context.Context, keys Decrypter, id uuid.UUID, values ...*string) (erased bool, err error) {
 	if keys == nil {
 		return false, nil
