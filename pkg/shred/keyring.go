@@ -36,7 +36,7 @@ type Options struct {
 	// CacheTTL is how long an unwrapped data key (or a subject's erasure) is used from memory
 	// before the KeyStore is asked again (DefaultCacheTTL when zero; negative: no cache). It
 	// bounds how long another process can still decrypt a subject erased elsewhere; the
-	// process that erases stops at once.
+	// process that erases stops at once, even for a lookup that read the key before.
 	CacheTTL time.Duration
 	// CacheSize bounds the number of subjects cached (DefaultCacheSize when zero); the least
 	// recently used is dropped first.
@@ -57,6 +57,9 @@ type Keyring struct {
 	mu    sync.Mutex
 	lru   *list.List // of *entry, most recently used first
 	items map[string]*list.Element
+	// erasures counts the erasures begun and ended: a key read from the store while it
+	// changed may be one an erasure destroyed since, and is not cached (see key).
+	erasures uint64
 }
 
 type entry struct {
@@ -139,12 +142,15 @@ func (r *Keyring) EraseWith(ctx context.Context, e Erasure) (Erasure, error) {
 	if e.ErasedAt.IsZero() {
 		e.ErasedAt = r.now().UTC()
 	}
+	r.erasing()
 	got, err := r.store.Destroy(ctx, e)
 	if err != nil {
 		r.forget(e.Subject)
+		r.erasing()
 		return Erasure{}, fmt.Errorf("erase %s: %w", e.Subject, err)
 	}
 	r.remember(e.Subject, nil)
+	r.erasing()
 	return got, nil
 }
 
@@ -160,6 +166,7 @@ func (r *Keyring) key(ctx context.Context, subject string, create bool) (cipher.
 		}
 		return aead, nil
 	}
+	since := r.erasuresSoFar()
 	wk, err := r.store.Get(ctx, subject)
 	switch {
 	case errors.Is(err, ErrNoKey) && create:
@@ -184,7 +191,7 @@ func (r *Keyring) key(ctx context.Context, subject string, create bool) (cipher.
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrKeyUnusable, err)
 	}
-	r.remember(subject, aead)
+	r.rememberKey(subject, aead, since)
 	return aead, nil
 }
 
@@ -235,6 +242,10 @@ func (r *Keyring) remember(subject string, aead cipher.AEAD) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.rememberLocked(subject, aead)
+}
+
+func (r *Keyring) rememberLocked(subject string, aead cipher.AEAD) {
 	e := &entry{subject: subject, aead: aead, expires: r.now().Add(r.ttl)}
 	if el, ok := r.items[subject]; ok {
 		el.Value = e
@@ -246,6 +257,33 @@ func (r *Keyring) remember(subject string, aead cipher.AEAD) {
 		last := r.lru.Back()
 		r.lru.Remove(last)
 		delete(r.items, last.Value.(*entry).subject)
+	}
+}
+
+// erasing notes that an erasure begins or ends.
+func (r *Keyring) erasing() {
+	r.mu.Lock()
+	r.erasures++
+	r.mu.Unlock()
+}
+
+func (r *Keyring) erasuresSoFar() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.erasures
+}
+
+// rememberKey caches a key read from the store when no erasure began or ended since the read
+// began (since): a key read before an erasure destroyed it must not replace the erasure's
+// marker, nor outlive the erasure in the cache.
+func (r *Keyring) rememberKey(subject string, aead cipher.AEAD, since uint64) {
+	if r.ttl < 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.erasures == since {
+		r.rememberLocked(subject, aead)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/annals-dev/annals/pkg/shred"
 	"github.com/annals-dev/annals/pkg/shred/shredtest"
@@ -153,5 +154,44 @@ func TestKeyring_KeyUnusable(t *testing.T) {
 				t.Errorf("Decrypt = %v, want ErrKeyUnusable and not ErrInvalidCiphertext", err)
 			}
 		})
+	}
+}
+
+// gatedStore holds every Get that has read its key until release is closed.
+type gatedStore struct {
+	shred.KeyStore
+	read    chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedStore) Get(ctx context.Context, subject string) (shred.WrappedKey, error) {
+	k, err := g.KeyStore.Get(ctx, subject)
+	g.read <- struct{}{}
+	<-g.release
+	return k, err
+}
+
+func TestKeyring_EraseDuringLookup(t *testing.T) {
+	ctx := context.Background()
+	kek, mem := shredtest.NewKEK(t), shred.NewMemoryKeyStore()
+	v, err := shred.NewKeyring(kek, mem, shred.Options{}).Encrypt(ctx, "a", "clear")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &gatedStore{KeyStore: mem, read: make(chan struct{}, 1), release: make(chan struct{})}
+	r := shred.NewKeyring(kek, store, shred.Options{CacheTTL: time.Hour})
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Decrypt(ctx, "a", v)
+		done <- err
+	}()
+	<-store.read // the lookup read the key before the erasure
+	if err := r.Erase(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	close(store.release)
+	<-done
+	if got, err := r.Decrypt(ctx, "a", v); !errors.Is(err, shred.ErrErased) {
+		t.Errorf("Decrypt after Erase = %q, %v; want ErrErased: the erasing process stops at once", got, err)
 	}
 }
