@@ -31,8 +31,9 @@ type Decrypter interface {
 //
 // A value that is damaged, sealed for another subject, or whose subject never had a key
 // (shred.ErrInvalidCiphertext, shred.ErrNoKey) is the event's fault: Permanent. Any other
-// failure is the key store's or the KEK's, a dependency: the error is returned as it is, and
-// the event is tried again.
+// failure is the key store's or the KEK's, a data key that does not unwrap
+// (shred.ErrKeyUnusable) included: a dependency's, consume.Unavailable, so that the consumer
+// pauses and tries the event again instead of dead-lettering it.
 func (p *Projection) reveal(ctx context.Context, s *step) error {
 	if p.keys == nil || (s.kind != userCreated && s.kind != userProfileUpdated) {
 		return nil
@@ -49,7 +50,7 @@ func (p *Projection) reveal(ctx context.Context, s *step) error {
 		case errors.Is(err, shred.ErrInvalidCiphertext), errors.Is(err, shred.ErrNoKey):
 			return consume.Permanent(fmt.Errorf("%s %s@%d: %w", s.e.Type, s.e.StreamID, s.e.Version, err))
 		case err != nil:
-			return fmt.Errorf("%s %s@%d: %w", s.e.Type, s.e.StreamID, s.e.Version, err)
+			return consume.Unavailable(fmt.Errorf("%s %s@%d: %w", s.e.Type, s.e.StreamID, s.e.Version, err))
 		}
 		*v = clear
 	}

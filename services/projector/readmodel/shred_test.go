@@ -230,4 +230,33 @@ func TestProjection_PersonalData(t *testing.T) {
 			t.Fatalf("%+v, %v", u, err)
 		}
 	})
+
+	t.Run("KeyStoreDownIsUnavailable", func(t *testing.T) {
+		e := newShredEnv(t)
+		id := uuid.New()
+		created, _ := e.userEvents(t, id, "ada@example.com", "Ada")
+		e.keyStore.down = errors.New("connection refused")
+		err := e.apply(t, ev("user-"+id.String(), 0, created[0].(string), created[1]))
+		if !consume.IsUnavailable(err) || consume.IsPermanent(err) {
+			t.Fatalf("got %v, want a consume.Unavailable error: the event is not dead-lettered for it", err)
+		}
+	})
+
+	t.Run("KeyUnusableIsUnavailable", func(t *testing.T) {
+		e := newShredEnv(t)
+		id := uuid.New()
+		created, _ := e.userEvents(t, id, "grace@example.com", "Grace")
+		// The projector reads the keys with another KEK than the writer's: a wrong key file.
+		wrong := shred.NewKeyring(shredtest.NewKEK(t), e.keyStore, shred.Options{CacheTTL: -1})
+		p := readmodel.New(e.pool, readmodel.Options{Keys: wrong})
+		tx, err := e.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		err = p.Apply(ctx, tx, ev("user-"+id.String(), 0, created[0].(string), created[1]))
+		if !errors.Is(err, shred.ErrKeyUnusable) || !consume.IsUnavailable(err) || consume.IsPermanent(err) {
+			t.Fatalf("got %v, want ErrKeyUnusable marked consume.Unavailable", err)
+		}
+	})
 }
