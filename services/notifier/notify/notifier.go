@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/mail"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -220,7 +221,9 @@ func (n *Notifier) deliver(ctx context.Context, e events.Envelope, kind template
 	}
 	if err := domain.ValidateEmail("email", out.to.Address); err != nil {
 		count(OutcomeRejected)
-		return consume.Permanent(fmt.Errorf("%s email of event %s: the recipient %q: %w", kind, e.EventID, out.to.Address, err))
+		// Neither the address nor the error (which does not repeat it) goes into the text: it
+		// would outlive an erasure of the user in the dead letter and the logs.
+		return consume.Permanent(fmt.Errorf("%s email of event %s: the recipient of user %s: %w", kind, e.EventID, out.user, err))
 	}
 	r, err := n.tpl.Render(kind, out.data)
 	if err != nil {
@@ -262,15 +265,18 @@ func (n *Notifier) deliver(ctx context.Context, e events.Envelope, kind template
 		trace.WithAttributes(attribute.String("annals.email_kind", string(kind)), attribute.String("annals.message_id", row.MessageID)))
 	err = n.mail.Send(sctx, email)
 	n.metrics.smtp.Observe(time.Since(start).Seconds())
+	// The server's answer usually repeats the address: it is redacted, and the error names the
+	// user and the event only (see redact), in the trace as in the dead letter and the logs.
+	safe := redact(err, out.to.Address, strings.Trim(row.MessageID, "<>"))
 	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
+		span.RecordError(safe)
+		span.SetStatus(codes.Error, safe.Error())
 	}
 	span.End()
 	if err != nil {
 		if sender.IsPermanent(err) {
 			count(OutcomeRejected)
-			return consume.Permanent(fmt.Errorf("%s email of event %s to %s: %w", kind, e.EventID, out.to.Address, err))
+			return consume.Permanent(fmt.Errorf("%s email of event %s to user %s: %w", kind, e.EventID, out.user, safe))
 		}
 		count(OutcomeFailed)
 		var se *sender.Error
@@ -278,7 +284,7 @@ func (n *Notifier) deliver(ctx context.Context, e events.Envelope, kind template
 			n.log.WarnContext(ctx, "notify: the SMTP server may have accepted the email before the connection broke; "+
 				"it is sent again, with the same Message-ID", "event_id", e.EventID, "message_id", row.MessageID)
 		}
-		return consume.Unavailable(fmt.Errorf("%s email of event %s: %w", kind, e.EventID, err))
+		return consume.Unavailable(fmt.Errorf("%s email of event %s to user %s: %w", kind, e.EventID, out.user, safe))
 	}
 	row.Status = StatusSent
 	if err := n.record(ctx, row); err != nil {

@@ -157,8 +157,12 @@ func TestNotifier_RejectedGoesToDLQ(t *testing.T) {
 		return len(created) > 0 && len(parked) > 0
 	})
 	for _, r := range created {
-		if !strings.Contains(r, "550") || !strings.Contains(r, "RCPT TO") || !strings.Contains(r, bounce) {
-			t.Errorf("dead letter reason %q, want the 550 at RCPT TO for %s", r, bounce)
+		if !strings.Contains(r, "550") || !strings.Contains(r, "RCPT TO") || !strings.Contains(r, b.String()) {
+			t.Errorf("dead letter reason %q, want the 550 at RCPT TO for user %s", r, b)
+		}
+		// A dead letter outlives an erasure of the user: it names the user, never the address.
+		if strings.Contains(strings.ToLower(r), strings.ToLower(bounce)) || strings.Contains(r, "bounce@") {
+			t.Errorf("dead letter reason %q holds the recipient's address", r)
 		}
 	}
 	for _, r := range parked {
@@ -248,8 +252,11 @@ func TestNotifier_HeaderInjection(t *testing.T) {
 		return len(reasons) > 0
 	})
 	for _, r := range reasons {
-		if !strings.Contains(r, "not a valid email address") || !strings.Contains(r, "frank@") {
-			t.Errorf("dead letter reason %q, want frank's invalid address", r)
+		if !strings.Contains(r, "not a valid email address") || !strings.Contains(r, frank.String()) {
+			t.Errorf("dead letter reason %q, want frank's invalid address, named by frank's id", r)
+		}
+		if strings.Contains(r, "frank@") || strings.Contains(r, evil) {
+			t.Errorf("dead letter reason %q holds the address", r)
 		}
 	}
 }

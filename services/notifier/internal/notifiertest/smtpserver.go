@@ -123,11 +123,13 @@ func selfSigned(tb testing.TB) (tls.Certificate, *x509.CertPool) {
 // Addr is the server's address.
 func (s *SMTPServer) Addr() string { return s.addr }
 
-// Reject makes the server refuse rcpt for good: 550 5.1.1 at RCPT TO.
+// Reject makes the server refuse rcpt for good: 550 5.1.1 at RCPT TO, with a text that
+// repeats the address, as most servers' do.
 func (s *SMTPServer) Reject(rcpt string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rejected[strings.ToLower(rcpt)] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox here"}
+	s.rejected[strings.ToLower(rcpt)] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1},
+		Message: "<" + rcpt + ">: no such mailbox here"}
 }
 
 // Defer makes the server answer 451 4.3.0 at RCPT TO for rcpt the next times times.
