@@ -1,8 +1,14 @@
 // Package shred erases personal data by crypto-shredding: each subject (a user) has a data
 // key of its own, personal values are recorded encrypted with it, and erasing the subject
 // destroys the key, so that every copy of the values (events, Kafka payloads, snapshots,
-// read models, audit logs, backups) becomes unreadable at once while the records themselves,
-// and any chain that hashes them, stay intact.
+// read models, audit logs) becomes unreadable at once while the records themselves, and any
+// chain that hashes them, stay intact.
+//
+// Backups of the KeyStore are the limit: a backup taken before the erasure holds the
+// subject's wrapped data key, which the same KEK unwraps, so restoring it brings the key
+// back. Keep such backups no longer than the erasure deadline. Re-wrapping the live keys with
+// a new KEK and destroying the old one would make old backups unreadable, but the package has
+// no rotation: a Keyring refuses a key wrapped by another KEK (ErrKeyUnusable).
 //
 // A Keyring encrypts and decrypts string values: a ciphertext is itself a string,
 // "enc:v1:" + base64(nonce || AES-256-GCM ciphertext), sealed with the subject as additional
