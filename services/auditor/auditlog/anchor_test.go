@@ -3,11 +3,13 @@ package auditlog_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -241,3 +243,75 @@ func TestLoadSigner_Files(t *testing.T) {
 		t.Errorf("LoadSigner(a public key) = %v", err)
 	}
 }
+
+// TestAnchor_FileOrder: a checkpoint file only grows, so its seqs never go backwards and two
+// checkpoints of one seq carry one hash. A restarted auditor refuses a file that breaks
+// either, although its last line alone is validly signed and held by the chain.
+func TestAnchor_FileOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		// rewrite is the first entry the chain is rewritten (and rehashed) from.
+		rewrite int64
+		// line is the line appended then, given the file's checkpoints, the rewritten chain
+		// and the signer.
+		line func(cps []auditlog.Checkpoint, chain []auditlog.Entry, s *auditlog.Signer) auditlog.Checkpoint
+	}{
+		// An old line copied to the end: the chain rewritten after it still holds it.
+		{"OldLineReplayed", 25, func(cps []auditlog.Checkpoint, _ []auditlog.Entry, _ *auditlog.Signer) auditlog.Checkpoint {
+			return cps[0]
+		}},
+		// A signature of the rewritten chain at seq 20 (as an auditor that lost its file gives).
+		{"EqualSeqOtherHash", 15, func(cps []auditlog.Checkpoint, chain []auditlog.Entry, s *auditlog.Signer) auditlog.Checkpoint {
+			return s.Sign(20, chain[19].Hash, cps[1].At.Add(time.Second))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := newAnchored(t)
+			signer, err := auditlog.LoadSigner(a.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cps, err := auditlog.ReadCheckpoints(a.file)
+			if err != nil || len(cps) != 2 {
+				t.Fatalf("checkpoints = %v, %v", cps, err)
+			}
+			a.tamper(t, fmt.Sprintf(`update annals_audit_log set data = '{"name":"Mallory"}' where seq = %d`, tc.rewrite))
+			a.rebuild(t, tc.rewrite)
+			if err := auditlog.AppendCheckpoint(a.file, tc.line(cps, a.all(t), signer)); err != nil {
+				t.Fatal(err)
+			}
+
+			reg := prometheus.NewPedanticRegistry()
+			l := a.restarted(t, reg)
+			r, err := l.NewWatch(auditlog.VerifyOptions{}).Check(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.OK || r.Break == nil || r.Break.Problem != auditlog.ProblemCheckpointOrder || r.Break.Seq != 20 {
+				t.Fatalf("the restarted auditor's check: %s; want %s at seq 20", r, auditlog.ProblemCheckpointOrder)
+			}
+			if n, err := testutil.GatherAndCount(reg, "annals_auditor_checkpoint_failures_total"); err != nil || n != 1 {
+				t.Fatalf("checkpoint failures exported %d times (%v)", n, err)
+			}
+			if err := testutil.GatherAndCompare(reg, strings.NewReader(failuresOne), "annals_auditor_checkpoint_failures_total"); err != nil {
+				t.Error(err)
+			}
+			c := l.NewCheckpointer(signer, a.file, nil)
+			if cp, err := c.Checkpoint(ctx); !errors.Is(err, auditlog.ErrUntrusted) {
+				t.Fatalf("checkpoint of the rewritten chain = %v, %v; want ErrUntrusted", cp, err)
+			}
+			if err := c.Healthy(ctx); !errors.Is(err, auditlog.ErrUntrusted) {
+				t.Errorf("Healthy = %v, want ErrUntrusted", err)
+			}
+		})
+	}
+}
+
+const failuresOne = `
+# HELP annals_auditor_checkpoint_failures_total Checks that found the audit log without its newest checkpoint (truncated, rewritten or replaced), or a checkpoint whose signature fails.
+# TYPE annals_auditor_checkpoint_failures_total counter
+annals_auditor_checkpoint_failures_total 1
+`

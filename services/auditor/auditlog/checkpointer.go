@@ -16,7 +16,8 @@ var ErrUntrusted = errors.New("the audit log does not hold its newest checkpoint
 
 // Checkpointer signs the chain's head now and then and appends each checkpoint to a file
 // outside PostgreSQL and to the log. It never signs a chain it has not seen extend its
-// newest checkpoint: it verifies the entries appended since that checkpoint (all of them the
+// newest checkpoint (read the first time from a file whose every line it checks: each
+// signature, and seqs that never go back): it verifies the entries appended since that checkpoint (all of them the
 // first time, when the file has none), and a chain that no longer holds it is refused, counted
 // and reported by Healthy until a check finds it again.
 type Checkpointer struct {
@@ -71,18 +72,14 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	c.step.Lock()
 	defer c.step.Unlock()
 	if !c.loaded && c.file != "" {
-		last, ok, err := NewestCheckpoint(c.file)
-		var bad *MalformedCheckpointError
+		last, b, err := newestTrusted(c.file, c.signer.Public())
 		switch {
-		case errors.As(err, &bad):
-			return Checkpoint{}, c.refuse(&Break{Problem: ProblemCheckpointSignature, Detail: err.Error()})
 		case err != nil:
 			return Checkpoint{}, err
-		case ok:
-			if err := c.signer.Public().Check(last); err != nil {
-				return Checkpoint{}, c.refuse(signatureBreak(last, err))
-			}
-			c.setLast(&last, false)
+		case b != nil:
+			return Checkpoint{}, c.refuse(b)
+		case last != nil:
+			c.setLast(last, false)
 			c.log.metrics.checkpointAt(last.At)
 		}
 		c.loaded = true
