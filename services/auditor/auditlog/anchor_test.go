@@ -1,9 +1,12 @@
 package auditlog_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -315,3 +318,87 @@ const failuresOne = `
 # TYPE annals_auditor_checkpoint_failures_total counter
 annals_auditor_checkpoint_failures_total 1
 `
+
+// TestCheckpointer_AnchorAnew: an absent or empty checkpoint file over a chain that already
+// has entries (a lost volume, or a file moved aside to release a refused chain) is signed as
+// a new start, but loudly: an error line naming the chain's length and a count on
+// annals_auditor_checkpoint_restarts_total. A file over an empty chain is a first start and
+// counts nothing.
+func TestCheckpointer_AnchorAnew(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		prepare func(t *testing.T, a *anchored)
+	}{
+		{"FileRemoved", func(t *testing.T, a *anchored) {
+			if err := os.Rename(a.file, a.file+".aside"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"FileEmptied", func(t *testing.T, a *anchored) {
+			if err := os.Truncate(a.file, 0); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := newAnchored(t)
+			tc.prepare(t, a)
+			reg := prometheus.NewPedanticRegistry()
+			l := a.restarted(t, reg)
+			signer, err := auditlog.LoadSigner(a.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs bytes.Buffer
+			c := l.NewCheckpointer(signer, a.file, slog.New(slog.NewJSONHandler(&logs, nil)))
+			for range 2 { // counted once, at the first checkpoint
+				if cp, err := c.Checkpoint(ctx); err != nil || cp.Seq != 40 {
+					t.Fatalf("checkpoint = %v, %v; want seq 40, anchored anew", cp, err)
+				}
+			}
+			if err := testutil.GatherAndCompare(reg, restarts("1"), "annals_auditor_checkpoint_restarts_total"); err != nil {
+				t.Error(err)
+			}
+			if !strings.Contains(logs.String(), `"level":"ERROR","msg":"audit: no checkpoint for a chain of 40 entries: anchoring anew"`) {
+				t.Errorf("log = %s; want an error naming the 40 entries", logs.String())
+			}
+		})
+	}
+
+	t.Run("FirstStart", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		dir := t.TempDir()
+		if _, err := auditlog.GenerateKey(filepath.Join(dir, "k"), filepath.Join(dir, "p")); err != nil {
+			t.Fatal(err)
+		}
+		signer, err := auditlog.LoadSigner(filepath.Join(dir, "k"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := prometheus.NewPedanticRegistry()
+		l := auditlog.New(e.role, auditlog.Options{Metrics: auditlog.NewMetrics(reg)})
+		var logs bytes.Buffer
+		if _, err := l.NewCheckpointer(signer, filepath.Join(dir, "cps"), slog.New(slog.NewJSONHandler(&logs, nil))).Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := testutil.GatherAndCompare(reg, restarts("0"), "annals_auditor_checkpoint_restarts_total"); err != nil {
+			t.Error(err)
+		}
+		if strings.Contains(logs.String(), "ERROR") {
+			t.Errorf("log of a first start = %s; want no error", logs.String())
+		}
+	})
+}
+
+// restarts is the exposition of annals_auditor_checkpoint_restarts_total at n.
+func restarts(n string) io.Reader {
+	return strings.NewReader(`
+# HELP annals_auditor_checkpoint_restarts_total Checkpoint files the auditor started anew over a chain that already had entries: the file was absent or empty (a lost volume, or moved aside to release a refused chain).
+# TYPE annals_auditor_checkpoint_restarts_total counter
+annals_auditor_checkpoint_restarts_total ` + n + `
+`)
+}
