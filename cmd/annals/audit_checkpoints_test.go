@@ -206,6 +206,24 @@ func TestAuditVerify_Checkpoints(t *testing.T) {
 		}
 	})
 
+	// An old line copied to the end of the file: each line alone is signed and held by the
+	// chain, but the file went back.
+	t.Run("OldLineReplayed", func(t *testing.T) {
+		t.Parallel()
+		c := newCheckpointed(t)
+		cps, err := auditlog.ReadCheckpoints(c.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := auditlog.AppendCheckpoint(c.file, cps[0]); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := c.verify(t)
+		if code != 1 || !strings.Contains(out, "checkpoint at line 3 of "+c.file+" fails: checkpoint_order") {
+			t.Errorf("audit verify -checkpoints with an old line replayed = %d:\n%s%s", code, out, errOut)
+		}
+	})
+
 	// The newest lines of the file removed: every line left is held by the chain, but the
 	// newest is older than the file's checkpoints ever get while the auditor signs.
 	t.Run("NewestLinesRemoved", func(t *testing.T) {
