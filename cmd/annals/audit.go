@@ -19,14 +19,17 @@ import (
 const auditUsage = `usage: annals audit <subcommand>
 
 subcommands:
-  verify [-page-size N] [-json] [-checkpoints FILE [-public-key FILE]]
+  verify [-page-size N] [-json] [-checkpoints FILE [-public-key FILE] [-max-age D]]
                                  walk the audit log's hash chain from the first entry to the last,
                                  a page at a time, and report the first broken entry (a sequence
                                  gap, a prev_hash or hash mismatch); with -checkpoints, also check
                                  every signed checkpoint of FILE (public key: -public-key, else
                                  AUDITOR_CHECKPOINT_PUBLIC_KEY_FILE): the chain must hold each
                                  one's entry with its hash; exits 1 when the chain is broken or a
-                                 checkpoint fails, naming the first one
+                                 checkpoint fails, naming the first one, and with -max-age when
+                                 the newest checkpoint is older than D (its newest lines were
+                                 removed, or the auditor stopped signing): a few times
+                                 AUDITOR_CHECKPOINT_INTERVAL, e.g. 10m
   keygen [-key FILE] [-public-key FILE]
                                  write a new Ed25519 key pair for the auditor's checkpoints (PEM,
                                  mode 0600, never over an existing file; default
@@ -56,13 +59,15 @@ func auditCmd(ctx context.Context, args []string, loadConfig func() (*config.Con
 		asJSON := fs.Bool("json", false, "print the report as JSON")
 		cps := fs.String("checkpoints", "", "file of signed checkpoints to check the chain against")
 		pub := fs.String("public-key", "", "the checkpoints' public key (PEM)")
+		maxAge := fs.Duration("max-age", 0, "fail when the newest checkpoint is older (0: never)")
 		if err := fs.Parse(rest); err != nil {
 			return fmt.Errorf("%w: audit verify: %v", errUsage, err)
 		}
-		if fs.NArg() > 0 || *pageSize < 1 || (*pub != "" && *cps == "") {
-			return fmt.Errorf("%w: audit verify takes only -page-size N (N >= 1), -json and -checkpoints FILE [-public-key FILE]\n\n%s", errUsage, auditUsage)
+		if fs.NArg() > 0 || *pageSize < 1 || ((*pub != "" || *maxAge != 0) && *cps == "") || *maxAge < 0 {
+			return fmt.Errorf("%w: audit verify takes only -page-size N (N >= 1), -json and -checkpoints FILE [-public-key FILE] [-max-age D (D > 0)]\n\n%s", errUsage, auditUsage)
 		}
-		return auditVerify(ctx, loadConfig, verifyArgs{pageSize: *pageSize, asJSON: *asJSON, checkpoints: *cps, publicKey: *pub}, stdout)
+		return auditVerify(ctx, loadConfig, verifyArgs{pageSize: *pageSize, asJSON: *asJSON, checkpoints: *cps, publicKey: *pub,
+			maxAge: *maxAge}, stdout)
 	case "keygen":
 		fs := flag.NewFlagSet("annals audit keygen", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
@@ -99,6 +104,7 @@ type verifyArgs struct {
 	pageSize               int
 	asJSON                 bool
 	checkpoints, publicKey string
+	maxAge                 time.Duration // 0: any age
 }
 
 // auditVerify verifies the chain, and the checkpoints when asked, and prints the report. It
@@ -153,8 +159,9 @@ func auditVerify(ctx context.Context, loadConfig func() (*config.Config, error),
 			return err
 		}
 		newest := cps[len(cps)-1]
+		age := time.Since(newest.At)
 		out.Checkpoints = &checkpointsOutput{File: a.checkpoints, Count: len(cps), Newest: newest,
-			AgeSeconds: time.Since(newest.At).Seconds(), FirstFailure: b}
+			AgeSeconds: age.Seconds(), MaxAgeSeconds: a.maxAge.Seconds(), Stale: a.maxAge > 0 && age > a.maxAge, FirstFailure: b}
 		if b != nil {
 			out.Checkpoints.FailedLine = i + 1
 		}
@@ -175,8 +182,15 @@ func auditVerify(ctx context.Context, loadConfig func() (*config.Config, error),
 	if !r.OK {
 		return fmt.Errorf("%w at seq %d (%s)", errChainBroken, r.Break.Seq, r.Break.Problem)
 	}
+	if c := out.Checkpoints; c != nil && c.Stale {
+		return fmt.Errorf("%w than %s: seq %d at %s", errCheckpointStale, a.maxAge, c.Newest.Seq, c.Newest.At.Format(time.RFC3339))
+	}
 	return nil
 }
+
+// errCheckpointStale is the error of a verification whose newest checkpoint is older than
+// -max-age: the file's newest lines were removed, or the auditor stopped signing.
+var errCheckpointStale = errors.New("the newest checkpoint of the audit log is older")
 
 // errCheckpointFailed is the error of a verification that found a checkpoint the chain does
 // not hold, or one that is not signed by the key.
@@ -190,12 +204,15 @@ type verifyOutput struct {
 
 // checkpointsOutput is the outcome of checking a checkpoint file.
 type checkpointsOutput struct {
-	File         string              `json:"file"`
-	Count        int                 `json:"count"`
-	Newest       auditlog.Checkpoint `json:"newest"`
-	AgeSeconds   float64             `json:"newest_age_seconds"`
-	FailedLine   int                 `json:"failed_line,omitempty"`
-	FirstFailure *auditlog.Break     `json:"first_failure,omitempty"`
+	File       string              `json:"file"`
+	Count      int                 `json:"count"`
+	Newest     auditlog.Checkpoint `json:"newest"`
+	AgeSeconds float64             `json:"newest_age_seconds"`
+	// MaxAgeSeconds is -max-age (0: none); Stale is true when the newest is older.
+	MaxAgeSeconds float64         `json:"max_age_seconds,omitempty"`
+	Stale         bool            `json:"stale,omitempty"`
+	FailedLine    int             `json:"failed_line,omitempty"`
+	FirstFailure  *auditlog.Break `json:"first_failure,omitempty"`
 }
 
 func printCheckpoints(w io.Writer, c *checkpointsOutput) {
@@ -213,6 +230,10 @@ func printCheckpoints(w io.Writer, c *checkpointsOutput) {
 		fmt.Fprintf(w, "the chain holds all %d checkpoints of %s\n", c.Count, c.File)
 	}
 	fmt.Fprintf(w, "newest checkpoint: seq %d at %s (age %s)\n", c.Newest.Seq, c.Newest.At.Format(time.RFC3339), age)
+	if c.Stale {
+		maxAge := time.Duration(c.MaxAgeSeconds * float64(time.Second))
+		fmt.Fprintf(w, "  older than -max-age %s: the file's newest lines were removed, or the auditor stopped signing\n", maxAge)
+	}
 }
 
 func printReport(w io.Writer, r auditlog.Report) {

@@ -206,10 +206,61 @@ func TestAuditVerify_Checkpoints(t *testing.T) {
 		}
 	})
 
+	// An old line copied to the end of the file: each line alone is signed and held by the
+	// chain, but the file went back.
+	t.Run("OldLineReplayed", func(t *testing.T) {
+		t.Parallel()
+		c := newCheckpointed(t)
+		cps, err := auditlog.ReadCheckpoints(c.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := auditlog.AppendCheckpoint(c.file, cps[0]); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := c.verify(t)
+		if code != 1 || !strings.Contains(out, "checkpoint at line 3 of "+c.file+" fails: checkpoint_order") {
+			t.Errorf("audit verify -checkpoints with an old line replayed = %d:\n%s%s", code, out, errOut)
+		}
+	})
+
+	// The newest lines of the file removed: every line left is held by the chain, but the
+	// newest is older than the file's checkpoints ever get while the auditor signs.
+	t.Run("NewestLinesRemoved", func(t *testing.T) {
+		t.Parallel()
+		c := newCheckpointed(t)
+		signer, err := auditlog.LoadSigner(c.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cps, err := auditlog.ReadCheckpoints(c.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What is left of a file whose lines after the first were removed two hours on.
+		old := filepath.Join(t.TempDir(), "checkpoints")
+		if err := auditlog.AppendCheckpoint(old, signer.Sign(cps[0].Seq, cps[0].Hash, time.Now().Add(-2*time.Hour))); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"audit", "verify", "-checkpoints", old, "-public-key", c.pub}
+		code, out, errOut := runCLI(t, c.env, append(args, "-max-age", "5m")...)
+		if code != 1 || !strings.Contains(out, "older than -max-age 5m0s") ||
+			!strings.Contains(errOut, "the newest checkpoint of the audit log is older than 5m0s") {
+			t.Errorf("audit verify -max-age 5m of a 2-hour-old checkpoint = %d, want 1:\n%s%s", code, out, errOut)
+		}
+		if code, out, errOut := runCLI(t, c.env, append(args, "-max-age", "3h")...); code != 0 {
+			t.Errorf("audit verify -max-age 3h of a 2-hour-old checkpoint = %d, want 0:\n%s%s", code, out, errOut)
+		}
+		if code, out, errOut := c.verify(t, "-max-age", "5m"); code != 0 {
+			t.Errorf("audit verify -max-age 5m of fresh checkpoints = %d, want 0:\n%s%s", code, out, errOut)
+		}
+	})
+
 	t.Run("Usage", func(t *testing.T) {
 		t.Parallel()
 		env := map[string]string{}
-		for _, args := range [][]string{{"audit", "verify", "-public-key", "k"}, {"audit", "keygen", "extra"}} {
+		for _, args := range [][]string{{"audit", "verify", "-public-key", "k"}, {"audit", "keygen", "extra"},
+			{"audit", "verify", "-max-age", "1h"}, {"audit", "verify", "-checkpoints", "f", "-max-age", "-1h"}} {
 			if code, _, errOut := runCLI(t, env, args...); code != 2 || !strings.Contains(errOut, "usage") {
 				t.Errorf("annals %v = %d, want 2 and the usage:\n%s", args, code, errOut)
 			}

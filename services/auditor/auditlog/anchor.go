@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -19,12 +20,18 @@ const (
 	// ProblemCheckpointSignature: a checkpoint's signature does not verify with the public
 	// key (a forged or changed checkpoint), or its file cannot be read as checkpoints.
 	ProblemCheckpointSignature Problem = "checkpoint_signature"
+	// ProblemCheckpointOrder: a checkpoint of the file has a lower seq than one before it, or
+	// the seq of one before it with another hash. The file only grows, and the chain with it:
+	// an old line was copied to its end (to pass off a chain rewritten after it), or two
+	// chains were signed.
+	ProblemCheckpointOrder Problem = "checkpoint_order"
 )
 
 // IsCheckpointProblem reports whether p is one of the checkpoint problems: the chain may be
 // intact on its own, but it is not the chain the checkpoints vouch for.
 func IsCheckpointProblem(p Problem) bool {
-	return p == ProblemCheckpointMissing || p == ProblemCheckpointMismatch || p == ProblemCheckpointSignature
+	return p == ProblemCheckpointMissing || p == ProblemCheckpointMismatch || p == ProblemCheckpointSignature ||
+		p == ProblemCheckpointOrder
 }
 
 // Anchor is where a Log finds the newest checkpoint to check its chain against: a file of
@@ -38,15 +45,14 @@ type Anchor struct {
 }
 
 // CheckCheckpoints checks cps, in order, against the chain as it is stored: each must carry a
-// valid signature of key, and the chain must hold an entry at its seq with its hash. It
+// valid signature of key, none may go back on one before it (orderBreak), and the chain must
+// hold an entry at its seq with its hash. It
 // returns the index in cps of the first checkpoint that fails and why, or -1 and nil. Run it
 // with a Verify of the whole chain: an intact chain that holds a checkpoint's hash at its seq
 // is, entry for entry up to there, the chain that was signed.
 func (l *Log) CheckCheckpoints(ctx context.Context, key *PublicKey, cps []Checkpoint) (int, *Break, error) {
-	for i, c := range cps {
-		if err := key.Check(c); err != nil {
-			return i, signatureBreak(c, err), nil
-		}
+	if i, b := checkFile(key, cps); b != nil {
+		return i, b, nil
 	}
 	const chunk = 5000
 	for from := 0; from < len(cps); from += chunk {
@@ -71,6 +77,60 @@ func (l *Log) CheckCheckpoints(ctx context.Context, key *PublicKey, cps []Checkp
 func signatureBreak(c Checkpoint, err error) *Break {
 	return &Break{Seq: c.Seq, Problem: ProblemCheckpointSignature, Expected: "a signature of the checkpoint key", Found: c.KeyID,
 		Detail: fmt.Sprintf("%s: %v", c, err)}
+}
+
+// checkFile checks the checkpoints of a file, in file order, without the chain: each must
+// carry a valid signature of key and none may go back on the one before it. It returns the
+// index of the first that fails and why, or -1 and nil.
+func checkFile(key *PublicKey, cps []Checkpoint) (int, *Break) {
+	for i, c := range cps {
+		if err := key.Check(c); err != nil {
+			return i, signatureBreak(c, err)
+		}
+		if i > 0 {
+			if b := orderBreak(cps[i-1], c); b != nil {
+				return i, b
+			}
+		}
+	}
+	return -1, nil
+}
+
+// orderBreak checks checkpoint c against prev, the one on the line before it: the chain only
+// grows, so c's seq is not lower, and at an equal seq its hash is the same.
+func orderBreak(prev, c Checkpoint) *Break {
+	switch {
+	case c.Seq < prev.Seq:
+		return &Break{Seq: c.Seq, Problem: ProblemCheckpointOrder, Expected: fmt.Sprintf("a seq of at least %d", prev.Seq),
+			Found:  fmt.Sprint(c.Seq),
+			Detail: fmt.Sprintf("%s follows %s: an old checkpoint was copied after newer ones", c, prev)}
+	case c.Seq == prev.Seq && c.Hash != prev.Hash:
+		return &Break{Seq: c.Seq, Problem: ProblemCheckpointOrder, Expected: prev.Hash.String(), Found: c.Hash.String(),
+			Detail: fmt.Sprintf("%s follows %s: two chains were signed at one seq", c, prev)}
+	}
+	return nil
+}
+
+// newestTrusted reads every checkpoint of file and checks them with checkFile. It returns the
+// newest (nil when the file is absent or empty), or the Break of the first that fails or of a
+// line that is not a checkpoint; any other error is reading the file's.
+func newestTrusted(file string, key *PublicKey) (*Checkpoint, *Break, error) {
+	cps, err := ReadCheckpoints(file)
+	var bad *MalformedCheckpointError
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, nil, nil
+	case errors.As(err, &bad):
+		return nil, &Break{Problem: ProblemCheckpointSignature, Detail: err.Error()}, nil
+	case err != nil:
+		return nil, nil, err
+	case len(cps) == 0:
+		return nil, nil, nil
+	}
+	if _, b := checkFile(key, cps); b != nil {
+		return nil, b, nil
+	}
+	return &cps[len(cps)-1], nil, nil
 }
 
 // checkpointBreak checks c against the stored hashes of its seq (hashes) and the newest seq
@@ -130,34 +190,32 @@ func (l *Log) hashesAt(ctx context.Context, seqs []int64) (map[int64]Hash, int64
 	return out, last, nil
 }
 
-// checkAnchor checks the newest checkpoint of the log's anchor against the chain and sets
-// r.Checkpoint to it; a failing one makes r broken there. No anchor, or no checkpoint yet,
-// leaves r as it is.
+// checkAnchor checks the checkpoints of the log's anchor (newestTrusted) and the newest
+// against the chain, and sets r.Checkpoint to it; a failing one makes r broken there. No
+// anchor, or no checkpoint yet, leaves r as it is.
 func (l *Log) checkAnchor(ctx context.Context, r *Report) error {
 	if l.anchor == nil {
 		return nil
 	}
-	c, ok, err := NewestCheckpoint(l.anchor.File)
-	var bad *MalformedCheckpointError
+	c, b, err := newestTrusted(l.anchor.File, l.anchor.Key)
 	switch {
-	case errors.As(err, &bad):
-		r.OK, r.Break = false, &Break{Seq: r.LastSeq, Problem: ProblemCheckpointSignature, Detail: err.Error()}
-		return nil
 	case err != nil:
 		return fmt.Errorf("verify: %w", err)
-	case !ok:
+	case b != nil:
+		if b.Problem == ProblemCheckpointSignature && b.Seq == 0 {
+			b.Seq = r.LastSeq
+		}
+		r.OK, r.Break = false, b
+		return nil
+	case c == nil:
 		return nil
 	}
-	r.Checkpoint = &c
-	if err := l.anchor.Key.Check(c); err != nil {
-		r.OK, r.Break = false, signatureBreak(c, err)
-		return nil
-	}
+	r.Checkpoint = c
 	hashes, last, err := l.hashesAt(ctx, []int64{c.Seq})
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	if b := checkpointBreak(c, hashes, last); b != nil {
+	if b := checkpointBreak(*c, hashes, last); b != nil {
 		r.OK, r.Break = false, b
 	}
 	return nil

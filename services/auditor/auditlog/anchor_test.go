@@ -1,13 +1,18 @@
 package auditlog_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -240,4 +245,160 @@ func TestLoadSigner_Files(t *testing.T) {
 	if _, err := auditlog.LoadSigner(pub); err == nil || !strings.Contains(err.Error(), "PRIVATE KEY") {
 		t.Errorf("LoadSigner(a public key) = %v", err)
 	}
+}
+
+// TestAnchor_FileOrder: a checkpoint file only grows, so its seqs never go backwards and two
+// checkpoints of one seq carry one hash. A restarted auditor refuses a file that breaks
+// either, although its last line alone is validly signed and held by the chain.
+func TestAnchor_FileOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		// rewrite is the first entry the chain is rewritten (and rehashed) from.
+		rewrite int64
+		// line is the line appended then, given the file's checkpoints, the rewritten chain
+		// and the signer.
+		line func(cps []auditlog.Checkpoint, chain []auditlog.Entry, s *auditlog.Signer) auditlog.Checkpoint
+	}{
+		// An old line copied to the end: the chain rewritten after it still holds it.
+		{"OldLineReplayed", 25, func(cps []auditlog.Checkpoint, _ []auditlog.Entry, _ *auditlog.Signer) auditlog.Checkpoint {
+			return cps[0]
+		}},
+		// A signature of the rewritten chain at seq 20 (as an auditor that lost its file gives).
+		{"EqualSeqOtherHash", 15, func(cps []auditlog.Checkpoint, chain []auditlog.Entry, s *auditlog.Signer) auditlog.Checkpoint {
+			return s.Sign(20, chain[19].Hash, cps[1].At.Add(time.Second))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := newAnchored(t)
+			signer, err := auditlog.LoadSigner(a.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cps, err := auditlog.ReadCheckpoints(a.file)
+			if err != nil || len(cps) != 2 {
+				t.Fatalf("checkpoints = %v, %v", cps, err)
+			}
+			a.tamper(t, fmt.Sprintf(`update annals_audit_log set data = '{"name":"Mallory"}' where seq = %d`, tc.rewrite))
+			a.rebuild(t, tc.rewrite)
+			if err := auditlog.AppendCheckpoint(a.file, tc.line(cps, a.all(t), signer)); err != nil {
+				t.Fatal(err)
+			}
+
+			reg := prometheus.NewPedanticRegistry()
+			l := a.restarted(t, reg)
+			r, err := l.NewWatch(auditlog.VerifyOptions{}).Check(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.OK || r.Break == nil || r.Break.Problem != auditlog.ProblemCheckpointOrder || r.Break.Seq != 20 {
+				t.Fatalf("the restarted auditor's check: %s; want %s at seq 20", r, auditlog.ProblemCheckpointOrder)
+			}
+			if n, err := testutil.GatherAndCount(reg, "annals_auditor_checkpoint_failures_total"); err != nil || n != 1 {
+				t.Fatalf("checkpoint failures exported %d times (%v)", n, err)
+			}
+			if err := testutil.GatherAndCompare(reg, strings.NewReader(failuresOne), "annals_auditor_checkpoint_failures_total"); err != nil {
+				t.Error(err)
+			}
+			c := l.NewCheckpointer(signer, a.file, nil)
+			if cp, err := c.Checkpoint(ctx); !errors.Is(err, auditlog.ErrUntrusted) {
+				t.Fatalf("checkpoint of the rewritten chain = %v, %v; want ErrUntrusted", cp, err)
+			}
+			if err := c.Healthy(ctx); !errors.Is(err, auditlog.ErrUntrusted) {
+				t.Errorf("Healthy = %v, want ErrUntrusted", err)
+			}
+		})
+	}
+}
+
+const failuresOne = `
+# HELP annals_auditor_checkpoint_failures_total Checks that found the audit log without its newest checkpoint (truncated, rewritten or replaced), or a checkpoint whose signature fails.
+# TYPE annals_auditor_checkpoint_failures_total counter
+annals_auditor_checkpoint_failures_total 1
+`
+
+// TestCheckpointer_AnchorAnew: an absent or empty checkpoint file over a chain that already
+// has entries (a lost volume, or a file moved aside to release a refused chain) is signed as
+// a new start, but loudly: an error line naming the chain's length and a count on
+// annals_auditor_checkpoint_restarts_total. A file over an empty chain is a first start and
+// counts nothing.
+func TestCheckpointer_AnchorAnew(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		prepare func(t *testing.T, a *anchored)
+	}{
+		{"FileRemoved", func(t *testing.T, a *anchored) {
+			if err := os.Rename(a.file, a.file+".aside"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"FileEmptied", func(t *testing.T, a *anchored) {
+			if err := os.Truncate(a.file, 0); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := newAnchored(t)
+			tc.prepare(t, a)
+			reg := prometheus.NewPedanticRegistry()
+			l := a.restarted(t, reg)
+			signer, err := auditlog.LoadSigner(a.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs bytes.Buffer
+			c := l.NewCheckpointer(signer, a.file, slog.New(slog.NewJSONHandler(&logs, nil)))
+			for range 2 { // counted once, at the first checkpoint
+				if cp, err := c.Checkpoint(ctx); err != nil || cp.Seq != 40 {
+					t.Fatalf("checkpoint = %v, %v; want seq 40, anchored anew", cp, err)
+				}
+			}
+			if err := testutil.GatherAndCompare(reg, restarts("1"), "annals_auditor_checkpoint_restarts_total"); err != nil {
+				t.Error(err)
+			}
+			if !strings.Contains(logs.String(), `"level":"ERROR","msg":"audit: no checkpoint for a chain of 40 entries: anchoring anew"`) {
+				t.Errorf("log = %s; want an error naming the 40 entries", logs.String())
+			}
+		})
+	}
+
+	t.Run("FirstStart", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		dir := t.TempDir()
+		if _, err := auditlog.GenerateKey(filepath.Join(dir, "k"), filepath.Join(dir, "p")); err != nil {
+			t.Fatal(err)
+		}
+		signer, err := auditlog.LoadSigner(filepath.Join(dir, "k"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := prometheus.NewPedanticRegistry()
+		l := auditlog.New(e.role, auditlog.Options{Metrics: auditlog.NewMetrics(reg)})
+		var logs bytes.Buffer
+		if _, err := l.NewCheckpointer(signer, filepath.Join(dir, "cps"), slog.New(slog.NewJSONHandler(&logs, nil))).Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := testutil.GatherAndCompare(reg, restarts("0"), "annals_auditor_checkpoint_restarts_total"); err != nil {
+			t.Error(err)
+		}
+		if strings.Contains(logs.String(), "ERROR") {
+			t.Errorf("log of a first start = %s; want no error", logs.String())
+		}
+	})
+}
+
+// restarts is the exposition of annals_auditor_checkpoint_restarts_total at n.
+func restarts(n string) io.Reader {
+	return strings.NewReader(`
+# HELP annals_auditor_checkpoint_restarts_total Checkpoint files the auditor started anew over a chain that already had entries: the file was absent or empty (a lost volume, or moved aside to release a refused chain).
+# TYPE annals_auditor_checkpoint_restarts_total counter
+annals_auditor_checkpoint_restarts_total ` + n + `
+`)
 }

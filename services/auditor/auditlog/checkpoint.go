@@ -274,7 +274,9 @@ const tailSize = 64 << 10
 
 // NewestCheckpoint reads the last line of the checkpoint file path, without reading the
 // whole file. ok is false when the file is absent or empty; a last line that is not a
-// checkpoint is a *MalformedCheckpointError. It does not check the signature.
+// checkpoint is a *MalformedCheckpointError. It does not check the signature, nor that the
+// lines before it lead up to it: the auditor trusts no last line alone, but reads every line
+// (a copy of an old line appended to the file is a last line too).
 func NewestCheckpoint(path string) (c Checkpoint, ok bool, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {

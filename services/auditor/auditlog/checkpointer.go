@@ -16,9 +16,12 @@ var ErrUntrusted = errors.New("the audit log does not hold its newest checkpoint
 
 // Checkpointer signs the chain's head now and then and appends each checkpoint to a file
 // outside PostgreSQL and to the log. It never signs a chain it has not seen extend its
-// newest checkpoint: it verifies the entries appended since that checkpoint (all of them the
+// newest checkpoint (read the first time from a file whose every line it checks: each
+// signature, and seqs that never go back): it verifies the entries appended since that checkpoint (all of them the
 // first time, when the file has none), and a chain that no longer holds it is refused, counted
-// and reported by Healthy until a check finds it again.
+// and reported by Healthy until a check finds it again. A file that is absent or empty over a
+// chain that has entries is started anew, with an error line and a count on
+// annals_auditor_checkpoint_restarts_total.
 type Checkpointer struct {
 	log    *Log
 	signer *Signer
@@ -28,6 +31,7 @@ type Checkpointer struct {
 
 	step   sync.Mutex // one Checkpoint at a time
 	loaded bool       // under step
+	anew   bool       // under step: the file held no checkpoint when loaded
 
 	mu     sync.Mutex  // last and failed, which Healthy and due read while a step verifies
 	last   *Checkpoint // the newest checkpoint, checked; nil before the first step
@@ -71,19 +75,17 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	c.step.Lock()
 	defer c.step.Unlock()
 	if !c.loaded && c.file != "" {
-		last, ok, err := NewestCheckpoint(c.file)
-		var bad *MalformedCheckpointError
+		last, b, err := newestTrusted(c.file, c.signer.Public())
 		switch {
-		case errors.As(err, &bad):
-			return Checkpoint{}, c.refuse(&Break{Problem: ProblemCheckpointSignature, Detail: err.Error()})
 		case err != nil:
 			return Checkpoint{}, err
-		case ok:
-			if err := c.signer.Public().Check(last); err != nil {
-				return Checkpoint{}, c.refuse(signatureBreak(last, err))
-			}
-			c.setLast(&last, false)
+		case b != nil:
+			return Checkpoint{}, c.refuse(b)
+		case last != nil:
+			c.setLast(last, false)
 			c.log.metrics.checkpointAt(last.At)
+		default:
+			c.anew = true
 		}
 		c.loaded = true
 	}
@@ -101,6 +103,16 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	if c.file != "" {
 		if err := AppendCheckpoint(c.file, cp); err != nil {
 			return Checkpoint{}, err
+		}
+	}
+	if c.anew {
+		c.anew = false
+		if cp.Seq > 0 {
+			// A lost volume, or the file moved aside to release a refused chain: either way
+			// an operator must know that what came before is vouched for by nothing here.
+			c.log.metrics.checkpointRestarted()
+			c.logger.ErrorContext(ctx, fmt.Sprintf("audit: no checkpoint for a chain of %d entries: anchoring anew", cp.Seq),
+				"file", c.file, "seq", cp.Seq, "hash", cp.Hash.String())
 		}
 	}
 	c.setLast(&cp, true)

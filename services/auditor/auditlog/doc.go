@@ -34,9 +34,11 @@
 // appended since the newest checkpoint, signs the head (seq, hash, time, key id) with an
 // Ed25519 private key, appends it to a file as one line of JSON (synced) and logs it. It never
 // signs a chain that does not hold the newest checkpoint. Anyone with the public key checks a
-// chain against the checkpoints (CheckCheckpoints); a Log with an Anchor checks every Verify
-// against the newest one, so that an auditor restarted on a truncated, rewritten or replaced
-// table reports it broken instead of intact.
+// chain against the checkpoints (CheckCheckpoints); a Log with an Anchor checks every line of
+// its file (signatures, and seqs that never go back) and every Verify against the newest one,
+// so that an auditor restarted on a truncated, rewritten or replaced table reports it broken
+// instead of intact. A file absent or empty over a chain with entries is started anew, but
+// counted and logged as an error: a lost file vouches for nothing.
 //
 // # Exactly once
 //

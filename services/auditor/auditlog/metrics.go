@@ -15,6 +15,7 @@ type Metrics struct {
 	verify   *verifyCollector
 
 	checkpointFailures prometheus.Counter
+	checkpointRestarts prometheus.Counter
 	checkpointEnabled  prometheus.Gauge
 	checkpoint         *checkpointCollector
 }
@@ -97,6 +98,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "annals_auditor_checkpoint_failures_total",
 			Help: "Checks that found the audit log without its newest checkpoint (truncated, rewritten or replaced), or a checkpoint whose signature fails.",
 		}),
+		checkpointRestarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "annals_auditor_checkpoint_restarts_total",
+			Help: "Checkpoint files the auditor started anew over a chain that already had entries: the file was absent or empty (a lost volume, or moved aside to release a refused chain).",
+		}),
 		checkpointEnabled: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "annals_auditor_checkpoints_enabled",
 			Help: "1 when the auditor signs checkpoints of the audit log (a key is configured), 0 otherwise.",
@@ -104,7 +109,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		checkpoint: &checkpointCollector{now: time.Now},
 	}
 	if reg != nil {
-		reg.MustRegister(m.appended, m.skipped, m.verify, m.checkpointFailures, m.checkpointEnabled, m.checkpoint)
+		reg.MustRegister(m.appended, m.skipped, m.verify, m.checkpointFailures, m.checkpointRestarts, m.checkpointEnabled, m.checkpoint)
 	}
 	return m
 }
@@ -138,6 +143,8 @@ func (m *Metrics) verified(r Report) {
 }
 
 func (m *Metrics) checkpointFailed() { m.checkpointFailures.Inc() }
+
+func (m *Metrics) checkpointRestarted() { m.checkpointRestarts.Inc() }
 
 // checkpointAt records the time of the newest checkpoint written or checked.
 func (m *Metrics) checkpointAt(at time.Time) {
