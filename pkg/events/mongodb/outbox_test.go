@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -332,6 +333,46 @@ func TestOutbox_Lead(t *testing.T) {
 	}
 	if c.Lost() {
 		t.Error("the new session lost its lease")
+	}
+}
+
+// TestOutbox_Lead_SlowRenewal: a renewal that lands within the margin of the lease's expiry
+// as it was before loses the session instead of extending the lease, because another relay
+// may have read the term as expired and taken the next one meanwhile.
+func TestOutbox_Lead_SlowRenewal(t *testing.T) {
+	_, db := newStore(t, mongodb.Options{})
+	const ttl, margin = time.Second, time.Second / 5
+	o := mongodb.NewOutbox(db, mongodb.Options{LeaseTTL: ttl})
+	base := time.Now()
+	var offset atomic.Int64 // nanoseconds past base on the outbox's clock
+	var turns atomic.Int32
+	turned := make(chan struct{})
+	mongodb.SetClock(o, func() time.Time { return base.Add(time.Duration(offset.Load())) }, func(step string) {
+		if turns.Load() > 0 {
+			return
+		}
+		switch step {
+		case "tick": // the renewal starts a margin after the lease was taken...
+			offset.Store(int64(margin))
+		case "updated": // ...and lands just inside the margin of the old expiry.
+			offset.Store(int64(ttl - margin + time.Millisecond))
+		case "turn":
+			turns.Add(1)
+			close(turned)
+		}
+	})
+	s, err := o.Lead(t.Context(), 7, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	select {
+	case <-turned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the lease was not renewed within 10s")
+	}
+	if !s.Lost() {
+		t.Error("the session trusts a lease whose renewal landed within the margin of its old expiry")
 	}
 }
 

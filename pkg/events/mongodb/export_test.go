@@ -1,0 +1,11 @@
+package mongodb
+
+import "time"
+
+// SetClock makes o read the time from now and call hook at each step of a lease renewal:
+// "tick" before it starts, "updated" once the lease document's update returned, "turn" once
+// the renewal decided. Call it before o's first Lead.
+func SetClock(o *Outbox, now func() time.Time, hook func(step string)) {
+	o.now = now
+	o.hook = hook
+}
