@@ -99,8 +99,8 @@ type leaseDoc struct {
 func leaseID(key, term int64) string { return fmt.Sprintf("%d/%d", key, term) }
 
 // Lead waits, trying every poll, until the caller wins the lease of key, and returns the
-// session that holds it, renewing it until the session is closed or ctx ends. It returns
-// ctx's error when ctx ends first.
+// session that holds it, renewing it until the session is closed or lost. It returns ctx's
+// error when ctx ends first: ctx bounds the wait, not the session.
 //
 // The lease is a sequence of terms, one document each: a relay takes the next term when the
 // latest has expired (or there is none) by inserting its document, and the unique _id lets
@@ -152,7 +152,7 @@ func (o *Outbox) tryLead(ctx context.Context, key int64, owner string) (*session
 	}
 	// The terms before the one before are no one's any more.
 	_, _ = o.leases.DeleteMany(ctx, bson.D{{Key: "key", Value: key}, {Key: "term", Value: bson.D{{Key: "$lt", Value: next - 1}}}})
-	rctx, cancel := context.WithCancel(ctx)
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &session{o: o, id: leaseID(key, next), key: key, term: next, owner: owner, until: until, stop: cancel, done: make(chan struct{})}
 	go s.renew(rctx)
 	return s, nil
@@ -212,7 +212,8 @@ var (
 // round trips are not exact. It is also how often the lease is renewed.
 func (s *session) margin() time.Duration { return s.o.ttl / 5 }
 
-// renew extends the lease every margin while it is still valid, until ctx ends. A renewal
+// renew extends the lease every margin while it is still valid, until ctx ends (Close ends
+// it; Lead's context does not). A renewal
 // that fails is tried again at the next turn; once the lease is within margin of expiring, or
 // a later term exists, the session is lost.
 func (s *session) renew(ctx context.Context) {

@@ -269,8 +269,7 @@ func TestOutbox_Relay(t *testing.T) {
 }
 
 // TestOutbox_Lead: one session leads at a time; a closed session hands the lease over at
-// once; a session whose relay vanished without closing it (its context cancelled, so nobody
-// renews it) loses the lease when it expires, settles nothing after, and another relay takes
+// once; a session whose relay vanished without closing it (nobody renews it) loses the lease when it expires, settles nothing after, and another relay takes
 // over.
 func TestOutbox_Lead(t *testing.T) {
 	_, db := newStore(t, mongodb.Options{})
@@ -304,14 +303,13 @@ func TestOutbox_Lead(t *testing.T) {
 		t.Fatalf("a closed session did not hand its lease over at once: %v", err)
 	}
 
-	// b's relay vanishes: its context ends, nobody closes it.
-	vctx, vanish := context.WithCancel(ctx)
+	// b's relay vanishes: its renewals stop, nobody closes it.
 	b.Close()
-	b, err = o.Lead(vctx, 7, 10*time.Millisecond)
+	b, err = o.Lead(ctx, 7, 10*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	vanish()
+	mongodb.Vanish(b)
 	started := time.Now()
 	c, err := o.Lead(ctx, 7, 10*time.Millisecond)
 	if err != nil {
@@ -373,6 +371,43 @@ func TestOutbox_Lead_SlowRenewal(t *testing.T) {
 	}
 	if !s.Lost() {
 		t.Error("the session trusts a lease whose renewal landed within the margin of its old expiry")
+	}
+}
+
+// TestOutbox_Lead_BoundedContext: the context given to Lead bounds the wait for the lease,
+// not the session: the session goes on renewing its lease after that context ends, until it
+// is closed.
+func TestOutbox_Lead_BoundedContext(t *testing.T) {
+	_, db := newStore(t, mongodb.Options{})
+	const ttl = 500 * time.Millisecond
+	o := mongodb.NewOutbox(db, mongodb.Options{LeaseTTL: ttl})
+	turned := make(chan struct{}, 64)
+	mongodb.SetClock(o, time.Now, func(step string) {
+		if step == "turn" {
+			select {
+			case turned <- struct{}{}:
+			default:
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	s, err := o.Lead(ctx, 7, 10*time.Millisecond)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Renewals every fifth of the time to live: 10 of them outlast the lease taken twice.
+	timeout := time.After(10 * time.Second)
+	for i := range 10 {
+		select {
+		case <-turned:
+		case <-timeout:
+			t.Fatalf("%d renewals in 10s after Lead's context ended, want 10", i)
+		}
+	}
+	if s.Lost() {
+		t.Error("the session lost its lease after Lead's context ended")
 	}
 }
 
