@@ -3,7 +3,7 @@
 // contract suite of pkg/events (eventstest.TestStore), so code written against events.Store
 // behaves as it does on the PostgreSQL store. It records idempotency keys with their appends
 // (events.IdempotencyStore), and its Outbox (relay.Outbox) lets pkg/relay publish every append
-// to Kafka. No service reads EVENT_STORE_TYPE=mongodb yet.
+// to Kafka. The services run on it when EVENT_STORE_TYPE=mongodb.
 //
 // It must never use a multi-document transaction (FerretDB has none, and a store that needs
 // one would need a replica set), never import pgx, Kafka or anything of internal/ or
