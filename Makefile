@@ -35,7 +35,7 @@ test-short:
 	$(GO) test -short -count=1 ./...
 
 ## test-faults: the relay under SIGKILL and a broker restart, the consumers under SIGKILL, the notifier
-## under a broker SIGKILL, ANNALS_FAULT_ROUNDS rounds each (default 5)
+## under a broker SIGKILL, ANNALS_FAULT_ROUNDS rounds each (default 5); the MongoDB relay contract at full size
 test-faults:
 	@scripts/test-faults.sh
 

@@ -12,7 +12,8 @@
 # with SIGKILL under the writer and the notifier and started again (every email arrives,
 # nothing is dead-lettered, no stream is blocked); a second notifier joining its group while the first sends
 # slowly (no email twice); `annals relay` killed with SIGKILL on the Redis and the MongoDB
-# event stores (EVENT_STORE_TYPE).
+# event stores (EVENT_STORE_TYPE); the relay's contract on the MongoDB store at full size
+# (ANNALS_MONGODB_FULL_CONTRACT=1: make test runs its long parts with fewer streams).
 # ANNALS_FAULT_ROUNDS sets the rounds per test that repeats (default here 5).
 set -euo pipefail
 
@@ -36,3 +37,6 @@ $GO test -tags stack -count=1 -run 'TestRelay_|_SIGKILL|TestTrust_|TestNotifier_
 
 echo "== rebalances of the notifier's group under a slow mail server, $ANNALS_FAULT_ROUNDS rounds"
 $GO test -count="$ANNALS_FAULT_ROUNDS" -run 'TestNotifier_RebalanceUnderSlowMail' -timeout 30m -v ./services/notifier/notify
+
+echo "== the relay's contract on the MongoDB store (FerretDB), at full size"
+ANNALS_MONGODB_FULL_CONTRACT=1 $GO test -race -count=1 -run 'TestOutbox_Contract' -timeout 30m -v ./pkg/events/mongodb

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/annals-dev/annals/internal/benchkit"
 	"github.com/annals-dev/annals/internal/load"
@@ -298,5 +299,34 @@ func TestParseRedisBenchmark(t *testing.T) {
 	}
 	if _, err := parseRedisBenchmark([]byte(`"test","rps"`+"\n"), 1); err == nil {
 		t.Error("a header without a row parsed")
+	}
+}
+
+// TestRedisBenchmarkArgs: redis-benchmark reaches the server of the URL, over TLS when the URL
+// says rediss://, with the server name of the URL and without verifying the certificate only
+// when the URL asks so.
+func TestRedisBenchmarkArgs(t *testing.T) {
+	for _, tc := range []struct {
+		name, url string
+		want      string
+	}{
+		{"Plain", "redis://u@cache:6380/2", "env -h cache -p 6380 --dbnum 2 -c 4 -n 100 --csv --user u XADD k * data"},
+		{"DefaultPort", "redis://cache", "env -h cache -p 6379 --dbnum 0 -c 4 -n 100 --csv XADD k * data"},
+		{"TLS", "rediss://cache.example:6390/1", "env -h cache.example -p 6390 --dbnum 1 -c 4 -n 100 --csv --tls --sni cache.example XADD k * data"},
+		{"TLSSkipVerify", "rediss://10.0.0.7:6390?skip_verify=true", "env -h 10.0.0.7 -p 6390 --dbnum 0 -c 4 -n 100 --csv --tls --sni 10.0.0.7 --insecure XADD k * data"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opt, err := goredis.ParseURL(tc.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			args := redisBenchmarkArgs([]string{"env"}, opt, "k", 4, 100)
+			if last := args[len(args)-1]; last != benchkit.AppendPayload {
+				t.Errorf("last argument %q, want the event-sized value", last)
+			}
+			if got := strings.Join(args[:len(args)-1], " "); got != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
 	}
 }

@@ -174,16 +174,7 @@ func RedisBenchmark(ctx context.Context, cmd []string, opt *goredis.Options, key
 	if len(cmd) == 0 {
 		return StoreBaseline{}, errors.New("bench: redis-benchmark not found (Debian's redis-tools ships it; scripts/stack.sh install redis unpacks it)")
 	}
-	host, port, ok := strings.Cut(opt.Addr, ":")
-	if !ok {
-		port = "6379"
-	}
-	args := append(slices.Clone(cmd[1:]), "-h", host, "-p", port, "--dbnum", strconv.Itoa(opt.DB),
-		"-c", strconv.Itoa(clients), "-n", strconv.Itoa(n), "--csv", "XADD", key, "*", "data", benchkit.AppendPayload)
-	if opt.Username != "" {
-		args = append(args, "--user", opt.Username)
-	}
-	c := exec.CommandContext(ctx, cmd[0], args...)
+	c := exec.CommandContext(ctx, cmd[0], redisBenchmarkArgs(cmd[1:], opt, key, clients, n)...)
 	if opt.Password != "" {
 		c.Env = append(c.Environ(), "REDISCLI_AUTH="+opt.Password)
 	}
@@ -196,6 +187,32 @@ func RedisBenchmark(ctx context.Context, cmd []string, opt *goredis.Options, key
 		return StoreBaseline{}, fmt.Errorf("bench: redis-benchmark: %w", err)
 	}
 	return parseRedisBenchmark(out, clients)
+}
+
+// redisBenchmarkArgs is the arguments of redis-benchmark, after lead (the leading arguments
+// of its command), for RedisBenchmark: TLS when opt has a TLSConfig (a rediss:// URL). The
+// password is not among them: it goes in the environment.
+func redisBenchmarkArgs(lead []string, opt *goredis.Options, key string, clients, n int) []string {
+	host, port, ok := strings.Cut(opt.Addr, ":")
+	if !ok {
+		port = "6379"
+	}
+	args := append(slices.Clone(lead), "-h", host, "-p", port, "--dbnum", strconv.Itoa(opt.DB),
+		"-c", strconv.Itoa(clients), "-n", strconv.Itoa(n), "--csv")
+	if opt.Username != "" {
+		args = append(args, "--user", opt.Username)
+	}
+	// A rediss:// URL: TLS, verified against the system's roots as go-redis does.
+	if tc := opt.TLSConfig; tc != nil {
+		args = append(args, "--tls")
+		if tc.ServerName != "" {
+			args = append(args, "--sni", tc.ServerName)
+		}
+		if tc.InsecureSkipVerify {
+			args = append(args, "--insecure")
+		}
+	}
+	return append(args, "XADD", key, "*", "data", benchkit.AppendPayload)
 }
 
 // parseRedisBenchmark reads redis-benchmark's --csv output: a header and one row per test,

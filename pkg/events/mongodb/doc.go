@@ -3,7 +3,7 @@
 // contract suite of pkg/events (eventstest.TestStore), so code written against events.Store
 // behaves as it does on the PostgreSQL store. It records idempotency keys with their appends
 // (events.IdempotencyStore), and its Outbox (relay.Outbox) lets pkg/relay publish every append
-// to Kafka. No service reads EVENT_STORE_TYPE=mongodb yet.
+// to Kafka. The services run on it when EVENT_STORE_TYPE=mongodb.
 //
 // It must never use a multi-document transaction (FerretDB has none, and a store that needs
 // one would need a replica set), never import pgx, Kafka or anything of internal/ or
@@ -160,7 +160,9 @@
 // loses its connection stops renewing, and another takes over when its term expires.
 //
 // The fence: a session trusts its lease only until a fifth of the time to live before the
-// expiry it last wrote. After that, or once a renewal finds a later term, Lost reports true
+// expiry it last wrote. A renewal that lands later than that does not extend the lease: another
+// relay may have read the term as expired and started the next one after the renewal looked
+// for later terms. After that, or once a renewal finds a later term, Lost reports true
 // and Pending and Settle refuse with ErrLeaseLost, so a relay that lost its lease settles
 // nothing more, and the relay elects itself again. The check precedes each write rather than
 // being part of it (FerretDB has no atomic compare-and-set to make it so), so the fence holds

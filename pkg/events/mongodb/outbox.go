@@ -27,6 +27,9 @@ type Outbox struct {
 	appends *mongo.Collection
 	holds   *mongo.Collection
 	leases  *mongo.Collection
+
+	now  func() time.Time  // the relays' clock: time.Now but in tests
+	hook func(step string) // nil but in tests: called at each step of a lease renewal
 }
 
 // Names of the outbox's own collections.
@@ -59,6 +62,7 @@ func NewOutbox(db *mongo.Database, opts Options) *Outbox {
 		appends: db.Collection(collAppends, co),
 		holds:   db.Collection(collHolds, co),
 		leases:  db.Collection(collLeases, co),
+		now:     time.Now,
 	}
 }
 
@@ -95,8 +99,8 @@ type leaseDoc struct {
 func leaseID(key, term int64) string { return fmt.Sprintf("%d/%d", key, term) }
 
 // Lead waits, trying every poll, until the caller wins the lease of key, and returns the
-// session that holds it, renewing it until the session is closed or ctx ends. It returns
-// ctx's error when ctx ends first.
+// session that holds it, renewing it until the session is closed or lost. It returns ctx's
+// error when ctx ends first: ctx bounds the wait, not the session.
 //
 // The lease is a sequence of terms, one document each: a relay takes the next term when the
 // latest has expired (or there is none) by inserting its document, and the unique _id lets
@@ -133,12 +137,12 @@ func (o *Outbox) tryLead(ctx context.Context, key int64, owner string) (*session
 	case errors.Is(err, mongo.ErrNoDocuments):
 	case err != nil:
 		return nil, fmt.Errorf("outbox lease: %w", wrapCtx(ctx, err))
-	case time.Now().UnixMicro() < cur.Until:
+	case o.now().UnixMicro() < cur.Until:
 		return nil, nil
 	default:
 		next = cur.Term + 1
 	}
-	until := time.Now().Add(o.ttl).UnixMicro()
+	until := o.now().Add(o.ttl).UnixMicro()
 	_, err = o.leases.InsertOne(ctx, leaseDoc{ID: leaseID(key, next), Key: key, Term: next, Owner: owner, Until: until})
 	if isDuplicate(err) {
 		return nil, nil
@@ -148,7 +152,7 @@ func (o *Outbox) tryLead(ctx context.Context, key int64, owner string) (*session
 	}
 	// The terms before the one before are no one's any more.
 	_, _ = o.leases.DeleteMany(ctx, bson.D{{Key: "key", Value: key}, {Key: "term", Value: bson.D{{Key: "$lt", Value: next - 1}}}})
-	rctx, cancel := context.WithCancel(ctx)
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &session{o: o, id: leaseID(key, next), key: key, term: next, owner: owner, until: until, stop: cancel, done: make(chan struct{})}
 	go s.renew(rctx)
 	return s, nil
@@ -208,7 +212,8 @@ var (
 // round trips are not exact. It is also how often the lease is renewed.
 func (s *session) margin() time.Duration { return s.o.ttl / 5 }
 
-// renew extends the lease every margin while it is still valid, until ctx ends. A renewal
+// renew extends the lease every margin while it is still valid, until ctx ends (Close ends
+// it; Lead's context does not). A renewal
 // that fails is tried again at the next turn; once the lease is within margin of expiring, or
 // a later term exists, the session is lost.
 func (s *session) renew(ctx context.Context) {
@@ -221,30 +226,55 @@ func (s *session) renew(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if s.fence() != nil {
+		s.step("tick")
+		stop := s.renewOnce(ctx)
+		s.step("turn")
+		if stop {
 			return
 		}
-		until := time.Now().Add(s.o.ttl).UnixMicro()
-		res, err := s.o.leases.UpdateOne(ctx, bson.D{{Key: "_id", Value: s.id}, {Key: "owner", Value: s.owner}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: "until", Value: until}}}})
-		if err != nil {
-			continue
-		}
-		if res.MatchedCount == 0 {
-			s.lose()
-			return
-		}
-		later, err := s.o.leases.CountDocuments(ctx, bson.D{{Key: "key", Value: s.key}, {Key: "term", Value: bson.D{{Key: "$gt", Value: s.term}}}})
-		if err != nil {
-			continue
-		}
-		if later > 0 {
-			s.lose()
-			return
-		}
-		s.mu.Lock()
-		s.until = until
-		s.mu.Unlock()
+	}
+}
+
+// renewOnce is one turn of renew: it extends the lease, and reports whether the session is
+// lost. A renewal that lands within margin of the lease's expiry as it was before loses the
+// session rather than extend it: another relay may have read the term as expired and started
+// the next one after the check for later terms ran.
+func (s *session) renewOnce(ctx context.Context) (lost bool) {
+	if s.fence() != nil {
+		return true
+	}
+	s.mu.Lock()
+	before := s.until
+	s.mu.Unlock()
+	until := s.o.now().Add(s.o.ttl).UnixMicro()
+	res, err := s.o.leases.UpdateOne(ctx, bson.D{{Key: "_id", Value: s.id}, {Key: "owner", Value: s.owner}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "until", Value: until}}}})
+	s.step("updated")
+	if err != nil {
+		return false
+	}
+	if res.MatchedCount == 0 || s.o.now().Add(s.margin()).UnixMicro() >= before {
+		s.lose()
+		return true
+	}
+	later, err := s.o.leases.CountDocuments(ctx, bson.D{{Key: "key", Value: s.key}, {Key: "term", Value: bson.D{{Key: "$gt", Value: s.term}}}})
+	if err != nil {
+		return false
+	}
+	if later > 0 {
+		s.lose()
+		return true
+	}
+	s.mu.Lock()
+	s.until = until
+	s.mu.Unlock()
+	return false
+}
+
+// step calls the Outbox's test hook, if any.
+func (s *session) step(name string) {
+	if s.o.hook != nil {
+		s.o.hook(name)
 	}
 }
 
@@ -259,7 +289,7 @@ func (s *session) lose() {
 func (s *session) fence() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.lost && time.Now().Add(s.margin()).UnixMicro() < s.until {
+	if !s.lost && s.o.now().Add(s.margin()).UnixMicro() < s.until {
 		return nil
 	}
 	s.lost = true

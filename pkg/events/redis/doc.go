@@ -1,6 +1,7 @@
 // Package redis is the Redis implementation of the event store: appends under optimistic
 // concurrency, paged and temporal reads, statistics and snapshots, behind the same events.Store
-// interface as pkg/events/postgres and checked by the same contract suite (eventstest).
+// interface as pkg/events/postgres and checked by the same contract suite (eventstest). The
+// services run on it when EVENT_STORE_TYPE=redis.
 //
 // # What it guarantees
 //
@@ -70,9 +71,8 @@
 //
 // # What it does not do (yet)
 //
-// The services do not accept EVENT_STORE_TYPE=redis yet. It has no snapshot pruning and no
-// metrics. A read of all events filtered by type reads each type's index, but Since and Until
-// only narrow the range of positions.
+// It has no snapshot pruning and no metrics. A read of all events filtered by type reads each
+// type's index, but Since and Until only narrow the range of positions.
 //
 // # Idempotency keys
 //

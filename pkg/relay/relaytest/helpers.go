@@ -33,7 +33,12 @@ type env struct {
 	// lockKey is the relays' lock key; observer sessions take lockKey+1, which no relay
 	// contends for.
 	lockKey int64
+	small   bool // Harness.Small
 }
+
+// short reports whether the long subtests run with fewer events: under -short, or when the
+// harness asks for it (Harness.Small).
+func (e *env) short() bool { return e.small || testing.Short() }
 
 func newEnv(t *testing.T, h Harness) *env {
 	t.Helper()
@@ -42,7 +47,7 @@ func newEnv(t *testing.T, h Harness) *env {
 		t.Fatal(err)
 	}
 	e := &env{Subject: h.New(t), brokers: h.Brokers, prefix: "relaytest-" + hex.EncodeToString(b[:6]),
-		lockKey: int64(binary.BigEndian.Uint64(b[:]) >> 2)}
+		lockKey: int64(binary.BigEndian.Uint64(b[:]) >> 2), small: h.Small}
 	var topics []relay.Topic
 	for _, c := range categories {
 		topics = append(topics, relay.Topic{Name: kafkawire.Topic(e.prefix, c), Partitions: 3, ReplicationFactor: 1})

@@ -126,7 +126,7 @@ func checkCut(t *testing.T, recs []record, dups, limit int) {
 // the leader had sent without settling.
 func testOnePublisherAtATime(t *testing.T, e *env) {
 	n, perStream := 500, 20
-	if testing.Short() {
+	if e.short() {
 		n = 50
 	}
 	var streams []string
@@ -224,7 +224,7 @@ func (s *cutSession) Settle(ctx context.Context, settled []outbox.Settlement) er
 // nothing is lost, and only what the first one sent without settling is sent again.
 func testAbruptStop(t *testing.T, e *env) {
 	n, appends := 50, 10
-	if testing.Short() {
+	if e.short() {
 		n, appends = 20, 5
 	}
 	const per, batch = 3, 60

@@ -59,7 +59,7 @@ func (e *env) awaitDrained(t *testing.T) {
 // the outbox is empty afterwards; the store's statistics count every event once.
 func testPublishesEveryEvent(t *testing.T, e *env) {
 	streams, rounds := 40, 4
-	if testing.Short() {
+	if e.short() {
 		streams = 10
 	}
 	e.start(t, nil, relay.Config{})

@@ -72,6 +72,11 @@ type Harness struct {
 	New func(t *testing.T) Subject
 	// Brokers are the addresses of a real Kafka the subtests create their topics on.
 	Brokers []string
+	// Small runs the long subtests (PublishesEveryEvent, OnePublisherAtATime, AbruptStop,
+	// ReadByteBudget) with the fewer streams and appends they have under -short, for a store
+	// too slow to take their full size in every test run. Every check stays; fewer events go
+	// through.
+	Small bool
 }
 
 // Run runs the contract of an outbox against the stores h.New returns, each subtest on its
