@@ -359,13 +359,24 @@ func TestMiddleware_KeyRotation(t *testing.T) {
 	f.is.keys = nil // the old keys retire
 	f.is.mu.Unlock()
 	f.is.publish("rsa-2", next, jose.RS256)
-	if got := f.do(t, "GET", "/events", "Bearer "+tok); got.status != http.StatusOK {
-		t.Fatalf("after rotation: %d %s", got.status, got.body.Error.Message)
-	}
 	// go-oidc answers the requests waiting on a fetch just before it installs the fetched set
-	// in its cache, so the retired key may verify once more in between: poll, with a deadline.
-	retired := sign(t, f.rsaKey, "rsa-1", jose.RS256, good(auth.ScopeEventsRead))
+	// in its cache, and a request that finds a fetch in flight waits for its answer: the fetch
+	// the unpublished key started may still be the one in flight, with the old set. So the
+	// new key verifies, and the retired one stops verifying, within a fetch or two: poll, with
+	// a deadline.
 	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := f.do(t, "GET", "/events", "Bearer "+tok)
+		if got.status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after rotation: %d %s", got.status, got.body.Error.Message)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	retired := sign(t, f.rsaKey, "rsa-1", jose.RS256, good(auth.ScopeEventsRead))
+	deadline = time.Now().Add(10 * time.Second)
 	for {
 		got := f.do(t, "GET", "/events", "Bearer "+retired)
 		if got.status == http.StatusUnauthorized {
