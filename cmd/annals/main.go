@@ -36,10 +36,11 @@
 //	               [--group G] [--stream S] [--limit 20], redrive --group G --stream S [--dry-run]
 //	               [--wait 2m] (apply the parked events in order, then release), release --group G
 //	               --stream S [--dry-run] (release at once, the parked events left unapplied)
-//	audit          the auditor's log: verify [-page-size N] [-json] [-checkpoints FILE [-public-key FILE]]
-//	               (walk the hash chain and report the first broken entry, and check it holds every
-//	               signed checkpoint of FILE; exit 1 when broken), keygen [-key FILE] [-public-key FILE]
-//	               (a new key pair for the checkpoints) or migrate (apply its migrations and grants)
+//	audit          the auditor's log: verify [-page-size N] [-json] [-checkpoints FILE [-public-key FILE]
+//	               [-max-age D]] (walk the hash chain and report the first broken entry, and check it
+//	               holds every signed checkpoint of FILE; exit 1 when broken), keygen [-key FILE]
+//	               [-public-key FILE] (a new key pair for the checkpoints) or migrate [-member USER]
+//	               (apply its migrations and grants)
 //	probe URL      GET URL and exit 0 on a 2xx answer (container health checks)
 //	version        print the version
 //
@@ -122,9 +123,11 @@ commands:
                  events in order, then releases it); dlq release --group G --stream S
                  [--dry-run] (release at once, leaving those events unapplied); G is a group
                  or projector, notifier, auditor
-  audit          the auditor's log: audit verify [-page-size N] [-json] (walk the hash
-                 chain and report the first broken entry; exits 1 when it is broken),
-                 audit migrate (apply its migrations and grants)
+  audit          the auditor's log: audit verify [-page-size N] [-json] [-checkpoints FILE
+                 [-public-key FILE] [-max-age D]] (walk the hash chain and report the first
+                 broken entry, and check it holds every signed checkpoint of FILE; exits 1 when
+                 it is broken), audit keygen [-key FILE] [-public-key FILE] (a new key pair for
+                 the checkpoints), audit migrate [-member USER] (apply its migrations and grants)
   probe URL      GET URL and exit 0 on a 2xx answer (container health checks)
   version        print the version
 `
