@@ -515,9 +515,10 @@ func decodeCreateOrder(body []byte) (createOrderCmd, error) {
 	return c, nil
 }
 
-// decodeEmpty accepts no body or an empty JSON object, for commands without arguments.
+// decodeEmpty accepts no body or an empty JSON object, for commands without arguments. A body
+// of white space alone is no JSON value, and is refused.
 func decodeEmpty(body []byte) error {
-	if len(bytes.TrimSpace(body)) == 0 {
+	if len(body) == 0 {
 		return nil
 	}
 	var b emptyBody
