@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/annals-dev/annals/pkg/shred"
 )
 
 // The OpenAPI documents against the servers behind them: Schemathesis, a third-party fuzzer,
@@ -71,6 +73,17 @@ func TestOpenAPI_Schemathesis(t *testing.T) {
 	// event is ever published: the fuzzer's users have addresses of its choosing, and no
 	// email goes to them.
 	e := newFaultEnv(t)
+	// Users' personal data is recorded encrypted, as a deployment that can erase it runs: so
+	// the fuzzer's DELETE /v1/users/{id}/personal-data erases (or finds no user) rather than
+	// answering 409 personal_data_not_encrypted to every valid request.
+	key, err := shred.NewKeyFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.vars["PERSONAL_DATA_KEY_FILE"] = filepath.Join(t.TempDir(), "personal-data.key")
+	if err := os.WriteFile(e.vars["PERSONAL_DATA_KEY_FILE"], key, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	services := []*service{
 		startService(t, bins.writer, e, "writer", freeAddr(t)),
 		startService(t, bins.projector, e, "projector", freeAddr(t)),
