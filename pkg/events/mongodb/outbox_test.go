@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -125,27 +124,9 @@ func (k kafkaEnv) consumeUntil(t *testing.T, within time.Duration, done func([]r
 // stores in turn, and returns the events appended per stream.
 func appendMany(t *testing.T, stores []*mongodb.Store, appenders, appends int, streams []string) map[string]int64 {
 	t.Helper()
-	var mu sync.Mutex
-	want := map[string]int64{}
-	var wg sync.WaitGroup
-	for i := range appenders {
-		wg.Go(func() {
-			s := stores[i%len(stores)]
-			for j := range appends {
-				stream := streams[(i+j)%len(streams)]
-				n := 1 + (i+j)%3
-				if _, err := s.Append(context.Background(), stream, events.Any(), noted(t, n), events.AppendOptions{}); err != nil {
-					t.Errorf("appender %d: %v", i, err)
-					return
-				}
-				mu.Lock()
-				want[stream] += int64(n)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return want
+	return relaytest.AppendConcurrently(t, appenders, appends, func(i, j int) (events.Store, string, []events.Event) {
+		return stores[i%len(stores)], streams[(i+j)%len(streams)], noted(t, 1+(i+j)%3)
+	})
 }
 
 func total(want map[string]int64) int {

@@ -151,33 +151,17 @@ func checkOrder(t *testing.T, got map[string][]int64, want map[string]int64) int
 // how many events each stream got.
 func appenders(t *testing.T, s *redis.Store, writers, rounds int) map[string]int64 {
 	t.Helper()
-	var mu sync.Mutex
-	want := map[string]int64{}
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := range rounds {
-				stream := fmt.Sprintf("order-%d", (w+i)%6)
-				if i%3 == 0 {
-					stream = fmt.Sprintf("user-%d", (w+i)%4)
-				}
-				n := 1 + (w+i)%3
-				evs := make([]events.Event, n)
-				for j := range evs {
-					evs[j] = events.Event{Type: "Something", Data: fmt.Appendf(nil, `{"w":%d,"i":%d}`, w, i)}
-				}
-				if _, err := s.Append(context.Background(), stream, events.Any(), evs, events.AppendOptions{}); err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				want[stream] += int64(n)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return want
+	return relaytest.AppendConcurrently(t, writers, rounds, func(w, i int) (events.Store, string, []events.Event) {
+		stream := fmt.Sprintf("order-%d", (w+i)%6)
+		if i%3 == 0 {
+			stream = fmt.Sprintf("user-%d", (w+i)%4)
+		}
+		evs := make([]events.Event, 1+(w+i)%3)
+		for j := range evs {
+			evs[j] = events.Event{Type: "Something", Data: fmt.Appendf(nil, `{"w":%d,"i":%d}`, w, i)}
+		}
+		return s, stream, evs
+	})
 }
 
 func (e *relayEnv) waitEmpty(t *testing.T) {

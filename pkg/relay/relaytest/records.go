@@ -14,6 +14,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/relay"
 )
@@ -66,6 +67,33 @@ func Start(tb testing.TB, o relay.Outbox, enc relay.Encoder, cfg relay.Config) (
 	}
 	tb.Cleanup(stop)
 	return r, stop
+}
+
+// AppendConcurrently runs appenders goroutines at once, appender a making rounds appends: its
+// i-th appends the events of next(a, i) to the stream next names, on the store next names.
+// It returns the number of events appended to each stream; an append that fails fails the
+// test and ends its appender.
+func AppendConcurrently(tb testing.TB, appenders, rounds int, next func(a, i int) (s events.Store, stream string, evs []events.Event)) map[string]int64 {
+	tb.Helper()
+	var mu sync.Mutex
+	want := map[string]int64{}
+	var wg sync.WaitGroup
+	for a := range appenders {
+		wg.Go(func() {
+			for i := range rounds {
+				s, stream, evs := next(a, i)
+				if _, err := s.Append(context.Background(), stream, events.Any(), evs, events.AppendOptions{}); err != nil {
+					tb.Errorf("appender %d: %v", a, err)
+					return
+				}
+				mu.Lock()
+				want[stream] += int64(len(evs))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return want
 }
 
 // Published reads every record of topics up to their current ends, each partition's in order
