@@ -130,6 +130,44 @@ func SchemaPool(tb testing.TB) (*pgxpool.Pool, string) {
 	return pool, schema
 }
 
+// SchemaRow is one row of a table of a schema, in PostgreSQL's text form of a row.
+type SchemaRow struct {
+	Table string
+	Text  string
+}
+
+// SchemaRows returns every row of every table of the current schema of pool (that of
+// SchemaPool), table by table: what a test searches to learn whether a value was written
+// anywhere.
+func SchemaRows(tb testing.TB, pool *pgxpool.Pool) []SchemaRow {
+	tb.Helper()
+	ctx := context.Background()
+	rows, err := pool.Query(ctx, `select table_name from information_schema.tables
+		where table_schema = current_schema() and table_type = 'BASE TABLE'`)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out []SchemaRow
+	for _, table := range tables {
+		rows, err := pool.Query(ctx, `select t::text from `+pgx.Identifier{table}.Sanitize()+` t`)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, text := range texts {
+			out = append(out, SchemaRow{Table: table, Text: text})
+		}
+	}
+	return out
+}
+
 // SchemaURL is PostgresURL with schema as the search_path of its connections: the
 // DATABASE_URL of a program that is to use the schema of SchemaPool (pgx sends a URL parameter
 // it does not know to the server as a run-time parameter).

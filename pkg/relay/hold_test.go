@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,56 +17,14 @@ import (
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/relay"
+	"github.com/annals-dev/annals/pkg/relay/relaytest"
 )
 
 // published reads every record of the env's topics up to their current ends, and returns each
 // stream's versions in the order they arrived.
 func (e *env) published(t *testing.T) map[string][]int64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	client := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 10 * time.Second}
-	topics := []string{kafkawire.Topic(e.prefix, "user"), kafkawire.Topic(e.prefix, "order")}
-	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string][]int64{}
-	for _, topic := range meta.Topics {
-		for _, p := range topic.Partitions {
-			for offset := int64(0); ; {
-				res, err := client.Fetch(ctx, &kafka.FetchRequest{Topic: topic.Name, Partition: p.ID, Offset: offset, MaxBytes: 4 << 20})
-				if err != nil {
-					t.Fatalf("fetch %s[%d]@%d: %v", topic.Name, p.ID, offset, err)
-				}
-				if res.Error != nil {
-					t.Fatalf("fetch %s[%d]@%d: %v", topic.Name, p.ID, offset, res.Error)
-				}
-				for {
-					rec, err := res.Records.ReadRecord()
-					if errors.Is(err, io.EOF) {
-						break
-					}
-					if err != nil {
-						t.Fatal(err)
-					}
-					key, _ := io.ReadAll(rec.Key)
-					var version int64
-					for _, h := range rec.Headers {
-						if h.Key == kafkawire.HeaderStreamVersion {
-							fmt.Sscan(string(h.Value), &version)
-						}
-					}
-					got[string(key)] = append(got[string(key)], version)
-					offset = rec.Offset + 1
-				}
-				if offset >= res.HighWatermark {
-					break
-				}
-			}
-		}
-	}
-	return got
+	return relaytest.ByStream(relaytest.Published(t, e.brokers, e.topics()...))
 }
 
 // waitOutbox waits until done holds for the outbox's rows per stream.

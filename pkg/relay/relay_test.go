@@ -22,6 +22,7 @@ import (
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/relay"
+	"github.com/annals-dev/annals/pkg/relay/relaytest"
 )
 
 // The checks every outbox passes through the relay (every event published once and in order,
@@ -62,7 +63,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() {
 		client := &kafka.Client{Addr: kafka.TCP(e.brokers...)}
-		client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{kafkawire.Topic(e.prefix, "user"), kafkawire.Topic(e.prefix, "order")}})
+		client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: e.topics()})
 	})
 	return e
 }
@@ -77,20 +78,7 @@ func (e *env) start(t *testing.T, cfg relay.Config) *relay.Relay {
 func (e *env) startWith(t *testing.T, enc relay.Encoder, cfg relay.Config) *relay.Relay {
 	t.Helper()
 	cfg.Brokers, cfg.TopicPrefix = e.brokers, e.prefix
-	r, err := relay.New(e.store.Outbox(), enc, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("relay: %v", err)
-		}
-		r.Close()
-	})
+	r, _ := relaytest.Start(t, e.store.Outbox(), enc, cfg)
 	return r
 }
 
@@ -105,63 +93,15 @@ func (e *env) append(t *testing.T, stream string, n int, typ string) {
 	}
 }
 
-type record struct {
-	stream  string
-	version int64
-	headers map[string]string
-	value   []byte
+// topics are the names of the env's topics.
+func (e *env) topics() []string {
+	return []string{kafkawire.Topic(e.prefix, "user"), kafkawire.Topic(e.prefix, "order")}
 }
 
 // consume reads every record of the env's topics until want records arrived or the deadline.
-func (e *env) consume(t *testing.T, want int, within time.Duration) []record {
+func (e *env) consume(t *testing.T, want int, within time.Duration) []relaytest.Record {
 	t.Helper()
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: e.brokers, GroupID: "test-" + testenv.UniqueName(t),
-		GroupTopics: []string{kafkawire.Topic(e.prefix, "user"), kafkawire.Topic(e.prefix, "order")},
-		StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond,
-	})
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	var out []record
-	for len(out) < want {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			t.Fatalf("after %d of %d records: %v", len(out), want, err)
-		}
-		rec := record{stream: string(m.Key), headers: map[string]string{}, value: m.Value}
-		for _, h := range m.Headers {
-			rec.headers[h.Key] = string(h.Value)
-		}
-		rec.version, _ = strconv.ParseInt(rec.headers["stream-version"], 10, 64)
-		out = append(out, rec)
-	}
-	return out
-}
-
-// checkOrder: per stream, the first time each version is seen, versions go 0, 1, 2, ... with
-// nothing missing. It returns the number of duplicates.
-func checkOrder(t *testing.T, recs []record, want map[string]int64) int {
-	t.Helper()
-	next := map[string]int64{}
-	dups := 0
-	for _, r := range recs {
-		switch {
-		case r.version == next[r.stream]:
-			next[r.stream]++
-		case r.version < next[r.stream]:
-			dups++
-		default:
-			t.Errorf("%s: version %d arrived before %d", r.stream, r.version, next[r.stream])
-			next[r.stream] = r.version + 1
-		}
-	}
-	for s, n := range want {
-		if next[s] != n {
-			t.Errorf("%s: %d events arrived, want %d", s, next[s], n)
-		}
-	}
-	return dups
+	return relaytest.Consume(t, e.brokers, e.topics(), within, func(recs []relaytest.Record) bool { return len(recs) >= want })
 }
 
 func waitOutboxEmpty(t *testing.T, pool *pgxpool.Pool) {
@@ -197,10 +137,7 @@ func TestRelay_HoldsWithReasons(t *testing.T) {
 	e.append(t, "order-ok", 2, "Something")
 	e.start(t, relay.Config{MaxRecordBytes: 4096})
 	recs := e.consume(t, 3, time.Minute)
-	got := map[string][]int64{}
-	for _, r := range recs {
-		got[r.stream] = append(got[r.stream], r.version)
-	}
+	got := relaytest.ByStream(recs)
 	if fmt.Sprint(got["order-p"]) != "[0]" || fmt.Sprint(got["order-ok"]) != "[0 1]" || len(got["order-big"]) != 0 {
 		t.Errorf("published %v; want order-p 0, order-ok 0 and 1, nothing of order-big", got)
 	}
@@ -241,7 +178,7 @@ func TestRelay_ByteBudget(t *testing.T) {
 	}
 	e.start(t, relay.Config{MaxBatchBytes: 100 << 10}) // about a third of the 3,000 events a round
 	recs := e.consume(t, streams*appends*per, time.Minute)
-	if dups := checkOrder(t, recs, want); dups != 0 {
+	if dups := relaytest.CheckOrder(t, recs, want); dups != 0 {
 		t.Errorf("%d duplicates", dups)
 	}
 	waitOutboxEmpty(t, e.pool)

@@ -74,7 +74,7 @@ func TestRelay_Tracing(t *testing.T) {
 			}
 		}
 		for _, r := range recs {
-			sc := trace.SpanContextFromContext(hops.FromHeaders(ctx, propagation.TraceContext{}, kafkaHeaders(r.headers)))
+			sc := trace.SpanContextFromContext(hops.FromHeaders(ctx, propagation.TraceContext{}, kafkaHeaders(r.Headers)))
 			if _, ok := publishSpans[sc.SpanID()]; !ok {
 				return false
 			}
@@ -82,32 +82,32 @@ func TestRelay_Tracing(t *testing.T) {
 		return true
 	})
 	for _, r := range recs {
-		at, err := time.Parse(time.RFC3339Nano, r.headers[kafkawire.HeaderPublishedAt])
+		at, err := time.Parse(time.RFC3339Nano, r.Headers[kafkawire.HeaderPublishedAt])
 		if err != nil || at.Before(sent.Add(-time.Second)) || at.After(time.Now()) {
-			t.Errorf("%s@%d: published-at %q (%v), want a time since the relay started", r.stream, r.version, r.headers[kafkawire.HeaderPublishedAt], err)
+			t.Errorf("%s@%d: published-at %q (%v), want a time since the relay started", r.Stream, r.Version, r.Headers[kafkawire.HeaderPublishedAt], err)
 		}
-		sc := trace.SpanContextFromContext(hops.FromHeaders(ctx, propagation.TraceContext{}, kafkaHeaders(r.headers)))
+		sc := trace.SpanContextFromContext(hops.FromHeaders(ctx, propagation.TraceContext{}, kafkaHeaders(r.Headers)))
 		span, ok := publishSpans[sc.SpanID()]
 		if !ok {
-			t.Errorf("%s@%d: traceparent %q is no publish span's", r.stream, r.version, r.headers[kafkawire.HeaderTraceparent])
+			t.Errorf("%s@%d: traceparent %q is no publish span's", r.Stream, r.Version, r.Headers[kafkawire.HeaderTraceparent])
 			continue
 		}
 		if want := "publish " + kafkawire.Topic(e.prefix, "user"); span.Name() != want || span.SpanKind() != trace.SpanKindProducer {
 			t.Errorf("span %q (%v), want %q, a producer", span.Name(), span.SpanKind(), want)
 		}
 		var md map[string]string
-		_ = json.Unmarshal([]byte(r.headers[kafkawire.HeaderMetadata]), &md)
-		switch r.stream {
+		_ = json.Unmarshal([]byte(r.Headers[kafkawire.HeaderMetadata]), &md)
+		switch r.Stream {
 		case "user-traced":
 			if span.Parent().SpanID() != appendSpan.SpanID() || sc.TraceID() != command.SpanContext().TraceID() {
-				t.Errorf("%s@%d: publish span under %v, want under the append's span %v in the command's trace", r.stream, r.version, span.Parent(), appendSpan)
+				t.Errorf("%s@%d: publish span under %v, want under the append's span %v in the command's trace", r.Stream, r.Version, span.Parent(), appendSpan)
 			}
 			if md[hops.MetadataTraceparent] != traceparentOf(appendSpan) {
-				t.Errorf("%s@%d: metadata %v, want the append's traceparent %s", r.stream, r.version, md, traceparentOf(appendSpan))
+				t.Errorf("%s@%d: metadata %v, want the append's traceparent %s", r.Stream, r.Version, md, traceparentOf(appendSpan))
 			}
 		case "user-plain":
 			if span.Parent().SpanID() != plainSpan.SpanID() || sc.TraceID() != plainSpan.TraceID() {
-				t.Errorf("%s: publish span under %v, want under the append's own root span %v", r.stream, span.Parent(), plainSpan)
+				t.Errorf("%s: publish span under %v, want under the append's own root span %v", r.Stream, span.Parent(), plainSpan)
 			}
 		}
 	}

@@ -51,6 +51,42 @@ func TestIdempotency(t *testing.T, newStore func(t *testing.T) events.Store) {
 	}
 }
 
+// RaceKey releases n appends together, appendOne(i) making the i-th, each carrying one and the
+// same idempotency key, and returns their results and the index of the one that won the key.
+// It fails the test unless exactly one append succeeded and every other failed with
+// events.ErrIdempotencyKeyTaken. A store's own tests use it to check what their store
+// records of the race.
+func RaceKey(tb testing.TB, n int, appendOne func(i int) (events.AppendResult, error)) (results []events.AppendResult, winner int) {
+	tb.Helper()
+	var wg sync.WaitGroup
+	results = make([]events.AppendResult, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			results[i], errs[i] = appendOne(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	winner = -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			tb.Errorf("appends %d and %d with the same key both succeeded", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, events.ErrIdempotencyKeyTaken):
+			tb.Errorf("append %d lost the key with %v, want ErrIdempotencyKeyTaken", i, err)
+		}
+	}
+	if winner < 0 {
+		tb.Fatal("no append with the key succeeded")
+	}
+	return results, winner
+}
+
 // keyed returns append options that carry key.
 func keyed(key string, status int) events.AppendOptions {
 	return events.AppendOptions{Idempotency: &events.IdempotencyKey{Key: key, RequestHash: []byte("hash of " + key), Status: status}}
@@ -137,33 +173,9 @@ func testIdempotencyTaken(t *testing.T, s events.Store, is events.IdempotencySto
 }
 
 func testIdempotencyConcurrent(t *testing.T, s events.Store, is events.IdempotencyStore) {
-	const n = 8
-	var wg sync.WaitGroup
-	results := make([]events.AppendResult, n)
-	errs := make([]error, n)
-	start := make(chan struct{})
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			results[i], errs[i] = s.Append(t.Context(), fmt.Sprintf("user-c%d", i), events.NoStream(), batch(t, 2, "UserCreated"), keyed("same", 201))
-		})
-	}
-	close(start)
-	wg.Wait()
-	winner := -1
-	for i, err := range errs {
-		switch {
-		case err == nil && winner >= 0:
-			t.Errorf("appends %d and %d with the same key both succeeded", winner, i)
-		case err == nil:
-			winner = i
-		case !errors.Is(err, events.ErrIdempotencyKeyTaken):
-			t.Errorf("append %d lost the key with %v, want ErrIdempotencyKeyTaken", i, err)
-		}
-	}
-	if winner < 0 {
-		t.Fatal("no append with the key succeeded")
-	}
+	results, winner := RaceKey(t, 8, func(i int) (events.AppendResult, error) {
+		return s.Append(t.Context(), fmt.Sprintf("user-c%d", i), events.NoStream(), batch(t, 2, "UserCreated"), keyed("same", 201))
+	})
 	won := results[winner]
 	all := readAll(t, s)
 	if len(all) != 2 || all[0].StreamID != won.StreamID || all[1].StreamID != won.StreamID {

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/events/eventstest"
 	"github.com/annals-dev/annals/pkg/events/mongodb"
 )
 
@@ -21,39 +21,14 @@ func TestStore_Append_Idempotency(t *testing.T) {
 	s, _ := newStore(t, mongodb.Options{})
 	ctx := t.Context()
 	const n = 12
-	results := make([]events.AppendResult, n)
-	errs := make([]error, n)
 	evs := make([][]events.Event, n)
 	for i := range evs {
 		evs[i] = noted(t, 2)
 	}
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			key := &events.IdempotencyKey{Key: "order-42", RequestHash: fmt.Appendf(nil, "hash-%d", i), Status: 201}
-			results[i], errs[i] = s.Append(ctx, fmt.Sprintf("note-%d", i), events.NoStream(), evs[i], events.AppendOptions{Idempotency: key})
-		})
-	}
-	close(start)
-	wg.Wait()
-	winner := -1
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			if winner >= 0 {
-				t.Fatalf("appenders %d and %d both appended with one key", winner, i)
-			}
-			winner = i
-		case errors.Is(err, events.ErrIdempotencyKeyTaken):
-		default:
-			t.Errorf("appender %d: %v", i, err)
-		}
-	}
-	if winner < 0 {
-		t.Fatal("no appender won the key")
-	}
+	results, winner := eventstest.RaceKey(t, n, func(i int) (events.AppendResult, error) {
+		key := &events.IdempotencyKey{Key: "order-42", RequestHash: fmt.Appendf(nil, "hash-%d", i), Status: 201}
+		return s.Append(ctx, fmt.Sprintf("note-%d", i), events.NoStream(), evs[i], events.AppendOptions{Idempotency: key})
+	})
 	for i := range n {
 		got, err := s.ReadStream(ctx, fmt.Sprintf("note-%d", i), 0, -1, 10)
 		if err != nil {

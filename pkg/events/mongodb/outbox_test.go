@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -59,7 +57,7 @@ func newKafkaTB(t testing.TB) kafkaEnv {
 	}
 	t.Cleanup(func() {
 		client := &kafka.Client{Addr: kafka.TCP(k.brokers...)}
-		client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topics[0].Name, topics[1].Name}})
+		client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: k.topics()})
 	})
 	return k
 }
@@ -74,42 +72,24 @@ func (k kafkaEnv) run(t testing.TB, o relay.Outbox, cfg relay.Config) (stop func
 	if cfg.RetryBackoff == 0 {
 		cfg.RetryBackoff = 50 * time.Millisecond
 	}
-	r, err := relay.New(o, jsonEncoder{}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("relay: %v", err)
-			}
-			r.Close()
-		})
-	}
-	t.Cleanup(stop)
+	_, stop = relaytest.Start(t, o, jsonEncoder{}, cfg)
 	return stop
 }
 
-type record struct {
-	stream  string
-	version int64
-	typ     string
+// topics are the names of the test's topics.
+func (k kafkaEnv) topics() []string {
+	return []string{kafkawire.Topic(k.prefix, "note"), kafkawire.Topic(k.prefix, "order")}
 }
 
 // consumeAll reads the records of the test's topics until every stream of want has arrived
 // whole (duplicates do not count) or the deadline.
-func (k kafkaEnv) consumeAll(t *testing.T, want map[string]int64, within time.Duration) []record {
+func (k kafkaEnv) consumeAll(t *testing.T, want map[string]int64, within time.Duration) []relaytest.Record {
 	t.Helper()
-	return k.consumeUntil(t, within, func(recs []record) bool {
+	return k.consumeUntil(t, within, func(recs []relaytest.Record) bool {
 		next := map[string]int64{}
 		for _, r := range recs {
-			if r.version == next[r.stream] {
-				next[r.stream]++
+			if r.Version == next[r.Stream] {
+				next[r.Stream]++
 			}
 		}
 		for s, n := range want {
@@ -122,95 +102,31 @@ func (k kafkaEnv) consumeAll(t *testing.T, want map[string]int64, within time.Du
 }
 
 // distinct counts the events among the records, each once.
-func distinct(recs []record) int {
-	seen := map[record]bool{}
+func distinct(recs []relaytest.Record) int {
+	type event struct {
+		stream  string
+		version int64
+	}
+	seen := map[event]bool{}
 	for _, r := range recs {
-		seen[record{stream: r.stream, version: r.version}] = true
+		seen[event{r.Stream, r.Version}] = true
 	}
 	return len(seen)
 }
 
 // consumeUntil reads the records of the test's topics until done says so or the deadline.
-func (k kafkaEnv) consumeUntil(t *testing.T, within time.Duration, done func([]record) bool) []record {
+func (k kafkaEnv) consumeUntil(t *testing.T, within time.Duration, done func([]relaytest.Record) bool) []relaytest.Record {
 	t.Helper()
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: k.brokers, GroupID: "test-" + testenv.UniqueName(t),
-		GroupTopics: []string{kafkawire.Topic(k.prefix, "note"), kafkawire.Topic(k.prefix, "order")},
-		StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond,
-	})
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	var out []record
-	for !done(out) {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			t.Fatalf("after %d records: %v", len(out), err)
-		}
-		rec := record{stream: string(m.Key)}
-		for _, h := range m.Headers {
-			switch h.Key {
-			case kafkawire.HeaderStreamVersion:
-				rec.version, _ = strconv.ParseInt(string(h.Value), 10, 64)
-			case kafkawire.HeaderEventType:
-				rec.typ = string(h.Value)
-			}
-		}
-		out = append(out, rec)
-	}
-	return out
-}
-
-// checkOrder: per stream, the first time each version is seen, versions go 0, 1, 2, ... with
-// nothing missing and nothing out of order. It returns the number of duplicates.
-func checkOrder(t *testing.T, recs []record, want map[string]int64) int {
-	t.Helper()
-	next := map[string]int64{}
-	dups := 0
-	for _, r := range recs {
-		switch {
-		case r.version == next[r.stream]:
-			next[r.stream]++
-		case r.version < next[r.stream]:
-			dups++
-		default:
-			t.Errorf("%s: version %d arrived before %d", r.stream, r.version, next[r.stream])
-			next[r.stream] = r.version + 1
-		}
-	}
-	for s, n := range want {
-		if next[s] != n {
-			t.Errorf("%s: %d events arrived, want %d", s, next[s], n)
-		}
-	}
-	return dups
+	return relaytest.Consume(t, k.brokers, k.topics(), within, done)
 }
 
 // appendMany runs appenders appenders of appends appends each over the streams, on the
 // stores in turn, and returns the events appended per stream.
 func appendMany(t *testing.T, stores []*mongodb.Store, appenders, appends int, streams []string) map[string]int64 {
 	t.Helper()
-	var mu sync.Mutex
-	want := map[string]int64{}
-	var wg sync.WaitGroup
-	for i := range appenders {
-		wg.Go(func() {
-			s := stores[i%len(stores)]
-			for j := range appends {
-				stream := streams[(i+j)%len(streams)]
-				n := 1 + (i+j)%3
-				if _, err := s.Append(context.Background(), stream, events.Any(), noted(t, n), events.AppendOptions{}); err != nil {
-					t.Errorf("appender %d: %v", i, err)
-					return
-				}
-				mu.Lock()
-				want[stream] += int64(n)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return want
+	return relaytest.AppendConcurrently(t, appenders, appends, func(i, j int) (events.Store, string, []events.Event) {
+		return stores[i%len(stores)], streams[(i+j)%len(streams)], noted(t, 1+(i+j)%3)
+	})
 }
 
 func total(want map[string]int64) int {
@@ -255,7 +171,7 @@ func TestOutbox_Relay(t *testing.T) {
 	streams := []string{"note-a", "note-b", "note-c", "order-1", "order-2", "order-3"}
 	want := appendMany(t, []*mongodb.Store{s, other}, 12, 8, streams)
 	recs := k.consumeAll(t, want, time.Minute)
-	if dups := checkOrder(t, recs, want); dups != 0 {
+	if dups := relaytest.CheckOrder(t, recs, want); dups != 0 {
 		t.Errorf("%d duplicates with one relay in steady state", dups)
 	}
 	waitEmpty(t, s.Outbox())
@@ -422,7 +338,7 @@ func TestOutbox_TwoRelays(t *testing.T) {
 	streams := []string{"note-a", "note-b", "order-1"}
 	want := appendMany(t, []*mongodb.Store{s}, 6, 6, streams)
 	recs := k.consumeAll(t, want, time.Minute)
-	if dups := checkOrder(t, recs, want); dups != 0 {
+	if dups := relaytest.CheckOrder(t, recs, want); dups != 0 {
 		t.Errorf("%d duplicates with two relays", dups)
 	}
 	waitEmpty(t, s.Outbox())
@@ -484,7 +400,7 @@ func TestOutbox_RelayVanishes(t *testing.T) {
 	reg2 := prometheus.NewRegistry()
 	k.run(t, mongodb.NewOutbox(db, mongodb.Options{LeaseTTL: ttl}), relay.Config{Metrics: relay.NewMetrics(reg2)})
 	recs := k.consumeAll(t, want, time.Minute)
-	dups := checkOrder(t, recs, want)
+	dups := relaytest.CheckOrder(t, recs, want)
 	waitEmpty(t, s.Outbox())
 	stopFirst()
 	if published(t, reg2) == 0 {
@@ -519,8 +435,8 @@ func TestOutbox_Hold(t *testing.T) {
 	stop := k.run(t, o, relay.Config{})
 	appendTyped("order-bad", "Noted", 1) // behind the hold, written after it
 	appendTyped("note-good", "Noted", 1)
-	recs := k.consumeUntil(t, time.Minute, func(recs []record) bool { return distinct(recs) >= 7 })
-	checkOrder(t, recs, map[string]int64{"order-bad": 2, "note-good": 5})
+	recs := k.consumeUntil(t, time.Minute, func(recs []relaytest.Record) bool { return distinct(recs) >= 7 })
+	relaytest.CheckOrder(t, recs, map[string]int64{"order-bad": 2, "note-good": 5})
 
 	holds := waitHolds(t, o, 1)
 	h := holds[0]
@@ -553,11 +469,11 @@ func TestOutbox_Hold(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEmpty(t, o)
-	recs = k.consumeUntil(t, time.Minute, func(recs []record) bool { return distinct(recs) >= 11 })
+	recs = k.consumeUntil(t, time.Minute, func(recs []relaytest.Record) bool { return distinct(recs) >= 11 })
 	seen := map[int64]bool{}
 	for _, r := range recs {
-		if r.stream == "order-bad" {
-			seen[r.version] = true
+		if r.Stream == "order-bad" {
+			seen[r.Version] = true
 		}
 	}
 	for _, v := range []int64{0, 1, 3, 4, 5, 6} {

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/events/eventstest"
 	"github.com/annals-dev/annals/pkg/events/redis"
 )
 
@@ -32,41 +32,21 @@ func TestStore_Idempotency(t *testing.T) {
 	t.Run("OneWinner", func(t *testing.T) {
 		const n = 20
 		key := &events.IdempotencyKey{Key: "k-1", RequestHash: []byte{1, 2, 3}, Status: 201}
-		results := make([]events.AppendResult, n)
-		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
+		results, winner := eventstest.RaceKey(t, n, func(i int) (events.AppendResult, error) {
+			return s.Append(ctx, fmt.Sprintf("order-%d", i), events.NoStream(),
+				[]events.Event{event(t, "OrderCreated"), event(t, "ItemAdded")}, events.AppendOptions{Idempotency: key})
+		})
 		for i := range n {
-			wg.Go(func() {
-				<-start
-				results[i], errs[i] = s.Append(ctx, fmt.Sprintf("order-%d", i), events.NoStream(),
-					[]events.Event{event(t, "OrderCreated"), event(t, "ItemAdded")}, events.AppendOptions{Idempotency: key})
-			})
-		}
-		close(start)
-		wg.Wait()
-		winner := -1
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				if winner >= 0 {
-					t.Fatalf("appenders %d and %d both recorded key k-1", winner, i)
-				}
-				winner = i
-			case errors.Is(err, events.ErrIdempotencyKeyTaken):
-				got, err := s.ReadStream(ctx, fmt.Sprintf("order-%d", i), 0, -1, 10)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(got) != 0 {
-					t.Errorf("appender %d was refused but wrote %d events", i, len(got))
-				}
-			default:
-				t.Errorf("appender %d: %v", i, err)
+			if i == winner {
+				continue
 			}
-		}
-		if winner < 0 {
-			t.Fatal("no appender recorded key k-1")
+			got, err := s.ReadStream(ctx, fmt.Sprintf("order-%d", i), 0, -1, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 0 {
+				t.Errorf("appender %d was refused but wrote %d events", i, len(got))
+			}
 		}
 		st, err := s.Stats(ctx, 0)
 		if err != nil {

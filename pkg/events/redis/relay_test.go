@@ -20,6 +20,7 @@ import (
 	"github.com/annals-dev/annals/pkg/events/redis"
 	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/relay"
+	"github.com/annals-dev/annals/pkg/relay/relaytest"
 )
 
 // encoder is a stand-in for the Avro encoder: the envelope as JSON. Events of type "Poison"
@@ -47,7 +48,7 @@ func newRelayEnv(t *testing.T, opts redis.Options) *relayEnv {
 	t.Helper()
 	s, prefix := newNamedStore(t, opts)
 	e := &relayEnv{store: s, prefix: prefix, brokers: testenv.KafkaBrokers(t), topics: "test-" + testenv.UniqueName(t), enc: &encoder{}}
-	names := []string{kafkawire.Topic(e.topics, "user"), kafkawire.Topic(e.topics, "order")}
+	names := e.topicNames()
 	topics := make([]relay.Topic, len(names))
 	for i, n := range names {
 		topics[i] = relay.Topic{Name: n, Partitions: 3, ReplicationFactor: 1}
@@ -62,30 +63,18 @@ func newRelayEnv(t *testing.T, opts redis.Options) *relayEnv {
 	return e
 }
 
+// topicNames are the names of the env's topics.
+func (e *relayEnv) topicNames() []string {
+	return []string{kafkawire.Topic(e.topics, "user"), kafkawire.Topic(e.topics, "order")}
+}
+
 // start runs a relay on the outbox until stop is called or the test ends; stop waits for it.
 func (e *relayEnv) start(t *testing.T, o *redis.Outbox) (stop func()) {
 	t.Helper()
-	r, err := relay.New(o, e.enc, relay.Config{
+	_, stop = relaytest.Start(t, o, e.enc, relay.Config{
 		Brokers: e.brokers, TopicPrefix: e.topics, LockKey: 7,
 		PollInterval: 20 * time.Millisecond, RetryBackoff: 50 * time.Millisecond,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("relay: %v", err)
-			}
-			r.Close()
-		})
-	}
-	t.Cleanup(stop)
 	return stop
 }
 
@@ -115,70 +104,10 @@ func waitFor(t *testing.T, what string, cond func() (bool, error)) {
 }
 
 // published reads every record of the env's topics up to their current ends, and returns
-// each stream's versions in the order they arrived. Partitions whose leader is still being
-// elected (topics just created) are read again.
+// each stream's versions in the order they arrived.
 func (e *relayEnv) published(t *testing.T) map[string][]int64 {
 	t.Helper()
-	var got map[string][]int64
-	waitFor(t, "read the topics", func() (bool, error) {
-		var err error
-		got, err = e.read()
-		return err == nil, nil
-	})
-	return got
-}
-
-func (e *relayEnv) read() (map[string][]int64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	client := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 10 * time.Second}
-	topics := []string{kafkawire.Topic(e.topics, "user"), kafkawire.Topic(e.topics, "order")}
-	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
-	if err != nil {
-		return nil, err
-	}
-	got := map[string][]int64{}
-	for _, topic := range meta.Topics {
-		if topic.Error != nil || len(topic.Partitions) == 0 {
-			return nil, fmt.Errorf("topic %s: %v", topic.Name, topic.Error)
-		}
-		for _, p := range topic.Partitions {
-			if p.Error != nil {
-				return nil, fmt.Errorf("%s[%d]: %w", topic.Name, p.ID, p.Error)
-			}
-			for offset := int64(0); ; {
-				res, err := client.Fetch(ctx, &kafka.FetchRequest{Topic: topic.Name, Partition: p.ID, Offset: offset, MaxBytes: 4 << 20})
-				if err == nil {
-					err = res.Error
-				}
-				if err != nil {
-					return nil, fmt.Errorf("fetch %s[%d]@%d: %w", topic.Name, p.ID, offset, err)
-				}
-				for {
-					rec, err := res.Records.ReadRecord()
-					if errors.Is(err, io.EOF) {
-						break
-					}
-					if err != nil {
-						return nil, err
-					}
-					key, _ := io.ReadAll(rec.Key)
-					var version int64
-					for _, h := range rec.Headers {
-						if h.Key == kafkawire.HeaderStreamVersion {
-							fmt.Sscan(string(h.Value), &version)
-						}
-					}
-					got[string(key)] = append(got[string(key)], version)
-					offset = rec.Offset + 1
-				}
-				if offset >= res.HighWatermark {
-					break
-				}
-			}
-		}
-	}
-	return got, nil
+	return relaytest.ByStream(relaytest.Published(t, e.brokers, e.topicNames()...))
 }
 
 // checkOrder: per stream, the first time each version arrives, versions go 0, 1, 2, ... up to
@@ -222,33 +151,17 @@ func checkOrder(t *testing.T, got map[string][]int64, want map[string]int64) int
 // how many events each stream got.
 func appenders(t *testing.T, s *redis.Store, writers, rounds int) map[string]int64 {
 	t.Helper()
-	var mu sync.Mutex
-	want := map[string]int64{}
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := range rounds {
-				stream := fmt.Sprintf("order-%d", (w+i)%6)
-				if i%3 == 0 {
-					stream = fmt.Sprintf("user-%d", (w+i)%4)
-				}
-				n := 1 + (w+i)%3
-				evs := make([]events.Event, n)
-				for j := range evs {
-					evs[j] = events.Event{Type: "Something", Data: fmt.Appendf(nil, `{"w":%d,"i":%d}`, w, i)}
-				}
-				if _, err := s.Append(context.Background(), stream, events.Any(), evs, events.AppendOptions{}); err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				want[stream] += int64(n)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return want
+	return relaytest.AppendConcurrently(t, writers, rounds, func(w, i int) (events.Store, string, []events.Event) {
+		stream := fmt.Sprintf("order-%d", (w+i)%6)
+		if i%3 == 0 {
+			stream = fmt.Sprintf("user-%d", (w+i)%4)
+		}
+		evs := make([]events.Event, 1+(w+i)%3)
+		for j := range evs {
+			evs[j] = events.Event{Type: "Something", Data: fmt.Appendf(nil, `{"w":%d,"i":%d}`, w, i)}
+		}
+		return s, stream, evs
+	})
 }
 
 func (e *relayEnv) waitEmpty(t *testing.T) {

@@ -90,7 +90,7 @@ func testReadByteBudget(t *testing.T, e *env) {
 	e.awaitRecords(t, total(want))
 	e.awaitDrained(t)
 	r.stop(t)
-	if dups := checkOrder(t, e.published(t), want); dups != 0 {
+	if dups := checkOrderAll(t, e.published(t), want); dups != 0 {
 		t.Errorf("%d duplicates", dups)
 	}
 	spy.mu.Lock()

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -164,87 +163,17 @@ func (e *env) appendEvents(t *testing.T, stream string, evs ...events.Event) {
 	}
 }
 
-// record is a record the relay published.
-type record struct {
-	stream  string
-	version int64
-	headers map[string]string
-	value   []byte
-}
-
 // published reads every record of the env's topics up to their current ends, each
 // partition's in order (so each stream's in the order published).
-func (e *env) published(t *testing.T) []record {
+func (e *env) published(t *testing.T) []Record {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	client := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 10 * time.Second}
-	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: e.topics()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []record
-	for _, topic := range meta.Topics {
-		for _, p := range topic.Partitions {
-			for offset := int64(0); ; {
-				res, err := client.Fetch(ctx, &kafka.FetchRequest{Topic: topic.Name, Partition: p.ID, Offset: offset, MaxBytes: 8 << 20})
-				if err == nil {
-					err = res.Error
-				}
-				if temporary(err) && ctx.Err() == nil {
-					// A new topic's partitions have no leader yet, or the metadata moved on.
-					time.Sleep(50 * time.Millisecond)
-					continue
-				}
-				if err != nil {
-					t.Fatalf("fetch %s[%d]@%d: %v", topic.Name, p.ID, offset, err)
-				}
-				for {
-					rec, err := res.Records.ReadRecord()
-					if errors.Is(err, io.EOF) {
-						break
-					}
-					if err != nil {
-						t.Fatal(err)
-					}
-					key, _ := io.ReadAll(rec.Key)
-					value, _ := io.ReadAll(rec.Value)
-					r := record{stream: string(key), headers: map[string]string{}, value: value}
-					for _, h := range rec.Headers {
-						r.headers[h.Key] = string(h.Value)
-					}
-					r.version, _ = strconv.ParseInt(r.headers[kafkawire.HeaderStreamVersion], 10, 64)
-					out = append(out, r)
-					offset = rec.Offset + 1
-				}
-				if offset >= res.HighWatermark {
-					break
-				}
-			}
-		}
-	}
-	return out
-}
-
-// temporary reports whether err is a broker's error that goes away by trying again.
-func temporary(err error) bool {
-	var ke kafka.Error
-	return errors.As(err, &ke) && ke.Temporary()
-}
-
-// byStream returns each stream's published versions in the order published.
-func byStream(recs []record) map[string][]int64 {
-	out := map[string][]int64{}
-	for _, r := range recs {
-		out[r.stream] = append(out[r.stream], r.version)
-	}
-	return out
+	return Published(t, e.brokers, e.topics()...)
 }
 
 // awaitRecords waits until at least n records are published, and returns them.
-func (e *env) awaitRecords(t *testing.T, n int) []record {
+func (e *env) awaitRecords(t *testing.T, n int) []Record {
 	t.Helper()
-	var recs []record
+	var recs []Record
 	waitFor(t, fmt.Sprintf("%d records", n), func() bool {
 		recs = e.published(t)
 		return len(recs) >= n
@@ -252,29 +181,10 @@ func (e *env) awaitRecords(t *testing.T, n int) []record {
 	return recs
 }
 
-// checkOrder: per stream, the first time each version is seen, versions go 0, 1, 2, ... with
-// nothing missing, and each stream has the number of events of want (streams not in want
-// none). It returns the number of duplicates.
-func checkOrder(t *testing.T, recs []record, want map[string]int64) int {
+// checkOrderAll is CheckOrder, and streams not in want must have no events.
+func checkOrderAll(t *testing.T, recs []Record, want map[string]int64) int {
 	t.Helper()
-	next := map[string]int64{}
-	dups := 0
-	for _, r := range recs {
-		switch {
-		case r.version == next[r.stream]:
-			next[r.stream]++
-		case r.version < next[r.stream]:
-			dups++
-		default:
-			t.Errorf("%s: version %d arrived before %d", r.stream, r.version, next[r.stream])
-			next[r.stream] = r.version + 1
-		}
-	}
-	for s, n := range want {
-		if next[s] != n {
-			t.Errorf("%s: %d events arrived, want %d", s, next[s], n)
-		}
-	}
+	next, dups := checkOrder(t, recs, want)
 	for s, n := range next {
 		if _, ok := want[s]; !ok {
 			t.Errorf("%s: %d events arrived, want none", s, n)

@@ -100,7 +100,7 @@ func testHeldStream(t *testing.T, e *env) {
 	e.start(t, enc, relay.Config{Metrics: relay.NewMetrics(reg), StatsInterval: 50 * time.Millisecond})
 	e.awaitHolds(t, "order-p@1..1 (order, 2 waiting): no schema for event type Poison; order-q@0..0 (order, 2 waiting): no schema for event type Poison")
 	e.awaitRecords(t, total(want)+1)
-	got := byStream(e.published(t))
+	got := ByStream(e.published(t))
 	if fmt.Sprint(got["order-p"]) != "[0]" || len(got["order-q"]) != 0 {
 		t.Fatalf("published order-p %v and order-q %v; want order-p [0] and nothing of order-q: an append that cannot be published holds the appends after it",
 			got["order-p"], got["order-q"])
@@ -156,8 +156,8 @@ func testHeldStream(t *testing.T, e *env) {
 	if err != nil || h.StreamID != "order-p" || h.FirstVersion != 1 {
 		t.Fatalf("retry order-p = %+v, %v", h, err)
 	}
-	waitFor(t, "order-p published", func() bool { return len(byStream(e.published(t))["order-p"]) >= 4 })
-	if got := byStream(e.published(t))["order-p"]; fmt.Sprint(got) != "[0 1 2 3]" {
+	waitFor(t, "order-p published", func() bool { return len(ByStream(e.published(t))["order-p"]) >= 4 })
+	if got := ByStream(e.published(t))["order-p"]; fmt.Sprint(got) != "[0 1 2 3]" {
 		t.Errorf("order-p published %v after the retry, want [0 1 2 3]", got)
 	}
 
@@ -165,9 +165,9 @@ func testHeldStream(t *testing.T, e *env) {
 	if h, err := e.Operator.Skip(ctx, "order-q", 0, "ops@example.com", "written by mistake"); err != nil || h.Reason != "no schema for event type Poison" {
 		t.Fatalf("skip order-q = %+v, %v", h, err)
 	}
-	waitFor(t, "order-q's append behind the skipped one published", func() bool { return len(byStream(e.published(t))["order-q"]) >= 1 })
+	waitFor(t, "order-q's append behind the skipped one published", func() bool { return len(ByStream(e.published(t))["order-q"]) >= 1 })
 	e.awaitDrained(t)
-	if got := byStream(e.published(t))["order-q"]; fmt.Sprint(got) != "[1]" {
+	if got := ByStream(e.published(t))["order-q"]; fmt.Sprint(got) != "[1]" {
 		t.Errorf("order-q published %v after the skip, want [1]", got)
 	}
 	if e.Skipped != nil {
@@ -192,7 +192,7 @@ func testHeldStream(t *testing.T, e *env) {
 		t.Errorf("stats count %d events, want 21 (every appended event once, the skipped one included)", st.TotalEvents)
 	}
 	want["order-p"], want["order-q"] = 4, 1
-	for s, vs := range byStream(e.published(t)) {
+	for s, vs := range ByStream(e.published(t)) {
 		if int64(len(vs)) != want[s] {
 			t.Errorf("%s: published %v, want %d events once each", s, vs, want[s])
 		}
@@ -208,15 +208,15 @@ func testHoldsWholeAppend(t *testing.T, e *env) {
 	e.append(t, "order-y", 1, "Something")
 	e.start(t, &gatedEncoder{}, relay.Config{})
 	recs := e.awaitRecords(t, 1)
-	if recs[0].stream != "order-y" {
-		t.Errorf("first record = %s@%d, want order-y@0", recs[0].stream, recs[0].version)
+	if recs[0].Stream != "order-y" {
+		t.Errorf("first record = %s@%d, want order-y@0", recs[0].Stream, recs[0].Version)
 	}
 	e.awaitHolds(t, "order-x@0..1 (order, 2 waiting): no schema for event type Poison")
 	waitFor(t, "order-x's two appends held", func() bool {
 		b := e.backlog(t)
 		return b.Appends == 2 && b.HeldAppends == 2
 	})
-	if got := byStream(e.published(t)); len(got["order-x"]) != 0 || fmt.Sprint(got["order-y"]) != "[0]" {
+	if got := ByStream(e.published(t)); len(got["order-x"]) != 0 || fmt.Sprint(got["order-y"]) != "[0]" {
 		t.Errorf("published %v, want order-y [0] and nothing of order-x", got)
 	}
 }
@@ -254,7 +254,7 @@ func testHoldsInALargeRound(t *testing.T, e *env) {
 		b := e.backlog(t)
 		return b.Appends == waiting && b.HeldAppends == waiting && b.HeldStreams == int64(len(poisoned))
 	})
-	seen := byStream(e.published(t))
+	seen := ByStream(e.published(t))
 	for s := range streams {
 		stream := fmt.Sprintf("order-%02d", s)
 		var want []int64

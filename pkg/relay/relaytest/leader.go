@@ -100,10 +100,10 @@ func (e *env) appendConcurrently(t *testing.T, streams []string, perStream int, 
 
 // checkCut: a cut (a relay stopped, another taking over) repeats at most what the stopped
 // relay had sent without settling: each stream steps back at most once, and at most limit
-// events are repeated in all (dups, as checkOrder counted them).
-func checkCut(t *testing.T, recs []record, dups, limit int) {
+// events are repeated in all (dups, as checkOrderAll counted them).
+func checkCut(t *testing.T, recs []Record, dups, limit int) {
 	t.Helper()
-	for s, vs := range byStream(recs) {
+	for s, vs := range ByStream(recs) {
 		back := 0
 		for i := 1; i < len(vs); i++ {
 			if vs[i] <= vs[i-1] {
@@ -144,7 +144,7 @@ func testOnePublisherAtATime(t *testing.T, e *env) {
 	}
 	e.awaitRecords(t, total(want))
 	e.awaitDrained(t)
-	if dups := checkOrder(t, e.published(t), want); dups != 0 {
+	if dups := checkOrderAll(t, e.published(t), want); dups != 0 {
 		t.Errorf("%d duplicates with two relays", dups)
 	}
 
@@ -179,7 +179,7 @@ func testOnePublisherAtATime(t *testing.T, e *env) {
 	e.awaitRecords(t, total(want))
 	e.awaitDrained(t)
 	recs := e.published(t)
-	checkCut(t, recs, checkOrder(t, recs, want), batch+5)
+	checkCut(t, recs, checkOrderAll(t, recs, want), batch+5)
 	if h := other.Health(); h.State != relay.Publishing {
 		t.Errorf("the relay that took over is %s (%s), want publishing", h.State, h.Error)
 	}
@@ -263,13 +263,13 @@ func testAbruptStop(t *testing.T, e *env) {
 			e.start(t, nil, cfg)
 			e.awaitRecords(t, before+total(want))
 			e.awaitDrained(t)
-			var recs []record
+			var recs []Record
 			for _, r := range e.published(t) {
-				if _, ok := want[r.stream]; ok {
+				if _, ok := want[r.Stream]; ok {
 					recs = append(recs, r)
 				}
 			}
-			checkCut(t, recs, checkOrder(t, recs, want), batch+per)
+			checkCut(t, recs, checkOrderAll(t, recs, want), batch+per)
 		})
 	}
 }

@@ -97,7 +97,7 @@ func testPublishesEveryEvent(t *testing.T, e *env) {
 	e.awaitRecords(t, total(want))
 	e.awaitDrained(t)
 	recs := e.published(t)
-	if dups := checkOrder(t, recs, want); dups != 0 {
+	if dups := checkOrderAll(t, recs, want); dups != 0 {
 		t.Errorf("%d duplicates with one relay in steady state", dups)
 	}
 
@@ -110,11 +110,11 @@ func testPublishesEveryEvent(t *testing.T, e *env) {
 		stored[s] = envs
 	}
 	for _, r := range recs {
-		envs := stored[r.stream]
-		if r.version < 0 || r.version >= int64(len(envs)) {
-			continue // checkOrder said so
+		envs := stored[r.Stream]
+		if r.Version < 0 || r.Version >= int64(len(envs)) {
+			continue // checkOrderAll said so
 		}
-		ev := envs[r.version]
+		ev := envs[r.Version]
 		want := map[string]string{
 			kafkawire.HeaderEventID: ev.EventID.String(), kafkawire.HeaderEventType: "Something",
 			kafkawire.HeaderGlobalPosition: strconv.FormatInt(ev.GlobalPosition, 10),
@@ -124,8 +124,8 @@ func testPublishesEveryEvent(t *testing.T, e *env) {
 			kafkawire.HeaderMetadata: `{"user_agent":"test"}`,
 		}
 		for k, v := range want {
-			if r.headers[k] != v {
-				t.Errorf("%s@%d: header %s = %q, want %q", r.stream, r.version, k, r.headers[k], v)
+			if r.Headers[k] != v {
+				t.Errorf("%s@%d: header %s = %q, want %q", r.Stream, r.Version, k, r.Headers[k], v)
 			}
 		}
 		if t.Failed() {

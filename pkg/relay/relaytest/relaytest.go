@@ -19,6 +19,10 @@
 //
 // Each subtest creates its own topics (a prefix of its own) and deletes them when it ends.
 //
+// A store's own tests of its outbox, beside Run, can use the suite's helpers: Start runs a
+// relay on an outbox, AppendConcurrently appends from many goroutines at once, Published and
+// Consume read back the records the relay published, and ByStream and CheckOrder check them.
+//
 // It imports pkg/relay, pkg/events, pkg/events/outbox, pkg/kafkawire, kafka-go and the
 // Prometheus client only, and must never import a store implementation or a test environment,
 // so that anyone can run it against their own outbox. It is test code: nothing outside a test

@@ -7,9 +7,9 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/annals-dev/annals/internal/domain"
+	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
 	"github.com/annals-dev/annals/pkg/events"
 	"github.com/annals-dev/annals/pkg/shred"
@@ -67,31 +67,11 @@ func (e *shredEnv) userEvents(t *testing.T, id uuid.UUID, email, name string) (c
 // clearIn returns the tables of the schema with a row holding one of the values.
 func clearIn(t *testing.T, e *env, values ...string) []string {
 	t.Helper()
-	ctx := context.Background()
-	rows, err := e.pool.Query(ctx, `select table_name from information_schema.tables
-		where table_schema = current_schema() and table_type = 'BASE TABLE'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, table := range tables {
-		rows, err := e.pool.Query(ctx, `select t::text from `+pgx.Identifier{table}.Sanitize()+` t`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range texts {
-			for _, v := range values {
-				if strings.Contains(s, v) {
-					out = append(out, table+": "+v)
-				}
+	for _, row := range testenv.SchemaRows(t, e.pool) {
+		for _, v := range values {
+			if strings.Contains(row.Text, v) {
+				out = append(out, row.Table+": "+v)
 			}
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/annals-dev/annals/internal/domain"
+	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/shred"
 	"github.com/annals-dev/annals/pkg/shred/pgkeys"
 	"github.com/annals-dev/annals/pkg/shred/shredtest"
@@ -36,31 +37,11 @@ func encryptedEnv(t *testing.T) *env {
 // the values, as text or in the hex form of a bytea column.
 func (e *env) rowsHolding(t *testing.T, values ...string) []string {
 	t.Helper()
-	ctx := context.Background()
-	rows, err := e.pool.Query(ctx, `select table_name from information_schema.tables
-		where table_schema = current_schema() and table_type = 'BASE TABLE'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
 	var found []string
-	for _, table := range tables {
-		rows, err := e.pool.Query(ctx, `select t::text from `+pgx.Identifier{table}.Sanitize()+` t`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, text := range texts {
-			for _, v := range values {
-				if strings.Contains(text, v) || strings.Contains(text, hex.EncodeToString([]byte(v))) {
-					found = append(found, table+": "+text)
-				}
+	for _, row := range testenv.SchemaRows(t, e.pool) {
+		for _, v := range values {
+			if strings.Contains(row.Text, v) || strings.Contains(row.Text, hex.EncodeToString([]byte(v))) {
+				found = append(found, row.Table+": "+row.Text)
 			}
 		}
 	}
