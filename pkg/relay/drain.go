@@ -103,6 +103,8 @@ type round struct {
 	held         map[string]bool        // streams held in this round
 
 	failedRetriable int // partitions that failed for a reason that is not the records'
+	// again holds the rows of the batch that settlements left to be read again.
+	again map[int]bool
 }
 
 // encodedRow is an outbox row's records, or why it cannot be published.
@@ -303,21 +305,29 @@ const aloneRounds = 64
 // settlements are what the round settles: the appends of held streams it read (behind), the
 // appends it holds and those behind them, and those it published, in the batch's order. An
 // append whose partition failed, that waited for its partition, or past the cut, is not
-// settled: it is read again.
+// settled: it is read again, and so are its stream's later appends in the round, a hold among
+// them too. A hold settled in front of an earlier append still to be published would keep
+// that append behind it: the next read finds the stream held.
 func (rd *round) settlements(behind []outbox.Append) []outbox.Settlement {
 	settled := make([]outbox.Settlement, 0, len(behind)+rd.cut)
 	for _, a := range behind {
 		settled = append(settled, outbox.Settlement{StreamID: a.StreamID, FirstVersion: a.FirstVersion, Behind: true})
 	}
+	rd.again = map[int]bool{}
+	again := map[string]bool{} // streams with an append read again
 	for i, a := range rd.batch[:rd.cut] {
 		row := &rd.rows[i]
 		st := outbox.Settlement{StreamID: a.StreamID, FirstVersion: a.FirstVersion}
 		switch {
+		case again[a.StreamID]:
+			rd.again[i] = true
+			continue
 		case row.hold != "":
 			st.Hold = row.hold
 		case row.behind:
 			st.Behind = true
 		case row.wait, rd.failed[row.part] != nil:
+			again[a.StreamID], rd.again[i] = true, true
 			continue
 		}
 		settled = append(settled, st)
@@ -331,6 +341,7 @@ func (r *Relay) account(rd *round, behind []outbox.Append) {
 	for i, a := range rd.batch[:rd.cut] {
 		row := &rd.rows[i]
 		switch {
+		case rd.again[i]:
 		case row.hold != "":
 			r.m.held.WithLabelValues(row.cause).Inc()
 			r.log.Error("relay: holds a stream: an append cannot be published; its stream's later appends wait behind it (annals outbox holds, retry, skip)",
