@@ -175,3 +175,42 @@ func testConcurrentAppends(t *testing.T, s events.Store) {
 		t.Errorf("read all %d events, stats %+v; want %d events in %d streams", len(all), st, total, len(streams))
 	}
 }
+
+// RaceVersion releases n appends together, appendOne(i) making the i-th, all expecting one
+// version of one stream, and returns their results and the index of the one that won. It fails
+// the test unless exactly one append succeeded and every other failed with a
+// *events.VersionConflictError naming actual, the stream's version after the winner's append.
+// A store's own tests use it to race more appenders, or to check what their store recorded.
+func RaceVersion(tb testing.TB, n int, actual int64, appendOne func(i int) (events.AppendResult, error)) (results []events.AppendResult, winner int) {
+	tb.Helper()
+	results = make([]events.AppendResult, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			results[i], errs[i] = appendOne(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	winner, wins := -1, 0
+	for i, err := range errs {
+		var conflict *events.VersionConflictError
+		switch {
+		case err == nil:
+			winner, wins = i, wins+1
+		case errors.As(err, &conflict):
+			if conflict.Actual != actual {
+				tb.Errorf("appender %d: conflict names actual %d, want %d", i, conflict.Actual, actual)
+			}
+		default:
+			tb.Errorf("appender %d: %v", i, err)
+		}
+	}
+	if wins != 1 {
+		tb.Fatalf("%d of %d appenders expecting one version won, want exactly 1", wins, n)
+	}
+	return results, winner
+}

@@ -2,7 +2,6 @@ package mongodb_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -117,35 +116,9 @@ func TestStore_Append_Concurrent(t *testing.T) {
 	}
 
 	t.Run("OneWinner", func(t *testing.T) {
-		const n = 50
-		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				_, errs[i] = s.Append(ctx, "note-race", events.Exact(0), noted(t, 3), events.AppendOptions{})
-			})
-		}
-		close(start)
-		wg.Wait()
-		wins := 0
-		for i, err := range errs {
-			var conflict *events.VersionConflictError
-			switch {
-			case err == nil:
-				wins++
-			case errors.As(err, &conflict):
-				if conflict.Actual != 3 {
-					t.Errorf("appender %d: conflict with actual %d, want 3", i, conflict.Actual)
-				}
-			default:
-				t.Errorf("appender %d: %v", i, err)
-			}
-		}
-		if wins != 1 {
-			t.Fatalf("%d of %d appenders at version 0 won, want exactly 1", wins, n)
-		}
+		eventstest.RaceVersion(t, 50, 3, func(int) (events.AppendResult, error) {
+			return s.Append(ctx, "note-race", events.Exact(0), noted(t, 3), events.AppendOptions{})
+		})
 	})
 
 	t.Run("NoGaps", func(t *testing.T) {

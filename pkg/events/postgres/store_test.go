@@ -16,6 +16,7 @@ import (
 
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/events"
+	"github.com/annals-dev/annals/pkg/events/eventstest"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 )
 
@@ -202,35 +203,9 @@ func TestAppend_ConcurrentExpectedVersion(t *testing.T) {
 	if _, err := s.Append(ctx, "order-race", events.NoStream(), evs(t, 1, "OrderCreated"), events.AppendOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	const n = 50
-	start := make(chan struct{})
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			_, errs[i] = s.Append(ctx, "order-race", events.Exact(0), evs(t, 2, "ItemAdded"), events.AppendOptions{})
-		})
-	}
-	close(start)
-	wg.Wait()
-	wins := 0
-	for i, err := range errs {
-		var conflict *events.VersionConflictError
-		switch {
-		case err == nil:
-			wins++
-		case errors.As(err, &conflict):
-			if conflict.Actual != 2 {
-				t.Errorf("appender %d: conflict names actual %d, want 2", i, conflict.Actual)
-			}
-		default:
-			t.Errorf("appender %d: %v", i, err)
-		}
-	}
-	if wins != 1 {
-		t.Errorf("%d appenders won, want exactly 1", wins)
-	}
+	eventstest.RaceVersion(t, 50, 2, func(int) (events.AppendResult, error) {
+		return s.Append(ctx, "order-race", events.Exact(0), evs(t, 2, "ItemAdded"), events.AppendOptions{})
+	})
 	info, err := s.StreamInfo(ctx, "order-race")
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package redis_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -99,35 +98,9 @@ func TestStore_AppendConcurrent(t *testing.T) {
 	}
 
 	t.Run("OneWinner", func(t *testing.T) {
-		const n = 50
-		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				_, errs[i] = s.Append(ctx, "order-1", events.Exact(0), []events.Event{ev("ItemAdded"), ev("ItemAdded")}, events.AppendOptions{})
-			})
-		}
-		close(start)
-		wg.Wait()
-		wins := 0
-		for i, err := range errs {
-			var conflict *events.VersionConflictError
-			switch {
-			case err == nil:
-				wins++
-			case errors.As(err, &conflict):
-				if conflict.Actual != 2 {
-					t.Errorf("appender %d: conflict at actual %d, want 2", i, conflict.Actual)
-				}
-			default:
-				t.Errorf("appender %d: %v", i, err)
-			}
-		}
-		if wins != 1 {
-			t.Fatalf("%d appenders won, want exactly 1", wins)
-		}
+		eventstest.RaceVersion(t, 50, 2, func(int) (events.AppendResult, error) {
+			return s.Append(ctx, "order-1", events.Exact(0), []events.Event{ev("ItemAdded"), ev("ItemAdded")}, events.AppendOptions{})
+		})
 		got, err := s.ReadStream(ctx, "order-1", 0, -1, 100)
 		if err != nil {
 			t.Fatal(err)
