@@ -38,6 +38,7 @@ import schemathesis
 RULES_ON_VALID_DATA = {
     ("POST", "/v1/users"): {"user_already_exists"},
     ("POST", "/v1/users/{id}/deactivate"): {"user_already_deactivated"},
+    ("PATCH", "/v1/users/{id}"): {"user_personal_data_erased"},
     ("POST", "/v1/orders"): {"order_already_exists", "user_not_found", "user_deactivated"},
     ("POST", "/v1/orders/{id}/items"): {"order_not_modifiable", "item_already_in_order", "too_many_items", "total_overflow"},
     ("DELETE", "/v1/orders/{id}/items/{item_id}"): {"order_not_modifiable", "item_not_in_order"},
