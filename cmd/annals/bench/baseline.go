@@ -33,6 +33,9 @@ type PGBench struct {
 	Clients int              `json:"clients"`
 	TPS     float64          `json:"tps"`
 	Latency benchkit.Latency `json:"latency"`
+	// CPUMsPerTx is the processor time of PostgreSQL's processes and pgbench's per
+	// transaction, from /proc: the physical cost of one durable INSERT on this machine.
+	CPUMsPerTx float64 `json:"cpu_ms_per_tx"`
 }
 
 // PGBenchInsert runs pgbench with a script of one INSERT of an event-sized row per

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +59,8 @@ func TestHistogramDelta(t *testing.T) {
 func fakeRun() *runner {
 	r := &runner{set: DefaultSettings(true, 12)}
 	for _, c := range []int{1, 8, 32} {
-		r.raw.PGBench = append(r.raw.PGBench, PGBench{Clients: c, TPS: 1000 * float64(c), Latency: benchkit.Latency{P50: time.Millisecond, P99: 5 * time.Millisecond}})
+		r.raw.PGBench = append(r.raw.PGBench, PGBench{Clients: c, TPS: 1000 * float64(c), Latency: benchkit.Latency{P50: time.Millisecond, P99: 5 * time.Millisecond},
+			CPUMsPerTx: 0.15})
 		r.raw.Commands = append(r.raw.Commands, CommandRun{Clients: c, EventsPerSec: 100 * float64(c),
 			Result: load.Result{Throughput: 100 * float64(c), P50: 5 * time.Millisecond, P99: 20 * time.Millisecond}})
 	}
@@ -91,6 +94,9 @@ func fakeRun() *runner {
 		}
 		r.raw.Stores = append(r.raw.Stores, st)
 	}
+	r.raw.EndToEndFixed = EndToEnd{Rate: 20, Latency: benchkit.Latency{P50: 6 * time.Millisecond, P99: 20 * time.Millisecond}}
+	r.raw.Cost = costOf(150, load.Result{Commands: 1500}, map[string]float64{"postgres": 10, "kafka": 5},
+		map[string]float64{"postgres": 13, "kafka": 7, "writer": 2, "projector": 1.25, "notifier": 1.25, "auditor": 1.25, "mailpit": 0.5}, 1)
 	for range r.set.EndToEndFractions {
 		r.raw.EndToEnd = append(r.raw.EndToEnd, EndToEnd{Latency: benchkit.Latency{P50: 12 * time.Millisecond, P99: 150 * time.Millisecond}})
 	}
@@ -130,9 +136,10 @@ func TestFigures(t *testing.T) {
 		}
 	}
 	// Single appends at 0.7 and 0.875 of pgbench, batches 100×, the relay 0.6 of PP and 100×
-	// the writer, the no-op consumer 0.6 of ConsumerPerformance: met; p99 150 ms: missed.
-	if met != 8 || missed != 1 {
-		t.Errorf("%d targets met and %d missed, want 8 and 1", met, missed)
+	// the writer, the no-op consumer 0.6 of ConsumerPerformance, 6 and 20 ms at 20/s: met;
+	// p99 150 ms at 25% and 50%, 8 clients at 0.1× pgbench, 7.5 ms per command: missed.
+	if met != 10 || missed != 4 {
+		t.Errorf("%d targets met and %d missed, want 10 and 4", met, missed)
 	}
 	if len(curves) != 4 || len(curves[3].Points) != 3 {
 		t.Errorf("curves %+v, want four, the end-to-end one of three points", curves)
@@ -157,6 +164,50 @@ func TestFigures(t *testing.T) {
 		}
 		if !strings.Contains(a.Detail, "PostgreSQL's own 100-row/1-row ratio here: 12.0×") {
 			t.Errorf("%s: detail %q, want PostgreSQL's own ratio", a.ID, a.Detail)
+		}
+	}
+}
+
+// TestCost: the processor time per command is every program's time over the run, and the
+// figure lists them, the largest first, against pgbench's time per transaction.
+func TestCost(t *testing.T) {
+	r := fakeRun()
+	if got := r.raw.Cost.MsPerCommand; math.Abs(got-7.5) > 1e-9 {
+		t.Errorf("ms per command %v, want 7.5", got)
+	}
+	_, figures, _ := r.figures()
+	for _, f := range figures {
+		if f.ID != "cost.cpu_ms_per_command" {
+			continue
+		}
+		if !strings.HasPrefix(f.Detail, "postgres 2.00, kafka 1.33, writer 1.33, ") || f.Baseline.ID != "pgbench.c8.cpu_ms_per_tx" ||
+			math.Abs(*f.Ratio-50) > 1e-9 || f.Target == nil || f.Target.Met {
+			t.Errorf("%+v (ratio %v, target %+v): want the breakdown largest first, 50× pgbench's, the 5 ms target missed", f, *f.Ratio, f.Target)
+		}
+		return
+	}
+	t.Error("no cost figure")
+}
+
+// TestReadProc: this process's processor time, read from /proc, grows with work it does.
+func TestReadProc(t *testing.T) {
+	pid := strconv.Itoa(os.Getpid())
+	before, ok := readProc(pid)
+	if !ok || before.comm == "" {
+		t.Fatalf("readProc(self) = %+v, %v", before, ok)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	x := 0
+	for {
+		for i := range 10_000_000 {
+			x += i % 7
+		}
+		after, _ := readProc(pid)
+		if after.own > before.own {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processor time stayed at %v s after 10 s of work (%d)", before.own, x)
 		}
 	}
 }

@@ -14,8 +14,11 @@
 //   - the four services started as processes in a deployment of their own (a schema and a
 //     topic prefix, and so groups): commands over HTTP with internal/load's mix in closed
 //     loops of 1, 8 and 32 clients, then the median size of the records the relay published
-//     for them, then steady command rates at 25%, 50% and 75% of the best closed-loop rate,
-//     every command read back from the projector with read-your-writes (RunEndToEnd);
+//     for them, then steady command rates of 20 commands/s and of 25%, 50% and 75% of the
+//     best closed-loop rate, every command read back from the projector with read-your-writes
+//     (RunEndToEnd), then 150 commands/s with the processor time of every program of the
+//     pipeline from /proc, PostgreSQL and the broker included, per command (CostRun), set
+//     against pgbench's processor time per transaction;
 //   - Kafka's ProducerPerformance (acks=all, records of that median size),
 //     ConsumerPerformance over its records, and EndToEndLatency, from the broker's own jars;
 //   - a relay started cold on an outbox filled with a realistic mix (Mix, Fill, RelayDrain),

@@ -14,7 +14,7 @@ func FigureIDs() []string {
 		"pgbench.events.single.c1.events_per_sec", "pgbench.events.batch100.c1.events_per_sec",
 		"pgbench.events.single.c8.events_per_sec", "pgbench.events.batch100.c8.events_per_sec",
 		"kafka.producer.records_per_sec", "kafka.consumer.records_per_sec", "kafka.e2e.p50_ms", "kafka.e2e.p99_ms",
-		"smtp.emails_per_sec"}
+		"smtp.emails_per_sec", "pgbench.c8.cpu_ms_per_tx"}
 	for _, c := range []int{1, 8, 32} {
 		ids = append(ids, fmt.Sprintf("commands.c%d.commands_per_sec", c), fmt.Sprintf("commands.c%d.p50_ms", c), fmt.Sprintf("commands.c%d.p99_ms", c))
 	}
@@ -26,6 +26,7 @@ func FigureIDs() []string {
 	for _, p := range []int{25, 50, 75} {
 		ids = append(ids, fmt.Sprintf("e2e.%d.p50_ms", p), fmt.Sprintf("e2e.%d.p99_ms", p))
 	}
+	ids = append(ids, "e2e.fixed.p50_ms", "e2e.fixed.p99_ms", "cost.cpu_ms_per_command")
 	return ids
 }
 
@@ -66,6 +67,10 @@ func (r *runner) figures() (baselines, figures []Figure, curves []Curve) {
 		byID[fmt.Sprintf("pgbench.c%d.p99_ms", p.Clients)] = Figure{ID: fmt.Sprintf("pgbench.c%d.p99_ms", p.Clients),
 			Name: fmt.Sprintf("pgbench p99, %d client(s)", p.Clients), Value: benchkit.Ms(p.Latency.P99), Unit: "ms"}
 		pgCurve.Points = append(pgCurve.Points, pointOf(fmt.Sprintf("%d", p.Clients), p.TPS, p.Latency))
+	}
+	if p, ok := pg[8]; ok {
+		base(Figure{ID: "pgbench.c8.cpu_ms_per_tx", Name: "pgbench 1-INSERT tx, processor time", Value: p.CPUMsPerTx, Unit: "ms/tx",
+			Detail: "PostgreSQL's processes and pgbench, 8 clients"})
 	}
 	// PostgreSQL's own events/s on the event store's table, one row or a batch per
 	// transaction, and what a batch gains over single rows at the same client count, to read
@@ -115,9 +120,15 @@ func (r *runner) figures() (baselines, figures []Figure, curves []Curve) {
 			errs += n
 		}
 		pgID := fmt.Sprintf("pgbench.c%d", c.Clients)
+		var aim func(*Figure)
+		if c.Clients == 8 {
+			aim = func(f *Figure) {
+				f.aim("ratio", ">=", 0.25, "commands over HTTP at 8 clients ≥ 0.25× pgbench's one-INSERT tx/s")
+			}
+		}
 		set(Figure{ID: fmt.Sprintf("commands.c%d.commands_per_sec", c.Clients), Name: fmt.Sprintf("HTTP commands, %d client(s)", c.Clients),
 			Value: res.Throughput, Unit: "commands/s", Detail: fmt.Sprintf("%d commands, %d errors, %.0f events/s", res.Commands, errs, c.EventsPerSec)},
-			pgID+".tps", nil)
+			pgID+".tps", aim)
 		set(Figure{ID: fmt.Sprintf("commands.c%d.p50_ms", c.Clients), Name: fmt.Sprintf("HTTP command p50, %d client(s)", c.Clients),
 			Value: benchkit.Ms(res.P50), Unit: "ms"}, pgID+".p50_ms", nil)
 		set(Figure{ID: fmt.Sprintf("commands.c%d.p99_ms", c.Clients), Name: fmt.Sprintf("HTTP command p99, %d client(s)", c.Clients),
@@ -188,6 +199,11 @@ func (r *runner) figures() (baselines, figures []Figure, curves []Curve) {
 			detail += fmt.Sprintf(", %d failed", e.ReadErrors)
 		}
 		var p50, p99 func(*Figure)
+		if pct == 25 {
+			p99 = func(f *Figure) {
+				f.aim("value", "<=", 50, "end-to-end p99 ≤ 50 ms at 25% of the maximum command rate")
+			}
+		}
 		if pct == 50 {
 			p50 = func(f *Figure) {
 				f.aim("value", "<=", 15, "end-to-end p50 ≤ 15 ms at 50% of the maximum command rate")
@@ -223,6 +239,27 @@ func (r *runner) figures() (baselines, figures []Figure, curves []Curve) {
 		set(Figure{ID: fmt.Sprintf("stores.%s.relay.events_per_sec", st.Store), Name: fmt.Sprintf("%s store: relay drain", st.Store),
 			Value: rl.EventsPerSec, Unit: "events/s", Detail: fmt.Sprintf("%d events in %.1f s, started cold, acks=all", rl.Events, rl.Elapsed.Seconds())},
 			"kafka.producer.records_per_sec", nil)
+	}
+	if e := raw.EndToEndFixed; e.Rate > 0 {
+		detail := fmt.Sprintf("%.0f commands/s done, %d reads of every %d", e.Commands.Throughput, e.Latency.Count, e.ReadEvery)
+		set(Figure{ID: "e2e.fixed.p50_ms", Name: fmt.Sprintf("end to end p50 at %.0f commands/s", e.Rate), Value: benchkit.Ms(e.Latency.P50),
+			Unit: "ms", Detail: detail}, "kafka.e2e.p50_ms", func(f *Figure) {
+			f.aim("value", "<=", 10, fmt.Sprintf("end-to-end p50 ≤ 10 ms at %.0f commands/s", e.Rate))
+		})
+		set(Figure{ID: "e2e.fixed.p99_ms", Name: fmt.Sprintf("end to end p99 at %.0f commands/s", e.Rate), Value: benchkit.Ms(e.Latency.P99),
+			Unit: "ms"}, "kafka.e2e.p99_ms", func(f *Figure) {
+			f.aim("value", "<=", 25, fmt.Sprintf("end-to-end p99 ≤ 25 ms at %.0f commands/s", e.Rate))
+		})
+	}
+	if c := raw.Cost; c.Commands.Commands > 0 {
+		detail := c.breakdown()
+		if c.Brokers != 1 {
+			detail += fmt.Sprintf("; %d brokers ran on the machine, all counted", c.Brokers)
+		}
+		set(Figure{ID: "cost.cpu_ms_per_command", Name: fmt.Sprintf("processor time per command at %.0f/s, every program", c.Rate),
+			Value: c.MsPerCommand, Unit: "ms", Detail: detail}, "pgbench.c8.cpu_ms_per_tx", func(f *Figure) {
+			f.aim("value", "<=", 5, fmt.Sprintf("processor time per command ≤ 5 ms at %.0f commands/s, over every program of the pipeline", c.Rate))
+		})
 	}
 	curves = []Curve{pgCurve, closed, open, e2e}
 	return baselines, figures, curves

@@ -72,11 +72,17 @@ type Settings struct {
 	WarmUp            time.Duration `json:"warm_up_ns"`
 	EndToEndTime      time.Duration `json:"end_to_end_time_ns"`
 	EndToEndFractions []float64     `json:"end_to_end_fractions"`
-	RelayEvents       int           `json:"relay_events"`
-	NotifierEvents    int           `json:"notifier_events"`
-	ProducerRecords   int           `json:"producer_records"`
-	LatencyMessages   int           `json:"latency_messages"`
-	Partitions        int           `json:"partitions"`
+	// EndToEndRate is the fixed command rate of the first end-to-end run, below every
+	// fraction of the peak: the pipeline's latency floor. CostRate and CostTime are the
+	// steady load whose processor time per command the run measures.
+	EndToEndRate    float64       `json:"end_to_end_rate"`
+	CostRate        float64       `json:"cost_rate"`
+	CostTime        time.Duration `json:"cost_time_ns"`
+	RelayEvents     int           `json:"relay_events"`
+	NotifierEvents  int           `json:"notifier_events"`
+	ProducerRecords int           `json:"producer_records"`
+	LatencyMessages int           `json:"latency_messages"`
+	Partitions      int           `json:"partitions"`
 	// NotifierRateLimit is NOTIFIER_RATE_LIMIT during the notifier's drain: 0, no limit, so
 	// that the figure is what the notifier can do rather than the limit an operator sets.
 	NotifierRateLimit int `json:"notifier_rate_limit"`
@@ -88,10 +94,11 @@ func DefaultSettings(quick bool, partitions int) Settings {
 	s := Settings{
 		Clients: []int{1, 8, 32}, EndToEndFractions: []float64{0.25, 0.50, 0.75}, Partitions: partitions,
 		PGBenchTime: 10 * time.Second, AppendTime: 8 * time.Second, CommandTime: 15 * time.Second, WarmUp: 3 * time.Second,
-		EndToEndTime: 15 * time.Second, RelayEvents: 100_000, NotifierEvents: 6_000, ProducerRecords: 100_000, LatencyMessages: 1_000,
+		EndToEndTime: 15 * time.Second, EndToEndRate: 20, CostRate: 150, CostTime: 15 * time.Second, RelayEvents: 100_000, NotifierEvents: 6_000, ProducerRecords: 100_000, LatencyMessages: 1_000,
 	}
 	if quick {
 		s.PGBenchTime, s.AppendTime, s.CommandTime, s.WarmUp, s.EndToEndTime = 2*time.Second, 1500*time.Millisecond, 2*time.Second, time.Second, 3*time.Second
+		s.CostTime = 3 * time.Second
 		s.RelayEvents, s.NotifierEvents, s.ProducerRecords, s.LatencyMessages = 10_000, 1_500, 10_000, 100
 	}
 	return s
@@ -99,22 +106,25 @@ func DefaultSettings(quick bool, partitions int) Settings {
 
 // Raw is every measurement of a run in full.
 type Raw struct {
-	PGBench      []PGBench      `json:"pgbench"`
-	Appends      []AppendRun    `json:"appends"`
-	Commands     []CommandRun   `json:"commands"`
-	RecordBytes  int            `json:"record_bytes"` // median of the sampled records: value, key, headers
-	ValueBytes   int            `json:"value_bytes"`  // median Avro value
-	Sampled      int            `json:"sampled"`
-	EndToEnd     []EndToEnd     `json:"end_to_end"`
-	Producer     Producer       `json:"producer_performance"`
-	Consumer     Consumer       `json:"consumer_performance"`
-	KafkaLatency Latencies      `json:"end_to_end_latency"`
-	Relay        RelayRun       `json:"relay"`
-	NoOp         benchkit.Drain `json:"noop"`
-	Projector    benchkit.Drain `json:"projector"`
-	Auditor      benchkit.Drain `json:"auditor"`
-	Notifier     benchkit.Drain `json:"notifier"`
-	SMTP         SMTP           `json:"smtp"`
+	PGBench     []PGBench    `json:"pgbench"`
+	Appends     []AppendRun  `json:"appends"`
+	Commands    []CommandRun `json:"commands"`
+	RecordBytes int          `json:"record_bytes"` // median of the sampled records: value, key, headers
+	ValueBytes  int          `json:"value_bytes"`  // median Avro value
+	Sampled     int          `json:"sampled"`
+	EndToEnd    []EndToEnd   `json:"end_to_end"`
+	// EndToEndFixed is the run at Settings.EndToEndRate; Cost the run at Settings.CostRate.
+	EndToEndFixed EndToEnd       `json:"end_to_end_fixed"`
+	Cost          CostRun        `json:"cost"`
+	Producer      Producer       `json:"producer_performance"`
+	Consumer      Consumer       `json:"consumer_performance"`
+	KafkaLatency  Latencies      `json:"end_to_end_latency"`
+	Relay         RelayRun       `json:"relay"`
+	NoOp          benchkit.Drain `json:"noop"`
+	Projector     benchkit.Drain `json:"projector"`
+	Auditor       benchkit.Drain `json:"auditor"`
+	Notifier      benchkit.Drain `json:"notifier"`
+	SMTP          SMTP           `json:"smtp"`
 
 	// Stores are the runs on the other event stores, Redis and MongoDB, when the run has
 	// their addresses.
@@ -408,11 +418,16 @@ func (r *runner) pgbench(ctx context.Context) error {
 	}
 	for _, c := range r.set.Clients {
 		r.say("pgbench: one INSERT per transaction, %d client(s), %v", c, r.set.PGBenchTime)
+		server, client := postgresCPU(), childrenCPU()
 		p, err := PGBenchInsert(ctx, r.opts.PGBench, u, schema, dir, c, r.set.PGBenchTime)
 		if err != nil {
 			return err
 		}
-		r.say("pgbench: %.0f tx/s, p50 %.2f ms, p99 %.2f ms", p.TPS, benchkit.Ms(p.Latency.P50), benchkit.Ms(p.Latency.P99))
+		if tx := p.TPS * r.set.PGBenchTime.Seconds(); tx > 0 {
+			p.CPUMsPerTx = 1000 * (postgresCPU() - server + childrenCPU() - client) / tx
+		}
+		r.say("pgbench: %.0f tx/s, p50 %.2f ms, p99 %.2f ms, %.3f ms of processor time per transaction (PostgreSQL and pgbench)",
+			p.TPS, benchkit.Ms(p.Latency.P50), benchkit.Ms(p.Latency.P99), p.CPUMsPerTx)
 		r.raw.PGBench = append(r.raw.PGBench, p)
 	}
 	return nil
@@ -598,31 +613,59 @@ func (r *runner) pipeline(ctx context.Context) error {
 	for _, c := range r.raw.Commands {
 		peak = max(peak, c.Result.Throughput)
 	}
-	for _, f := range r.set.EndToEndFractions {
+	endToEnd := func(rate float64, what string) (EndToEnd, error) {
 		if err := r.caughtUp(ctx, pool, mon); err != nil {
-			return err
+			return EndToEnd{}, err
 		}
-		rate := f * peak
-		r.say("end to end: %.0f commands/s (%.0f%% of %.0f), %v, each read back from the projector with min_version", rate, 100*f, peak, r.set.EndToEndTime)
+		r.say("end to end: %.0f commands/s (%s), %v, each read back from the projector with min_version", rate, what, r.set.EndToEndTime)
 		start, err := meter.read(ctx)
 		if err != nil {
-			return err
+			return EndToEnd{}, err
 		}
 		e, err := RunEndToEnd(ctx, EndToEndConfig{WriterURL: writer, ProjectorURL: projector, Token: r.token, Rate: rate, Duration: r.set.EndToEndTime, Progress: r.opts.Progress})
 		if err != nil {
-			return err
+			return EndToEnd{}, err
 		}
 		if e.Usage, err = meter.since(ctx, start); err != nil {
-			return err
+			return EndToEnd{}, err
 		}
 		r.say("end to end: %d reads (every %d command(s)), p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, %d failed; commands: %s",
 			e.Latency.Count, e.ReadEvery, benchkit.Ms(e.Latency.P50), benchkit.Ms(e.Latency.P90), benchkit.Ms(e.Latency.P99), e.ReadErrors, e.Commands)
 		r.say("usage: %s", e.Usage)
 		if e.Latency.Count == 0 {
-			return errors.New("bench: no read of the projector succeeded")
+			return EndToEnd{}, errors.New("bench: no read of the projector succeeded")
+		}
+		return e, nil
+	}
+	if r.raw.EndToEndFixed, err = endToEnd(r.set.EndToEndRate, "a fixed rate"); err != nil {
+		return err
+	}
+	for _, f := range r.set.EndToEndFractions {
+		e, err := endToEnd(f*peak, fmt.Sprintf("%.0f%% of %.0f", 100*f, peak))
+		if err != nil {
+			return err
 		}
 		r.raw.EndToEnd = append(r.raw.EndToEnd, e)
 	}
+
+	// The processor time of every program of the pipeline per command, at a steady rate,
+	// counted until every group has caught up: what a command costs the machine.
+	if err := r.caughtUp(ctx, pool, mon); err != nil {
+		return err
+	}
+	r.say("cost: %.0f commands/s for %v, then until every group has caught up; processor time of PostgreSQL, the broker, the mail server and the services, from /proc",
+		r.set.CostRate, r.set.CostTime)
+	before, _ := pipelineCPU(r.services)
+	res, err := load.Run(ctx, load.Config{BaseURL: writer, Token: r.token, Rate: r.set.CostRate, Concurrency: 64, Duration: r.set.CostTime, Progress: r.opts.Progress})
+	if err != nil {
+		return err
+	}
+	if err := r.caughtUp(ctx, pool, mon); err != nil {
+		return err
+	}
+	after, brokers := pipelineCPU(r.services)
+	r.raw.Cost = costOf(r.set.CostRate, res, before, after, brokers)
+	r.say("cost: %s; %.2f ms of processor time per command: %s", res, r.raw.Cost.MsPerCommand, r.raw.Cost.breakdown())
 	r.say("stopping the services")
 	StopServices(r.services, 30*time.Second)
 	return nil
