@@ -96,7 +96,7 @@ func pipelineCPU(services []*Service) (map[string]float64, int) {
 		case p.isKafkaBroker:
 			out["kafka"] += p.own
 			brokers++
-		case p.comm == "mailpit":
+		case strings.HasPrefix(p.comm, "mailpit"): // its program carries its version: mailpit-v1.33.1
 			out["mailpit"] += p.own
 		}
 	}
