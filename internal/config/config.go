@@ -132,8 +132,9 @@ type Monitoring struct {
 // Kafka is the [kafka] section. SessionTimeout and DrainTimeout are the consumer groups'
 // membership timings: a consumer drains its work in flight within DrainTimeout, sending no
 // heartbeat meanwhile, so DrainTimeout plus ConsumerHeartbeat must stay below SessionTimeout
-// (Validate checks it). SecurityProtocol and the SASL and TLS keys say how the clients connect
-// (Security).
+// (Validate checks it). CommitInterval is how often, at most, a consumer commits its offsets
+// while events keep coming (zero: after every batch). SecurityProtocol and the SASL and TLS
+// keys say how the clients connect (Security).
 type Kafka struct {
 	Brokers           []string      `json:"brokers"`
 	TopicPrefix       string        `json:"topic_prefix"`
@@ -141,6 +142,7 @@ type Kafka struct {
 	ReplicationFactor int           `json:"replication_factor"`
 	SessionTimeout    time.Duration `json:"session_timeout"`
 	DrainTimeout      time.Duration `json:"consumer_drain_timeout"`
+	CommitInterval    time.Duration `json:"consumer_commit_interval"`
 	SecurityProtocol  string        `json:"security_protocol"`
 	SASLMechanism     string        `json:"sasl_mechanism"`
 	SASLUsername      string        `json:"sasl_username"`

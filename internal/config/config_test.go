@@ -51,7 +51,8 @@ func TestDefault(t *testing.T) {
 			LagExporterEnabled: true, LagPollInterval: 10 * time.Second, LagStatusWindow: 10,
 			OTLPProtocol: "http/protobuf", TracesSampler: "parentbased_always_on", TracesSamplerArg: "1"},
 		Kafka: config.Kafka{Brokers: []string{"127.0.0.1:9092"}, TopicPrefix: "annals", TopicPartitions: 12,
-			ReplicationFactor: 1, SessionTimeout: 10 * time.Second, DrainTimeout: 6 * time.Second, SecurityProtocol: "PLAINTEXT"},
+			ReplicationFactor: 1, SessionTimeout: 10 * time.Second, DrainTimeout: 6 * time.Second,
+			CommitInterval: time.Second, SecurityProtocol: "PLAINTEXT"},
 		Relay:        config.Relay{MaxReadBytes: 16 << 20},
 		EventSigning: config.EventSigning{Required: true},
 		SMTP: config.SMTP{Addr: "127.0.0.1:1025", From: "Annals <noreply@annals.local>", StartTLS: "opportunistic",
@@ -93,7 +94,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 97; got != want {
+	if got, want := len(keys), 98; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}
@@ -358,6 +359,16 @@ func TestLoadErrors(t *testing.T) {
 			name: "zero drain timeout",
 			env:  env("CONSUMER_DRAIN_TIMEOUT", "0s"),
 			want: []string{`CONSUMER_DRAIN_TIMEOUT (kafka.consumer_drain_timeout): "0s" is out of range; must be greater than 0`},
+		},
+		{
+			name: "commit interval past 30s",
+			env:  env("CONSUMER_COMMIT_INTERVAL", "31s"),
+			want: []string{`CONSUMER_COMMIT_INTERVAL (kafka.consumer_commit_interval): "31s" is out of range; must be between 0s (a commit after every batch) and 30s`},
+		},
+		{
+			name: "negative commit interval",
+			env:  env("CONSUMER_COMMIT_INTERVAL", "-1s"),
+			want: []string{`CONSUMER_COMMIT_INTERVAL (kafka.consumer_commit_interval): "-1s" is out of range; must be between 0s (a commit after every batch) and 30s`},
 		},
 		{
 			name: "inbox kept for minutes",

@@ -27,12 +27,13 @@ func EventTopics(cfg *config.Config) []string {
 // ConsumerConfig is the consume.Config of a group from the configuration:
 // PROJECTION_BATCH_SIZE events per batch, parallel lanes unless PARALLEL_PROJECTIONS=false,
 // PROJECTION_RETRY_ATTEMPTS retries unless RETRY_FAILED_EVENTS=false, dead letters to the
-// group's DLQ topic; ASYNC_EVENT_PROCESSING=false: one lane and each batch committed before
-// the next (consume.Config.Sequential); EVENT_HANDLER_ERROR_HANDLING=false: no retry and no
+// group's DLQ topic; ASYNC_EVENT_PROCESSING=false: one lane and commits made before the
+// next batch (consume.Config.Sequential); EVENT_HANDLER_ERROR_HANDLING=false: no retry and no
 // dead letter, the group stops at a failing event (consume.Config.StopOnFailure);
 // REAL_TIME_PROJECTIONS=false: the projector's group (ConsumerGroup("projector")) applies in
 // rounds every PROJECTION_INTERVAL (consume.Config.Interval), the others as events arrive;
-// and the group membership timings KAFKA_SESSION_TIMEOUT and
+// offsets committed at most every CONSUMER_COMMIT_INTERVAL, after every batch when it is 0s
+// (consume.Config.CommitInterval); and the group membership timings KAFKA_SESSION_TIMEOUT and
 // CONSUMER_DRAIN_TIMEOUT with a heartbeat every config.ConsumerHeartbeat (config.Validate
 // has checked that they fit together), and the brokers' security (KAFKA_SECURITY_PROTOCOL, ...). Its decoder (Decoder) verifies the relay's signature
 // and reads newer writers' schemas from the catalog table in db; without a signing key it
@@ -77,6 +78,10 @@ func ConsumerConfig(cfg *config.Config, db *pgxpool.Pool, group string, log *slo
 	}
 	if !cfg.Projections.RealTime && group == cfg.ConsumerGroup("projector") {
 		c.Interval = cfg.Projections.Interval
+	}
+	c.CommitInterval = cfg.Kafka.CommitInterval
+	if c.CommitInterval == 0 {
+		c.CommitInterval = -1 // consume's zero is its default
 	}
 	c.SessionTimeout = cfg.Kafka.SessionTimeout
 	c.HeartbeatInterval = config.ConsumerHeartbeat

@@ -59,10 +59,23 @@ type Config struct {
 	Attempts   int
 	Backoff    time.Duration
 	MaxBackoff time.Duration
-	// Sequential commits each batch before the next one starts, rather than while the next
-	// one is processed. With Lanes 1 the handler then runs one message at a time, in the
-	// order of each partition, and never beside the commit of an earlier batch: the
-	// synchronous processing of ASYNC_EVENT_PROCESSING=false.
+	// CommitInterval is how often, at most, the group's offsets are committed while messages
+	// keep coming (1 s); a negative value commits after every batch. The offsets of the
+	// batches processed meanwhile add up, and one commit takes them all: each commit is a
+	// request to the group's coordinator and a write to the brokers' __consumer_offsets,
+	// which at a commit per batch cost the brokers more than the records themselves. A
+	// consumer that runs out of messages commits at once (when none has come for 100 ms), so
+	// that its group's lag, which dashboards and `annals lag` read from the committed offsets,
+	// reaches zero soon after traffic stops; and a session commits what it processed before it
+	// gives up its partitions (a rebalance, a stall, a released stopped partition, Run's end).
+	// The trade-off is what a crash loses: at most about CommitInterval of records are
+	// delivered again after it. An Inbox skips them; a handler without one sees them again,
+	// as at-least-once delivery always allowed.
+	CommitInterval time.Duration
+	// Sequential commits before the next batch starts, rather than while it is processed.
+	// With Lanes 1 the handler then runs one message at a time, in the order of each
+	// partition, and never beside a commit: the synchronous processing of
+	// ASYNC_EVENT_PROCESSING=false.
 	Sequential bool
 	// Interval, when set, makes the consumer work in rounds rather than as messages arrive:
 	// at most every Interval it applies what has arrived, in batches of BatchSize until none
@@ -146,6 +159,9 @@ func (c *Config) defaults() error {
 		}
 	}
 	seti(&c.BatchSize, 500)
+	if c.CommitInterval == 0 {
+		c.CommitInterval = time.Second
+	}
 	seti(&c.Lanes, 8)
 	seti(&c.Attempts, 3)
 	set(&c.Backoff, 100*time.Millisecond)
@@ -492,18 +508,13 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 		closing.Wait()
 		fetchers.Wait()
 	}()
-	// A batch's offsets go to the group coordinator while the next batch is processed: the
-	// commit is a round trip to the broker, which the lanes would otherwise wait for. One
-	// commit is in flight at a time, so that the broker receives them in order, and the session
-	// ends only once it has finished.
-	var committing chan struct{} // closed when the commit in flight has finished
-	waitCommit := func() {
-		if committing != nil {
-			<-committing
-			committing = nil
-		}
-	}
-	defer waitCommit() // before the readers close: deferred calls run last in, first out
+	// The offsets of processed batches go to the group coordinator at most every
+	// CommitInterval, while the next batch is processed: a commit is a round trip to the
+	// broker, which the lanes would otherwise wait for, and a write to its __consumer_offsets.
+	// One commit is in flight at a time, so that the broker receives them in order, and the
+	// session ends only once what it processed is committed.
+	k := c.committer(gen, pms)
+	defer k.close() // before the readers close: deferred calls run last in, first out
 	stopped := c.stoppedPartitions(bs, offsets, stopFetcher)
 	nextRefresh := time.Now().Add(c.cfg.BlockRefresh)
 	r := rounds{interval: c.cfg.Interval, start: time.Now(), on: true}
@@ -528,6 +539,7 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 		}
 		wait, due := r.wait(time.Until(nextRefresh))
 		if !due {
+			k.flush(false, nil) // the round is over
 			select {
 			case <-gctx.Done():
 				return progressed, false, false
@@ -535,34 +547,38 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 			}
 			continue // the round or the refresh is due
 		}
+		// Offsets wait to be committed only as long as messages keep coming: an idle
+		// consumer commits them, so that its group's lag reaches zero once traffic stops.
+		quiet, pending := k.idle()
+		capped := pending && quiet < wait
+		if capped {
+			wait = quiet
+		}
 		batch := c.collect(gctx, msgs, wait)
 		if gctx.Err() != nil {
 			return progressed, false, false
 		}
 		batch = dropStopped(batch, stopped)
 		if len(batch) == 0 {
-			r.end() // nothing is waiting: the round is over
+			if pending {
+				k.flush(false, nil)
+			}
+			if !capped {
+				r.end() // nothing is waiting: the round is over
+			}
 			continue
 		}
 		start := time.Now()
 		items, ok := c.process(ctx, gctx, batch, bs, pms)
-		waitCommit()
 		if next := c.committable(items, offsets); len(next) > 0 {
 			progressed = true
-			done := make(chan struct{})
-			committing = done
-			commit := func() {
-				defer close(done)
-				c.commit(gen, next, pms)
-				c.cfg.Metrics.batch.WithLabelValues(c.cfg.Group).Observe(time.Since(start).Seconds())
-			}
-			if c.cfg.Sequential {
-				commit()
-			} else {
-				go commit()
-			}
+			k.add(next)
+		}
+		observe := func() { c.cfg.Metrics.batch.WithLabelValues(c.cfg.Group).Observe(time.Since(start).Seconds()) }
+		if ok && k.due() {
+			k.flush(false, observe)
 		} else {
-			c.cfg.Metrics.batch.WithLabelValues(c.cfg.Group).Observe(time.Since(start).Seconds())
+			observe() // its offsets wait for a later commit, the session's last one if it stopped short
 		}
 		c.cfg.Metrics.batchSize.WithLabelValues(c.cfg.Group).Observe(float64(len(batch)))
 		if !ok {
@@ -987,26 +1003,6 @@ func (c *Consumer) committable(items []item, offsets map[topicPartition]int64) m
 		offsets[tp] = off
 	}
 	return next
-}
-
-// commit commits the offsets of committable to the group.
-func (c *Consumer) commit(gen *kafka.Generation, next map[topicPartition]int64, pms map[topicPartition]*partitionMetrics) {
-	req := map[string]map[int]int64{}
-	for tp, off := range next {
-		if req[tp.topic] == nil {
-			req[tp.topic] = map[int]int64{}
-		}
-		req[tp.topic][tp.partition] = off
-	}
-	if err := gen.CommitOffsets(req); err != nil {
-		if !c.refuse(err, kafkasec.Access{Operation: "Read", Group: c.cfg.Group}) {
-			c.log.Warn("consume: commit failed; the messages will be delivered again", "error", err)
-		}
-		return
-	}
-	for tp, off := range next {
-		pms[tp].committed.Set(float64(off))
-	}
 }
 
 // blockSet is the group's blocked streams, shared by the lanes.

@@ -40,6 +40,21 @@ func publish(t testing.TB, topic string, recs []rec) map[rec]uuid.UUID {
 		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 1000,
 	}
 	defer w.Close()
+	msgs, ids := encode(t, recs)
+	for len(msgs) > 0 {
+		n := min(len(msgs), 1000)
+		if err := w.WriteMessages(context.Background(), msgs[:n]...); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		msgs = msgs[n:]
+	}
+	return ids
+}
+
+// encode makes the records of the events as the relay does, and returns them with their
+// event ids by stream and version.
+func encode(t testing.TB, recs []rec) ([]kafka.Message, map[rec]uuid.UUID) {
+	t.Helper()
 	ids := map[rec]uuid.UUID{}
 	msgs := make([]kafka.Message, 0, len(recs))
 	for _, r := range recs {
@@ -57,14 +72,7 @@ func publish(t testing.TB, topic string, recs []rec) map[rec]uuid.UUID {
 			{Key: "schema-fingerprint", Value: []byte(schema.FormatFingerprint(fp))},
 		}})
 	}
-	for len(msgs) > 0 {
-		n := min(len(msgs), 1000)
-		if err := w.WriteMessages(context.Background(), msgs[:n]...); err != nil {
-			t.Fatalf("publish: %v", err)
-		}
-		msgs = msgs[n:]
-	}
-	return ids
+	return msgs, ids
 }
 
 // streams makes n events for each of s streams, interleaved across streams.

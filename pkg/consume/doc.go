@@ -10,9 +10,14 @@
 //     in parallel (Config.Lanes).
 //   - Nothing is committed past a message that has not finished: after each batch, each
 //     partition's offset moves to just after the last message below which every message
-//     finished (handled, or written to the dead-letter topic). That commit goes to the broker
-//     while the next batch is processed, one commit at a time and in order. Delivery is at
-//     least once.
+//     finished (handled, or written to the dead-letter topic). Those offsets add up and are
+//     committed at most every Config.CommitInterval (1 s; negative: after every batch) while
+//     messages keep coming, at once when none is waiting any more (so that the group's lag
+//     reaches zero soon after traffic stops), and before the member gives up its partitions
+//     (a rebalance, a stall, Run's end): a clean stop or a rebalance leaves nothing it
+//     processed uncommitted. A commit goes to the broker while the next batch is processed,
+//     one commit at a time and in order. Delivery is at least once: after a crash, at most
+//     about CommitInterval of records are delivered again, which an Inbox skips.
 //   - A message that keeps failing is retried Config.Attempts times with exponential backoff,
 //     then written to the dead-letter topic with its reason; its stream is blocked (BlockStore),
 //     so the stream's later messages go to the dead-letter topic too ("parked") instead of
@@ -28,7 +33,7 @@
 //   - With Config.StopOnFailure a failing event is not dead-lettered: its partition stops at it
 //     (a stopped Block), nothing of the partition from it on is handled or committed, and an
 //     operator's release has the member read the partition again from it and try it once more.
-//     Config.Sequential commits each batch before the next starts; Config.Interval handles
+//     Config.Sequential commits before the next batch starts; Config.Interval handles
 //     messages in periodic rounds instead of as they arrive.
 //   - Only records the relay published are events: with a Verifier (NewDecoder), a record
 //     without a valid signature is quarantined, written to the dead-letter topic with its

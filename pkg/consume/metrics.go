@@ -23,6 +23,7 @@ type Metrics struct {
 	handler     *prometheus.HistogramVec
 	stalls      *prometheus.CounterVec
 	committed   *prometheus.GaugeVec
+	commits     *prometheus.CounterVec
 	blocked     *prometheus.GaugeVec
 	hops        *hops.Histogram
 	stopped     *prometheus.GaugeVec
@@ -65,7 +66,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, tp),
 		batch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "annals_consumer_batch_duration_seconds",
-			Help:    "Time to process one batch, commit included.",
+			Help:    "Time to process one batch, and to commit the offsets when it ended with a commit.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14),
 		}, []string{"group"}),
 		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -86,6 +87,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "annals_consumer_committed_offset",
 			Help: "The last offset this member committed (the next to consume).",
 		}, tp),
+		commits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "annals_consumer_commits_total",
+			Help: "Offset commits this member sent to its group's coordinator, failed ones included (Config.CommitInterval, CONSUMER_COMMIT_INTERVAL).",
+		}, []string{"group"}),
 		blocked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "annals_consumer_blocked_streams",
 			Help: "Streams the group has blocked behind a dead letter, as this member last read them (annals dlq list shows them).",
@@ -98,7 +103,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.hops = hops.NewHistogram(reg, hops.AckToFetch, hops.FetchToApplied)
 	if reg != nil {
 		reg.MustRegister(m.processed, m.failed, m.retried, m.dead, m.parked, m.quarantined, m.age, m.batch,
-			m.batchSize, m.handler, m.stalls, m.committed, m.blocked, m.stopped)
+			m.batchSize, m.handler, m.stalls, m.committed, m.commits, m.blocked, m.stopped)
 	}
 	return m
 }
