@@ -196,7 +196,7 @@ var specs = []spec{
 		Doc: "Turns event handlers on."},
 		field: func(c *Config) any { return &c.Handlers.Enabled }},
 	{Key: Key{Section: "handlers", Name: "async_processing", Env: "ASYNC_EVENT_PROCESSING", Kind: KindBool, Default: "true",
-		Doc: "Let the consumer groups run handlers in parallel lanes and overlap a commit with the next batch; false runs each group's handlers synchronously, one event at a time in partition order, in one lane, committing (every CONSUMER_COMMIT_INTERVAL) before the next batch starts, never beside a handler."},
+		Doc: "Let the consumer groups run handlers in parallel lanes and overlap a commit with the next batch; false runs each group's handlers synchronously, one event at a time in partition order, in one lane, committing each batch before the next starts (CONSUMER_COMMIT_INTERVAL does not apply), never beside a handler."},
 		field: func(c *Config) any { return &c.Handlers.AsyncProcessing }},
 	{Key: Key{Section: "handlers", Name: "error_handling", Env: "EVENT_HANDLER_ERROR_HANDLING", Kind: KindBool, Default: "true",
 		Doc: "Retry a failing event and then dead-letter it, blocking its stream; false stops the group at the first failing event instead: no retry, no dead letter, its partition paused and not committed past it until an operator releases it (annals dlq release, which tries it again)."},

@@ -33,7 +33,7 @@ func EventTopics(cfg *config.Config) []string {
 // REAL_TIME_PROJECTIONS=false: the projector's group (ConsumerGroup("projector")) applies in
 // rounds every PROJECTION_INTERVAL (consume.Config.Interval), the others as events arrive;
 // offsets committed at most every CONSUMER_COMMIT_INTERVAL, after every batch when it is 0s
-// (consume.Config.CommitInterval); and the group membership timings KAFKA_SESSION_TIMEOUT and
+// or with ASYNC_EVENT_PROCESSING=false (consume.Config.CommitInterval); and the group membership timings KAFKA_SESSION_TIMEOUT and
 // CONSUMER_DRAIN_TIMEOUT with a heartbeat every config.ConsumerHeartbeat (config.Validate
 // has checked that they fit together), and the brokers' security (KAFKA_SECURITY_PROTOCOL, ...). Its decoder (Decoder) verifies the relay's signature
 // and reads newer writers' schemas from the catalog table in db; without a signing key it
@@ -80,8 +80,8 @@ func ConsumerConfig(cfg *config.Config, db *pgxpool.Pool, group string, log *slo
 		c.Interval = cfg.Projections.Interval
 	}
 	c.CommitInterval = cfg.Kafka.CommitInterval
-	if c.CommitInterval == 0 {
-		c.CommitInterval = -1 // consume's zero is its default
+	if c.CommitInterval == 0 || c.Sequential {
+		c.CommitInterval = -1 // consume's zero is its default; one at a time commits each batch
 	}
 	c.SessionTimeout = cfg.Kafka.SessionTimeout
 	c.HeartbeatInterval = config.ConsumerHeartbeat

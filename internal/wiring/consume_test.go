@@ -38,22 +38,27 @@ func TestConsumerConfig_MembershipTimings(t *testing.T) {
 }
 
 // TestConsumerConfig_CommitInterval: a group commits at most every CONSUMER_COMMIT_INTERVAL,
-// and after every batch when it is 0s.
+// and after every batch when it is 0s or when ASYNC_EVENT_PROCESSING=false.
 func TestConsumerConfig_CommitInterval(t *testing.T) {
 	tests := []struct {
 		name string
 		env  string // "" leaves the default
+		sync bool   // ASYNC_EVENT_PROCESSING=false
 		want time.Duration
 	}{
 		{name: "Default", want: time.Second},
 		{name: "Set", env: "5s", want: 5 * time.Second},
 		{name: "EveryBatch", env: "0s", want: -1},
+		{name: "Sequential", env: "5s", sync: true, want: -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			vars := map[string]string{"EVENT_SIGNING_KEY": testenv.SigningKey}
 			if tt.env != "" {
 				vars["CONSUMER_COMMIT_INTERVAL"] = tt.env
+			}
+			if tt.sync {
+				vars["ASYNC_EVENT_PROCESSING"] = "false"
 			}
 			cfg, err := config.Load("", func(name string) (string, bool) { v, ok := vars[name]; return v, ok })
 			if err != nil {
