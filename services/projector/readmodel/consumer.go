@@ -20,6 +20,12 @@ import (
 // letter kept in PostgreSQL, and the handler's time per event type measured on the one-by-one
 // path. Call it once, before the Projection handles anything.
 func (p *Projection) Consumer(base consume.Config) (*consume.Consumer, error) {
+	return consume.New(p.config(base), p)
+}
+
+// config is base with the projector's unit of work, blocks and middleware; it sets the group
+// of the inbox that HandleBatch records in.
+func (p *Projection) config(base consume.Config) consume.Config {
 	if base.Group == "" {
 		base.Group = Group
 	}
@@ -33,7 +39,7 @@ func (p *Projection) Consumer(base consume.Config) (*consume.Consumer, error) {
 		consume.Timing(base.Metrics, base.Group),
 		p.inbox.Middleware(),
 	}, base.Middleware...)
-	return consume.New(base, p)
+	return base
 }
 
 // errNotClean sends a lane's share of a batch down the one-by-one path, which sorts out what
