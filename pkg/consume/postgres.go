@@ -108,13 +108,24 @@ type Inbox struct {
 // event was recorded before (the caller skips its effect); the record becomes durable when
 // tx commits, together with the effect.
 func (in Inbox) Claim(ctx context.Context, tx pgx.Tx, eventID uuid.UUID) (bool, error) {
-	tag, err := tx.Exec(ctx,
-		`insert into annals_inbox (group_name, event_id) values ($1, $2) on conflict do nothing`,
-		in.Group, [16]byte(eventID))
+	tag, err := tx.Exec(ctx, claimSQL, in.Group, [16]byte(eventID))
 	if err != nil {
 		return false, fmt.Errorf("inbox: %w", err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+const claimSQL = `insert into annals_inbox (group_name, event_id) values ($1, $2) on conflict do nothing`
+
+// QueueClaim queues on b the statement of Claim, for a handler that sends it in one round trip
+// with statements of its own instead of claiming before it runs (Middleware); b must go to
+// the transaction of the effect. Once b's results are read (its Close), *fresh tells whether
+// the event was not recorded before, as Claim's result does.
+func (in Inbox) QueueClaim(b *pgx.Batch, eventID uuid.UUID, fresh *bool) {
+	b.Queue(claimSQL, in.Group, [16]byte(eventID)).Exec(func(tag pgconn.CommandTag) error {
+		*fresh = tag.RowsAffected() == 1
+		return nil
+	})
 }
 
 const claimAllSQL = `insert into annals_inbox (group_name, event_id) select $1, unnest($2::uuid[]) on conflict do nothing`

@@ -31,8 +31,8 @@ func SetReprocessChunk(p *Projection, n int) { p.reprocessChunk = n }
 // AloneHandler handles a message as the Consumer made from base handles one on its own: in
 // its unit of work, through its middleware. Call it once, as Consumer.
 func AloneHandler(p *Projection, base consume.Config) func(ctx context.Context, m *consume.Message) error {
-	cfg := p.config(base)
-	h := consume.Chain(p, cfg.Middleware...)
+	cfg, inner := p.wire(base)
+	h := consume.Chain(inner, cfg.Middleware...)
 	return func(ctx context.Context, m *consume.Message) error {
 		return cfg.Unit(ctx, func(ctx context.Context) error { return h.Handle(ctx, m) })
 	}
