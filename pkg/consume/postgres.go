@@ -36,18 +36,32 @@ func WithTx(ctx context.Context, tx pgx.Tx) context.Context {
 // are marked by PostgresError; the work's are judged on the server's word alone
 // (postgres.ServerTransient), so that an end of file or a deadline of something else the
 // handler called is not taken for the database's.
+//
+// The transaction begins with the work's first statement or batch, in the same round trip
+// (pgx.Batch.BeginTx), rather than with a round trip of its own; a unit whose work runs no
+// statement begins and commits nothing. A failed begin comes back Unavailable, whatever the
+// work made of it. What cannot carry the begin along (a statement with pgx options other than
+// a QueryRewriter, an Exec without arguments, a savepoint, CopyFrom, Prepare, LargeObjects,
+// Conn) begins the transaction on its own first.
 func PostgresUnit(pool *pgxpool.Pool) Unit {
 	return func(ctx context.Context, fn func(ctx context.Context) error) error {
-		tx, err := pool.Begin(ctx)
+		conn, err := pool.Acquire(ctx)
 		if err != nil {
 			return Unavailable(fmt.Errorf("begin: %w", err))
 		}
+		// A connection left in a transaction (a rollback that failed) is closed, not reused.
+		defer conn.Release()
+		tx := &lazyTx{ctx: ctx, conn: conn.Conn()}
 		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-		if err := fn(WithTx(ctx, tx)); err != nil {
+		err = fn(WithTx(ctx, tx))
+		if tx.beginErr != nil {
+			return Unavailable(fmt.Errorf("begin: %w", tx.beginErr))
+		}
+		if err != nil {
 			switch {
 			case IsUnavailable(err) || IsPermanent(err):
 				return err
-			case tx.Conn().IsClosed() || postgres.ServerTransient(err):
+			case tx.conn.IsClosed() || postgres.ServerTransient(err):
 				return Unavailable(err)
 			case postgres.DataException(err):
 				return Permanent(err)
@@ -55,7 +69,7 @@ func PostgresUnit(pool *pgxpool.Pool) Unit {
 			return err
 		}
 		if err := tx.Commit(ctx); err != nil {
-			if tx.Conn().IsClosed() {
+			if tx.conn.IsClosed() {
 				return Unavailable(fmt.Errorf("commit: %w", err))
 			}
 			return PostgresError(fmt.Errorf("commit: %w", err))
@@ -94,13 +108,24 @@ type Inbox struct {
 // event was recorded before (the caller skips its effect); the record becomes durable when
 // tx commits, together with the effect.
 func (in Inbox) Claim(ctx context.Context, tx pgx.Tx, eventID uuid.UUID) (bool, error) {
-	tag, err := tx.Exec(ctx,
-		`insert into annals_inbox (group_name, event_id) values ($1, $2) on conflict do nothing`,
-		in.Group, [16]byte(eventID))
+	tag, err := tx.Exec(ctx, claimSQL, in.Group, [16]byte(eventID))
 	if err != nil {
 		return false, fmt.Errorf("inbox: %w", err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+const claimSQL = `insert into annals_inbox (group_name, event_id) values ($1, $2) on conflict do nothing`
+
+// QueueClaim queues on b the statement of Claim, for a handler that sends it in one round trip
+// with statements of its own instead of claiming before it runs (Middleware); b must go to
+// the transaction of the effect. Once b's results are read (its Close), *fresh tells whether
+// the event was not recorded before, as Claim's result does.
+func (in Inbox) QueueClaim(b *pgx.Batch, eventID uuid.UUID, fresh *bool) {
+	b.Queue(claimSQL, in.Group, [16]byte(eventID)).Exec(func(tag pgconn.CommandTag) error {
+		*fresh = tag.RowsAffected() == 1
+		return nil
+	})
 }
 
 const claimAllSQL = `insert into annals_inbox (group_name, event_id) select $1, unnest($2::uuid[]) on conflict do nothing`

@@ -80,3 +80,21 @@ func TestPostgresUnit_WhoseFailure(t *testing.T) {
 		t.Errorf("a connection the server ended: got %v, want it marked unavailable", got)
 	}
 }
+
+func TestInbox_QueueClaim(t *testing.T) {
+	pool := migrated(t)
+	ctx := context.Background()
+	in := consume.Inbox{Group: "queued"}
+	id := uuid.Must(uuid.NewV7())
+	for i, want := range []bool{true, false} {
+		fresh := !want
+		err := consume.PostgresUnit(pool)(ctx, func(ctx context.Context) error {
+			b := &pgx.Batch{}
+			in.QueueClaim(b, id, &fresh)
+			return consume.Tx(ctx).SendBatch(ctx, b).Close()
+		})
+		if err != nil || fresh != want {
+			t.Errorf("claim %d: fresh %v, %v; want %v", i+1, fresh, err, want)
+		}
+	}
+}

@@ -321,7 +321,8 @@ func (d *Directory) apply(ctx context.Context, partition int, batch []kafka.Mess
 	return nil
 }
 
-// applyTx applies records and moves the partition's position past them in one transaction;
+// applyTx applies records and moves the partition's position past them in one transaction, in
+// one round trip;
 // with skip, it only moves the position.
 func (d *Directory) applyTx(ctx context.Context, partition int, batch []kafka.Message, skip bool) error {
 	// The position first: a second notifier process applying the same records waits here for
@@ -348,15 +349,9 @@ func (d *Directory) applyTx(ctx context.Context, partition int, batch []kafka.Me
 		}
 		applied++
 	}
-	tx, err := d.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
+	// One round trip: PostgreSQL runs a batch sent outside a transaction as one transaction,
+	// which commits at its end, or rolls back when any statement fails.
+	if err := d.pool.SendBatch(ctx, &b).Close(); err != nil {
 		return err
 	}
 	d.metrics.directory.WithLabelValues("applied").Add(float64(applied))

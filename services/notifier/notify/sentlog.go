@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -72,31 +71,31 @@ func (l *SentLog) Has(ctx context.Context, eventID uuid.UUID) (bool, error) {
 	return found, nil
 }
 
-// Record writes n's row; a row of the same event stays as it is.
+// Record writes n's row; a row of the same event stays as it is. It takes one round trip: the
+// statements go in one batch, which PostgreSQL runs as one transaction.
 func (l *SentLog) Record(ctx context.Context, n Notification) error {
-	if n.UserID == uuid.Nil {
-		return record(ctx, l.pool, n)
-	}
-	return pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error { return record(ctx, tx, n) })
+	return record(ctx, l.pool, n)
 }
 
-// execer runs a statement: the pool, or a transaction.
-type execer interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+// batcher sends a batch of statements: the pool, which runs them as one transaction (pgx's
+// SendBatch), or a transaction.
+type batcher interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
-// record writes n's row through db; a row of the same event stays as it is. With a user, db
-// must be a transaction: it takes the user's lock (userLockSQL) first, and a row of a user
-// whose personal data is erased is written without recipient and subject.
-func record(ctx context.Context, db execer, n Notification) error {
+// record writes n's row through db, in one batch; a row of the same event stays as it is.
+// With a user, the batch takes the user's lock (userLockSQL) first, held until the batch's
+// transaction ends, and a row of a user whose personal data is erased is written without
+// recipient and subject: the insert is a statement of its own after the lock, so that its
+// snapshot sees an erasure that the lock waited for.
+func record(ctx context.Context, db batcher, n Notification) error {
 	var user *uuid.UUID
+	b := &pgx.Batch{}
 	if n.UserID != uuid.Nil {
 		user = &n.UserID
-		if _, err := db.Exec(ctx, userLockSQL, n.UserID); err != nil {
-			return fmt.Errorf("sent log: %w", err)
-		}
+		b.Queue(userLockSQL, n.UserID)
 	}
-	_, err := db.Exec(ctx, `insert into annals_notifier_sent
+	b.Queue(`insert into annals_notifier_sent
 		(event_id, event_type, stream_id, kind, recipient, subject, message_id, status, reason, user_id)
 		select $1, $2, $3, $4, case when e.erased then '`+Erased+`' else $5 end,
 			case when e.erased then '`+Erased+`' else $6 end, $7, $8, $9, $10
@@ -104,7 +103,7 @@ func record(ctx context.Context, db execer, n Notification) error {
 		on conflict (event_id) do nothing`,
 		n.EventID, clean(n.EventType), clean(n.StreamID), n.Kind, clean(n.To), clean(n.Subject),
 		clean(n.MessageID), n.Status, clean(n.Reason), user)
-	if err != nil {
+	if err := db.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("sent log: %w", err)
 	}
 	return nil

@@ -76,8 +76,9 @@ func New(pool *pgxpool.Pool, opts Options) *Projection {
 	return p
 }
 
-// Handle applies the message's event in the transaction of the PostgresUnit it runs in. It is
-// the projector's consume.Handler, run behind the inbox's middleware (see Consumer).
+// Handle applies the message's event in the transaction of the PostgresUnit it runs in; it
+// does not record the event in an inbox, which the handler of the Consumer does (inboxed), and
+// a handler chained behind the inbox's middleware has done.
 func (p *Projection) Handle(ctx context.Context, m *consume.Message) error {
 	tx := consume.Tx(ctx)
 	if tx == nil {

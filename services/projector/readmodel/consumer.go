@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/annals-dev/annals/pkg/consume"
+	"github.com/annals-dev/annals/pkg/events"
 )
 
 // Consumer is the projector's consumer: base (the group's settings, see
@@ -18,8 +19,18 @@ import (
 // lane's share of a batch applied in one transaction (HandleBatch), the inbox recording every
 // applied event in that transaction under the group's name, streams blocked behind a dead
 // letter kept in PostgreSQL, and the handler's time per event type measured on the one-by-one
-// path. Call it once, before the Projection handles anything.
+// path. On that path an event is recorded in the inbox in the round trip that takes the
+// switch lock and reads the generation (inboxed.Handle), rather than by the inbox's
+// middleware in a round trip of its own. Call it once, before the Projection handles
+// anything.
 func (p *Projection) Consumer(base consume.Config) (*consume.Consumer, error) {
+	cfg, h := p.wire(base)
+	return consume.New(cfg, h)
+}
+
+// wire is base with the projector's unit of work, blocks and middleware, and the handler the
+// consumer runs; it sets the group of the inbox.
+func (p *Projection) wire(base consume.Config) (consume.Config, consume.Handler) {
 	if base.Group == "" {
 		base.Group = Group
 	}
@@ -29,11 +40,60 @@ func (p *Projection) Consumer(base consume.Config) (*consume.Consumer, error) {
 	if base.Metrics == nil {
 		base.Metrics = consume.NewMetrics(nil)
 	}
-	base.Middleware = append([]consume.Middleware{
-		consume.Timing(base.Metrics, base.Group),
-		p.inbox.Middleware(),
-	}, base.Middleware...)
-	return consume.New(base, p)
+	base.Middleware = append([]consume.Middleware{consume.Timing(base.Metrics, base.Group)}, base.Middleware...)
+	return base, inboxed{p}
+}
+
+// inboxed is the Projection as its Consumer runs it: HandleBatch is the Projection's, and
+// Handle records the event in the inbox itself, as the inbox's middleware would, skipping one
+// recorded before.
+type inboxed struct{ *Projection }
+
+var _ consume.BatchHandler = inboxed{}
+
+// Handle records the message's event in the inbox and applies it, in the transaction of the
+// PostgresUnit it runs in: the record goes in the round trip that takes the switch lock and
+// reads the generation (after them, as in HandleBatch), and the event's statement follows
+// unless the inbox had the event. An event the projector does not model, or cannot plan, is
+// recorded alone first, so that one recorded before is skipped whatever it holds.
+func (h inboxed) Handle(ctx context.Context, m *consume.Message) error {
+	tx := consume.Tx(ctx)
+	if tx == nil {
+		return consume.Permanent(fmt.Errorf("inbox: %s runs outside a PostgreSQL unit", m))
+	}
+	ctx, span := tracer.Start(ctx, "apply "+m.Event.Type)
+	fresh, err := h.claimAndApply(ctx, tx, m.Event)
+	endSpan(span, err)
+	if err != nil || !fresh {
+		return err
+	}
+	noteApplied(ctx, m.Event.StreamID, m.Event.RecordedAt)
+	return nil
+}
+
+// claimAndApply records e in the inbox and applies it as Apply does; fresh is false when the
+// inbox had it, and nothing was applied.
+func (h inboxed) claimAndApply(ctx context.Context, tx pgx.Tx, e events.Envelope) (fresh bool, err error) {
+	s, ok, err := h.plan(ctx, e)
+	if err != nil || !ok {
+		fresh, cerr := h.inbox.Claim(ctx, tx, e.EventID)
+		if cerr != nil || !fresh {
+			return false, cerr
+		}
+		return true, err
+	}
+	var g *generation
+	b := &pgx.Batch{}
+	queueLockedGeneration(b, &g)
+	h.inbox.QueueClaim(b, e.EventID, &fresh)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return false, err
+	}
+	if !fresh {
+		return false, nil
+	}
+	_, err = s.run(ctx, tx, g)
+	return true, err
 }
 
 // errNotClean sends a lane's share of a batch down the one-by-one path, which sorts out what

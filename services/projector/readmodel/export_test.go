@@ -1,6 +1,11 @@
 package readmodel
 
-import "time"
+import (
+	"context"
+	"time"
+
+	"github.com/annals-dev/annals/pkg/consume"
+)
 
 // SetPollHook makes every pause of a read-your-writes wait call f first.
 func SetPollHook(p *Projection, f func()) { p.pollHook = f }
@@ -22,3 +27,13 @@ func SetPolls(p *Projection, first, longest time.Duration) {
 
 // SetReprocessChunk makes a reprocess rebuild n streams per transaction.
 func SetReprocessChunk(p *Projection, n int) { p.reprocessChunk = n }
+
+// AloneHandler handles a message as the Consumer made from base handles one on its own: in
+// its unit of work, through its middleware. Call it once, as Consumer.
+func AloneHandler(p *Projection, base consume.Config) func(ctx context.Context, m *consume.Message) error {
+	cfg, inner := p.wire(base)
+	h := consume.Chain(inner, cfg.Middleware...)
+	return func(ctx context.Context, m *consume.Message) error {
+		return cfg.Unit(ctx, func(ctx context.Context) error { return h.Handle(ctx, m) })
+	}
+}
