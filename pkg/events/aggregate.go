@@ -125,8 +125,37 @@ func (r *Repository[S]) LoadVersion(ctx context.Context, id string, v int64) (*A
 	if v < 0 {
 		return nil, info, fmt.Errorf("%s: %w", a.streamID, ErrNotFound)
 	}
+	page := r.PageSize
+	if page <= 0 {
+		page = 500
+	}
+	// apply replays one page of events after the state, and reports whether the stream may
+	// have more of them up to v.
+	apply := func(evs []Envelope) (bool, error) {
+		for _, e := range evs {
+			if e.Version != a.version+1 {
+				return false, fmt.Errorf("%s: read version %d after %d: the stream has a gap", a.streamID, e.Version, a.version)
+			}
+			if err := r.Def.Apply(&a.state, e); err != nil {
+				return false, fmt.Errorf("replay %s version %d (%s): %w", a.streamID, e.Version, e.Type, err)
+			}
+			a.version = e.Version
+		}
+		info.EventsRead += len(evs)
+		return len(evs) == page && a.version < v, nil
+	}
+	more := true
 	if r.SnapshotEvery > 0 {
-		snap, ok, err := r.Store.LatestSnapshot(ctx, a.streamID, r.Def.StateSchemaVersion, v)
+		var snap Snapshot
+		var ok bool
+		var evs []Envelope // with read: the first page after the snapshot, or of the stream
+		var err error
+		sr, read := r.Store.(SnapshotStreamReader)
+		if read {
+			snap, ok, evs, err = sr.ReadFromSnapshot(ctx, a.streamID, r.Def.StateSchemaVersion, v, page)
+		} else {
+			snap, ok, err = r.Store.LatestSnapshot(ctx, a.streamID, r.Def.StateSchemaVersion, v)
+		}
 		if err != nil {
 			return nil, info, err
 		}
@@ -134,29 +163,22 @@ func (r *Repository[S]) LoadVersion(ctx context.Context, id string, v int64) (*A
 		if ok && json.Unmarshal(snap.State, &state) == nil {
 			a.state, a.loaded, a.version = state, snap.Version, snap.Version
 			info.SnapshotVersion = snap.Version
+		} else if ok {
+			read = false // the events after a snapshot that cannot be used are of no use
+		}
+		if read {
+			if more, err = apply(evs); err != nil {
+				return nil, info, err
+			}
 		}
 	}
-	page := r.PageSize
-	if page <= 0 {
-		page = 500
-	}
-	for a.version < v {
+	for more && a.version < v {
 		evs, err := r.Store.ReadStream(ctx, a.streamID, a.version+1, v, page)
 		if err != nil {
 			return nil, info, err
 		}
-		for _, e := range evs {
-			if e.Version != a.version+1 {
-				return nil, info, fmt.Errorf("%s: read version %d after %d: the stream has a gap", a.streamID, e.Version, a.version)
-			}
-			if err := r.Def.Apply(&a.state, e); err != nil {
-				return nil, info, fmt.Errorf("replay %s version %d (%s): %w", a.streamID, e.Version, e.Type, err)
-			}
-			a.version = e.Version
-		}
-		info.EventsRead += len(evs)
-		if len(evs) < page {
-			break
+		if more, err = apply(evs); err != nil {
+			return nil, info, err
 		}
 	}
 	if a.version < 0 {

@@ -94,6 +94,17 @@ type SnapshotStore interface {
 	LatestSnapshot(ctx context.Context, streamID string, stateSchemaVersion int, maxVersion int64) (Snapshot, bool, error)
 }
 
+// SnapshotStreamReader is a store that reads a stream's latest snapshot together with the
+// events after it, in one round trip rather than two. It is optional: Repository loads
+// through it when its store has it, and through LatestSnapshot and ReadStream otherwise.
+type SnapshotStreamReader interface {
+	// ReadFromSnapshot returns what LatestSnapshot returns for the stream, the state-schema
+	// version and maxVersion, and what ReadStream returns for the page of up to limit events
+	// after that snapshot's version (from version 0 when there is none) and at or below
+	// maxVersion, read at the same moment.
+	ReadFromSnapshot(ctx context.Context, streamID string, stateSchemaVersion int, maxVersion int64, limit int) (Snapshot, bool, []Envelope, error)
+}
+
 // Store is a whole event store.
 type Store interface {
 	Appender

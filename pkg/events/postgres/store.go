@@ -643,6 +643,59 @@ func (s *Store) LatestSnapshot(ctx context.Context, streamID string, stateSchema
 	return snap, true, nil
 }
 
+var _ events.SnapshotStreamReader = (*Store)(nil)
+
+// readFromSnapshot is the newest usable snapshot as a first row shaped as an event (its
+// version, its state as data, its creation as recorded_at), marked by the first column, then
+// the page of events after it. Snapshots precede the events they are followed by, so ordering
+// by version puts the snapshot first.
+var readFromSnapshot = `with s as (
+	select version, state, created_at from annals_snapshots
+	where stream_id = $1 and state_schema_version = $2 and version <= $3
+	order by version desc limit 1
+)
+select true, '00000000-0000-0000-0000-000000000000'::uuid, $1::text, '', version, 0::bigint, '', $2::int,
+	state::json, '{}'::json, '', '', created_at
+from s
+union all
+(select false, ` + envelopeColumns + ` from annals_events
+	where stream_id = $1 and version > coalesce((select version from s), -1) and version <= $3
+	order by version limit $4)
+order by 5`
+
+// ReadFromSnapshot reads the stream's newest snapshot of the state-schema version at or below
+// maxVersion and the first page of events after it, in one statement (see
+// events.SnapshotStreamReader).
+func (s *Store) ReadFromSnapshot(ctx context.Context, streamID string, stateSchemaVersion int, maxVersion int64, limit int) (events.Snapshot, bool, []events.Envelope, error) {
+	snap := events.Snapshot{StreamID: streamID, StateSchemaVersion: stateSchemaVersion}
+	if limit <= 0 {
+		return snap, false, nil, fmt.Errorf("%w: read %s: limit must be positive", events.ErrInvalid, streamID)
+	}
+	rows, err := s.pool.Query(ctx, readFromSnapshot, streamID, stateSchemaVersion, maxVersion, limit)
+	if err != nil {
+		return snap, false, nil, fmt.Errorf("read %s from its snapshot: %w", streamID, err)
+	}
+	defer rows.Close()
+	found := false
+	var out []events.Envelope
+	for rows.Next() {
+		var isSnap bool
+		e, err := ScanEnvelope(rows, &isSnap)
+		if err != nil {
+			return snap, false, nil, fmt.Errorf("read %s from its snapshot: %w", streamID, err)
+		}
+		if isSnap {
+			found, snap.Version, snap.State, snap.CreatedAt = true, e.Version, e.Data, e.RecordedAt
+			continue
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return snap, false, nil, fmt.Errorf("read %s from its snapshot: %w", streamID, err)
+	}
+	return snap, found, out, nil
+}
+
 // DeleteSnapshots deletes every snapshot of the stream, of every state-schema version: after
 // an erasure, no state taken before it may be loaded again. It returns how many it deleted.
 func (s *Store) DeleteSnapshots(ctx context.Context, streamID string) (int64, error) {

@@ -166,11 +166,19 @@ type command[S any] struct {
 	id   string
 	// create: a missing aggregate is created (201) rather than not found (404).
 	create bool
+	// fresh: the server has just picked the id, a new UUIDv7, so that no stream has it yet
+	// and the first attempt starts from a new aggregate without reading the store. Its append
+	// still expects no stream: should one exist after all, the append conflicts, and the
+	// next attempt loads it.
+	fresh bool
 	// run checks the rules and records events on the aggregate.
 	run func(ctx context.Context, agg *events.Aggregate[S]) error
 }
 
-func (c command[S]) load(ctx context.Context) (*events.Aggregate[S], error) {
+func (c command[S]) load(ctx context.Context, attempt int) (*events.Aggregate[S], error) {
+	if c.fresh && attempt == 0 {
+		return c.repo.New(c.id), nil
+	}
 	agg, _, err := c.repo.Load(ctx, c.id)
 	if c.create && errors.Is(err, events.ErrNotFound) {
 		return c.repo.New(c.id), nil
@@ -192,7 +200,7 @@ func execute[S any](a *API, w http.ResponseWriter, r *http.Request, req *request
 		status = http.StatusCreated
 	}
 	for attempt := 0; ; attempt++ {
-		resp, err := attemptCommand(ctx, a, req, c, status, opts)
+		resp, err := attemptCommand(ctx, a, req, c, attempt, status, opts)
 		if err == nil {
 			if at := httpx.Started(r); !at.IsZero() {
 				a.hops.Observe(hops.CommandToCommit, time.Since(at))
@@ -219,8 +227,8 @@ func execute[S any](a *API, w http.ResponseWriter, r *http.Request, req *request
 	}
 }
 
-func attemptCommand[S any](ctx context.Context, a *API, req *request, c command[S], status int, opts events.AppendOptions) (commandResponse, error) {
-	agg, err := c.load(ctx)
+func attemptCommand[S any](ctx context.Context, a *API, req *request, c command[S], attempt, status int, opts events.AppendOptions) (commandResponse, error) {
+	agg, err := c.load(ctx, attempt)
 	if err != nil {
 		return commandResponse{}, err
 	}

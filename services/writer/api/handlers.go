@@ -30,10 +30,11 @@ func create[S any](a *API, w http.ResponseWriter, r *http.Request, repo *events.
 	if err != nil {
 		return err
 	}
-	if id == "" {
+	fresh := id == ""
+	if fresh {
 		id = newID()
 	}
-	return execute(a, w, r, req, command[S]{repo: repo, id: id, create: true, run: run})
+	return execute(a, w, r, req, command[S]{repo: repo, id: id, create: true, fresh: fresh, run: run})
 }
 
 // change runs a command on the existing aggregate named by the path's id: decode reads the

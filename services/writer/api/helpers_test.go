@@ -37,6 +37,8 @@ type setup struct {
 	feed  feed.Config // its Source is the store
 	// onPool, when set, finishes the setup once the test's schema is there.
 	onPool func(tb testing.TB, pool *pgxpool.Pool, s *setup)
+	// pool, when onPool sets it, is the store's pool instead of the schema's own.
+	pool *pgxpool.Pool
 }
 
 func newEnv(tb testing.TB, opts ...func(*setup)) *env {
@@ -51,6 +53,9 @@ func newEnv(tb testing.TB, opts ...func(*setup)) *env {
 	}
 	if c.onPool != nil {
 		c.onPool(tb, pool, &c)
+	}
+	if c.pool != nil {
+		pool = c.pool
 	}
 	var live *feed.Feed
 	c.store.OnAppend = func() { live.Wake() }
