@@ -35,9 +35,18 @@ type committer struct {
 	failed   map[topicPartition]int64 // the commit in flight's offsets if it failed; read once inflight is closed
 }
 
-func (c *Consumer) committer(gen *kafka.Generation, pms map[topicPartition]*partitionMetrics) *committer {
+// committer starts with the offsets an earlier session of the generation left uncommitted
+// (unsettled), which it takes over.
+func (c *Consumer) committer(gen *kafka.Generation, pms map[topicPartition]*partitionMetrics, unsettled map[topicPartition]int64) *committer {
+	pending := map[topicPartition]int64{}
+	for tp, off := range unsettled {
+		if pms[tp] != nil {
+			pending[tp] = off
+		}
+		delete(unsettled, tp)
+	}
 	return &committer{c: c, gen: gen, pms: pms, commits: c.cfg.Metrics.commits.WithLabelValues(c.cfg.Group),
-		pending: map[topicPartition]int64{}, last: time.Now()}
+		pending: pending, last: time.Now()}
 }
 
 // add takes the offsets committable returned for a batch, later than those pending.
@@ -133,10 +142,14 @@ func (k *committer) settle(wait bool) {
 }
 
 // close commits what is pending, the session's last commit, and waits for it: nothing the
-// session processed is left uncommitted that the generation still accepts.
-func (k *committer) close() {
+// session processed is left uncommitted that the generation still accepts. What that commit
+// could not commit goes to unsettled, for the generation's next session to commit.
+func (k *committer) close(unsettled map[topicPartition]int64) {
 	k.flush(true, nil)
 	k.settle(true)
+	for tp, off := range k.pending {
+		unsettled[tp] = off
+	}
 }
 
 // commit commits the offsets of committable to the group, and reports whether the broker

@@ -105,9 +105,11 @@ func TestConsumer_CommitInterval(t *testing.T) {
 				if nb < uint64(len(recs))/2 {
 					t.Errorf("%d batches for %d records trickled in; want the records handled as they came", nb, len(recs))
 				}
-			case commits > 12:
-				t.Errorf("%v commits for %d records over %s, want at most 12 with a commit interval of %s",
-					commits, len(recs), time.Duration(len(recs))*tt.pace, tt.interval)
+			case commits > 12 && commits > float64(nb)/3:
+				// A commit per batch (the old way) fails this; a machine so busy that it pauses
+				// past the idle threshold between many batches merges batches too.
+				t.Errorf("%v commits for %d records in %d batches over %s, want at most 12 (or a third of the batches) with a commit interval of %s",
+					commits, len(recs), nb, time.Duration(len(recs))*tt.pace, tt.interval)
 			case commits < 1:
 				t.Error("no commit counted")
 			}

@@ -40,7 +40,7 @@ type Config struct {
 	DLQTopic string  // where failed and parked messages go; required
 	Decode   Decoder // required
 
-	// BatchSize is the most messages processed and committed together (500). Linger is how
+	// BatchSize is the most messages processed together (500). Linger is how
 	// long a batch waits to fill once it has a message; zero waits for nothing: a batch takes
 	// the messages that have already arrived. Batches still grow with the load without it,
 	// since messages arrive while the previous batch is processed, and a linger would add its
@@ -72,10 +72,10 @@ type Config struct {
 	// delivered again after it. An Inbox skips them; a handler without one sees them again,
 	// as at-least-once delivery always allowed.
 	CommitInterval time.Duration
-	// Sequential commits before the next batch starts, rather than while it is processed.
-	// With Lanes 1 the handler then runs one message at a time, in the order of each
-	// partition, and never beside a commit: the synchronous processing of
-	// ASYNC_EVENT_PROCESSING=false.
+	// Sequential commits each batch before the next batch starts, rather than while it is
+	// processed, whatever CommitInterval says. With Lanes 1 the handler then runs one message
+	// at a time, in the order of each partition, and never beside a commit: the synchronous
+	// processing of ASYNC_EVENT_PROCESSING=false.
 	Sequential bool
 	// Interval, when set, makes the consumer work in rounds rather than as messages arrive:
 	// at most every Interval it applies what has arrived, in batches of BatchSize until none
@@ -159,7 +159,9 @@ func (c *Config) defaults() error {
 		}
 	}
 	seti(&c.BatchSize, 500)
-	if c.CommitInterval == 0 {
+	if c.Sequential {
+		c.CommitInterval = -1 // each batch committed before the next
+	} else if c.CommitInterval == 0 {
 		c.CommitInterval = time.Second
 	}
 	seti(&c.Lanes, 8)
@@ -428,8 +430,11 @@ func (c *Consumer) generation(ctx, gctx context.Context, gen *kafka.Generation) 
 	}()
 	c.log.Info("consume: generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", assigned)
 	backoff := c.cfg.Backoff
+	// The offsets a session processed and could not commit (its last commit failed): the next
+	// session commits them, or the partition's committed offset could stay behind for good.
+	unsettled := map[topicPartition]int64{}
 	for {
-		progressed, stalled, again := c.session(ctx, gctx, gen, offsets)
+		progressed, stalled, again := c.session(ctx, gctx, gen, offsets, unsettled)
 		if gctx.Err() != nil {
 			return
 		}
@@ -456,8 +461,9 @@ func (c *Consumer) generation(ctx, gctx context.Context, gen *kafka.Generation) 
 // session reads the assigned partitions from offsets and processes batch after batch until
 // the generation ends (stalled false) or a batch could not finish (stalled true), or a
 // stopped partition was released (again true: it must be read again from its commit). It
-// moves offsets on past what it committed.
-func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, offsets map[topicPartition]int64) (progressed, stalled, again bool) {
+// moves offsets on past what it processed, and commits them; those it could not commit when
+// it ended it leaves in unsettled, whose offsets it commits first.
+func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, offsets, unsettled map[topicPartition]int64) (progressed, stalled, again bool) {
 	blocked, err := c.cfg.Blocks.Load(gctx, c.cfg.Group)
 	if err != nil {
 		c.log.Warn("consume: cannot load the blocked streams", "error", err)
@@ -513,8 +519,8 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 	// broker, which the lanes would otherwise wait for, and a write to its __consumer_offsets.
 	// One commit is in flight at a time, so that the broker receives them in order, and the
 	// session ends only once what it processed is committed.
-	k := c.committer(gen, pms)
-	defer k.close() // before the readers close: deferred calls run last in, first out
+	k := c.committer(gen, pms, unsettled)
+	defer k.close(unsettled) // before the readers close: deferred calls run last in, first out
 	stopped := c.stoppedPartitions(bs, offsets, stopFetcher)
 	nextRefresh := time.Now().Add(c.cfg.BlockRefresh)
 	r := rounds{interval: c.cfg.Interval, start: time.Now(), on: true}

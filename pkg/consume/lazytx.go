@@ -2,7 +2,6 @@ package consume
 
 import (
 	"context"
-	"errors"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -66,11 +65,13 @@ func carries(args []any) bool {
 }
 
 // send sends b, which begins the transaction (BeginTx) before the caller's statements, and
-// reads the begin's result. It returns no results and no error when pgx could not prepare the
-// caller's statements (pgx.ErrPreprocessingBatch: a statement the server refuses to prepare,
-// an argument pgx cannot encode) and so sent nothing to run: the caller then begins on its
-// own and runs its statements as pgx's transaction does, which fail as they always have, and
-// leave the transaction aborted as they always have.
+// reads the begin's result. It returns no results and no error when the batch failed with the
+// connection open and outside a transaction: pgx could not prepare or encode the caller's
+// statements (a statement the server refuses to prepare, an argument it cannot encode, a
+// query rewriter's failure) and so ran nothing, or the server refused the begin itself. The
+// caller then begins on its own (which fails again, as a failed begin, if the begin was the
+// fault) and runs its statements as pgx's transaction does, which fail as they always have,
+// and leave the transaction aborted as they always have. A lost connection is a failed begin.
 func (t *lazyTx) send(ctx context.Context, b *pgx.Batch) (pgx.BatchResults, error) {
 	br := t.conn.SendBatch(ctx, b)
 	_, err := br.Exec()
@@ -79,7 +80,7 @@ func (t *lazyTx) send(ctx context.Context, b *pgx.Batch) (pgx.BatchResults, erro
 		return br, nil
 	}
 	_ = br.Close()
-	if errors.As(err, new(pgx.ErrPreprocessingBatch)) && !t.conn.IsClosed() && t.conn.PgConn().TxStatus() == 'I' {
+	if !t.conn.IsClosed() && t.conn.PgConn().TxStatus() == 'I' && ctx.Err() == nil {
 		return nil, t.begin(ctx)
 	}
 	t.beginErr = err
@@ -255,6 +256,7 @@ func (t *lazyTx) Conn() *pgx.Conn {
 // been read: they are the caller's own, and began no transaction of the caller's.
 type callerResults struct{ pgx.BatchResults }
 
+// Tx is nil: the caller's batch began no transaction of its own.
 func (callerResults) Tx() pgx.Tx { return nil }
 
 // batchRows are the rows of the first statement, sent behind the begin: once read or closed,
@@ -273,6 +275,7 @@ func (r *batchRows) finish() {
 	}
 }
 
+// Next advances to the next row, closing the batch after the last.
 func (r *batchRows) Next() bool {
 	if r.Rows.Next() {
 		return true
@@ -281,11 +284,13 @@ func (r *batchRows) Next() bool {
 	return false
 }
 
+// Close closes the rows and the batch.
 func (r *batchRows) Close() {
 	r.Rows.Close()
 	r.finish()
 }
 
+// Err is the rows' error, or else the batch's.
 func (r *batchRows) Err() error {
 	if err := r.Rows.Err(); err != nil {
 		return err
@@ -296,6 +301,7 @@ func (r *batchRows) Err() error {
 // rowOf is the first row of rows, as pgx's QueryRow gives it.
 type rowOf struct{ rows pgx.Rows }
 
+// Scan reads the first row into dest, pgx.ErrNoRows without one, and closes the rows.
 func (r rowOf) Scan(dest ...any) error {
 	defer r.rows.Close()
 	if err := r.rows.Err(); err != nil {

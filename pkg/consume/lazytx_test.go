@@ -243,6 +243,19 @@ func TestPostgresUnit_Errors(t *testing.T) {
 				err, consume.IsUnavailable(err), consume.IsPermanent(err))
 		}
 	})
+	t.Run("ClientRefusedFirstStatement", func(t *testing.T) {
+		// pgx refuses it before sending anything (a rewriter's failure, here a named argument
+		// missing): the work's failure as pgx's transaction gives it, not a failed begin, which
+		// would stall the group on the event for good.
+		err := unit(ctx, exec(`insert into t values (@id)`, pgx.StrictNamedArgs{}))
+		if err == nil || consume.IsUnavailable(err) || consume.IsPermanent(err) {
+			t.Errorf("got %v (unavailable %v, permanent %v), want an ordinary failure",
+				err, consume.IsUnavailable(err), consume.IsPermanent(err))
+		}
+		if got := ids(t, pool); len(got) != 0 {
+			t.Errorf("the table has %v, want nothing", got)
+		}
+	})
 	t.Run("DataException", func(t *testing.T) {
 		err := unit(ctx, exec(`insert into t values (1 / $1::int)`, 0))
 		if !consume.IsPermanent(err) {

@@ -21,8 +21,9 @@ import (
 // letter kept in PostgreSQL, and the handler's time per event type measured on the one-by-one
 // path. On that path an event is recorded in the inbox in the round trip that takes the
 // switch lock and reads the generation (inboxed.Handle), rather than by the inbox's
-// middleware in a round trip of its own. Call it once, before the Projection handles
-// anything.
+// middleware in a round trip of its own; so base's own middleware runs before that record,
+// and sees an event delivered again as well (a filter of it keeps the events it drops out of
+// the inbox). Call it once, before the Projection handles anything.
 func (p *Projection) Consumer(base consume.Config) (*consume.Consumer, error) {
 	cfg, h := p.wire(base)
 	return consume.New(cfg, h)
