@@ -168,8 +168,8 @@ type command[S any] struct {
 	create bool
 	// fresh: the server has just picked the id, a new UUIDv7, so that no stream has it yet
 	// and the first attempt starts from a new aggregate without reading the store. Its append
-	// still expects no stream: should one exist after all, the append conflicts, and the
-	// next attempt loads it.
+	// still expects no stream: should one exist after all, the append conflicts (unless
+	// OPTIMISTIC_CONCURRENCY=false turned the check off), and the next attempt loads it.
 	fresh bool
 	// run checks the rules and records events on the aggregate.
 	run func(ctx context.Context, agg *events.Aggregate[S]) error
