@@ -239,6 +239,9 @@ func TestConsumer_BlockedStreamLeavesItsLaneBatched(t *testing.T) {
 	cfg.Unit = consume.PostgresUnit(pool)
 	cfg.Blocks = consume.PostgresBlocks(pool)
 	cfg.Lanes = 1 // every batch's messages in one lane with the blocked stream's
+	// Every batch fills with what the partitions hold, so that none holds a single message of
+	// another stream, which goes alone whatever the blocked stream does.
+	cfg.Linger = time.Second
 	r := start(t, cfg, h)
 	waitFor(t, 60*time.Second, "the commits to reach the end", func() bool { return caughtUp(t, group, topic, 3) })
 	r.halt(t)
