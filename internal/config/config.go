@@ -363,6 +363,13 @@ func (c *Config) Validate() error {
 			"while it works, and the partitions' new owner would handle the same events at the same time",
 			FormatDuration(c.Kafka.DrainTimeout), FormatDuration(c.Kafka.SessionTimeout), FormatDuration(ConsumerHeartbeat)))
 	}
+	if span := time.Duration(c.Monitoring.LagStatusWindow-1) * c.Monitoring.LagPollInterval; c.Monitoring.LagExporterEnabled &&
+		c.Monitoring.LagStatusWindow >= 2 && c.Monitoring.LagPollInterval > 0 && c.Kafka.CommitInterval > 0 && span < 2*c.Kafka.CommitInterval {
+		errs = append(errs, fmt.Errorf("LAG_STATUS_WINDOW (monitoring.lag_status_window) %d polls of LAG_POLL_INTERVAL (monitoring.lag_poll_interval) %s "+
+			"span %s, less than twice CONSUMER_COMMIT_INTERVAL (kafka.consumer_commit_interval) %s: a group that commits once an interval "+
+			"while events keep coming would read as stalled", c.Monitoring.LagStatusWindow, FormatDuration(c.Monitoring.LagPollInterval),
+			FormatDuration(span), FormatDuration(c.Kafka.CommitInterval)))
+	}
 	if c.EventStore.URL == "" {
 		for _, name := range []string{"host", "database", "username"} {
 			s, _ := lookupSpec("event_store", name)

@@ -371,6 +371,11 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`CONSUMER_COMMIT_INTERVAL (kafka.consumer_commit_interval): "-1s" is out of range; must be between 0s (a commit after every batch) and 30s`},
 		},
 		{
+			name: "lag window within the commit interval",
+			env:  env("LAG_EXPORTER_ENABLED", "true", "LAG_POLL_INTERVAL", "250ms", "LAG_STATUS_WINDOW", "4"),
+			want: []string{`LAG_STATUS_WINDOW (monitoring.lag_status_window) 4 polls of LAG_POLL_INTERVAL (monitoring.lag_poll_interval) 250ms span 750ms, less than twice CONSUMER_COMMIT_INTERVAL (kafka.consumer_commit_interval) 1s`},
+		},
+		{
 			name: "inbox kept for minutes",
 			env:  env("INBOX_RETENTION", "30m"),
 			want: []string{`INBOX_RETENTION (projections.inbox_retention): "30m0s" is out of range; must be at least 1h`},

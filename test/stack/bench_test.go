@@ -73,8 +73,8 @@ func TestBench_Quick(t *testing.T) {
 			t.Errorf("%s (%s) is 0 %s", id, f.Name, f.Unit)
 		}
 	}
-	if got := res.TargetsMet + res.TargetsMissed; got != 9 {
-		t.Errorf("%d targets judged, want 9", got)
+	if got := res.TargetsMet + res.TargetsMissed; got != 14 {
+		t.Errorf("%d targets judged, want 14", got)
 	}
 
 	f, err := os.Open(filepath.Join(out, "latency.png"))
