@@ -87,21 +87,25 @@ func (t *lazyTx) send(ctx context.Context, b *pgx.Batch) (pgx.BatchResults, erro
 	return nil, err
 }
 
-// Exec runs sql in the transaction; the first statement carries the begin.
-func (t *lazyTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+// first sends sql behind the begin, in one round trip, unless the transaction has begun or
+// alone says that sql cannot carry the begin along, in which case it begins on its own. It
+// returns no results and no error when t.tx is to run sql.
+func (t *lazyTx) first(ctx context.Context, sql string, args []any, alone bool) (pgx.BatchResults, error) {
 	if err := t.ready(); err != nil {
-		return pgconn.CommandTag{}, err
+		return nil, err
 	}
-	if t.tx != nil || !carries(args) {
-		if err := t.begin(ctx); err != nil {
-			return pgconn.CommandTag{}, err
-		}
-		return t.tx.Exec(ctx, sql, args...)
+	if t.tx != nil || alone {
+		return nil, t.begin(ctx)
 	}
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
 	b.Queue(sql, args...)
-	br, err := t.send(ctx, b)
+	return t.send(ctx, b)
+}
+
+// Exec runs sql in the transaction; the first statement carries the begin.
+func (t *lazyTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	br, err := t.first(ctx, sql, args, !carries(args))
 	switch {
 	case err != nil:
 		return pgconn.CommandTag{}, err
@@ -117,19 +121,7 @@ func (t *lazyTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comm
 
 // Query runs sql in the transaction; the first statement carries the begin.
 func (t *lazyTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if err := t.ready(); err != nil {
-		return failedRows(err), err
-	}
-	if t.tx != nil || (len(args) > 0 && !carries(args)) {
-		if err := t.begin(ctx); err != nil {
-			return failedRows(err), err
-		}
-		return t.tx.Query(ctx, sql, args...)
-	}
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(sql, args...)
-	br, err := t.send(ctx, b)
+	br, err := t.first(ctx, sql, args, len(args) > 0 && !carries(args))
 	switch {
 	case err != nil:
 		return failedRows(err), err
