@@ -7,12 +7,9 @@ import (
 	"math"
 	"reflect"
 	"strconv"
-	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/events"
@@ -45,30 +42,10 @@ func TestStore_DeleteSnapshots(t *testing.T) {
 	}
 }
 
-// statements counts the statements a pool sends.
-type statements struct{ n atomic.Int64 }
-
-func (s *statements) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	s.n.Add(1)
-	return ctx
-}
-
-func (s *statements) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
 func TestRepository_LoadInOneStatement(t *testing.T) {
 	ctx := context.Background()
 	_, schema := testenv.SchemaPool(t)
-	cfg, err := pgxpool.ParseConfig(testenv.SchemaURL(t, schema))
-	if err != nil {
-		t.Fatal(err)
-	}
-	count := &statements{}
-	cfg.ConnConfig.Tracer = count
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool, count := testenv.CountingPool(t, schema)
 	if _, err := postgres.Migrate(ctx, pool, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +64,7 @@ func TestRepository_LoadInOneStatement(t *testing.T) {
 	}
 
 	t.Run("FromSnapshot", func(t *testing.T) {
-		before := count.n.Load()
+		before := count.Statements()
 		got, info, err := repo.Load(ctx, id)
 		if err != nil {
 			t.Fatal(err)
@@ -95,16 +72,16 @@ func TestRepository_LoadInOneStatement(t *testing.T) {
 		if got.State() != (counter{Count: 9, Sum: 36}) || got.Version() != 8 || info.SnapshotVersion != 6 || info.EventsRead != 2 {
 			t.Errorf("load: %+v at %d, %+v; want 9 numbers at 8 from the snapshot at 6 and 2 events", got.State(), got.Version(), info)
 		}
-		if n := count.n.Load() - before; n != 1 {
+		if n := count.Statements() - before; n != 1 {
 			t.Errorf("load ran %d statements, want 1", n)
 		}
 	})
 	t.Run("NoStream", func(t *testing.T) {
-		before := count.n.Load()
+		before := count.Statements()
 		if _, _, err := repo.Load(ctx, uuid.NewString()); !errors.Is(err, events.ErrNotFound) {
 			t.Errorf("load of a stream without events: %v, want ErrNotFound", err)
 		}
-		if n := count.n.Load() - before; n != 1 {
+		if n := count.Statements() - before; n != 1 {
 			t.Errorf("load of a stream without events ran %d statements, want 1", n)
 		}
 	})
