@@ -103,10 +103,11 @@ func pipelineCPU(services []*Service) (map[string]float64, int) {
 	return out, brokers
 }
 
-// childrenCPU is the processor time of this process's children that it has waited for.
-func childrenCPU() float64 {
+// rusageCPU is the processor time, in seconds, of this process (syscall.RUSAGE_SELF) or of
+// the children it has waited for (syscall.RUSAGE_CHILDREN); 0 when the kernel does not say.
+func rusageCPU(who int) float64 {
 	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+	if err := syscall.Getrusage(who, &ru); err != nil {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()

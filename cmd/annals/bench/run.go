@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/annals-dev/annals/internal/auth"
@@ -418,13 +419,13 @@ func (r *runner) pgbench(ctx context.Context) error {
 	}
 	for _, c := range r.set.Clients {
 		r.say("pgbench: one INSERT per transaction, %d client(s), %v", c, r.set.PGBenchTime)
-		server, client := postgresCPU(), childrenCPU()
+		server, client := postgresCPU(), rusageCPU(syscall.RUSAGE_CHILDREN)
 		p, err := PGBenchInsert(ctx, r.opts.PGBench, u, schema, dir, c, r.set.PGBenchTime)
 		if err != nil {
 			return err
 		}
 		if tx := p.TPS * r.set.PGBenchTime.Seconds(); tx > 0 {
-			p.CPUMsPerTx = 1000 * (postgresCPU() - server + childrenCPU() - client) / tx
+			p.CPUMsPerTx = 1000 * (postgresCPU() - server + rusageCPU(syscall.RUSAGE_CHILDREN) - client) / tx
 		}
 		r.say("pgbench: %.0f tx/s, p50 %.2f ms, p99 %.2f ms, %.3f ms of processor time per transaction (PostgreSQL and pgbench)",
 			p.TPS, benchkit.Ms(p.Latency.P50), benchkit.Ms(p.Latency.P99), p.CPUMsPerTx)

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -72,10 +71,7 @@ func (m usageMeter) read(ctx context.Context) (reading, error) {
 		}
 		r.metrics[s.Name] = mfs
 	}
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
-		r.selfCPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-	}
+	r.selfCPU = rusageCPU(syscall.RUSAGE_SELF)
 	r.busy, r.total = machineTicks()
 	return r, nil
 }
