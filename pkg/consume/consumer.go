@@ -49,8 +49,13 @@ type Config struct {
 	Linger    time.Duration
 	// Lanes is how many streams are handled at once (8). Messages are put in lanes by key, so
 	// one stream's messages are handled one after the other, in order; 1 handles everything
-	// in order.
-	Lanes int
+	// in order. With a Unit, each lane's share of a batch is a unit of work of its own, a
+	// transaction with its commit, so a batch is spread over one lane for each MinPerLane
+	// messages it holds (8), up to Lanes: a batch of a few messages, which is what a low rate
+	// makes, is one unit of work rather than one per message, and a large batch still uses
+	// every lane. Without a Unit, lanes cost nothing of the kind and every batch uses them all.
+	Lanes      int
+	MinPerLane int
 	// Attempts is how many times a failing message is tried before it goes to the dead-letter
 	// topic (3); 1 means no retries. Failures marked Unavailable do not count: they pause the
 	// group until the dependency is back, however long that takes. Backoff is the pause before
@@ -165,6 +170,7 @@ func (c *Config) defaults() error {
 		c.CommitInterval = time.Second
 	}
 	seti(&c.Lanes, 8)
+	seti(&c.MinPerLane, 8)
 	seti(&c.Attempts, 3)
 	set(&c.Backoff, 100*time.Millisecond)
 	set(&c.MaxBackoff, 5*time.Second)
@@ -685,10 +691,14 @@ type item struct {
 // rebalance is bounded by the messages in flight, not by the batch.
 func (c *Consumer) process(ctx, gctx context.Context, batch []fetched, bs *blockSet, pms map[topicPartition]*partitionMetrics) ([]item, bool) {
 	items := make([]item, len(batch))
-	lanes := make([][]*item, c.cfg.Lanes)
+	n := c.cfg.Lanes
+	if c.cfg.Unit != nil {
+		n = min(n, max(1, len(batch)/c.cfg.MinPerLane))
+	}
+	lanes := make([][]*item, n)
 	for i, m := range batch {
 		items[i].raw, items[i].fetchedAt = m.Message, m.at
-		l := laneOf(m.Key, c.cfg.Lanes)
+		l := laneOf(m.Key, n)
 		lanes[l] = append(lanes[l], &items[i])
 	}
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

@@ -7,7 +7,8 @@
 //
 //   - A stream's events (one key) are handled one at a time and in partition order: a batch
 //     is split into lanes by key, and a lane runs its messages in order. Different streams run
-//     in parallel (Config.Lanes).
+//     in parallel (Config.Lanes); with a Unit, a small batch takes fewer lanes, so that it is
+//     not one transaction per message (Config.MinPerLane).
 //   - Nothing is committed past a message that has not finished: after each batch, each
 //     partition's offset moves to just after the last message below which every message
 //     finished (handled, or written to the dead-letter topic). Those offsets add up and are

@@ -3,11 +3,13 @@ package consume_test
 import (
 	"context"
 	"errors"
-	"github.com/jackc/pgx/v5/pgxpool"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/consume"
@@ -265,4 +267,49 @@ func withEffects(t *testing.T) *pgxpool.Pool {
 		t.Fatal(err)
 	}
 	return pool
+}
+
+// TestConsumer_SmallBatchIsOneUnit: with a Unit, a batch of a few messages of different
+// streams is one unit of work, not one per lane, and a large batch still spreads over lanes.
+func TestConsumer_SmallBatchIsOneUnit(t *testing.T) {
+	for _, tc := range []struct {
+		streams  int
+		minUnits int
+		maxUnits int
+	}{
+		{streams: 6, minUnits: 1, maxUnits: 1},
+		{streams: 32, minUnits: 2, maxUnits: 4},
+	} {
+		t.Run(strconv.Itoa(tc.streams), func(t *testing.T) {
+			pool := withEffects(t)
+			topic, dlq := testenv.Topic(t, 3), testenv.Topic(t, 1)
+			group := testenv.UniqueName(t)
+			recs := streams("sb", tc.streams, 1)
+			publish(t, topic, recs)
+			h := &batchEffects{}
+			cfg := config(t, []string{topic}, dlq, group)
+			var units atomic.Int64
+			unit := consume.PostgresUnit(pool)
+			cfg.Unit = func(ctx context.Context, fn func(context.Context) error) error {
+				units.Add(1)
+				return unit(ctx, fn)
+			}
+			// One batch of every record: it fills for up to a second, and ends when full.
+			cfg.BatchSize, cfg.Linger = len(recs), time.Second
+			r := start(t, cfg, h)
+			waitFor(t, 60*time.Second, "the commits to reach the end", func() bool { return caughtUp(t, group, topic, 3) })
+			r.halt(t)
+			var applied int
+			if err := pool.QueryRow(context.Background(), `select count(*) from effects`).Scan(&applied); err != nil {
+				t.Fatal(err)
+			}
+			if applied != len(recs) {
+				t.Fatalf("%d effects, want %d", applied, len(recs))
+			}
+			if n := units.Load(); n < int64(tc.minUnits) || n > int64(tc.maxUnits) || h.singles.Load() != 0 {
+				t.Errorf("%d messages of as many streams in %d units of work (%d handled alone); want %d to %d units, none alone",
+					len(recs), n, h.singles.Load(), tc.minUnits, tc.maxUnits)
+			}
+		})
+	}
 }
