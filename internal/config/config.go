@@ -208,8 +208,11 @@ type Notifier struct {
 // whole hash chain on its own; 0 turns that off (GET /v1/audit/verify still does it).
 // CheckpointKeyFile (empty: none) is the private key that signs a checkpoint of the chain
 // every CheckpointInterval, appended to CheckpointFile (empty: logged only);
-// CheckpointPublicKeyFile is the public key verifiers check them with.
+// CheckpointPublicKeyFile is the public key verifiers check them with. BatchLinger is how
+// long the auditor's batch waits to fill once it has an event: the log takes a batch in one
+// transaction, so waiting a little at a low rate saves a commit for each event it gathers.
 type Auditor struct {
+	BatchLinger             time.Duration `json:"batch_linger"`
 	VerifyInterval          time.Duration `json:"verify_interval"`
 	CheckpointKeyFile       string        `json:"checkpoint_key_file"`
 	CheckpointFile          string        `json:"checkpoint_file"`

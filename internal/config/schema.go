@@ -364,6 +364,10 @@ var specs = []spec{
 		field:  func(c *Config) any { return &c.Notifier.EmailsPerPrincipalHour }},
 
 	// [auditor]
+	{Key: Key{Section: "auditor", Name: "batch_linger", Env: "AUDITOR_BATCH_LINGER", Kind: KindDuration, Default: "20ms",
+		Doc: "How long the auditor's batch waits to fill once it has an event, from 0s (it takes what has arrived) to 1s. The log appends a batch in one transaction: at a low rate, where batches hold an event or two, waiting saves a commit for each event gathered, and each entry reaches the log up to this much later."},
+		bounds: bounds{min: 0, max: int64(time.Second), hasMin: true, hasMax: true, desc: "must be between 0s and 1s"},
+		field:  func(c *Config) any { return &c.Auditor.BatchLinger }},
 	{Key: Key{Section: "auditor", Name: "verify_interval", Env: "AUDITOR_VERIFY_INTERVAL", Kind: KindDuration, Default: "1h",
 		Doc: "How often the auditor verifies the whole audit log's hash chain and exports the outcome; 0 turns it off."},
 		bounds: nonNegativeDuration,
