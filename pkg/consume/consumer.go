@@ -49,11 +49,17 @@ type Config struct {
 	Linger    time.Duration
 	// Lanes is how many streams are handled at once (8). Messages are put in lanes by key, so
 	// one stream's messages are handled one after the other, in order; 1 handles everything
-	// in order. With a Unit, each lane's share of a batch is a unit of work of its own, a
-	// transaction with its commit, so a batch is spread over one lane for each MinPerLane
-	// messages it holds (8), up to Lanes: a batch of a few messages, which is what a low rate
-	// makes, is one unit of work rather than one per message, and a large batch still uses
-	// every lane. Without a Unit, lanes cost nothing of the kind and every batch uses them all.
+	// in order.
+	//
+	// MinPerLane (8) is how many messages of a batch each lane gets, at least, when there is
+	// a Unit: each lane's share of a batch is then a unit of work of its own, a transaction
+	// with its commit, so a batch is spread over one lane for each MinPerLane messages it
+	// holds, up to Lanes. A batch of a few messages, which is what a low rate makes, is one
+	// unit of work rather than one per message, and a large batch still uses every lane. The
+	// price is parallelism within small batches: their messages run one after the other, so a
+	// slow or retried message holds up the others of its batch, and after a failed unit up to
+	// 2×MinPerLane−1 messages go one by one. Without a Unit, lanes cost nothing of the kind and
+	// every batch uses them all.
 	Lanes      int
 	MinPerLane int
 	// Attempts is how many times a failing message is tried before it goes to the dead-letter
