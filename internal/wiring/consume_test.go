@@ -74,3 +74,33 @@ func TestConsumerConfig_CommitInterval(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumerConfig_AuditorLinger: the auditor's group lets its batches fill for
+// AUDITOR_BATCH_LINGER; the other groups take what has arrived.
+func TestConsumerConfig_AuditorLinger(t *testing.T) {
+	for _, env := range []string{"", "0s", "250ms"} {
+		vars := map[string]string{"EVENT_SIGNING_KEY": testenv.SigningKey}
+		want := 20 * time.Millisecond
+		if env != "" {
+			vars["AUDITOR_BATCH_LINGER"] = env
+			want, _ = time.ParseDuration(env)
+		}
+		cfg, err := config.Load("", func(name string) (string, bool) { v, ok := vars[name]; return v, ok })
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, service := range wiring.ConsumingServices {
+			cc, err := wiring.ConsumerConfig(cfg, nil, cfg.ConsumerGroup(service), slog.New(slog.DiscardHandler), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := time.Duration(0)
+			if service == "auditor" {
+				w = want
+			}
+			if cc.Linger != w {
+				t.Errorf("AUDITOR_BATCH_LINGER=%q: the %s group's Linger = %s, want %s", env, service, cc.Linger, w)
+			}
+		}
+	}
+}

@@ -105,7 +105,6 @@ func wire(ctx context.Context, m *app.Main) error {
 		var cc consume.Config
 		cc, err = wiring.ConsumerConfig(m.Config, m.DB, m.Config.ConsumerGroup("auditor"), m.Logger, consume.NewMetrics(m.Registry))
 		if err == nil {
-			cc.Linger = m.Config.Auditor.BatchLinger
 			c, err = l.Consumer(cc)
 		}
 		if err != nil {
