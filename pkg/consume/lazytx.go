@@ -238,7 +238,9 @@ func (t *lazyTx) LargeObjects() pgx.LargeObjects {
 }
 
 // Conn begins the transaction, so that statements run on the connection are in it, and returns
-// the connection. When the begin fails, the unit fails.
+// the connection. When the begin fails, the unit fails, and the connection is closed (pgx
+// closes a connection whose begin failed), so nothing run on it takes effect outside the
+// transaction.
 func (t *lazyTx) Conn() *pgx.Conn {
 	_ = t.begin(t.ctx)
 	return t.conn

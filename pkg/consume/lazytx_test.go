@@ -305,6 +305,28 @@ func TestPostgresUnit_Errors(t *testing.T) {
 			t.Errorf("got %v, want it unavailable", err)
 		}
 	})
+	t.Run("ConnAfterAFailedBegin", func(t *testing.T) {
+		// The unit's context ends before its first statement (a drain timeout, say), so the
+		// begin fails: a statement the work then runs on the connection, with a context of its
+		// own, must not take effect outside any transaction. pgx closes a connection whose
+		// begin failed; this holds it to that.
+		uctx, cancel := context.WithCancel(ctx)
+		var stmt error
+		err := unit(uctx, func(ctx context.Context) error {
+			cancel()
+			_, stmt = consume.Tx(ctx).Conn().Exec(context.Background(), `insert into t values ($1)`, 1)
+			return nil
+		})
+		if !consume.IsUnavailable(err) {
+			t.Errorf("unit: %v, want it unavailable", err)
+		}
+		if stmt == nil {
+			t.Error("the statement on the connection succeeded, want it refused")
+		}
+		if got := ids(t, pool); len(got) != 0 {
+			t.Errorf("the table has %v, want nothing", got)
+		}
+	})
 	t.Run("ClosedAfterTheUnit", func(t *testing.T) {
 		var kept pgx.Tx
 		if err := unit(ctx, func(ctx context.Context) error { kept = consume.Tx(ctx); return nil }); err != nil {
