@@ -147,6 +147,20 @@ func (c CPU) Report(b *testing.B, n int, op string) {
 	b.ReportMetric(float64(ProcessCPU()-c.client)/f/1e3, "client-µs/"+op)
 }
 
+// Bench runs op warm times first (statements prepared, caches filled), then once per
+// iteration of b's loop, and reports per op what Report does over the loop.
+func (r *RoundTrips) Bench(b *testing.B, unit string, warm int, op func()) {
+	for range warm {
+		op()
+	}
+	cpu, n := r.Start(), 0
+	for b.Loop() {
+		op()
+		n++
+	}
+	cpu.Report(b, n, unit)
+}
+
 // CountingPool is a pool on schema (one of SchemaPool's) whose round trips rt counts; it is
 // closed when the test ends.
 func CountingPool(tb testing.TB, schema string) (*pgxpool.Pool, *RoundTrips) {

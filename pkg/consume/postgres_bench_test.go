@@ -32,11 +32,5 @@ func BenchmarkPostgresUnit(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	claim()
-	cpu, n := rt.Start(), 0
-	for b.Loop() {
-		claim()
-		n++
-	}
-	cpu.Report(b, n, "unit")
+	rt.Bench(b, "unit", 1, claim)
 }

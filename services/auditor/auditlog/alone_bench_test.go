@@ -41,13 +41,5 @@ func BenchmarkHandleAlone(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for range 4 {
-		handle()
-	}
-	cpu, n := rt.Start(), 0
-	for b.Loop() {
-		handle()
-		n++
-	}
-	cpu.Report(b, n, "event")
+	rt.Bench(b, "event", 4, handle)
 }

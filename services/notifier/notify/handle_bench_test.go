@@ -54,13 +54,5 @@ func BenchmarkHandleWelcome(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for range 4 {
-		handle()
-	}
-	cpu, count := rt.Start(), 0
-	for b.Loop() {
-		handle()
-		count++
-	}
-	cpu.Report(b, count, "event")
+	rt.Bench(b, "event", 4, handle)
 }
