@@ -3,9 +3,11 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,18 @@ import (
 func KafkaTools(tb testing.TB, runs ...[]string) []string {
 	tb.Helper()
 	return kafkaTools(tb, nil, runs...)
+}
+
+// DeleteRecords deletes the records before offset from partition of topic, as the topic's
+// retention does, with Kafka's own DeleteRecordsCommand.
+func DeleteRecords(tb testing.TB, topic string, partition int, offset int64) {
+	tb.Helper()
+	file := filepath.Join(tb.TempDir(), "offsets.json")
+	spec := fmt.Sprintf(`{"version":1,"partitions":[{"topic":%q,"partition":%d,"offset":%d}]}`, topic, partition, offset)
+	if err := os.WriteFile(file, []byte(spec), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	KafkaTools(tb, []string{"DeleteRecordsCommand", "--bootstrap-server", strings.Join(KafkaBrokers(tb), ","), "--offset-json-file", file})
 }
 
 // ConsoleRecord is a record for ConsoleProduce: text only, as the console producer reads

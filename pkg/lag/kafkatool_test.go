@@ -2,9 +2,6 @@ package lag_test
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,17 +13,6 @@ import (
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/lag"
 )
-
-// deleteRecords deletes the records before offset from the partition, as retention does.
-func deleteRecords(tb testing.TB, brokers []string, topic string, partition int, offset int64) {
-	tb.Helper()
-	file := filepath.Join(tb.TempDir(), "offsets.json")
-	spec := fmt.Sprintf(`{"version":1,"partitions":[{"topic":%q,"partition":%d,"offset":%d}]}`, topic, partition, offset)
-	if err := os.WriteFile(file, []byte(spec), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	testenv.KafkaTools(tb, []string{"DeleteRecordsCommand", "--bootstrap-server", strings.Join(brokers, ","), "--offset-json-file", file})
-}
 
 func dash(n int64) string {
 	if n < 0 {

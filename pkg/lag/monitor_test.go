@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/lag"
 )
 
@@ -112,7 +113,7 @@ func TestMonitor_Poll(t *testing.T) {
 		// first record left.
 		f := newFixture(t, 1)
 		f.produce(t, 0, 0, 10, 20, 30)
-		deleteRecords(t, f.brokers, f.topic, 0, 2)
+		testenv.DeleteRecords(t, f.topic, 0, 2)
 		group := f.topic + ".g"
 		f.commit(t, group, map[int]int64{0: 1})
 		g := poll(t, f.monitor(t, 5, group), group)
