@@ -485,6 +485,7 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 	c.blocks.Store(bs)
 	defer c.blocks.Store(nil)
 	c.cfg.Metrics.blocked.WithLabelValues(c.cfg.Group).Set(float64(len(blocked)))
+	moved := c.intoRange(gctx, offsets)
 	fctx, stopFetching := context.WithCancel(context.Background())
 	msgs := make(chan fetched, c.cfg.BatchSize)
 	var fetchers sync.WaitGroup
@@ -533,6 +534,7 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 	// session ends only once what it processed is committed.
 	k := c.committer(gen, pms, unsettled)
 	defer k.close(unsettled) // before the readers close: deferred calls run last in, first out
+	k.add(moved)
 	stopped := c.stoppedPartitions(bs, offsets, stopFetcher)
 	nextRefresh := time.Now().Add(c.cfg.BlockRefresh)
 	r := rounds{interval: c.cfg.Interval, start: time.Now(), on: true}
@@ -606,6 +608,54 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 			stopped = c.stoppedPartitions(bs, offsets, stopFetcher)
 		}
 	}
+}
+
+// intoRange moves each offset that lies outside its partition's records into them, and
+// returns those it moved. Below the first record, the topic's retention deleted records before
+// the group processed them: nothing brings them back, and the group reads on from the first
+// one left. Past the end, which an unclean leader election can move back (or an operator's
+// reset can overshoot), the records written from the end on are new ones and none lies
+// between, so the group reads on from the end; a reader would wait, unseen, for the partition
+// to grow past the offset. Either is logged as an error. When the bounds cannot be read, the
+// offsets stay as they are: a reader still skips deleted records, with a warning of its own.
+func (c *Consumer) intoRange(ctx context.Context, offsets map[topicPartition]int64) map[topicPartition]int64 {
+	req := map[string][]kafka.OffsetRequest{}
+	for tp, off := range offsets {
+		if off >= 0 {
+			req[tp.topic] = append(req[tp.topic], kafka.FirstOffsetOf(tp.partition), kafka.LastOffsetOf(tp.partition))
+		}
+	}
+	if len(req) == 0 {
+		return nil
+	}
+	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second, Transport: c.transport}
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: req})
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("consume: cannot read the first and last offsets of the partitions", "error", err)
+		}
+		return nil
+	}
+	moved := map[topicPartition]int64{}
+	for topic, parts := range resp.Topics {
+		for _, p := range parts {
+			tp := topicPartition{topic, p.Partition}
+			off, ok := offsets[tp]
+			switch {
+			case !ok || off < 0 || p.Error != nil:
+			case off < p.FirstOffset:
+				c.log.Error("consume: records were deleted before the group processed them; reading on from the first that is left",
+					"topic", topic, "partition", p.Partition, "offset", off, "first", p.FirstOffset, "skipped", p.FirstOffset-off)
+				moved[tp] = p.FirstOffset
+			case off > p.LastOffset:
+				c.log.Error("consume: the group's offset is past the end of the partition; reading on from its end",
+					"topic", topic, "partition", p.Partition, "offset", off, "end", p.LastOffset)
+				moved[tp] = p.LastOffset
+			}
+		}
+	}
+	maps.Copy(offsets, moved)
+	return moved
 }
 
 // fetched is a record and when the runtime fetched it.
