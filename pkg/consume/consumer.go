@@ -616,8 +616,10 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 // one left. Past the end, which an unclean leader election can move back (or an operator's
 // reset can overshoot), the records written from the end on are new ones and none lies
 // between, so the group reads on from the end; a reader would wait, unseen, for the partition
-// to grow past the offset. Either is logged as an error. When the bounds cannot be read, the
-// offsets stay as they are: a reader still skips deleted records, with a warning of its own.
+// to grow past the offset. Either is logged as an error and counted, for alerts
+// (annals_consumer_skipped_records_total, annals_consumer_offset_past_end_total). When the
+// bounds cannot be read, the offsets stay as they are: a reader still skips deleted records,
+// with a warning of its own.
 func (c *Consumer) intoRange(ctx context.Context, offsets map[topicPartition]int64) map[topicPartition]int64 {
 	req := map[string][]kafka.OffsetRequest{}
 	for tp, off := range offsets {
@@ -646,10 +648,12 @@ func (c *Consumer) intoRange(ctx context.Context, offsets map[topicPartition]int
 			case off < p.FirstOffset:
 				c.log.Error("consume: records were deleted before the group processed them; reading on from the first that is left",
 					"topic", topic, "partition", p.Partition, "offset", off, "first", p.FirstOffset, "skipped", p.FirstOffset-off)
+				c.cfg.Metrics.skipped.WithLabelValues(c.cfg.Group, topic, strconv.Itoa(p.Partition)).Add(float64(p.FirstOffset - off))
 				moved[tp] = p.FirstOffset
 			case off > p.LastOffset:
 				c.log.Error("consume: the group's offset is past the end of the partition; reading on from its end",
 					"topic", topic, "partition", p.Partition, "offset", off, "end", p.LastOffset)
+				c.cfg.Metrics.pastEnd.WithLabelValues(c.cfg.Group, topic, strconv.Itoa(p.Partition)).Inc()
 				moved[tp] = p.LastOffset
 			}
 		}

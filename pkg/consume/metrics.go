@@ -27,6 +27,8 @@ type Metrics struct {
 	blocked     *prometheus.GaugeVec
 	hops        *hops.Histogram
 	stopped     *prometheus.GaugeVec
+	skipped     *prometheus.CounterVec
+	pastEnd     *prometheus.CounterVec
 }
 
 // NewMetrics creates the runtime's metrics and registers them on reg (nil: not registered),
@@ -99,11 +101,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "annals_consumer_stopped_partitions",
 			Help: "Partitions the group has stopped at a failing event (EVENT_HANDLER_ERROR_HANDLING=false), as this member last read its blocks: nothing of them is handled or committed until annals dlq release.",
 		}, []string{"group"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "annals_consumer_skipped_records_total",
+			Help: "Records the group never processed because the topic's retention deleted them first: its offset was below the partition's first record, and it read on from there.",
+		}, tp),
+		pastEnd: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "annals_consumer_offset_past_end_total",
+			Help: "Times the group's offset lay past the end of its partition (an unclean leader election moved the end back, or a reset went too far), and the group read on from the end.",
+		}, tp),
 	}
 	m.hops = hops.NewHistogram(reg, hops.AckToFetch, hops.FetchToApplied)
 	if reg != nil {
 		reg.MustRegister(m.processed, m.failed, m.retried, m.dead, m.parked, m.quarantined, m.age, m.batch,
-			m.batchSize, m.handler, m.stalls, m.committed, m.commits, m.blocked, m.stopped)
+			m.batchSize, m.handler, m.stalls, m.committed, m.commits, m.blocked, m.stopped, m.skipped, m.pastEnd)
 	}
 	return m
 }

@@ -2,15 +2,19 @@ package consume_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/annals-dev/annals/internal/testenv"
+	"github.com/annals-dev/annals/pkg/consume"
 )
 
 // commitOffset commits offset for group on partition 0 of topic, as an operator's reset does.
@@ -42,6 +46,8 @@ func TestConsumer_RecordsDeletedBeforeProcessing(t *testing.T) {
 	logs := &lockedBuffer{}
 	cfg := config(t, []string{topic}, dlq, group)
 	cfg.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, testWriter{t}), nil))
+	reg := prometheus.NewRegistry()
+	cfg.Metrics = consume.NewMetrics(reg)
 	h := newRecorder()
 	r := start(t, cfg, h)
 	waitFor(t, 60*time.Second, "the records left", func() bool { return h.count() == 4 })
@@ -55,6 +61,13 @@ func TestConsumer_RecordsDeletedBeforeProcessing(t *testing.T) {
 	if !strings.Contains(logs.String(), `"msg":"consume: records were deleted before the group processed them; reading on from the first that is left"`) ||
 		!strings.Contains(logs.String(), `"skipped":4`) {
 		t.Errorf("no error log of the 4 deleted records:\n%s", logs.String())
+	}
+	want := fmt.Sprintf(`# HELP annals_consumer_skipped_records_total Records the group never processed because the topic's retention deleted them first: its offset was below the partition's first record, and it read on from there.
+# TYPE annals_consumer_skipped_records_total counter
+annals_consumer_skipped_records_total{group=%q,partition="0",topic=%q} 4
+`, group, topic)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "annals_consumer_skipped_records_total", "annals_consumer_offset_past_end_total"); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -70,6 +83,8 @@ func TestConsumer_OffsetPastTheEnd(t *testing.T) {
 	logs := &lockedBuffer{}
 	cfg := config(t, []string{topic}, dlq, group)
 	cfg.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, testWriter{t}), nil))
+	reg := prometheus.NewRegistry()
+	cfg.Metrics = consume.NewMetrics(reg)
 	h := newRecorder()
 	r := start(t, cfg, h)
 	waitFor(t, 60*time.Second, "the consumer to find its offset out of range", func() bool {
@@ -85,5 +100,12 @@ func TestConsumer_OffsetPastTheEnd(t *testing.T) {
 	}
 	if got := committed(t, group, topic, 1)[0]; got != 6 {
 		t.Errorf("committed %d; want 6, past the records written after the end", got)
+	}
+	want := fmt.Sprintf(`# HELP annals_consumer_offset_past_end_total Times the group's offset lay past the end of its partition (an unclean leader election moved the end back, or a reset went too far), and the group read on from the end.
+# TYPE annals_consumer_offset_past_end_total counter
+annals_consumer_offset_past_end_total{group=%q,partition="0",topic=%q} 1
+`, group, topic)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "annals_consumer_skipped_records_total", "annals_consumer_offset_past_end_total"); err != nil {
+		t.Error(err)
 	}
 }
