@@ -485,7 +485,13 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 	c.blocks.Store(bs)
 	defer c.blocks.Store(nil)
 	c.cfg.Metrics.blocked.WithLabelValues(c.cfg.Group).Set(float64(len(blocked)))
-	moved := c.intoRange(gctx, offsets)
+	moved, err := c.intoRange(gctx, offsets, c.stoppedPartitions(bs, offsets, nil))
+	if err != nil {
+		if gctx.Err() == nil && !c.refuse(err, kafkasec.Access{Operation: "Describe", Topic: c.cfg.Topics[0]}) {
+			c.log.Warn("consume: cannot read the first and last offsets of the partitions", "error", err)
+		}
+		return false, true, false
+	}
 	fctx, stopFetching := context.WithCancel(context.Background())
 	msgs := make(chan fetched, c.cfg.BatchSize)
 	var fetchers sync.WaitGroup
@@ -617,34 +623,42 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 // reset can overshoot), the records written from the end on are new ones and none lies
 // between, so the group reads on from the end; a reader would wait, unseen, for the partition
 // to grow past the offset. Either is logged as an error and counted, for alerts
-// (annals_consumer_skipped_records_total, annals_consumer_offset_past_end_total). When the
-// bounds cannot be read, the offsets stay as they are: a reader still skips deleted records,
-// with a warning of its own.
-func (c *Consumer) intoRange(ctx context.Context, offsets map[topicPartition]int64) map[topicPartition]int64 {
+// (annals_consumer_skipped_records_total, annals_consumer_offset_past_end_total). A stopped
+// partition (skip) keeps its offset: nothing of it moves until an operator releases it. An
+// error means the bounds of some partition could not be read; the session then pauses as for
+// an unavailable dependency, since a reader would skip deleted records without a word.
+func (c *Consumer) intoRange(ctx context.Context, offsets, skip map[topicPartition]int64) (map[topicPartition]int64, error) {
 	req := map[string][]kafka.OffsetRequest{}
 	for tp, off := range offsets {
-		if off >= 0 {
+		if _, stopped := skip[tp]; off >= 0 && !stopped {
 			req[tp.topic] = append(req[tp.topic], kafka.FirstOffsetOf(tp.partition), kafka.LastOffsetOf(tp.partition))
 		}
 	}
 	if len(req) == 0 {
-		return nil
+		return nil, nil
 	}
 	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second, Transport: c.transport}
 	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: req})
 	if err != nil {
-		if ctx.Err() == nil {
-			c.log.Warn("consume: cannot read the first and last offsets of the partitions", "error", err)
-		}
-		return nil
+		return nil, err
 	}
 	moved := map[topicPartition]int64{}
-	for topic, parts := range resp.Topics {
-		for _, p := range parts {
-			tp := topicPartition{topic, p.Partition}
-			off, ok := offsets[tp]
+	for topic, parts := range req {
+		for _, r := range parts {
+			if r.Timestamp != kafka.FirstOffset {
+				continue // each partition is asked for both of its bounds: handled once
+			}
+			tp := topicPartition{topic, r.Partition}
+			off := offsets[tp]
+			i := slices.IndexFunc(resp.Topics[topic], func(p kafka.PartitionOffsets) bool { return p.Partition == r.Partition })
+			if i < 0 {
+				return nil, fmt.Errorf("no offsets for partition %d of %s", r.Partition, topic)
+			}
+			p := resp.Topics[topic][i]
+			if p.Error != nil {
+				return nil, fmt.Errorf("offsets of partition %d of %s: %w", r.Partition, topic, p.Error)
+			}
 			switch {
-			case !ok || off < 0 || p.Error != nil:
 			case off < p.FirstOffset:
 				c.log.Error("consume: records were deleted before the group processed them; reading on from the first that is left",
 					"topic", topic, "partition", p.Partition, "offset", off, "first", p.FirstOffset, "skipped", p.FirstOffset-off)
@@ -659,7 +673,7 @@ func (c *Consumer) intoRange(ctx context.Context, offsets map[topicPartition]int
 		}
 	}
 	maps.Copy(offsets, moved)
-	return moved
+	return moved, nil
 }
 
 // fetched is a record and when the runtime fetched it.
