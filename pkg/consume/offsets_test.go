@@ -34,6 +34,19 @@ func commitOffset(t *testing.T, group, topic string, offset int64) {
 	}
 }
 
+// startWatched starts a consumer of group on topic whose JSON logs and metrics the test reads.
+func startWatched(t *testing.T, topic, dlq, group string) (*recorder, *running, *lockedBuffer, *prometheus.Registry) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	cfg := config(t, []string{topic}, dlq, group)
+	cfg.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, testWriter{t}), nil))
+	reg := prometheus.NewRegistry()
+	cfg.Metrics = consume.NewMetrics(reg)
+	h := newRecorder()
+	r := start(t, cfg, h)
+	return h, r, logs, reg
+}
+
 // A group whose committed offset the topic's retention deleted reads on from the first record
 // left, and says how many it skipped, rather than waiting for records that cannot come back.
 func TestConsumer_RecordsDeletedBeforeProcessing(t *testing.T) {
@@ -43,13 +56,7 @@ func TestConsumer_RecordsDeletedBeforeProcessing(t *testing.T) {
 	group := testenv.UniqueName(t)
 	commitOffset(t, group, topic, 2)
 	testenv.DeleteRecords(t, topic, 0, 6)
-	logs := &lockedBuffer{}
-	cfg := config(t, []string{topic}, dlq, group)
-	cfg.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, testWriter{t}), nil))
-	reg := prometheus.NewRegistry()
-	cfg.Metrics = consume.NewMetrics(reg)
-	h := newRecorder()
-	r := start(t, cfg, h)
+	h, r, logs, reg := startWatched(t, topic, dlq, group)
 	waitFor(t, 60*time.Second, "the records left", func() bool { return h.count() == 4 })
 	waitFor(t, 30*time.Second, "the commit to reach the end", func() bool { return caughtUp(t, group, topic, 1) })
 	r.halt(t)
@@ -80,13 +87,7 @@ func TestConsumer_OffsetPastTheEnd(t *testing.T) {
 	publish(t, topic, recs[:3])
 	group := testenv.UniqueName(t)
 	commitOffset(t, group, topic, 1000)
-	logs := &lockedBuffer{}
-	cfg := config(t, []string{topic}, dlq, group)
-	cfg.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, testWriter{t}), nil))
-	reg := prometheus.NewRegistry()
-	cfg.Metrics = consume.NewMetrics(reg)
-	h := newRecorder()
-	r := start(t, cfg, h)
+	h, r, logs, reg := startWatched(t, topic, dlq, group)
 	waitFor(t, 60*time.Second, "the consumer to find its offset out of range", func() bool {
 		return strings.Contains(logs.String(), "the group's offset is past the end of the partition")
 	})
