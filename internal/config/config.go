@@ -202,6 +202,8 @@ type Notifier struct {
 	RateLimit              int           `json:"rate_limit"`
 	UserWait               time.Duration `json:"user_wait"`
 	EmailsPerPrincipalHour int           `json:"emails_per_principal_hour"`
+	// BatchLinger is how long the notifier's batch waits to fill once it has an event.
+	BatchLinger time.Duration `json:"batch_linger"`
 }
 
 // Auditor is the [auditor] section. VerifyInterval is how often the auditor verifies the

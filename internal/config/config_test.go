@@ -57,7 +57,7 @@ func TestDefault(t *testing.T) {
 		EventSigning: config.EventSigning{Required: true},
 		SMTP: config.SMTP{Addr: "127.0.0.1:1025", From: "Annals <noreply@annals.local>", StartTLS: "opportunistic",
 			Timeout: 10 * time.Second},
-		Notifier: config.Notifier{RateLimit: 100, UserWait: 30 * time.Second, EmailsPerPrincipalHour: 1000},
+		Notifier: config.Notifier{RateLimit: 100, UserWait: 30 * time.Second, EmailsPerPrincipalHour: 1000, BatchLinger: 20 * time.Millisecond},
 		Auditor:  config.Auditor{BatchLinger: 20 * time.Millisecond, VerifyInterval: time.Hour, CheckpointInterval: time.Minute},
 		Auth:     config.Auth{OIDCAlgorithms: []string{"RS256", "ES256"}, OIDCScopesClaim: "scope"},
 		HTTP:     config.HTTP{Addr: "", ShutdownTimeout: 15 * time.Second},
@@ -94,7 +94,7 @@ func TestShippedFileEqualsDefault(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	keys := config.Keys()
-	if got, want := len(keys), 99; got != want {
+	if got, want := len(keys), 100; got != want {
 		t.Errorf("got %d keys, want %d", got, want)
 	}
 	seenEnv, seenPath := map[string]bool{}, map[string]bool{}
@@ -369,6 +369,11 @@ func TestLoadErrors(t *testing.T) {
 			name: "negative commit interval",
 			env:  env("CONSUMER_COMMIT_INTERVAL", "-1s"),
 			want: []string{`CONSUMER_COMMIT_INTERVAL (kafka.consumer_commit_interval): "-1s" is out of range; must be between 0s (a commit after every batch) and 30s`},
+		},
+		{
+			name: "notifier linger below 0s",
+			env:  env("NOTIFIER_BATCH_LINGER", "-5ms"),
+			want: []string{`NOTIFIER_BATCH_LINGER (notifier.batch_linger): "-5ms" is out of range; must be between 0s and 1s`},
 		},
 		{
 			name: "auditor linger past 1s",

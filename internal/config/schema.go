@@ -362,6 +362,10 @@ var specs = []spec{
 		Doc: "Most emails the commands of one principal (the actor of an event: an API key, or a token's issuer and subject) recorded within one hour may cause, counted in the notifier's database across its processes; the others are not sent and are logged as suppressed. 0 means no limit."},
 		bounds: atLeast(0),
 		field:  func(c *Config) any { return &c.Notifier.EmailsPerPrincipalHour }},
+	{Key: Key{Section: "notifier", Name: "batch_linger", Env: "NOTIFIER_BATCH_LINGER", Kind: KindDuration, Default: "20ms",
+		Doc: "How long the notifier's batch waits to fill once it has an event, from 0s (it takes what has arrived) to 1s. At a low rate the notifier then handles a few events at each wake-up rather than one, which costs less processor time per event across the pipeline, and each email goes out up to this much later."},
+		bounds: bounds{min: 0, max: int64(time.Second), hasMin: true, hasMax: true, desc: "must be between 0s and 1s"},
+		field:  func(c *Config) any { return &c.Notifier.BatchLinger }},
 
 	// [auditor]
 	{Key: Key{Section: "auditor", Name: "batch_linger", Env: "AUDITOR_BATCH_LINGER", Kind: KindDuration, Default: "20ms",

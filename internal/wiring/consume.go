@@ -32,8 +32,8 @@ func EventTopics(cfg *config.Config) []string {
 // dead letter, the group stops at a failing event (consume.Config.StopOnFailure);
 // REAL_TIME_PROJECTIONS=false: the projector's group (ConsumerGroup("projector")) applies in
 // rounds every PROJECTION_INTERVAL (consume.Config.Interval), the others as events arrive;
-// the auditor's group (ConsumerGroup("auditor")) lets a batch fill for AUDITOR_BATCH_LINGER
-// (consume.Config.Linger), the others take what has arrived;
+// the notifier's and the auditor's groups let a batch fill for NOTIFIER_BATCH_LINGER and
+// AUDITOR_BATCH_LINGER (consume.Config.Linger), the projector's takes what has arrived;
 // offsets committed at most every CONSUMER_COMMIT_INTERVAL, after every batch when it is 0s
 // or with ASYNC_EVENT_PROCESSING=false (consume.Config.CommitInterval); and the group membership timings KAFKA_SESSION_TIMEOUT and
 // CONSUMER_DRAIN_TIMEOUT with a heartbeat every config.ConsumerHeartbeat (config.Validate
@@ -81,7 +81,10 @@ func ConsumerConfig(cfg *config.Config, db *pgxpool.Pool, group string, log *slo
 	if !cfg.Projections.RealTime && group == cfg.ConsumerGroup("projector") {
 		c.Interval = cfg.Projections.Interval
 	}
-	if group == cfg.ConsumerGroup("auditor") {
+	switch group {
+	case cfg.ConsumerGroup("notifier"):
+		c.Linger = cfg.Notifier.BatchLinger
+	case cfg.ConsumerGroup("auditor"):
 		c.Linger = cfg.Auditor.BatchLinger
 	}
 	c.CommitInterval = cfg.Kafka.CommitInterval

@@ -2,6 +2,7 @@ package wiring_test
 
 import (
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,15 +76,17 @@ func TestConsumerConfig_CommitInterval(t *testing.T) {
 	}
 }
 
-// TestConsumerConfig_AuditorLinger: the auditor's group lets its batches fill for
-// AUDITOR_BATCH_LINGER; the other groups take what has arrived.
-func TestConsumerConfig_AuditorLinger(t *testing.T) {
-	for _, env := range []string{"", "0s", "250ms"} {
+// TestConsumerConfig_Lingers: the notifier's and the auditor's groups let their batches fill
+// for NOTIFIER_BATCH_LINGER and AUDITOR_BATCH_LINGER; the projector's takes what has arrived.
+func TestConsumerConfig_Lingers(t *testing.T) {
+	for _, tt := range []struct{ notifier, auditor string }{{"", ""}, {"0s", "250ms"}, {"250ms", "0s"}} {
 		vars := map[string]string{"EVENT_SIGNING_KEY": testenv.SigningKey}
-		want := 20 * time.Millisecond
-		if env != "" {
-			vars["AUDITOR_BATCH_LINGER"] = env
-			want, _ = time.ParseDuration(env)
+		want := map[string]time.Duration{"projector": 0, "notifier": 20 * time.Millisecond, "auditor": 20 * time.Millisecond}
+		for service, env := range map[string]string{"notifier": tt.notifier, "auditor": tt.auditor} {
+			if env != "" {
+				vars[strings.ToUpper(service)+"_BATCH_LINGER"] = env
+				want[service], _ = time.ParseDuration(env)
+			}
 		}
 		cfg, err := config.Load("", func(name string) (string, bool) { v, ok := vars[name]; return v, ok })
 		if err != nil {
@@ -94,12 +97,9 @@ func TestConsumerConfig_AuditorLinger(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w := time.Duration(0)
-			if service == "auditor" {
-				w = want
-			}
-			if cc.Linger != w {
-				t.Errorf("AUDITOR_BATCH_LINGER=%q: the %s group's Linger = %s, want %s", env, service, cc.Linger, w)
+			if cc.Linger != want[service] {
+				t.Errorf("NOTIFIER_BATCH_LINGER=%q AUDITOR_BATCH_LINGER=%q: the %s group's Linger = %s, want %s",
+					tt.notifier, tt.auditor, service, cc.Linger, want[service])
 			}
 		}
 	}
