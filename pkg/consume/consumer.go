@@ -629,12 +629,14 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 // an unavailable dependency, since a reader would skip deleted records without a word.
 func (c *Consumer) intoRange(ctx context.Context, offsets, skip map[topicPartition]int64) (map[topicPartition]int64, error) {
 	req := map[string][]kafka.OffsetRequest{}
+	var asked []topicPartition
 	for tp, off := range offsets {
 		if _, stopped := skip[tp]; off >= 0 && !stopped {
 			req[tp.topic] = append(req[tp.topic], kafka.FirstOffsetOf(tp.partition), kafka.LastOffsetOf(tp.partition))
+			asked = append(asked, tp)
 		}
 	}
-	if len(req) == 0 {
+	if len(asked) == 0 {
 		return nil, nil
 	}
 	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second, Transport: c.transport}
@@ -643,33 +645,25 @@ func (c *Consumer) intoRange(ctx context.Context, offsets, skip map[topicPartiti
 		return nil, err
 	}
 	moved := map[topicPartition]int64{}
-	for topic, parts := range req {
-		for _, r := range parts {
-			if r.Timestamp != kafka.FirstOffset {
-				continue // each partition is asked for both of its bounds: handled once
-			}
-			tp := topicPartition{topic, r.Partition}
-			off := offsets[tp]
-			i := slices.IndexFunc(resp.Topics[topic], func(p kafka.PartitionOffsets) bool { return p.Partition == r.Partition })
-			if i < 0 {
-				return nil, fmt.Errorf("no offsets for partition %d of %s", r.Partition, topic)
-			}
-			p := resp.Topics[topic][i]
-			if p.Error != nil {
-				return nil, fmt.Errorf("offsets of partition %d of %s: %w", r.Partition, topic, p.Error)
-			}
-			switch {
-			case off < p.FirstOffset:
-				c.log.Error("consume: records were deleted before the group processed them; reading on from the first that is left",
-					"topic", topic, "partition", p.Partition, "offset", off, "first", p.FirstOffset, "skipped", p.FirstOffset-off)
-				c.cfg.Metrics.skipped.WithLabelValues(c.cfg.Group, topic, strconv.Itoa(p.Partition)).Add(float64(p.FirstOffset - off))
-				moved[tp] = p.FirstOffset
-			case off > p.LastOffset:
-				c.log.Error("consume: the group's offset is past the end of the partition; reading on from its end",
-					"topic", topic, "partition", p.Partition, "offset", off, "end", p.LastOffset)
-				c.cfg.Metrics.pastEnd.WithLabelValues(c.cfg.Group, topic, strconv.Itoa(p.Partition)).Inc()
-				moved[tp] = p.LastOffset
-			}
+	for _, tp := range asked {
+		i := slices.IndexFunc(resp.Topics[tp.topic], func(p kafka.PartitionOffsets) bool { return p.Partition == tp.partition })
+		if i < 0 {
+			return nil, fmt.Errorf("no offsets for partition %d of %s", tp.partition, tp.topic)
+		}
+		p, off, partition := resp.Topics[tp.topic][i], offsets[tp], strconv.Itoa(tp.partition)
+		switch {
+		case p.Error != nil:
+			return nil, fmt.Errorf("offsets of partition %d of %s: %w", tp.partition, tp.topic, p.Error)
+		case off < p.FirstOffset:
+			c.log.Error("consume: records were deleted before the group processed them; reading on from the first that is left",
+				"topic", tp.topic, "partition", tp.partition, "offset", off, "first", p.FirstOffset, "skipped", p.FirstOffset-off)
+			c.cfg.Metrics.skipped.WithLabelValues(c.cfg.Group, tp.topic, partition).Add(float64(p.FirstOffset - off))
+			moved[tp] = p.FirstOffset
+		case off > p.LastOffset:
+			c.log.Error("consume: the group's offset is past the end of the partition; reading on from its end",
+				"topic", tp.topic, "partition", tp.partition, "offset", off, "end", p.LastOffset)
+			c.cfg.Metrics.pastEnd.WithLabelValues(c.cfg.Group, tp.topic, partition).Inc()
+			moved[tp] = p.LastOffset
 		}
 	}
 	maps.Copy(offsets, moved)
