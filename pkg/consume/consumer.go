@@ -219,6 +219,7 @@ type Consumer struct {
 	dialer    *kafka.Dialer      // the group's and the readers' connections
 	transport kafka.RoundTripper // the dead-letter writer's and the metadata requests'
 	release   func()             // releases transport's connections
+	client    *kafka.Client      // metadata and offsets requests, over transport
 	dlq       *kafka.Writer
 	assigned  atomic.Pointer[map[string][]int]
 	blocks    atomic.Pointer[blockSet]                // the session's, nil between sessions
@@ -251,6 +252,7 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 		dialer:    dialer,
 		transport: transport,
 		release:   release,
+		client:    &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: transport},
 		dlq: &kafka.Writer{
 			Addr:         kafka.TCP(cfg.Brokers...),
 			Topic:        cfg.DLQTopic,
@@ -382,10 +384,9 @@ func (c *Consumer) refusal(ctx context.Context) error {
 // misses topics created between the assignment and its first look: such a member would never
 // consume.
 func (c *Consumer) waitForTopics(ctx context.Context) bool {
-	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second, Transport: c.transport}
 	logged := false
 	for {
-		resp, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: c.cfg.Topics})
+		resp, err := c.client.Metadata(ctx, &kafka.MetadataRequest{Topics: c.cfg.Topics})
 		missing := slices.Clone(c.cfg.Topics)
 		if err != nil && c.refuse(err, kafkasec.Access{Operation: "Describe", Topic: c.cfg.Topics[0]}) {
 			return false
@@ -639,8 +640,7 @@ func (c *Consumer) intoRange(ctx context.Context, offsets, skip map[topicPartiti
 	if len(asked) == 0 {
 		return nil, nil
 	}
-	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second, Transport: c.transport}
-	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: req})
+	resp, err := c.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: req})
 	if err != nil {
 		return nil, err
 	}
