@@ -523,7 +523,7 @@ func (c *Consumer) session(ctx, gctx context.Context, gen *kafka.Generation, off
 		}
 		pctx, cancel := context.WithCancel(fctx)
 		stopFetcher[tp] = cancel
-		fetchers.Go(func() { c.fetch(pctx, r, msgs) })
+		fetchers.Go(func() { c.fetch(pctx, tp, off, r, msgs) })
 	}
 	defer func() {
 		stopFetching()
@@ -676,10 +676,23 @@ type fetched struct {
 	at time.Time
 }
 
-// fetch feeds one partition's records to msgs until ctx ends.
-func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, msgs chan<- fetched) {
+// fetch feeds one partition's records, read from offset from on, to msgs until ctx ends.
+//
+// The reader skips records on its own when the topic's retention deleted them before it
+// fetched them (its offset fell below the partition's first record while it read, or while
+// it reconnected), without a word when it reconnects. fetch sees that as a gap between two
+// offsets and counts it (deleted); a gap that no deletion explains (a compacted topic, the
+// markers of transactions) stops the checks of the partition for the session.
+func (c *Consumer) fetch(ctx context.Context, tp topicPartition, from int64, r *kafka.Reader, msgs chan<- fetched) {
+	next, checks := max(from, -1), true // -1: from names no offset (the first or the last)
 	for {
 		m, err := r.FetchMessage(ctx)
+		if err == nil && checks {
+			if next >= 0 && m.Offset > next {
+				checks = c.deleted(ctx, tp, next, m.Offset)
+			}
+			next = m.Offset + 1
+		}
 		if err != nil {
 			if ctx.Err() != nil || c.refuse(err, kafkasec.Access{Operation: "Read", Topic: r.Config().Topic}) {
 				return
@@ -698,6 +711,45 @@ func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, msgs chan<- fetch
 			return
 		}
 	}
+}
+
+// deleted accounts for the records of tp from next up to got, which its reader skipped: those
+// below the partition's first record were deleted before the group processed them, and are
+// logged as an error and counted (annals_consumer_skipped_records_total), as intoRange does
+// for an offset found below the first record when a session starts. It reports whether the
+// partition's gaps are to be checked on: not when none of this one was deleted, which is then
+// compaction or the markers of transactions, and so will come again.
+func (c *Consumer) deleted(ctx context.Context, tp topicPartition, next, got int64) bool {
+	resp, err := c.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
+		Topics: map[string][]kafka.OffsetRequest{tp.topic: {kafka.FirstOffsetOf(tp.partition)}},
+	})
+	var first int64
+	if err == nil {
+		i := slices.IndexFunc(resp.Topics[tp.topic], func(p kafka.PartitionOffsets) bool { return p.Partition == tp.partition })
+		switch {
+		case i < 0:
+			err = fmt.Errorf("no offsets for partition %d of %s", tp.partition, tp.topic)
+		case resp.Topics[tp.topic][i].Error != nil:
+			err = resp.Topics[tp.topic][i].Error
+		default:
+			first = resp.Topics[tp.topic][i].FirstOffset
+		}
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("consume: the reader skipped records, and their partition's first offset cannot be read to tell whether retention deleted them",
+				"topic", tp.topic, "partition", tp.partition, "from", next, "to", got, "error", err)
+		}
+		return true
+	}
+	if first <= next {
+		return false
+	}
+	n := min(first, got) - next
+	c.log.Error("consume: records were deleted before the group processed them; reading on from the first that is left",
+		"topic", tp.topic, "partition", tp.partition, "offset", next, "first", next+n, "skipped", n)
+	c.cfg.Metrics.skipped.WithLabelValues(c.cfg.Group, tp.topic, strconv.Itoa(tp.partition)).Add(float64(n))
+	return true
 }
 
 // collect waits up to wait for a first message, then takes what has arrived meanwhile and,

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,5 +112,120 @@ annals_consumer_offset_past_end_total{group=%q,partition="0",topic=%q} 1
 `, group, topic)
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "annals_consumer_skipped_records_total", "annals_consumer_offset_past_end_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+// A reader that falls behind the topic's retention while it reads (the records it has not
+// fetched yet are deleted) skips them: the group says how many it lost, as it does when the
+// offset it starts from was deleted.
+func TestConsumer_RecordsDeletedWhileReading(t *testing.T) {
+	topic, dlq := testenv.Topic(t, 1), testenv.Topic(t, 1)
+	const fetched, deleted, after = 2000, 1000, 10
+	recs := streams("reading", 1, fetched+deleted+after)
+	publish(t, topic, recs[:fetched])
+	group := testenv.UniqueName(t)
+	logs := &lockedBuffer{}
+	cfg := config(t, []string{topic}, dlq, group)
+	cfg.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, testWriter{t}), nil))
+	reg := prometheus.NewRegistry()
+	cfg.Metrics = consume.NewMetrics(reg)
+	// The first record's handler waits: the reader fills its queues from its first fetch,
+	// which holds the records published so far, and fetches no more until it is released.
+	h := newRecorder()
+	holding, release := make(chan struct{}), make(chan struct{})
+	var first sync.Once
+	h.fail = func(*consume.Message) error {
+		first.Do(func() {
+			close(holding)
+			<-release
+		})
+		return nil
+	}
+	r := start(t, cfg, h)
+	select {
+	case <-holding:
+	case <-time.After(time.Minute):
+		t.Fatal("no record handled within a minute")
+	}
+	publish(t, topic, recs[fetched:fetched+deleted])
+	testenv.DeleteRecords(t, topic, 0, fetched+deleted) // the reader has not fetched these
+	publish(t, topic, recs[fetched+deleted:])
+	close(release)
+	last := recs[len(recs)-1]
+	waitFor(t, time.Minute, "the records published after the deletion", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.seen[last] > 0
+	})
+	r.halt(t)
+
+	handled := 0
+	for _, x := range recs {
+		switch n := h.seen[x]; {
+		case n > 1:
+			t.Errorf("v%d handled %d times; want at most once", x.v, n)
+		case n == 0 && x.v >= fetched+deleted:
+			t.Errorf("v%d, published after the deletion, was not handled", x.v)
+		}
+		if h.seen[x] > 0 {
+			handled++
+		}
+	}
+	skipped := counterValue(t, reg, "annals_consumer_skipped_records_total")
+	if skipped == 0 || handled+int(skipped) != len(recs) {
+		t.Errorf("%d records handled and %v counted as skipped; want them to add up to the %d published, some skipped", handled, skipped, len(recs))
+	}
+	if !strings.Contains(logs.String(), `"msg":"consume: records were deleted before the group processed them; reading on from the first that is left"`) ||
+		!strings.Contains(logs.String(), fmt.Sprintf(`"skipped":%d`, int(skipped))) {
+		t.Errorf("no error log of the %v deleted records:\n%s", skipped, logs.String())
+	}
+}
+
+// counterValue sums the series of the counter name in reg (0 when it has none).
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// A gap between the offsets a reader returns that no deletion explains (a compacted topic, the
+// markers of transactions) is not counted as records lost, and the partition's gaps are not
+// checked again; one that a deletion explains counts the records deleted, up to the record
+// read after the gap.
+func TestConsumer_GapsThatAreNotDeletions(t *testing.T) {
+	topic, dlq := testenv.Topic(t, 1), testenv.Topic(t, 1)
+	publish(t, topic, streams("gaps", 1, 10))
+	logs := &lockedBuffer{}
+	cfg := config(t, []string{topic}, dlq, testenv.UniqueName(t))
+	cfg.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, testWriter{t}), nil))
+	reg := prometheus.NewRegistry()
+	cfg.Metrics = consume.NewMetrics(reg)
+	c, err := consume.New(cfg, newRecorder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Deleted(t.Context(), topic, 0, 2, 5) {
+		t.Error("a gap over records still there: the checks go on; want them stopped")
+	}
+	if n := counterValue(t, reg, "annals_consumer_skipped_records_total"); n != 0 || strings.Contains(logs.String(), "records were deleted") {
+		t.Errorf("a gap over records still there counted %v as skipped, logs:\n%s", n, logs.String())
+	}
+	testenv.DeleteRecords(t, topic, 0, 4)
+	if !c.Deleted(t.Context(), topic, 0, 2, 5) {
+		t.Error("a gap over deleted records: the checks stop; want them to go on")
+	}
+	if n := counterValue(t, reg, "annals_consumer_skipped_records_total"); n != 2 {
+		t.Errorf("records 2 and 3 deleted, 4 left, 5 read: %v counted as skipped; want 2", n)
 	}
 }
