@@ -646,14 +646,12 @@ func (c *Consumer) intoRange(ctx context.Context, offsets, skip map[topicPartiti
 	}
 	moved := map[topicPartition]int64{}
 	for _, tp := range asked {
-		i := slices.IndexFunc(resp.Topics[tp.topic], func(p kafka.PartitionOffsets) bool { return p.Partition == tp.partition })
-		if i < 0 {
-			return nil, fmt.Errorf("no offsets for partition %d of %s", tp.partition, tp.topic)
+		p, err := offsetsOf(resp, tp)
+		if err != nil {
+			return nil, err
 		}
-		p, off, partition := resp.Topics[tp.topic][i], offsets[tp], strconv.Itoa(tp.partition)
+		off, partition := offsets[tp], strconv.Itoa(tp.partition)
 		switch {
-		case p.Error != nil:
-			return nil, fmt.Errorf("offsets of partition %d of %s: %w", tp.partition, tp.topic, p.Error)
 		case off < p.FirstOffset:
 			c.log.Error("consume: records were deleted before the group processed them; reading on from the first that is left",
 				"topic", tp.topic, "partition", tp.partition, "offset", off, "first", p.FirstOffset, "skipped", p.FirstOffset-off)
@@ -713,6 +711,18 @@ func (c *Consumer) fetch(ctx context.Context, tp topicPartition, from int64, r *
 	}
 }
 
+// offsetsOf is tp's part of resp, or why there is none.
+func offsetsOf(resp *kafka.ListOffsetsResponse, tp topicPartition) (kafka.PartitionOffsets, error) {
+	i := slices.IndexFunc(resp.Topics[tp.topic], func(p kafka.PartitionOffsets) bool { return p.Partition == tp.partition })
+	if i < 0 {
+		return kafka.PartitionOffsets{}, fmt.Errorf("no offsets for partition %d of %s", tp.partition, tp.topic)
+	}
+	if p := resp.Topics[tp.topic][i]; p.Error != nil {
+		return p, fmt.Errorf("offsets of partition %d of %s: %w", tp.partition, tp.topic, p.Error)
+	}
+	return resp.Topics[tp.topic][i], nil
+}
+
 // deleted accounts for the records of tp from next up to got, which its reader skipped: those
 // below the partition's first record were deleted before the group processed them, and are
 // logged as an error and counted (annals_consumer_skipped_records_total), as intoRange does
@@ -723,17 +733,9 @@ func (c *Consumer) deleted(ctx context.Context, tp topicPartition, next, got int
 	resp, err := c.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
 		Topics: map[string][]kafka.OffsetRequest{tp.topic: {kafka.FirstOffsetOf(tp.partition)}},
 	})
-	var first int64
+	var p kafka.PartitionOffsets
 	if err == nil {
-		i := slices.IndexFunc(resp.Topics[tp.topic], func(p kafka.PartitionOffsets) bool { return p.Partition == tp.partition })
-		switch {
-		case i < 0:
-			err = fmt.Errorf("no offsets for partition %d of %s", tp.partition, tp.topic)
-		case resp.Topics[tp.topic][i].Error != nil:
-			err = resp.Topics[tp.topic][i].Error
-		default:
-			first = resp.Topics[tp.topic][i].FirstOffset
-		}
+		p, err = offsetsOf(resp, tp)
 	}
 	if err != nil {
 		if ctx.Err() == nil {
@@ -742,10 +744,10 @@ func (c *Consumer) deleted(ctx context.Context, tp topicPartition, next, got int
 		}
 		return true
 	}
-	if first <= next {
+	if p.FirstOffset <= next {
 		return false
 	}
-	n := min(first, got) - next
+	n := min(p.FirstOffset, got) - next
 	c.log.Error("consume: records were deleted before the group processed them; reading on from the first that is left",
 		"topic", tp.topic, "partition", tp.partition, "offset", next, "first", next+n, "skipped", n)
 	c.cfg.Metrics.skipped.WithLabelValues(c.cfg.Group, tp.topic, strconv.Itoa(tp.partition)).Add(float64(n))

@@ -38,14 +38,22 @@ func commitOffset(t *testing.T, group, topic string, offset int64) {
 // startWatched starts a consumer of group on topic whose JSON logs and metrics the test reads.
 func startWatched(t *testing.T, topic, dlq, group string) (*recorder, *running, *lockedBuffer, *prometheus.Registry) {
 	t.Helper()
+	cfg, logs, reg := watched(t, topic, dlq, group)
+	h := newRecorder()
+	r := start(t, cfg, h)
+	return h, r, logs, reg
+}
+
+// watched is the config of a consumer of group on topic whose JSON logs and metrics the test
+// reads.
+func watched(t *testing.T, topic, dlq, group string) (consume.Config, *lockedBuffer, *prometheus.Registry) {
+	t.Helper()
 	logs := &lockedBuffer{}
 	cfg := config(t, []string{topic}, dlq, group)
 	cfg.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, testWriter{t}), nil))
 	reg := prometheus.NewRegistry()
 	cfg.Metrics = consume.NewMetrics(reg)
-	h := newRecorder()
-	r := start(t, cfg, h)
-	return h, r, logs, reg
+	return cfg, logs, reg
 }
 
 // A group whose committed offset the topic's retention deleted reads on from the first record
@@ -123,12 +131,7 @@ func TestConsumer_RecordsDeletedWhileReading(t *testing.T) {
 	const fetched, deleted, after = 2000, 1000, 10
 	recs := streams("reading", 1, fetched+deleted+after)
 	publish(t, topic, recs[:fetched])
-	group := testenv.UniqueName(t)
-	logs := &lockedBuffer{}
-	cfg := config(t, []string{topic}, dlq, group)
-	cfg.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, testWriter{t}), nil))
-	reg := prometheus.NewRegistry()
-	cfg.Metrics = consume.NewMetrics(reg)
+	cfg, logs, reg := watched(t, topic, dlq, testenv.UniqueName(t))
 	// The first record's handler waits: the reader fills its queues from its first fetch,
 	// which holds the records published so far, and fetches no more until it is released.
 	h := newRecorder()
@@ -171,7 +174,7 @@ func TestConsumer_RecordsDeletedWhileReading(t *testing.T) {
 			handled++
 		}
 	}
-	skipped := counterValue(t, reg, "annals_consumer_skipped_records_total")
+	skipped := metricSum(t, reg, "annals_consumer_skipped_records_total")
 	if skipped == 0 || handled+int(skipped) != len(recs) {
 		t.Errorf("%d records handled and %v counted as skipped; want them to add up to the %d published, some skipped", handled, skipped, len(recs))
 	}
@@ -181,24 +184,6 @@ func TestConsumer_RecordsDeletedWhileReading(t *testing.T) {
 	}
 }
 
-// counterValue sums the series of the counter name in reg (0 when it has none).
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
-}
-
 // A gap between the offsets a reader returns that no deletion explains (a compacted topic, the
 // markers of transactions) is not counted as records lost, and the partition's gaps are not
 // checked again; one that a deletion explains counts the records deleted, up to the record
@@ -206,11 +191,7 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 func TestConsumer_GapsThatAreNotDeletions(t *testing.T) {
 	topic, dlq := testenv.Topic(t, 1), testenv.Topic(t, 1)
 	publish(t, topic, streams("gaps", 1, 10))
-	logs := &lockedBuffer{}
-	cfg := config(t, []string{topic}, dlq, testenv.UniqueName(t))
-	cfg.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, testWriter{t}), nil))
-	reg := prometheus.NewRegistry()
-	cfg.Metrics = consume.NewMetrics(reg)
+	cfg, logs, reg := watched(t, topic, dlq, testenv.UniqueName(t))
 	c, err := consume.New(cfg, newRecorder())
 	if err != nil {
 		t.Fatal(err)
@@ -218,14 +199,14 @@ func TestConsumer_GapsThatAreNotDeletions(t *testing.T) {
 	if c.Deleted(t.Context(), topic, 0, 2, 5) {
 		t.Error("a gap over records still there: the checks go on; want them stopped")
 	}
-	if n := counterValue(t, reg, "annals_consumer_skipped_records_total"); n != 0 || strings.Contains(logs.String(), "records were deleted") {
+	if n := metricSum(t, reg, "annals_consumer_skipped_records_total"); n != 0 || strings.Contains(logs.String(), "records were deleted") {
 		t.Errorf("a gap over records still there counted %v as skipped, logs:\n%s", n, logs.String())
 	}
 	testenv.DeleteRecords(t, topic, 0, 4)
 	if !c.Deleted(t.Context(), topic, 0, 2, 5) {
 		t.Error("a gap over deleted records: the checks stop; want them to go on")
 	}
-	if n := counterValue(t, reg, "annals_consumer_skipped_records_total"); n != 2 {
+	if n := metricSum(t, reg, "annals_consumer_skipped_records_total"); n != 2 {
 		t.Errorf("records 2 and 3 deleted, 4 left, 5 read: %v counted as skipped; want 2", n)
 	}
 }
