@@ -39,33 +39,18 @@ const (
 )
 
 // drain publishes one window of the outbox and reports how many appends it settled, or, when
-// the broker refused some records for good, made progress on, and whether the outbox may hold
-// more that is ready now, for the loop to go on at once.
-//
-// A round that made progress, settled its whole window, and stopped short of both of the
-// read's budgets (its events, and half its bytes, so that a next transaction would most
-// likely have fitted) read everything that was committed: what commits later wakes the
-// relay (Wake, or the store's notification). Waiting for that wake-up instead of reading
-// again spares the store a read that finds nothing, one read in two at a steady trickle of
-// appends. An append larger than half the byte budget queued behind such a window waits for
-// the next wake-up or poll, as does what a round that made no progress left.
+// the broker refused some records for good, made progress on (the loop goes on at once).
 //
 // The round's steps: read a window (Pending), keep the appends of held streams behind their
 // hold, keep each stream's appends that continue it without a gap (inOrder), encode and size
 // them against the topics' limits (plan), publish each partition's share as one produce batch
 // (publish), and settle in the outbox what was published and what is held (settle).
-func (r *Relay) drain(ctx context.Context, sess outbox.Session) (n int, more bool, err error) {
-	budget := r.readEvents
-	window, err := sess.Pending(ctx, budget, r.cfg.MaxReadBytes)
+func (r *Relay) drain(ctx context.Context, sess outbox.Session) (int, error) {
+	window, err := sess.Pending(ctx, r.readEvents, r.cfg.MaxReadBytes)
 	if err != nil || len(window) == 0 {
-		return 0, false, err
+		return 0, err
 	}
-	var events, size int64
-	for _, a := range window {
-		events += int64(len(a.Events))
-		size += a.Bytes
-	}
-	r.adaptReads(events, size)
+	r.adaptReads(window)
 	var behind []outbox.Append
 	batch := make([]outbox.Append, 0, len(window))
 	for _, a := range window {
@@ -77,25 +62,27 @@ func (r *Relay) drain(ctx context.Context, sess outbox.Session) (n int, more boo
 	}
 	rd, err := r.plan(ctx, r.inOrder(batch))
 	if err != nil {
-		return 0, false, err
+		return 0, err
 	}
 	refused, writeErr := r.publish(ctx, rd)
 	settled := rd.settlements(behind)
 	if err := sess.Settle(ctx, settled); err != nil {
-		return 0, false, err
+		return 0, err
 	}
 	r.account(rd, behind)
 	if writeErr != nil {
-		return len(settled), true, fmt.Errorf("%w (%d partitions): %w", errPartial, rd.failedRetriable, writeErr)
+		return len(settled), fmt.Errorf("%w (%d partitions): %w", errPartial, rd.failedRetriable, writeErr)
 	}
-	n = len(settled) + refused
-	more = n > 0 && (refused > 0 || len(settled) < len(window) || events >= int64(budget) || 2*size > r.cfg.MaxReadBytes)
-	return n, more, nil
+	return len(settled) + refused, nil
 }
 
-// adaptReads sets the event budget of the next read from the bytes per event of the last
-// one, which held n events of size bytes.
-func (r *Relay) adaptReads(n, size int64) {
+// adaptReads sets the event budget of the next read from the bytes per event of this one.
+func (r *Relay) adaptReads(window []outbox.Append) {
+	var n, size int64
+	for _, a := range window {
+		n += int64(len(a.Events))
+		size += a.Bytes
+	}
 	perEvent := max(size/max(n, 1), 1)
 	r.readEvents = int(min(max(2*r.cfg.MaxReadBytes/perEvent, minReadEvents), int64(r.cfg.MaxBatchEvents)))
 }

@@ -262,7 +262,7 @@ func (r *Relay) lead(ctx context.Context) error {
 			r.observe(ctx, sess)
 			nextStats = now.Add(r.cfg.StatsInterval)
 		}
-		n, more, err := r.drain(ctx, sess)
+		n, err := r.drain(ctx, sess)
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -278,8 +278,8 @@ func (r *Relay) lead(ctx context.Context) error {
 			continue
 		}
 		r.health.published(n)
-		if more {
-			continue
+		if n > 0 {
+			continue // more may be waiting
 		}
 		select {
 		case <-ctx.Done():

@@ -19,7 +19,6 @@ import (
 
 	"github.com/annals-dev/annals/internal/testenv"
 	"github.com/annals-dev/annals/pkg/events"
-	"github.com/annals-dev/annals/pkg/events/outbox"
 	"github.com/annals-dev/annals/pkg/events/postgres"
 	"github.com/annals-dev/annals/pkg/kafkawire"
 	"github.com/annals-dev/annals/pkg/relay"
@@ -256,74 +255,4 @@ func closedPort(t *testing.T) int {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	return port
-}
-
-// readCounter is an outbox whose sessions report each read (Pending) and each settle.
-type readCounter struct {
-	relay.Outbox
-	reads   chan int // the appends each read found
-	settles chan struct{}
-}
-
-func (o *readCounter) Lead(ctx context.Context, key int64, poll time.Duration) (outbox.Session, error) {
-	sess, err := o.Outbox.Lead(ctx, key, poll)
-	if err != nil {
-		return nil, err
-	}
-	return &countedSession{Session: sess, o: o}, nil
-}
-
-type countedSession struct {
-	outbox.Session
-	o *readCounter
-}
-
-// Listen hears no other process: appends of other tests in the same database notify the
-// channel every relay listens on, and their wake-ups would read the outbox too.
-func (o *readCounter) Listen(ctx context.Context, _ func()) error {
-	<-ctx.Done()
-	return ctx.Err()
-}
-
-func (s *countedSession) Pending(ctx context.Context, maxEvents int, maxBytes int64) ([]outbox.Append, error) {
-	w, err := s.Session.Pending(ctx, maxEvents, maxBytes)
-	s.o.reads <- len(w)
-	return w, err
-}
-
-func (s *countedSession) Settle(ctx context.Context, settled []outbox.Settlement) error {
-	err := s.Session.Settle(ctx, settled)
-	s.o.settles <- struct{}{}
-	return err
-}
-
-// TestRelay_ReadsOncePerWake: a relay woken for each append reads the outbox once for it. A
-// window that settled everything it read, well within the read's budgets, read all there
-// was; reading again at once would find nothing, so the relay waits for the next wake-up.
-func TestRelay_ReadsOncePerWake(t *testing.T) {
-	e := newEnv(t)
-	o := &readCounter{Outbox: e.store.Outbox(), reads: make(chan int, 100), settles: make(chan struct{}, 100)}
-	cfg := relay.Config{Brokers: e.brokers, TopicPrefix: e.prefix, PollInterval: time.Hour, StatsInterval: time.Hour}
-	r, _ := relaytest.Start(t, o, jsonEncoder{}, cfg)
-	if n := <-o.reads; n != 0 { // the read of the relay's first turn
-		t.Fatalf("the first read found %d appends in an empty outbox", n)
-	}
-	const appends = 10
-	for i := range appends {
-		e.append(t, fmt.Sprintf("order-w%d", i), 1, "Something")
-		r.Wake()
-		<-o.settles
-	}
-	recs := e.consume(t, appends, time.Minute)
-	if len(recs) != appends {
-		t.Fatalf("%d records published, want %d", len(recs), appends)
-	}
-	var found []int
-	for len(o.reads) > 0 {
-		found = append(found, <-o.reads)
-	}
-	// Each wake-up's read found its append; none read the outbox again to find nothing.
-	if want := slices.Repeat([]int{1}, appends); !slices.Equal(found, want) {
-		t.Errorf("after the first, the relay read the outbox %d times, finding %v appends; want %v", len(found), found, want)
-	}
 }
