@@ -671,7 +671,8 @@ func (c *Consumer) intoRange(ctx context.Context, offsets, skip map[topicPartiti
 // fetched is a record and when the runtime fetched it.
 type fetched struct {
 	kafka.Message
-	at time.Time
+	at   time.Time
+	lost *lostRecords // records before it that retention deleted unread (fetch)
 }
 
 // fetch feeds one partition's records, read from offset from on, to msgs until ctx ends.
@@ -679,18 +680,18 @@ type fetched struct {
 // The reader skips records on its own when the topic's retention deleted them before it
 // fetched them (its offset fell below the partition's first record while it read, or while
 // it reconnected), without a word when it reconnects. fetch sees that as a gap between two
-// offsets and counts it (deleted); a gap that no deletion explains (a compacted topic, the
-// markers of transactions) stops the checks of the partition for the session.
+// offsets and, when the gap lies below the partition's first record, hands the records lost
+// with the record after it (fetched.lost), to be logged and counted once that record is
+// processed (committable): a session that ends before leaves its offset below the first
+// record, and the next session's intoRange counts them instead. A gap that no deletion
+// explains (a compacted topic, the markers of transactions) stops the checks of the
+// partition for the session; one whose first record cannot be read is checked again at the
+// next record.
 func (c *Consumer) fetch(ctx context.Context, tp topicPartition, from int64, r *kafka.Reader, msgs chan<- fetched) {
 	next, checks := max(from, -1), true // -1: from names no offset (the first or the last)
+	var open *lostRecords               // a gap whose cause is not known yet
 	for {
 		m, err := r.FetchMessage(ctx)
-		if err == nil && checks {
-			if next >= 0 && m.Offset > next {
-				checks = c.deleted(ctx, tp, next, m.Offset)
-			}
-			next = m.Offset + 1
-		}
 		if err != nil {
 			if ctx.Err() != nil || c.refuse(err, kafkasec.Access{Operation: "Read", Topic: r.Config().Topic}) {
 				return
@@ -703,8 +704,24 @@ func (c *Consumer) fetch(ctx context.Context, tp topicPartition, from int64, r *
 			}
 			continue
 		}
+		f := fetched{Message: m, at: time.Now()}
+		if checks {
+			if open == nil && next >= 0 && m.Offset > next {
+				open = &lostRecords{from: next, to: m.Offset}
+			}
+			if open != nil {
+				lost, known, more := c.lostIn(ctx, tp, *open)
+				if known {
+					if lost.n > 0 {
+						f.lost = &lost
+					}
+					open, checks = nil, more
+				}
+			}
+			next = m.Offset + 1
+		}
 		select {
-		case msgs <- fetched{Message: m, at: time.Now()}:
+		case msgs <- f:
 		case <-ctx.Done():
 			return
 		}
@@ -723,13 +740,18 @@ func offsetsOf(resp *kafka.ListOffsetsResponse, tp topicPartition) (kafka.Partit
 	return resp.Topics[tp.topic][i], nil
 }
 
-// deleted accounts for the records of tp from next up to got, which its reader skipped: those
-// below the partition's first record were deleted before the group processed them, and are
-// logged as an error and counted (annals_consumer_skipped_records_total), as intoRange does
-// for an offset found below the first record when a session starts. It reports whether the
-// partition's gaps are to be checked on: not when none of this one was deleted, which is then
-// compaction or the markers of transactions, and so will come again.
-func (c *Consumer) deleted(ctx context.Context, tp topicPartition, next, got int64) bool {
+// lostRecords are records of a partition from offset from up to to (exclusive) that its
+// reader skipped; n of them, from from on, lay below the partition's first record, first.
+type lostRecords struct {
+	from, to, first, n int64
+}
+
+// lostIn tells how many of the records of gap the topic's retention deleted: those below the
+// partition's first record. known is false when the first record cannot be read (the gap is
+// to be checked again); more is false when none was deleted, which is then compaction or
+// the markers of transactions, and so will come again: the partition's gaps are not checked
+// on.
+func (c *Consumer) lostIn(ctx context.Context, tp topicPartition, gap lostRecords) (lost lostRecords, known, more bool) {
 	resp, err := c.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
 		Topics: map[string][]kafka.OffsetRequest{tp.topic: {kafka.FirstOffsetOf(tp.partition)}},
 	})
@@ -739,19 +761,21 @@ func (c *Consumer) deleted(ctx context.Context, tp topicPartition, next, got int
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			c.log.Warn("consume: the reader skipped records, and their partition's first offset cannot be read to tell whether retention deleted them",
-				"topic", tp.topic, "partition", tp.partition, "from", next, "to", got, "error", err)
+			c.log.Warn("consume: the reader skipped records, and their partition's first offset cannot be read to tell whether retention deleted them; asking again at the next record",
+				"topic", tp.topic, "partition", tp.partition, "from", gap.from, "to", gap.to, "error", err)
 		}
-		return true
+		return gap, false, true
 	}
-	if p.FirstOffset <= next {
-		return false
-	}
-	n := min(p.FirstOffset, got) - next
+	gap.first = p.FirstOffset
+	gap.n = max(min(p.FirstOffset, gap.to)-gap.from, 0)
+	return gap, true, gap.n > 0
+}
+
+// countLost logs and counts the records lost before a record of tp that was processed.
+func (c *Consumer) countLost(tp topicPartition, lost *lostRecords) {
 	c.log.Error("consume: records were deleted before the group processed them; reading on from the first that is left",
-		"topic", tp.topic, "partition", tp.partition, "offset", next, "first", next+n, "skipped", n)
-	c.cfg.Metrics.skipped.WithLabelValues(c.cfg.Group, tp.topic, strconv.Itoa(tp.partition)).Add(float64(n))
-	return true
+		"topic", tp.topic, "partition", tp.partition, "offset", lost.from, "first", lost.first, "skipped", lost.n)
+	c.cfg.Metrics.skipped.WithLabelValues(c.cfg.Group, tp.topic, strconv.Itoa(tp.partition)).Add(float64(lost.n))
 }
 
 // collect waits up to wait for a first message, then takes what has arrived meanwhile and,
@@ -799,7 +823,8 @@ func (c *Consumer) collect(gctx context.Context, msgs <-chan fetched, wait time.
 // item is one message of a batch and how far it got.
 type item struct {
 	raw       kafka.Message
-	fetchedAt time.Time // zero for a message that was not fetched from its topic (a redrive)
+	fetchedAt time.Time    // zero for a message that was not fetched from its topic (a redrive)
+	lost      *lostRecords // records before it that retention deleted unread (fetch)
 	m         Message
 	decodeErr error
 	done      bool
@@ -819,7 +844,7 @@ func (c *Consumer) process(ctx, gctx context.Context, batch []fetched, bs *block
 	}
 	lanes := make([][]*item, n)
 	for i, m := range batch {
-		items[i].raw, items[i].fetchedAt = m.Message, m.at
+		items[i].raw, items[i].fetchedAt, items[i].lost = m.Message, m.at, m.lost
 		l := laneOf(m.Key, n)
 		lanes[l] = append(lanes[l], &items[i])
 	}
@@ -1134,6 +1159,11 @@ func (c *Consumer) committable(items []item, offsets map[topicPartition]int64) m
 		if !items[i].done {
 			stopped[tp] = true
 			continue
+		}
+		if items[i].lost != nil {
+			// Counted once the offset moves past the gap; until then the next session's
+			// intoRange would find the offset below the first record and count it.
+			c.countLost(tp, items[i].lost)
 		}
 		next[tp] = items[i].raw.Offset + 1
 	}

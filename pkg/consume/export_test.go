@@ -2,7 +2,9 @@ package consume
 
 import "context"
 
-// Deleted is deleted, for the package's tests.
-func (c *Consumer) Deleted(ctx context.Context, topic string, partition int, next, got int64) bool {
-	return c.deleted(ctx, topicPartition{topic, partition}, next, got)
+// LostIn is lostIn for the gap from from up to to: the records deleted, and whether the
+// partition's gaps are checked on.
+func (c *Consumer) LostIn(ctx context.Context, topic string, partition int, from, to int64) (n int64, known, more bool) {
+	lost, known, more := c.lostIn(ctx, topicPartition{topic, partition}, lostRecords{from: from, to: to})
+	return lost.n, known, more
 }
