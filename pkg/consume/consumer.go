@@ -716,6 +716,8 @@ func (c *Consumer) fetch(ctx context.Context, tp topicPartition, from int64, r *
 						f.lost = &lost
 					}
 					open, checks = nil, more
+				} else {
+					open.asked = true
 				}
 			}
 			next = m.Offset + 1
@@ -744,6 +746,7 @@ func offsetsOf(resp *kafka.ListOffsetsResponse, tp topicPartition) (kafka.Partit
 // reader skipped; n of them, from from on, lay below the partition's first record, first.
 type lostRecords struct {
 	from, to, first, n int64
+	asked              bool // the first record could not be read before (it was logged)
 }
 
 // lostIn tells how many of the records of gap the topic's retention deleted: those below the
@@ -760,8 +763,8 @@ func (c *Consumer) lostIn(ctx context.Context, tp topicPartition, gap lostRecord
 		p, err = offsetsOf(resp, tp)
 	}
 	if err != nil {
-		if ctx.Err() == nil {
-			c.log.Warn("consume: the reader skipped records, and their partition's first offset cannot be read to tell whether retention deleted them; asking again at the next record",
+		if ctx.Err() == nil && !gap.asked {
+			c.log.Warn("consume: the reader skipped records, and their partition's first offset cannot be read to tell whether retention deleted them; asking again at each next record",
 				"topic", tp.topic, "partition", tp.partition, "from", gap.from, "to", gap.to, "error", err)
 		}
 		return gap, false, true
