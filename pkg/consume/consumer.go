@@ -650,17 +650,15 @@ func (c *Consumer) intoRange(ctx context.Context, offsets, skip map[topicPartiti
 		if err != nil {
 			return nil, err
 		}
-		off, partition := offsets[tp], strconv.Itoa(tp.partition)
+		off := offsets[tp]
 		switch {
 		case off < p.FirstOffset:
-			c.log.Error("consume: records were deleted before the group processed them; reading on from the first that is left",
-				"topic", tp.topic, "partition", tp.partition, "offset", off, "first", p.FirstOffset, "skipped", p.FirstOffset-off)
-			c.cfg.Metrics.skipped.WithLabelValues(c.cfg.Group, tp.topic, partition).Add(float64(p.FirstOffset - off))
+			c.countLost(tp, &lostRecords{from: off, to: p.FirstOffset, first: p.FirstOffset, n: p.FirstOffset - off})
 			moved[tp] = p.FirstOffset
 		case off > p.LastOffset:
 			c.log.Error("consume: the group's offset is past the end of the partition; reading on from its end",
 				"topic", tp.topic, "partition", tp.partition, "offset", off, "end", p.LastOffset)
-			c.cfg.Metrics.pastEnd.WithLabelValues(c.cfg.Group, tp.topic, partition).Inc()
+			c.cfg.Metrics.pastEnd.WithLabelValues(c.cfg.Group, tp.topic, strconv.Itoa(tp.partition)).Inc()
 			moved[tp] = p.LastOffset
 		}
 	}
@@ -774,7 +772,8 @@ func (c *Consumer) lostIn(ctx context.Context, tp topicPartition, gap lostRecord
 	return gap, true, gap.n > 0
 }
 
-// countLost logs and counts the records lost before a record of tp that was processed.
+// countLost logs and counts records of tp that retention deleted before the group processed
+// them.
 func (c *Consumer) countLost(tp topicPartition, lost *lostRecords) {
 	c.log.Error("consume: records were deleted before the group processed them; reading on from the first that is left",
 		"topic", tp.topic, "partition", tp.partition, "offset", lost.from, "first", lost.first, "skipped", lost.n)
