@@ -653,7 +653,7 @@ func (c *Consumer) intoRange(ctx context.Context, offsets, skip map[topicPartiti
 		off := offsets[tp]
 		switch {
 		case off < p.FirstOffset:
-			c.countLost(tp, &lostRecords{from: off, to: p.FirstOffset, first: p.FirstOffset, n: p.FirstOffset - off})
+			c.countLost(tp, &lostRecords{from: off, first: p.FirstOffset, n: p.FirstOffset - off})
 			moved[tp] = p.FirstOffset
 		case off > p.LastOffset:
 			c.log.Error("consume: the group's offset is past the end of the partition; reading on from its end",
@@ -686,8 +686,7 @@ type fetched struct {
 // partition for the session; one whose first record cannot be read is checked again at the
 // next record.
 func (c *Consumer) fetch(ctx context.Context, tp topicPartition, from int64, r *kafka.Reader, msgs chan<- fetched) {
-	next, checks := max(from, -1), true // -1: from names no offset (the first or the last)
-	var open *lostRecords               // a gap whose cause is not known yet
+	g := gaps{tp: tp, next: max(from, -1), checks: true} // -1: from names no offset (the first or the last)
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
@@ -702,26 +701,8 @@ func (c *Consumer) fetch(ctx context.Context, tp topicPartition, from int64, r *
 			}
 			continue
 		}
-		f := fetched{Message: m, at: time.Now()}
-		if checks {
-			if open == nil && next >= 0 && m.Offset > next {
-				open = &lostRecords{from: next, to: m.Offset}
-			}
-			if open != nil {
-				lost, known, more := c.lostIn(ctx, tp, *open)
-				if known {
-					if lost.n > 0 {
-						f.lost = &lost
-					}
-					open, checks = nil, more
-				} else {
-					open.asked = true
-				}
-			}
-			next = m.Offset + 1
-		}
 		select {
-		case msgs <- f:
+		case msgs <- fetched{Message: m, at: time.Now(), lost: c.lostBefore(ctx, &g, m.Offset)}:
 		case <-ctx.Done():
 			return
 		}
@@ -735,7 +716,7 @@ func offsetsOf(resp *kafka.ListOffsetsResponse, tp topicPartition) (kafka.Partit
 		return kafka.PartitionOffsets{}, fmt.Errorf("no offsets for partition %d of %s", tp.partition, tp.topic)
 	}
 	if p := resp.Topics[tp.topic][i]; p.Error != nil {
-		return p, fmt.Errorf("offsets of partition %d of %s: %w", tp.partition, tp.topic, p.Error)
+		return kafka.PartitionOffsets{}, fmt.Errorf("offsets of partition %d of %s: %w", tp.partition, tp.topic, p.Error)
 	}
 	return resp.Topics[tp.topic][i], nil
 }
@@ -744,15 +725,48 @@ func offsetsOf(resp *kafka.ListOffsetsResponse, tp topicPartition) (kafka.Partit
 // reader skipped; n of them, from from on, lay below the partition's first record, first.
 type lostRecords struct {
 	from, to, first, n int64
-	asked              bool // the first record could not be read before (it was logged)
+}
+
+// gaps follows the offsets one partition's reader returns (fetch).
+type gaps struct {
+	tp     topicPartition
+	next   int64        // the offset expected next; -1: not known yet
+	checks bool         // false once a gap was found that no deletion explains
+	open   *lostRecords // a gap whose cause is not known yet
+	warned bool         // the first record of open could not be read, and that was logged
+}
+
+// lostBefore returns the records of g's partition that retention deleted between the record
+// before the one at offset and it, if it knows of any (see fetch).
+func (c *Consumer) lostBefore(ctx context.Context, g *gaps, offset int64) *lostRecords {
+	if !g.checks {
+		return nil
+	}
+	if g.open == nil && g.next >= 0 && offset > g.next {
+		g.open, g.warned = &lostRecords{from: g.next, to: offset}, false
+	}
+	g.next = offset + 1
+	if g.open == nil {
+		return nil
+	}
+	lost, known, more := c.lostIn(ctx, g.tp, *g.open, !g.warned)
+	if !known {
+		g.warned = true
+		return nil
+	}
+	g.open, g.checks = nil, more
+	if lost.n == 0 {
+		return nil
+	}
+	return &lost
 }
 
 // lostIn tells how many of the records of gap the topic's retention deleted: those below the
 // partition's first record. known is false when the first record cannot be read (the gap is
-// to be checked again); more is false when none was deleted, which is then compaction or
-// the markers of transactions, and so will come again: the partition's gaps are not checked
-// on.
-func (c *Consumer) lostIn(ctx context.Context, tp topicPartition, gap lostRecords) (lost lostRecords, known, more bool) {
+// to be checked again; warn logs that); more is false when none was deleted, which is then
+// compaction or the markers of transactions, and so will come again: the partition's gaps are
+// not checked on.
+func (c *Consumer) lostIn(ctx context.Context, tp topicPartition, gap lostRecords, warn bool) (lost lostRecords, known, more bool) {
 	resp, err := c.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
 		Topics: map[string][]kafka.OffsetRequest{tp.topic: {kafka.FirstOffsetOf(tp.partition)}},
 	})
@@ -761,7 +775,7 @@ func (c *Consumer) lostIn(ctx context.Context, tp topicPartition, gap lostRecord
 		p, err = offsetsOf(resp, tp)
 	}
 	if err != nil {
-		if ctx.Err() == nil && !gap.asked {
+		if ctx.Err() == nil && warn {
 			c.log.Warn("consume: the reader skipped records, and their partition's first offset cannot be read to tell whether retention deleted them; asking again at each next record",
 				"topic", tp.topic, "partition", tp.partition, "from", gap.from, "to", gap.to, "error", err)
 		}
